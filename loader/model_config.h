@@ -1,0 +1,69 @@
+/* model_config.h — llama-family hyperparameters read from GGUF metadata
+ * ("<arch>.block_count" etc.), and the check of every tensor's shape and type
+ * against them. Supported architectures: llama, qwen2. */
+#ifndef SW_MODEL_CONFIG_H
+#define SW_MODEL_CONFIG_H
+
+#include "gguf.h"
+#include "sw_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2 } sw_arch;
+
+typedef enum sw_rope_mode {
+    SW_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama */
+    SW_ROPE_NEOX = 2  /* rotate halves (x[i], x[i+d/2]): qwen2, gpt-neox */
+} sw_rope_mode;
+
+typedef enum sw_rope_scaling {
+    SW_ROPE_SCALING_NONE = 0,
+    SW_ROPE_SCALING_LINEAR,
+    SW_ROPE_SCALING_LLAMA3,
+} sw_rope_scaling;
+
+typedef struct sw_model_config {
+    sw_arch arch;
+    char arch_name[32];
+    char name[128];          /* general.name, or "" */
+    int64_t n_layer;         /* <arch>.block_count */
+    int64_t n_embd;          /* <arch>.embedding_length */
+    int64_t n_head;          /* <arch>.attention.head_count */
+    int64_t n_head_kv;       /* <arch>.attention.head_count_kv (default n_head) */
+    int64_t head_dim;        /* <arch>.attention.key_length or n_embd / n_head */
+    int64_t n_ff;            /* <arch>.feed_forward_length */
+    int64_t n_ctx_train;     /* <arch>.context_length */
+    int64_t n_vocab;         /* token_embd rows (= tokenizer size when present) */
+    int64_t n_rot;           /* <arch>.rope.dimension_count (default head_dim) */
+    float rope_freq_base;    /* <arch>.rope.freq_base (default 10000) */
+    float rope_freq_scale;   /* 1 / rope.scaling.factor for linear scaling, else 1 */
+    sw_rope_mode rope_mode;  /* from the architecture */
+    sw_rope_scaling rope_scaling;
+    float rope_scaling_factor;          /* rope.scaling.factor */
+    float rope_llama3_low_freq_factor;  /* rope.scaling.low_freq_factor (default 1) */
+    float rope_llama3_high_freq_factor; /* rope.scaling.high_freq_factor (default 4) */
+    int64_t rope_llama3_orig_ctx;       /* rope.scaling.original_context_length (8192) */
+    float rms_eps;           /* <arch>.attention.layer_norm_rms_epsilon */
+    bool tied_embeddings;    /* no output.weight: logits use token_embd */
+    bool has_qkv_bias;       /* qwen2: attn_{q,k,v}.bias present */
+    bool has_rope_freqs;     /* rope_freqs.weight present (llama3.1 style) */
+} sw_model_config;
+
+/* Read the hyperparameters. Unknown architecture -> SW_E_UNSUPPORTED naming it;
+ * a missing required key -> SW_E_FORMAT naming the key. */
+sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *err);
+/* Check that every tensor the forward pass needs exists with the shape the
+ * config implies and a type we can compute with; errors name the tensor.
+ * A file with zero tensors (vocab-only) -> SW_E_FORMAT "has no weights". */
+sw_status sw_model_config_check_tensors(const sw_gguf *g, const sw_model_config *cfg,
+                                        sw_err *err);
+/* Rope frequency factors for llama3 scaling (n_rot/2 values; ggml semantics:
+ * theta_i is divided by factor[i]). */
+void sw_model_config_llama3_freq_factors(const sw_model_config *cfg, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

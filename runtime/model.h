@@ -1,0 +1,80 @@
+/* model.h — a loaded llama-family model (config, tokenizer, weights on a
+ * backend), the paged KV cache, and the forward pass over a flattened batch of
+ * tokens from many sequences. The scheduler and the tools build on this. */
+#ifndef SW_MODEL_H
+#define SW_MODEL_H
+
+#include "backend.h"
+#include "gguf.h"
+#include "model_config.h"
+#include "sw_base.h"
+#include "tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sw_model sw_model;
+
+typedef struct sw_model_params {
+    bool progress;            /* print a progress bar on stderr while uploading */
+} sw_model_params;
+
+/* Load path onto be (borrowed; must outlive the model). Validates config and
+ * every tensor first; a vocab-only file is an error saying it has no weights;
+ * an unsupported architecture or quant type names the arch / tensor and type. */
+sw_status sw_model_load(const char *path, sw_backend *be, const sw_model_params *params,
+                        sw_model **out, sw_err *err);
+void sw_model_free(sw_model *m);
+
+const sw_model_config *sw_model_config_get(const sw_model *m);
+const sw_tokenizer *sw_model_tokenizer(const sw_model *m);
+const sw_gguf *sw_model_gguf(const sw_model *m); /* metadata (chat template etc.) */
+sw_backend *sw_model_backend(const sw_model *m);
+uint64_t sw_model_weight_bytes(const sw_model *m); /* bytes of all weights */
+
+/* ---- paged KV cache ---- */
+typedef struct sw_kv_cache sw_kv_cache;
+
+typedef struct sw_kv_params {
+    int32_t block_size; /* tokens per block (default 16 when <= 0) */
+    int32_t n_blocks;   /* number of blocks; if <= 0, derived from max_bytes */
+    uint64_t max_bytes; /* budget when n_blocks <= 0 */
+    sw_type type;       /* SW_TYPE_F16 (default) or SW_TYPE_F32 */
+} sw_kv_params;
+
+sw_status sw_kv_cache_create(sw_model *m, const sw_kv_params *p, sw_kv_cache **out, sw_err *err);
+void sw_kv_cache_free(sw_kv_cache *kv);
+int32_t sw_kv_block_size(const sw_kv_cache *kv);
+int32_t sw_kv_n_blocks(const sw_kv_cache *kv);
+int32_t sw_kv_n_free(const sw_kv_cache *kv);
+uint64_t sw_kv_bytes(const sw_kv_cache *kv);
+/* Free list. alloc returns -1 when no block is free. */
+int32_t sw_kv_alloc_block(sw_kv_cache *kv);
+void sw_kv_free_block(sw_kv_cache *kv, int32_t block);
+
+/* ---- forward ---- */
+/* One step over T tokens from n_seqs sequences. The tokens of sequence s are
+ * tokens[seq_start[s] .. seq_start[s+1]) at consecutive positions pos[...];
+ * block_tables[s] lists that sequence's blocks (n_blocks[s] of them, enough
+ * for its last position). Logits are produced for the last token of each
+ * sequence (or for every token when all_logits). */
+typedef struct sw_batch {
+    int32_t n_tokens;
+    const int32_t *tokens;              /* [n_tokens] */
+    const int32_t *pos;                 /* [n_tokens] */
+    int32_t n_seqs;
+    const int32_t *seq_start;           /* [n_seqs + 1] */
+    const int32_t *const *block_tables; /* [n_seqs][n_blocks[s]] */
+    const int32_t *n_blocks;            /* [n_seqs] */
+    bool all_logits;
+} sw_batch;
+
+/* logits: host array of n_seqs (or n_tokens when all_logits) rows of n_vocab. */
+sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
+                           sw_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
