@@ -45,7 +45,17 @@ sw_status sw_err_wrap(sw_err *err, sw_status s, const char *fmt, ...) {
         va_end(ap);
         memcpy(old, err->msg, sizeof old);
         old[sizeof old - 1] = '\0';
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        /* prefix, ": ", old — truncated to the buffer, always NUL-terminated */
+        size_t n = strlen(prefix);
+        memcpy(err->msg, prefix, n + 1);
+        if (n + 2 < sizeof err->msg) {
+            memcpy(err->msg + n, ": ", 3);
+            n += 2;
+            size_t m = strlen(old);
+            if (m > sizeof err->msg - 1 - n) m = sizeof err->msg - 1 - n;
+            memcpy(err->msg + n, old, m);
+            err->msg[n + m] = '\0';
+        }
     }
     return s;
 }

@@ -1,0 +1,129 @@
+/* vk_device.c — Vulkan physical-device discovery (see vk_device.h). */
+#include "vk_device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vulkan/vulkan.h>
+
+const char *sw_vk_kind_name(sw_vk_device_kind k) {
+    switch (k) {
+    case SW_VK_INTEGRATED: return "integrated GPU";
+    case SW_VK_DISCRETE: return "discrete GPU";
+    case SW_VK_VIRTUAL: return "virtual GPU";
+    case SW_VK_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+static sw_vk_device_kind kind_of(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return SW_VK_INTEGRATED;
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return SW_VK_DISCRETE;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return SW_VK_VIRTUAL;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return SW_VK_CPU;
+    default: return SW_VK_OTHER;
+    }
+}
+
+static bool has_extension(VkPhysicalDevice pd, const char *name) {
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return false;
+    VkExtensionProperties *ext = calloc(n, sizeof *ext);
+    if (!ext) return false;
+    bool found = false;
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n, ext) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(ext[i].extensionName, name);
+    free(ext);
+    return found;
+}
+
+static void describe(VkPhysicalDevice pd, sw_vk_device_info *d) {
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                         .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(pd, &props);
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", props.properties.deviceName);
+    d->kind = kind_of(props.properties.deviceType);
+    d->vendor_id = props.properties.vendorID;
+    d->device_id = props.properties.deviceID;
+    d->api_version = props.properties.apiVersion;
+    d->subgroup_size = sg.subgroupSize;
+    d->subgroup_arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                             (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .pNext = &f12};
+    VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                       .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(pd, &feats);
+    d->shader_float16 = f12.shaderFloat16;
+    d->storage_16bit = f11.storageBuffer16BitAccess;
+    d->storage_8bit = f12.storageBuffer8BitAccess;
+    d->cooperative_matrix = has_extension(pd, "VK_KHR_cooperative_matrix");
+
+    VkPhysicalDeviceMemoryProperties mem;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mem);
+    for (uint32_t i = 0; i < mem.memoryHeapCount; i++)
+        if ((mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+            mem.memoryHeaps[i].size > d->device_local_bytes)
+            d->device_local_bytes = mem.memoryHeaps[i].size;
+}
+
+sw_status sw_vk_list_devices(sw_vk_device_info **out, int *n_out, sw_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+                             .pApplicationName = "spillway",
+                             .apiVersion = VK_API_VERSION_1_2};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                               .pApplicationInfo = &app};
+    VkInstance inst;
+    VkResult r = vkCreateInstance(&ci, NULL, &inst);
+    if (r == VK_ERROR_INCOMPATIBLE_DRIVER)
+        return sw_err_set(err, SW_E_NOT_FOUND,
+                          "vulkan: no Vulkan 1.2 driver (install mesa-vulkan-drivers or the GPU vendor's driver)");
+    if (r != VK_SUCCESS)
+        return sw_err_set(err, SW_E_BACKEND, "vulkan: vkCreateInstance failed (VkResult %d)", (int)r);
+
+    sw_status st = SW_OK;
+    uint32_t n = 0;
+    VkPhysicalDevice *pds = NULL;
+    r = vkEnumeratePhysicalDevices(inst, &n, NULL);
+    if (r != VK_SUCCESS || n == 0) {
+        st = sw_err_set(err, SW_E_NOT_FOUND, "vulkan: no Vulkan device found (VkResult %d)", (int)r);
+        goto done;
+    }
+    pds = calloc(n, sizeof *pds);
+    sw_vk_device_info *devs = calloc(n, sizeof *devs);
+    if (!pds || !devs) {
+        free(devs);
+        st = sw_err_set(err, SW_E_NOMEM, "vulkan: out of memory listing %u devices", n);
+        goto done;
+    }
+    r = vkEnumeratePhysicalDevices(inst, &n, pds);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        free(devs);
+        st = sw_err_set(err, SW_E_BACKEND, "vulkan: vkEnumeratePhysicalDevices failed (%d)", (int)r);
+        goto done;
+    }
+    for (uint32_t i = 0; i < n; i++) describe(pds[i], &devs[i]);
+    *out = devs;
+    *n_out = (int)n;
+done:
+    free(pds);
+    vkDestroyInstance(inst, NULL);
+    return st;
+}
+
+int sw_vk_preferred_device(const sw_vk_device_info *devs, int n) {
+    static const sw_vk_device_kind order[] = {SW_VK_DISCRETE, SW_VK_INTEGRATED, SW_VK_VIRTUAL,
+                                              SW_VK_CPU, SW_VK_OTHER};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+        for (int i = 0; i < n; i++)
+            if (devs[i].kind == order[k]) return i;
+    return n > 0 ? 0 : -1;
+}

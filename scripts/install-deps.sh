@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything Spillway needs on Debian 12, idempotently: system packages
+# with apt-get (only when one is missing) and a Python virtualenv (.venv) with
+# the test-only packages (gguf reference reader, numpy, the official openai
+# client). Safe to run again; does nothing when all is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config git curl ca-certificates
+      libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libpcre2-dev
+      libcmocka-dev libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools
+      python3 python3-venv python3-pip clang libclang-rt-14-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# Test-only Python packages live in a virtualenv (Debian's Python is
+# externally managed). Use the system interpreter so the venv does not depend
+# on a user-level Python.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import gguf, numpy, openai" 2>/dev/null; then
+  echo "install-deps: installing python test packages into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check gguf numpy openai >&2
+fi
