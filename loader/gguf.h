@@ -4,7 +4,11 @@
  * offset, dimension and type against the file size and against overflow, and
  * indexes metadata and tensor infos. Tensor data is never copied: tensor->data
  * points into the mapping and stays valid until sw_gguf_free. Errors name the
- * field and the byte offset at fault. GGUF v1 is rejected.
+ * field and the byte offset at fault. GGUF v1 and big-endian files are rejected;
+ * arrays of arrays are rejected as unsupported. A key repeated with a
+ * byte-identical value is tolerated with a warning (llama.cpp's dbrx vocab does
+ * this; lookups find the first); a key repeated with another value is an error.
+ * A file without tensors may end before the aligned start of its data section.
  *
  * Writer: collect KV pairs and tensors, then sw_gguf_writer_write lays out a v3
  * file (general.alignment honoured, data padded) and streams tensor bytes. */
@@ -69,7 +73,8 @@ int64_t sw_gguf_n_kv(const sw_gguf *g);
 int64_t sw_gguf_find_key(const sw_gguf *g, const char *key); /* index or -1 */
 const char *sw_gguf_kv_key(const sw_gguf *g, int64_t i);
 sw_gguf_vtype sw_gguf_kv_type(const sw_gguf *g, int64_t i);
-/* For arrays: element type and count. */
+/* For arrays: element type and count (SW_GGUF_VTYPE_COUNT and 0 for non-arrays
+ * and bad indices; sw_gguf_kv_type gives SW_GGUF_VTYPE_COUNT for a bad index). */
 sw_gguf_vtype sw_gguf_kv_arr_type(const sw_gguf *g, int64_t i);
 uint64_t sw_gguf_kv_arr_n(const sw_gguf *g, int64_t i);
 
@@ -90,6 +95,12 @@ sw_status sw_gguf_arr_float(const sw_gguf *g, int64_t i, uint64_t j, double *out
 sw_status sw_gguf_arr_str(const sw_gguf *g, int64_t i, uint64_t j, const char **out, size_t *len,
                           sw_err *err);
 
+/* Raw packed little-endian elements of a numeric (non-string) array: *data
+ * points into the mapping (borrowed, possibly unaligned), *n is the count. Lets
+ * callers (tokenizer scores, writer copy) take a whole array at once. */
+sw_status sw_gguf_kv_arr_data(const sw_gguf *g, int64_t i, const void **data, uint64_t *n,
+                              sw_err *err);
+
 /* Convenience by key. Missing key -> SW_E_NOT_FOUND (message names the key);
  * wrong type -> SW_E_FORMAT. */
 sw_status sw_gguf_get_int(const sw_gguf *g, const char *key, int64_t *out, sw_err *err);
@@ -107,7 +118,10 @@ const char *sw_gguf_vtype_name(sw_gguf_vtype t);
 /* ---- writer ---- */
 typedef struct sw_gguf_writer sw_gguf_writer;
 
-/* Produces nbytes of tensor data into dst when the file is written. */
+/* Produces nbytes of tensor data into dst when the file is written. Called once
+ * per tensor, in order, from sw_gguf_writer_write, with dst a writer-owned buffer
+ * of exactly the tensor's size: only one tensor's bytes are in memory at a time.
+ * A non-OK return aborts the write (no file is left behind); set err to say why. */
 typedef sw_status (*sw_gguf_fill_fn)(void *ctx, void *dst, size_t nbytes, sw_err *err);
 
 sw_gguf_writer *sw_gguf_writer_create(void); /* NULL on OOM */
@@ -143,7 +157,10 @@ sw_status sw_gguf_writer_add_tensor(sw_gguf_writer *w, const char *name, sw_type
                                     uint32_t n_dims, const int64_t *ne, const void *data,
                                     sw_gguf_fill_fn fill, void *fill_ctx, sw_err *err);
 
-/* Write the file (v3). Uses general.alignment if set, else 32. */
+/* Write the file (v3). Uses general.alignment if set (an integer, nonzero power
+ * of two, else SW_E_INVALID_ARG), else 32; every tensor is padded to it. Writes
+ * PATH.tmp.XXXXXX in the same directory, fsyncs and renames it over path, so a
+ * failed write leaves any previous file untouched and no partial file. */
 sw_status sw_gguf_writer_write(sw_gguf_writer *w, const char *path, sw_err *err);
 
 #ifdef __cplusplus
