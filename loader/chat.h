@@ -51,6 +51,13 @@ sw_status sw_chat_render(sw_chat_kind k, const sw_chat_msg *msgs, size_t n_msgs,
                          bool add_assistant, const char *bos, const char *eos, char **out,
                          sw_err *err);
 
+/* True when the family's official template spells bos_token, i.e. the rendered
+ * text begins with the BOS text. Tokenize such text with special-token parsing
+ * and WITHOUT adding a BOS (else the model sees two); for the other families use
+ * the model's usual add_bos. In sw_chat_render, bos/eos == NULL selects the
+ * family's conventional token text ("<s>", "<|begin_of_text|>", ...), "" omits it. */
+bool sw_chat_spells_bos(sw_chat_kind k);
+
 #ifdef __cplusplus
 }
 #endif
