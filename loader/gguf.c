@@ -368,7 +368,7 @@ static sw_status parse_kv(sw_gguf *g, cur *c, int64_t i) {
     uint64_t n = kv->enc_end - kv->enc_begin;
     if (n == first->enc_end - first->enc_begin &&
         !memcmp(c->p + kv->enc_begin, c->p + first->enc_begin, n)) {
-        sw_log(SW_LOG_WARN, "%s: KV %lld: key '%s' repeats KV %lld with the same value; ignored",
+        sw_log(SW_LOG_DEBUG, "%s: KV %lld: key '%s' repeats KV %lld with the same value; ignored",
                c->name, (long long)i, kv->key, (long long)dup);
         return SW_OK;
     }
