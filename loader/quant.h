@@ -117,7 +117,10 @@ sw_status sw_type_from_name(const char *name, sw_type *out, sw_err *err);
  * the type is unknown. */
 size_t sw_row_size(sw_type type, int64_t n);
 
-/* Reference dequantize n elements (n % blck_size == 0) into f32. */
+/* Reference dequantize n elements (n % blck_size == 0) into f32.
+ * Both: src/dst borrowed, any alignment for the block side; n == 0 is a no-op.
+ * Errors: SW_E_UNSUPPORTED for a type without a (de)quantizer (message names
+ * the type and n), SW_E_INVALID_ARG for a bad n or a NULL buffer. */
 sw_status sw_dequantize_row(sw_type type, const void *src, float *dst, int64_t n, sw_err *err);
 /* Round-to-nearest quantize n elements (n % blck_size == 0). */
 sw_status sw_quantize_row(sw_type type, const float *src, void *dst, int64_t n, sw_err *err);
@@ -127,6 +130,38 @@ float sw_f16_to_f32(uint16_t h);
 uint16_t sw_f32_to_f16(float f);
 float sw_bf16_to_f32(uint16_t h);
 uint16_t sw_f32_to_bf16(float f);
+
+/* Per-type row kernels behind sw_dequantize_row / sw_quantize_row, for callers
+ * that have already validated the type and n (n >= 0, n % blck_size == 0) and
+ * want no dispatch or checks, e.g. load-time repacking. src/dst are borrowed;
+ * block pointers need no particular alignment (blocks are copied out with
+ * memcpy). Float pointers must be float-aligned. Non-finite inputs to the
+ * quantizers give defined but meaningless blocks (no UB, no crash). */
+void sw_dequantize_f16(const void *src, float *dst, int64_t n);
+void sw_dequantize_bf16(const void *src, float *dst, int64_t n);
+void sw_dequantize_q4_0(const void *src, float *dst, int64_t n);
+void sw_dequantize_q4_1(const void *src, float *dst, int64_t n);
+void sw_dequantize_q5_0(const void *src, float *dst, int64_t n);
+void sw_dequantize_q5_1(const void *src, float *dst, int64_t n);
+void sw_dequantize_q8_0(const void *src, float *dst, int64_t n);
+void sw_dequantize_q2_K(const void *src, float *dst, int64_t n);
+void sw_dequantize_q3_K(const void *src, float *dst, int64_t n);
+void sw_dequantize_q4_K(const void *src, float *dst, int64_t n);
+void sw_dequantize_q5_K(const void *src, float *dst, int64_t n);
+void sw_dequantize_q6_K(const void *src, float *dst, int64_t n);
+
+void sw_quantize_f16(const float *src, void *dst, int64_t n);
+void sw_quantize_bf16(const float *src, void *dst, int64_t n);
+void sw_quantize_q4_0(const float *src, void *dst, int64_t n);
+void sw_quantize_q4_1(const float *src, void *dst, int64_t n);
+void sw_quantize_q5_0(const float *src, void *dst, int64_t n);
+void sw_quantize_q5_1(const float *src, void *dst, int64_t n);
+void sw_quantize_q8_0(const float *src, void *dst, int64_t n);
+void sw_quantize_q2_K(const float *src, void *dst, int64_t n);
+void sw_quantize_q3_K(const float *src, void *dst, int64_t n);
+void sw_quantize_q4_K(const float *src, void *dst, int64_t n);
+void sw_quantize_q5_K(const float *src, void *dst, int64_t n);
+void sw_quantize_q6_K(const float *src, void *dst, int64_t n);
 
 #ifdef __cplusplus
 }
