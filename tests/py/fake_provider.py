@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""A fake cloud provider for Spillway's fallback tests, on 127.0.0.1 only.
+
+Speaks both wire formats, streaming and not:
+  POST /v1/messages           Anthropic Messages API (x-api-key, anthropic-version)
+  POST /v1/chat/completions   OpenAI chat completions (Authorization: Bearer)
+It validates what a real provider validates (auth header, version header,
+Anthropic's required max_tokens, roles, no "system" role inside messages) and
+answers "fake reply: <last user text>", split into one SSE event per word.
+
+Control (JSON over HTTP, same port):
+  POST /_control {"script": ["429", "ok"], "default": "ok", "retry_after": "1",
+                  "delay": 0.2, "status_body": "..."}
+       Each provider request consumes the next mode of the script, then the
+       default. Modes:
+         ok          a normal answer
+         timeout     accept, read the request, answer nothing for `delay` s (default 30)
+         slow        stream with `delay` s between events (non-stream: wait, then answer)
+         split       stream one byte per write (exercises the client's SSE parser)
+         429         HTTP 429 with Retry-After: `retry_after` (seconds or HTTP date)
+         500         HTTP 500 (api_error)
+         529         HTTP 529 (overloaded_error)
+         malformed   HTTP 200, text/event-stream, garbage that is not SSE
+         badjson     HTTP 200, SSE whose data is not JSON (non-stream: body not JSON)
+         truncated   stream stops after the first text delta (no message_stop / [DONE])
+         error_event Anthropic: an "error" event (overloaded_error) before any content
+         reset       close the connection with a TCP RST before answering
+         echo_key    HTTP 401 whose message quotes the received key (a leak test)
+  GET  /_stats   {"hits": N, "by_path": {...}, "modes": [...], "last": {path, headers
+                  (auth headers replaced by "present"/"absent"), body}}
+  POST /_reset   zero the counters, clear the script
+Hits count provider requests only (control calls are not counted), so a test
+can assert that a private request reached the provider zero times.
+
+Usage: fake_provider.py [--port 0] [--key KEY]. Prints "READY <port>" on
+stdout once listening; exits on SIGTERM/SIGINT or when stdin closes (so a
+crashed test never leaves it behind).
+"""
+import argparse
+import json
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STATE_LOCK = threading.Lock()
+STOP = threading.Event()
+
+
+class State:
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.hits = 0
+        self.by_path = {}
+        self.modes = []
+        self.script = []
+        self.default = "ok"
+        self.retry_after = "1"
+        self.delay = None
+        self.last = None
+
+
+STATE = State()
+KEY = "test-key"
+
+
+def next_mode(path, headers, body):
+    with STATE_LOCK:
+        STATE.hits += 1
+        STATE.by_path[path] = STATE.by_path.get(path, 0) + 1
+        mode = STATE.script.pop(0) if STATE.script else STATE.default
+        STATE.modes.append(mode)
+        hdrs = {k.lower(): v for k, v in headers.items()}
+        for secret in ("x-api-key", "authorization"):
+            hdrs[secret] = "present" if secret in hdrs else "absent"
+        STATE.last = {"path": path, "headers": hdrs, "body": body}
+        return mode, STATE.retry_after, STATE.delay
+
+
+def sleep_interruptible(seconds):
+    end = time.monotonic() + seconds
+    while not STOP.is_set() and time.monotonic() < end:
+        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-provider/1"
+
+    def log_message(self, fmt, *args):  # quiet: tests read stdout/stderr
+        pass
+
+    # ---- plumbing ----
+    def read_body(self):
+        n = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def send_json(self, status, obj, extra=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("request-id", "req_fake_%d" % STATE.hits)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def start_stream(self):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", "req_fake_%d" % STATE.hits)
+        self.end_headers()
+        self.wfile.flush()
+
+    def chunk(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        if not data:
+            return
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def end_stream(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def reset_connection(self):
+        s = self.connection
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        self.close_connection = True
+
+    # ---- control ----
+    def do_GET(self):
+        if self.path == "/_stats":
+            with STATE_LOCK:
+                self.send_json(200, {"hits": STATE.hits, "by_path": STATE.by_path,
+                                     "modes": STATE.modes, "last": STATE.last})
+        else:
+            self.send_json(404, {"error": {"type": "not_found_error", "message": "no such path"}})
+
+    def do_POST(self):
+        raw = self.read_body()
+        if self.path == "/_reset":
+            with STATE_LOCK:
+                STATE.reset()
+            return self.send_json(200, {"ok": True})
+        if self.path == "/_control":
+            cfg = json.loads(raw or b"{}")
+            with STATE_LOCK:
+                STATE.script = list(cfg.get("script", []))
+                STATE.default = cfg.get("default", "ok")
+                STATE.retry_after = str(cfg.get("retry_after", "1"))
+                STATE.delay = cfg.get("delay")
+            return self.send_json(200, {"ok": True})
+        if self.path in ("/v1/messages", "/v1/chat/completions"):
+            try:
+                return self.provider("anthropic" if self.path == "/v1/messages" else "openai", raw)
+            except (BrokenPipeError, ConnectionResetError):
+                # the client gave up (timeout test, cancelled stream): expected
+                self.close_connection = True
+                return None
+        self.send_json(404, {"error": {"type": "not_found_error", "message": "no such path"}})
+
+    # ---- the provider ----
+    def provider(self, kind, raw):
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        mode, retry_after, delay = next_mode(self.path, self.headers, body)
+        anth = kind == "anthropic"
+
+        if mode == "reset":
+            return self.reset_connection()
+        if mode == "timeout":
+            sleep_interruptible(delay if delay is not None else 30)
+            return self.reset_connection()
+        if mode == "echo_key":
+            got = self.headers.get("x-api-key") or self.headers.get("authorization", "")
+            return self.error(401, "authentication_error", "invalid x-api-key: %s" % got, anth)
+
+        # what a real provider checks
+        if anth:
+            if self.headers.get("x-api-key") != KEY:
+                return self.error(401, "authentication_error", "invalid x-api-key", anth)
+            if self.headers.get("anthropic-version") != "2023-06-01":
+                return self.error(400, "invalid_request_error", "anthropic-version header required", anth)
+        elif self.headers.get("authorization") != "Bearer " + KEY:
+            return self.error(401, "invalid_request_error", "Incorrect API key provided", anth)
+        if not (self.headers.get("content-type") or "").startswith("application/json"):
+            return self.error(400, "invalid_request_error", "content-type must be application/json", anth)
+        problem = validate(body, anth)
+        if problem:
+            return self.error(400, "invalid_request_error", problem, anth)
+
+        if mode in ("429", "500", "529"):
+            status = int(mode)
+            etype = {"429": "rate_limit_error", "500": "api_error", "529": "overloaded_error"}[mode]
+            extra = {"retry-after": retry_after} if status == 429 else None
+            return self.error(status, etype, "fake %s" % etype, anth, extra)
+
+        text = "fake reply: " + last_user_text(body)
+        words = text.split(" ")
+        words = [w + (" " if i + 1 < len(words) else "") for i, w in enumerate(words)]
+        limit = body.get("max_tokens") if anth else (body.get("max_completion_tokens") or body.get("max_tokens"))
+        finish = "stop"
+        if isinstance(limit, int) and limit < len(words):
+            words, finish = words[:limit], "length"
+        in_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        in_tokens += len(str(body.get("system", "")).split())
+
+        if not body.get("stream"):
+            if mode == "slow":
+                sleep_interruptible(delay or 0.5)
+            if mode == "badjson":
+                data = b"this is not json"
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            return self.send_json(200, full_answer(anth, body, "".join(words), finish, in_tokens, len(words)))
+
+        self.start_stream()
+        if mode == "malformed":
+            self.chunk("this is not an event stream\n\n")
+            return self.end_stream()
+        if mode == "badjson":
+            self.chunk("data: {not json\n\n")
+            return self.end_stream()
+        if mode == "error_event" and anth:
+            self.chunk(sse("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                                 "message": "Overloaded"}}))
+            return self.end_stream()
+        events = stream_events(anth, body, words, finish, in_tokens)
+        for i, ev in enumerate(events):
+            if mode == "truncated" and i >= (4 if anth else 2):
+                break
+            if mode == "split":
+                for b in ev.encode():
+                    self.chunk(bytes([b]))
+            else:
+                self.chunk(ev)
+            if mode == "slow":
+                sleep_interruptible(delay or 0.2)
+        self.end_stream()
+
+    def error(self, status, etype, message, anth, extra=None):
+        if anth:
+            obj = {"type": "error", "error": {"type": etype, "message": message}}
+        else:
+            obj = {"error": {"message": message, "type": etype, "param": None, "code": None}}
+        self.send_json(status, obj, extra)
+
+
+def validate(body, anth):
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: field required"
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        return "messages: field required"
+    roles = ("user", "assistant") if anth else ("system", "developer", "user", "assistant", "tool")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in roles:
+            return "messages.%d.role: unexpected role %r" % (i, m.get("role") if isinstance(m, dict) else m)
+        if anth and not isinstance(m.get("content"), (str, list)):
+            return "messages.%d.content: field required" % i
+    if anth:
+        if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+            return "max_tokens: field required"
+        for i in range(1, len(msgs)):
+            if msgs[i]["role"] == msgs[i - 1]["role"]:
+                return "messages: roles must alternate"
+        t = body.get("temperature")
+        if t is not None and not 0 <= t <= 1:
+            return "temperature: must be in [0, 1]"
+        if "stop" in body:
+            return "stop: extra inputs are not permitted (use stop_sequences)"
+    return None
+
+
+def last_user_text(body):
+    for m in reversed(body["messages"]):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                c = "".join(p.get("text", "") for p in c if isinstance(p, dict))
+            return str(c)
+    return ""
+
+
+def full_answer(anth, body, text, finish, in_tokens, out_tokens):
+    if anth:
+        return {"id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn" if finish == "stop" else "max_tokens", "stop_sequence": None,
+                "usage": {"input_tokens": in_tokens, "output_tokens": out_tokens}}
+    return {"id": "chatcmpl-fake01", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"], "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                         "logprobs": None, "finish_reason": finish}],
+            "usage": {"prompt_tokens": in_tokens, "completion_tokens": out_tokens,
+                      "total_tokens": in_tokens + out_tokens}}
+
+
+def sse(event, obj):
+    head = "event: %s\n" % event if event else ""
+    return head + "data: " + json.dumps(obj) + "\n\n"
+
+
+def stream_events(anth, body, words, finish, in_tokens):
+    if anth:
+        evs = [sse("message_start", {"type": "message_start", "message": {
+                   "id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
+                   "content": [], "stop_reason": None, "stop_sequence": None,
+                   "usage": {"input_tokens": in_tokens, "output_tokens": 1}}}),
+               sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "text", "text": ""}}),
+               sse("ping", {"type": "ping"})]
+        for w in words:
+            evs.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                   "delta": {"type": "text_delta", "text": w}}))
+        evs.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        evs.append(sse("message_delta", {"type": "message_delta", "delta": {
+            "stop_reason": "end_turn" if finish == "stop" else "max_tokens", "stop_sequence": None},
+            "usage": {"output_tokens": len(words)}}))
+        evs.append(sse("message_stop", {"type": "message_stop"}))
+        return evs
+    base = {"id": "chatcmpl-fake01", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body["model"], "system_fingerprint": "fp_fake"}
+
+    def ch(delta, fin=None):
+        return dict(base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": fin}])
+    evs = [": keep-alive comment\r\n\r\n", "data: " + json.dumps(ch({"role": "assistant", "content": ""})) + "\r\n\r\n"]
+    for w in words:
+        evs.append("data: " + json.dumps(ch({"content": w})) + "\n\n")
+    evs.append("data: " + json.dumps(ch({}, finish)) + "\n\n")
+    if (body.get("stream_options") or {}).get("include_usage"):
+        evs.append("data: " + json.dumps(dict(base, choices=[], usage={
+            "prompt_tokens": in_tokens, "completion_tokens": len(words),
+            "total_tokens": in_tokens + len(words)})) + "\n\n")
+    evs.append("data: [DONE]\n\n")
+    return evs
+
+
+def main():
+    global KEY
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--key", default="test-key")
+    args = ap.parse_args()
+    KEY = args.key
+    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    srv.daemon_threads = True
+
+    def stop(*_):
+        STOP.set()
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def watch_stdin():  # parent gone -> stdin EOF -> stop
+        try:
+            while sys.stdin.read(1):
+                pass
+        except Exception:
+            pass
+        stop()
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    print("READY %d" % srv.server_address[1], flush=True)
+    srv.serve_forever(poll_interval=0.1)
+    srv.server_close()
+
+
+if __name__ == "__main__":
+    main()
