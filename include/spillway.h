@@ -14,5 +14,6 @@
 #include "backend.h"
 #include "model.h"
 #include "sampler.h"
+#include "engine.h"
 
 #endif

@@ -1,0 +1,958 @@
+/* engine.c — the continuous-batching engine (see engine.h): request intake,
+ * the scheduler thread, step planning (decodes, chunked prefill, admission,
+ * preemption by recompute), sampling, stop handling and event delivery.
+ *
+ * Locking: one mutex (mu) guards the queues, every sequence's KV state
+ * (tokens, blocks, n_computed, state), the block manager, the KV free list,
+ * the outbox and the counters. The scheduler thread drops it for the forward
+ * pass, for sampling and for running callbacks. Objects that only the
+ * scheduler thread touches (each sequence's sampler, detokenizer and stop
+ * matcher, and the step scratch) need no lock. A sequence struct is freed
+ * only by the scheduler thread, after its final event was delivered, so a
+ * step in flight may keep pointers to sequences that get cancelled meanwhile;
+ * it finds them in state SEQ_DONE afterwards and skips them.
+ *
+ * Cancel releases blocks while a forward pass may still be writing into them.
+ * That is safe: the pass uses copies of the block tables, blocks are only
+ * handed out again by the planner (which runs after the pass on the same
+ * thread), and the pass only writes positions past a sequence's registered
+ * (shared) blocks. */
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "block_manager.h"
+#include "stop.h"
+
+typedef enum { SEQ_WAITING = 0, SEQ_RUNNING, SEQ_DONE } seq_state;
+
+/* One pending callback. Token events are malloc'd with their text; a
+ * sequence's final event is embedded in the sequence so that finishing can
+ * never fail for lack of memory. */
+typedef struct ev_node {
+    struct ev_node *next;
+    sw_event ev;
+    sw_event_fn fn;
+    void *user;
+    char *text;          /* owned by a final event (malloc'd), else points into the node */
+    struct seq *to_free; /* set on final events: free after delivery */
+} ev_node;
+
+typedef struct seq {
+    uint64_t id;
+    seq_state state;
+    /* The request, fixed at submit. */
+    int32_t n_prompt;
+    int32_t limit; /* finish with reason length once n_tokens reaches this */
+    int32_t *stop_ids;
+    int32_t n_stop_ids;
+    bool ignore_eos;
+    sw_event_fn on_event;
+    void *user;
+    double t_queued, t_first;
+    /* Scheduler thread only. */
+    sw_sampler *sampler;
+    sw_detok *detok; /* NULL when the model has no tokenizer */
+    sw_stop *stop;
+    /* Under the engine lock. */
+    int32_t *tokens; /* prompt then generated; the last one is not computed yet while decoding */
+    int32_t n_tokens, cap_tokens;
+    int32_t n_computed;  /* positions [0, n_computed) have their KV in the cache */
+    int32_t *blocks;     /* block table */
+    uint64_t *hashes;    /* chain hashes of the full computed blocks */
+    int32_t n_blocks, n_hashes, cap_blocks;
+    int32_t n_cached_prompt;
+    bool admitted_once;
+    uint64_t preempted_at; /* plan number of the last preemption */
+    ev_node final;
+    char message[SW_ERR_LEN];
+} seq;
+
+typedef struct plan_entry {
+    seq *s;
+    int32_t n_tok;      /* tokens computed this step, from s->n_computed on */
+    bool sample;        /* the chunk reaches the last token: sample after it */
+    bool prefill;       /* counts as prompt processing in the stats */
+} plan_entry;
+
+enum { RATE_BUCKETS = 10 }; /* seconds of history behind the tok/s figures */
+
+struct sw_engine {
+    sw_model *model;         /* borrowed */
+    const sw_tokenizer *tok; /* borrowed from the model; may be NULL */
+    sw_kv_cache *kv;         /* owned */
+    sw_block_manager *bm;    /* owned */
+    int32_t n_vocab, n_ctx, block_size, budget, max_running, max_queued;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool thread_started, stopping;
+
+    /* Queues, both sorted by id (= arrival order). */
+    seq **waiting;
+    int32_t n_waiting, cap_waiting;
+    seq **running; /* [max_running] */
+    int32_t n_running;
+    ev_node *out_head, *out_tail;
+    uint64_t next_id;
+
+    /* Counters. */
+    uint64_t n_preempted, n_steps, n_plans, total_prompt, total_gen, n_finished;
+    struct { int64_t sec; uint64_t prompt, gen; } rate[RATE_BUCKETS];
+    double t_start;
+
+    /* Step scratch (scheduler thread). */
+    plan_entry *plan; /* [max_running] */
+    int32_t n_plan, plan_budget;
+    int32_t *b_tokens, *b_pos;   /* [budget] */
+    int32_t *b_seq_start;        /* [max_running + 1] */
+    int32_t *b_nblocks;          /* [max_running] */
+    const int32_t **b_tables;    /* [max_running] */
+    int32_t *b_table_data;
+    size_t cap_table_data;
+    float *logits;               /* [max_running * n_vocab] */
+    sw_token_info *sampled;      /* [max_running] */
+    sw_status *sample_st;        /* [max_running] */
+    sw_err sample_err;
+};
+
+const char *sw_finish_reason_str(sw_finish_reason r) {
+    switch (r) {
+    case SW_FINISH_NONE: return "none";
+    case SW_FINISH_STOP: return "stop";
+    case SW_FINISH_LENGTH: return "length";
+    case SW_FINISH_CANCELLED: return "cancelled";
+    case SW_FINISH_ERROR: return "error";
+    }
+    return "unknown";
+}
+
+void sw_engine_params_default(sw_engine_params *p) {
+    memset(p, 0, sizeof *p);
+    p->kv_block_size = 16;
+    p->max_batch_tokens = 512;
+    p->max_running = 64;
+    p->max_queued = 1024;
+}
+
+/* ---- sequences ---------------------------------------------------------- */
+
+static void seq_free(seq *s) {
+    if (!s) return;
+    sw_sampler_free(s->sampler);
+    sw_detok_free(s->detok);
+    sw_stop_free(s->stop);
+    free(s->final.text);
+    free(s->tokens);
+    free(s->blocks);
+    free(s->hashes);
+    free(s->stop_ids);
+    free(s);
+}
+
+static int32_t blocks_for(const sw_engine *e, int64_t n_pos) {
+    return (int32_t)((n_pos + e->block_size - 1) / e->block_size);
+}
+
+static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *err) {
+    if (!r) return sw_err_set(err, SW_E_INVALID_ARG, "submit: NULL request");
+    if (!r->on_event) return sw_err_set(err, SW_E_INVALID_ARG, "submit: request has no on_event callback");
+    if (r->n_prompt < 1 || !r->prompt)
+        return sw_err_set(err, SW_E_INVALID_ARG, "submit: empty prompt (%d tokens)", r->n_prompt);
+    for (int32_t i = 0; i < r->n_prompt; i++)
+        if (r->prompt[i] < 0 || r->prompt[i] >= e->n_vocab)
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "submit: prompt token %d has id %d, outside the vocabulary (%d)", i,
+                              r->prompt[i], e->n_vocab);
+    if (r->n_top_logprobs < 0 || r->n_top_logprobs > SW_MAX_TOP_LOGPROBS)
+        return sw_err_set(err, SW_E_INVALID_ARG, "submit: n_top_logprobs %d must be 0..%d",
+                          r->n_top_logprobs, SW_MAX_TOP_LOGPROBS);
+    if (r->n_stop_ids < 0 || (r->n_stop_ids > 0 && !r->stop_ids))
+        return sw_err_set(err, SW_E_INVALID_ARG, "submit: bad stop token list (%d ids)",
+                          r->n_stop_ids);
+    if (r->n_prompt >= e->n_ctx)
+        return sw_err_set(err, SW_E_RANGE,
+                          "prompt has %d tokens but the context is %d tokens; it must leave room "
+                          "for at least one generated token",
+                          r->n_prompt, e->n_ctx);
+    if (r->max_tokens > 0 && (int64_t)r->n_prompt + r->max_tokens > e->n_ctx)
+        return sw_err_set(err, SW_E_RANGE,
+                          "prompt (%d tokens) + max_tokens (%d) = %lld exceeds the context length "
+                          "(%d tokens)",
+                          r->n_prompt, r->max_tokens, (long long)r->n_prompt + r->max_tokens,
+                          e->n_ctx);
+    return SW_OK;
+}
+
+/* Build a sequence from a validated request; everything is copied. */
+static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err *err) {
+    *out = NULL;
+    seq *s = calloc(1, sizeof *s);
+    if (!s) return sw_err_set(err, SW_E_NOMEM, "submit: out of memory");
+    s->n_prompt = r->n_prompt;
+    s->limit = r->max_tokens > 0 ? r->n_prompt + r->max_tokens : e->n_ctx;
+    s->ignore_eos = r->ignore_eos;
+    s->on_event = r->on_event;
+    s->user = r->user;
+    /* Room for the prompt and a first stretch of output; grows by doubling. */
+    s->cap_tokens = SW_MIN(s->limit, r->n_prompt + 64);
+    s->tokens = malloc((size_t)s->cap_tokens * sizeof *s->tokens);
+    s->cap_blocks = blocks_for(e, s->limit);
+    s->blocks = malloc((size_t)s->cap_blocks * sizeof *s->blocks);
+    s->hashes = malloc((size_t)s->cap_blocks * sizeof *s->hashes);
+    if (r->n_stop_ids > 0) s->stop_ids = malloc((size_t)r->n_stop_ids * sizeof *s->stop_ids);
+    sw_status st = SW_E_NOMEM;
+    if (!s->tokens || !s->blocks || !s->hashes || (r->n_stop_ids > 0 && !s->stop_ids)) {
+        sw_err_set(err, st, "submit: out of memory for a %d-token request", s->limit);
+        goto fail;
+    }
+    memcpy(s->tokens, r->prompt, (size_t)r->n_prompt * sizeof *s->tokens);
+    s->n_tokens = r->n_prompt;
+    if (r->n_stop_ids > 0) memcpy(s->stop_ids, r->stop_ids, (size_t)r->n_stop_ids * sizeof *s->stop_ids);
+    s->n_stop_ids = r->n_stop_ids;
+
+    sw_sampler_params sp = r->sampling;
+    sp.n_top_logprobs = r->n_top_logprobs;
+    if ((st = sw_sampler_create(&sp, e->n_vocab, &s->sampler, err)) != SW_OK) {
+        sw_err_wrap(err, st, "submit");
+        goto fail;
+    }
+    /* Penalties look at the prompt too. */
+    for (int32_t i = 0; i < r->n_prompt; i++) sw_sampler_accept(s->sampler, r->prompt[i]);
+    if ((st = sw_stop_create(r->stop_strings, r->n_stop_strings, &s->stop, err)) != SW_OK) {
+        sw_err_wrap(err, st, "submit");
+        goto fail;
+    }
+    if (e->tok && !(s->detok = sw_detok_create(e->tok, false))) {
+        st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the detokenizer");
+        goto fail;
+    }
+    s->t_queued = sw_time_s();
+    *out = s;
+    return SW_OK;
+fail:
+    seq_free(s);
+    return st;
+}
+
+/* ---- queues (under the lock) -------------------------------------------- */
+
+static void list_remove(seq **list, int32_t *n, const seq *s) {
+    for (int32_t i = 0; i < *n; i++)
+        if (list[i] == s) {
+            memmove(list + i, list + i + 1, (size_t)(*n - i - 1) * sizeof *list);
+            (*n)--;
+            return;
+        }
+}
+
+/* Insert keeping the list sorted by id; the caller guarantees room. */
+static void list_insert_sorted(seq **list, int32_t *n, seq *s) {
+    int32_t i = *n;
+    while (i > 0 && list[i - 1]->id > s->id) i--;
+    memmove(list + i + 1, list + i, (size_t)(*n - i) * sizeof *list);
+    list[i] = s;
+    (*n)++;
+}
+
+static bool waiting_reserve(sw_engine *e, int32_t extra) {
+    if (e->n_waiting + extra <= e->cap_waiting) return true;
+    int32_t cap = e->cap_waiting ? e->cap_waiting : 64;
+    while (cap < e->n_waiting + extra) cap *= 2;
+    seq **w = realloc(e->waiting, (size_t)cap * sizeof *w);
+    if (!w) return false;
+    e->waiting = w;
+    e->cap_waiting = cap;
+    return true;
+}
+
+static seq *find_seq(sw_engine *e, uint64_t id) {
+    for (int32_t i = 0; i < e->n_running; i++)
+        if (e->running[i]->id == id) return e->running[i];
+    for (int32_t i = 0; i < e->n_waiting; i++)
+        if (e->waiting[i]->id == id) return e->waiting[i];
+    return NULL;
+}
+
+static void outbox_push(sw_engine *e, ev_node *n) {
+    n->next = NULL;
+    if (e->out_tail) e->out_tail->next = n;
+    else e->out_head = n;
+    e->out_tail = n;
+}
+
+static void fill_common(const seq *s, sw_event *ev) {
+    ev->id = s->id;
+    ev->t_queued = s->t_queued;
+    ev->t_first_token = s->t_first;
+    ev->message = "";
+}
+
+static void release_blocks(sw_engine *e, seq *s) {
+    sw_bm_release_table(e->bm, s->blocks, s->n_blocks);
+    s->n_blocks = s->n_hashes = 0;
+    s->n_computed = 0;
+}
+
+/* End a waiting or running sequence: free its blocks, take it off its queue
+ * and queue its final event. text (may be NULL) is taken. */
+static void finish_seq(sw_engine *e, seq *s, sw_finish_reason why, const char *msg, char *text) {
+    if (s->state == SEQ_DONE) { /* cannot happen; never queue two final events */
+        free(text);
+        return;
+    }
+    if (s->state == SEQ_RUNNING) list_remove(e->running, &e->n_running, s);
+    else list_remove(e->waiting, &e->n_waiting, s);
+    release_blocks(e, s);
+    s->state = SEQ_DONE;
+    snprintf(s->message, sizeof s->message, "%s", msg ? msg : "");
+    ev_node *n = &s->final;
+    memset(n, 0, sizeof *n);
+    fill_common(s, &n->ev);
+    n->ev.type = SW_EVENT_FINAL;
+    n->ev.finish = why;
+    n->ev.message = s->message;
+    n->ev.usage.prompt_tokens = s->n_prompt;
+    n->ev.usage.completion_tokens = s->n_tokens - s->n_prompt;
+    n->ev.usage.cached_prompt_tokens = s->n_cached_prompt;
+    n->ev.t_finished = sw_time_s();
+    n->text = text;
+    n->ev.text = text ? text : "";
+    n->ev.text_len = text ? strlen(text) : 0;
+    n->fn = s->on_event;
+    n->user = s->user;
+    n->to_free = s;
+    outbox_push(e, n);
+    e->n_finished++;
+}
+
+/* Recompute preemption: drop the KV, keep the tokens (prompt + generated) and
+ * the sampler/detokenizer state, and requeue in arrival order. On resume the
+ * whole sequence is prefilled again (full blocks may come back from the
+ * prefix cache) and generation continues where it stopped. */
+static void preempt(sw_engine *e, seq *v) {
+    for (int32_t i = 0; i < e->n_plan; i++)
+        if (e->plan[i].s == v) {
+            e->plan_budget += e->plan[i].n_tok;
+            memmove(e->plan + i, e->plan + i + 1, (size_t)(e->n_plan - i - 1) * sizeof *e->plan);
+            e->n_plan--;
+            break;
+        }
+    sw_log(SW_LOG_DEBUG, "engine: preempting request %llu (%d tokens, %d blocks)",
+           (unsigned long long)v->id, v->n_tokens, v->n_blocks);
+    release_blocks(e, v);
+    list_remove(e->running, &e->n_running, v);
+    list_insert_sorted(e->waiting, &e->n_waiting, v); /* room reserved at admission */
+    v->state = SEQ_WAITING;
+    v->preempted_at = e->n_plans;
+    e->n_preempted++;
+}
+
+/* ---- planning (under the lock) ------------------------------------------ */
+
+/* Grow s's block table to cover positions [0, n_pos). When the cache is full
+ * and may_preempt, preempt running sequences younger than s (the youngest
+ * first). Returns the number of positions covered afterwards. */
+static int32_t grow_blocks(sw_engine *e, seq *s, int32_t n_pos, bool may_preempt) {
+    int32_t want = SW_MIN(blocks_for(e, n_pos), s->cap_blocks);
+    while (s->n_blocks < want) {
+        int32_t b = sw_bm_alloc(e->bm);
+        if (b < 0) {
+            seq *v = e->n_running > 0 ? e->running[e->n_running - 1] : NULL;
+            if (!may_preempt || !v || v->id <= s->id) break;
+            preempt(e, v);
+            continue;
+        }
+        s->blocks[s->n_blocks++] = b;
+    }
+    return s->n_blocks * e->block_size;
+}
+
+static void plan_add(sw_engine *e, seq *s, int32_t n_tok) {
+    plan_entry *p = &e->plan[e->n_plan++];
+    p->s = s;
+    p->n_tok = n_tok;
+    p->sample = s->n_computed + n_tok == s->n_tokens;
+    p->prefill = n_tok > 1 || s->n_computed < s->n_prompt;
+    e->plan_budget -= n_tok;
+}
+
+/* Try to admit the head of the queue. Returns false when it has to wait. */
+static bool admit_head(sw_engine *e) {
+    seq *s = e->waiting[0];
+    int32_t matched = 0, n_lookup = 0;
+    if (s->n_blocks == 0) {
+        /* Reuse cached full blocks, but always leave the last token to compute
+         * so that the step yields logits for it. */
+        n_lookup = (s->n_tokens - 1) / e->block_size;
+        matched = sw_bm_match_prefix(e->bm, s->tokens, n_lookup, s->blocks, s->hashes);
+        s->n_blocks = s->n_hashes = matched;
+        s->n_computed = matched * e->block_size;
+    }
+    int32_t chunk = SW_MIN(s->n_tokens - s->n_computed, e->plan_budget);
+    int32_t need = blocks_for(e, s->n_computed + chunk) - s->n_blocks;
+    /* Leave one block of headroom per running sequence: admitting into the
+     * last free blocks would only get the newcomer preempted by the next
+     * decode that crosses a block boundary, wasting its prefill. */
+    int32_t avail = sw_bm_n_available(e->bm) - e->n_running;
+    if (need > avail) {
+        /* Alone, a sequence always fits eventually (n_ctx <= capacity), so
+         * take a smaller chunk rather than wait forever; with others running,
+         * wait for blocks instead of starting something that would only be
+         * preempted again. */
+        if (e->n_running == 0 && e->n_plan == 0 && s->n_blocks + avail > 0)
+            chunk = (s->n_blocks + avail) * e->block_size - s->n_computed;
+        if (e->n_running > 0 || e->n_plan > 0 || chunk <= 0) {
+            release_blocks(e, s);
+            return false;
+        }
+    }
+    /* waiting_reserve keeps room for every running sequence to be requeued by
+     * a preemption, so preempt never needs to allocate. */
+    if (!waiting_reserve(e, e->n_running + 1)) {
+        release_blocks(e, s);
+        return false;
+    }
+    sw_bm_note_lookup(e->bm, matched, n_lookup);
+    if (!s->admitted_once) {
+        s->n_cached_prompt = SW_MIN(s->n_computed, s->n_prompt);
+        s->admitted_once = true;
+    }
+    list_remove(e->waiting, &e->n_waiting, s);
+    list_insert_sorted(e->running, &e->n_running, s);
+    s->state = SEQ_RUNNING;
+    grow_blocks(e, s, s->n_computed + chunk, false);
+    plan_add(e, s, chunk);
+    return true;
+}
+
+/* Decide what the next step computes: every running decode (one token each,
+ * oldest first), then prefill chunks of running sequences, then new
+ * admissions in arrival order, all within the token budget. */
+static void plan_step(sw_engine *e) {
+    e->n_plan = 0;
+    e->plan_budget = e->budget;
+    e->n_plans++;
+    /* Decodes first, so that running streams never stall behind a prefill.
+     * A preemption only removes sequences younger than the one being served,
+     * i.e. later in the list, so the index walk stays valid. */
+    for (int32_t i = 0; i < e->n_running && e->plan_budget > 0; i++) {
+        seq *s = e->running[i];
+        if (s->n_tokens - s->n_computed != 1) continue;
+        if (grow_blocks(e, s, s->n_computed + 1, true) < s->n_computed + 1) continue; /* stalls */
+        plan_add(e, s, 1);
+    }
+    for (int32_t i = 0; i < e->n_running && e->plan_budget > 0; i++) {
+        seq *s = e->running[i];
+        int32_t rem = s->n_tokens - s->n_computed;
+        if (rem <= 1) continue;
+        int32_t chunk = SW_MIN(rem, e->plan_budget);
+        /* Take the free blocks first and preempt only when not even one more
+         * token fits: a long prefill should not evict a row of younger
+         * streams just to go faster. */
+        int32_t covered = grow_blocks(e, s, s->n_computed + chunk, false);
+        if (covered <= s->n_computed) covered = grow_blocks(e, s, s->n_computed + 1, true);
+        chunk = SW_MIN(chunk, covered - s->n_computed);
+        if (chunk > 0) plan_add(e, s, chunk);
+    }
+    while (e->n_waiting > 0 && e->plan_budget > 0 && e->n_running < e->max_running) {
+        if (e->waiting[0]->preempted_at == e->n_plans) break; /* not back in the same step */
+        if (!admit_head(e)) break;
+    }
+}
+
+/* Flatten the plan into the batch arrays; block tables are copied so that a
+ * concurrent cancel may release the sequence's blocks. */
+static sw_status build_batch(sw_engine *e, sw_batch *b, sw_err *err) {
+    size_t n_tab = 0;
+    for (int32_t k = 0; k < e->n_plan; k++) n_tab += (size_t)e->plan[k].s->n_blocks;
+    if (n_tab > e->cap_table_data) {
+        size_t cap = SW_MAX(n_tab, 2 * e->cap_table_data);
+        int32_t *p = realloc(e->b_table_data, cap * sizeof *p);
+        if (!p) return sw_err_set(err, SW_E_NOMEM, "engine: out of memory for block tables");
+        e->b_table_data = p;
+        e->cap_table_data = cap;
+    }
+    int32_t t = 0;
+    size_t off = 0;
+    for (int32_t k = 0; k < e->n_plan; k++) {
+        const plan_entry *p = &e->plan[k];
+        const seq *s = p->s;
+        e->b_seq_start[k] = t;
+        for (int32_t j = 0; j < p->n_tok; j++, t++) {
+            e->b_tokens[t] = s->tokens[s->n_computed + j];
+            e->b_pos[t] = s->n_computed + j;
+        }
+        memcpy(e->b_table_data + off, s->blocks, (size_t)s->n_blocks * sizeof *s->blocks);
+        e->b_tables[k] = e->b_table_data + off;
+        e->b_nblocks[k] = s->n_blocks;
+        off += (size_t)s->n_blocks;
+    }
+    e->b_seq_start[e->n_plan] = t;
+    memset(b, 0, sizeof *b);
+    b->n_tokens = t;
+    b->tokens = e->b_tokens;
+    b->pos = e->b_pos;
+    b->n_seqs = e->n_plan;
+    b->seq_start = e->b_seq_start;
+    b->block_tables = e->b_tables;
+    b->n_blocks = e->b_nblocks;
+    return SW_OK;
+}
+
+/* ---- applying a step's results (under the lock) -------------------------- */
+
+static void rate_add(sw_engine *e, uint64_t prompt, uint64_t gen) {
+    int64_t sec = (int64_t)sw_time_s();
+    int k = (int)(sec % RATE_BUCKETS);
+    if (e->rate[k].sec != sec) {
+        e->rate[k].sec = sec;
+        e->rate[k].prompt = e->rate[k].gen = 0;
+    }
+    e->rate[k].prompt += prompt;
+    e->rate[k].gen += gen;
+    e->total_prompt += prompt;
+    e->total_gen += gen;
+}
+
+/* Hash every newly completed block and offer it to the prefix cache. */
+static void register_blocks(sw_engine *e, seq *s) {
+    int32_t bs = e->block_size, full = SW_MIN(s->n_computed / bs, s->n_blocks);
+    while (s->n_hashes < full) {
+        int32_t i = s->n_hashes;
+        const int32_t *t = s->tokens + (size_t)i * (size_t)bs;
+        uint64_t h = sw_bm_hash_block(i ? s->hashes[i - 1] : SW_BM_HASH_ROOT, t, bs);
+        s->hashes[s->n_hashes++] = h;
+        sw_bm_register(e->bm, s->blocks[i], h, t);
+    }
+}
+
+static bool is_stop_id(const seq *s, int32_t id) {
+    for (int32_t i = 0; i < s->n_stop_ids; i++)
+        if (s->stop_ids[i] == id) return true;
+    return false;
+}
+
+/* The text still held back at the end of generation: the detokenizer's
+ * incomplete bytes run through the stop matcher, then whatever it holds. */
+static char *flush_text(seq *s) {
+    const char *a = "", *b = "";
+    size_t na = 0, nb = 0;
+    char *out = NULL;
+    const char *tail = s->detok ? sw_detok_flush(s->detok) : "";
+    int32_t m = sw_stop_push(s->stop, tail, strlen(tail), &a, &na);
+    /* a lives in the matcher's buffer until the next call: copy it first. */
+    char *first = na ? strndup(a, na) : NULL;
+    if (na && !first) return NULL;
+    if (m < 0) sw_stop_flush(s->stop, &b, &nb);
+    if (na + nb > 0 && (out = malloc(na + nb + 1))) {
+        if (na) memcpy(out, first, na);
+        if (nb) memcpy(out + na, b, nb);
+        out[na + nb] = '\0';
+    }
+    free(first);
+    return out;
+}
+
+static bool append_token(seq *s, int32_t id) {
+    if (s->n_tokens == s->cap_tokens) {
+        int32_t cap = SW_MIN(s->limit, 2 * s->cap_tokens);
+        if (cap <= s->cap_tokens) return false;
+        int32_t *p = realloc(s->tokens, (size_t)cap * sizeof *p);
+        if (!p) return false;
+        s->tokens = p;
+        s->cap_tokens = cap;
+    }
+    s->tokens[s->n_tokens++] = id;
+    return true;
+}
+
+/* A token was sampled for s: record it, stream it, and finish s if it ends
+ * the generation. */
+static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
+    int32_t id = ti->id;
+    if (!append_token(s, id)) {
+        finish_seq(e, s, SW_FINISH_ERROR, "out of memory growing the token list", NULL);
+        return;
+    }
+    if (s->t_first == 0) s->t_first = sw_time_s();
+    bool eog = !s->ignore_eos && e->tok && sw_tokenizer_is_eog(e->tok, id);
+    if (eog || is_stop_id(s, id)) {
+        finish_seq(e, s, SW_FINISH_STOP, "", flush_text(s));
+        return;
+    }
+    const char *piece = s->detok ? sw_detok_push(s->detok, id) : "";
+    const char *emit;
+    size_t n_emit;
+    int32_t m = sw_stop_push(s->stop, piece, strlen(piece), &emit, &n_emit);
+    if (m == -2) {
+        finish_seq(e, s, SW_FINISH_ERROR, "out of memory in the stop-string matcher", NULL);
+        return;
+    }
+    ev_node *n = malloc(sizeof *n + n_emit + 1);
+    if (!n) {
+        finish_seq(e, s, SW_FINISH_ERROR, "out of memory queueing a token event", NULL);
+        return;
+    }
+    memset(n, 0, sizeof *n);
+    n->text = (char *)(n + 1);
+    memcpy(n->text, emit, n_emit);
+    n->text[n_emit] = '\0';
+    fill_common(s, &n->ev);
+    n->ev.type = SW_EVENT_TOKEN;
+    n->ev.text = n->text;
+    n->ev.text_len = n_emit;
+    n->ev.token = *ti;
+    n->fn = s->on_event;
+    n->user = s->user;
+    n->text = NULL; /* part of the node, not separately owned */
+    outbox_push(e, n);
+    if (m >= 0) finish_seq(e, s, SW_FINISH_STOP, sw_stop_string(s->stop, m), NULL);
+    else if (s->n_tokens >= s->limit) finish_seq(e, s, SW_FINISH_LENGTH, "", flush_text(s));
+}
+
+static void apply_step(sw_engine *e) {
+    uint64_t prompt = 0, gen = 0;
+    for (int32_t k = 0; k < e->n_plan; k++) {
+        const plan_entry *p = &e->plan[k];
+        seq *s = p->s;
+        if (s->state != SEQ_RUNNING) continue; /* cancelled during the pass */
+        if (p->prefill) prompt += (uint64_t)p->n_tok;
+        s->n_computed += p->n_tok;
+        register_blocks(e, s);
+        if (!p->sample) continue;
+        gen++;
+        if (e->sample_st[k] != SW_OK) {
+            finish_seq(e, s, SW_FINISH_ERROR, e->sample_err.msg, NULL);
+            continue;
+        }
+        handle_token(e, s, &e->sampled[k]);
+    }
+    rate_add(e, prompt, gen);
+}
+
+static void fail_step(sw_engine *e, const sw_err *err) {
+    sw_log(SW_LOG_ERROR, "engine: forward pass failed: %s", err->msg);
+    for (int32_t k = 0; k < e->n_plan; k++) {
+        seq *s = e->plan[k].s;
+        if (s->state == SEQ_RUNNING) finish_seq(e, s, SW_FINISH_ERROR, err->msg, NULL);
+    }
+}
+
+/* ---- the scheduler thread ----------------------------------------------- */
+
+static void deliver(ev_node *n) {
+    while (n) {
+        ev_node *next = n->next;
+        n->fn(n->user, &n->ev);
+        if (n->to_free) seq_free(n->to_free); /* the final node lives in the seq */
+        else free(n);
+        n = next;
+    }
+}
+
+static void sample_plan(sw_engine *e) {
+    for (int32_t k = 0; k < e->n_plan; k++) {
+        const plan_entry *p = &e->plan[k];
+        e->sample_st[k] = SW_OK;
+        if (!p->sample) continue;
+        const float *row = e->logits + (size_t)k * (size_t)e->n_vocab;
+        e->sample_st[k] = sw_sampler_sample(p->s->sampler, row, &e->sampled[k], &e->sample_err);
+        if (e->sample_st[k] == SW_OK) sw_sampler_accept(p->s->sampler, e->sampled[k].id);
+    }
+}
+
+static void *sched_main(void *arg) {
+    sw_engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        if (e->out_head) {
+            ev_node *n = e->out_head;
+            e->out_head = e->out_tail = NULL;
+            pthread_mutex_unlock(&e->mu);
+            deliver(n);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        if (e->stopping) break;
+        if (e->n_running == 0 && e->n_waiting == 0) {
+            pthread_cond_wait(&e->cv, &e->mu);
+            continue;
+        }
+        plan_step(e);
+        if (e->n_plan == 0) {
+            /* Should not happen (the oldest sequence can always progress);
+             * wait for a change rather than spin. */
+            sw_log(SW_LOG_WARN, "engine: nothing schedulable (%d running, %d waiting)",
+                   e->n_running, e->n_waiting);
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+            continue;
+        }
+        sw_batch b;
+        sw_err err = {{0}};
+        sw_status st = build_batch(e, &b, &err);
+        pthread_mutex_unlock(&e->mu);
+        if (st == SW_OK) st = sw_model_forward(e->model, e->kv, &b, e->logits, &err);
+        if (st == SW_OK) sample_plan(e);
+        pthread_mutex_lock(&e->mu);
+        e->n_steps++;
+        if (st == SW_OK) apply_step(e);
+        else fail_step(e, &err);
+    }
+    /* Shutting down: every request still here ends as cancelled. */
+    while (e->n_running > 0) finish_seq(e, e->running[0], SW_FINISH_CANCELLED, "engine shut down", NULL);
+    while (e->n_waiting > 0) finish_seq(e, e->waiting[0], SW_FINISH_CANCELLED, "engine shut down", NULL);
+    ev_node *n = e->out_head;
+    e->out_head = e->out_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+    deliver(n);
+    return NULL;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+/* KV blocks to create when the caller gave neither a count nor a budget:
+ * room for 4 full-length sequences, but no more than half the device's free
+ * memory (when the backend knows it) or SW_ENGINE_DEFAULT_KV_BYTES (when it
+ * does not, e.g. the CPU), and never less than one full-length sequence. */
+static int32_t default_kv_blocks(sw_model *m, int32_t n_ctx, int32_t bs, bool f32) {
+    const sw_model_config *c = sw_model_config_get(m);
+    int64_t one_seq = ((int64_t)n_ctx + bs - 1) / bs;
+    int64_t blocks = 4 * one_seq;
+    uint64_t per_block = 2ull * (uint64_t)c->n_layer * (uint64_t)c->head_dim *
+                         (uint64_t)c->n_head_kv * (uint64_t)bs * (f32 ? 4u : 2u);
+    size_t free_b = 0, total_b = 0;
+    sw_err err;
+    uint64_t budget = SW_ENGINE_DEFAULT_KV_BYTES;
+    if (sw_be_mem_info(sw_model_backend(m), &free_b, &total_b, &err) == SW_OK && free_b > 0)
+        budget = free_b / 2;
+    if (per_block > 0) blocks = SW_MIN(blocks, (int64_t)(budget / per_block));
+    blocks = SW_MAX(blocks, one_seq);
+    return (int32_t)SW_MIN(blocks, (int64_t)INT32_MAX);
+}
+
+sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engine **out,
+                           sw_err *err) {
+    *out = NULL;
+    if (!m) return sw_err_set(err, SW_E_INVALID_ARG, "sw_engine_create: NULL model");
+    sw_engine_params p;
+    sw_engine_params_default(&p);
+    if (params) {
+        p = *params;
+        if (p.kv_block_size <= 0) p.kv_block_size = 16;
+        if (p.max_batch_tokens <= 0) p.max_batch_tokens = 512;
+        if (p.max_running <= 0) p.max_running = 64;
+        if (p.max_queued <= 0) p.max_queued = 1024;
+    }
+    const sw_model_config *c = sw_model_config_get(m);
+    /* Long-context models (128k) would default to a KV cache of many GiB;
+     * a caller that wants more than SW_ENGINE_DEFAULT_CTX asks for it. */
+    int64_t n_ctx = p.n_ctx > 0 ? SW_MIN((int64_t)p.n_ctx, c->n_ctx_train)
+                                : SW_MIN((int64_t)SW_ENGINE_DEFAULT_CTX, c->n_ctx_train);
+    if (n_ctx < 2)
+        return sw_err_set(err, SW_E_RANGE, "engine: context of %lld tokens is too small",
+                          (long long)n_ctx);
+
+    sw_engine *e = calloc(1, sizeof *e);
+    if (!e) return sw_err_set(err, SW_E_NOMEM, "out of memory for the engine");
+    e->model = m;
+    e->tok = sw_model_tokenizer(m);
+    e->n_vocab = (int32_t)c->n_vocab;
+    e->budget = p.max_batch_tokens;
+    e->max_running = SW_MIN(p.max_running, p.max_batch_tokens);
+    e->max_queued = p.max_queued;
+    e->next_id = 1;
+    e->t_start = sw_time_s();
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+
+    sw_kv_params kp = {0};
+    kp.block_size = p.kv_block_size;
+    kp.type = p.kv_f32 ? SW_TYPE_F32 : SW_TYPE_F16;
+    if (p.kv_n_blocks > 0) kp.n_blocks = p.kv_n_blocks;
+    else if (p.kv_memory_bytes > 0) kp.max_bytes = p.kv_memory_bytes;
+    else kp.n_blocks = default_kv_blocks(m, (int32_t)n_ctx, p.kv_block_size, p.kv_f32);
+    sw_status st = sw_kv_cache_create(m, &kp, &e->kv, err);
+    if (st != SW_OK) {
+        sw_err_wrap(err, st, "engine");
+        goto fail;
+    }
+    e->block_size = sw_kv_block_size(e->kv);
+    int64_t capacity = (int64_t)sw_kv_n_blocks(e->kv) * e->block_size;
+    if (n_ctx > capacity) {
+        sw_log(SW_LOG_WARN,
+               "engine: context %lld exceeds the KV cache (%lld tokens); limiting each sequence "
+               "to %lld tokens",
+               (long long)n_ctx, (long long)capacity, (long long)capacity);
+        n_ctx = capacity;
+        if (n_ctx < 2) {
+            st = sw_err_set(err, SW_E_RANGE, "engine: KV cache of %lld tokens is too small",
+                            (long long)capacity);
+            goto fail;
+        }
+    }
+    e->n_ctx = (int32_t)n_ctx;
+    if ((st = sw_bm_create(e->kv, !p.no_prefix_cache, &e->bm, err)) != SW_OK) goto fail;
+
+    size_t mr = (size_t)e->max_running;
+    e->running = calloc(mr, sizeof *e->running);
+    e->plan = calloc(mr, sizeof *e->plan);
+    e->b_tokens = malloc((size_t)e->budget * sizeof *e->b_tokens);
+    e->b_pos = malloc((size_t)e->budget * sizeof *e->b_pos);
+    e->b_seq_start = malloc((mr + 1) * sizeof *e->b_seq_start);
+    e->b_nblocks = malloc(mr * sizeof *e->b_nblocks);
+    e->b_tables = malloc(mr * sizeof *e->b_tables);
+    e->logits = malloc(mr * (size_t)e->n_vocab * sizeof *e->logits);
+    e->sampled = malloc(mr * sizeof *e->sampled);
+    e->sample_st = malloc(mr * sizeof *e->sample_st);
+    if (!e->running || !e->plan || !e->b_tokens || !e->b_pos || !e->b_seq_start ||
+        !e->b_nblocks || !e->b_tables || !e->logits || !e->sampled || !e->sample_st ||
+        !waiting_reserve(e, 64)) {
+        st = sw_err_set(err, SW_E_NOMEM, "out of memory for the engine's step buffers");
+        goto fail;
+    }
+    if (pthread_create(&e->thread, NULL, sched_main, e) != 0) {
+        st = sw_err_set(err, SW_E_INTERNAL, "engine: cannot start the scheduler thread");
+        goto fail;
+    }
+    e->thread_started = true;
+    sw_log(SW_LOG_INFO,
+           "engine: KV %d blocks x %d tokens = %lld tokens (%.1f MiB), n_ctx %d, %d tokens/step, "
+           "%d running max, %d queued max, prefix cache %s",
+           sw_kv_n_blocks(e->kv), e->block_size, (long long)capacity,
+           (double)sw_kv_bytes(e->kv) / (1 << 20), e->n_ctx, e->budget, e->max_running,
+           e->max_queued, p.no_prefix_cache ? "off" : "on");
+    *out = e;
+    return SW_OK;
+fail:
+    sw_engine_free(e);
+    return st;
+}
+
+void sw_engine_free(sw_engine *e) {
+    if (!e) return;
+    if (e->thread_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stopping = true;
+        pthread_cond_signal(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+    }
+    sw_bm_free(e->bm);
+    sw_kv_cache_free(e->kv);
+    free(e->waiting);
+    free(e->running);
+    free(e->plan);
+    free(e->b_tokens);
+    free(e->b_pos);
+    free(e->b_seq_start);
+    free(e->b_nblocks);
+    free(e->b_tables);
+    free(e->b_table_data);
+    free(e->logits);
+    free(e->sampled);
+    free(e->sample_st);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+sw_status sw_engine_submit(sw_engine *e, const sw_request *req, uint64_t *id, sw_err *err) {
+    if (id) *id = 0;
+    if (!e) return sw_err_set(err, SW_E_INVALID_ARG, "submit: NULL engine");
+    sw_status st = check_request(e, req, err);
+    if (st != SW_OK) return st;
+    seq *s;
+    if ((st = seq_create(e, req, &s, err)) != SW_OK) return st;
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        st = sw_err_set(err, SW_E_CANCELLED, "submit: the engine is shutting down");
+    } else if (e->n_waiting >= e->max_queued) {
+        st = sw_err_set(err, SW_E_BUSY, "submit: %d requests already queued (limit %d)",
+                        e->n_waiting, e->max_queued);
+    } else if (!waiting_reserve(e, e->n_running + 1)) {
+        st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the queue");
+    } else {
+        s->id = e->next_id++;
+        s->state = SEQ_WAITING;
+        e->waiting[e->n_waiting++] = s; /* ids grow, so the list stays sorted */
+        if (id) *id = s->id;
+        pthread_cond_signal(&e->cv);
+        s = NULL;
+    }
+    pthread_mutex_unlock(&e->mu);
+    seq_free(s);
+    return st;
+}
+
+sw_status sw_engine_cancel(sw_engine *e, uint64_t id) {
+    if (!e) return SW_E_INVALID_ARG;
+    pthread_mutex_lock(&e->mu);
+    seq *s = find_seq(e, id);
+    if (s) {
+        finish_seq(e, s, SW_FINISH_CANCELLED, "", NULL);
+        pthread_cond_signal(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return s ? SW_OK : SW_E_NOT_FOUND;
+}
+
+int32_t sw_engine_n_ctx(const sw_engine *e) { return e->n_ctx; }
+
+void sw_engine_stats_get(sw_engine *e, sw_engine_stats *o) {
+    memset(o, 0, sizeof *o);
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    o->running = e->n_running;
+    o->waiting = e->n_waiting;
+    o->preempted = e->n_preempted;
+    o->kv_blocks_used = sw_bm_n_used(e->bm);
+    o->kv_blocks_cached = sw_bm_n_evictable(e->bm);
+    o->kv_blocks_total = sw_kv_n_blocks(e->kv);
+    o->kv_block_size = e->block_size;
+    o->n_ctx = e->n_ctx;
+    o->max_running = e->max_running;
+    o->max_queued = e->max_queued;
+    sw_bm_counters(e->bm, &o->prefix_hits, &o->prefix_misses);
+    if (o->prefix_hits + o->prefix_misses > 0)
+        o->prefix_hit_rate = (double)o->prefix_hits / (double)(o->prefix_hits + o->prefix_misses);
+    double now = sw_time_s();
+    int64_t sec = (int64_t)now;
+    uint64_t pr = 0, gn = 0;
+    for (int k = 0; k < RATE_BUCKETS; k++)
+        if (e->rate[k].sec > sec - RATE_BUCKETS && e->rate[k].sec <= sec) {
+            pr += e->rate[k].prompt;
+            gn += e->rate[k].gen;
+        }
+    /* The window covers the last RATE_BUCKETS - 1 whole seconds plus the
+     * current partial one, or less when the engine is younger than that. */
+    double span = SW_MIN(now - (double)(sec - (RATE_BUCKETS - 1)), now - e->t_start);
+    if (span > 1e-3) {
+        o->prompt_tok_s = (double)pr / span;
+        o->gen_tok_s = (double)gn / span;
+    }
+    o->total_prompt_tokens = e->total_prompt;
+    o->total_gen_tokens = e->total_gen;
+    o->steps = e->n_steps;
+    o->requests_finished = e->n_finished;
+    pthread_mutex_unlock(&e->mu);
+}
+
+sw_status sw_engine_check(sw_engine *e, sw_err *err) {
+    pthread_mutex_lock(&e->mu);
+    sw_status st = sw_bm_check(e->bm, err);
+    pthread_mutex_unlock(&e->mu);
+    return st;
+}
