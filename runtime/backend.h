@@ -144,7 +144,8 @@ typedef struct sw_backend_ops {
     sw_status (*attention)(sw_backend *be, const sw_tensor *q, const sw_tensor *k_cache,
                            const sw_tensor *v_cache, const sw_attn_params *p, sw_tensor *out,
                            sw_err *err);
-    /* out = silu(gate) * up, elementwise. */
+    /* out = silu(gate) * up, elementwise. out may alias gate or up (the forward
+     * pass writes it over gate). */
     sw_status (*swiglu)(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
                         sw_tensor *out, sw_err *err);
     /* out = a + b, elementwise (same shape). out may alias a or b. */

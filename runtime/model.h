@@ -32,6 +32,7 @@ const sw_tokenizer *sw_model_tokenizer(const sw_model *m);
 const sw_gguf *sw_model_gguf(const sw_model *m); /* metadata (chat template etc.) */
 sw_backend *sw_model_backend(const sw_model *m);
 uint64_t sw_model_weight_bytes(const sw_model *m); /* bytes of all weights */
+uint64_t sw_model_n_params(const sw_model *m);     /* number of weight elements */
 
 /* ---- paged KV cache ---- */
 typedef struct sw_kv_cache sw_kv_cache;

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# test_generate.sh — spillway-generate end to end: greedy output of stories260K
+# against llama.cpp's reference, --json shape, context overflow, chat mode on a
+# synthetic model, and exit code 2 for bad command lines.
+set -u
+
+BIN="${SW_BIN_DIR:-}"
+TMP="${SW_TMP_DIR:-/tmp}"
+SHARED="${SW_SHARED_DIR:-}"
+GEN="$BIN/spillway-generate"
+MK="$BIN/spillway-mkmodel"
+
+if [[ -z "$BIN" || ! -x "$GEN" ]]; then
+    echo "SKIP: spillway-generate is not built (SW_BIN_DIR='$BIN')"
+    exit 77
+fi
+mkdir -p "$TMP"
+fails=0
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+have_python() { command -v python3 >/dev/null 2>&1; }
+
+# Run, capturing stdout, stderr and the exit code.
+run() {
+    "$@" >"$TMP/gen.out" 2>"$TMP/gen.err"
+    rc=$?
+}
+
+# ---- bad command lines: exit 2 ------------------------------------------------
+for args in "--bogus" "-m" "-m x.gguf -p hi -n abc" "-m x.gguf -p hi --temp -1" \
+            "-p hi" "-m x.gguf -p hi --backend quantum" "-m x.gguf -p hi --top-logprobs 99"; do
+    # shellcheck disable=SC2086
+    run "$GEN" $args
+    if [[ $rc -eq 2 ]]; then pass "bad flags ($args) -> 2"; else fail "bad flags ($args) -> $rc"; fi
+done
+
+# ---- stories260K: greedy matches the reference --------------------------------
+STORIES="$SHARED/models/stories260K.gguf"
+REF="$SHARED/reference/stories260K-greedy.json"
+if [[ -n "$SHARED" && -f "$STORIES" && -f "$REF" ]]; then
+    run "$GEN" -m "$STORIES" -p "Once upon a time" -n 20 --temp 0 --json --backend cpu --threads 2 \
+        --top-logprobs 3
+    if [[ $rc -ne 0 ]]; then
+        fail "stories260K --json exited $rc: $(tail -3 "$TMP/gen.err")"
+    elif grep -q '"text":", there was a little girl named Lily' "$TMP/gen.out"; then
+        pass "stories260K greedy text starts with the reference"
+    else
+        fail "stories260K greedy text: $(head -c 600 "$TMP/gen.out")"
+    fi
+    if [[ $rc -eq 0 ]] && have_python; then
+        if python3 - "$TMP/gen.out" "$REF" <<'EOF'
+import json, math, sys
+out = json.load(open(sys.argv[1]))
+ref = json.load(open(sys.argv[2]))["prompts"][0]
+assert out["prompt_ids"] == ref["prompt_ids"], (out["prompt_ids"], ref["prompt_ids"])
+assert out["gen_ids"] == ref["gen_ids"][:20], (out["gen_ids"], ref["gen_ids"][:20])
+n = len(out["gen_ids"])
+assert len(out["logprobs"]) == n and len(out["entropy"]) == n and len(out["top_logprobs"]) == n
+for lp, top, tok in zip(out["logprobs"], out["top_logprobs"], out["gen_ids"]):
+    assert lp <= 0 and len(top) == 3
+    # greedy: the chosen token is the most likely one
+    assert top[0]["id"] == tok and abs(top[0]["logprob"] - lp) < 1e-5
+    assert top[0]["logprob"] >= top[1]["logprob"] >= top[2]["logprob"]
+assert all(e >= 0 and math.isfinite(e) for e in out["entropy"])
+t = out["timings"]
+for k in ("load_ms", "prompt_ms", "prompt_tok_s", "gen_ms", "gen_tok_s"):
+    assert k in t and t[k] >= 0, k
+EOF
+        then pass "stories260K --json ids, logprobs, entropy, timings"; else fail "stories260K --json contents"; fi
+    fi
+
+    # streaming text mode prints the same continuation
+    run "$GEN" -m "$STORIES" -p "Once upon a time" -n 20 --temp 0 --backend cpu --threads 2
+    if [[ $rc -eq 0 ]] && grep -q '^, there was a little girl named Lily' "$TMP/gen.out" &&
+        grep -q 'tok/s' "$TMP/gen.err"; then
+        pass "stories260K streaming text + timings on stderr"
+    else
+        fail "stories260K streaming ($rc): $(head -c 300 "$TMP/gen.out") / $(tail -2 "$TMP/gen.err")"
+    fi
+
+    # sampling with a seed is reproducible
+    run "$GEN" -m "$STORIES" -p "Once upon a time" -n 24 --temp 0.9 --top-k 40 --top-p 0.9 \
+        --seed 42 --repeat-penalty 1.1 --backend cpu --threads 2
+    first=$(cat "$TMP/gen.out")
+    run "$GEN" -m "$STORIES" -p "Once upon a time" -n 24 --temp 0.9 --top-k 40 --top-p 0.9 \
+        --seed 42 --repeat-penalty 1.1 --backend cpu --threads 2
+    if [[ $rc -eq 0 && -n "$first" && "$first" == "$(cat "$TMP/gen.out")" ]]; then
+        pass "seeded sampling is reproducible"
+    else
+        fail "seeded sampling: '$first' vs '$(cat "$TMP/gen.out")'"
+    fi
+
+    # a prompt longer than the context fails before any compute
+    run "$GEN" -m "$STORIES" -p "Once upon a time there was a little girl" --ctx 4 -n 5 --backend cpu
+    if [[ $rc -eq 1 ]] && grep -q "context" "$TMP/gen.err"; then
+        pass "prompt longer than --ctx -> exit 1 with a message"
+    else
+        fail "prompt longer than --ctx: rc $rc, $(cat "$TMP/gen.err")"
+    fi
+
+    # no chat template in stories260K: --chat explains how to pick one
+    run "$GEN" -m "$STORIES" -p "hi" --chat -n 2 --backend cpu
+    if [[ $rc -ne 0 ]] && grep -q -- "--chat-template" "$TMP/gen.err"; then
+        pass "--chat without a template -> error naming --chat-template"
+    else
+        fail "--chat without a template: rc $rc, $(cat "$TMP/gen.err")"
+    fi
+else
+    echo "skip stories260K checks: $STORIES or $REF is absent"
+fi
+
+# ---- chat mode on a synthetic model ------------------------------------------
+if [[ -x "$MK" ]]; then
+    PHI3="$SHARED/models/vocab/ggml-vocab-phi-3.gguf"
+    CHAT_MODEL="$TMP/test_generate-chat.gguf"
+    if [[ -n "$SHARED" && -f "$PHI3" ]]; then
+        "$MK" -o "$CHAT_MODEL" --shape tiny --type q8_0 --vocab-from "$PHI3" >/dev/null 2>&1
+        tmpl_args=()
+    else
+        echo "note: phi-3 vocab absent, using a generated vocab with --chat-template chatml"
+        "$MK" -o "$CHAT_MODEL" --shape tiny --type q8_0 >/dev/null 2>&1
+        tmpl_args=(--chat-template chatml)
+    fi
+    if [[ ! -f "$CHAT_MODEL" ]]; then
+        fail "spillway-mkmodel did not write $CHAT_MODEL"
+    else
+        run "$GEN" -m "$CHAT_MODEL" --chat "${tmpl_args[@]}" --system "Be brief." -p "Hello there" \
+            -n 8 --temp 0 --json --backend cpu --threads 2
+        if [[ $rc -eq 0 ]] && grep -q '"gen_ids"' "$TMP/gen.out"; then
+            pass "synthetic model with --chat --system"
+        else
+            fail "synthetic --chat: rc $rc, $(tail -3 "$TMP/gen.err")"
+        fi
+        cat >"$TMP/test_generate-messages.json" <<'EOF'
+[{"role": "system", "content": "You are terse."},
+ {"role": "user", "content": "Name a colour."},
+ {"role": "assistant", "content": "Blue."},
+ {"role": "user", "content": "Another?"}]
+EOF
+        run "$GEN" -m "$CHAT_MODEL" --messages "$TMP/test_generate-messages.json" "${tmpl_args[@]}" \
+            -n 6 --temp 0.7 --seed 3 --backend cpu --threads 2
+        if [[ $rc -eq 0 ]]; then pass "--messages FILE.json"; else fail "--messages: rc $rc, $(tail -3 "$TMP/gen.err")"; fi
+        run "$GEN" -m "$CHAT_MODEL" --chat --chat-template no-such-template -p hi -n 2 --backend cpu
+        if [[ $rc -eq 2 ]] && grep -q -- "--chat-template" "$TMP/gen.err"; then
+            pass "unknown --chat-template -> exit 2 naming the flag"
+        else
+            fail "unknown --chat-template: rc $rc, $(cat "$TMP/gen.err")"
+        fi
+        echo '{"not": "an array"}' >"$TMP/test_generate-bad.json"
+        run "$GEN" -m "$CHAT_MODEL" --messages "$TMP/test_generate-bad.json" -n 2 --backend cpu
+        if [[ $rc -ne 0 ]] && grep -q "array" "$TMP/gen.err"; then
+            pass "malformed --messages -> error"
+        else
+            fail "malformed --messages: rc $rc, $(cat "$TMP/gen.err")"
+        fi
+    fi
+else
+    echo "skip chat checks: $MK is not built"
+fi
+
+if [[ $fails -gt 0 ]]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "all checks passed"

@@ -1,0 +1,566 @@
+/* spillway-generate — load a model, run one prompt (plain or through the
+ * model's chat template), stream the continuation to stdout. With --json, print
+ * one JSON object with ids, text, log-probabilities, entropies and timings
+ * instead. Exit codes: 0 ok, 1 runtime error, 2 bad command line. */
+#include <spillway.h>
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BATCH 512 /* prompt tokens per forward step */
+
+typedef struct opts {
+    const char *model;
+    const char *prompt;
+    const char *system;
+    const char *messages_file;
+    const char *chat_template;
+    bool chat;
+    int32_t n_predict;
+    sw_sampler_params sp;
+    const char *backend;
+    int32_t threads;
+    int32_t ctx;
+    bool json;
+} opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: spillway-generate -m FILE [-p TEXT] [options]\n"
+            "  -m, --model FILE          GGUF model\n"
+            "  -p, --prompt TEXT         prompt (BOS added as the model's metadata says)\n"
+            "  --chat                    render the prompt with the model's chat template\n"
+            "  --system TEXT             system message (with --chat)\n"
+            "  --messages FILE.json      OpenAI-style messages array (implies --chat)\n"
+            "  --chat-template NAME      override the template (%s)\n"
+            "  -n, --n-predict N         tokens to generate (default 128)\n"
+            "  --temp T                  temperature; 0 is greedy (default 0.8)\n"
+            "  --top-k K, --top-p P, --min-p P\n"
+            "  --repeat-penalty F, --repeat-last-n N\n"
+            "  --presence-penalty F, --frequency-penalty F\n"
+            "  --seed N                  RNG seed\n"
+            "  --top-logprobs N          report N alternatives per token (--json, max %d)\n"
+            "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
+            "  --threads N               CPU threads (default: all cores)\n"
+            "  --ctx N                   context size (default: model's, capped at 4096)\n"
+            "  --json                    print one JSON object instead of streaming text\n",
+            sw_chat_names(), SW_MAX_TOP_LOGPROBS);
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+static bool parse_i32(const char *s, int32_t lo, int32_t hi, int32_t *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+static bool parse_f32(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (*s == '-') return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end) return false;
+    *out = v;
+    return true;
+}
+
+/* Returns 0 when parsed, 2 on a bad command line (message printed). */
+static int parse_args(int argc, char **argv, opts *o) {
+    memset(o, 0, sizeof *o);
+    sw_sampler_params_default(&o->sp);
+    o->n_predict = 128;
+    o->backend = "auto";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true, takes = true;
+#define IS(x) (strcmp(a, (x)) == 0)
+        if (IS("-h") || IS("--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (IS("--chat")) {
+            o->chat = true;
+            takes = false;
+        } else if (IS("--json")) {
+            o->json = true;
+            takes = false;
+        } else if (!val) {
+            fprintf(stderr, "spillway-generate: %s: %s\n", a,
+                    a[0] == '-' ? "unknown flag or missing value" : "unexpected argument");
+            return 2;
+        } else if (IS("-m") || IS("--model")) o->model = val;
+        else if (IS("-p") || IS("--prompt")) o->prompt = val;
+        else if (IS("--system")) o->system = val;
+        else if (IS("--messages")) o->messages_file = val;
+        else if (IS("--chat-template")) o->chat_template = val;
+        else if (IS("-n") || IS("--n-predict")) ok = parse_i32(val, 0, INT32_MAX, &o->n_predict);
+        else if (IS("--temp")) ok = parse_f32(val, &o->sp.temperature) && o->sp.temperature >= 0;
+        else if (IS("--top-k")) ok = parse_i32(val, 0, INT32_MAX, &o->sp.top_k);
+        else if (IS("--top-p")) ok = parse_f32(val, &o->sp.top_p) && o->sp.top_p >= 0;
+        else if (IS("--min-p")) ok = parse_f32(val, &o->sp.min_p) && o->sp.min_p >= 0;
+        else if (IS("--repeat-penalty")) ok = parse_f32(val, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0;
+        else if (IS("--repeat-last-n")) ok = parse_i32(val, -1, INT32_MAX, &o->sp.repeat_last_n);
+        else if (IS("--presence-penalty")) ok = parse_f32(val, &o->sp.presence_penalty);
+        else if (IS("--frequency-penalty")) ok = parse_f32(val, &o->sp.frequency_penalty);
+        else if (IS("--seed")) ok = parse_u64(val, &o->sp.seed);
+        else if (IS("--top-logprobs")) ok = parse_i32(val, 0, SW_MAX_TOP_LOGPROBS, &o->sp.n_top_logprobs);
+        else if (IS("--backend")) {
+            o->backend = val;
+            ok = !strcmp(val, "cpu") || !strcmp(val, "cuda") || !strcmp(val, "vulkan") ||
+                 !strcmp(val, "auto");
+        } else if (IS("--threads")) ok = parse_i32(val, 1, 4096, &o->threads);
+        else if (IS("--ctx")) ok = parse_i32(val, 1, INT32_MAX, &o->ctx);
+        else {
+            fprintf(stderr, "spillway-generate: unknown flag %s (see --help)\n", a);
+            return 2;
+        }
+#undef IS
+        if (!ok) {
+            fprintf(stderr, "spillway-generate: bad value for %s: '%s'\n", a, val);
+            return 2;
+        }
+        if (takes) i++;
+    }
+    if (!o->model) {
+        fprintf(stderr, "spillway-generate: -m FILE is required (see --help)\n");
+        return 2;
+    }
+    if (o->messages_file) o->chat = true;
+    if (!o->prompt && !o->messages_file) {
+        fprintf(stderr, "spillway-generate: give a prompt with -p TEXT or --messages FILE\n");
+        return 2;
+    }
+    if ((o->system || o->chat_template) && !o->chat) {
+        fprintf(stderr, "spillway-generate: --system and --chat-template need --chat\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- prompt -------------------------------------------------------------- */
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = (n + 4096 + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, 4096, f);
+        n += r;
+        if (r < 4096) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* The messages of a chat: --system, then --messages FILE, then -p as a user
+ * turn. Strings point into *json (kept alive by the caller) or argv. */
+typedef struct chat_list {
+    sw_chat_msg *v;
+    size_t n;
+    cJSON *json; /* owned */
+} chat_list;
+
+static int add_msg(chat_list *c, const char *role, const char *content) {
+    sw_chat_msg *v = realloc(c->v, (c->n + 1) * sizeof *v);
+    if (!v) return 1;
+    c->v = v;
+    c->v[c->n].role = role;
+    c->v[c->n].content = content;
+    c->n++;
+    return 0;
+}
+
+static int load_messages(const char *path, chat_list *c) {
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) {
+        fprintf(stderr, "spillway-generate: --messages %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    c->json = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsArray(c->json)) {
+        fprintf(stderr, "spillway-generate: --messages %s: expected a JSON array of messages\n",
+                path);
+        return 1;
+    }
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, c->json) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
+            fprintf(stderr,
+                    "spillway-generate: --messages %s: message %d needs string \"role\" and "
+                    "\"content\"\n",
+                    path, i);
+            return 1;
+        }
+        if (add_msg(c, role->valuestring, content->valuestring)) return 1;
+        i++;
+    }
+    return 0;
+}
+
+/* Render the chat into prompt text with the model's (or the named) template. */
+static int render_chat(const opts *o, const sw_model *m, char **out) {
+    const sw_tokenizer *tok = sw_model_tokenizer(m);
+    sw_err err = {{0}};
+    sw_chat_kind kind;
+    sw_status st;
+    if (o->chat_template) {
+        st = sw_chat_from_name(o->chat_template, &kind, &err);
+        if (st != SW_OK) {
+            fprintf(stderr, "spillway-generate: %s\n", err.msg);
+            return 2;
+        }
+    } else if ((st = sw_chat_from_gguf(sw_model_gguf(m), &kind, &err)) != SW_OK) {
+        fprintf(stderr, "spillway-generate: %s: %s (choose one with --chat-template NAME: %s)\n",
+                o->model, err.msg, sw_chat_names());
+        return 1;
+    }
+    chat_list c = {0};
+    int rc = 0;
+    if (o->system) rc = add_msg(&c, "system", o->system);
+    if (!rc && o->messages_file) rc = load_messages(o->messages_file, &c);
+    if (!rc && o->prompt) rc = add_msg(&c, "user", o->prompt);
+    if (!rc) {
+        int32_t bos = sw_tokenizer_bos(tok), eos = sw_tokenizer_eos(tok);
+        const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(tok, bos) : "";
+        const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : "";
+        st = sw_chat_render(kind, c.v, c.n, true, bos_s, eos_s, out, &err);
+        if (st != SW_OK) {
+            fprintf(stderr, "spillway-generate: chat template %s: %s\n", sw_chat_kind_name(kind),
+                    err.msg);
+            rc = 1;
+        }
+    }
+    free(c.v);
+    cJSON_Delete(c.json);
+    return rc;
+}
+
+/* Tokenize the prompt. Special-token text is parsed (as llama.cpp does), and
+ * BOS is added when the metadata asks for it, unless a chat template already
+ * spelled it out. */
+static int tokenize_prompt(const opts *o, const sw_model *m, int32_t **ids, size_t *n) {
+    const sw_tokenizer *tok = sw_model_tokenizer(m);
+    char *text = NULL;
+    if (o->chat) {
+        int rc = render_chat(o, m, &text);
+        if (rc) return rc;
+    }
+    const char *src = text ? text : o->prompt;
+    bool add_bos = sw_tokenizer_add_bos(tok) && sw_tokenizer_bos(tok) >= 0;
+    if (add_bos && text) {
+        const char *bos_s = sw_tokenizer_token_text(tok, sw_tokenizer_bos(tok));
+        if (bos_s && *bos_s && strncmp(text, bos_s, strlen(bos_s)) == 0) add_bos = false;
+    }
+    sw_err err = {{0}};
+    sw_status st = sw_tokenize(tok, src, strlen(src), add_bos, true, ids, n, &err);
+    free(text);
+    if (st != SW_OK) {
+        fprintf(stderr, "spillway-generate: tokenizing the prompt: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- one sequence on the paged cache ------------------------------------- */
+
+typedef struct seq {
+    int32_t *blocks; /* owned block table */
+    int32_t n_blocks, cap;
+    int32_t n_past;  /* tokens already in the cache */
+} seq;
+
+/* Feed n tokens at positions n_past.. and get the last token's logits. */
+static sw_status seq_eval(sw_model *m, sw_kv_cache *kv, seq *s, const int32_t *toks, int32_t n,
+                          float *logits, sw_err *err) {
+    int32_t bs = sw_kv_block_size(kv);
+    while ((int64_t)s->n_blocks * bs < (int64_t)s->n_past + n) {
+        if (s->n_blocks == s->cap) {
+            int32_t cap = s->cap ? s->cap * 2 : 16;
+            int32_t *nb = realloc(s->blocks, (size_t)cap * sizeof *nb);
+            if (!nb) return sw_err_set(err, SW_E_NOMEM, "out of memory for the block table");
+            s->blocks = nb;
+            s->cap = cap;
+        }
+        int32_t b = sw_kv_alloc_block(kv);
+        if (b < 0)
+            return sw_err_set(err, SW_E_NOMEM, "KV cache full at %d tokens", s->n_past + n);
+        s->blocks[s->n_blocks++] = b;
+    }
+    int32_t *pos = malloc((size_t)n * sizeof *pos);
+    if (!pos) return sw_err_set(err, SW_E_NOMEM, "out of memory");
+    for (int32_t i = 0; i < n; i++) pos[i] = s->n_past + i;
+    int32_t seq_start[2] = {0, n};
+    const int32_t *tables[1] = {s->blocks};
+    sw_batch b = {
+        .n_tokens = n,
+        .tokens = toks,
+        .pos = pos,
+        .n_seqs = 1,
+        .seq_start = seq_start,
+        .block_tables = tables,
+        .n_blocks = &s->n_blocks,
+        .all_logits = false,
+    };
+    sw_status st = sw_model_forward(m, kv, &b, logits, err);
+    free(pos);
+    if (st == SW_OK) s->n_past += n;
+    return st;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+typedef struct gen_out {
+    sw_token_info *info; /* [n] */
+    int32_t n, cap;
+    char *text;          /* streamed bytes, NUL-terminated */
+    size_t text_len, text_cap;
+} gen_out;
+
+static int text_append(gen_out *g, const char *s) {
+    size_t n = strlen(s);
+    if (g->text_len + n + 1 > g->text_cap) {
+        size_t cap = (g->text_len + n + 1) * 2;
+        char *t = realloc(g->text, cap);
+        if (!t) return 1;
+        g->text = t;
+        g->text_cap = cap;
+    }
+    memcpy(g->text + g->text_len, s, n + 1);
+    g->text_len += n;
+    return 0;
+}
+
+static cJSON *ids_json(const int32_t *ids, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    return a;
+}
+
+static void print_json(const opts *o, const sw_tokenizer *tok, const int32_t *prompt,
+                       size_t n_prompt, const gen_out *g, double load_ms, double prompt_ms,
+                       double gen_ms, int32_t n_decode) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "prompt_ids", ids_json(prompt, n_prompt));
+    cJSON *gen = cJSON_AddArrayToObject(root, "gen_ids");
+    cJSON *lp = cJSON_CreateArray(), *ent = cJSON_CreateArray();
+    cJSON *top = o->sp.n_top_logprobs > 0 ? cJSON_CreateArray() : NULL;
+    for (int32_t i = 0; i < g->n; i++) {
+        const sw_token_info *t = &g->info[i];
+        cJSON_AddItemToArray(gen, cJSON_CreateNumber(t->id));
+        cJSON_AddItemToArray(lp, cJSON_CreateNumber(t->logprob));
+        cJSON_AddItemToArray(ent, cJSON_CreateNumber(t->entropy));
+        if (!top) continue;
+        cJSON *alts = cJSON_CreateArray();
+        for (int32_t j = 0; j < t->n_top; j++) {
+            cJSON *alt = cJSON_CreateObject();
+            char piece[256];
+            size_t pn = sw_token_to_piece(tok, t->top_ids[j], true, piece, sizeof piece - 1);
+            piece[SW_MIN(pn, sizeof piece - 1)] = '\0';
+            cJSON_AddNumberToObject(alt, "id", t->top_ids[j]);
+            cJSON_AddStringToObject(alt, "token", piece);
+            cJSON_AddNumberToObject(alt, "logprob", t->top_logprobs[j]);
+            cJSON_AddItemToArray(alts, alt);
+        }
+        cJSON_AddItemToArray(top, alts);
+    }
+    cJSON_AddStringToObject(root, "text", g->text ? g->text : "");
+    cJSON_AddItemToObject(root, "logprobs", lp);
+    if (top) cJSON_AddItemToObject(root, "top_logprobs", top);
+    cJSON_AddItemToObject(root, "entropy", ent);
+    cJSON *tm = cJSON_AddObjectToObject(root, "timings");
+    cJSON_AddNumberToObject(tm, "load_ms", load_ms);
+    cJSON_AddNumberToObject(tm, "prompt_ms", prompt_ms);
+    cJSON_AddNumberToObject(tm, "prompt_tok_s", prompt_ms > 0 ? n_prompt / (prompt_ms / 1e3) : 0);
+    cJSON_AddNumberToObject(tm, "gen_ms", gen_ms);
+    cJSON_AddNumberToObject(tm, "gen_tok_s", gen_ms > 0 ? n_decode / (gen_ms / 1e3) : 0);
+    char *s = cJSON_PrintUnformatted(root);
+    if (s) printf("%s\n", s);
+    free(s);
+    cJSON_Delete(root);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc;
+
+    sw_err err = {{0}};
+    sw_backend *be = NULL;
+    sw_model *m = NULL;
+    sw_kv_cache *kv = NULL;
+    sw_sampler *smp = NULL;
+    sw_detok *dt = NULL;
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    float *logits = NULL;
+    seq sq = {0};
+    gen_out g = {0};
+    rc = 1;
+
+    double t0 = sw_time_s();
+    sw_backend_config bc = {.name = o.backend, .n_threads = o.threads, .device = 0};
+    if (sw_backend_create(&bc, &be, &err) != SW_OK) {
+        fprintf(stderr, "spillway-generate: backend %s: %s\n", o.backend, err.msg);
+        goto done;
+    }
+    sw_model_params mp = {.progress = true};
+    if (sw_model_load(o.model, be, &mp, &m, &err) != SW_OK) {
+        fprintf(stderr, "spillway-generate: %s\n", err.msg);
+        goto done;
+    }
+    double load_ms = (sw_time_s() - t0) * 1e3;
+    const sw_model_config *cfg = sw_model_config_get(m);
+    const sw_tokenizer *tok = sw_model_tokenizer(m);
+
+    int32_t ctx = o.ctx > 0 ? o.ctx : (int32_t)SW_MIN(cfg->n_ctx_train, 4096);
+    if (ctx > cfg->n_ctx_train) {
+        fprintf(stderr, "spillway-generate: --ctx %d is larger than the model's context %lld; using %lld\n",
+                ctx, (long long)cfg->n_ctx_train, (long long)cfg->n_ctx_train);
+        ctx = (int32_t)cfg->n_ctx_train;
+    }
+    if ((rc = tokenize_prompt(&o, m, &prompt, &n_prompt)) != 0) goto done;
+    rc = 1;
+    if (n_prompt == 0) {
+        fprintf(stderr, "spillway-generate: the prompt is empty after tokenization\n");
+        goto done;
+    }
+    if (n_prompt >= (size_t)ctx) {
+        fprintf(stderr,
+                "spillway-generate: the prompt has %zu tokens, which does not fit the context of "
+                "%d tokens (raise --ctx)\n",
+                n_prompt, ctx);
+        goto done;
+    }
+
+    sw_kv_params kp = {.block_size = 16, .n_blocks = (ctx + 15) / 16, .type = SW_TYPE_F16};
+    if (sw_kv_cache_create(m, &kp, &kv, &err) != SW_OK ||
+        sw_sampler_create(&o.sp, (int32_t)cfg->n_vocab, &smp, &err) != SW_OK) {
+        fprintf(stderr, "spillway-generate: %s\n", err.msg);
+        goto done;
+    }
+    dt = sw_detok_create(tok, false);
+    logits = malloc((size_t)cfg->n_vocab * sizeof *logits);
+    g.cap = o.n_predict;
+    g.info = malloc((size_t)SW_MAX(g.cap, 1) * sizeof *g.info);
+    if (!dt || !logits || !g.info) {
+        fprintf(stderr, "spillway-generate: out of memory\n");
+        goto done;
+    }
+    for (size_t i = 0; i < n_prompt; i++) sw_sampler_accept(smp, prompt[i]);
+
+    /* Prefill the prompt, MAX_BATCH tokens per step. */
+    double tp = sw_time_s();
+    for (size_t i = 0; i < n_prompt; i += MAX_BATCH) {
+        int32_t n = (int32_t)SW_MIN((size_t)MAX_BATCH, n_prompt - i);
+        if (seq_eval(m, kv, &sq, prompt + i, n, logits, &err) != SW_OK) {
+            fprintf(stderr, "spillway-generate: prompt: %s\n", err.msg);
+            goto done;
+        }
+    }
+    double prompt_ms = (sw_time_s() - tp) * 1e3;
+
+    /* Generate: sample from the last logits, feed the token back. */
+    double tg = sw_time_s();
+    int32_t n_decode = 0;
+    const char *stop = "length";
+    while (g.n < o.n_predict) {
+        sw_token_info *ti = &g.info[g.n];
+        if (sw_sampler_sample(smp, logits, ti, &err) != SW_OK) {
+            fprintf(stderr, "spillway-generate: sampling: %s\n", err.msg);
+            goto done;
+        }
+        if (sw_tokenizer_is_eog(tok, ti->id)) {
+            stop = "eog";
+            break;
+        }
+        g.n++;
+        sw_sampler_accept(smp, ti->id);
+        const char *piece = sw_detok_push(dt, ti->id);
+        if (text_append(&g, piece)) goto done;
+        if (!o.json) {
+            fputs(piece, stdout);
+            fflush(stdout);
+        }
+        if (g.n == o.n_predict) break;
+        if (sq.n_past >= ctx) {
+            stop = "context";
+            break;
+        }
+        if (seq_eval(m, kv, &sq, &ti->id, 1, logits, &err) != SW_OK) {
+            fprintf(stderr, "\nspillway-generate: decode: %s\n", err.msg);
+            goto done;
+        }
+        n_decode++;
+    }
+    double gen_ms = (sw_time_s() - tg) * 1e3;
+    const char *tail = sw_detok_flush(dt);
+    if (text_append(&g, tail)) goto done;
+    if (!o.json) {
+        fputs(tail, stdout);
+        fputc('\n', stdout);
+    } else {
+        print_json(&o, tok, prompt, n_prompt, &g, load_ms, prompt_ms, gen_ms, n_decode);
+    }
+    fflush(stdout);
+    fprintf(stderr,
+            "load %.0f ms | prompt %zu tokens in %.1f ms (%.1f tok/s) | generated %d tokens, "
+            "%d decode steps in %.1f ms (%.1f tok/s) | stop: %s\n",
+            load_ms, n_prompt, prompt_ms, prompt_ms > 0 ? n_prompt / (prompt_ms / 1e3) : 0.0, g.n,
+            n_decode, gen_ms, gen_ms > 0 ? n_decode / (gen_ms / 1e3) : 0.0, stop);
+    rc = 0;
+done:
+    free(g.info);
+    free(g.text);
+    free(sq.blocks);
+    free(logits);
+    free(prompt);
+    sw_detok_free(dt);
+    sw_sampler_free(smp);
+    sw_kv_cache_free(kv);
+    sw_model_free(m);
+    sw_backend_free(be);
+    return rc;
+}
