@@ -155,8 +155,3 @@ int sw_bench_route_main(int argc, char **argv) {
     sw_router_free(r);
     return rc;
 }
-
-/* Until tools/bench/main.c (the subcommand dispatcher) exists, this weak main
- * keeps spillway-bench linkable and runs the route bench; the dispatcher's
- * strong main replaces it without any change here. */
-__attribute__((weak)) int main(int argc, char **argv) { return sw_bench_route_main(argc, argv); }
