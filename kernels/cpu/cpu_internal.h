@@ -1,0 +1,158 @@
+/* cpu_internal.h — shared between the CPU backend's source files only: the
+ * backend and buffer structs, the op entry points each file implements, the
+ * activation block formats of the integer matmul, and the kernel tables.
+ *
+ * Everything here that is inline is `static inline`: this header is included
+ * by cpu_*_avx2.c too, and a non-static inline could let the linker pick an
+ * AVX2-compiled copy for callers on CPUs without AVX2. */
+#ifndef SW_CPU_INTERNAL_H
+#define SW_CPU_INTERNAL_H
+
+#include <math.h>
+#include <string.h>
+
+#include "backend.h"
+#include "threadpool.h"
+
+struct sw_buffer {
+    void *data; /* 64-byte aligned host memory, owned */
+    size_t size;
+    sw_buf_usage usage;
+};
+
+typedef struct sw_cpu_backend {
+    sw_backend base; /* must be first */
+    sw_threadpool *pool;
+    bool simd; /* run the AVX2 kernels */
+    /* per-call scratch (quantized activations, attention rows), grown on demand;
+     * a backend is driven by one thread at a time, so one scratch suffices */
+    void *scratch;
+    size_t scratch_size;
+} sw_cpu_backend;
+
+/* Grow the scratch to at least n bytes (64-byte aligned); returns NULL on OOM. */
+void *sw_cpu_scratch(sw_cpu_backend *be, size_t n);
+
+/* Host address of a CPU tensor's first element, and of the start of row
+ * (i1, i2, i3). */
+static inline uint8_t *sw_cpu_ptr(const sw_tensor *t) {
+    return (uint8_t *)t->buf->data + t->offset;
+}
+static inline uint8_t *sw_cpu_row(const sw_tensor *t, int64_t i1, int64_t i2, int64_t i3) {
+    return sw_cpu_ptr(t) + (size_t)i1 * t->nb[1] + (size_t)i2 * t->nb[2] + (size_t)i3 * t->nb[3];
+}
+
+/* ---- scalar conversions (exact, round to nearest even) ----
+ * Local copies so the hot loops inline them; loader/quant.c has the public ones. */
+static inline float sw_cpu_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t ex = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+    if (ex == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (ex == 0) {
+        float f = (float)man * 0x1p-24f; /* zero or subnormal: exact */
+        return sign ? -f : f;
+    } else {
+        bits = sign | ((ex + 112u) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t sw_cpu_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (ax < 0x38800000u) { /* below 2^-14: f16 subnormal, units of 2^-24 */
+        float v;
+        memcpy(&v, &ax, 4);
+        return (uint16_t)(sign | (uint16_t)nearbyintf(v * 0x1p24f));
+    }
+    uint32_t h = ((((ax >> 23) - 112u) << 10) | ((ax >> 13) & 0x3ffu));
+    uint32_t rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++; /* carry into exponent is right */
+    return (uint16_t)(sign | h);
+}
+
+/* f16 -> f32 through a 64K-entry table (256 KiB), for the scalar kernels'
+ * inner loops where the branchy conversion above would dominate. Filled once
+ * by sw_cpu_init_tables (called by sw_backend_cpu_create). */
+extern float sw_cpu_f16_table[65536];
+void sw_cpu_init_tables(void);
+static inline float sw_cpu_f16_lut(uint16_t h) {
+    return sw_cpu_f16_table[h];
+}
+
+static inline float sw_cpu_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* ---- matmul kernels ----
+ * Activations are quantized once per call to 8 bits: blocks of 32 with an f32
+ * scale and the scaled sum (for the 32-element weight types), or sw_block_q8_K
+ * (256 with 16-element sums, for the K-quants). */
+typedef struct {
+    float d; /* scale: x ~= d * qs */
+    float s; /* d * sum(qs), for the weight types with an offset m */
+    int8_t qs[32];
+} sw_cpu_q8;
+
+/* Dot products of one weight row (k elements, in its GGUF type) with nc <= 4
+ * activation columns: column c starts at x + c * x_stride bytes (F32 rows for
+ * float weights, sw_cpu_q8 or sw_block_q8_K blocks otherwise); res[c] gets the
+ * result. */
+#define SW_CPU_MAX_COLS 4
+typedef void (*sw_cpu_dot_fn)(int64_t k, const void *w, const void *x, size_t x_stride, int nc,
+                              float *res);
+
+typedef enum { SW_CPU_ACT_F32 = 0, SW_CPU_ACT_Q8 = 1, SW_CPU_ACT_Q8K = 2 } sw_cpu_act;
+
+/* Activation format the kernels for weight type t take, and whether t is a
+ * matmul weight type at all. */
+bool sw_cpu_matmul_type(sw_type t, sw_cpu_act *act);
+/* Kernel tables: NULL when the type has no kernel in that flavour. */
+sw_cpu_dot_fn sw_cpu_dot_scalar(sw_type t);
+sw_cpu_dot_fn sw_cpu_dot_avx2(sw_type t); /* only call when the CPU has AVX2+FMA+F16C */
+
+/* Quantize n (multiple of 32 / 256) floats to the activation blocks. */
+void sw_cpu_quantize_q8(const float *x, sw_cpu_q8 *y, int64_t n);
+void sw_cpu_quantize_q8_K(const float *x, sw_block_q8_K *y, int64_t n);
+/* The same, bit for bit, with AVX2 (cpu_vec_dot_avx2.c). */
+void sw_cpu_quantize_q8_avx2(const float *x, sw_cpu_q8 *y, int64_t n);
+void sw_cpu_quantize_q8_K_avx2(const float *x, sw_block_q8_K *y, int64_t n);
+
+/* AVX2 helpers for attention (cpu_vec_dot_avx2.c). */
+float sw_cpu_dot_f32_avx2(const float *a, const float *b, int64_t n);
+float sw_cpu_dot_f32_f16_avx2(const float *a, const uint16_t *b, int64_t n);
+void sw_cpu_axpy_f32_avx2(float *y, float a, const float *x, int64_t n); /* y += a x */
+void sw_cpu_axpy_f16_avx2(float *y, float a, const uint16_t *x, int64_t n);
+void sw_cpu_scale_f32_avx2(float *y, float a, int64_t n);
+
+/* ---- op entry points (arguments already validated by the sw_be_* wrappers) ---- */
+sw_status sw_cpu_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,
+                          sw_tensor *out, sw_err *err);
+sw_status sw_cpu_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
+                          sw_tensor *out, sw_err *err);
+sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
+                        const sw_tensor *bias, sw_tensor *out, sw_err *err);
+sw_status sw_cpu_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const sw_rope_params *p,
+                      sw_err *err);
+sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
+                          sw_tensor *k_cache, sw_tensor *v_cache, const sw_tensor *slots,
+                          sw_err *err);
+sw_status sw_cpu_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k_cache,
+                           const sw_tensor *v_cache, const sw_attn_params *p, sw_tensor *out,
+                           sw_err *err);
+sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                        sw_err *err);
+sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
+                     sw_err *err);
+
+#endif

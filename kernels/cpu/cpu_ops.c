@@ -1,0 +1,259 @@
+/* cpu_ops.c — the CPU backend's small ops: get_rows, rms_norm, rope, kv_write,
+ * swiglu and add. Each is cut into tasks (a row, a token, a row segment) that
+ * the thread pool hands out. Shapes and types were validated by the sw_be_*
+ * wrappers; the checks here are the data-dependent ones (ids, slots). */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "cpu_internal.h"
+
+static inline sw_cpu_backend *cpu(sw_backend *be) {
+    return (sw_cpu_backend *)be;
+}
+
+static void run(sw_backend *be, sw_tp_fn fn, void *ctx, int64_t n_tasks) {
+    sw_threadpool_run(cpu(be)->pool, fn, ctx, n_tasks);
+}
+
+/* Row r of a tensor whose rows are counted over ne[1..3]. */
+static inline uint8_t *flat_row(const sw_tensor *t, int64_t r) {
+    int64_t i1 = r % t->ne[1], i23 = r / t->ne[1];
+    return sw_cpu_row(t, i1, i23 % t->ne[2], i23 / t->ne[2]);
+}
+
+static inline int64_t n_rows(const sw_tensor *t) {
+    return t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+/* ------------------------------------------------------------- get_rows -- */
+
+typedef struct {
+    const sw_tensor *table, *out;
+    const int32_t *ids;
+} get_rows_ctx;
+
+static void get_rows_task(void *p, int64_t t, int slot) {
+    (void)slot;
+    get_rows_ctx *c = p;
+    int64_t n = c->table->ne[0];
+    const uint8_t *src = sw_cpu_row(c->table, c->ids[t], 0, 0);
+    float *dst = (float *)sw_cpu_row(c->out, t, 0, 0);
+    if (c->table->type == SW_TYPE_F32)
+        memmove(dst, src, (size_t)n * sizeof(float)); /* table may be an activation */
+    else
+        sw_dequantize_row(c->table->type, src, dst, n, NULL); /* type checked up front */
+}
+
+sw_status sw_cpu_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,
+                          sw_tensor *out, sw_err *err) {
+    const int32_t *id = (const int32_t *)sw_cpu_ptr(ids);
+    int64_t T = out->ne[1];
+    for (int64_t t = 0; t < T; t++)
+        if (id[t] < 0 || id[t] >= table->ne[1])
+            return sw_err_set(err, SW_E_RANGE,
+                              "get_rows: ids[%" PRId64 "] = %d outside table of %" PRId64 " rows",
+                              t, id[t], table->ne[1]);
+    if (table->type != SW_TYPE_F32) {
+        /* let sw_dequantize_row name an unsupported type once, not per row */
+        const sw_type_traits *tr = sw_type_get((uint32_t)table->type);
+        if (!tr || !tr->can_dequantize)
+            return sw_err_set(err, SW_E_UNSUPPORTED, "get_rows: cannot dequantize %s",
+                              sw_type_name((uint32_t)table->type));
+    }
+    get_rows_ctx c = {table, out, id};
+    run(be, get_rows_task, &c, T);
+    return SW_OK;
+}
+
+/* ------------------------------------------------------------- rms_norm -- */
+
+typedef struct {
+    const sw_tensor *x, *out;
+    const float *w;
+    float eps;
+} rms_ctx;
+
+static void rms_task(void *p, int64_t r, int slot) {
+    (void)slot;
+    rms_ctx *c = p;
+    int64_t n = c->x->ne[0];
+    const float *x = (const float *)flat_row(c->x, r);
+    float *y = (float *)flat_row(c->out, r);
+    /* sum of squares in double: no cancellation (all terms >= 0), so double
+     * makes it exact to ~1e-16 for any row length, and the adds cost little */
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * (double)x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + (double)c->eps));
+    /* (x * scale) * w in float, as ggml's rms_norm followed by mul */
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] * scale) * c->w[i];
+}
+
+sw_status sw_cpu_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
+                          sw_tensor *out, sw_err *err) {
+    (void)err;
+    rms_ctx c = {x, out, (const float *)sw_cpu_ptr(w), eps};
+    run(be, rms_task, &c, n_rows(x));
+    return SW_OK;
+}
+
+/* ----------------------------------------------------------------- rope -- */
+
+typedef struct {
+    const sw_tensor *x;
+    const int32_t *pos;
+    const sw_rope_params *p;
+    const float *ff;  /* [n_dims/2] or NULL */
+    double *inv_freq; /* [n_dims/2]: freq_scale * base^(-2i/n_dims) / ff[i] */
+    float *cs;        /* [n_threads][n_dims]: cos, sin of the current token */
+} rope_ctx;
+
+static void rope_task(void *p, int64_t t, int slot) {
+    rope_ctx *c = p;
+    const sw_tensor *x = c->x;
+    int64_t half = c->p->n_dims / 2;
+    float *cs = c->cs + (size_t)slot * (size_t)c->p->n_dims;
+    /* theta in double and cos/sin in double, rounded once to float: ggml
+     * builds theta by repeated float multiplication, which differs from this
+     * by its own rounding (~1e-7 relative per step, growing with i) */
+    for (int64_t i = 0; i < half; i++) {
+        double theta = (double)c->pos[t] * c->inv_freq[i];
+        cs[2 * i] = (float)cos(theta);
+        cs[2 * i + 1] = (float)sin(theta);
+    }
+    for (int64_t h = 0; h < x->ne[1]; h++) {
+        float *v = (float *)sw_cpu_row(x, h, t, 0);
+        if (c->p->mode == 2) { /* NeoX: pairs (i, i + n_dims/2) */
+            for (int64_t i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half], co = cs[2 * i], si = cs[2 * i + 1];
+                v[i] = a * co - b * si;
+                v[i + half] = a * si + b * co;
+            }
+        } else { /* adjacent pairs (2i, 2i+1) */
+            for (int64_t i = 0; i < half; i++) {
+                float a = v[2 * i], b = v[2 * i + 1], co = cs[2 * i], si = cs[2 * i + 1];
+                v[2 * i] = a * co - b * si;
+                v[2 * i + 1] = a * si + b * co;
+            }
+        }
+    }
+}
+
+sw_status sw_cpu_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const sw_rope_params *p,
+                      sw_err *err) {
+    int nth = be->n_threads;
+    int64_t half = p->n_dims / 2;
+    size_t need = (size_t)half * sizeof(double) + (size_t)nth * (size_t)p->n_dims * sizeof(float);
+    uint8_t *scratch = sw_cpu_scratch(cpu(be), need);
+    if (!scratch) return sw_err_set(err, SW_E_NOMEM, "rope: cannot allocate %zu bytes", need);
+    rope_ctx c = {x,
+                  (const int32_t *)sw_cpu_ptr(pos),
+                  p,
+                  NULL,
+                  (double *)scratch,
+                  (float *)(scratch + (size_t)half * sizeof(double))};
+    if (p->freq_factors) c.ff = (const float *)sw_cpu_ptr(p->freq_factors);
+    for (int64_t i = 0; i < half; i++) {
+        double f = (double)p->freq_scale * pow((double)p->freq_base, -2.0 * (double)i / p->n_dims);
+        c.inv_freq[i] = c.ff ? f / (double)c.ff[i] : f;
+    }
+    run(be, rope_task, &c, x->ne[2]);
+    return SW_OK;
+}
+
+/* ------------------------------------------------------------- kv_write -- */
+
+typedef struct {
+    const sw_tensor *src[2], *cache[2];
+    const int32_t *slots;
+} kv_ctx;
+
+static void kv_store(const sw_tensor *src, const sw_tensor *cache, int64_t t, int32_t slot) {
+    int64_t hd = cache->ne[0], nkv = cache->ne[1], bs = cache->ne[2];
+    const float *x = (const float *)sw_cpu_row(src, t, 0, 0);
+    for (int64_t h = 0; h < nkv; h++) {
+        uint8_t *dst = sw_cpu_row(cache, h, slot % bs, slot / bs);
+        const float *xh = x + h * hd;
+        if (cache->type == SW_TYPE_F32) {
+            memcpy(dst, xh, (size_t)hd * sizeof(float));
+        } else {
+            uint16_t *d16 = (uint16_t *)dst;
+            for (int64_t i = 0; i < hd; i++)
+                d16[i] = sw_cpu_f32_to_f16(xh[i]);
+        }
+    }
+}
+
+static void kv_task(void *p, int64_t t, int slot) {
+    (void)slot;
+    kv_ctx *c = p;
+    for (int j = 0; j < 2; j++)
+        kv_store(c->src[j], c->cache[j], t, c->slots[t]);
+}
+
+sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
+                          sw_tensor *k_cache, sw_tensor *v_cache, const sw_tensor *slots,
+                          sw_err *err) {
+    const int32_t *sl = (const int32_t *)sw_cpu_ptr(slots);
+    int64_t T = k->ne[1], cap = k_cache->ne[2] * k_cache->ne[3];
+    for (int64_t t = 0; t < T; t++)
+        if (sl[t] < 0 || sl[t] >= cap)
+            return sw_err_set(err, SW_E_RANGE,
+                              "kv_write: slots[%" PRId64 "] = %d outside a cache of %" PRId64
+                              " slots",
+                              t, sl[t], cap);
+    kv_ctx c = {{k, v}, {k_cache, v_cache}, sl};
+    run(be, kv_task, &c, T);
+    return SW_OK;
+}
+
+/* ------------------------------------------------------ swiglu and add -- */
+
+typedef struct {
+    const sw_tensor *a, *b, *out;
+    bool swiglu;
+} ew_ctx;
+
+/* Rows are cut into segments so that one long row (decode: T = 1, n_ff
+ * elements) still spreads over the threads. */
+#define EW_SEG 4096
+
+static void ew_task(void *p, int64_t task, int slot) {
+    (void)slot;
+    ew_ctx *c = p;
+    int64_t n = c->a->ne[0], nseg = (n + EW_SEG - 1) / EW_SEG;
+    int64_t r = task / nseg, i0 = (task % nseg) * EW_SEG, i1 = SW_MIN(n, i0 + EW_SEG);
+    const float *a = (const float *)flat_row(c->a, r);
+    const float *b = (const float *)flat_row(c->b, r);
+    float *y = (float *)flat_row(c->out, r);
+    if (c->swiglu) {
+        /* silu(g) = g * sigmoid(g); for g -> -inf expf overflows to inf and
+         * the quotient is -0, the right limit */
+        for (int64_t i = i0; i < i1; i++)
+            y[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+    } else {
+        for (int64_t i = i0; i < i1; i++)
+            y[i] = a[i] + b[i];
+    }
+}
+
+static int64_t ew_tasks(const sw_tensor *t) {
+    return n_rows(t) * ((t->ne[0] + EW_SEG - 1) / EW_SEG);
+}
+
+sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                        sw_err *err) {
+    (void)err;
+    ew_ctx c = {gate, up, out, true};
+    run(be, ew_task, &c, ew_tasks(gate));
+    return SW_OK;
+}
+
+sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
+                     sw_err *err) {
+    (void)err;
+    ew_ctx c = {a, b, out, false};
+    run(be, ew_task, &c, ew_tasks(a));
+    return SW_OK;
+}
