@@ -1,0 +1,167 @@
+/* api.c — the small endpoints: GET /v1/models[/{id}], POST /tokenize,
+ * POST /detokenize, GET /metrics, and model-name matching. */
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oai.h"
+
+bool srv_model_name_ok(const srv *s, const char *name) {
+    if (!name) return true;
+    if (!strcmp(name, s->model_id) || !strcmp(name, s->model_file)) return true;
+    /* The file name without its extension, as many clients shorten it. */
+    size_t n = strlen(s->model_file);
+    if (n > 5 && !strcmp(s->model_file + n - 5, ".gguf") && strlen(name) == n - 5 &&
+        !strncmp(name, s->model_file, n - 5))
+        return true;
+    return false;
+}
+
+static void model_obj(sbuf *b, const srv *s) {
+    const sw_model_config *c = sw_model_config_get(s->model);
+    sbuf_puts(b, "{\"id\":");
+    oai_json_str(b, s->model_id, strlen(s->model_id));
+    sbuf_printf(b, ",\"object\":\"model\",\"created\":%" PRId64 ",\"owned_by\":\"spillway\"",
+                s->created);
+    sbuf_printf(b,
+                ",\"meta\":{\"n_ctx\":%d,\"n_ctx_train\":%" PRId64 ",\"n_vocab\":%" PRId64
+                ",\"n_params\":%" PRIu64 ",\"size\":%" PRIu64 ",\"architecture\":",
+                s->n_ctx, c->n_ctx_train, c->n_vocab, sw_model_n_params(s->model),
+                sw_model_weight_bytes(s->model));
+    oai_json_str(b, c->arch_name, strlen(c->arch_name));
+    sbuf_puts(b, ",\"chat_template\":");
+    const char *k = sw_chat_kind_name(s->chat);
+    oai_json_str(b, k, strlen(k));
+    sbuf_puts(b, ",\"backend\":");
+    const char *be = sw_backend_name(s->be);
+    oai_json_str(b, be, strlen(be));
+    sbuf_puts(b, "}}");
+}
+
+int srv_handle_models(srv_conn *sc) {
+    srv *s = sc->s;
+    sbuf b = {0};
+    if (sc->endpoint == EP_MODEL) {
+        if (!srv_model_name_ok(s, sc->url_arg)) {
+            oai_error e;
+            oai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                          "the model '%.200s' does not exist; this server serves '%s'",
+                          sc->url_arg, s->model_id);
+            return srv_respond_error(sc, &e);
+        }
+        model_obj(&b, s);
+    } else {
+        sbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
+        model_obj(&b, s);
+        sbuf_puts(&b, "]}");
+    }
+    return srv_respond(sc, 200, sbuf_take(&b), NULL);
+}
+
+int srv_handle_tokenize(srv_conn *sc) {
+    srv *s = sc->s;
+    oai_error e;
+    cJSON *root = oai_parse_object(sc->body, sc->body_len, &e);
+    if (!root) return srv_respond_error(sc, &e);
+    int ret;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(root, "add_special");
+    const cJSON *parse = cJSON_GetObjectItemCaseSensitive(root, "parse_special");
+    if (!cJSON_IsString(content)) {
+        oai_error_set(&e, 400, "invalid_request_error", content ? "invalid_type" :
+                      "missing_required_parameter", "content", "'content' must be a string");
+        ret = srv_respond_error(sc, &e);
+    } else if ((add && !cJSON_IsBool(add)) || (parse && !cJSON_IsBool(parse))) {
+        oai_error_set(&e, 400, "invalid_request_error", "invalid_type",
+                      (add && !cJSON_IsBool(add)) ? "add_special" : "parse_special",
+                      "'add_special' and 'parse_special' must be booleans");
+        ret = srv_respond_error(sc, &e);
+    } else {
+        bool add_bos = add && cJSON_IsTrue(add) && sw_tokenizer_bos(s->tok) >= 0 &&
+                       sw_tokenizer_add_bos(s->tok);
+        bool special = !parse || cJSON_IsTrue(parse);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        sw_err err = {{0}};
+        if (sw_tokenize(s->tok, content->valuestring, strlen(content->valuestring), add_bos,
+                        special, &ids, &n, &err) != SW_OK) {
+            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "content",
+                          "cannot tokenize: %s", err.msg);
+            ret = srv_respond_error(sc, &e);
+        } else {
+            sbuf b = {0};
+            sbuf_puts(&b, "{\"tokens\":[");
+            for (size_t i = 0; i < n; i++) sbuf_printf(&b, i ? ",%d" : "%d", ids[i]);
+            sbuf_puts(&b, "]}");
+            free(ids);
+            ret = srv_respond(sc, 200, sbuf_take(&b), NULL);
+        }
+    }
+    cJSON_Delete(root);
+    return ret;
+}
+
+int srv_handle_detokenize(srv_conn *sc) {
+    srv *s = sc->s;
+    oai_error e;
+    cJSON *root = oai_parse_object(sc->body, sc->body_len, &e);
+    if (!root) return srv_respond_error(sc, &e);
+    const cJSON *toks = cJSON_GetObjectItemCaseSensitive(root, "tokens");
+    int ret;
+    int32_t *ids = NULL;
+    if (!cJSON_IsArray(toks)) {
+        oai_error_set(&e, 400, "invalid_request_error",
+                      toks ? "invalid_type" : "missing_required_parameter", "tokens",
+                      "'tokens' must be an array of token ids");
+        ret = srv_respond_error(sc, &e);
+        goto done;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(toks), i = 0;
+    ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) {
+        ret = srv_respond(sc, 500, NULL, NULL);
+        goto done;
+    }
+    int32_t n_vocab = sw_tokenizer_n_vocab(s->tok);
+    const cJSON *t;
+    cJSON_ArrayForEach(t, toks) {
+        double d = cJSON_IsNumber(t) ? t->valuedouble : NAN;
+        if (!cJSON_IsNumber(t) || d != floor(d) || d < 0 || d >= n_vocab) {
+            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "tokens",
+                          "tokens[%zu] is not a token id of this model (0..%d)", i, n_vocab - 1);
+            ret = srv_respond_error(sc, &e);
+            goto done;
+        }
+        ids[i++] = (int32_t)d;
+    }
+    char *text = NULL;
+    sw_err err = {{0}};
+    if (sw_detokenize(s->tok, ids, n, false, &text, &err) != SW_OK) {
+        oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "tokens",
+                      "cannot detokenize: %s", err.msg);
+        ret = srv_respond_error(sc, &e);
+        goto done;
+    }
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"content\":");
+    oai_json_str(&b, text, strlen(text));
+    sbuf_puts(&b, "}");
+    free(text);
+    ret = srv_respond(sc, 200, sbuf_take(&b), NULL);
+done:
+    free(ids);
+    cJSON_Delete(root);
+    return ret;
+}
+
+int srv_handle_metrics(srv_conn *sc) {
+    srv *s = sc->s;
+    sw_engine_stats st;
+    bool ready = atomic_load(&s->state) == SRV_READY;
+    if (ready) sw_engine_stats_get(s->engine, &st);
+    char *text = srv_metrics_render(&s->metrics, ready ? &st : NULL, atomic_load(&s->active),
+                                    atomic_load(&s->state));
+    return srv_respond(sc, 200, text, "text/plain; version=0.0.4; charset=utf-8");
+}

@@ -1,0 +1,158 @@
+/* server.h — shared state of spillway-server: the configuration from the
+ * command line, the loaded model and engine, and the functions the server's
+ * files offer each other (HTTP layer, OpenAI request handlers, generation).
+ *
+ * Threading: libmicrohttpd runs one thread per connection; every handler may
+ * run on any of them at once. The srv struct is written by main() before the
+ * listener starts and by the loader (model, engine, tok...) before `state`
+ * becomes SRV_READY; after that handlers only read it. */
+#ifndef SW_SERVER_H
+#define SW_SERVER_H
+
+#include <spillway.h>
+
+#include <stdatomic.h>
+
+#include "engine.h"
+#include "metrics.h"
+
+typedef struct srv_config {
+    const char *model_path;  /* -m (or the --hf download) */
+    const char *hf;          /* --hf REPO:FILE */
+    const char *cache_dir;   /* --cache-dir */
+    bool download_only;      /* --download-only: fetch --hf and exit */
+    const char *host;        /* --host */
+    int port;                /* --port; 0 = pick a free one */
+    const char *backend;     /* --backend */
+    int32_t threads;         /* --threads */
+    int32_t ctx;             /* --ctx; 0 = model's, capped at 4096 */
+    int32_t parallel;        /* --parallel: max running sequences */
+    int32_t max_queue;       /* --max-queue: waiting requests before 429 */
+    int32_t batch_tokens;    /* --batch-tokens: tokens per engine step */
+    uint64_t kv_memory;      /* --kv-memory */
+    bool no_prefix_cache;    /* --no-prefix-cache */
+    char **api_keys;         /* --api-key / --api-key-file; owned */
+    int n_api_keys;
+    const char *alias;       /* --model-alias */
+    const char *chat_template; /* --chat-template */
+    size_t max_body;         /* --max-body */
+    double timeout_s;        /* --timeout: idle connection + per-request deadline */
+} srv_config;
+
+typedef enum srv_state {
+    SRV_LOADING = 0, /* listener up, model not yet: /health says 503 */
+    SRV_READY,
+    SRV_STOPPING,    /* signal received: new requests get 503 */
+    SRV_FAILED,      /* the model failed to load */
+} srv_state;
+
+typedef struct srv {
+    srv_config cfg;
+    _Atomic int state;              /* srv_state */
+    /* Set by the loader before state becomes SRV_READY. */
+    sw_backend *be;
+    sw_model *model;
+    sw_engine *engine;
+    const sw_tokenizer *tok;
+    sw_chat_kind chat;
+    int32_t n_ctx;
+    char model_id[256];             /* the alias: what responses call the model */
+    char model_file[256];           /* basename of the file, also accepted as a name */
+    char fingerprint[64];           /* system_fingerprint */
+    int64_t created;                /* unix time the model was loaded */
+    /* Connections with a request in progress, for the shutdown drain. */
+    atomic_int active;
+    srv_metrics metrics;
+} srv;
+
+/* ---- JSON error responses (oai_write.c) ---- */
+
+/* An OpenAI-style error: HTTP status plus the body fields. Strings are
+ * static or copied into msg. */
+typedef struct oai_error {
+    int status;
+    const char *type;  /* "invalid_request_error", "server_error", ... */
+    const char *code;  /* may be NULL -> JSON null */
+    char param[128];   /* "" -> JSON null */
+    char msg[SW_ERR_LEN + 128];
+} oai_error;
+
+void oai_error_set(oai_error *e, int status, const char *type, const char *code,
+                   const char *param, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+/* {"error": {...}} as a malloc'd string. */
+char *oai_error_json(const oai_error *e);
+
+/* ---- the HTTP layer (http.c) ---- */
+
+struct MHD_Connection;
+/* Start libmicrohttpd on cfg.host:cfg.port. *port_out gets the bound port. */
+sw_status srv_http_start(srv *s, int *port_out, sw_err *err);
+/* Stop accepting new connections (existing ones continue). */
+void srv_http_quiesce(void);
+/* Close every connection and join their threads. */
+void srv_http_stop(void);
+
+typedef enum srv_endpoint {
+    EP_UNKNOWN = 0,
+    EP_CHAT,        /* POST /v1/chat/completions */
+    EP_CMPL,        /* POST /v1/completions */
+    EP_MODELS,      /* GET /v1/models */
+    EP_MODEL,       /* GET /v1/models/{id} */
+    EP_HEALTH,      /* GET /health */
+    EP_METRICS,     /* GET /metrics */
+    EP_TOKENIZE,    /* POST /tokenize */
+    EP_DETOKENIZE,  /* POST /detokenize */
+} srv_endpoint;
+
+/* Per-request context of the HTTP layer, visible to the handlers. */
+typedef struct srv_conn {
+    srv *s;
+    struct MHD_Connection *conn;
+    srv_endpoint endpoint;
+    const char *name;        /* the route's name for metrics (static) */
+    char *url_arg;           /* EP_MODEL: the id from the path; owned */
+    char *body;              /* request body, NUL-terminated */
+    size_t body_len, body_cap;
+    bool too_large;
+    bool responded;          /* a response was queued */
+    int status;              /* status of the response, for metrics */
+    double t_start;
+    struct gen_req *gen;     /* the generation, when the handler started one */
+} srv_conn;
+
+/* Queue a response with body (taken: freed by the HTTP layer; NULL means out
+ * of memory and sends a 500) and the given status and content type
+ * (NULL: application/json); records the status for metrics. Returns the MHD
+ * result (an enum MHD_Result). */
+int srv_respond(srv_conn *sc, int status, char *body, const char *content_type);
+int srv_respond_error(srv_conn *sc, const oai_error *e);
+
+/* Whether the peer of c has closed its end (checked without blocking). */
+bool srv_conn_hung_up(struct MHD_Connection *c);
+
+/* ---- handlers (gen.c: generation; api.c: the small endpoints) ---- */
+
+/* POST /v1/chat/completions (chat = true) or /v1/completions: parse, submit,
+ * then either block until done and answer (non-streaming) or queue an SSE
+ * response fed from the engine's events. */
+int srv_handle_generate(srv_conn *sc, bool chat);
+/* The generation owned by the connection is over from the HTTP side
+ * (response sent or the client went away): cancel it if still running and
+ * drop the connection's reference. */
+void srv_gen_release(struct gen_req *g);
+
+int srv_handle_models(srv_conn *sc); /* the list, or one model for EP_MODEL */
+int srv_handle_tokenize(srv_conn *sc);
+int srv_handle_detokenize(srv_conn *sc);
+int srv_handle_metrics(srv_conn *sc);
+
+/* Resolve a request's "model" value: NULL/absent is the served model;
+ * otherwise it must match the alias or the file name (with or without
+ * ".gguf"). */
+bool srv_model_name_ok(const srv *s, const char *name);
+
+#endif
