@@ -15,6 +15,7 @@
 #include "cpu_backend.h"
 #if defined(SW_HAVE_VULKAN)
 #include "vk_backend.h"
+#include "vk_device.h"
 #endif
 
 /* ---------------------------------------------------------------- tensors -- */
@@ -102,6 +103,30 @@ static sw_status create_vulkan(const sw_backend_config *cfg, sw_backend **out, s
 #endif
 }
 
+/* "auto" wants a GPU from Vulkan: a CPU implementation such as lavapipe is
+ * slower than our native CPU backend, so auto passes over it (it stays
+ * reachable with an explicit --backend vulkan, which is how CI tests it). */
+static sw_status create_vulkan_auto(const sw_backend_config *cfg, sw_backend **out,
+                                    sw_err *err) {
+#if defined(SW_HAVE_VULKAN)
+    sw_vk_device_info *devs = NULL;
+    int n = 0;
+    sw_status st = sw_vk_list_devices(&devs, &n, err);
+    if (st != SW_OK) return st;
+    int idx = cfg->device >= 0 && cfg->device < n ? cfg->device : sw_vk_preferred_device(devs, n);
+    bool is_cpu = idx < 0 || devs[idx].kind == SW_VK_CPU;
+    if (is_cpu)
+        st = sw_err_set(err, SW_E_NOT_FOUND,
+                        "only a CPU Vulkan device (%s); the native cpu backend is faster",
+                        idx >= 0 ? devs[idx].name : "none");
+    free(devs);
+    if (st != SW_OK) return st;
+    return sw_backend_vulkan_create(idx, out, err);
+#else
+    return create_vulkan(cfg, out, err);
+#endif
+}
+
 static sw_status create_cpu(const sw_backend_config *cfg, sw_backend **out, sw_err *err) {
     return sw_backend_cpu_create(cfg->n_threads, out, err);
 }
@@ -109,13 +134,14 @@ static sw_status create_cpu(const sw_backend_config *cfg, sw_backend **out, sw_e
 typedef struct {
     const char *name;
     sw_status (*create)(const sw_backend_config *cfg, sw_backend **out, sw_err *err);
+    sw_status (*create_auto)(const sw_backend_config *cfg, sw_backend **out, sw_err *err);
 } backend_entry;
 
 /* In the order "auto" tries them. */
 static const backend_entry k_backends[] = {
-    {"cuda", create_cuda},
-    {"vulkan", create_vulkan},
-    {"cpu", create_cpu},
+    {"cuda", create_cuda, create_cuda},
+    {"vulkan", create_vulkan, create_vulkan_auto},
+    {"cpu", create_cpu, create_cpu},
 };
 #define N_BACKENDS (sizeof k_backends / sizeof k_backends[0])
 
@@ -134,7 +160,7 @@ sw_status sw_backend_create(const sw_backend_config *cfg, sw_backend **out, sw_e
     sw_status st = SW_E_INTERNAL;
     for (size_t i = 0; i < N_BACKENDS; i++) {
         sw_err e = {{0}};
-        st = k_backends[i].create(&c, out, &e);
+        st = k_backends[i].create_auto(&c, out, &e);
         if (st == SW_OK) {
             sw_log(SW_LOG_INFO, "backend auto: using %s", k_backends[i].name);
             return SW_OK;

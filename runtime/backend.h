@@ -169,7 +169,7 @@ struct sw_backend {
 typedef struct sw_backend_config {
     const char *name; /* "cpu", "cuda", "vulkan", "auto" (default when NULL) */
     int32_t n_threads; /* <= 0: number of online cores */
-    int32_t device;    /* device index for GPU backends */
+    int32_t device;    /* GPU device index; < 0: the preferred device (tools default to -1) */
 } sw_backend_config;
 
 /* Create the named backend; "auto" tries cuda, then vulkan, then cpu, logging

@@ -264,7 +264,7 @@ int sw_bench_kernels_main(int argc, char **argv) {
     }
     sw_err err = {{0}};
     sw_backend *be = NULL;
-    sw_backend_config cfg = {.name = backend, .n_threads = threads, .device = 0};
+    sw_backend_config cfg = {.name = backend, .n_threads = threads, .device = -1};
     if (sw_backend_create(&cfg, &be, &err) != SW_OK) {
         fprintf(stderr, "kernels: %s\n", err.msg);
         return 1;

@@ -441,7 +441,7 @@ int main(int argc, char **argv) {
     rc = 1;
 
     double t0 = sw_time_s();
-    sw_backend_config bc = {.name = o.backend, .n_threads = o.threads, .device = 0};
+    sw_backend_config bc = {.name = o.backend, .n_threads = o.threads, .device = -1};
     if (sw_backend_create(&bc, &be, &err) != SW_OK) {
         fprintf(stderr, "spillway-generate: backend %s: %s\n", o.backend, err.msg);
         goto done;
