@@ -1,0 +1,44 @@
+#version 450
+/* rms_norm: out = x / sqrt(mean(x^2) + eps) * w, per row. One workgroup per
+ * row (rows counted over ne1 x ne2 x ne3); the sum of squares is a tree
+ * reduction in shared memory. out may alias x: every thread reads its own
+ * elements before writing them, after the reduction. */
+#include "common.glsl"
+
+layout(local_size_x = 128) in;
+
+layout(binding = 0) readonly buffer X { float xv[]; };
+layout(binding = 1) readonly buffer W { float wv[]; };
+layout(binding = 2) buffer Out { float outv[]; };
+
+layout(push_constant) uniform PC {
+    uint x_off, x_nb1, x_nb2, x_nb3; /* floats */
+    uint o_off, o_nb1, o_nb2, o_nb3;
+    uint w_off;
+    uint n, ne1, ne2, n_rows;
+    float eps;
+} pc;
+
+shared float red[128];
+
+void main() {
+    uint r = group_id();
+    if (r >= pc.n_rows) return;
+    uint i1 = r % pc.ne1, i23 = r / pc.ne1, i2 = i23 % pc.ne2, i3 = i23 / pc.ne2;
+    uint xb = pc.x_off + i1 * pc.x_nb1 + i2 * pc.x_nb2 + i3 * pc.x_nb3;
+    uint ob = pc.o_off + i1 * pc.o_nb1 + i2 * pc.o_nb2 + i3 * pc.o_nb3;
+    uint tid = gl_LocalInvocationID.x;
+    float s = 0.0;
+    for (uint i = tid; i < pc.n; i += 128u) {
+        float v = xv[xb + i];
+        s += v * v;
+    }
+    red[tid] = s;
+    barrier();
+    for (uint k = 64u; k > 0u; k >>= 1) {
+        if (tid < k) red[tid] += red[tid + k];
+        barrier();
+    }
+    float scale = inversesqrt(red[0] / float(pc.n) + pc.eps);
+    for (uint i = tid; i < pc.n; i += 128u) outv[ob + i] = (xv[xb + i] * scale) * wv[pc.w_off + i];
+}

@@ -1,0 +1,391 @@
+/* vk_ops.c — the Vulkan backend's ops: each turns its tensors into storage
+ * buffer bindings plus push constants (element offsets and strides) and
+ * records one dispatch of its shader (kernels/vulkan/shaders/<op>.comp).
+ *
+ * Shapes and types were validated by the sw_be_* wrappers. What is checked here
+ * is what the shaders assume: strides in whole elements, 32-bit indices,
+ * head_dim within the attention shader's registers, word-aligned F16 cache
+ * rows. Data-dependent checks (an id or slot out of range) would need the
+ * device data on the host; the shaders skip such entries instead (get_rows
+ * writes zeros, kv_write stores nothing) — documented divergence from the CPU
+ * backend, which reports them. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk_internal.h"
+
+/* ------------------------------------------------------------ helpers -- */
+
+/* A byte offset or stride as a count of elements of `esize` bytes that fits a
+ * 32-bit push constant. */
+static sw_status elems(const char *op, const char *what, size_t bytes, size_t esize,
+                       uint32_t *out, sw_err *err) {
+    if (bytes % esize != 0 || bytes / esize > UINT32_MAX)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: %s of %zu bytes is not a whole number of %zu-byte "
+                          "elements below 2^32",
+                          op, what, bytes, esize);
+    *out = (uint32_t)(bytes / esize);
+    return SW_OK;
+}
+
+#define TRY(expr)                                                                          \
+    do {                                                                                   \
+        sw_status st_ = (expr);                                                            \
+        if (st_ != SW_OK) return st_;                                                      \
+    } while (0)
+
+/* Bind the bytes tensor t spans; *res receives the residual byte offset of
+ * element 0 from the binding start. A tensor reaching past its buffer is an
+ * error here (the shaders would read or write outside it). */
+static sw_status bind_any(const sw_vk_backend *vk, const char *op, const char *what,
+                          const sw_tensor *t, sw_vk_bind *b, uint32_t *res, sw_err *err) {
+    size_t n = sw_tensor_nbytes(t);
+    if (n == 0 || t->offset > t->buf->size || n > t->buf->size - t->offset)
+        return sw_err_set(err, SW_E_RANGE,
+                          "vulkan: %s: %s spans bytes [%zu, %zu + %zu) of a buffer of %zu bytes",
+                          op, what, t->offset, t->offset, n, t->buf->size);
+    *res = sw_vk_bind_tensor(vk, t, b);
+    return SW_OK;
+}
+
+/* Bind an F32 / I32 tensor; *off receives its first element's offset in
+ * 4-byte units from the binding start, nb[1..3] its strides in elements. */
+static sw_status bind_f32(const sw_vk_backend *vk, const char *op, const char *what,
+                          const sw_tensor *t, sw_vk_bind *b, uint32_t *off, uint32_t nb[3],
+                          sw_err *err) {
+    uint32_t res = 0;
+    TRY(bind_any(vk, op, what, t, b, &res, err));
+    TRY(elems(op, what, res, 4, off, err));
+    if (nb)
+        for (int i = 1; i < 4; i++) TRY(elems(op, what, t->nb[i], 4, &nb[i - 1], err));
+    return SW_OK;
+}
+
+static uint32_t div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+static sw_status dispatch(sw_vk_backend *vk, const char *op, sw_vk_shader_id sh, uint32_t spec0,
+                          const sw_vk_bind *binds, uint32_t n_binds, const void *push,
+                          uint32_t push_size, const uint32_t groups[3], sw_err *err) {
+    sw_vk_dispatch_desc d = {.op = op,
+                             .shader = sh,
+                             .spec = {spec0, 0, 0, 0},
+                             .binds = binds,
+                             .n_binds = n_binds,
+                             .push = push,
+                             .push_size = push_size,
+                             .groups = {groups[0], groups[1], groups[2]}};
+    return sw_vk_dispatch(vk, &d, err);
+}
+
+bool sw_vk_supports_type(sw_backend *be, sw_type type) {
+    (void)be;
+    switch (type) {
+    case SW_TYPE_F32:
+    case SW_TYPE_F16:
+    case SW_TYPE_BF16:
+    case SW_TYPE_Q4_0:
+    case SW_TYPE_Q4_1:
+    case SW_TYPE_Q5_0:
+    case SW_TYPE_Q5_1:
+    case SW_TYPE_Q8_0:
+    case SW_TYPE_Q2_K:
+    case SW_TYPE_Q3_K:
+    case SW_TYPE_Q4_K:
+    case SW_TYPE_Q5_K:
+    case SW_TYPE_Q6_K: return true;
+    default: return false;
+    }
+}
+
+static sw_status need_type(sw_backend *be, const char *op, sw_type type, sw_err *err) {
+    if (sw_vk_supports_type(be, type)) return SW_OK;
+    return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: no shader for %s tensors", op,
+                      sw_type_name((uint32_t)type));
+}
+
+/* ------------------------------------------------------------ get_rows -- */
+
+sw_status sw_vk_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,
+                         sw_tensor *out, sw_err *err) {
+    const char *op = "get_rows";
+    sw_vk_backend *vk = sw_vk(be);
+    TRY(need_type(be, op, table->type, err));
+    struct {
+        uint32_t tab_off, tab_nb1, n, n_rows, ids_off, out_off, out_nb1, T;
+    } pc;
+    sw_vk_bind b[3];
+    TRY(bind_any(vk, op, "table", table, &b[0], &pc.tab_off, err));
+    TRY(elems(op, "table row stride", table->nb[1], 1, &pc.tab_nb1, err));
+    pc.n = (uint32_t)table->ne[0];
+    pc.n_rows = (uint32_t)table->ne[1];
+    TRY(bind_f32(vk, op, "ids", ids, &b[1], &pc.ids_off, NULL, err));
+    uint32_t onb[3];
+    TRY(bind_f32(vk, op, "out", out, &b[2], &pc.out_off, onb, err));
+    pc.out_nb1 = onb[0];
+    pc.T = (uint32_t)out->ne[1];
+    uint32_t g[3];
+    sw_vk_grid(vk, pc.T, g);
+    return dispatch(vk, op, SW_VK_SH_GET_ROWS, (uint32_t)table->type, b, 3, &pc, sizeof pc, g,
+                    err);
+}
+
+/* ------------------------------------------------------------ rms_norm -- */
+
+sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
+                         sw_tensor *out, sw_err *err) {
+    const char *op = "rms_norm";
+    sw_vk_backend *vk = sw_vk(be);
+    struct {
+        uint32_t x_off, x_nb[3], o_off, o_nb[3], w_off, n, ne1, ne2, n_rows;
+        float eps;
+    } pc;
+    sw_vk_bind b[3];
+    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, pc.x_nb, err));
+    TRY(bind_f32(vk, op, "w", w, &b[1], &pc.w_off, NULL, err));
+    TRY(bind_f32(vk, op, "out", out, &b[2], &pc.o_off, pc.o_nb, err));
+    pc.n = (uint32_t)x->ne[0];
+    pc.ne1 = (uint32_t)x->ne[1];
+    pc.ne2 = (uint32_t)x->ne[2];
+    pc.n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
+    pc.eps = eps;
+    uint32_t g[3];
+    sw_vk_grid(vk, pc.n_rows, g);
+    return dispatch(vk, op, SW_VK_SH_RMS_NORM, 0, b, 3, &pc, sizeof pc, g, err);
+}
+
+/* -------------------------------------------------------------- matmul -- */
+
+sw_status sw_vk_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
+                       const sw_tensor *bias, sw_tensor *out, sw_err *err) {
+    const char *op = "matmul";
+    sw_vk_backend *vk = sw_vk(be);
+    TRY(need_type(be, op, w->type, err));
+    struct {
+        uint32_t w_off, w_nb1, K, N, x_off, x_nb1, T, o_off, o_nb1, b_off, has_bias;
+    } pc;
+    sw_vk_bind b[4];
+    uint32_t nb[3];
+    TRY(bind_any(vk, op, "w", w, &b[0], &pc.w_off, err));
+    TRY(elems(op, "weight row stride", w->nb[1], 1, &pc.w_nb1, err));
+    pc.K = (uint32_t)w->ne[0];
+    pc.N = (uint32_t)w->ne[1];
+    TRY(bind_f32(vk, op, "x", x, &b[1], &pc.x_off, nb, err));
+    pc.x_nb1 = nb[0];
+    pc.T = (uint32_t)x->ne[1];
+    TRY(bind_f32(vk, op, "out", out, &b[3], &pc.o_off, nb, err));
+    pc.o_nb1 = nb[0];
+    pc.has_bias = bias != NULL;
+    pc.b_off = 0;
+    if (bias)
+        TRY(bind_f32(vk, op, "bias", bias, &b[2], &pc.b_off, NULL, err));
+    else
+        b[2] = b[1]; /* never read; the binding must still be valid */
+    uint32_t g[3];
+    sw_vk_shader_id sh;
+    if (pc.T <= SW_VK_MATVEC_MAX_T) {
+        sh = vk->info.subgroup_arithmetic ? SW_VK_SH_MATVEC_SG : SW_VK_SH_MATVEC;
+        sw_vk_grid(vk, pc.N, g);
+    } else {
+        sh = SW_VK_SH_MATMUL;
+        g[0] = div_up(pc.N, 32);
+        g[1] = div_up(pc.T, 32);
+        g[2] = 1;
+        if (g[0] > vk->props.limits.maxComputeWorkGroupCount[0] ||
+            g[1] > vk->props.limits.maxComputeWorkGroupCount[1])
+            return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: %u x %u tiles exceed the "
+                              "device's workgroup count limit", op, g[0], g[1]);
+    }
+    return dispatch(vk, op, sh, (uint32_t)w->type, b, 4, &pc, sizeof pc, g, err);
+}
+
+/* ---------------------------------------------------------------- rope -- */
+
+sw_status sw_vk_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos,
+                     const sw_rope_params *p, sw_err *err) {
+    const char *op = "rope";
+    sw_vk_backend *vk = sw_vk(be);
+    struct {
+        uint32_t x_off, x_nb1, x_nb2, n_heads, T, n_dims, mode, pos_off, ff_off, has_ff;
+        float freq_base, freq_scale;
+        uint32_t total;
+    } pc;
+    sw_vk_bind b[3];
+    uint32_t nb[3];
+    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, nb, err));
+    pc.x_nb1 = nb[0];
+    pc.x_nb2 = nb[1];
+    pc.n_heads = (uint32_t)x->ne[1];
+    pc.T = (uint32_t)x->ne[2];
+    pc.n_dims = (uint32_t)p->n_dims;
+    pc.mode = (uint32_t)p->mode;
+    TRY(bind_f32(vk, op, "pos", pos, &b[1], &pc.pos_off, NULL, err));
+    pc.has_ff = p->freq_factors != NULL;
+    pc.ff_off = 0;
+    if (p->freq_factors)
+        TRY(bind_f32(vk, op, "freq_factors", p->freq_factors, &b[2], &pc.ff_off, NULL, err));
+    else
+        b[2] = b[1];
+    pc.freq_base = p->freq_base;
+    pc.freq_scale = p->freq_scale;
+    uint64_t total = (uint64_t)(p->n_dims / 2) * pc.n_heads * pc.T;
+    if (total > UINT32_MAX)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: %" PRIu64 " pairs is too many", op,
+                          total);
+    pc.total = (uint32_t)total;
+    uint32_t g[3];
+    sw_vk_grid(vk, div_up(total, 256), g);
+    return dispatch(vk, op, SW_VK_SH_ROPE, 0, b, 3, &pc, sizeof pc, g, err);
+}
+
+/* ------------------------------------------------------------ kv_write -- */
+
+/* A cache tensor's offset and strides in cache elements; F16 rows must start
+ * on 32-bit words (the shader writes two halves at a time). */
+static sw_status bind_cache(const sw_vk_backend *vk, const char *op, const char *what,
+                            const sw_tensor *c, sw_vk_bind *b, uint32_t v[4], sw_err *err) {
+    size_t es = c->type == SW_TYPE_F16 ? 2 : 4;
+    uint32_t res = 0;
+    TRY(bind_any(vk, op, what, c, b, &res, err));
+    TRY(elems(op, what, res, es, &v[0], err));
+    for (int i = 1; i < 4; i++) TRY(elems(op, what, c->nb[i], es, &v[i], err));
+    return SW_OK;
+}
+
+static bool f16_words_ok(const uint32_t v[4], int64_t hd) {
+    return hd % 2 == 0 && v[0] % 2 == 0 && v[1] % 2 == 0 && v[2] % 2 == 0 && v[3] % 2 == 0;
+}
+
+sw_status sw_vk_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
+                         sw_tensor *k_cache, sw_tensor *v_cache, const sw_tensor *slots,
+                         sw_err *err) {
+    const char *op = "kv_write";
+    sw_vk_backend *vk = sw_vk(be);
+    if (k_cache->type != v_cache->type)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: k cache %s and v cache %s differ",
+                          op, sw_type_name(k_cache->type), sw_type_name(v_cache->type));
+    struct {
+        uint32_t k_off, k_nb1, v_off, v_nb1, kc[4], vc[4], hd, nkv, bs, cap, slots_off, T, total;
+    } pc;
+    sw_vk_bind b[5];
+    uint32_t nb[3];
+    TRY(bind_f32(vk, op, "k", k, &b[0], &pc.k_off, nb, err));
+    pc.k_nb1 = nb[0];
+    TRY(bind_f32(vk, op, "v", v, &b[1], &pc.v_off, nb, err));
+    pc.v_nb1 = nb[0];
+    TRY(bind_cache(vk, op, "k_cache", k_cache, &b[2], pc.kc, err));
+    TRY(bind_cache(vk, op, "v_cache", v_cache, &b[3], pc.vc, err));
+    TRY(bind_f32(vk, op, "slots", slots, &b[4], &pc.slots_off, NULL, err));
+    bool f16 = k_cache->type == SW_TYPE_F16;
+    if (f16 && (!f16_words_ok(pc.kc, k_cache->ne[0]) || !f16_words_ok(pc.vc, v_cache->ne[0])))
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: f16 cache rows must start on 4-byte boundaries "
+                          "(head_dim %" PRId64 " must be even)",
+                          op, k_cache->ne[0]);
+    pc.hd = (uint32_t)k_cache->ne[0];
+    pc.nkv = (uint32_t)k_cache->ne[1];
+    pc.bs = (uint32_t)k_cache->ne[2];
+    pc.cap = (uint32_t)SW_MIN(k_cache->ne[2] * k_cache->ne[3], (int64_t)UINT32_MAX);
+    pc.T = (uint32_t)k->ne[1];
+    uint64_t total = (uint64_t)((pc.hd + 1) / 2) * pc.nkv * pc.T;
+    if (total > UINT32_MAX)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: batch too large", op);
+    pc.total = (uint32_t)total;
+    uint32_t g[3];
+    sw_vk_grid(vk, div_up(total, 256), g);
+    return dispatch(vk, op, SW_VK_SH_KV_WRITE, f16, b, 5, &pc, sizeof pc, g, err);
+}
+
+/* ----------------------------------------------------------- attention -- */
+
+/* q / out as [head_dim * n_head, T] (the wrapper's first form) or
+ * [head_dim, n_head, T]: head stride and token stride in floats. */
+static void head_strides(const sw_tensor *t, int64_t hd, int64_t nh, const uint32_t nb[3],
+                         uint32_t *sh, uint32_t *st) {
+    if (t->ne[0] == hd * nh && t->ne[2] == 1) {
+        *sh = (uint32_t)hd;
+        *st = nb[0];
+    } else {
+        *sh = nb[0];
+        *st = nb[1];
+    }
+}
+
+sw_status sw_vk_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k_cache,
+                          const sw_tensor *v_cache, const sw_attn_params *p, sw_tensor *out,
+                          sw_err *err) {
+    const char *op = "attention";
+    sw_vk_backend *vk = sw_vk(be);
+    if (p->head_dim > SW_VK_ATTN_MAX_HEAD_DIM)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: head_dim %d > %d", op, p->head_dim,
+                          SW_VK_ATTN_MAX_HEAD_DIM);
+    if (k_cache->type != v_cache->type)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: k cache %s and v cache %s differ",
+                          op, sw_type_name(k_cache->type), sw_type_name(v_cache->type));
+    struct {
+        uint32_t q_off, q_sh, q_st, o_off, o_sh, o_st, kc[4], vc[4];
+        uint32_t hd, n_head, n_head_kv, bs, n_seqs, bt_off, bt_nb1, ss_off, pos_off, T;
+        float scale;
+    } pc;
+    sw_vk_bind b[7];
+    uint32_t nb[3];
+    int64_t hd = p->head_dim;
+    int64_t T = (q->ne[0] == hd * p->n_head && q->ne[2] == 1) ? q->ne[1] : q->ne[2];
+    TRY(bind_f32(vk, op, "q", q, &b[0], &pc.q_off, nb, err));
+    head_strides(q, hd, p->n_head, nb, &pc.q_sh, &pc.q_st);
+    TRY(bind_cache(vk, op, "k_cache", k_cache, &b[1], pc.kc, err));
+    TRY(bind_cache(vk, op, "v_cache", v_cache, &b[2], pc.vc, err));
+    TRY(bind_f32(vk, op, "out", out, &b[3], &pc.o_off, nb, err));
+    head_strides(out, hd, p->n_head, nb, &pc.o_sh, &pc.o_st);
+    TRY(bind_f32(vk, op, "seq_start", p->seq_start, &b[4], &pc.ss_off, NULL, err));
+    TRY(bind_f32(vk, op, "pos", p->pos, &b[5], &pc.pos_off, NULL, err));
+    TRY(bind_f32(vk, op, "block_tables", p->block_tables, &b[6], &pc.bt_off, nb, err));
+    pc.bt_nb1 = nb[0];
+    pc.hd = (uint32_t)hd;
+    pc.n_head = (uint32_t)p->n_head;
+    pc.n_head_kv = (uint32_t)p->n_head_kv;
+    pc.bs = (uint32_t)p->block_size;
+    pc.n_seqs = (uint32_t)p->n_seqs;
+    pc.T = (uint32_t)T;
+    pc.scale = p->scale;
+    uint32_t g[3];
+    sw_vk_grid(vk, (uint64_t)T * (uint64_t)p->n_head, g);
+    return dispatch(vk, op, SW_VK_SH_ATTENTION, k_cache->type == SW_TYPE_F16, b, 7, &pc,
+                    sizeof pc, g, err);
+}
+
+/* --------------------------------------------------------- elementwise -- */
+
+static sw_status elementwise(sw_backend *be, const char *op, uint32_t kind, const sw_tensor *a,
+                             const sw_tensor *bt, sw_tensor *out, sw_err *err) {
+    sw_vk_backend *vk = sw_vk(be);
+    struct {
+        uint32_t a_off, a_nb[3], b_off, b_nb[3], o_off, o_nb[3], ne0, ne1, ne2, total;
+    } pc;
+    sw_vk_bind b[3];
+    TRY(bind_f32(vk, op, "a", a, &b[0], &pc.a_off, pc.a_nb, err));
+    TRY(bind_f32(vk, op, "b", bt, &b[1], &pc.b_off, pc.b_nb, err));
+    TRY(bind_f32(vk, op, "out", out, &b[2], &pc.o_off, pc.o_nb, err));
+    uint64_t total = (uint64_t)sw_tensor_nelements(a);
+    if (total > UINT32_MAX)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: %" PRIu64 " elements is too many",
+                          op, total);
+    pc.ne0 = (uint32_t)a->ne[0];
+    pc.ne1 = (uint32_t)a->ne[1];
+    pc.ne2 = (uint32_t)a->ne[2];
+    pc.total = (uint32_t)total;
+    uint32_t g[3];
+    sw_vk_grid(vk, div_up(total, 256), g);
+    return dispatch(vk, op, SW_VK_SH_ELEMENTWISE, kind, b, 3, &pc, sizeof pc, g, err);
+}
+
+sw_status sw_vk_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
+                       sw_tensor *out, sw_err *err) {
+    return elementwise(be, "swiglu", 1, gate, up, out, err);
+}
+
+sw_status sw_vk_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
+                    sw_err *err) {
+    return elementwise(be, "add", 0, a, b, out, err);
+}

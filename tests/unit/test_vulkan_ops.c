@@ -1,0 +1,774 @@
+/* test_vulkan_ops.c — every op of the Vulkan backend against a reference:
+ * matmul and get_rows against the dequantized weights (sw_dequantize_row) in
+ * double precision; rms_norm, rope, kv_write, attention, swiglu and add against
+ * the CPU backend on the same inputs. Also: transfers at unaligned offsets
+ * through both the mapped and the staging path, mid-step downloads, error
+ * paths, and both matvec reductions (subgroup and shared memory).
+ *
+ * Skips (exit 77) when built without Vulkan or when no Vulkan device exists.
+ *
+ * Tolerances, with u = 2^-24 (float rounding):
+ * - get_rows: the shader computes d*sc*q - dmin*m with its own operation order
+ *   (and maybe fma), a few roundings of terms no larger than the row's largest
+ *   magnitude: |err| <= 8u * max|row|.
+ * - matmul: float sums of K products, each product off by the weight's few
+ *   roundings: |err| <= (K + 64) u sum_k |w_k x_k| + 8u max_k|w_k| sum_k |x_k|.
+ *   We do not compare bit-exact with the CPU backend, which quantizes
+ *   activations to 8 bits for quantized weights.
+ * - rms_norm/swiglu/add vs CPU: 16u relative to the magnitudes involved.
+ * - rope vs CPU (theta in double there, float here): the angle error is
+ *   ~4u |theta| (float product + pow) plus the reduction, so
+ *   |err| <= 16u (|theta| + 4) (|a| + |b|).
+ * - kv_write: F32 exact; F16 within 1 f16 ulp (packHalf2x16's rounding mode is
+ *   implementation-defined; the CPU rounds to nearest even).
+ * - attention: output is a convex combination of value rows. Relative errors
+ *   e_j in the weights p_j move it by at most 2 max_j e_j max|v| (GLSL exp is
+ *   within 3 + 2|x| ulp, |x| <= ~25 here), and the float sums over ctx
+ *   positions add ctx u max|v|: |err| <= (ctx + 64) 2u max|v|. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cpu_backend.h"
+#include "quant.h"
+
+/* Under ASan: Mesa's lavapipe makes a one-time allocation that becomes an
+ * unreachable "leak" only when the loader unloads the driver at the last
+ * vkDestroyInstance (see tests/lsan-vulkan.supp). Pinning the driver keeps it
+ * reachable, so LeakSanitizer still checks everything else at full speed (the
+ * suppression needs the slow unwinder, which makes LLVM's JIT crawl). On
+ * systems without lavapipe the dlopen fails and nothing happens. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <dlfcn.h>
+__attribute__((constructor)) static void pin_lavapipe(void) {
+    (void)dlopen("libvulkan_lvp.so", RTLD_NOW | RTLD_NODELETE);
+}
+#endif
+
+#ifdef SW_HAVE_VULKAN
+#include "vk_backend.h"
+
+#define U 0x1p-24
+
+static uint64_t rng_state = 0x5eed;
+static double urand(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) * 0x1.0p-53;
+}
+static float nrand(void) {
+    double s = 0;
+    for (int i = 0; i < 4; i++) s += urand() - 0.5;
+    return (float)(s * 1.7);
+}
+
+typedef struct {
+    sw_backend *vk;       /* default: mapped transfers, subgroup reductions if any */
+    sw_backend *vk_plain; /* SW_VK_FORCE_STAGING=1 and SW_VK_NO_SUBGROUP=1 */
+    sw_backend *cpu;
+} fixture;
+
+static fixture *g_fix;
+
+static sw_backend *make_vk(const char *staging, const char *nosg) {
+    setenv("SW_VK_FORCE_STAGING", staging, 1);
+    setenv("SW_VK_NO_SUBGROUP", nosg, 1);
+    sw_backend *be = NULL;
+    sw_err err = {{0}};
+    sw_status st = sw_backend_vulkan_create(-1, &be, &err);
+    unsetenv("SW_VK_FORCE_STAGING");
+    unsetenv("SW_VK_NO_SUBGROUP");
+    if (st != SW_OK) {
+        printf("vulkan backend unavailable: %s\n", err.msg);
+        return NULL;
+    }
+    return be;
+}
+
+/* ------------------------------------------------------------ helpers -- */
+
+/* A device tensor filled from host data: buffer of its own, at `pad` bytes
+ * offset so that offsets other than 0 are exercised. */
+typedef struct {
+    sw_buffer *buf;
+    sw_tensor t;
+} dtensor;
+
+static dtensor dt_make(sw_backend *be, sw_type type, int64_t ne0, int64_t ne1, int64_t ne2,
+                       int64_t ne3, size_t pad, const void *data) {
+    dtensor d;
+    sw_err err = {{0}};
+    sw_tensor tmp = sw_tensor_make(NULL, pad, type, ne0, ne1, ne2, ne3);
+    size_t n = sw_tensor_nbytes(&tmp);
+    if (sw_be_buf_alloc(be, pad + n + 64, SW_BUF_COMPUTE, &d.buf, &err) != SW_OK)
+        fail_msg("buf_alloc: %s", err.msg);
+    d.t = tmp;
+    d.t.buf = d.buf;
+    if (data && sw_be_upload(be, d.buf, pad, data, n, &err) != SW_OK)
+        fail_msg("upload: %s", err.msg);
+    return d;
+}
+
+static void dt_read(sw_backend *be, const sw_tensor *t, void *out) {
+    sw_err err = {{0}};
+    if (sw_be_download(be, t->buf, t->offset, out, sw_tensor_nbytes(t), &err) != SW_OK)
+        fail_msg("download: %s", err.msg);
+}
+
+static void dt_free(sw_backend *be, dtensor *d) { sw_be_buf_free(be, d->buf); }
+
+static void ok(sw_status st, const sw_err *err) {
+    if (st != SW_OK) fail_msg("%s: %s", sw_status_str(st), err->msg);
+}
+
+static const sw_type k_types[] = {SW_TYPE_F32,  SW_TYPE_F16,  SW_TYPE_BF16, SW_TYPE_Q8_0,
+                                  SW_TYPE_Q4_0, SW_TYPE_Q4_1, SW_TYPE_Q5_0, SW_TYPE_Q5_1,
+                                  SW_TYPE_Q2_K, SW_TYPE_Q3_K, SW_TYPE_Q4_K, SW_TYPE_Q5_K,
+                                  SW_TYPE_Q6_K};
+#define N_TYPES (sizeof k_types / sizeof k_types[0])
+
+/* Random weights [K, N] quantized to type; *deq receives the dequantized
+ * values (the truth). Returns the raw blocks (malloc'd). */
+static void *make_weights(sw_type type, int64_t K, int64_t N, float **deq) {
+    size_t rs = sw_row_size(type, K);
+    uint8_t *q = malloc(rs * (size_t)N);
+    float *f = malloc(sizeof(float) * (size_t)(K * N));
+    *deq = malloc(sizeof(float) * (size_t)(K * N));
+    assert_non_null(q);
+    for (int64_t i = 0; i < K * N; i++) f[i] = nrand();
+    sw_err err = {{0}};
+    for (int64_t n = 0; n < N; n++) {
+        ok(sw_quantize_row(type, f + n * K, q + (size_t)n * rs, K, &err), &err);
+        ok(sw_dequantize_row(type, q + (size_t)n * rs, *deq + n * K, K, &err), &err);
+    }
+    free(f);
+    return q;
+}
+
+/* ------------------------------------------------------- transfers -- */
+
+static void roundtrip(sw_backend *be) {
+    sw_err err = {{0}};
+    sw_buffer *b;
+    ok(sw_be_buf_alloc(be, 4099, SW_BUF_COMPUTE, &b, &err), &err);
+    uint8_t src[1500], dst[1500];
+    for (int i = 0; i < 1500; i++) src[i] = (uint8_t)(i * 7 + 3);
+    ok(sw_be_upload(be, b, 3, src, 1499, &err), &err);
+    memset(dst, 0, sizeof dst);
+    ok(sw_be_download(be, b, 3, dst, 1499, &err), &err);
+    assert_memory_equal(src, dst, 1499);
+    /* partial read at another odd offset */
+    ok(sw_be_download(be, b, 3 + 501, dst, 77, &err), &err);
+    assert_memory_equal(src + 501, dst, 77);
+    /* past the end: an error, not a crash */
+    assert_int_equal(sw_be_upload(be, b, 4000, src, 200, &err), SW_E_RANGE);
+    assert_non_null(strstr(err.msg, "upload"));
+    sw_be_buf_free(be, b);
+
+    /* larger than the 16 MiB staging buffer: chunked */
+    size_t big = ((size_t)16 << 20) + 12345;
+    uint8_t *h = malloc(big), *r = malloc(big);
+    for (size_t i = 0; i < big; i++) h[i] = (uint8_t)(i ^ (i >> 9));
+    ok(sw_be_buf_alloc(be, big + 8, SW_BUF_WEIGHTS, &b, &err), &err);
+    ok(sw_be_upload(be, b, 5, h, big, &err), &err);
+    ok(sw_be_download(be, b, 5, r, big, &err), &err);
+    assert_memory_equal(h, r, big);
+    sw_be_buf_free(be, b);
+    /* host-visible usage */
+    ok(sw_be_buf_alloc(be, 100, SW_BUF_HOST_VISIBLE, &b, &err), &err);
+    ok(sw_be_upload(be, b, 1, h, 99, &err), &err);
+    ok(sw_be_download(be, b, 1, r, 99, &err), &err);
+    assert_memory_equal(h, r, 99);
+    sw_be_buf_free(be, b);
+    free(h);
+    free(r);
+}
+
+static void test_roundtrip(void **state) {
+    (void)state;
+    roundtrip(g_fix->vk);
+    roundtrip(g_fix->vk_plain);
+}
+
+static void test_mem_info(void **state) {
+    (void)state;
+    size_t fr = 0, tot = 0;
+    sw_err err = {{0}};
+    ok(sw_be_mem_info(g_fix->vk, &fr, &tot, &err), &err);
+    assert_true(tot > 0);
+    assert_true(fr <= tot);
+    assert_true(sw_be_supports_type(g_fix->vk, SW_TYPE_Q4_K));
+    assert_false(sw_be_supports_type(g_fix->vk, SW_TYPE_IQ2_XXS));
+    assert_string_equal(sw_backend_name(g_fix->vk), "vulkan");
+}
+
+/* ------------------------------------------------------------ get_rows -- */
+
+static void get_rows_case(sw_backend *be, sw_type type, int64_t n, int64_t rows) {
+    float *deq;
+    void *q = make_weights(type, n, rows, &deq);
+    int32_t ids[4] = {(int32_t)rows - 1, 0, 2, (int32_t)rows - 1};
+    int64_t T = 4;
+    dtensor tab = dt_make(be, type, n, rows, 1, 1, 2 * sw_row_size(type, n) + 6, q);
+    /* the pad puts the table at an offset that is not a multiple of 4, as a
+     * row view of a quantized tensor can be */
+    dtensor id = dt_make(be, SW_TYPE_I32, T, 1, 1, 1, 12, ids);
+    dtensor out = dt_make(be, SW_TYPE_F32, n, T, 1, 1, 4, NULL);
+    sw_err err = {{0}};
+    ok(sw_be_get_rows(be, &tab.t, &id.t, &out.t, &err), &err);
+    float *got = malloc(sizeof(float) * (size_t)(n * T));
+    dt_read(be, &out.t, got);
+    for (int64_t t = 0; t < T; t++) {
+        const float *ref = deq + ids[t] * n;
+        float mx = 0;
+        for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, fabsf(ref[i]));
+        for (int64_t i = 0; i < n; i++)
+            if (!(fabs((double)got[t * n + i] - ref[i]) <= 8 * U * mx))
+                fail_msg("get_rows %s n=%lld: token %lld elem %lld: got %.9g want %.9g",
+                         sw_type_name(type), (long long)n, (long long)t, (long long)i,
+                         got[t * n + i], ref[i]);
+    }
+    free(got);
+    free(deq);
+    free(q);
+    dt_free(be, &tab);
+    dt_free(be, &id);
+    dt_free(be, &out);
+}
+
+static void test_get_rows(void **state) {
+    (void)state;
+    for (size_t i = 0; i < N_TYPES; i++) {
+        get_rows_case(g_fix->vk, k_types[i], 256, 5);
+        get_rows_case(g_fix->vk, k_types[i], 512, 3);
+    }
+    /* ragged plain rows */
+    get_rows_case(g_fix->vk, SW_TYPE_F32, 7, 4);
+    get_rows_case(g_fix->vk, SW_TYPE_F16, 33, 4);
+    get_rows_case(g_fix->vk, SW_TYPE_BF16, 5, 3);
+}
+
+/* -------------------------------------------------------------- matmul -- */
+
+static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T,
+                        bool bias) {
+    float *deq;
+    void *q = make_weights(type, K, N, &deq);
+    float *x = malloc(sizeof(float) * (size_t)(K * T));
+    float bv[64];
+    for (int64_t i = 0; i < K * T; i++) x[i] = nrand();
+    for (int i = 0; i < 64; i++) bv[i] = nrand();
+    /* odd byte offset of the weights (unaligned quant rows) when the type allows */
+    size_t wpad = sw_row_size(type, K) % 4 ? sw_row_size(type, K) : 8;
+    dtensor w = dt_make(be, type, K, N, 1, 1, wpad, q);
+    dtensor xd = dt_make(be, SW_TYPE_F32, K, T, 1, 1, 20, x);
+    dtensor bd = dt_make(be, SW_TYPE_F32, N, 1, 1, 1, 4, bv);
+    dtensor out = dt_make(be, SW_TYPE_F32, N, T, 1, 1, 36, NULL);
+    sw_err err = {{0}};
+    ok(sw_be_matmul(be, &w.t, &xd.t, bias ? &bd.t : NULL, &out.t, &err), &err);
+    float *got = malloc(sizeof(float) * (size_t)(N * T));
+    dt_read(be, &out.t, got);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t n = 0; n < N; n++) {
+            double ref = bias ? bv[n] : 0.0, s = 0.0, wmax = 0.0, xs = 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                double p = (double)deq[n * K + k] * x[t * K + k];
+                ref += p;
+                s += fabs(p);
+                wmax = fmax(wmax, fabs(deq[n * K + k]));
+                xs += fabs(x[t * K + k]);
+            }
+            double tol = (double)(K + 64) * U * s + 8 * U * wmax * xs + 4 * U * fabs(ref);
+            double e = fabs((double)got[t * N + n] - ref);
+            if (!(e <= tol))
+                fail_msg("matmul %s K=%lld N=%lld T=%lld%s: out[%lld, %lld] = %.9g, ref %.9g "
+                         "(err %.3g > tol %.3g)",
+                         sw_type_name(type), (long long)K, (long long)N, (long long)T,
+                         bias ? " +bias" : "", (long long)n, (long long)t, got[t * N + n], ref,
+                         e, tol);
+        }
+    free(got);
+    free(x);
+    free(deq);
+    free(q);
+    dt_free(be, &w);
+    dt_free(be, &xd);
+    dt_free(be, &bd);
+    dt_free(be, &out);
+}
+
+static void matmul_all(sw_backend *be) {
+    static const int64_t Ns[] = {7, 33}, Ks[] = {256, 512}, Ts[] = {1, 3, 17};
+    for (size_t i = 0; i < N_TYPES; i++)
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                for (int c = 0; c < 3; c++)
+                    matmul_case(be, k_types[i], Ks[b], Ns[a], Ts[c], (a + c) % 2 == 1);
+    /* ragged K for the plain types (tails inside a 32-element chunk) */
+    matmul_case(be, SW_TYPE_F32, 37, 5, 1, false);
+    matmul_case(be, SW_TYPE_F32, 37, 5, 9, true);
+    matmul_case(be, SW_TYPE_F16, 100, 6, 2, false);
+    matmul_case(be, SW_TYPE_F16, 100, 6, 40, false);
+    matmul_case(be, SW_TYPE_BF16, 66, 3, 8, true);
+}
+
+static void test_matmul(void **state) {
+    (void)state;
+    matmul_all(g_fix->vk);
+}
+
+static void test_matmul_plain_reduction(void **state) {
+    (void)state;
+    /* the shared-memory matvec on every type; the tiled path is the same shader */
+    for (size_t i = 0; i < N_TYPES; i++) {
+        matmul_case(g_fix->vk_plain, k_types[i], 256, 33, 1, true);
+        matmul_case(g_fix->vk_plain, k_types[i], 512, 7, 8, false);
+    }
+}
+
+/* ----------------------------------------------- ops against the CPU -- */
+
+/* Run the same op on the CPU and Vulkan backends: tensors are created on
+ * both from the same host data. */
+typedef struct {
+    dtensor c, v;
+} pair;
+
+static pair pair_make(sw_type type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
+                      const void *data) {
+    pair p;
+    p.c = dt_make(g_fix->cpu, type, ne0, ne1, ne2, ne3, 0, data);
+    p.v = dt_make(g_fix->vk, type, ne0, ne1, ne2, ne3, 8, data);
+    return p;
+}
+
+static void pair_free(pair *p) {
+    dt_free(g_fix->cpu, &p->c);
+    dt_free(g_fix->vk, &p->v);
+}
+
+static float *frand_n(int64_t n) {
+    float *f = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) f[i] = nrand();
+    return f;
+}
+
+/* Download both results of a pair and compare with a relative tolerance on
+ * each element: |a - b| <= rel * max(|a|, |b|, floor). */
+static void compare_pair(const char *what, const sw_tensor *c, const sw_tensor *v, double rel,
+                         double floor) {
+    int64_t n = sw_tensor_nbytes(c) / sizeof(float);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    dt_read(g_fix->cpu, c, a);
+    dt_read(g_fix->vk, v, b);
+    for (int64_t i = 0; i < n; i++) {
+        double m = fmax(fmax(fabs(a[i]), fabs(b[i])), floor);
+        if (!(fabs((double)a[i] - b[i]) <= rel * m))
+            fail_msg("%s: element %lld: cpu %.9g vulkan %.9g", what, (long long)i, a[i], b[i]);
+    }
+    free(a);
+    free(b);
+}
+
+static void test_rms_norm(void **state) {
+    (void)state;
+    static const int64_t shapes[][2] = {{33, 5}, {300, 3}, {4096, 2}};
+    for (int s = 0; s < 3; s++) {
+        int64_t n = shapes[s][0], r = shapes[s][1];
+        float *x = frand_n(n * r), *w = frand_n(n);
+        pair px = pair_make(SW_TYPE_F32, n, r, 1, 1, x), pw = pair_make(SW_TYPE_F32, n, 1, 1, 1, w);
+        pair po = pair_make(SW_TYPE_F32, n, r, 1, 1, NULL);
+        sw_err err = {{0}};
+        ok(sw_be_rms_norm(g_fix->cpu, &px.c.t, &pw.c.t, 1e-5f, &po.c.t, &err), &err);
+        ok(sw_be_rms_norm(g_fix->vk, &px.v.t, &pw.v.t, 1e-5f, &po.v.t, &err), &err);
+        compare_pair("rms_norm", &po.c.t, &po.v.t, 16 * U * sqrt((double)n), 1e-3);
+        /* in place */
+        ok(sw_be_rms_norm(g_fix->cpu, &px.c.t, &pw.c.t, 1e-6f, &px.c.t, &err), &err);
+        ok(sw_be_rms_norm(g_fix->vk, &px.v.t, &pw.v.t, 1e-6f, &px.v.t, &err), &err);
+        compare_pair("rms_norm in place", &px.c.t, &px.v.t, 16 * U * sqrt((double)n), 1e-3);
+        pair_free(&px);
+        pair_free(&pw);
+        pair_free(&po);
+        free(x);
+        free(w);
+    }
+}
+
+static void test_swiglu_add(void **state) {
+    (void)state;
+    int64_t n = 37, r = 6;
+    float *a = frand_n(n * r), *b = frand_n(n * r);
+    for (int i = 0; i < 5; i++) a[i] *= 30.0f; /* large |gate|: the exp tails */
+    pair pa = pair_make(SW_TYPE_F32, n, r, 1, 1, a), pb = pair_make(SW_TYPE_F32, n, r, 1, 1, b);
+    pair po = pair_make(SW_TYPE_F32, n, r, 1, 1, NULL);
+    sw_err err = {{0}};
+    ok(sw_be_swiglu(g_fix->cpu, &pa.c.t, &pb.c.t, &po.c.t, &err), &err);
+    ok(sw_be_swiglu(g_fix->vk, &pa.v.t, &pb.v.t, &po.v.t, &err), &err);
+    compare_pair("swiglu", &po.c.t, &po.v.t, 16 * U, 1e-30);
+    ok(sw_be_add(g_fix->cpu, &pa.c.t, &pb.c.t, &pa.c.t, &err), &err);
+    ok(sw_be_add(g_fix->vk, &pa.v.t, &pb.v.t, &pa.v.t, &err), &err);
+    /* a sum's rounding is relative to the operands, not to the (maybe small) result */
+    compare_pair("add in place", &pa.c.t, &pa.v.t, 2 * U, 8.0);
+    /* strided views: columns 3..19 of each row */
+    sw_tensor cc = sw_tensor_cols(&pb.c.t, 3, 16), vc = sw_tensor_cols(&pb.v.t, 3, 16);
+    sw_tensor ca = sw_tensor_cols(&pa.c.t, 10, 16), va = sw_tensor_cols(&pa.v.t, 10, 16);
+    ok(sw_be_add(g_fix->cpu, &cc, &ca, &cc, &err), &err);
+    ok(sw_be_add(g_fix->vk, &vc, &va, &vc, &err), &err);
+    compare_pair("add strided", &pb.c.t, &pb.v.t, 2 * U, 16.0);
+    pair_free(&pa);
+    pair_free(&pb);
+    pair_free(&po);
+    free(a);
+    free(b);
+}
+
+static void rope_case(int mode, int64_t hd, int32_t n_dims, bool ff, bool strided) {
+    int64_t nh = 3, T = 5, row = strided ? hd * (nh + 2) : hd * nh;
+    float *x = frand_n(row * T), *f = frand_n(n_dims / 2);
+    for (int i = 0; i < n_dims / 2; i++) f[i] = 1.0f + fabsf(f[i]);
+    int32_t pos[5] = {0, 1, 17, 63, 130};
+    pair px = pair_make(SW_TYPE_F32, row, T, 1, 1, x), pp = pair_make(SW_TYPE_I32, T, 1, 1, 1, pos);
+    pair pf = pair_make(SW_TYPE_F32, n_dims / 2, 1, 1, 1, f);
+    sw_tensor vc = px.c.t, vv = px.v.t;
+    sw_tensor hc = sw_tensor_make(vc.buf, vc.offset + (strided ? (size_t)hd * 4 : 0), SW_TYPE_F32,
+                                  hd, nh, T, 1);
+    sw_tensor hv = sw_tensor_make(vv.buf, vv.offset + (strided ? (size_t)hd * 4 : 0), SW_TYPE_F32,
+                                  hd, nh, T, 1);
+    hc.nb[2] = hv.nb[2] = (size_t)row * 4;
+    sw_rope_params p = {.n_dims = n_dims, .mode = mode, .freq_base = 10000.0f,
+                        .freq_scale = 0.5f, .freq_factors = NULL};
+    sw_err err = {{0}};
+    if (ff) p.freq_factors = &pf.c.t;
+    ok(sw_be_rope(g_fix->cpu, &hc, &pp.c.t, &p, &err), &err);
+    if (ff) p.freq_factors = &pf.v.t;
+    ok(sw_be_rope(g_fix->vk, &hv, &pp.v.t, &p, &err), &err);
+    /* |theta| <= 130 * 0.5: 16u (65 + 4) relative to the pair's magnitude */
+    compare_pair("rope", &px.c.t, &px.v.t, 16 * U * 70 * 4, 1.0);
+    pair_free(&px);
+    pair_free(&pp);
+    pair_free(&pf);
+    free(x);
+    free(f);
+}
+
+static void test_rope(void **state) {
+    (void)state;
+    for (int mode = 0; mode <= 2; mode += 2) {
+        rope_case(mode, 16, 16, false, false);
+        rope_case(mode, 16, 8, true, true);
+        rope_case(mode, 64, 64, true, false);
+        rope_case(mode, 32, 24, false, true);
+    }
+}
+
+/* --------------------------------------------------- kv cache + attention -- */
+
+typedef struct {
+    int32_t hd, nh, nkv, bs, n_blocks; /* n_blocks: set by attention_case */
+    sw_type type;
+} kv_shape;
+
+static void test_kv_write(void **state) {
+    (void)state;
+    for (int ty = 0; ty < 2; ty++) {
+        sw_type type = ty ? SW_TYPE_F16 : SW_TYPE_F32;
+        int64_t hd = 16, nkv = 2, bs = 4, nb = 6, T = 7;
+        float *k = frand_n(hd * nkv * T), *v = frand_n(hd * nkv * T);
+        int32_t slots[7] = {0, 5, 23, 9, 10, 11, 2};
+        pair pk = pair_make(SW_TYPE_F32, hd * nkv, T, 1, 1, k);
+        pair pv = pair_make(SW_TYPE_F32, hd * nkv, T, 1, 1, v);
+        pair ps = pair_make(SW_TYPE_I32, T, 1, 1, 1, slots);
+        size_t cbytes = sw_row_size(type, hd) * (size_t)(nkv * bs * nb);
+        uint8_t *zero = calloc(1, cbytes);
+        pair kc = pair_make(type, hd, nkv, bs, nb, zero), vc = pair_make(type, hd, nkv, bs, nb, zero);
+        sw_err err = {{0}};
+        ok(sw_be_kv_write(g_fix->cpu, &pk.c.t, &pv.c.t, &kc.c.t, &vc.c.t, &ps.c.t, &err), &err);
+        ok(sw_be_kv_write(g_fix->vk, &pk.v.t, &pv.v.t, &kc.v.t, &vc.v.t, &ps.v.t, &err), &err);
+        uint8_t *a = malloc(cbytes), *b = malloc(cbytes);
+        for (int c = 0; c < 2; c++) {
+            pair *pc = c ? &vc : &kc;
+            dt_read(g_fix->cpu, &pc->c.t, a);
+            dt_read(g_fix->vk, &pc->v.t, b);
+            if (type == SW_TYPE_F32) {
+                assert_memory_equal(a, b, cbytes);
+            } else {
+                for (size_t i = 0; i < cbytes / 2; i++) {
+                    uint16_t x, y;
+                    memcpy(&x, a + 2 * i, 2);
+                    memcpy(&y, b + 2 * i, 2);
+                    if (abs((int)x - (int)y) > 1)
+                        fail_msg("kv_write f16 %s half %zu: cpu %04x vulkan %04x",
+                                 c ? "v" : "k", i, x, y);
+                }
+            }
+        }
+        free(a);
+        free(b);
+        free(zero);
+        free(k);
+        free(v);
+        pair_free(&pk);
+        pair_free(&pv);
+        pair_free(&ps);
+        pair_free(&kc);
+        pair_free(&vc);
+    }
+}
+
+static void attention_case(kv_shape s, bool heads_layout) {
+    /* three sequences: a prefill continuation (3 tokens at 5..7), a fresh
+     * prefill of 17 tokens, and one decode token at position 150 (three
+     * 64-position tiles: the online softmax rescales across tiles) */
+    enum { S = 3 };
+    int32_t seq_len[S] = {3, 17, 1}, first_pos[S] = {5, 0, 150};
+    int32_t T = 21, max_blocks = 0;
+    int32_t seq_start[S + 1] = {0, 3, 20, 21}, pos[21];
+    for (int q = 0; q < S; q++) {
+        for (int i = 0; i < seq_len[q]; i++) pos[seq_start[q] + i] = first_pos[q] + i;
+        int32_t need = (first_pos[q] + seq_len[q] - 1) / s.bs + 1;
+        if (need > max_blocks) max_blocks = need;
+    }
+    s.n_blocks = S * max_blocks + 5;
+    /* block tables: a random permutation of the cache's blocks, so that each
+     * sequence's blocks are scattered and interleaved with the others' */
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)s.n_blocks);
+    for (int i = 0; i < s.n_blocks; i++) perm[i] = i;
+    for (int i = s.n_blocks - 1; i > 0; i--) {
+        int j = (int)(urand() * (i + 1));
+        int32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    assert_true(S * max_blocks <= s.n_blocks);
+    int32_t *bt = malloc(sizeof(int32_t) * (size_t)(S * max_blocks));
+    for (int i = 0; i < S * max_blocks; i++) bt[i] = perm[i];
+
+    /* caches with random contents everywhere (stale blocks included) */
+    int64_t n_elem = (int64_t)s.hd * s.nkv * s.bs * s.n_blocks;
+    float *kf = frand_n(n_elem), *vf = frand_n(n_elem);
+    size_t es = s.type == SW_TYPE_F16 ? 2 : 4;
+    uint8_t *kraw = malloc((size_t)n_elem * es), *vraw = malloc((size_t)n_elem * es);
+    if (s.type == SW_TYPE_F16) {
+        sw_quantize_f16(kf, kraw, n_elem);
+        sw_quantize_f16(vf, vraw, n_elem);
+    } else {
+        memcpy(kraw, kf, (size_t)n_elem * 4);
+        memcpy(vraw, vf, (size_t)n_elem * 4);
+    }
+    float *qf = frand_n((int64_t)s.hd * s.nh * T);
+    pair kc = pair_make(s.type, s.hd, s.nkv, s.bs, s.n_blocks, kraw);
+    pair vc = pair_make(s.type, s.hd, s.nkv, s.bs, s.n_blocks, vraw);
+    pair pq = heads_layout ? pair_make(SW_TYPE_F32, s.hd, s.nh, T, 1, qf)
+                           : pair_make(SW_TYPE_F32, (int64_t)s.hd * s.nh, T, 1, 1, qf);
+    pair po = pair_make(SW_TYPE_F32, (int64_t)s.hd * s.nh, T, 1, 1, NULL);
+    pair pss = pair_make(SW_TYPE_I32, S + 1, 1, 1, 1, seq_start);
+    pair ppos = pair_make(SW_TYPE_I32, T, 1, 1, 1, pos);
+    pair pbt = pair_make(SW_TYPE_I32, max_blocks, S, 1, 1, bt);
+    sw_attn_params p = {.n_head = s.nh, .n_head_kv = s.nkv, .head_dim = s.hd,
+                        .scale = 1.0f / sqrtf((float)s.hd), .block_size = s.bs, .n_seqs = S,
+                        .max_blocks = max_blocks, .max_ctx = 151};
+    sw_err err = {{0}};
+    p.seq_start = &pss.c.t;
+    p.pos = &ppos.c.t;
+    p.block_tables = &pbt.c.t;
+    ok(sw_be_attention(g_fix->cpu, &pq.c.t, &kc.c.t, &vc.c.t, &p, &po.c.t, &err), &err);
+    p.seq_start = &pss.v.t;
+    p.pos = &ppos.v.t;
+    p.block_tables = &pbt.v.t;
+    ok(sw_be_attention(g_fix->vk, &pq.v.t, &kc.v.t, &vc.v.t, &p, &po.v.t, &err), &err);
+    /* values are ~N(0, 1), |v| < 4: (151 + 64) 2u * 4 absolute */
+    char what[128];
+    snprintf(what, sizeof what, "attention hd=%d nh=%d nkv=%d bs=%d %s%s", s.hd, s.nh, s.nkv,
+             s.bs, sw_type_name(s.type), heads_layout ? " [hd, nh, T]" : "");
+    compare_pair(what, &po.c.t, &po.v.t, (151 + 64) * 2 * U * 4, 1.0);
+    pair_free(&kc);
+    pair_free(&vc);
+    pair_free(&pq);
+    pair_free(&po);
+    pair_free(&pss);
+    pair_free(&ppos);
+    pair_free(&pbt);
+    free(perm);
+    free(bt);
+    free(kf);
+    free(vf);
+    free(kraw);
+    free(vraw);
+    free(qf);
+}
+
+static void test_attention(void **state) {
+    (void)state;
+    static const int32_t gqa[3][2] = {{4, 4}, {4, 2}, {8, 2}};
+    for (int ty = 0; ty < 2; ty++)
+        for (int g = 0; g < 3; g++) {
+            kv_shape s = {.hd = 16, .nh = gqa[g][0], .nkv = gqa[g][1], .bs = 4,
+                          .type = ty ? SW_TYPE_F16 : SW_TYPE_F32};
+            attention_case(s, false);
+        }
+    kv_shape big = {.hd = 128, .nh = 4, .nkv = 1, .bs = 16, .type = SW_TYPE_F16};
+    attention_case(big, true);
+    kv_shape odd = {.hd = 72, .nh = 2, .nkv = 2, .bs = 3, .type = SW_TYPE_F32};
+    attention_case(odd, false);
+}
+
+/* ----------------------------------------------------- steps and errors -- */
+
+/* Ops recorded in a step see each other's results; a download in the middle
+ * of a step sees everything recorded before it. */
+static void test_step(void **state) {
+    (void)state;
+    sw_backend *be = g_fix->vk;
+    int64_t n = 40;
+    float *a = frand_n(n), *b = frand_n(n), got[40];
+    dtensor da = dt_make(be, SW_TYPE_F32, n, 1, 1, 1, 0, a);
+    dtensor db = dt_make(be, SW_TYPE_F32, n, 1, 1, 1, 0, b);
+    sw_err err = {{0}};
+    ok(sw_be_begin(be, &err), &err);
+    assert_int_equal(sw_be_begin(be, &err), SW_E_INVALID_ARG);
+    ok(sw_be_add(be, &da.t, &db.t, &da.t, &err), &err); /* a + b */
+    ok(sw_be_add(be, &da.t, &db.t, &da.t, &err), &err); /* a + 2b */
+    dt_read(be, &da.t, got);
+    for (int i = 0; i < n; i++) assert_true(got[i] == (a[i] + b[i]) + b[i]);
+    ok(sw_be_add(be, &da.t, &da.t, &db.t, &err), &err); /* b = 2 (a + 2b) */
+    ok(sw_be_upload(be, da.buf, 0, a, sizeof(float) * (size_t)n, &err), &err);
+    ok(sw_be_add(be, &da.t, &db.t, &da.t, &err), &err);
+    ok(sw_be_end(be, &err), &err);
+    dt_read(be, &da.t, got);
+    for (int i = 0; i < n; i++) {
+        float bb = ((a[i] + b[i]) + b[i]) * 2.0f;
+        assert_true(got[i] == a[i] + bb);
+    }
+    assert_int_equal(sw_be_end(be, &err), SW_E_INVALID_ARG);
+    dt_free(be, &da);
+    dt_free(be, &db);
+    free(a);
+    free(b);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    sw_backend *be = g_fix->vk;
+    sw_err err = {{0}};
+    /* a weight type without a shader: an error naming the op, not a crash */
+    dtensor w = dt_make(be, SW_TYPE_Q8_K, 256, 2, 1, 1, 0, NULL);
+    dtensor x = dt_make(be, SW_TYPE_F32, 256, 1, 1, 1, 0, NULL);
+    dtensor o = dt_make(be, SW_TYPE_F32, 2, 1, 1, 1, 0, NULL);
+    assert_int_equal(sw_be_matmul(be, &w.t, &x.t, NULL, &o.t, &err), SW_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "matmul"));
+    dtensor ids = dt_make(be, SW_TYPE_I32, 1, 1, 1, 1, 0, (int32_t[]){0});
+    dtensor row = dt_make(be, SW_TYPE_F32, 256, 1, 1, 1, 0, NULL);
+    assert_int_equal(be->ops->get_rows(be, &w.t, &ids.t, &row.t, &err), SW_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "get_rows"));
+    /* the backend still works afterwards, in and out of a step */
+    ok(sw_be_begin(be, &err), &err);
+    assert_int_equal(be->ops->matmul(be, &w.t, &x.t, NULL, &o.t, &err), SW_E_UNSUPPORTED);
+    ok(sw_be_end(be, &err), &err);
+    /* an out-of-range id gives zeros rather than reading outside the table */
+    float *f = frand_n(256 * 2), got[256];
+    dtensor tab = dt_make(be, SW_TYPE_F32, 256, 2, 1, 1, 0, f);
+    dtensor bad = dt_make(be, SW_TYPE_I32, 1, 1, 1, 1, 0, (int32_t[]){7});
+    ok(sw_be_get_rows(be, &tab.t, &bad.t, &row.t, &err), &err);
+    dt_read(be, &row.t, got);
+    for (int i = 0; i < 256; i++) assert_true(got[i] == 0.0f);
+    free(f);
+    dt_free(be, &w);
+    dt_free(be, &x);
+    dt_free(be, &o);
+    dt_free(be, &ids);
+    dt_free(be, &row);
+    dt_free(be, &tab);
+    dt_free(be, &bad);
+    /* a tensor reaching past the end of its buffer */
+    dtensor small = dt_make(be, SW_TYPE_F32, 8, 1, 1, 1, 0, NULL); /* 32 + 64 bytes */
+    sw_tensor over = sw_tensor_make(small.buf, 64, SW_TYPE_F32, 16, 1, 1, 1);
+    assert_int_equal(sw_be_add(be, &over, &over, &over, &err), SW_E_RANGE);
+    assert_non_null(strstr(err.msg, "add"));
+    dt_free(be, &small);
+    /* a device index that does not exist */
+    sw_backend *none = NULL;
+    assert_int_equal(sw_backend_vulkan_create(999, &none, &err), SW_E_NOT_FOUND);
+    assert_null(none);
+}
+
+static void test_profile(void **state) {
+    (void)state;
+    /* SW_VK_PROFILE=1 prints per-op times at end(); it must not change results */
+    setenv("SW_VK_PROFILE", "1", 1);
+    sw_backend *be = NULL;
+    sw_err err = {{0}};
+    sw_status st = sw_backend_vulkan_create(-1, &be, &err);
+    unsetenv("SW_VK_PROFILE");
+    ok(st, &err);
+    float a[8] = {1, 2, 3, 4, 5, 6, 7, 8}, got[8];
+    dtensor da = dt_make(be, SW_TYPE_F32, 8, 1, 1, 1, 0, a);
+    ok(sw_be_begin(be, &err), &err);
+    ok(sw_be_add(be, &da.t, &da.t, &da.t, &err), &err);
+    ok(sw_be_swiglu(be, &da.t, &da.t, &da.t, &err), &err);
+    ok(sw_be_end(be, &err), &err);
+    dt_read(be, &da.t, got);
+    for (int i = 0; i < 8; i++) {
+        float y = 2 * a[i];
+        assert_true(fabsf(got[i] - y / (1 + expf(-y)) * y) <= 1e-5f * y * y);
+    }
+    dt_free(be, &da);
+    sw_backend_free(be);
+}
+
+static int setup(void **state) {
+    (void)state;
+    return 0;
+}
+
+int main(void) {
+    g_fix = calloc(1, sizeof *g_fix);
+    g_fix->vk = make_vk("0", "0");
+    if (!g_fix->vk) {
+        printf("SKIP: no usable Vulkan device\n");
+        free(g_fix);
+        return 77;
+    }
+    g_fix->vk_plain = make_vk("1", "1");
+    sw_err err = {{0}};
+    if (!g_fix->vk_plain || sw_backend_cpu_create(1, &g_fix->cpu, &err) != SW_OK) {
+        printf("cannot create the second vulkan or the cpu backend: %s\n", err.msg);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_roundtrip, setup),
+        cmocka_unit_test(test_mem_info),
+        cmocka_unit_test(test_get_rows),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_matmul_plain_reduction),
+        cmocka_unit_test(test_rms_norm),
+        cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_kv_write),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_step),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_profile),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sw_backend_free(g_fix->vk);
+    sw_backend_free(g_fix->vk_plain);
+    sw_backend_free(g_fix->cpu);
+    free(g_fix);
+    return rc;
+}
+
+#else /* !SW_HAVE_VULKAN */
+
+int main(void) {
+    printf("SKIP: built without Vulkan (configure with -DSW_VULKAN=ON)\n");
+    return 77;
+}
+
+#endif
