@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#if defined(SW_HAVE_CUDA)
+#include "cuda_backend.h"
+#endif
 #if defined(SW_HAVE_VULKAN)
 #include "vk_backend.h"
 #include "vk_device.h"
@@ -75,16 +78,14 @@ int64_t sw_tensor_nelements(const sw_tensor *t) {
 
 /* --------------------------------------------------------------- creation -- */
 
-/* The one place that knows which backends exist. Vulkan is wired in when built
- * (SW_HAVE_VULKAN); CUDA reports itself unavailable until its create function
- * (kernels/cuda) is wired here the same way. */
+/* The one place that knows which backends exist: CUDA (SW_HAVE_CUDA) and
+ * Vulkan (SW_HAVE_VULKAN) when built, the CPU always. */
 static sw_status create_cuda(const sw_backend_config *cfg, sw_backend **out, sw_err *err) {
+#if defined(SW_HAVE_CUDA)
+    return sw_backend_cuda_create(cfg->device, out, err); /* device < 0: device 0 */
+#else
     (void)cfg;
     (void)out;
-#if defined(SW_HAVE_CUDA)
-    return sw_err_set(err, SW_E_UNSUPPORTED,
-                      "the cuda backend is built but not yet wired into sw_backend_create");
-#else
     return sw_err_set(err, SW_E_UNSUPPORTED,
                       "the cuda backend is not available in this build (reconfigure with "
                       "-DSW_CUDA=ON on a machine with the CUDA toolkit)");
@@ -593,7 +594,7 @@ static void summarize_row(const float *l, int64_t V, int32_t k, sw_logits_stats 
             if (isnan(l[j])) continue;
             double e = exp((double)l[j] - (double)mx);
             se += e;
-            sel += e * ((double)l[j] - (double)mx);
+            if (e > 0) sel += e * ((double)l[j] - (double)mx); /* -inf logit: 0 * -inf */
         }
     }
     double lse = isfinite(mx) ? (double)mx + log(se) : (double)mx;

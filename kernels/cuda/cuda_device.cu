@@ -9,6 +9,9 @@ static sw_status cuda_status(cudaError_t e, sw_err *err, const char *what) {
     if (e == cudaSuccess) return SW_OK;
     sw_status s = SW_E_BACKEND;
     if (e == cudaErrorNoDevice) s = SW_E_NOT_FOUND;
+    int drv = 0;
+    if (e == cudaErrorInsufficientDriver && cudaDriverGetVersion(&drv) == cudaSuccess && drv == 0)
+        return sw_err_set(err, SW_E_NOT_FOUND, "%s: no NVIDIA driver is installed (no GPU?)", what);
     if (e == cudaErrorInsufficientDriver)
         return sw_err_set(err, SW_E_UNSUPPORTED,
                           "%s: the NVIDIA driver is older than CUDA runtime %d.%d (%s)", what,
@@ -49,6 +52,13 @@ extern "C" sw_status sw_cuda_device_info_get(int index, sw_cuda_device_info *out
     int bus = 0;
     if (cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, index) == cudaSuccess)
         out->mem_bus_width_bits = bus;
+    int clk = 0, l2 = 0;
+    if (cudaDeviceGetAttribute(&clk, cudaDevAttrMemoryClockRate, index) == cudaSuccess)
+        out->mem_clock_khz = clk;
+    if (cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, index) == cudaSuccess) out->l2_bytes = l2;
+    (void)cudaGetLastError();
+    /* DDR: two transfers per clock */
+    out->peak_gbps = 2.0 * (double)out->mem_clock_khz * 1e3 * (double)out->mem_bus_width_bits / 8.0 * 1e-9;
     cudaDriverGetVersion(&out->driver_version);
     cudaRuntimeGetVersion(&out->runtime_version);
     return SW_OK;

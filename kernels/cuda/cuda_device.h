@@ -16,6 +16,9 @@ typedef struct sw_cuda_device_info {
     int sm_count;
     int mem_bus_width_bits;
     int driver_version, runtime_version; /* e.g. 13000 */
+    int mem_clock_khz;          /* peak memory clock (0 if unknown) */
+    int l2_bytes;               /* L2 cache size */
+    double peak_gbps;           /* nominal DRAM bandwidth: 2 * clock * bus width (0 if unknown) */
 } sw_cuda_device_info;
 
 /* Number of usable CUDA devices. No driver / no device -> SW_E_NOT_FOUND or

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_kernels_cuda.h"
 #include "spillway.h"
 
 #define PROBE_BYTES ((size_t)256 << 20)
@@ -211,6 +212,11 @@ static int parse_shape(const char *a, shape *s) {
 }
 
 int sw_bench_kernels_main(int argc, char **argv) {
+    /* The CUDA kernels bench has its own options (--op attention, --no-graphs,
+     * ...): hand the whole command line over before parsing it here. */
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--backend") && !strcmp(argv[i + 1], "cuda"))
+            return sw_bench_kernels_cuda(argc, argv);
     const char *backend = "cpu", *op = "matmul", *types = NULL;
     shape shapes[MAX_SHAPES];
     int n_shapes = 0, threads = 0, reps = 10;

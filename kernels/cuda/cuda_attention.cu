@@ -1,0 +1,333 @@
+// cuda_attention.cu — causal attention over the paged KV cache with GQA,
+// flash-decoding style: online softmax over key tiles, no score matrix in
+// memory, and the key range of each query optionally split across blocks
+// (split-K) with a combine pass, so that a decode step with few tokens still
+// fills the GPU.
+//
+// Work split: one thread block per (split, kv head x head group, token). The
+// block holds Gb query heads that share one KV head (GQA: K/V tiles are read
+// once for all of them), Gb * head_dim <= 2048. Per tile of KT keys (32, or
+// 16 when head_dim > 128): resolve the keys' slots through the block table,
+// stage K and V as f32 in shared memory, score every (head, key) pair, update
+// each head's running max m and sum l (one thread per head), rescale and
+// accumulate the outputs (<= 16 per thread, in registers). head_dim <= 256.
+//
+// Bytes: per (token, kv head, head group) the token's context of K and V,
+// 2 * ctx * head_dim * (2 or 4), from DRAM or L2 (blocks of one sequence and
+// kv head share it); q and out 4 * Gb * head_dim each; with splits, partials
+// of 4 * (head_dim + 2) per (token, head, split) written and read once more.
+//
+// Data checks on the device: a token in no sequence, a position past
+// max_blocks * block_size, or a block id outside the cache raise an error flag
+// (reported as SW_E_RANGE) and the offending keys are skipped.
+//
+// Status: prefill uses the same kernel (each query token re-reads its context
+// from L2); a query-tiled tensor-core kernel is the next step. Unverified on
+// hardware (written without a GPU).
+#include "cuda_internal.h"
+#include "cuda_common.cuh"
+
+#define ATT_THREADS 128
+#define ATT_MAX_HD 256
+#define ATT_MAX_GD 2048                         // Gb * head_dim
+#define ATT_ACC (ATT_MAX_GD / ATT_THREADS)      // outputs per thread
+#define ATT_SPLIT_KEYS 256                      // keys per split, roughly
+#define ATT_MAX_SPLITS 64
+
+struct attn_args {
+    const uint8_t *q;
+    uint64_t q_ts, q_hs; // byte strides: token, head
+    const uint8_t *kc, *vc;
+    uint64_t c_hs, c_ss, c_bs; // byte strides: kv head, slot in block, block
+    int f16;
+    int64_t n_blocks;
+    uint8_t *out;
+    uint64_t o_ts, o_hs;
+    const int32_t *seq_start, *pos, *bt;
+    int n_seqs, max_blocks, bs;
+    int n_head, D, G, Gb, n_hg, KT, n_splits;
+    float scale;
+    float *part;     // [T][n_head][n_splits][D]
+    float2 *part_ml; // [T][n_head][n_splits]: (m, l)
+    int32_t *errw;
+    int opi;
+};
+
+static inline int attn_kt(int D) { return D <= 128 ? 32 : 16; }
+
+static inline size_t attn_smem(int D, int Gb, int KT) {
+    return sizeof(float) * ((size_t)Gb * D + (size_t)KT * (D + 1) + (size_t)KT * D +
+                            (size_t)Gb * KT + 3 * (size_t)Gb) +
+           sizeof(int) * (size_t)KT;
+}
+
+__device__ __forceinline__ float kv_load(const uint8_t *p, int d, int f16) {
+    return f16 ? swcu_h2f(((const uint16_t *)p)[d]) : ((const float *)p)[d];
+}
+
+__global__ void __launch_bounds__(ATT_THREADS) k_attention(attn_args a) {
+    extern __shared__ float sm[];
+    const int D = a.D, KT = a.KT, Gb = a.Gb;
+    float *q_s = sm;                     // [Gb][D]
+    float *k_s = q_s + Gb * D;           // [KT][D + 1] (padded: no bank conflicts)
+    float *v_s = k_s + KT * (D + 1);     // [KT][D]
+    float *s_s = v_s + KT * D;           // [Gb][KT] scores, then weights
+    float *m_s = s_s + Gb * KT;          // [Gb] running max
+    float *l_s = m_s + Gb;               // [Gb] running sum
+    float *al_s = l_s + Gb;              // [Gb] rescale factor of this tile
+    int *slot_s = (int *)(al_s + Gb);    // [KT]
+
+    const int split = blockIdx.x, kvh = blockIdx.y / a.n_hg, hg = blockIdx.y % a.n_hg;
+    const int t = blockIdx.z, tid = threadIdx.x;
+    const int h0 = kvh * a.G + hg * Gb, gn = min(Gb, a.G - hg * Gb);
+    const bool reporter = tid == 0 && split == 0 && blockIdx.y == 0;
+
+    // the sequence of token t: the last s with seq_start[s] <= t
+    int lo = 0, hi = a.n_seqs;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (a.seq_start[mid] <= t) lo = mid;
+        else hi = mid;
+    }
+    const int seq = lo;
+    int n_keys = 0;
+    if (!(a.seq_start[seq] <= t && t < a.seq_start[seq + 1])) {
+        if (reporter) swcu_flag(a.errw, SWCU_EFLAG_SEQ, a.opi, t, seq);
+    } else {
+        const int p = a.pos[t];
+        if (p < 0 || (int64_t)p >= (int64_t)a.max_blocks * a.bs) {
+            if (reporter) swcu_flag(a.errw, SWCU_EFLAG_POS, a.opi, t, p);
+        } else {
+            n_keys = p + 1;
+        }
+    }
+    int chunk = (n_keys + a.n_splits - 1) / a.n_splits;
+    chunk = (chunk + KT - 1) / KT * KT;
+    const int k0 = split * chunk, k1 = min(n_keys, k0 + chunk);
+
+    for (int e = tid; e < gn * D; e += ATT_THREADS) {
+        const int g = e / D, d = e % D;
+        q_s[g * D + d] = ((const float *)(a.q + (uint64_t)t * a.q_ts + (uint64_t)(h0 + g) * a.q_hs))[d];
+    }
+    if (tid < Gb) {
+        m_s[tid] = -INFINITY;
+        l_s[tid] = 0.0f;
+    }
+    float acc[ATT_ACC];
+#pragma unroll
+    for (int r = 0; r < ATT_ACC; r++) acc[r] = 0.0f;
+    __syncthreads();
+
+    const int32_t *table = a.bt + (int64_t)seq * a.max_blocks;
+    for (int j0 = k0; j0 < k1; j0 += KT) {
+        const int nj = min(KT, k1 - j0);
+        if (tid < KT) {
+            int slot = -1;
+            if (tid < nj) {
+                const int j = j0 + tid, blk = table[j / a.bs];
+                if (blk < 0 || blk >= a.n_blocks) swcu_flag(a.errw, SWCU_EFLAG_BLOCK, a.opi, t, blk);
+                else slot = blk * a.bs + j % a.bs;
+            }
+            slot_s[tid] = slot;
+        }
+        __syncthreads();
+        for (int e = tid; e < KT * D; e += ATT_THREADS) {
+            const int j = e / D, d = e % D, slot = slot_s[j];
+            float kv = 0.0f, vv = 0.0f;
+            if (slot >= 0) {
+                const uint64_t off = (uint64_t)kvh * a.c_hs + (uint64_t)(slot % a.bs) * a.c_ss +
+                                     (uint64_t)(slot / a.bs) * a.c_bs;
+                kv = kv_load(a.kc + off, d, a.f16);
+                vv = kv_load(a.vc + off, d, a.f16);
+            }
+            k_s[j * (D + 1) + d] = kv;
+            v_s[j * D + d] = vv;
+        }
+        __syncthreads();
+        for (int e = tid; e < Gb * KT; e += ATT_THREADS) {
+            const int g = e / KT, j = e % KT;
+            float s = -INFINITY;
+            if (g < gn && slot_s[j] >= 0) {
+                const float *qg = q_s + g * D, *kj = k_s + j * (D + 1);
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) dot += qg[d] * kj[d];
+                s = dot * a.scale;
+            }
+            s_s[e] = s;
+        }
+        __syncthreads();
+        if (tid < gn) {
+            float *sg = s_s + tid * KT;
+            const float mo = m_s[tid];
+            float mx = mo;
+            for (int j = 0; j < KT; j++) mx = fmaxf(mx, sg[j]);
+            float alpha = 1.0f;
+            if (mx == -INFINITY) { // nothing valid yet: weights 0, nothing to rescale
+                for (int j = 0; j < KT; j++) sg[j] = 0.0f;
+            } else {
+                alpha = expf(mo - mx); // 0 when mo = -inf
+                float sum = 0.0f;
+                for (int j = 0; j < KT; j++) {
+                    const float pj = expf(sg[j] - mx); // 0 for -inf scores
+                    sg[j] = pj;
+                    sum += pj;
+                }
+                l_s[tid] = l_s[tid] * alpha + sum;
+                m_s[tid] = mx;
+            }
+            al_s[tid] = alpha;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < ATT_ACC; r++) {
+            const int e = tid + r * ATT_THREADS;
+            if (e < gn * D) {
+                const int g = e / D, d = e % D;
+                const float *pg = s_s + g * KT;
+                float v = acc[r] * al_s[g];
+                for (int j = 0; j < nj; j++) v += pg[j] * v_s[j * D + d];
+                acc[r] = v;
+            }
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int r = 0; r < ATT_ACC; r++) {
+        const int e = tid + r * ATT_THREADS;
+        if (e < gn * D) {
+            const int g = e / D, d = e % D, h = h0 + g;
+            if (a.n_splits == 1) {
+                const float l = l_s[g];
+                ((float *)(a.out + (uint64_t)t * a.o_ts + (uint64_t)h * a.o_hs))[d] =
+                    l > 0.0f ? acc[r] / l : 0.0f;
+            } else {
+                a.part[(((int64_t)t * a.n_head + h) * a.n_splits + split) * D + d] = acc[r];
+            }
+        }
+    }
+    if (a.n_splits > 1 && tid < gn)
+        a.part_ml[((int64_t)t * a.n_head + h0 + tid) * a.n_splits + split] =
+            make_float2(m_s[tid], l_s[tid]);
+}
+
+// Merge the splits of one (head, token): out = sum_s o_s e^(m_s - M) / sum_s
+// l_s e^(m_s - M). grid (n_head, T). Bytes: reads 4 * n_splits * (D + 2),
+// writes 4D per (head, token).
+__global__ void __launch_bounds__(ATT_THREADS)
+k_attention_combine(const float *__restrict__ part, const float2 *__restrict__ part_ml,
+                    int n_splits, int D, int n_head, uint8_t *out, uint64_t o_ts, uint64_t o_hs) {
+    const int h = blockIdx.x, t = blockIdx.y;
+    const int64_t base = ((int64_t)t * n_head + h) * n_splits;
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; s++) M = fmaxf(M, part_ml[base + s].x);
+    float L = 0.0f;
+    if (M != -INFINITY)
+        for (int s = 0; s < n_splits; s++) {
+            const float2 ml = part_ml[base + s];
+            if (ml.x != -INFINITY) L += ml.y * expf(ml.x - M);
+        }
+    float *o = (float *)(out + (uint64_t)t * o_ts + (uint64_t)h * o_hs);
+    for (int d = threadIdx.x; d < D; d += ATT_THREADS) {
+        float v = 0.0f;
+        if (L > 0.0f) {
+            for (int s = 0; s < n_splits; s++) {
+                const float2 ml = part_ml[base + s];
+                if (ml.x != -INFINITY) v += part[(base + s) * D + d] * expf(ml.x - M);
+            }
+            v /= L;
+        }
+        o[d] = v;
+    }
+}
+
+sw_status swcu_attention_plan(const sw_cuda_backend *be, swcu_op *op, int32_t max_ctx,
+                              sw_err *err) {
+    const int D = op->i[SWCU_A_HEADDIM], nh = op->i[SWCU_A_NHEAD], nkv = op->i[SWCU_A_NHEADKV];
+    if (D <= 0 || D > ATT_MAX_HD)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "cuda attention: head_dim %d (supported: 1..%d)",
+                          D, ATT_MAX_HD);
+    const int G = nh / nkv;
+    const int Gb = SW_MIN(SW_MIN(G, ATT_MAX_GD / D), 64); // <= threads: one per head updates m, l
+    const int n_hg = (G + Gb - 1) / Gb;
+    const int64_t T = op->t[5].ne[0];
+    if (T > 65535 || (int64_t)nkv * n_hg > 65535)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "cuda attention: %lld tokens x %d kv heads is over the grid limit",
+                          (long long)T, nkv);
+    // Split the key range only when (token, kv head, group) blocks alone would
+    // leave SMs idle; bucket to powers of two so the count (part of the op,
+    // hence of the graph signature) changes rarely as the context grows.
+    const int64_t blocks = T * nkv * n_hg, target = 2 * (int64_t)SW_MAX(be->info.sm_count, 1);
+    int splits = 1;
+    if (blocks < target && max_ctx > ATT_SPLIT_KEYS) {
+        int64_t want = SW_MIN((target + blocks - 1) / blocks,
+                              ((int64_t)max_ctx + ATT_SPLIT_KEYS - 1) / ATT_SPLIT_KEYS);
+        while (splits < want && splits < ATT_MAX_SPLITS) splits *= 2;
+    }
+    op->i[SWCU_A_SPLITS] = splits;
+    op->i[SWCU_A_GB] = Gb;
+    return SW_OK;
+}
+
+size_t swcu_attention_scratch(const swcu_op *op) {
+    const int splits = op->i[SWCU_A_SPLITS];
+    if (splits <= 1) return 0;
+    const size_t n = (size_t)op->t[5].ne[0] * (size_t)op->i[SWCU_A_NHEAD] * (size_t)splits;
+    return ((n * (size_t)op->i[SWCU_A_HEADDIM] * sizeof(float) + 255) & ~(size_t)255) +
+           n * sizeof(float2);
+}
+
+sw_status swcu_run_attention(sw_cuda_backend *be, const swcu_op *op, sw_err *err) {
+    const swcu_tensor *q = &op->t[0], *kc = &op->t[1], *vc = &op->t[2], *o = &op->t[3];
+    attn_args a;
+    memset(&a, 0, sizeof a);
+    const int D = op->i[SWCU_A_HEADDIM], nh = op->i[SWCU_A_NHEAD], nkv = op->i[SWCU_A_NHEADKV];
+    const int64_t T = op->t[5].ne[0];
+    const bool q2d = q->ne[0] == (int64_t)D * nh && q->ne[2] == 1;
+    const bool o2d = o->ne[0] == (int64_t)D * nh && o->ne[2] == 1;
+    a.q = q->p;
+    a.q_ts = q2d ? q->nb[1] : q->nb[2];
+    a.q_hs = q2d ? (uint64_t)D * 4 : q->nb[1];
+    a.out = o->p;
+    a.o_ts = o2d ? o->nb[1] : o->nb[2];
+    a.o_hs = o2d ? (uint64_t)D * 4 : o->nb[1];
+    a.kc = kc->p;
+    a.vc = vc->p;
+    a.c_hs = kc->nb[1];
+    a.c_ss = kc->nb[2];
+    a.c_bs = kc->nb[3];
+    a.f16 = kc->type == SW_TYPE_F16;
+    a.n_blocks = kc->ne[3];
+    a.seq_start = (const int32_t *)op->t[4].p;
+    a.pos = (const int32_t *)op->t[5].p;
+    a.bt = (const int32_t *)op->t[6].p;
+    a.n_seqs = op->i[SWCU_A_NSEQS];
+    a.max_blocks = op->i[SWCU_A_MAXBLOCKS];
+    a.bs = op->i[SWCU_A_BLOCKSIZE];
+    a.n_head = nh;
+    a.D = D;
+    a.G = nh / nkv;
+    a.Gb = op->i[SWCU_A_GB];
+    a.n_hg = (a.G + a.Gb - 1) / a.Gb;
+    a.KT = attn_kt(D);
+    a.n_splits = op->i[SWCU_A_SPLITS];
+    a.scale = op->f[0];
+    a.errw = be->errw_dev;
+    a.opi = op->index;
+    if (a.n_splits > 1) {
+        const size_t n = (size_t)T * (size_t)nh * (size_t)a.n_splits;
+        a.part = (float *)be->scratch;
+        a.part_ml = (float2 *)(be->scratch + ((n * (size_t)D * sizeof(float) + 255) & ~(size_t)255));
+    }
+    dim3 grid((unsigned)a.n_splits, (unsigned)(nkv * a.n_hg), (unsigned)T);
+    k_attention<<<grid, ATT_THREADS, attn_smem(D, a.Gb, a.KT), be->stream>>>(a);
+    SWCU_LAUNCHED("k_attention");
+    if (a.n_splits > 1) {
+        dim3 g2((unsigned)nh, (unsigned)T);
+        k_attention_combine<<<g2, ATT_THREADS, 0, be->stream>>>(a.part, a.part_ml, a.n_splits, D, nh,
+                                                                 a.out, a.o_ts, a.o_hs);
+        SWCU_LAUNCHED("k_attention_combine");
+    }
+    return SW_OK;
+}

@@ -1,0 +1,49 @@
+/* cuda_backend.h — the CUDA implementation of the backend interface
+ * (runtime/backend.h). Only compiled when SW_HAVE_CUDA is defined (SW_CUDA=ON).
+ *
+ * Model: one device, one non-blocking stream, one cuBLAS handle per backend.
+ * Buffers are cudaMalloc'd device memory of every usage (SW_BUF_HOST_VISIBLE
+ * included: the host writes it with sw_be_upload, an async copy on the stream
+ * through a pinned staging buffer). Ops called between begin and end are
+ * recorded and launched at end, which then waits for the stream; ops called
+ * outside a step run at once and wait. Data-dependent errors (an id, slot or
+ * block past its table) are flagged by the kernels and reported as SW_E_RANGE
+ * by end (or by the op itself outside a step).
+ *
+ * CUDA graphs: with SW_CUDA_GRAPHS=1 in the environment when the backend is
+ * created, a step whose recorded op sequence (ops, shapes, device addresses,
+ * parameters) equals the previous step's is captured into a CUDA graph, and
+ * later identical steps replay it. Off by default until verified on hardware.
+ *
+ * Other environment knobs (read at create): SW_CUDA_MMVQ_MAX_T (default 8):
+ * the largest batch that uses the mat-vec kernels instead of dequantize +
+ * cuBLAS; SW_CUDA_DEQUANT_TILE_MB (default 64): the f16 weight tile of the
+ * cuBLAS path. */
+#ifndef SW_CUDA_BACKEND_H
+#define SW_CUDA_BACKEND_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Create a backend on CUDA device `device` (< 0: device 0). *out is returned (free with
+ * sw_backend_free). No driver / no device / driver too old / out of memory
+ * give SW_E_NOT_FOUND / SW_E_UNSUPPORTED / SW_E_NOMEM with the CUDA error text. */
+sw_status sw_backend_cuda_create(int32_t device, sw_backend **out, sw_err *err);
+
+/* Counters of the CUDA-graph machinery (for tests and benchmarks): steps
+ * captured into a graph, and steps replayed from one. be must be a CUDA backend. */
+void sw_backend_cuda_graph_stats(const sw_backend *be, int64_t *captures, int64_t *replays);
+
+/* Checks the per-type quant math of the CUDA kernels (the dequantize and
+ * integer dot-product code in cuda_quant.cuh, compiled for the host) against
+ * the reference dequantizers. Needs no GPU. SW_E_INTERNAL with the type, unit
+ * and element at fault on a mismatch. */
+sw_status sw_cuda_quant_selftest(sw_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

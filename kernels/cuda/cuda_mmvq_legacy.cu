@@ -1,0 +1,21 @@
+// cuda_mmvq_legacy.cu — decode mat-vec for the 32-element block types (Q4_0,
+// Q4_1, Q5_0, Q5_1, Q8_0). The kernel is cuda_mmvq.cuh.
+#include "cuda_mmvq.cuh"
+
+sw_status swcu_mmvq_legacy(int type, const uint8_t *w, int64_t ws, int64_t K, int64_t N,
+                           const int8_t *xq, const float2 *xds, int64_t T, float *out, int64_t os,
+                           const float *bias, cudaStream_t st, const swcu_op *op, sw_err *err) {
+    cudaError_t e;
+    switch (type) {
+    case SW_TYPE_Q4_0: e = swcu_launch_mmvq<SW_TYPE_Q4_0>(w, ws, K, N, xq, xds, T, out, os, bias, st); break;
+    case SW_TYPE_Q4_1: e = swcu_launch_mmvq<SW_TYPE_Q4_1>(w, ws, K, N, xq, xds, T, out, os, bias, st); break;
+    case SW_TYPE_Q5_0: e = swcu_launch_mmvq<SW_TYPE_Q5_0>(w, ws, K, N, xq, xds, T, out, os, bias, st); break;
+    case SW_TYPE_Q5_1: e = swcu_launch_mmvq<SW_TYPE_Q5_1>(w, ws, K, N, xq, xds, T, out, os, bias, st); break;
+    case SW_TYPE_Q8_0: e = swcu_launch_mmvq<SW_TYPE_Q8_0>(w, ws, K, N, xq, xds, T, out, os, bias, st); break;
+    default:
+        return sw_err_set(err, SW_E_INTERNAL, "cuda matmul: %s is not a legacy quant type",
+                          sw_type_name((uint32_t)type));
+    }
+    if (e != cudaSuccess) return swcu_cuda_fail(err, e, "launch k_mmvq", op);
+    return SW_OK;
+}
