@@ -1,39 +1,45 @@
 #!/usr/bin/env bash
-# Start Spillway on a default model. Installs dependencies and builds first.
+# Start spillway-server on a default model. Installs dependencies and builds
+# first, so it works on a fresh Debian 12 machine.
 #
-# Until spillway-server lands, this runs spillway-generate on the model (a
-# short story continuation) — the README says so. Model choice, first found:
-#   1. -m FILE given on the command line
+#   scripts/serve.sh [-m FILE | --hf OWNER/REPO:FILE] [spillway-server flags...]
+#
+# Model, first found:
+#   1. -m FILE / --hf REPO:FILE given on the command line
 #   2. models/default.gguf
-#   3. ../shared/models/stories260K.gguf (a tiny trained model, when present)
-#   4. a synthetic demo model made by spillway-mkmodel (its output is noise)
+#   3. a small instruct model downloaded from the Hugging Face hub
+#      ($SW_DEFAULT_HF, default Qwen2.5-0.5B-Instruct Q4_K_M, ~0.5 GB) into
+#      ~/.cache/spillway (resumable, hash-checked)
+#   4. no network: a synthetic demo model made by spillway-mkmodel — it serves,
+#      but its weights are random, so its output is noise (and it says so).
+# Listens on 127.0.0.1:8080 unless --host/--port are given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target spillway-generate spillway-mkmodel >/dev/null
+cmake --build build -j"$(nproc)" --target spillway-server spillway-mkmodel >/dev/null
 
-MODEL=""
-ARGS=()
-while (($#)); do
-  case "$1" in
-    -m|--model) MODEL="$2"; shift 2 ;;
-    *) ARGS+=("$1"); shift ;;
-  esac
+DEFAULT_HF=${SW_DEFAULT_HF:-Qwen/Qwen2.5-0.5B-Instruct-GGUF:qwen2.5-0.5b-instruct-q4_k_m.gguf}
+have_model=0
+for a in "$@"; do
+  case "$a" in -m|--model|--hf) have_model=1 ;; esac
 done
-if [ -z "$MODEL" ]; then
+
+MODEL_ARGS=()
+if [ "$have_model" = 0 ]; then
   if [ -f models/default.gguf ]; then
-    MODEL=models/default.gguf
-  elif [ -f ../shared/models/stories260K.gguf ]; then
-    MODEL=../shared/models/stories260K.gguf
+    MODEL_ARGS=(-m models/default.gguf)
+  elif curl -sS -o /dev/null --max-time 10 -I https://huggingface.co 2>/dev/null; then
+    echo "serve: no models/default.gguf; downloading $DEFAULT_HF" >&2
+    MODEL_ARGS=(--hf "$DEFAULT_HF")
   else
+    echo "serve: no models/default.gguf and no network to download a model." >&2
+    echo "serve: starting on a synthetic demo model — WARNING: its weights are random, its output is noise." >&2
     mkdir -p models
-    echo "serve: no model found (models/default.gguf); making a synthetic demo model." >&2
-    echo "serve: WARNING: its weights are random, so its output is noise." >&2
-    build/bin/spillway-mkmodel -o models/demo-tiny.gguf --shape tiny --type q8_0 --seed 1
-    MODEL=models/demo-tiny.gguf
+    [ -f models/demo-tiny.gguf ] ||
+      build/bin/spillway-mkmodel -o models/demo-tiny.gguf --shape tiny --type q8_0 --seed 1
+    MODEL_ARGS=(-m models/demo-tiny.gguf --model-alias demo-noise)
   fi
 fi
-echo "serve: model $MODEL (spillway-server is not built yet; running spillway-generate)" >&2
-exec build/bin/spillway-generate -m "$MODEL" -p "${SW_PROMPT:-Once upon a time}" -n "${SW_N:-128}" "${ARGS[@]}"
+exec build/bin/spillway-server "${MODEL_ARGS[@]}" "$@"
