@@ -26,18 +26,8 @@
 #include "cpu_backend.h"
 #include "model.h"
 
-/* Under ASan: Mesa's lavapipe makes a one-time allocation that becomes an
- * unreachable "leak" only when the loader unloads the driver at the last
- * vkDestroyInstance (see tests/lsan-vulkan.supp). Pinning the driver keeps it
- * reachable, so LeakSanitizer still checks everything else at full speed (the
- * suppression needs the slow unwinder, which makes LLVM's JIT crawl). On
- * systems without lavapipe the dlopen fails and nothing happens. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <dlfcn.h>
-__attribute__((constructor)) static void pin_lavapipe(void) {
-    (void)dlopen("libvulkan_lvp.so", RTLD_NOW | RTLD_NODELETE);
-}
-#endif
+/* Under ASan, lavapipe's one-time allocation is kept reachable by the library
+ * itself (kernels/vulkan/vk_device.c, pin_lavapipe_under_asan). */
 
 #ifdef SW_HAVE_VULKAN
 #include "vk_backend.h"
