@@ -4,6 +4,9 @@
 #include "cpu_backend.h"
 
 #include <stdlib.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <unistd.h>
 
 #include "cpu_internal.h"
@@ -132,8 +135,11 @@ static const sw_backend_ops k_cpu_ops = {
 static bool cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    /* F16C via cpuid (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports
+     * does not know the "f16c" feature string. */
+    unsigned a, b, c, d;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
     return false;
 #endif
