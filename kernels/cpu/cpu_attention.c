@@ -82,6 +82,10 @@ static void attend_one(const attn_ctx *c, int64_t t, int64_t h, float *acc) {
                           : (float *)sw_cpu_row(c->out, t, 0, 0) + h * hd;
     const int32_t *table = c->bt + (size_t)c->tok_seq[t] * (size_t)p->max_blocks;
     int64_t n_keys = (int64_t)c->pos[t] + 1;
+    if (c->simd && hd % 8 == 0) {
+        sw_cpu_attend_avx2(q, out, acc, hd, p->scale, n_keys, table, c->kc, c->vc, kvh);
+        return;
+    }
     float m = -INFINITY, l = 0.0f, sc[ATTN_CHUNK];
     memset(acc, 0, (size_t)hd * sizeof(float));
     for (int64_t j0 = 0; j0 < n_keys; j0 += ATTN_CHUNK) {

@@ -56,6 +56,7 @@ static sw_status cpu_buf_alloc(sw_backend *b, size_t size, sw_buf_usage usage, s
 static void cpu_buf_free(sw_backend *b, sw_buffer *buf) {
     (void)b;
     if (!buf) return;
+    free(buf->packed);
     free(buf->data);
     free(buf);
 }
@@ -73,6 +74,7 @@ static sw_status cpu_upload(sw_backend *b, sw_buffer *dst, size_t offset, const 
     (void)b;
     sw_status st = check_span("upload", dst, offset, n, err);
     if (st != SW_OK) return st;
+    sw_cpu_pack_forget(dst, offset, n);
     if (n) memcpy((uint8_t *)dst->data + offset, src, n);
     return SW_OK;
 }
@@ -115,7 +117,7 @@ static const sw_backend_ops k_cpu_ops = {
     .buf_free = cpu_buf_free,
     .upload = cpu_upload,
     .download = cpu_download,
-    .upload_weight = NULL, /* raw GGUF bytes are the layout the kernels read */
+    .upload_weight = sw_cpu_upload_weight, /* packs F32/Q4_0/Q8_0 matrices (cpu_pack.c) */
     .mem_info = cpu_mem_info,
     .supports_type = cpu_supports_type,
     .host_ptr = cpu_host_ptr,

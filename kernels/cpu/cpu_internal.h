@@ -14,10 +14,21 @@
 #include "backend.h"
 #include "threadpool.h"
 
+/* A weight stored in the packed layout of cpu_pack.c. */
+typedef struct {
+    size_t off, size; /* byte range in its buffer */
+    sw_type type;     /* F32, Q4_0 or Q8_0 */
+    int64_t K;        /* row length */
+    int64_t N8;       /* rows [0, N8) are packed in groups of 8; the rest are plain */
+    size_t row_bytes;
+} sw_cpu_packed;
+
 struct sw_buffer {
     void *data; /* 64-byte aligned host memory, owned */
     size_t size;
     sw_buf_usage usage;
+    sw_cpu_packed *packed; /* [n_packed], sorted by off, owned */
+    int n_packed, cap_packed;
 };
 
 typedef struct sw_cpu_backend {
@@ -134,6 +145,26 @@ float sw_cpu_dot_f32_f16_avx2(const float *a, const uint16_t *b, int64_t n);
 void sw_cpu_axpy_f32_avx2(float *y, float a, const float *x, int64_t n); /* y += a x */
 void sw_cpu_axpy_f16_avx2(float *y, float a, const uint16_t *x, int64_t n);
 void sw_cpu_scale_f32_avx2(float *y, float a, int64_t n);
+/* One query row (hd % 8 == 0) against keys 0..n_keys-1 of kv head kvh, found
+ * through the block table; acc: hd floats of scratch (cpu_attention_avx2.c). */
+void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, float scale,
+                        int64_t n_keys, const int32_t *table, const sw_tensor *kc,
+                        const sw_tensor *vc, int64_t kvh);
+
+/* ---- packed weights (cpu_pack.c, kernels in cpu_pack_avx2.c) ---- */
+bool sw_cpu_pack_type(sw_type t);
+sw_status sw_cpu_upload_weight(sw_backend *be, const sw_tensor *dst, const void *src, sw_err *err);
+/* The packed range holding byte off of buf, or NULL. */
+const sw_cpu_packed *sw_cpu_pack_find(const sw_buffer *buf, size_t off);
+/* Drop the packed ranges overlapping [off, off + n) (a plain upload over them). */
+void sw_cpu_pack_forget(sw_buffer *buf, size_t off, size_t n);
+/* Plain bytes of packed row r (< N8) of e, whose first byte is at base. */
+void sw_cpu_pack_unpack_row(const sw_cpu_packed *e, const uint8_t *base, int64_t r, uint8_t *dst);
+/* 8 packed rows (one group at w) times nc <= 4 activation columns (F32 rows or
+ * sw_cpu_q8 blocks, column c at x + c * xs): res[c * 8 + r]. */
+typedef void (*sw_cpu_pack_fn)(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc,
+                               float *res);
+sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t);
 
 /* ---- op entry points (arguments already validated by the sw_be_* wrappers) ---- */
 sw_status sw_cpu_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,

@@ -11,7 +11,11 @@
  * in tiles of up to SW_CPU_MAX_COLS columns: each weight row is read once per
  * tile and its unpacked blocks are dotted with all the tile's columns, and the
  * chunk's rows (SW_MM_ROWS x row bytes, a few tens of KB) stay in L1/L2 across
- * the T / 4 tiles, so prefill is compute-bound rather than weight-bound. */
+ * the T / 4 tiles, so prefill is compute-bound rather than weight-bound.
+ *
+ * Packed weights (F32/Q4_0/Q8_0 uploaded with upload_weight on the AVX2
+ * backend, see cpu_pack.c) go through the 8-row kernels of cpu_pack_avx2.c
+ * instead, group by group, with the plain row kernel for the N % 8 tail. */
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -36,13 +40,47 @@ typedef struct {
     int64_t w_blk; /* weight elements per block, and bytes per block */
     size_t w_tsize;
     double x_bytes_per_k; /* activation bytes per element of K */
+    /* packed weights (cpu_pack.c): NULL pk = plain rows */
+    const sw_cpu_packed *pk;
+    const uint8_t *pbase; /* first byte of the packed tensor */
+    int64_t r0;           /* row of the packed tensor that is row 0 of w (multiple of 8) */
+    sw_cpu_pack_fn pfn;
+    int64_t chunk; /* rows per pool task, a multiple of SW_MM_ROWS */
 } mm_ctx;
 
-static void mm_task(void *p, int64_t ch, int slot) {
-    (void)slot;
-    mm_ctx *c = p;
+/* A chunk of rows of a packed weight: whole groups of 8 go through the packed
+ * kernel, rows past the last group (the plain tail) through the row kernel. */
+static void mm_task_packed(mm_ctx *c, int64_t n0, int64_t n1) {
+    float res[SW_CPU_MAX_COLS * 8];
+    size_t rb = c->pk->row_bytes;
+    for (int64_t t0 = 0; t0 < c->T; t0 += SW_CPU_MAX_COLS) {
+        int nc = (int)SW_MIN((int64_t)SW_CPU_MAX_COLS, c->T - t0);
+        const uint8_t *xt = c->xq + (size_t)t0 * c->xs;
+        for (int64_t n = n0; n < n1;) {
+            int64_t a = c->r0 + n, nr;
+            if (a < c->pk->N8) { /* a is a multiple of 8 here */
+                c->pfn(c->K, c->pbase + (size_t)a * rb, xt, c->xs, nc, res);
+                nr = SW_MIN((int64_t)8, n1 - n);
+                for (int j = 0; j < nc; j++) {
+                    float *o = (float *)sw_cpu_row(c->out, t0 + j, 0, 0) + n;
+                    for (int64_t r = 0; r < nr; r++)
+                        o[r] = res[j * 8 + r] + (c->bias ? c->bias[n + r] : 0.0f);
+                }
+            } else {
+                nr = 1;
+                c->dot(c->K, c->pbase + (size_t)a * rb, xt, c->xs, nc, res);
+                for (int j = 0; j < nc; j++)
+                    ((float *)sw_cpu_row(c->out, t0 + j, 0, 0))[n] =
+                        res[j] + (c->bias ? c->bias[n] : 0.0f);
+            }
+            n += nr;
+        }
+    }
+}
+
+/* Rows [n0, n1) (at most SW_MM_ROWS) of plain weights. */
+static void mm_rows(const mm_ctx *c, int64_t n0, int64_t n1) {
     float res[SW_CPU_MAX_COLS], part[SW_MM_ROWS][SW_CPU_MAX_COLS];
-    int64_t n0 = ch * SW_MM_ROWS, n1 = SW_MIN(c->N, n0 + SW_MM_ROWS);
     for (int64_t t0 = 0; t0 < c->T; t0 += SW_CPU_MAX_COLS) {
         int nc = (int)SW_MIN((int64_t)SW_CPU_MAX_COLS, c->T - t0);
         const uint8_t *xt = c->xq + (size_t)t0 * c->xs;
@@ -62,6 +100,18 @@ static void mm_task(void *p, int64_t ch, int slot) {
                 ((float *)sw_cpu_row(c->out, t0 + j, 0, 0))[n] = part[n - n0][j] + b;
         }
     }
+}
+
+static void mm_task(void *p, int64_t ch, int slot) {
+    (void)slot;
+    mm_ctx *c = p;
+    int64_t n0 = ch * c->chunk, n1 = SW_MIN(c->N, n0 + c->chunk);
+    if (c->pk) {
+        mm_task_packed(c, n0, n1);
+        return;
+    }
+    for (int64_t n = n0; n < n1; n += SW_MM_ROWS)
+        mm_rows(c, n, SW_MIN(n1, n + SW_MM_ROWS));
 }
 
 typedef struct {
@@ -111,7 +161,21 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
                       : act == SW_CPU_ACT_Q8 ? (double)sizeof(sw_cpu_q8) / 32.0
                                              : (double)sizeof(sw_block_q8_K) / SW_QK_K;
     c.kc = K;
-    if (T > 1 && K % SW_QK_K == 0) {
+    c.pk = sw_cpu_pack_find(w->buf, w->offset);
+    if (c.pk) {
+        /* only the AVX2 backend packs, and only contiguous 2-D weights */
+        c.pfn = sw_cpu_pack_kernel_avx2(w->type);
+        c.pbase = (const uint8_t *)w->buf->data + c.pk->off;
+        size_t rel = w->offset - c.pk->off;
+        c.r0 = (int64_t)(rel / c.pk->row_bytes);
+        if (!c.pfn || w->type != c.pk->type || rel % c.pk->row_bytes != 0 || c.r0 % 8 != 0 ||
+            w->nb[1] != c.pk->row_bytes || c.r0 + N > (int64_t)(c.pk->size / c.pk->row_bytes))
+            return sw_err_set(err, SW_E_UNSUPPORTED,
+                              "matmul: weight view at row %" PRId64
+                              " of a packed tensor must start at a multiple of 8 rows",
+                              c.r0);
+    }
+    if (T > 1 && K % SW_QK_K == 0 && !c.pk) {
         int64_t kc = (int64_t)(SW_MM_X_BYTES / (SW_CPU_MAX_COLS * c.x_bytes_per_k));
         kc -= kc % SW_QK_K;
         if (kc >= SW_QK_K && kc < K) c.kc = kc;
@@ -139,6 +203,16 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
          * microseconds, not worth a wake-up */
         sw_threadpool_run(cb->pool, quant_task, &qc, T);
     }
-    sw_threadpool_run(cb->pool, mm_task, &c, (N + SW_MM_ROWS - 1) / SW_MM_ROWS);
+    /* Decode (one column tile) streams the weights once: give each task a
+     * long contiguous run of rows (4 tasks per thread, still enough to even
+     * out a thread that gets descheduled), so that every thread reads one
+     * sequential stream the hardware prefetcher can follow rather than
+     * 16-row pieces interleaved with the other threads'. */
+    c.chunk = SW_MM_ROWS;
+    if (T <= SW_CPU_MAX_COLS) {
+        int64_t per = (N + 4 * (int64_t)be->n_threads - 1) / (4 * (int64_t)be->n_threads);
+        c.chunk = SW_MAX((int64_t)SW_MM_ROWS, (per + SW_MM_ROWS - 1) / SW_MM_ROWS * SW_MM_ROWS);
+    }
+    sw_threadpool_run(cb->pool, mm_task, &c, (N + c.chunk - 1) / c.chunk);
     return SW_OK;
 }

@@ -30,14 +30,23 @@ static inline int64_t n_rows(const sw_tensor *t) {
 typedef struct {
     const sw_tensor *table, *out;
     const int32_t *ids;
+    /* a packed table (cpu_pack.c): its rows are unpacked into tmp first */
+    const sw_cpu_packed *pk;
+    int64_t r0;   /* row of the packed tensor that is row 0 of table */
+    uint8_t *tmp; /* [pool slots][row bytes] */
 } get_rows_ctx;
 
 static void get_rows_task(void *p, int64_t t, int slot) {
-    (void)slot;
     get_rows_ctx *c = p;
     int64_t n = c->table->ne[0];
     const uint8_t *src = sw_cpu_row(c->table, c->ids[t], 0, 0);
     float *dst = (float *)sw_cpu_row(c->out, t, 0, 0);
+    if (c->pk && c->r0 + c->ids[t] < c->pk->N8) {
+        uint8_t *row = c->tmp + (size_t)slot * c->pk->row_bytes;
+        sw_cpu_pack_unpack_row(c->pk, (const uint8_t *)c->table->buf->data + c->pk->off,
+                               c->r0 + c->ids[t], row);
+        src = row;
+    }
     if (c->table->type == SW_TYPE_F32)
         memmove(dst, src, (size_t)n * sizeof(float)); /* table may be an activation */
     else
@@ -60,7 +69,13 @@ sw_status sw_cpu_get_rows(sw_backend *be, const sw_tensor *table, const sw_tenso
             return sw_err_set(err, SW_E_UNSUPPORTED, "get_rows: cannot dequantize %s",
                               sw_type_name((uint32_t)table->type));
     }
-    get_rows_ctx c = {table, out, id};
+    get_rows_ctx c = {table, out, id, sw_cpu_pack_find(table->buf, table->offset), 0, NULL};
+    if (c.pk) {
+        c.r0 = (int64_t)((table->offset - c.pk->off) / c.pk->row_bytes);
+        size_t need = (size_t)be->n_threads * c.pk->row_bytes;
+        c.tmp = sw_cpu_scratch(cpu(be), need);
+        if (!c.tmp) return sw_err_set(err, SW_E_NOMEM, "get_rows: cannot allocate %zu bytes", need);
+    }
     run(be, get_rows_task, &c, T);
     return SW_OK;
 }

@@ -42,6 +42,7 @@ struct sw_threadpool {
     sw_tp_fn fn;
     void *ctx;
     int64_t n_tasks;
+    int64_t step;      /* tasks per claim */
     atomic_llong next; /* next unclaimed task */
 };
 
@@ -56,11 +57,19 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Tasks are claimed `step` at a time: with hundreds of tiny tasks per op (a
+ * row of a 64-wide norm, one attention row of a small head) the claims
+ * themselves -- an atomic on a cache line that bounces between cores -- cost
+ * as much as the work. step keeps about 8 claims per thread, enough for the
+ * others to take over from a thread that gets descheduled. */
 static void run_tasks(sw_threadpool *tp, int slot) {
+    int64_t step = tp->step;
     for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&tp->next, 1, memory_order_relaxed);
+        int64_t t = atomic_fetch_add_explicit(&tp->next, step, memory_order_relaxed);
         if (t >= tp->n_tasks) break;
-        tp->fn(tp->ctx, t, slot);
+        int64_t end = t + step < tp->n_tasks ? t + step : tp->n_tasks;
+        for (; t < end; t++)
+            tp->fn(tp->ctx, t, slot);
     }
 }
 
@@ -184,6 +193,8 @@ void sw_threadpool_run(sw_threadpool *tp, sw_tp_fn fn, void *ctx, int64_t n_task
     tp->fn = fn;
     tp->ctx = ctx;
     tp->n_tasks = n_tasks;
+    tp->step = n_tasks / (8 * (int64_t)tp->n_threads);
+    if (tp->step < 1) tp->step = 1;
     atomic_store_explicit(&tp->next, 0, memory_order_relaxed);
     atomic_store_explicit(&tp->gate, GATE_OPEN, memory_order_release);
     pthread_mutex_lock(&tp->mu);
