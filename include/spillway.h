@@ -15,5 +15,6 @@
 #include "model.h"
 #include "sampler.h"
 #include "engine.h"
+#include "hf_download.h"
 
 #endif

@@ -8,6 +8,7 @@ against hashlib, resume after a cut and from a .part file, the hash check,
 the cache, and a full --hf start that then serves."""
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -255,12 +256,33 @@ def main():
             assert srv.stop() == 0
         assert os.path.exists(cached_path(cache, "ggml-org/models", "stories260K.gguf"))
 
+    def t_generate():
+        # spillway-generate shares the downloader: --hf fetches (resuming after a
+        # cut) into the cache, then runs; a wrong hash fails cleanly.
+        hub.files["ggml-org/models/gen.gguf"] = (gguf, "cut_once")
+        cache = fresh_cache()
+        env = dict(os.environ, SPILLWAY_HF_ENDPOINT=f"http://127.0.0.1:{hub.port}")
+        gen = os.path.join(os.environ.get("SW_BIN_DIR", ""), "spillway-generate")
+        r = subprocess.run([gen, "--hf", "ggml-org/models:gen.gguf", "--cache-dir", cache,
+                            "-p", "Once upon a time", "-n", "8", "--temp", "0", "--json",
+                            "--backend", "cpu"], capture_output=True, text=True, env=env,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert len(out["gen_ids"]) == 8, out
+        if stories:
+            assert out["text"].startswith(", there was"), out
+        assert os.path.exists(cached_path(cache, "ggml-org/models", "gen.gguf"))
+        r = subprocess.run([gen, "--hf", "ggml-org/models:gen.gguf", "-m", model, "-p", "x"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "exactly one" in r.stderr, (r.returncode, r.stderr)
+
     try:
         run([("sha256_sizes", t_sha256_sizes), ("nested_and_redirect", t_nested_and_redirect),
              ("cut_and_resume", t_cut_and_resume), ("resume_part_file", t_resume_part_file),
              ("ignore_range", t_ignore_range), ("wrong_hash", t_wrong_hash),
              ("no_hash", t_no_hash), ("not_found", t_not_found), ("bad_specs", t_bad_specs),
-             ("serve", t_serve)])
+             ("serve", t_serve), ("generate", t_generate)])
     finally:
         hub.stop()
         shutil.rmtree(base, ignore_errors=True)

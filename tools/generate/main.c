@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_BATCH 512 /* prompt tokens per forward step */
 
 typedef struct opts {
     const char *model;
+    const char *hf;        /* --hf OWNER/REPO:FILE, downloaded into the cache */
+    const char *cache_dir; /* --cache-dir; NULL: $SPILLWAY_CACHE or ~/.cache/spillway */
     const char *prompt;
     const char *system;
     const char *messages_file;
@@ -33,6 +36,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: spillway-generate -m FILE [-p TEXT] [options]\n"
             "  -m, --model FILE          GGUF model\n"
+            "  --hf OWNER/REPO:FILE      download the model from the Hugging Face hub (cached,\n"
+            "                            resumable, SHA-256 checked) instead of -m\n"
+            "  --cache-dir DIR           download cache (default $SPILLWAY_CACHE or ~/.cache/spillway)\n"
             "  -p, --prompt TEXT         prompt (BOS added as the model's metadata says)\n"
             "  --chat                    render the prompt with the model's chat template\n"
             "  --system TEXT             system message (with --chat)\n"
@@ -107,6 +113,8 @@ static int parse_args(int argc, char **argv, opts *o) {
                     a[0] == '-' ? "unknown flag or missing value" : "unexpected argument");
             return 2;
         } else if (IS("-m") || IS("--model")) o->model = val;
+        else if (IS("--hf")) o->hf = val;
+        else if (IS("--cache-dir")) o->cache_dir = val;
         else if (IS("-p") || IS("--prompt")) o->prompt = val;
         else if (IS("--system")) o->system = val;
         else if (IS("--messages")) o->messages_file = val;
@@ -139,8 +147,9 @@ static int parse_args(int argc, char **argv, opts *o) {
         }
         if (takes) i++;
     }
-    if (!o->model) {
-        fprintf(stderr, "spillway-generate: -m FILE is required (see --help)\n");
+    if (!o->model == !o->hf) {
+        fprintf(stderr, "spillway-generate: give exactly one of -m FILE or --hf REPO:FILE "
+                        "(see --help)\n");
         return 2;
     }
     if (o->messages_file) o->chat = true;
@@ -440,6 +449,16 @@ int main(int argc, char **argv) {
     gen_out g = {0};
     rc = 1;
 
+    char *downloaded = NULL; /* the cached path of an --hf model */
+    if (o.hf) {
+        sw_hf_params hp = {.cache_dir = o.cache_dir, .progress = isatty(STDERR_FILENO)};
+        if (sw_hf_download(o.hf, &hp, &downloaded, &err) != SW_OK) {
+            fprintf(stderr, "spillway-generate: --hf %s: %s\n", o.hf, err.msg);
+            return 1;
+        }
+        o.model = downloaded;
+    }
+
     double t0 = sw_time_s();
     sw_backend_config bc = {.name = o.backend, .n_threads = o.threads, .device = -1};
     if (sw_backend_create(&bc, &be, &err) != SW_OK) {
@@ -562,5 +581,6 @@ done:
     sw_kv_cache_free(kv);
     sw_model_free(m);
     sw_backend_free(be);
+    free(downloaded);
     return rc;
 }
