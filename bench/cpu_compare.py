@@ -38,12 +38,14 @@ def main():
     ap.add_argument("-n", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--peer-commit", default=None,
+                    help="llama.cpp commit (default: read from the git tree around --llama-bench)")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
 
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-    peer_commit = subprocess.run(
+    peer_commit = a.peer_commit or subprocess.run(
         ["git", "-C", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(a.llama_bench)))),
          "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     results = []
