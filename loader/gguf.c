@@ -56,8 +56,7 @@ struct sw_gguf {
     uint64_t t_cap;
 };
 
-/* Size of a scalar vtype in the file; 0 for STRING/ARRAY/unknown. */
-static uint64_t vtype_size(uint32_t t) {
+uint64_t sw_gguf_vtype_size(uint32_t t) {
     switch (t) {
     case SW_GGUF_UINT8:
     case SW_GGUF_INT8:
@@ -299,7 +298,7 @@ static sw_status parse_array(cur *c, gguf_kv *kv) {
         }
         return SW_OK;
     }
-    uint64_t esz = vtype_size(et), total;
+    uint64_t esz = sw_gguf_vtype_size(et), total;
     if (!sw_mul_u64(kv->n, esz, &total) || total > left(c))
         return cfail(c, SW_E_FORMAT, at,
                      "array length %llu of %s (%llu bytes each) exceeds the %llu bytes left",
@@ -336,7 +335,7 @@ static sw_status parse_value(cur *c, gguf_kv *kv) {
         s = parse_array(c, kv);
         if (s) return s;
     } else {
-        uint64_t sz = vtype_size(kv->type);
+        uint64_t sz = sw_gguf_vtype_size(kv->type);
         s = need(c, sz, "value");
         if (s) return s;
         kv->off = c->pos;
@@ -777,7 +776,7 @@ static double num_to_double(const num *v) {
 }
 
 static bool is_int_type(uint32_t t) {
-    return t != SW_GGUF_FLOAT32 && t != SW_GGUF_FLOAT64 && vtype_size(t) != 0;
+    return t != SW_GGUF_FLOAT32 && t != SW_GGUF_FLOAT64 && sw_gguf_vtype_size(t) != 0;
 }
 
 sw_status sw_gguf_kv_int(const sw_gguf *g, int64_t i, int64_t *out, sw_err *err) {
@@ -851,7 +850,7 @@ sw_status sw_gguf_arr_int(const sw_gguf *g, int64_t i, uint64_t j, int64_t *out,
     if (!out) return sw_err_set(err, SW_E_INVALID_ARG, "sw_gguf_arr_int: NULL out");
     num v;
     if (!is_int_type(kv->arr_type)) return wrong_type(g, kv, "integers", err);
-    load_num(kv->arr_type, g->base + kv->off + j * vtype_size(kv->arr_type), &v);
+    load_num(kv->arr_type, g->base + kv->off + j * sw_gguf_vtype_size(kv->arr_type), &v);
     char sub[32];
     snprintf(sub, sizeof sub, "[%llu]", (unsigned long long)j);
     return num_to_int(g, kv->key, sub, &v, out, err);
@@ -863,9 +862,9 @@ sw_status sw_gguf_arr_float(const sw_gguf *g, int64_t i, uint64_t j, double *out
     if (s) return s;
     if (!out) return sw_err_set(err, SW_E_INVALID_ARG, "sw_gguf_arr_float: NULL out");
     num v;
-    if (kv->arr_type == SW_GGUF_BOOL || vtype_size(kv->arr_type) == 0)
+    if (kv->arr_type == SW_GGUF_BOOL || sw_gguf_vtype_size(kv->arr_type) == 0)
         return wrong_type(g, kv, "numbers", err);
-    load_num(kv->arr_type, g->base + kv->off + j * vtype_size(kv->arr_type), &v);
+    load_num(kv->arr_type, g->base + kv->off + j * sw_gguf_vtype_size(kv->arr_type), &v);
     *out = num_to_double(&v);
     return SW_OK;
 }

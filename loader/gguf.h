@@ -114,6 +114,8 @@ const sw_gguf_tensor *sw_gguf_tensor_at(const sw_gguf *g, int64_t i);
 const sw_gguf_tensor *sw_gguf_find_tensor(const sw_gguf *g, const char *name); /* NULL if absent */
 
 const char *sw_gguf_vtype_name(sw_gguf_vtype t);
+/* Bytes of one scalar value of type t in a file; 0 for STRING, ARRAY, unknown. */
+uint64_t sw_gguf_vtype_size(uint32_t t);
 
 /* ---- writer ---- */
 typedef struct sw_gguf_writer sw_gguf_writer;

@@ -73,24 +73,7 @@ static void bb_le(bbuf *b, uint64_t v, int bytes) {
     bb_put(b, t, (size_t)bytes);
 }
 
-static uint64_t esize(uint32_t t) {
-    switch (t) {
-    case SW_GGUF_UINT8:
-    case SW_GGUF_INT8:
-    case SW_GGUF_BOOL: return 1;
-    case SW_GGUF_UINT16:
-    case SW_GGUF_INT16: return 2;
-    case SW_GGUF_UINT32:
-    case SW_GGUF_INT32:
-    case SW_GGUF_FLOAT32: return 4;
-    case SW_GGUF_UINT64:
-    case SW_GGUF_INT64:
-    case SW_GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
 
-/* ---- create / free ---- */
 
 sw_gguf_writer *sw_gguf_writer_create(void) { return calloc(1, sizeof(sw_gguf_writer)); }
 
@@ -154,7 +137,7 @@ static sw_status put_kv(sw_gguf_writer *w, const char *key, uint32_t type, bbuf 
 
 static sw_status set_scalar(sw_gguf_writer *w, const char *key, uint32_t type, uint64_t bits) {
     bbuf b = {0};
-    bb_le(&b, bits, (int)esize(type));
+    bb_le(&b, bits, (int)sw_gguf_vtype_size(type));
     return put_kv(w, key, type, &b);
 }
 
@@ -210,7 +193,7 @@ sw_status sw_gguf_writer_set_str(sw_gguf_writer *w, const char *key, const char 
 
 /* Elements are given in host order; the file wants little-endian. */
 static sw_status encode_arr(bbuf *b, sw_gguf_vtype et, const void *data, uint64_t n) {
-    uint64_t es = esize(et), total;
+    uint64_t es = sw_gguf_vtype_size(et), total;
     if (es == 0) return SW_E_INVALID_ARG;
     if (!sw_mul_u64(n, es, &total) || total > SIZE_MAX) return SW_E_INVALID_ARG;
     if (n && !data) return SW_E_INVALID_ARG;
@@ -288,13 +271,13 @@ static sw_status encode_scalar_from(bbuf *b, const sw_gguf *src, int64_t i, uint
     case SW_GGUF_INT64: {
         int64_t v;
         if (sw_gguf_kv_int(src, i, &v, &e)) return SW_E_INVALID_ARG;
-        bb_le(b, (uint64_t)v, (int)esize(type));
+        bb_le(b, (uint64_t)v, (int)sw_gguf_vtype_size(type));
         return SW_OK;
     }
     default: {
         uint64_t v;
         if (sw_gguf_kv_uint(src, i, &v, &e)) return SW_E_INVALID_ARG;
-        bb_le(b, v, (int)esize(type));
+        bb_le(b, v, (int)sw_gguf_vtype_size(type));
         return SW_OK;
     }
     }
@@ -331,7 +314,7 @@ sw_status sw_gguf_writer_copy_kv(sw_gguf_writer *w, const sw_gguf *src, int64_t 
             if (!s) {
                 bb_le(&b, (uint64_t)et, 4);
                 bb_le(&b, n, 8);
-                bb_put(&b, data, (size_t)(n * esize(et)));
+                bb_put(&b, data, (size_t)(n * sw_gguf_vtype_size(et)));
             }
         }
     } else {
@@ -418,7 +401,7 @@ static sw_status writer_alignment(sw_gguf_writer *w, uint64_t *a, sw_err *err) {
     *a = SW_GGUF_DEFAULT_ALIGNMENT;
     wkv *kv = find_kv(w, "general.alignment");
     if (!kv) return SW_OK;
-    uint64_t es = esize(kv->type), v = 0;
+    uint64_t es = sw_gguf_vtype_size(kv->type), v = 0;
     if (es == 0 || kv->type == SW_GGUF_BOOL || kv->type == SW_GGUF_FLOAT32 ||
         kv->type == SW_GGUF_FLOAT64)
         return sw_err_set(err, SW_E_INVALID_ARG,

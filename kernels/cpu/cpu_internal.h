@@ -186,4 +186,25 @@ sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *
 sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                      sw_err *err);
 
+
+/* Both dot-product files (scalar cpu_vec_dot.c, cpu_vec_dot_avx2.c) name their
+ * kernels dot_<type>; this is their common type -> kernel lookup. */
+#define SW_CPU_DOT_LOOKUP(t)                                                                       \
+    switch (t) {                                                                                   \
+    case SW_TYPE_F32: return dot_f32;                                                              \
+    case SW_TYPE_F16: return dot_f16;                                                              \
+    case SW_TYPE_BF16: return dot_bf16;                                                            \
+    case SW_TYPE_Q4_0: return dot_q4_0;                                                            \
+    case SW_TYPE_Q4_1: return dot_q4_1;                                                            \
+    case SW_TYPE_Q5_0: return dot_q5_0;                                                            \
+    case SW_TYPE_Q5_1: return dot_q5_1;                                                            \
+    case SW_TYPE_Q8_0: return dot_q8_0;                                                            \
+    case SW_TYPE_Q2_K: return dot_q2_K;                                                            \
+    case SW_TYPE_Q3_K: return dot_q3_K;                                                            \
+    case SW_TYPE_Q4_K: return dot_q4_K;                                                            \
+    case SW_TYPE_Q5_K: return dot_q5_K;                                                            \
+    case SW_TYPE_Q6_K: return dot_q6_K;                                                            \
+    default: return NULL;                                                                          \
+    }
+
 #endif

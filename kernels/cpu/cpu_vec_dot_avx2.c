@@ -450,38 +450,7 @@ KQUANT_KERNEL(dot_q4_K, sw_block_q4_K, prep_q4_K, group_q4_K)
 KQUANT_KERNEL(dot_q5_K, sw_block_q5_K, prep_q5_K, group_q5_K)
 KQUANT_KERNEL(dot_q6_K, sw_block_q6_K, prep_q6_K, group_q6_K)
 
-sw_cpu_dot_fn sw_cpu_dot_avx2(sw_type t) {
-    switch (t) {
-    case SW_TYPE_F32:
-        return dot_f32;
-    case SW_TYPE_F16:
-        return dot_f16;
-    case SW_TYPE_BF16:
-        return dot_bf16;
-    case SW_TYPE_Q4_0:
-        return dot_q4_0;
-    case SW_TYPE_Q4_1:
-        return dot_q4_1;
-    case SW_TYPE_Q5_0:
-        return dot_q5_0;
-    case SW_TYPE_Q5_1:
-        return dot_q5_1;
-    case SW_TYPE_Q8_0:
-        return dot_q8_0;
-    case SW_TYPE_Q2_K:
-        return dot_q2_K;
-    case SW_TYPE_Q3_K:
-        return dot_q3_K;
-    case SW_TYPE_Q4_K:
-        return dot_q4_K;
-    case SW_TYPE_Q5_K:
-        return dot_q5_K;
-    case SW_TYPE_Q6_K:
-        return dot_q6_K;
-    default:
-        return NULL;
-    }
-}
+sw_cpu_dot_fn sw_cpu_dot_avx2(sw_type t) { SW_CPU_DOT_LOOKUP(t) }
 
 /* ------------------------------------------------ activation quantizers -- */
 
