@@ -19,6 +19,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "sw_test.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +31,9 @@
 
 #define U 0x1p-24
 
-static uint64_t rng_state = 999;
-static double urand(void) {
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) * 0x1.0p-53;
-}
-static float nrand(void) {
-    double s = 0;
-    for (int i = 0; i < 4; i++)
-        s += urand() - 0.5;
-    return (float)(s * 1.7);
-}
+static sw_test_rng rng = {999}; /* shared LCG: tests/unit/support/sw_test.c */
+#define urand() sw_test_urand(&rng)
+#define nrand() sw_test_nrand(&rng)
 
 typedef struct {
     sw_backend *be[2][2]; /* [simd][threads-1] */

@@ -25,6 +25,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "sw_test.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,17 +36,9 @@
 #include "cpu_backend.h"
 #include "cpu_internal.h"
 
-static uint64_t rng_state;
-static double urand(void) { /* [0, 1) */
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) * 0x1.0p-53;
-}
-static float nrand(void) { /* roughly normal */
-    double s = 0;
-    for (int i = 0; i < 4; i++)
-        s += urand() - 0.5;
-    return (float)(s * 1.7);
-}
+static sw_test_rng rng = {0}; /* shared LCG: tests/unit/support/sw_test.c */
+#define urand() sw_test_urand(&rng)
+#define nrand() sw_test_nrand(&rng)
 
 typedef struct {
     sw_backend *be[2][2]; /* [simd][threads-1] */
@@ -236,7 +230,7 @@ static void run_case(fixture *f, sw_type type, int64_t K, int64_t N, int64_t T, 
 
 static void test_type(void **state, sw_type type) {
     fixture *f = *state;
-    rng_state = 0x9e3779b97f4a7c15ULL ^ (uint64_t)type;
+    rng.s = 0x9e3779b97f4a7c15ULL ^ (uint64_t)type;
     static const int64_t Ks[] = {256, 512, 4096};
     static const int64_t Ns[] = {7, 33};
     static const int64_t Ts[] = {1, 3, 8, 17};
@@ -275,7 +269,7 @@ static void test_matmul_strided(void **state) {
     sw_err err = {{0}};
     const int64_t K = 256, N = 9, T = 5, XW = 300, OW = 20;
     sw_backend *be = f->be[f->have_simd][1];
-    rng_state = 77;
+    rng.s = 77;
     float *wf = malloc(sizeof(float) * K * N), *xw = malloc(sizeof(float) * XW * T);
     float *ow = malloc(sizeof(float) * OW * T);
     for (int64_t i = 0; i < K * N; i++)
@@ -326,7 +320,7 @@ static void test_quantize_paths(void **state) {
         print_message("skipped: no AVX2 on this CPU\n");
         return;
     }
-    rng_state = 4242;
+    rng.s = 4242;
     const int64_t n = 256 * 6;
     float *x = malloc(sizeof(float) * n);
     for (int64_t i = 0; i < n; i++)

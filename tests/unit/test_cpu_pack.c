@@ -17,6 +17,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "sw_test.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +27,9 @@
 #include "backend.h"
 #include "cpu_backend.h"
 
-static uint64_t rng_state = 12345;
-static float nrand(void) {
-    double s = 0;
-    for (int i = 0; i < 4; i++) {
-        rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-        s += (double)(rng_state >> 11) * 0x1.0p-53 - 0.5;
-    }
-    return (float)(s * 1.7);
-}
+static sw_test_rng rng = {12345}; /* shared LCG: tests/unit/support/sw_test.c */
+#define urand() sw_test_urand(&rng)
+#define nrand() sw_test_nrand(&rng)
 
 typedef struct {
     sw_backend *be[2]; /* AVX2 backends, 1 and 2 threads; NULL without AVX2 */

@@ -41,6 +41,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "sw_test.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,16 +65,9 @@ const char *__lsan_default_suppressions(void) { return "leak:libcuda.so\nleak:li
 
 #define U 0x1p-24
 
-static uint64_t rng_state = 0xC0DA;
-static double urand(void) {
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) * 0x1.0p-53;
-}
-static float nrand(void) {
-    double s = 0;
-    for (int i = 0; i < 4; i++) s += urand() - 0.5;
-    return (float)(s * 1.7);
-}
+static sw_test_rng rng = {0xC0DA}; /* shared LCG: tests/unit/support/sw_test.c */
+#define urand() sw_test_urand(&rng)
+#define nrand() sw_test_nrand(&rng)
 
 typedef struct {
     sw_backend *be;       /* defaults, graphs off */
@@ -703,8 +698,8 @@ enum { GS_EMB = 256, GS_HD = 64, GS_NH = 4, GS_NKV = 2, GS_T = 2, GS_BS = 16, GS
 
 static float *graph_run(sw_backend *be, int steps) {
     const int64_t qd = GS_HD * GS_NH, kvd = GS_HD * GS_NKV, qkv = qd + 2 * kvd;
-    uint64_t saved = rng_state;
-    rng_state = 4242; /* same weights on every backend */
+    uint64_t saved = rng.s;
+    rng.s = 4242; /* same weights on every backend */
     float *deq;
     uint8_t *emb = make_weights(SW_TYPE_Q8_0, GS_EMB, 100, &deq);
     free(deq);
@@ -714,7 +709,7 @@ static float *graph_run(sw_backend *be, int steps) {
     free(deq);
     float normw[GS_EMB];
     for (int i = 0; i < GS_EMB; i++) normw[i] = 1.0f + nrand() * 0.1f;
-    rng_state = saved;
+    rng.s = saved;
     sw_tensor t_emb = dt_make(be, SW_TYPE_Q8_0, GS_EMB, 100, 1, 1, 0, emb);
     sw_tensor t_qkv = dt_make(be, SW_TYPE_Q4_K, GS_EMB, qkv, 1, 1, 0, wqkv);
     sw_tensor t_wo = dt_make(be, SW_TYPE_Q6_K, qd, GS_EMB, 1, 1, 0, wo);
