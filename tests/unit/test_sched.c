@@ -1,4 +1,6 @@
-/* test_sched.c — the continuous-batching engine on the CPU backend, with
+/* test_sched.c — the continuous-batching engine on the CPU backend (and, for
+ * (a), (c) and (d) with stories260K, on the Vulkan backend when a device exists:
+ * lavapipe in CI), with
  * stories260K (a tiny real model) when present and a synthetic tiny q8_0 model
  * from spillway-mkmodel, each test run on both:
  *   (a) concurrent greedy requests give exactly their solo outputs (with a small
@@ -35,6 +37,7 @@
 /* ---- fixtures --------------------------------------------------------------- */
 
 static sw_backend *g_be;
+static const char *g_backend = "cpu"; /* backend of the group being run */
 static sw_model *g_m;
 static const char *g_path;
 static int32_t g_vocab;
@@ -43,8 +46,9 @@ static int32_t g_bos;
 static int group_setup(void **state) {
     (void)state;
     sw_err err = {{0}};
-    if (sw_backend_cpu_create(2, &g_be, &err) != SW_OK) {
-        fprintf(stderr, "cpu backend: %s\n", err.msg);
+    sw_backend_config bc = {.name = g_backend, .n_threads = 2, .device = -1};
+    if (sw_backend_create(&bc, &g_be, &err) != SW_OK) {
+        fprintf(stderr, "%s backend: %s\n", g_backend, err.msg);
         return -1;
     }
     sw_model_params mp = {0};
@@ -971,6 +975,14 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_free_with_work_in_flight),
 };
 
+/* The engine over a GPU backend: the tests whose outputs must not depend on
+ * batching, preemption or prefix sharing (Vulkan runs on lavapipe in CI). */
+static const struct CMUnitTest k_tests_gpu[] = {
+    cmocka_unit_test(test_concurrent_equals_solo),
+    cmocka_unit_test(test_preemption_equals_solo),
+    cmocka_unit_test(test_prefix_cache),
+};
+
 static bool file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && st.st_size > 0;
@@ -1015,6 +1027,23 @@ int main(void) {
         failed += cmocka_run_group_tests_name("sched_synthetic_tiny_q8_0", k_tests, group_setup,
                                               group_teardown);
         groups++;
+    }
+    if (file_exists(stories)) {
+        /* Vulkan when built and a device exists (lavapipe on CI). */
+        sw_backend_config bc = {.name = "vulkan", .device = -1};
+        sw_backend *probe = NULL;
+        sw_err err = {{0}};
+        if (sw_backend_create(&bc, &probe, &err) == SW_OK) {
+            sw_backend_free(probe);
+            g_path = stories;
+            g_backend = "vulkan";
+            failed += cmocka_run_group_tests_name("sched_stories260K_vulkan", k_tests_gpu,
+                                                  group_setup, group_teardown);
+            g_backend = "cpu";
+            groups++;
+        } else {
+            printf("vulkan group skipped: %s\n", err.msg);
+        }
     }
     if (groups == 0) {
         printf("SKIP: no model to test the engine with (neither stories260K nor spillway-mkmodel)\n");
