@@ -163,5 +163,17 @@ int srv_handle_metrics(srv_conn *sc) {
     if (ready) sw_engine_stats_get(s->engine, &st);
     char *text = srv_metrics_render(&s->metrics, ready ? &st : NULL, atomic_load(&s->active),
                                     atomic_load(&s->state));
+    /* The ledger's routing totals (requests by route and reason, tokens,
+     * cost and savings) follow the server's own metrics. */
+    char *ledger = text && s->ledger ? sw_ledger_prometheus(s->ledger) : NULL;
+    if (ledger) {
+        size_t a = strlen(text), b = strlen(ledger);
+        char *both = realloc(text, a + b + 1);
+        if (both) {
+            memcpy(both + a, ledger, b + 1);
+            text = both;
+        }
+        free(ledger);
+    }
     return srv_respond(sc, 200, text, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -1,19 +1,32 @@
-/* gen.c — one generation request between the HTTP connection and the engine.
+/* gen.c — one generation request between the HTTP connection and whoever
+ * answers it: the local engine or the cloud provider (routing: spill.c).
  *
- * The engine calls on_event on its scheduler thread; we copy the event into
- * the request's queue and signal, nothing more, so a slow client never slows
- * the other streams. The connection's thread (libmicrohttpd gives each its
- * own) drains the queue: a non-streaming request blocks in the handler until
- * the final event and answers once; a streaming one feeds an SSE response
- * from MHD's content-reader callback. Both wait in 100 ms slices and between
- * slices look for a client that hung up, a server shutdown and the request
- * deadline, and cancel the engine request for any of them.
+ * Local: the engine calls on_event on its scheduler thread; we copy the
+ * event into the request's queue and signal, nothing more, so a slow client
+ * never slows the other streams. The connection's thread (libmicrohttpd gives
+ * each its own) drains the queue: a non-streaming request blocks in the
+ * handler until the final event and answers once; a streaming one feeds an
+ * SSE response from MHD's content-reader callback. Both wait in 100 ms slices
+ * and between slices look for a client that hung up, a server shutdown and
+ * the request deadline, and cancel the engine request for any of them.
+ *
+ * Cloud: sw_cloud_chat runs on a worker thread (cloud_call, spill.c) and the
+ * connection thread drains its text the same way.
+ *
+ * Routing happens in the handler, before anything is sent: the router's
+ * decision picks local or cloud; a local answer the confidence monitor
+ * distrusts within its probe window (text held back meanwhile) is cancelled
+ * and asked of the cloud instead; a cloud call that fails before its first
+ * text is answered locally when the decision allows it. Only once a route has
+ * produced text (or, non-streaming, the whole answer) is the response queued,
+ * so X-Spillway-Route and the status code always tell the truth.
  *
  * Lifetime: a gen_req is reference counted. The connection holds one
- * reference (dropped by srv_gen_release when MHD finishes the request), the
- * engine one (dropped in the callback of the final event, after which the
- * engine never touches it again), and a streaming response one (dropped when
- * MHD frees the response). Whoever drops the last frees it. */
+ * reference (dropped by srv_gen_release when MHD finishes the request, or
+ * when the handler abandons a route), the engine one (dropped in the callback
+ * of the final event, after which the engine never touches it again), and a
+ * streaming response one (dropped when MHD frees the response). Whoever drops
+ * the last frees it and writes the request's ledger line. */
 #include <math.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -22,7 +35,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "oai.h"
+#include "spill.h"
 
 /* How long a connection thread sleeps before re-checking the client, the
  * server state and the deadline. */
@@ -58,18 +71,30 @@ struct gen_req {
     double t_last_token;
     bool seen_token;
     /* Fixed once submitted. */
-    uint64_t id;
+    uint64_t id;     /* the engine's request id (local) */
     bool chat, stream, include_usage, logprobs;
     char id_str[48];
-    oai_meta meta;
-    char *echo;     /* completions echo: the prompt text; owned */
+    oai_meta meta;   /* id and created are the request's, shared by every route tried */
+    const char *echo; /* completions echo: borrowed from the handler's job, so valid
+                         only while the handler runs (stream_open, respond_whole) */
     size_t echo_len;
+    cloud_call *cc;  /* cloud route: the call; NULL for local */
+    char *spillway;  /* the "spillway" object for the response; owned */
+    /* Ledger line written when the request is freed (cleared for a route
+     * that was abandoned: escalated or fallen back from). */
+    bool record;
+    sw_route route;
+    sw_route_reason reason;
+    double t_start;
     /* Connection thread only. */
     struct MHD_Connection *conn;
     cancel_reason cancelled;
     double t_cancel, deadline;
     double t_checked;  /* last gen_checks */
-    bool final_seen; /* the final event has been processed */
+    bool final_seen;   /* the final event has been taken from the queue */
+    bool final_pending;/* ... during the probe, and not yet processed */
+    ev_item *held;     /* the probe window's tokens, sent once the monitor passes */
+    size_t n_held, cap_held;
     sbuf out;        /* SSE bytes not yet handed to MHD */
     size_t out_off;
     bool out_done;   /* everything, including [DONE], is in out */
@@ -77,17 +102,38 @@ struct gen_req {
     sw_token_info *lps; /* non-streaming: the tokens, for logprobs */
     size_t n_lps, cap_lps;
     size_t text_offset; /* completions logprobs: bytes before the next token */
+    char cloud_finish[32];
 };
 
 typedef struct gen_req gen_req;
 
-/* ---- reference counting ----------------------------------------------------------- */
+/* ---- reference counting and the ledger ------------------------------------------------ */
+
+static void gen_record(gen_req *g) {
+    srv *s = g->s;
+    if (g->cc) {
+        const sw_cloud_result *res = NULL;
+        sw_status st = cloud_call_done(g->cc) ? cloud_call_result(g->cc, &res, NULL) : SW_E_CANCELLED;
+        const char *model = res && res->model[0] ? res->model : sw_cloud_model(s->cloud);
+        srv_ledger_add(s, g->meta.id, g->route, g->reason, model, res ? res->prompt_tokens : 0,
+                       res ? res->completion_tokens : 0, g->t_start,
+                       st != SW_OK || g->cancelled != CANCEL_NONE);
+        return;
+    }
+    bool ok = !g->lost && (g->finish == SW_FINISH_STOP || g->finish == SW_FINISH_LENGTH);
+    srv_ledger_add(s, g->meta.id, g->route, g->reason, s->model_id, g->usage.prompt_tokens,
+                   g->usage.completion_tokens, g->t_start, !ok);
+}
 
 static void gen_free(gen_req *g) {
+    if (g->record) gen_record(g);
     for (size_t i = 0; i < g->n_q; i++) free(g->q[i].text);
     free(g->q);
+    for (size_t i = 0; i < g->n_held; i++) free(g->held[i].text);
+    free(g->held);
     free(g->final_text);
-    free(g->echo);
+    cloud_call_unref(g->cc);
+    free(g->spillway);
     sbuf_free(&g->out);
     sbuf_free(&g->text);
     free(g->lps);
@@ -170,7 +216,8 @@ static void gen_cancel(gen_req *g, cancel_reason why) {
     if (g->cancelled) return;
     g->cancelled = why;
     g->t_cancel = sw_time_s();
-    sw_engine_cancel(g->s->engine, g->id);
+    if (g->cc) cloud_call_cancel(g->cc);
+    else sw_engine_cancel(g->s->engine, g->id);
 }
 
 /* Wait up to one slice for events and take them. *final is set when the
@@ -214,6 +261,20 @@ static void gen_checks(gen_req *g) {
     else if (g->deadline > 0 && now > g->deadline) gen_cancel(g, CANCEL_TIMEOUT);
 }
 
+/* The error for a request cancelled by the server (shutdown or deadline). */
+static void cancel_error(const gen_req *g, oai_error *e) {
+    if (g->cancelled == CANCEL_TIMEOUT)
+        oai_error_set(e, 504, "timeout_error", "request_timeout", NULL,
+                      "the request exceeded the server's timeout of %.0f s (--timeout)",
+                      g->s->cfg.timeout_s);
+    else if (g->cancelled == CANCEL_CLIENT)
+        oai_error_set(e, 499, "invalid_request_error", "client_closed", NULL,
+                      "the client closed the connection");
+    else
+        oai_error_set(e, 503, "server_error", "shutting_down", NULL,
+                      "the request was cancelled: the server is shutting down");
+}
+
 /* The error to report for a request that did not end with stop/length. */
 static bool gen_error(const gen_req *g, oai_error *e) {
     if (g->lost) {
@@ -225,13 +286,10 @@ static bool gen_error(const gen_req *g, oai_error *e) {
     case SW_FINISH_STOP:
     case SW_FINISH_LENGTH: return false;
     case SW_FINISH_CANCELLED:
-        if (g->cancelled == CANCEL_TIMEOUT)
-            oai_error_set(e, 504, "timeout_error", "request_timeout", NULL,
-                          "the request exceeded the server's timeout of %.0f s (--timeout)",
-                          g->s->cfg.timeout_s);
-        else
-            oai_error_set(e, 503, "server_error", "shutting_down",
-                          NULL, "the request was cancelled: the server is shutting down");
+        if (g->cancelled == CANCEL_TIMEOUT) cancel_error(g, e);
+        else /* shutdown, or the engine itself going away */
+            oai_error_set(e, 503, "server_error", "shutting_down", NULL,
+                          "the request was cancelled: the server is shutting down");
         return true;
     default:
         oai_error_set(e, 500, "server_error", NULL, NULL, "generation failed: %s",
@@ -244,7 +302,15 @@ static const char *finish_str(sw_finish_reason r) {
     return r == SW_FINISH_LENGTH ? "length" : "stop";
 }
 
-/* ---- streaming ---------------------------------------------------------------------- */
+/* ---- writing chunks --------------------------------------------------------------------- */
+
+/* One SSE chunk of text (the "spillway" object rides on the first chunk). */
+static void chunk_text(gen_req *g, bool role, const char *text, size_t len, const char *lp,
+                       const char *finish) {
+    if (g->chat) oai_sse_chat_chunk(&g->out, &g->meta, role, text, len, lp, finish, g->include_usage);
+    else oai_sse_cmpl_chunk(&g->out, &g->meta, text, len, lp, finish, g->include_usage);
+    g->meta.spillway = NULL;
+}
 
 static void stream_token(gen_req *g, const ev_item *it) {
     if (it->text_len == 0 && !g->logprobs) return; /* held back: nothing to say yet */
@@ -253,13 +319,22 @@ static void stream_token(gen_req *g, const ev_item *it) {
         if (g->chat) oai_chat_logprobs(&lp, g->s->tok, &it->tok, 1);
         else oai_cmpl_logprobs(&lp, g->s->tok, &it->tok, 1, &g->text_offset);
     }
-    if (g->chat)
-        oai_sse_chat_chunk(&g->out, &g->meta, false, it->text, it->text_len, lp.p, NULL,
-                           g->include_usage);
-    else
-        oai_sse_cmpl_chunk(&g->out, &g->meta, it->text, it->text_len, lp.p, NULL,
-                           g->include_usage);
+    chunk_text(g, false, it->text, it->text_len, lp.p, NULL);
     sbuf_free(&lp);
+}
+
+/* The opening chunk of a stream: the assistant role (chat) or the echoed
+ * prompt (completions). A completions stream without echo opens with its
+ * first text. */
+static void stream_open(gen_req *g) {
+    if (g->chat) chunk_text(g, true, "", 0, NULL, NULL);
+    else if (g->echo_len) chunk_text(g, false, g->echo, g->echo_len, NULL, NULL);
+}
+
+static void stream_close(gen_req *g, const char *finish, const sw_usage *u) {
+    if (g->chat) chunk_text(g, false, NULL, 0, NULL, finish);
+    else chunk_text(g, false, "", 0, NULL, finish);
+    if (g->include_usage) oai_sse_usage_chunk(&g->out, &g->meta, g->chat, u);
 }
 
 static void stream_final(gen_req *g) {
@@ -271,22 +346,59 @@ static void stream_final(gen_req *g) {
         stream_token(g, &it);
         g->logprobs = lp;
     }
-    if (gen_error(g, &e)) {
-        oai_sse_error(&g->out, &e);
+    if (gen_error(g, &e)) oai_sse_error(&g->out, &e);
+    else stream_close(g, finish_str(g->finish), &g->usage);
+    oai_sse_done(&g->out);
+    g->out_done = true;
+}
+
+/* A provider's finish_reason goes into our JSON unescaped (finish_field):
+ * pass on only plain lowercase words ("stop", "length", "tool_calls",
+ * "content_filter"), anything else is "stop". */
+static const char *safe_finish(const char *f) {
+    if (!f || !f[0] || strlen(f) > 31) return "stop";
+    for (const char *p = f; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_')) return "stop";
+    return f;
+}
+
+/* A cloud stream is over: its finish chunk, usage, or the error. */
+static void cloud_stream_final(gen_req *g) {
+    const sw_cloud_result *res;
+    const sw_err *err;
+    sw_status st = cloud_call_result(g->cc, &res, &err);
+    if (st == SW_OK) {
+        const char *fin = safe_finish(res->finish_reason[0] ? res->finish_reason : g->cloud_finish);
+        sw_usage u = {res->prompt_tokens, res->completion_tokens, 0};
+        stream_close(g, fin, &u);
     } else {
-        const char *f = finish_str(g->finish);
-        if (g->chat)
-            oai_sse_chat_chunk(&g->out, &g->meta, false, NULL, 0, NULL, f, g->include_usage);
+        oai_error e;
+        if (g->cancelled) cancel_error(g, &e);
         else
-            oai_sse_cmpl_chunk(&g->out, &g->meta, "", 0, NULL, f, g->include_usage);
-        if (g->include_usage) oai_sse_usage_chunk(&g->out, &g->meta, g->chat, &g->usage);
+            oai_error_set(&e, res->client_status ? res->client_status : 502,
+                          res->error_type[0] ? res->error_type : "upstream_error",
+                          res->error_type[0] ? res->error_type : "upstream_error", NULL,
+                          "the cloud stream failed: %s", err->msg);
+        oai_sse_error(&g->out, &e);
     }
     oai_sse_done(&g->out);
     g->out_done = true;
 }
 
+/* Take whatever the cloud has produced into the stream. */
+static void cloud_stream_step(gen_req *g) {
+    sbuf t = {0};
+    bool done = cloud_call_take(g->cc, WAIT_SLICE_S, &t, g->cloud_finish, sizeof g->cloud_finish);
+    if (t.n) chunk_text(g, false, t.p, t.n, NULL, NULL);
+    if (t.oom) g->out.oom = true;
+    sbuf_free(&t);
+    if (done) cloud_stream_final(g);
+    else gen_checks(g);
+}
+
 /* MHD's content reader: hand out pending SSE bytes, waiting for more. */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
     gen_req *g = cls;
     ev_item *items = NULL;
     size_t n = 0, cap = 0;
@@ -316,6 +428,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             ret = MHD_CONTENT_READER_END_WITH_ERROR;
             break;
         }
+        if (g->cc) {
+            cloud_stream_step(g);
+            continue;
+        }
         bool final;
         gen_take(g, &items, &n, &cap, &final);
         for (size_t i = 0; i < n; i++) {
@@ -335,6 +451,31 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) { gen_unref(cls); }
 
+/* Queue the SSE response over what g->out holds so far. */
+static int stream_queue(srv_conn *sc, gen_req *g) {
+    pthread_mutex_lock(&g->mu);
+    g->refs++; /* the response's reference */
+    pthread_mutex_unlock(&g->mu);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, g,
+                                          stream_free);
+    if (!resp) {
+        gen_unref(g);
+        oai_error e;
+        oai_error_set(&e, 500, "server_error", NULL, NULL, "cannot create the response");
+        return srv_respond_error(sc, &e);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    srv_add_route_headers(sc, resp);
+    enum MHD_Result ret = MHD_queue_response(sc->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    sc->status = 200;
+    sc->responded = true;
+    return ret;
+}
+
 /* ---- non-streaming ---------------------------------------------------------------------- */
 
 static bool lps_push(gen_req *g, const sw_token_info *t) {
@@ -349,23 +490,41 @@ static bool lps_push(gen_req *g, const sw_token_info *t) {
     return true;
 }
 
+/* A token for the answer: streamed, or kept for the whole response. */
+static void consume(gen_req *g, const ev_item *it) {
+    if (g->stream) {
+        stream_token(g, it);
+        return;
+    }
+    sbuf_add(&g->text, it->text, it->text_len);
+    if (g->logprobs && !lps_push(g, &it->tok)) g->lost = true;
+}
+
+/* The final event's text and outcome. */
+static void consume_final(gen_req *g) {
+    if (g->stream) {
+        stream_final(g);
+        return;
+    }
+    sbuf_add(&g->text, g->final_text ? g->final_text : "", g->final_len);
+    if (g->text.oom) g->lost = true;
+}
+
 /* Block until the generation ends; false when the client went away. */
 static bool collect(gen_req *g) {
     ev_item *items = NULL;
     size_t n = 0, cap = 0;
     bool ok = true;
-    for (;;) {
+    while (!g->final_seen) {
         bool final;
         gen_take(g, &items, &n, &cap, &final);
         for (size_t i = 0; i < n; i++) {
-            sbuf_add(&g->text, items[i].text, items[i].text_len);
-            if (g->logprobs && !lps_push(g, &items[i].tok)) g->lost = true;
+            consume(g, &items[i]);
             free(items[i].text);
         }
         if (final) {
             g->final_seen = true;
-            sbuf_add(&g->text, g->final_text ? g->final_text : "", g->final_len);
-            if (g->text.oom) g->lost = true;
+            consume_final(g);
             break;
         }
         gen_checks(g);
@@ -410,6 +569,29 @@ static int respond_whole(srv_conn *sc, gen_req *g) {
     return srv_respond(sc, 200, sbuf_take(&b), NULL);
 }
 
+/* A non-streaming cloud answer, rewritten in our shape. */
+static int respond_cloud_whole(srv_conn *sc, gen_req *g) {
+    const sw_cloud_result *res;
+    cloud_call_result(g->cc, &res, NULL);
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res->response, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    const char *text = cJSON_IsString(content) ? content->valuestring : "";
+    const char *fin = safe_finish(res->finish_reason);
+    sw_usage u = {res->prompt_tokens, res->completion_tokens, 0};
+    sbuf b = {0};
+    if (g->chat) {
+        oai_chat_response(&b, &g->meta, text, strlen(text), NULL, fin, &u);
+    } else {
+        sbuf full = {0};
+        if (g->echo) sbuf_add(&full, g->echo, g->echo_len);
+        sbuf_puts(&full, text);
+        oai_cmpl_response(&b, &g->meta, full.p ? full.p : "", full.n, NULL, fin, &u);
+        if (full.oom) b.oom = true;
+        sbuf_free(&full);
+    }
+    return srv_respond(sc, 200, sbuf_take(&b), NULL);
+}
 /* ---- the prompt ---------------------------------------------------------------------------- */
 
 static bool tokenize(srv *s, const char *text, bool add_bos, int32_t **ids, size_t *n,
@@ -455,8 +637,30 @@ static bool chat_prompt(srv *s, const oai_request *r, int32_t **ids, size_t *n, 
     return ok;
 }
 
+/* The handler's state for one request, across the routes it tries. */
+typedef struct job {
+    oai_request r;
+    cJSON *body;            /* the request as JSON: router input and cloud request; owned */
+    int32_t *ids;           /* the prompt in local tokens; owned */
+    size_t n_ids;
+    char *echo;             /* completions echo: the prompt text; owned */
+    size_t echo_len;
+    char id_str[48];
+    int64_t created;
+    double deadline;
+    sw_route_decision d;
+    bool have_mon;          /* the monitor ran: its numbers go into the metadata */
+    sw_monitor_stats mon;
+    /* a cloud call that failed before an answer fell back to local */
+    bool cloud_failed;
+    int cloud_status;
+    char cloud_type[32];
+    char cloud_msg[SW_ERR_LEN];
+    int cloud_attempts;
+} job;
+
 static bool completion_prompt(srv *s, const oai_request *r, int32_t **ids, size_t *n,
-                              gen_req *g, oai_error *e) {
+                              job *g, oai_error *e) {
     if (r->prompt_ids) {
         *ids = malloc(r->n_prompt_ids * sizeof **ids);
         if (!*ids) {
@@ -488,7 +692,7 @@ static bool completion_prompt(srv *s, const oai_request *r, int32_t **ids, size_
     return true;
 }
 
-/* ---- the handler ------------------------------------------------------------------------------ */
+/* ---- the routes -------------------------------------------------------------------------- */
 
 static void submit_error(srv *s, const oai_request *r, int32_t n_prompt, sw_status st,
                          const sw_err *err, oai_error *e) {
@@ -516,116 +720,384 @@ static void submit_error(srv *s, const oai_request *r, int32_t n_prompt, sw_stat
     }
 }
 
-int srv_handle_generate(srv_conn *sc, bool chat) {
-    srv *s = sc->s;
-    oai_request r;
+static int respond_oom(srv_conn *sc) {
     oai_error e;
-    if (!oai_parse_request(sc->body, sc->body_len, chat, (int32_t)sw_tokenizer_n_vocab(s->tok),
-                           &r, &e))
-        return srv_respond_error(sc, &e);
-    if (!srv_model_name_ok(s, r.model)) {
-        oai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                      "the model '%.200s' does not exist; this server serves '%s'", r.model,
-                      s->model_id);
-        oai_request_free(&r);
-        return srv_respond_error(sc, &e);
-    }
+    oai_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
+    return srv_respond_error(sc, &e);
+}
+
+static gen_req *gen_new(srv_conn *sc, const job *j, sw_route route, sw_route_reason reason) {
+    srv *s = sc->s;
     gen_req *g = calloc(1, sizeof *g);
-    if (!g) {
-        oai_request_free(&r);
-        oai_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
-        return srv_respond_error(sc, &e);
-    }
+    if (!g) return NULL;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     g->s = s;
     g->refs = 1;
     g->conn = sc->conn;
-    g->chat = chat;
-    g->stream = r.stream;
-    g->include_usage = r.include_usage;
-    g->logprobs = r.logprobs;
-    oai_make_id(g->id_str, sizeof g->id_str, chat ? "chatcmpl-" : "cmpl-");
+    g->chat = j->r.chat;
+    g->stream = j->r.stream;
+    g->include_usage = j->r.include_usage;
+    /* The providers' answers carry no logprobs: a cloud answer has null. */
+    g->logprobs = route == SW_ROUTE_LOCAL && j->r.logprobs;
+    snprintf(g->id_str, sizeof g->id_str, "%s", j->id_str);
     g->meta = (oai_meta){.id = g->id_str,
-                         .created = (int64_t)time(NULL),
-                         .model = s->model_id,
+                         .created = j->created,
+                         .model = route == SW_ROUTE_CLOUD ? sw_cloud_model(s->cloud) : s->model_id,
                          .fingerprint = s->fingerprint};
-    if (s->cfg.timeout_s > 0) g->deadline = sw_time_s() + s->cfg.timeout_s;
+    g->echo = j->echo;
+    g->echo_len = j->echo_len;
+    g->text_offset = j->echo_len;
+    g->deadline = j->deadline;
+    g->route = route;
+    g->reason = reason;
+    g->record = true;
+    g->t_start = sc->t_start;
+    return g;
+}
 
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    bool ok = chat ? chat_prompt(s, &r, &ids, &n_ids, &e)
-                   : completion_prompt(s, &r, &ids, &n_ids, g, &e);
-    if (ok && n_ids > (size_t)INT32_MAX) {
-        oai_error_set(&e, 400, "invalid_request_error", "context_length_exceeded", NULL,
-                      "the prompt is too long");
-        ok = false;
+/* Build the "spillway" object for the route that answers. */
+static void set_spillway(gen_req *g, const job *j) {
+    srv *s = g->s;
+    char msg[320];
+    const char *m = j->d.message;
+    if (g->reason == SW_REASON_LOW_CONFIDENCE) {
+        snprintf(msg, sizeof msg,
+                 "the local model's confidence was low in the probe window (%s): asked the cloud",
+                 j->mon.failed_check && j->mon.failed_check[0] ? j->mon.failed_check : "?");
+        m = msg;
+    } else if (g->reason == SW_REASON_CLOUD_FAILED) {
+        snprintf(msg, sizeof msg, "the cloud call failed (%s, HTTP %d): answered locally",
+                 j->cloud_type[0] ? j->cloud_type : "error", j->cloud_status);
+        m = msg;
     }
-    g->text_offset = g->echo_len;
-    if (!ok) {
-        free(ids);
-        oai_request_free(&r);
-        gen_free(g);
-        return srv_respond_error(sc, &e);
+    srv_route_info ri = {.route = g->route, .reason = g->reason, .message = m,
+                         .monitor = j->have_mon ? &j->mon : NULL};
+    if (g->cc) {
+        ri.cloud_model = sw_cloud_model(s->cloud);
+        const sw_cloud_result *res = NULL;
+        if (cloud_call_done(g->cc)) {
+            cloud_call_result(g->cc, &res, NULL);
+            ri.cloud_attempts = res->attempts;
+        }
     }
+    if (j->cloud_failed) {
+        ri.cloud_error_status = j->cloud_status;
+        ri.cloud_error_type = j->cloud_type;
+        ri.cloud_error = j->cloud_msg;
+        if (!g->cc) ri.cloud_attempts = j->cloud_attempts;
+    }
+    free(g->spillway);
+    g->spillway = srv_spillway_json(s, &ri);
+    g->meta.spillway = g->spillway;
+}
+
+static bool held_push(gen_req *g, ev_item *it) {
+    if (g->n_held == g->cap_held) {
+        size_t cap = g->cap_held ? 2 * g->cap_held : 32;
+        ev_item *h = realloc(g->held, cap * sizeof *h);
+        if (!h) return false;
+        g->held = h;
+        g->cap_held = cap;
+    }
+    g->held[g->n_held++] = *it;
+    return true;
+}
+
+/* The probe window: take tokens, feed the monitor and hold them back until
+ * it has a verdict (or the answer ended, or the request was cancelled, which
+ * the regular path then reports). */
+static sw_monitor_verdict probe(gen_req *g, sw_monitor *m) {
+    ev_item *items = NULL;
+    size_t n = 0, cap = 0;
+    sw_monitor_verdict v = SW_MONITOR_PROBING;
+    while (v == SW_MONITOR_PROBING) {
+        bool final;
+        gen_take(g, &items, &n, &cap, &final);
+        for (size_t i = 0; i < n; i++) {
+            if (v == SW_MONITOR_PROBING)
+                v = sw_monitor_feed(m, items[i].tok.logprob, items[i].tok.entropy, NULL, 0);
+            if (!held_push(g, &items[i])) {
+                free(items[i].text);
+                g->lost = true;
+            }
+        }
+        if (final) {
+            g->final_seen = true;
+            g->final_pending = true;
+            if (v == SW_MONITOR_PROBING) v = sw_monitor_finish(m);
+            break;
+        }
+        gen_checks(g);
+        if (g->cancelled) break;
+    }
+    free(items);
+    return v;
+}
+
+/* The monitor passed: the held tokens go out first. */
+static void release_held(gen_req *g) {
+    for (size_t i = 0; i < g->n_held; i++) {
+        consume(g, &g->held[i]);
+        free(g->held[i].text);
+    }
+    g->n_held = 0;
+    if (g->final_pending) {
+        g->final_pending = false;
+        consume_final(g);
+    }
+}
+
+/* Answer locally. *escalate: the monitor distrusted the answer; nothing was
+ * sent and the local request is cancelled; the caller asks the cloud. */
+static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor, bool *escalate) {
+    srv *s = sc->s;
+    *escalate = false;
+    srv_route_set_header(sc, SW_ROUTE_LOCAL, reason);
+    gen_req *g = gen_new(sc, j, SW_ROUTE_LOCAL, reason);
+    if (!g) return respond_oom(sc);
     sw_request req = {0};
-    req.prompt = ids;
-    req.n_prompt = (int32_t)n_ids;
-    req.sampling = r.sp;
-    req.n_top_logprobs = r.logprobs ? r.top_logprobs : 0;
-    req.max_tokens = r.max_tokens;
-    req.stop_strings = (const char *const *)r.stop;
-    req.n_stop_strings = r.n_stop;
-    req.ignore_eos = r.ignore_eos;
+    req.prompt = j->ids;
+    req.n_prompt = (int32_t)j->n_ids;
+    req.sampling = j->r.sp;
+    req.n_top_logprobs = j->r.logprobs ? j->r.top_logprobs : 0;
+    req.max_tokens = j->r.max_tokens;
+    req.stop_strings = (const char *const *)j->r.stop;
+    req.n_stop_strings = j->r.n_stop;
+    req.ignore_eos = j->r.ignore_eos;
     req.on_event = on_event;
     req.user = g;
     g->refs = 2; /* the engine's reference, taken before it can call back */
     sw_err err = {{0}};
     sw_status st = sw_engine_submit(s->engine, &req, &g->id, &err);
-    free(ids);
     if (st != SW_OK) {
-        submit_error(s, &r, req.n_prompt, st, &err, &e);
-        oai_request_free(&r);
-        gen_free(g);
+        oai_error e;
+        submit_error(s, &j->r, req.n_prompt, st, &err, &e);
+        gen_free(g); /* the ledger line says error */
         return srv_respond_error(sc, &e);
     }
-    oai_request_free(&r);
     sc->gen = g;
-    if (!g->stream) return respond_whole(sc, g);
-
+    if (monitor) {
+        sw_monitor *m = NULL;
+        if (sw_monitor_create(&s->route.monitor, SW_MONITOR_WINDOW, &m, &err) == SW_OK) {
+            sw_monitor_verdict v = probe(g, m);
+            sw_monitor_stats_get(m, &j->mon);
+            j->have_mon = true;
+            sw_monitor_free(m);
+            if (v == SW_MONITOR_ESCALATE && !g->cancelled && !g->lost) {
+                g->record = false; /* the cloud's answer is the request's line */
+                sc->gen = NULL;
+                srv_gen_release(g);
+                *escalate = true;
+                return MHD_YES;
+            }
+        } else {
+            sw_log(SW_LOG_WARN, "monitor: %s; answering without it", err.msg);
+        }
+    }
+    set_spillway(g, j);
+    if (!g->stream) {
+        release_held(g);
+        return respond_whole(sc, g);
+    }
     /* Streaming: the first chunk (the assistant role, or the echoed prompt)
      * goes out at once so clients and proxies see the stream open. */
-    if (chat) oai_sse_chat_chunk(&g->out, &g->meta, true, "", 0, NULL, NULL, g->include_usage);
-    else if (g->echo_len)
-        oai_sse_cmpl_chunk(&g->out, &g->meta, g->echo, g->echo_len, NULL, NULL,
-                           g->include_usage);
-    pthread_mutex_lock(&g->mu);
-    g->refs++; /* the response's reference */
-    pthread_mutex_unlock(&g->mu);
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, g,
-                                          stream_free);
-    if (!resp) {
-        gen_unref(g);
-        oai_error_set(&e, 500, "server_error", NULL, NULL, "cannot create the response");
+    stream_open(g);
+    release_held(g);
+    return stream_queue(sc, g);
+}
+
+/* The prompt of a completions request as text, for the cloud. */
+static char *prompt_text(srv *s, const job *j) {
+    if (j->r.prompt) return strdup(j->r.prompt);
+    char *text = NULL;
+    sw_err err = {{0}};
+    if (sw_detokenize(s->tok, j->ids, j->n_ids, false, &text, &err) != SW_OK) return NULL;
+    return text;
+}
+
+/* Answer from the cloud. *fell_back: the call failed before any text, the
+ * decision allows a local answer, and nothing was sent; the caller answers
+ * locally (reason cloud_failed). */
+static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback,
+                     bool *fell_back) {
+    srv *s = sc->s;
+    *fell_back = false;
+    srv_route_set_header(sc, SW_ROUTE_CLOUD, reason);
+    gen_req *g = gen_new(sc, j, SW_ROUTE_CLOUD, reason);
+    if (!g) return respond_oom(sc);
+    char *ptext = j->r.chat ? NULL : prompt_text(s, j);
+    cJSON *body = j->r.chat || ptext ? srv_cloud_body(&j->r, j->body, ptext) : NULL;
+    free(ptext);
+    sw_err err = {{0}};
+    if (cloud_call_start(s, body, g->stream, &g->cc, &err) != SW_OK) {
+        g->record = false;
+        gen_free(g);
+        if (fallback) {
+            j->cloud_failed = true;
+            j->cloud_status = 500;
+            snprintf(j->cloud_type, sizeof j->cloud_type, "internal_error");
+            snprintf(j->cloud_msg, sizeof j->cloud_msg, "%s", err.msg);
+            *fell_back = true;
+            return MHD_YES;
+        }
+        srv_ledger_add(s, j->id_str, SW_ROUTE_CLOUD, reason, sw_cloud_model(s->cloud), 0, 0,
+                       sc->t_start, true);
+        oai_error e;
+        oai_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.msg);
         return srv_respond_error(sc, &e);
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    enum MHD_Result ret = MHD_queue_response(sc->conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    sc->status = 200;
-    sc->responded = true;
+    sc->gen = g;
+    /* Nothing is sent before the first text (streaming) or the whole answer,
+     * so a failure until then can still become a local answer or a clean
+     * error status. */
+    sbuf pend = {0};
+    bool done;
+    for (;;) {
+        done = cloud_call_take(g->cc, WAIT_SLICE_S, &pend, g->cloud_finish,
+                               sizeof g->cloud_finish);
+        if (done || (g->stream && (pend.n || g->cloud_finish[0]))) break;
+        gen_checks(g);
+        if (g->cancelled) break;
+    }
+    oai_error e;
+    if (g->cancelled) {
+        sbuf_free(&pend);
+        cancel_error(g, &e);
+        return srv_respond_error(sc, &e);
+    }
+    const sw_cloud_result *res = NULL;
+    const sw_err *cerr = NULL;
+    sw_status cst = done ? cloud_call_result(g->cc, &res, &cerr) : SW_OK;
+    if (cst != SW_OK) {
+        sbuf_free(&pend);
+        const char *type = res->error_type[0] ? res->error_type : "upstream_error";
+        if (fallback) {
+            j->cloud_failed = true;
+            j->cloud_status = res->client_status ? res->client_status : 502;
+            snprintf(j->cloud_type, sizeof j->cloud_type, "%s", type);
+            snprintf(j->cloud_msg, sizeof j->cloud_msg, "%s", cerr->msg);
+            j->cloud_attempts = res->attempts;
+            g->record = false;
+            sc->gen = NULL;
+            srv_gen_release(g);
+            *fell_back = true;
+            return MHD_YES;
+        }
+        /* explicit cloud, or an overflow that cannot run here: the
+         * provider's failure is the answer (the ledger line says error) */
+        oai_error_set(&e, res->client_status ? res->client_status : 502, type, type, NULL, "%s",
+                      cerr->msg);
+        sc->retry_after_s = res->retry_after_s;
+        return srv_respond_error(sc, &e);
+    }
+    set_spillway(g, j);
+    if (!g->stream) {
+        sbuf_free(&pend);
+        return respond_cloud_whole(sc, g);
+    }
+    stream_open(g);
+    if (pend.n) chunk_text(g, false, pend.p, pend.n, NULL, NULL);
+    sbuf_free(&pend);
+    if (done) cloud_stream_final(g);
+    return stream_queue(sc, g);
+}
+
+/* ---- the handler ------------------------------------------------------------------------------ */
+
+/* Parse, tokenize and decide; false with e filled when the request ends here. */
+static bool prepare(srv_conn *sc, bool chat, job *j, oai_error *e) {
+    srv *s = sc->s;
+    if (!oai_parse_request(sc->body, sc->body_len, chat, (int32_t)sw_tokenizer_n_vocab(s->tok),
+                           &j->r, e))
+        return false;
+    if (!srv_model_name_ok(s, j->r.model)) {
+        oai_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
+                      "the model '%.200s' does not exist; this server serves '%s'", j->r.model,
+                      s->model_id);
+        return false;
+    }
+    /* oai_parse_request accepted it, so this only fails for lack of memory. */
+    j->body = cJSON_ParseWithLength(sc->body, sc->body_len);
+    if (!j->body) {
+        oai_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return false;
+    }
+    oai_make_id(j->id_str, sizeof j->id_str, chat ? "chatcmpl-" : "cmpl-");
+    j->created = (int64_t)time(NULL);
+    if (s->cfg.timeout_s > 0) j->deadline = sw_time_s() + s->cfg.timeout_s;
+    bool ok = chat ? chat_prompt(s, &j->r, &j->ids, &j->n_ids, e)
+                   : completion_prompt(s, &j->r, &j->ids, &j->n_ids, j, e);
+    if (!ok) return false;
+    if (j->n_ids > (size_t)INT32_MAX) {
+        oai_error_set(e, 400, "invalid_request_error", "context_length_exceeded", NULL,
+                      "the prompt is too long");
+        return false;
+    }
+    return srv_route_decide(sc, j->body, &j->r, (int32_t)j->n_ids, &j->d, e);
+}
+
+int srv_handle_generate(srv_conn *sc, bool chat) {
+    srv *s = sc->s;
+    job j;
+    memset(&j, 0, sizeof j);
+    oai_error e;
+    int ret;
+    if (!prepare(sc, chat, &j, &e)) {
+        ret = srv_respond_error(sc, &e);
+        goto done;
+    }
+    srv_route_set_header(sc, j.d.route, j.d.reason);
+    if (j.d.route == SW_ROUTE_REJECT) {
+        srv_route_reject_error(s, &j.d, &j.r, (int32_t)j.n_ids, &e);
+        srv_ledger_add(s, j.id_str, SW_ROUTE_REJECT, j.d.reason, s->model_id, (int64_t)j.n_ids, 0,
+                       sc->t_start, true);
+        ret = srv_respond_error(sc, &e);
+        goto done;
+    }
+    /* At most local (probe) -> cloud (low confidence) -> local (cloud failed). */
+    sw_route route = j.d.route;
+    sw_route_reason reason = j.d.reason;
+    bool fallback = j.d.local_fallback;
+    bool monitor = j.d.may_escalate && s->route.monitor.enabled;
+    for (int hop = 0;; hop++) {
+        bool again = false;
+        if (route == SW_ROUTE_CLOUD) {
+            ret = run_cloud(sc, &j, reason, fallback, &again);
+            route = SW_ROUTE_LOCAL;
+            reason = SW_REASON_CLOUD_FAILED;
+        } else {
+            ret = run_local(sc, &j, reason, monitor, &again);
+            route = SW_ROUTE_CLOUD;
+            reason = SW_REASON_LOW_CONFIDENCE;
+            fallback = true;
+        }
+        monitor = false;
+        if (!again) break;
+        if (hop >= 2) { /* cannot happen: only the first local try probes */
+            oai_error_set(&e, 500, "server_error", NULL, NULL, "routing did not converge");
+            ret = srv_respond_error(sc, &e);
+            break;
+        }
+    }
+done:
+    oai_request_free(&j.r);
+    cJSON_Delete(j.body);
+    free(j.ids);
+    free(j.echo);
     return ret;
 }
 
 void srv_gen_release(gen_req *g) {
-    pthread_mutex_lock(&g->mu);
-    bool done = g->done;
-    pthread_mutex_unlock(&g->mu);
-    /* The client is gone or the response is out; either way the engine need
-     * not keep working on it. */
-    if (!done) sw_engine_cancel(g->s->engine, g->id);
+    /* The client is gone or the response is out; either way the engine (or
+     * the provider) need not keep working on it. */
+    if (g->cc) {
+        cloud_call_cancel(g->cc);
+    } else {
+        pthread_mutex_lock(&g->mu);
+        bool done = g->done;
+        pthread_mutex_unlock(&g->mu);
+        if (!done) sw_engine_cancel(g->s->engine, g->id);
+    }
     gen_unref(g);
 }

@@ -10,6 +10,7 @@
  * read (up to a hard cap): answering before it and closing makes the kernel
  * reset the connection, and the client would never see the error. */
 #include <arpa/inet.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -51,6 +52,8 @@ static const route k_routes[] = {
     {"/metrics", EP_METRICS, "GET", "/metrics"},
     {"/tokenize", EP_TOKENIZE, "POST", "/tokenize"},
     {"/detokenize", EP_DETOKENIZE, "POST", "/detokenize"},
+    {"/v1/usage", EP_USAGE, "GET", "/v1/usage"},
+    {"/usage", EP_USAGE, "GET", "/v1/usage"},
 };
 
 /* Match url (query string already removed by MHD) to a route; a single
@@ -93,7 +96,15 @@ int srv_respond(srv_conn *sc, int status, char *body, const char *content_type) 
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             content_type ? content_type : "application/json");
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    srv_add_route_headers(sc, r);
+    if (sc->retry_after_s >= 0) {
+        /* The cloud provider's Retry-After, passed on (whole seconds, rounded up). */
+        char ra[32];
+        snprintf(ra, sizeof ra, "%ld", (long)ceil(SW_MIN(sc->retry_after_s, 86400.0)));
+        MHD_add_response_header(r, "Retry-After", ra);
+    } else if (status == 429 || status == 503) {
+        MHD_add_response_header(r, "Retry-After", "1");
+    }
     if (status == 405) {
         const route *rt = NULL;
         for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
@@ -109,6 +120,10 @@ int srv_respond(srv_conn *sc, int status, char *body, const char *content_type) 
     sc->status = status;
     sc->responded = true;
     return ret;
+}
+
+void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r) {
+    if (sc->route_hdr[0]) MHD_add_response_header(r, "X-Spillway-Route", sc->route_hdr);
 }
 
 int srv_respond_error(srv_conn *sc, const oai_error *e) {
@@ -188,7 +203,8 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, oai_e
         return true;
     }
     int st = atomic_load(&s->state);
-    if (sc->endpoint != EP_HEALTH && sc->endpoint != EP_METRICS && st != SRV_READY) {
+    if (sc->endpoint != EP_HEALTH && sc->endpoint != EP_METRICS && sc->endpoint != EP_USAGE &&
+        st != SRV_READY) {
         if (st == SRV_LOADING)
             oai_error_set(e, 503, "server_error", "model_loading", NULL,
                           "the model is still loading; retry shortly");
@@ -248,6 +264,7 @@ static int dispatch(srv_conn *sc) {
     case EP_METRICS: return srv_handle_metrics(sc);
     case EP_TOKENIZE: return srv_handle_tokenize(sc);
     case EP_DETOKENIZE: return srv_handle_detokenize(sc);
+    case EP_USAGE: return srv_handle_usage(sc);
     default: break;
     }
     oai_error e;
@@ -267,6 +284,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sc->s = s;
         sc->conn = conn;
         sc->t_start = sw_time_s();
+        sc->retry_after_s = -1;
         const route *rt = find_route(url, &sc->url_arg);
         sc->endpoint = rt ? rt->ep : EP_UNKNOWN;
         sc->name = rt ? rt->name : "other";

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "hf_download.h"
-#include "oai.h"
+#include "spill.h"
 
 /* How long a shutdown waits for in-flight requests to finish their last chunk. */
 #define DRAIN_S 10.0
@@ -54,6 +54,15 @@ static void usage(FILE *f) {
             "  --max-body BYTES          largest request body (default 1M; larger -> 413)\n"
             "  --timeout SECONDS         idle-connection timeout and per-request deadline (default 600;\n"
             "                            0 = none)\n"
+            "cloud spill-over (docs/fallback.md):\n"
+            "  --cloud-provider NAME     anthropic|openai (default anthropic)\n"
+            "  --cloud-url URL           provider base URL (openai: including /v1)\n"
+            "  --cloud-model NAME        the provider's model; any --cloud-* flag enables the cloud\n"
+            "  --cloud-key-env VAR       environment variable with the provider key\n"
+            "                            (default ANTHROPIC_API_KEY / OPENAI_API_KEY)\n"
+            "  --route-config FILE       routing policy (JSON): thresholds, monitor, keys, prices,\n"
+            "                            ledger, cloud; flags override it\n"
+            "  --ledger FILE             append one JSON line per request (cost ledger)\n"
             "  -h, --help, --version\n",
             sw_chat_names());
 }
@@ -226,6 +235,30 @@ static int parse_args(int argc, char **argv, srv_config *c) {
             double t = strtod(v, &end);
             if (end == v || *end || !isfinite(t) || t < 0 || t > 1e7) BAD();
             c->timeout_s = t;
+        } else if (!strcmp(a, "--cloud-provider")) {
+            NEED();
+            sw_provider p;
+            if (sw_provider_parse(v, &p, NULL) != SW_OK) BAD();
+            c->cloud_provider = v;
+        } else if (!strcmp(a, "--cloud-url")) {
+            NEED();
+            if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) BAD();
+            c->cloud_url = v;
+        } else if (!strcmp(a, "--cloud-model")) {
+            NEED();
+            if (!*v) BAD();
+            c->cloud_model = v;
+        } else if (!strcmp(a, "--cloud-key-env")) {
+            NEED();
+            if (!*v) BAD();
+            c->cloud_key_env = v;
+        } else if (!strcmp(a, "--route-config")) {
+            NEED();
+            c->route_config = v;
+        } else if (!strcmp(a, "--ledger")) {
+            NEED();
+            if (!*v) BAD();
+            c->ledger = v;
         } else {
             fprintf(stderr, "spillway-server: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -401,6 +434,7 @@ static void *loader_main(void *arg) {
 /* ---- main ------------------------------------------------------------------------------ */
 
 static void free_all(srv *s, loader *L) {
+    srv_spill_free(s, DRAIN_S);
     sw_engine_free(s->engine);
     sw_model_free(s->model);
     sw_backend_free(s->be);
@@ -456,6 +490,14 @@ int main(int argc, char **argv) {
     srv_metrics_init(&s.metrics);
     atomic_store(&s.state, SRV_LOADING);
     sw_err err = {{0}};
+    /* Routing before listening: a bad policy file is a startup error, not a
+     * surprise on the first request. */
+    sw_status sst = srv_spill_init(&s, &err);
+    if (sst != SW_OK) {
+        fprintf(stderr, "spillway-server: %s\n", err.msg);
+        free_all(&s, &L);
+        return sst == SW_E_INVALID_ARG || sst == SW_E_FORMAT ? 2 : 1;
+    }
     int port = 0;
     if (srv_http_start(&s, &port, &err) != SW_OK) {
         fprintf(stderr, "spillway-server: %s\n", err.msg);

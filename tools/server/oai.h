@@ -67,6 +67,9 @@ typedef struct oai_meta {
     int64_t created;
     const char *model;
     const char *fingerprint;
+    /* The "spillway" routing object (prepared JSON) to add to this object, or
+     * NULL. Streams attach it to their first chunk only. */
+    const char *spillway;
 } oai_meta;
 
 /* choices[].logprobs of a chat response: {"content": [...], "refusal": null}. */

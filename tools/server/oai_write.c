@@ -252,6 +252,10 @@ static void meta_head(sbuf *b, const oai_meta *m, const char *object) {
     json_cstr(b, m->model);
     sbuf_puts(b, ",\"system_fingerprint\":");
     json_cstr(b, m->fingerprint);
+    if (m->spillway) {
+        sbuf_puts(b, ",\"spillway\":");
+        sbuf_puts(b, m->spillway);
+    }
 }
 
 static void finish_field(sbuf *b, const char *finish) {

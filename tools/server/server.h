@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 
+#include "config.h"
 #include "engine.h"
 #include "metrics.h"
 
@@ -37,6 +38,13 @@ typedef struct srv_config {
     const char *chat_template; /* --chat-template */
     size_t max_body;         /* --max-body */
     double timeout_s;        /* --timeout: idle connection + per-request deadline */
+    /* Cloud spill-over (spill.c). Flags override --route-config. */
+    const char *route_config;  /* --route-config FILE */
+    const char *cloud_provider;/* --cloud-provider anthropic|openai */
+    const char *cloud_url;     /* --cloud-url */
+    const char *cloud_model;   /* --cloud-model */
+    const char *cloud_key_env; /* --cloud-key-env: the variable holding the provider key */
+    const char *ledger;        /* --ledger FILE */
 } srv_config;
 
 typedef enum srv_state {
@@ -63,6 +71,13 @@ typedef struct srv {
     /* Connections with a request in progress, for the shutdown drain. */
     atomic_int active;
     srv_metrics metrics;
+    /* Routing (spill.c), created by srv_spill_init before the listener
+     * starts and immutable afterwards (the library objects are thread-safe). */
+    sw_route_config route;          /* the policy: file + flags */
+    sw_cloud *cloud;                /* NULL: no cloud configured */
+    sw_router *router;
+    sw_ledger *ledger;
+    atomic_int cloud_workers;       /* cloud calls still running on worker threads */
 } srv;
 
 /* ---- JSON error responses (oai_write.c) ---- */
@@ -106,6 +121,7 @@ typedef enum srv_endpoint {
     EP_METRICS,     /* GET /metrics */
     EP_TOKENIZE,    /* POST /tokenize */
     EP_DETOKENIZE,  /* POST /detokenize */
+    EP_USAGE,       /* GET /v1/usage: the cost ledger's totals */
 } srv_endpoint;
 
 /* Per-request context of the HTTP layer, visible to the handlers. */
@@ -122,6 +138,8 @@ typedef struct srv_conn {
     int status;              /* status of the response, for metrics */
     double t_start;
     struct gen_req *gen;     /* the generation, when the handler started one */
+    char route_hdr[64];      /* X-Spillway-Route value; "" -> no header */
+    double retry_after_s;    /* Retry-After for an error response; < 0: the default */
 } srv_conn;
 
 /* Queue a response with body (taken: freed by the HTTP layer; NULL means out
@@ -130,6 +148,10 @@ typedef struct srv_conn {
  * result (an enum MHD_Result). */
 int srv_respond(srv_conn *sc, int status, char *body, const char *content_type);
 int srv_respond_error(srv_conn *sc, const oai_error *e);
+/* Add the per-request headers (X-Spillway-Route) to a response built by a
+ * handler itself (the streaming ones). */
+struct MHD_Response;
+void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r);
 
 /* Whether the peer of c has closed its end (checked without blocking). */
 bool srv_conn_hung_up(struct MHD_Connection *c);
@@ -149,6 +171,7 @@ int srv_handle_models(srv_conn *sc); /* the list, or one model for EP_MODEL */
 int srv_handle_tokenize(srv_conn *sc);
 int srv_handle_detokenize(srv_conn *sc);
 int srv_handle_metrics(srv_conn *sc);
+int srv_handle_usage(srv_conn *sc); /* spill.c */
 
 /* Resolve a request's "model" value: NULL/absent is the served model;
  * otherwise it must match the alias or the file name (with or without

@@ -1,0 +1,96 @@
+/* spill.h — cloud spill-over inside spillway-server: the routing state made
+ * at startup (policy file + flags -> cloud client, router, ledger), the
+ * per-request decision, the "spillway" metadata object, ledger lines, and
+ * cloud calls run on worker threads so that a connection thread can keep
+ * watching its client while the provider answers.
+ *
+ * The request lifecycle itself (local probe, escalation, fallback, SSE) is in
+ * gen.c; this file knows the fallback library, gen.c knows the engine. */
+#ifndef SW_SERVER_SPILL_H
+#define SW_SERVER_SPILL_H
+
+#include "oai.h"
+
+/* ---- startup and shutdown (main.c) ---- */
+
+/* Load --route-config, apply the --cloud-* / --ledger flags over it, create
+ * the cloud client (when configured), the router and the ledger, and log one
+ * line about the cloud (provider, model, URL, and whether the key variable is
+ * set; never the key). SW_E_INVALID_ARG / SW_E_FORMAT: bad configuration
+ * (exit 2); anything else: cannot start (exit 1). */
+sw_status srv_spill_init(srv *s, sw_err *err);
+/* Free what srv_spill_init made. Waits up to wait_s for cloud calls still
+ * running on worker threads; if some remain, the cloud client is left
+ * allocated (the process is exiting; freeing it under a running call would
+ * be a use-after-free). */
+void srv_spill_free(srv *s, double wait_s);
+
+/* ---- the decision ---- */
+
+/* Fill the router's request from the body's "spillway" object, the
+ * X-Spillway-Private header, the bearer key, the prompt and the engine's load,
+ * and decide. false with e filled (400 naming the field) when the extension
+ * object is malformed, or 500 when a detector fails. */
+bool srv_route_decide(srv_conn *sc, const cJSON *body, const oai_request *r, int32_t n_prompt,
+                      sw_route_decision *d, oai_error *e);
+/* The OpenAI error for a REJECT decision. context_length_exceeded keeps the
+ * shape of the engine's own error (param max_tokens or messages/prompt). */
+void srv_route_reject_error(const srv *s, const sw_route_decision *d, const oai_request *r,
+                            int32_t n_prompt, oai_error *e);
+/* sc->route_hdr = "local; reason=default" etc. */
+void srv_route_set_header(srv_conn *sc, sw_route route, sw_route_reason reason);
+
+/* ---- response metadata and the ledger ---- */
+
+typedef struct srv_route_info {
+    sw_route route;
+    sw_route_reason reason;
+    const char *message;                  /* why (never request text); may be NULL */
+    const sw_monitor_stats *monitor;      /* NULL: the monitor did not run */
+    const char *cloud_model;              /* cloud route: the provider's model; NULL otherwise */
+    int cloud_attempts;
+    /* cloud_failed: what went wrong with the cloud before answering locally */
+    int cloud_error_status;
+    const char *cloud_error_type;
+    const char *cloud_error;              /* message, scrubbed of the key by the library */
+} srv_route_info;
+
+/* {"route":..,"reason":..,"message":..,"monitor":{..,"thresholds":{..}},
+ *  "cloud":{"provider":..,"model":..,"attempts":..},"cloud_error":{..}}
+ * as a malloc'd string (caller frees), NULL when out of memory. */
+char *srv_spillway_json(const srv *s, const srv_route_info *ri);
+
+/* One ledger line (and totals). A failed write is logged, not returned: the
+ * request itself succeeded. */
+void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_reason reason,
+                    const char *model, int64_t tokens_in, int64_t tokens_out, double t_start,
+                    bool error);
+
+/* ---- cloud requests ---- */
+
+/* The OpenAI chat body to send to the provider: the client's chat body
+ * (borrowed, copied), or for /v1/completions a one-message chat built from
+ * prompt_text and the sampling fields. NULL when out of memory. */
+cJSON *srv_cloud_body(const oai_request *r, const cJSON *body, const char *prompt_text);
+
+/* A cloud call running sw_cloud_chat on its own detached thread. Reference
+ * counted: the worker holds one reference, the caller the other. */
+typedef struct cloud_call cloud_call;
+
+/* Start it; body is taken (freed by the call). stream: ask the provider for
+ * SSE and collect content as it arrives. */
+sw_status cloud_call_start(srv *s, cJSON *body, bool stream, cloud_call **out, sw_err *err);
+/* Wait up to slice_s for news; append content that arrived since the last
+ * take to text; copy a finish_reason into finish (when one arrived). Returns
+ * true once the call is over (then cloud_call_result is valid). */
+bool cloud_call_take(cloud_call *c, double slice_s, sbuf *text, char *finish, size_t finish_cap);
+/* Whether the call is over (takes nothing). */
+bool cloud_call_done(cloud_call *c);
+/* Ask a streaming call to stop at its next chunk (client gone, shutdown). A
+ * non-streaming call runs to its own timeout in the background. */
+void cloud_call_cancel(cloud_call *c);
+/* The outcome, after cloud_call_take returned true. Borrowed until unref. */
+sw_status cloud_call_result(const cloud_call *c, const sw_cloud_result **res, const sw_err **err);
+void cloud_call_unref(cloud_call *c); /* NULL is a no-op */
+
+#endif
