@@ -16,5 +16,6 @@
 #include "sampler.h"
 #include "engine.h"
 #include "hf_download.h"
+#include "devices.h"
 
 #endif

@@ -158,6 +158,27 @@ else
     echo "skip chat checks: $MK is not built"
 fi
 
+
+# --list-devices prints every backend's section and exits 0; a device index
+# that does not exist is a clean error, not a crash.
+out=$("$GEN" --list-devices 2>&1); rc=$?
+if [[ $rc -eq 0 && $out == *"cpu:"* && $out == *"cuda:"* && $out == *"vulkan:"* ]]; then
+    pass "--list-devices"
+else
+    fail "--list-devices: rc $rc, $out"
+fi
+if out=$("$GEN" --list-devices 2>&1) && [[ $out == *"vulkan:"*"0: "* ]]; then
+    # the backend is created before the model is opened, so no model is needed
+    "$GEN" -m "$TMP/unused.gguf" -p x -n 1 --backend vulkan --device 99 >/dev/null 2>"$TMP/dev.err"; rc=$?
+    if [[ $rc -eq 1 ]] && grep -q "device 99 does not exist" "$TMP/dev.err"; then
+        pass "--device out of range -> error"
+    else
+        fail "--device 99: rc $rc, $(cat "$TMP/dev.err")"
+    fi
+else
+    echo "skip --device check: no Vulkan device"
+fi
+
 if [[ $fails -gt 0 ]]; then
     echo "$fails check(s) failed"
     exit 1

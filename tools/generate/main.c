@@ -27,6 +27,7 @@ typedef struct opts {
     int32_t n_predict;
     sw_sampler_params sp;
     const char *backend;
+    int32_t device; /* --device; -1: the preferred GPU */
     int32_t threads;
     int32_t ctx;
     bool json;
@@ -52,6 +53,8 @@ static void usage(FILE *f) {
             "  --seed N                  RNG seed\n"
             "  --top-logprobs N          report N alternatives per token (--json, max %d)\n"
             "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
+            "  --device N                GPU device index (default: the preferred one)\n"
+            "  --list-devices            print the devices each backend sees and exit\n"
             "  --threads N               CPU threads (default: all cores)\n"
             "  --ctx N                   context size (default: model's, capped at 4096)\n"
             "  --json                    print one JSON object instead of streaming text\n",
@@ -94,6 +97,7 @@ static int parse_args(int argc, char **argv, opts *o) {
     sw_sampler_params_default(&o->sp);
     o->n_predict = 128;
     o->backend = "auto";
+    o->device = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -108,6 +112,9 @@ static int parse_args(int argc, char **argv, opts *o) {
         } else if (IS("--json")) {
             o->json = true;
             takes = false;
+        } else if (IS("--list-devices")) {
+            sw_devices_print(stdout);
+            exit(0);
         } else if (!val) {
             fprintf(stderr, "spillway-generate: %s: %s\n", a,
                     a[0] == '-' ? "unknown flag or missing value" : "unexpected argument");
@@ -135,6 +142,7 @@ static int parse_args(int argc, char **argv, opts *o) {
             ok = !strcmp(val, "cpu") || !strcmp(val, "cuda") || !strcmp(val, "vulkan") ||
                  !strcmp(val, "auto");
         } else if (IS("--threads")) ok = parse_i32(val, 1, 4096, &o->threads);
+        else if (IS("--device")) ok = parse_i32(val, 0, 1024, &o->device);
         else if (IS("--ctx")) ok = parse_i32(val, 1, INT32_MAX, &o->ctx);
         else {
             fprintf(stderr, "spillway-generate: unknown flag %s (see --help)\n", a);
@@ -460,7 +468,7 @@ int main(int argc, char **argv) {
     }
 
     double t0 = sw_time_s();
-    sw_backend_config bc = {.name = o.backend, .n_threads = o.threads, .device = -1};
+    sw_backend_config bc = {.name = o.backend, .n_threads = o.threads, .device = o.device};
     if (sw_backend_create(&bc, &be, &err) != SW_OK) {
         fprintf(stderr, "spillway-generate: backend %s: %s\n", o.backend, err.msg);
         goto done;

@@ -38,6 +38,8 @@ static void usage(FILE *f) {
             "  --model-alias NAME        model name in responses and /v1/models (default: file name)\n"
             "  --chat-template NAME      override the chat template (%s)\n"
             "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
+            "  --device N                GPU device index (default: the preferred one)\n"
+            "  --list-devices            print the devices each backend sees and exit\n"
             "  --threads N               CPU threads (default: all cores)\n"
             "engine:\n"
             "  --ctx N                   tokens per sequence (default: model's, capped at 4096)\n"
@@ -144,6 +146,7 @@ static int parse_args(int argc, char **argv, srv_config *c) {
     c->host = "127.0.0.1";
     c->port = 8080;
     c->backend = "auto";
+    c->device = -1;
     c->max_body = 1 << 20;
     c->timeout_s = 600;
     for (int i = 1; i < argc; i++) {
@@ -178,6 +181,13 @@ static int parse_args(int argc, char **argv, srv_config *c) {
         } else if (!strcmp(a, "--cache-dir")) {
             NEED();
             c->cache_dir = v;
+        } else if (!strcmp(a, "--list-devices")) {
+            sw_devices_print(stdout);
+            return 1;
+        } else if (!strcmp(a, "--device")) {
+            NEED();
+            if (!parse_int(v, 0, 1024, &iv)) BAD();
+            c->device = iv;
         } else if (!strcmp(a, "--download-only")) {
             c->download_only = true;
         } else if (!strcmp(a, "--host")) {
@@ -341,7 +351,7 @@ static sw_status load(loader *L, sw_err *err) {
         path = L->downloaded;
     }
     set_names(s, path);
-    sw_backend_config bc = {.name = c->backend, .n_threads = c->threads};
+    sw_backend_config bc = {.name = c->backend, .n_threads = c->threads, .device = c->device};
     if ((st = sw_backend_create(&bc, &s->be, err)) != SW_OK) return st;
     sw_model_params mp = {.progress = tty};
     double t0 = sw_time_s();

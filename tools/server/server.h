@@ -26,6 +26,7 @@ typedef struct srv_config {
     int port;                /* --port; 0 = pick a free one */
     const char *backend;     /* --backend */
     int32_t threads;         /* --threads */
+    int32_t device;          /* --device: GPU index; -1 = the preferred one */
     int32_t ctx;             /* --ctx; 0 = model's, capped at 4096 */
     int32_t parallel;        /* --parallel: max running sequences */
     int32_t max_queue;       /* --max-queue: waiting requests before 429 */
