@@ -207,4 +207,18 @@ sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_
     default: return NULL;                                                                          \
     }
 
+
+/* A kernel name##_nc(k, w, x, xs, res, nc) is written for a compile-time token
+ * count nc in 1..4; this makes the run-time entry point that dispatches on nc
+ * (so the compiler unrolls each variant). W is the weight pointer type. */
+#define SW_CPU_INSTANTIATE_NC(name, W)                                                             \
+    static void name(int64_t k, W w, const void *x, size_t xs, int nc, float *res) {               \
+        switch (nc) {                                                                              \
+        case 1: name##_nc(k, w, x, xs, res, 1); break;                                             \
+        case 2: name##_nc(k, w, x, xs, res, 2); break;                                             \
+        case 3: name##_nc(k, w, x, xs, res, 3); break;                                             \
+        default: name##_nc(k, w, x, xs, res, 4); break;                                            \
+        }                                                                                          \
+    }
+
 #endif

@@ -28,23 +28,7 @@ static ALWAYS_INLINE __m256i bcast32(const void *p) {
     return _mm256_set1_epi32((int)ld32(p));
 }
 
-#define INSTANTIATE(name)                                                                          \
-    static void name(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc, float *res) {  \
-        switch (nc) {                                                                              \
-        case 1:                                                                                    \
-            name##_nc(k, w, x, xs, res, 1);                                                        \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            name##_nc(k, w, x, xs, res, 2);                                                        \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            name##_nc(k, w, x, xs, res, 3);                                                        \
-            break;                                                                                 \
-        default:                                                                                   \
-            name##_nc(k, w, x, xs, res, 4);                                                        \
-            break;                                                                                 \
-        }                                                                                          \
-    }
+#define INSTANTIATE(name) SW_CPU_INSTANTIATE_NC(name, const uint8_t *)
 
 /* F32 [K][8]: per k one weight vector, one broadcast and FMA per column. Two
  * interleaved accumulator sets (even and odd k) keep 2 nc FMA chains in

@@ -79,23 +79,7 @@ static ALWAYS_INLINE __m256i bit_to(__m256i v, int bit, int pos) {
 #define XQ8(x, xs, c) ((const sw_cpu_q8 *)((const uint8_t *)(x) + (size_t)(c) * (xs)))
 #define XQ8K(x, xs, c) ((const sw_block_q8_K *)((const uint8_t *)(x) + (size_t)(c) * (xs)))
 
-#define INSTANTIATE(name)                                                                          \
-    static void name(int64_t k, const void *w, const void *x, size_t xs, int nc, float *res) {     \
-        switch (nc) {                                                                              \
-        case 1:                                                                                    \
-            name##_nc(k, w, x, xs, res, 1);                                                        \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            name##_nc(k, w, x, xs, res, 2);                                                        \
-            break;                                                                                 \
-        case 3:                                                                                    \
-            name##_nc(k, w, x, xs, res, 3);                                                        \
-            break;                                                                                 \
-        default:                                                                                   \
-            name##_nc(k, w, x, xs, res, 4);                                                        \
-            break;                                                                                 \
-        }                                                                                          \
-    }
+#define INSTANTIATE(name) SW_CPU_INSTANTIATE_NC(name, const void *)
 
 /* ---------------------------------------------------------- float weights -- */
 
