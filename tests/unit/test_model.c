@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/stat.h>
 
 #include <spillway.h>
@@ -175,9 +176,10 @@ static int32_t argmax(const float *v, int64_t n) {
     return best;
 }
 
-/* Greedy: feed the prompt in one step, then n_gen - 1 single-token steps. */
-static void greedy(fixture *f, const int32_t *prompt, int32_t n_prompt, int32_t n_gen,
-                   int32_t *out) {
+/* Greedy: feed the prompt in one step, then n_gen - 1 single-token steps.
+ * out_logits (optional): the logits behind each token, n_gen rows of n_vocab. */
+static void greedy_logits(fixture *f, const int32_t *prompt, int32_t n_prompt, int32_t n_gen,
+                          int32_t *out, float *out_logits) {
     int64_t V = sw_model_config_get(f->m)->n_vocab;
     float *logits = malloc((size_t)V * sizeof *logits);
     assert_non_null(logits);
@@ -187,6 +189,7 @@ static void greedy(fixture *f, const int32_t *prompt, int32_t n_prompt, int32_t 
     step(f, &sp, &tp, &n_prompt, 1, logits);
     for (int32_t i = 0; i < n_gen; i++) {
         out[i] = argmax(logits, V);
+        if (out_logits) memcpy(out_logits + (size_t)i * V, logits, (size_t)V * sizeof *logits);
         if (i + 1 == n_gen) break;
         int32_t one = 1;
         tp = &out[i];
@@ -194,6 +197,11 @@ static void greedy(fixture *f, const int32_t *prompt, int32_t n_prompt, int32_t 
     }
     seq_release(f->kv, &s);
     free(logits);
+}
+
+static void greedy(fixture *f, const int32_t *prompt, int32_t n_prompt, int32_t n_gen,
+                   int32_t *out) {
+    greedy_logits(f, prompt, n_prompt, n_gen, out, NULL);
 }
 
 /* ---- (a) stories260K vs llama.cpp ---------------------------------------- */
@@ -304,6 +312,13 @@ static void test_stories_q4_0(void **state) { (void)state; check_stories_quant("
 
 #define N_SEQ 4
 #define N_DECODE 6
+/* A sequence's math does not depend on its batch mates: every kernel computes
+ * each token's row with the same operations in the same order whatever the
+ * batch (8-bit activation blocks are per token; attention is per token and
+ * head). So batched logits may differ from solo ones only by float reordering
+ * in the matmul tiling; 1e-5 of the logit scale is far above that and far
+ * below what a wrong position, mask or block table does (O(1) changes). */
+#define BATCH_LOGIT_TOL 1e-5
 
 static void batched_vs_alone(const char *type) {
     char path[1024], flags[128];
@@ -328,9 +343,20 @@ static void batched_vs_alone(const char *type) {
     float *logits = malloc((size_t)(N_SEQ * V) * sizeof *logits);
     assert_non_null(logits);
 
-    /* Each sequence alone. */
+    /* Each sequence alone, keeping the logits behind every token: greedy tokens
+     * alone would miss bugs that do not move the argmax (synthetic models are
+     * built so that it is stable). */
+    const size_t per_seq = (size_t)(N_DECODE + 1) * (size_t)V;
+    float *alone_l = malloc(N_SEQ * per_seq * sizeof *alone_l);
+    float *batch_l = malloc(N_SEQ * per_seq * sizeof *batch_l);
+    assert_non_null(alone_l);
+    assert_non_null(batch_l);
     int32_t alone[N_SEQ][N_DECODE + 1];
-    for (int i = 0; i < N_SEQ; i++) greedy(&f, prompts[i], lens[i], N_DECODE + 1, alone[i]);
+    for (int i = 0; i < N_SEQ; i++)
+        greedy_logits(&f, prompts[i], lens[i], N_DECODE + 1, alone[i], alone_l + i * per_seq);
+#define KEEP(i, row)                                                                               \
+    memcpy(batch_l + (i) * per_seq + (size_t)n_got[i] * V, logits + (size_t)(row) * V,           \
+           (size_t)V * sizeof *logits)
 
     /* Together: step 1 prefills sequences 0-2; step 2 decodes them while
      * sequence 3 prefills; then all four decode together. */
@@ -345,7 +371,10 @@ static void batched_vs_alone(const char *type) {
         n[i] = lens[i];
     }
     step(&f, sp, tp, n, 3, logits);
-    for (int i = 0; i < 3; i++) got[i][n_got[i]++] = argmax(logits + i * V, V);
+    for (int i = 0; i < 3; i++) {
+        KEEP(i, i);
+        got[i][n_got[i]++] = argmax(logits + i * V, V);
+    }
     for (int i = 0; i < 3; i++) {
         tp[i] = &got[i][n_got[i] - 1];
         n[i] = 1;
@@ -353,7 +382,10 @@ static void batched_vs_alone(const char *type) {
     tp[3] = prompts[3];
     n[3] = lens[3];
     step(&f, sp, tp, n, 4, logits);
-    for (int i = 0; i < 4; i++) got[i][n_got[i]++] = argmax(logits + i * V, V);
+    for (int i = 0; i < 4; i++) {
+        KEEP(i, i);
+        got[i][n_got[i]++] = argmax(logits + i * V, V);
+    }
     while (n_got[3] < N_DECODE + 1) {
         int k = 0;
         seq *act[N_SEQ];
@@ -366,13 +398,29 @@ static void batched_vs_alone(const char *type) {
             idx[k++] = i;
         }
         step(&f, act, tp, n, k, logits);
-        for (int j = 0; j < k; j++) got[idx[j]][n_got[idx[j]]++] = argmax(logits + j * V, V);
+        for (int j = 0; j < k; j++) {
+            KEEP(idx[j], j);
+            got[idx[j]][n_got[idx[j]]++] = argmax(logits + j * V, V);
+        }
     }
+#undef KEEP
     for (int i = 0; i < N_SEQ; i++)
         for (int j = 0; j < N_DECODE + 1; j++)
             if (got[i][j] != alone[i][j])
                 fail_msg("%s: sequence %d (prompt %d tokens) token %d: batched %d, alone %d", type,
                          i, lens[i], j, got[i][j], alone[i][j]);
+    double max_diff = 0, max_abs = 0;
+    for (size_t q = 0; q < N_SEQ * per_seq; q++) {
+        max_diff = fmax(max_diff, fabs((double)batch_l[q] - (double)alone_l[q]));
+        max_abs = fmax(max_abs, fabs((double)alone_l[q]));
+    }
+    print_message("%s: batched vs alone, max logit difference %.3g (max |logit| %.3g)\n", type,
+                  max_diff, max_abs);
+    if (max_diff > BATCH_LOGIT_TOL * max_abs)
+        fail_msg("%s: batched logits differ from alone by %g (> %g x max |logit| %g)", type,
+                 max_diff, BATCH_LOGIT_TOL, max_abs);
+    free(alone_l);
+    free(batch_l);
     free(logits);
     fx_close(&f);
 }
