@@ -168,6 +168,41 @@ SWCU_D double swcu_warp_sum_d(double v) {
     return v;
 }
 
+// Epilogue of the row-parallel mat-vec kernels (float and dp4a): the tpr
+// threads along threadIdx.x share one output row and each holds partial sums
+// for NT tokens. Reduce them (warp shuffles, then across the row's warps
+// through sh[block warps][NT]) and store acc + bias for the nt live tokens.
+// tpr is uniform across the block, so the __syncthreads is reached by all.
+template <int NT>
+SWCU_D void swcu_mmv_store(float (&acc)[NT], float (*sh)[NT], int tpr, int64_t row, int64_t N,
+                           int nt, float *out, int64_t os, const float *bias) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = swcu_warp_sum(acc[t]);
+    if (tpr > 32) { // several warps per row: combine their sums
+        const int wid = (threadIdx.y * tpr + threadIdx.x) / 32;
+        if (threadIdx.x % 32 == 0) {
+#pragma unroll
+            for (int t = 0; t < NT; t++) sh[wid][t] = acc[t];
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const int w0 = threadIdx.y * tpr / 32;
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                float s = 0.0f;
+                for (int k = 0; k < tpr / 32; k++) s += sh[w0 + k][t];
+                acc[t] = s;
+            }
+        }
+    }
+    if (threadIdx.x == 0 && row < N) {
+        const float bv = bias ? bias[row] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+            if (t < nt) out[(int64_t)t * os + row] = acc[t] + bv;
+    }
+}
+
 // Sum over a whole block (blockDim.x a multiple of 32, <= 1024). Every thread
 // gets the result. `sh` is 32 floats of shared memory; the call syncs twice.
 SWCU_D float swcu_block_sum(float v, float *sh) {

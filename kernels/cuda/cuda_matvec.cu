@@ -101,32 +101,7 @@ k_mmv_float(const uint8_t *__restrict__ w, uint64_t ws, int64_t K, int N,
             }
         }
     }
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = swcu_warp_sum(acc[t]);
-    const int lane = threadIdx.x % 32;
-    if (tpr > 32) {
-        const int wid = (threadIdx.y * tpr + threadIdx.x) / 32;
-        if (lane == 0) {
-#pragma unroll
-            for (int t = 0; t < NT; t++) sh[wid][t] = acc[t];
-        }
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            const int w0 = threadIdx.y * tpr / 32;
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                float s = 0.0f;
-                for (int k = 0; k < tpr / 32; k++) s += sh[w0 + k][t];
-                acc[t] = s;
-            }
-        }
-    }
-    if (threadIdx.x == 0 && row < N) {
-        const float bv = bias ? bias[row] : 0.0f;
-#pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t < nt) out[(int64_t)t * os + row] = acc[t] + bv;
-    }
+    swcu_mmv_store<NT>(acc, sh, tpr, row, N, nt, out, os, bias);
 }
 
 template <int TYPE>

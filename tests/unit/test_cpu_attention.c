@@ -35,32 +35,17 @@ static sw_test_rng rng = {999}; /* shared LCG: tests/unit/support/sw_test.c */
 #define urand() sw_test_urand(&rng)
 #define nrand() sw_test_nrand(&rng)
 
-typedef struct {
-    sw_backend *be[2][2]; /* [simd][threads-1] */
-    bool have_simd;
-} fixture;
+typedef sw_test_cpu_grid fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    sw_err err = {{0}};
-    for (int th = 1; th <= 2; th++) {
-        setenv("SW_CPU_NO_SIMD", "1", 1);
-        if (sw_backend_cpu_create(th, &f->be[0][th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
-        unsetenv("SW_CPU_NO_SIMD");
-        if (sw_backend_cpu_create(th, &f->be[1][th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
-    }
-    f->have_simd = sw_backend_cpu_uses_simd(f->be[1][0]);
+    fixture *f = sw_test_cpu_grid_create();
     if (!f->have_simd) print_message("note: no AVX2 on this CPU: scalar attention only\n");
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    for (int s = 0; s < 2; s++)
-        for (int t = 0; t < 2; t++)
-            sw_backend_free(f->be[s][t]);
-    free(f);
+    sw_test_cpu_grid_free(*state);
     return 0;
 }
 

@@ -1,6 +1,14 @@
 /* sw_test.c — helpers shared by the unit tests. */
 #include "sw_test.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "cpu_backend.h"
+
 double sw_test_urand(sw_test_rng *r) {
     r->s = r->s * 6364136223846793005ULL + 1442695040888963407ULL;
     return (double)(r->s >> 11) * 0x1.0p-53;
@@ -10,4 +18,26 @@ float sw_test_nrand(sw_test_rng *r) {
     double s = 0;
     for (int i = 0; i < 4; i++) s += sw_test_urand(r) - 0.5;
     return (float)(s * 1.7);
+}
+
+sw_test_cpu_grid *sw_test_cpu_grid_create(void) {
+    sw_test_cpu_grid *g = calloc(1, sizeof *g);
+    if (!g) fail_msg("out of memory");
+    sw_err err = {{0}};
+    for (int th = 1; th <= 2; th++) {
+        setenv("SW_CPU_NO_SIMD", "1", 1);
+        if (sw_backend_cpu_create(th, &g->be[0][th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
+        unsetenv("SW_CPU_NO_SIMD");
+        if (sw_backend_cpu_create(th, &g->be[1][th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
+    }
+    if (sw_backend_cpu_uses_simd(g->be[0][0])) fail_msg("SW_CPU_NO_SIMD=1 did not force scalar");
+    g->have_simd = sw_backend_cpu_uses_simd(g->be[1][0]);
+    return g;
+}
+
+void sw_test_cpu_grid_free(sw_test_cpu_grid *g) {
+    if (!g) return;
+    for (int s = 0; s < 2; s++)
+        for (int t = 0; t < 2; t++) sw_backend_free(g->be[s][t]);
+    free(g);
 }

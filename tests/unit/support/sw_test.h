@@ -2,7 +2,10 @@
 #ifndef SW_TEST_H
 #define SW_TEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "backend.h"
 
 /* A deterministic LCG: the same seed gives the same numbers on every platform,
  * so a failing case can be replayed. The state is the caller's. */
@@ -12,5 +15,16 @@ typedef struct sw_test_rng {
 
 double sw_test_urand(sw_test_rng *r); /* uniform in [0, 1) */
 float sw_test_nrand(sw_test_rng *r);  /* roughly normal (sum of 4 uniforms), sd ~1 */
+
+/* CPU backends for every kernel path: be[simd][threads - 1], simd 0 forced
+ * scalar (SW_CPU_NO_SIMD), simd 1 the run-time choice (AVX2 where present);
+ * threads 1 and 2. Fails the test (cmocka fail_msg) if one cannot be made. */
+typedef struct sw_test_cpu_grid {
+    sw_backend *be[2][2];
+    bool have_simd; /* be[1][*] really run the AVX2 kernels */
+} sw_test_cpu_grid;
+
+sw_test_cpu_grid *sw_test_cpu_grid_create(void);
+void sw_test_cpu_grid_free(sw_test_cpu_grid *g);
 
 #endif
