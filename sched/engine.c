@@ -724,20 +724,27 @@ static void *sched_main(void *arg) {
 /* ---- public API ----------------------------------------------------------- */
 
 /* KV blocks to create when the caller gave neither a count nor a budget:
- * room for 4 full-length sequences, but no more than half the device's free
- * memory (when the backend knows it) or SW_ENGINE_DEFAULT_KV_BYTES (when it
- * does not, e.g. the CPU), and never less than one full-length sequence. */
-static int32_t default_kv_blocks(sw_model *m, int32_t n_ctx, int32_t bs, bool f32) {
+ * room for max_running full-length sequences (so --parallel N sequences can
+ * all run without preempting each other), within a memory budget: half the
+ * device's free memory when the backend reports it, but at most
+ * SW_ENGINE_DEFAULT_KV_BYTES on the CPU (host RAM is shared with everything
+ * else, and the cache is zeroed, i.e. committed, at creation) or when the
+ * backend cannot tell; never less than one full-length sequence. */
+static int32_t default_kv_blocks(sw_model *m, int32_t n_ctx, int32_t bs, int32_t max_running,
+                                 bool f32) {
     const sw_model_config *c = sw_model_config_get(m);
+    sw_backend *be = sw_model_backend(m);
     int64_t one_seq = ((int64_t)n_ctx + bs - 1) / bs;
-    int64_t blocks = 4 * one_seq;
+    int64_t blocks = (int64_t)SW_MAX(max_running, 1) * one_seq;
     uint64_t per_block = 2ull * (uint64_t)c->n_layer * (uint64_t)c->head_dim *
                          (uint64_t)c->n_head_kv * (uint64_t)bs * (f32 ? 4u : 2u);
     size_t free_b = 0, total_b = 0;
     sw_err err;
     uint64_t budget = SW_ENGINE_DEFAULT_KV_BYTES;
-    if (sw_be_mem_info(sw_model_backend(m), &free_b, &total_b, &err) == SW_OK && free_b > 0)
+    if (sw_be_mem_info(be, &free_b, &total_b, &err) == SW_OK && free_b > 0) {
         budget = free_b / 2;
+        if (!strcmp(sw_backend_name(be), "cpu")) budget = SW_MIN(budget, SW_ENGINE_DEFAULT_KV_BYTES);
+    }
     if (per_block > 0) blocks = SW_MIN(blocks, (int64_t)(budget / per_block));
     blocks = SW_MAX(blocks, one_seq);
     return (int32_t)SW_MIN(blocks, (int64_t)INT32_MAX);
@@ -783,7 +790,9 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     kp.type = p.kv_f32 ? SW_TYPE_F32 : SW_TYPE_F16;
     if (p.kv_n_blocks > 0) kp.n_blocks = p.kv_n_blocks;
     else if (p.kv_memory_bytes > 0) kp.max_bytes = p.kv_memory_bytes;
-    else kp.n_blocks = default_kv_blocks(m, (int32_t)n_ctx, p.kv_block_size, p.kv_f32);
+    else
+        kp.n_blocks = default_kv_blocks(m, (int32_t)n_ctx, p.kv_block_size, e->max_running,
+                                        p.kv_f32);
     sw_status st = sw_kv_cache_create(m, &kp, &e->kv, err);
     if (st != SW_OK) {
         sw_err_wrap(err, st, "engine");

@@ -30,12 +30,13 @@ extern "C" {
 typedef struct sw_engine sw_engine;
 
 #define SW_ENGINE_DEFAULT_CTX 8192                  /* n_ctx when not given */
-#define SW_ENGINE_DEFAULT_KV_BYTES (2ull << 30)     /* KV budget cap without mem info */
+#define SW_ENGINE_DEFAULT_KV_BYTES (2ull << 30)     /* KV budget cap: CPU or no mem info */
 
 typedef struct sw_engine_params {
     /* KV cache. n_blocks > 0 wins; else kv_memory_bytes > 0; else the default:
-     * room for 4 * n_ctx tokens, capped at half the device's free memory when
-     * the backend reports it, else at SW_ENGINE_DEFAULT_KV_BYTES, and never
+     * room for max_running sequences of n_ctx tokens, capped at half the
+     * device's free memory when the backend reports it (and at
+     * SW_ENGINE_DEFAULT_KV_BYTES on the CPU or when it cannot tell), and never
      * less than one n_ctx sequence. */
     int32_t kv_block_size;    /* tokens per block; <= 0: 16 */
     int32_t kv_n_blocks;

@@ -705,6 +705,28 @@ static void test_stop_strings(void **state) {
     sw_engine_free(e);
 }
 
+/* The default KV cache holds max_running full-length sequences, so that many
+ * requests run at once without preempting each other (it used to hold 4, and
+ * 64 concurrent clients then spent most of their time preempted). */
+static void test_default_kv_holds_max_running(void **state) {
+    (void)state;
+    const int32_t ctx = 72, bs = 16; /* 72 tokens -> 5 blocks of 16 */
+    int32_t running[] = {1, 3, 24};
+    for (size_t i = 0; i < sizeof running / sizeof *running; i++) {
+        sw_engine_params p;
+        sw_engine_params_default(&p);
+        p.n_ctx = ctx;
+        p.kv_block_size = bs;
+        p.max_running = running[i];
+        sw_engine *e = make_engine(&p);
+        sw_engine_stats st;
+        sw_engine_stats_get(e, &st);
+        assert_int_equal(st.kv_block_size, bs);
+        assert_int_equal(st.kv_blocks_total, running[i] * ((ctx + bs - 1) / bs));
+        sw_engine_free(e);
+    }
+}
+
 /* ---- (f) limits, errors, cancel ---------------------------------------------------- */
 
 static void test_limits_and_errors(void **state) {
@@ -972,6 +994,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_prefix_cache),
     cmocka_unit_test(test_stop_strings),
     cmocka_unit_test(test_limits_and_errors),
+    cmocka_unit_test(test_default_kv_holds_max_running),
     cmocka_unit_test(test_free_with_work_in_flight),
 };
 
