@@ -271,6 +271,53 @@ class SuiteA:
             assert st == 400 and err["error"]["param"] == param, (bad, st, err)
         assert self.fake.hits() == 1
 
+    def test_model_names(self):
+        # /v1/models lists the local model and the cloud model; naming the
+        # cloud model asks for the cloud route, within the privacy rules
+        self.fake.reset()
+        st, _, data = request(self.port, "GET", "/v1/models")
+        ms = json.loads(data)["data"]
+        assert st == 200 and len(ms) == 2, ms
+        assert ms[0]["meta"]["route"] == "local" and ms[0]["owned_by"] == "spillway", ms
+        assert ms[1]["id"] == CLOUD_MODEL and ms[1]["owned_by"] == "anthropic", ms
+        assert ms[1]["meta"] == {"route": "cloud", "provider": "anthropic"}, ms
+        st, _, data = request(self.port, "GET", "/v1/models/" + CLOUD_MODEL)
+        assert st == 200 and json.loads(data)["id"] == CLOUD_MODEL, data
+        assert [m.id for m in self.c.models.list().data] == [ms[0]["id"], CLOUD_MODEL]
+
+        raw = self.c.chat.completions.with_raw_response.create(
+            model=CLOUD_MODEL, messages=[{"role": "user", "content": "Sing"}], max_tokens=8)
+        r = raw.parse()
+        assert route_of(raw.headers) == "cloud; reason=explicit_cloud", raw.headers
+        assert r.model == CLOUD_MODEL and r.choices[0].message.content == "fake reply: Sing", r
+        assert self.fake.hits() == 1
+        # the local model's name keeps the default routing (short: local)
+        st, h, data = request(self.port, "POST", "/v1/chat/completions",
+                              chat_body("Sing", max_tokens=4, model=ms[0]["id"]))
+        assert st == 200 and route_of(h) == "local; reason=default", (st, h, data)
+        # the cloud model's name never overrides privacy or PII
+        st, h, data = request(self.port, "POST", "/v1/chat/completions",
+                              chat_body("Sing", max_tokens=4, model=CLOUD_MODEL,
+                                        spillway={"private": True}))
+        err = json.loads(data)["error"]
+        assert st == 400 and err["code"] == "route_conflict", (st, err)
+        assert route_of(h) == "reject; reason=private", h
+        st, h, data = request(self.port, "POST", "/v1/completions",
+                              {"model": CLOUD_MODEL, "prompt": EMAIL, "max_tokens": 4})
+        assert st == 400 and route_of(h) == "reject; reason=pii", (st, h, data)
+        # ... and contradicting an explicit local route is an error
+        st, h, data = request(self.port, "POST", "/v1/chat/completions",
+                              chat_body("Sing", model=CLOUD_MODEL, spillway={"route": "local"}))
+        err = json.loads(data)["error"]
+        assert st == 400 and err["code"] == "route_conflict" and err["param"] == "model", err
+        # an unknown name: 404 naming both models
+        st, h, data = request(self.port, "POST", "/v1/chat/completions",
+                              chat_body("Sing", model="gpt-nope"))
+        err = json.loads(data)["error"]
+        assert st == 404 and err["code"] == "model_not_found", err
+        assert CLOUD_MODEL in err["message"] and ms[0]["id"] in err["message"], err
+        assert self.fake.hits() == 1, self.fake.stats()
+
     def test_monitor_pass_and_escalate(self):
         if not self.stories:
             print("(skipped: the thresholds are tuned to stories260K's confidence)")

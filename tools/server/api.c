@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloud.h"
+#include "cloud_wire.h"
 #include "oai.h"
 
-bool srv_model_name_ok(const srv *s, const char *name) {
-    if (!name) return true;
+/* The local model's names. */
+static bool local_name(const srv *s, const char *name) {
     if (!strcmp(name, s->model_id) || !strcmp(name, s->model_file)) return true;
     /* The file name without its extension, as many clients shorten it. */
     size_t n = strlen(s->model_file);
@@ -17,6 +19,33 @@ bool srv_model_name_ok(const srv *s, const char *name) {
         !strncmp(name, s->model_file, n - 5))
         return true;
     return false;
+}
+
+bool srv_model_is_cloud(const srv *s, const char *name) {
+    return name && s->cloud && !local_name(s, name) && !strcmp(name, sw_cloud_model(s->cloud));
+}
+
+bool srv_model_name_ok(const srv *s, const char *name) {
+    return !name || local_name(s, name) || srv_model_is_cloud(s, name);
+}
+
+void srv_model_not_found(const srv *s, const char *name, oai_error *e) {
+    oai_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
+                  "the model '%.200s' does not exist; this server serves '%s'%s%s%s", name,
+                  s->model_id, s->cloud ? " and the cloud model '" : "",
+                  s->cloud ? sw_cloud_model(s->cloud) : "", s->cloud ? "'" : "");
+}
+
+/* The cloud model as a list entry: requests naming it take the cloud route. */
+static void cloud_model_obj(sbuf *b, const srv *s) {
+    const char *id = sw_cloud_model(s->cloud), *prov = sw_provider_str(sw_cloud_provider(s->cloud));
+    sbuf_puts(b, "{\"id\":");
+    oai_json_str(b, id, strlen(id));
+    sbuf_printf(b, ",\"object\":\"model\",\"created\":%" PRId64 ",\"owned_by\":", s->created);
+    oai_json_str(b, prov, strlen(prov));
+    sbuf_puts(b, ",\"meta\":{\"route\":\"cloud\",\"provider\":");
+    oai_json_str(b, prov, strlen(prov));
+    sbuf_puts(b, "}}");
 }
 
 static void model_obj(sbuf *b, const srv *s) {
@@ -37,7 +66,7 @@ static void model_obj(sbuf *b, const srv *s) {
     sbuf_puts(b, ",\"backend\":");
     const char *be = sw_backend_name(s->be);
     oai_json_str(b, be, strlen(be));
-    sbuf_puts(b, "}}");
+    sbuf_puts(b, ",\"route\":\"local\"}}");
 }
 
 int srv_handle_models(srv_conn *sc) {
@@ -46,15 +75,20 @@ int srv_handle_models(srv_conn *sc) {
     if (sc->endpoint == EP_MODEL) {
         if (!srv_model_name_ok(s, sc->url_arg)) {
             oai_error e;
-            oai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                          "the model '%.200s' does not exist; this server serves '%s'",
-                          sc->url_arg, s->model_id);
+            srv_model_not_found(s, sc->url_arg, &e);
             return srv_respond_error(sc, &e);
         }
-        model_obj(&b, s);
+        if (srv_model_is_cloud(s, sc->url_arg))
+            cloud_model_obj(&b, s);
+        else
+            model_obj(&b, s);
     } else {
         sbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
         model_obj(&b, s);
+        if (s->cloud) {
+            sbuf_puts(&b, ",");
+            cloud_model_obj(&b, s);
+        }
         sbuf_puts(&b, "]}");
     }
     return srv_respond(sc, 200, sbuf_take(&b), NULL);

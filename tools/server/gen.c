@@ -1012,9 +1012,7 @@ static bool prepare(srv_conn *sc, bool chat, job *j, oai_error *e) {
                            &j->r, e))
         return false;
     if (!srv_model_name_ok(s, j->r.model)) {
-        oai_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
-                      "the model '%.200s' does not exist; this server serves '%s'", j->r.model,
-                      s->model_id);
+        srv_model_not_found(s, j->r.model, e);
         return false;
     }
     /* oai_parse_request accepted it, so this only fails for lack of memory. */

@@ -176,7 +176,11 @@ int srv_handle_usage(srv_conn *sc); /* spill.c */
 
 /* Resolve a request's "model" value: NULL/absent is the served model;
  * otherwise it must match the alias or the file name (with or without
- * ".gguf"). */
+ * ".gguf") -- or, when a cloud provider is configured, the cloud model's name
+ * (srv_model_is_cloud: such a request asks for the cloud route). */
 bool srv_model_name_ok(const srv *s, const char *name);
+bool srv_model_is_cloud(const srv *s, const char *name);
+/* The 404 for a model name that is neither (it names what is served). */
+void srv_model_not_found(const srv *s, const char *name, oai_error *e);
 
 #endif

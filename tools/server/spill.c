@@ -120,6 +120,16 @@ bool srv_route_decide(srv_conn *sc, const cJSON *body, const oai_request *r, int
         oai_error_set(e, 400, "invalid_request_error", "invalid_value", param, "%s", err.msg);
         return false;
     }
+    /* "model": the cloud model's name asks for the cloud route */
+    if (srv_model_is_cloud(s, r->model)) {
+        if (q.route == SW_PREF_LOCAL) {
+            oai_error_set(e, 400, "invalid_request_error", "route_conflict", "model",
+                          "'model' names the cloud model '%s' but spillway.route is \"local\"",
+                          r->model);
+            return false;
+        }
+        q.route = SW_PREF_CLOUD;
+    }
     q.api_key = bearer(sc->conn);
     const char *texts[1];
     if (r->chat) {

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Serve the same GGUF file with spillway-server and llama.cpp's llama-server,
+drive both with `spillway-bench serve` at the same concurrency levels in the
+same run (one level at a time, ours then theirs), and write one JSON file with
+both sides and the throughput ratios under bench/results/.
+
+llama.cpp is NOT part of this repository: build it yourself outside the tree
+and point --llama-server at its binary.
+
+usage: bench/serve_compare.py --llama-server PATH [--threads N] [--parallel 64]
+           [--ctx 320] [--concurrency 1,8,64] [--prompt-tokens 128]
+           [--max-tokens 128] [--peer-commit C] MODEL.gguf
+"""
+import argparse, datetime, json, os, socket, subprocess, sys, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{url} not ready after {timeout} s")
+
+
+def bench(bench_bin, url, level, a):
+    cmd = [bench_bin, "serve", "--url", url, "--concurrency", str(level),
+           "--prompt-tokens", str(a.prompt_tokens), "--max-tokens", str(a.max_tokens), "--json"]
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--llama-server", required=True)
+    ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build/bin"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--parallel", type=int, default=64)
+    ap.add_argument("--ctx", type=int, default=320, help="tokens per sequence")
+    ap.add_argument("--concurrency", default="1,8,64")
+    ap.add_argument("--prompt-tokens", type=int, default=128)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--peer-commit", default="unknown")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("model")
+    a = ap.parse_args()
+
+    server = os.path.join(a.bin_dir, "spillway-server")
+    bench_bin = os.path.join(a.bin_dir, "spillway-bench")
+    p1, p2 = free_port(), free_port()
+    ours_cmd = [server, "-m", a.model, "--port", str(p1), "--parallel", str(a.parallel),
+                "--ctx", str(a.ctx), "--threads", str(a.threads)]
+    peer_cmd = [a.llama_server, "-m", a.model, "--port", str(p2), "-np", str(a.parallel),
+                "-c", str(a.ctx * a.parallel), "-t", str(a.threads), "--no-webui"]
+    ours_url, peer_url = f"http://127.0.0.1:{p1}", f"http://127.0.0.1:{p2}"
+    logs = [open(os.devnull, "w"), open(os.devnull, "w")]
+    procs = []
+    try:
+        # one server at a time, so the two never compete for the cores
+        results = []
+        for level in [int(x) for x in a.concurrency.split(",")]:
+            row = {"concurrency": level}
+            for side, cmd, url, log in (("", ours_cmd, ours_url, logs[0]),
+                                        ("peer_", peer_cmd, peer_url, logs[1])):
+                print("+", " ".join(cmd), file=sys.stderr, flush=True)
+                p = subprocess.Popen(cmd, stdout=log, stderr=log)
+                procs.append(p)
+                wait_ready(url, p)
+                r = bench(bench_bin, url, level, a)
+                p.terminate()
+                p.wait(timeout=30)
+                for k in ("gen_tok_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms",
+                          "errors"):
+                    if k in r:
+                        row[side + k] = r[k]
+            if row.get("peer_gen_tok_s"):
+                row["ratio_gen_tok_s"] = row["gen_tok_s"] / row["peer_gen_tok_s"]
+            results.append(row)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    doc = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": commit,
+        "device": f"{os.cpu_count()} CPU cores (shared VM)",
+        "command": " ".join(ours_cmd[:1] + ["-m", os.path.basename(a.model)] + ours_cmd[3:]),
+        "peer_command": " ".join([os.path.basename(a.llama_server), "-m",
+                                  os.path.basename(a.model)] + peer_cmd[3:]),
+        "bench_command": f"spillway-bench serve --url URL --concurrency LEVEL --prompt-tokens "
+                         f"{a.prompt_tokens} --max-tokens {a.max_tokens} --json",
+        "model": os.path.basename(a.model),
+        "backend": "cpu",
+        "peer": f"llama.cpp@{a.peer_commit}",
+        "results": results,
+    }
+    out = a.out or os.path.join(ROOT, "bench/results",
+                                f"serve-cpu-{doc['date'][:10]}-{commit}.json")
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print(json.dumps(doc, indent=1))
+    print("wrote", out, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
