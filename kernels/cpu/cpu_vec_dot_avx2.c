@@ -39,10 +39,6 @@ static ALWAYS_INLINE float f16(uint16_t h) {
 static ALWAYS_INLINE __m256i dot_us(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
-/* Same for two signed operands. */
-static ALWAYS_INLINE __m256i dot_ss(__m256i a, __m256i b) {
-    return dot_us(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
 
 /* 16 bytes of packed nibbles -> 32 bytes: low nibbles, then high nibbles. */
 static ALWAYS_INLINE __m256i nibbles(const uint8_t *qs) {

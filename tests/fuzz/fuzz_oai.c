@@ -1,0 +1,60 @@
+/* fuzz_oai.c — libFuzzer target for the server's OpenAI request parser
+ * (tools/server/oai_parse.c) and the error writer: the first byte picks chat or
+ * completions and the vocabulary size; the rest is the request body. An
+ * accepted request must satisfy the invariants the handlers rely on (exactly
+ * one completions prompt form, token ids inside the vocabulary, at most
+ * OAI_MAX_STOP stop strings); a rejected one must carry a 4xx status and a
+ * message that serializes. Seeds: corpus/oai/. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oai.h"
+
+static volatile uint64_t g_sink;
+
+#define CHECK(c)                                                                           \
+    do {                                                                                   \
+        if (!(c)) __builtin_trap();                                                        \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    bool chat = data[0] & 1;
+    int32_t n_vocab = (data[0] & 2) ? 512 : 151936;
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+    oai_request r;
+    oai_error e;
+    memset(&e, 0, sizeof e);
+    if (!oai_parse_request(body, len, chat, n_vocab, &r, &e)) {
+        CHECK(e.status >= 400 && e.status < 600);
+        CHECK(e.type && memchr(e.msg, 0, sizeof e.msg) != NULL && e.msg[0]);
+        char *s = oai_error_json(&e);
+        CHECK(s != NULL);
+        g_sink += strlen(s);
+        free(s);
+        return 0;
+    }
+    CHECK(r.chat == chat);
+    if (chat) {
+        CHECK(r.n_msgs > 0 && r.msgs);
+        for (size_t i = 0; i < r.n_msgs; i++) {
+            CHECK(r.msgs[i].role && r.msgs[i].content);
+            g_sink += strlen(r.msgs[i].role) + strlen(r.msgs[i].content);
+        }
+    } else {
+        CHECK((r.prompt != NULL) != (r.prompt_ids != NULL || r.n_prompt_ids > 0));
+        for (size_t i = 0; i < r.n_prompt_ids; i++)
+            CHECK(r.prompt_ids[i] >= 0 && r.prompt_ids[i] < n_vocab);
+        if (r.prompt) g_sink += strlen(r.prompt);
+    }
+    CHECK(r.n_stop >= 0 && r.n_stop <= OAI_MAX_STOP);
+    for (int i = 0; i < r.n_stop; i++) CHECK(r.stop[i] && r.stop[i][0]);
+    CHECK(r.max_tokens >= 0);
+    CHECK(r.top_logprobs >= 0 && r.top_logprobs <= SW_MAX_TOP_LOGPROBS);
+    if (r.model) g_sink += strlen(r.model);
+    oai_request_free(&r);
+    return 0;
+}
