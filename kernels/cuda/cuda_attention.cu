@@ -30,6 +30,7 @@
 #define ATT_THREADS 128
 #define ATT_MAX_HD 256
 #define ATT_MAX_GD 2048                         // Gb * head_dim
+#define ATT_MAX_GB 64                           // heads per block (one thread each updates m, l)
 #define ATT_ACC (ATT_MAX_GD / ATT_THREADS)      // outputs per thread
 #define ATT_SPLIT_KEYS 256                      // keys per split, roughly
 #define ATT_MAX_SPLITS 64
@@ -53,13 +54,31 @@ struct attn_args {
     int opi;
 };
 
-static inline int attn_kt(int D) { return D <= 128 ? 32 : 16; }
+static constexpr int attn_kt(int D) { return D <= 128 ? 32 : 16; }
 
-static inline size_t attn_smem(int D, int Gb, int KT) {
+static constexpr size_t attn_smem(int D, int Gb, int KT) {
     return sizeof(float) * ((size_t)Gb * D + (size_t)KT * (D + 1) + (size_t)KT * D +
                             (size_t)Gb * KT + 3 * (size_t)Gb) +
            sizeof(int) * (size_t)KT;
 }
+
+// The kernel's assumptions about the plan, checked at compile time: one
+// thread per head for m/l and per key for the slots, the outputs fit the
+// per-thread accumulators, and the dynamic shared memory of every head_dim at
+// the largest head group the plan picks stays within the 48 KiB a launch gets
+// without cudaFuncSetAttribute.
+static constexpr size_t attn_smem_max() {
+    size_t m = 0;
+    for (int D = 1; D <= ATT_MAX_HD; D++) {
+        const int gb = ATT_MAX_GD / D < ATT_MAX_GB ? ATT_MAX_GD / D : ATT_MAX_GB;
+        const size_t s = attn_smem(D, gb, attn_kt(D));
+        if (s > m) m = s;
+    }
+    return m;
+}
+static_assert(ATT_MAX_GB <= ATT_THREADS && attn_kt(1) <= ATT_THREADS, "k_attention: too few threads");
+static_assert(ATT_ACC * ATT_THREADS >= ATT_MAX_GD, "k_attention: accumulators too few");
+static_assert(attn_smem_max() <= 48 * 1024, "k_attention: over 48 KiB of dynamic shared memory");
 
 __device__ __forceinline__ float kv_load(const uint8_t *p, int d, int f16) {
     return f16 ? swcu_h2f(((const uint16_t *)p)[d]) : ((const float *)p)[d];
@@ -248,7 +267,7 @@ sw_status swcu_attention_plan(const sw_cuda_backend *be, swcu_op *op, int32_t ma
         return sw_err_set(err, SW_E_UNSUPPORTED, "cuda attention: head_dim %d (supported: 1..%d)",
                           D, ATT_MAX_HD);
     const int G = nh / nkv;
-    const int Gb = SW_MIN(SW_MIN(G, ATT_MAX_GD / D), 64); // <= threads: one per head updates m, l
+    const int Gb = SW_MIN(SW_MIN(G, ATT_MAX_GD / D), ATT_MAX_GB);
     const int n_hg = (G + Gb - 1) / Gb;
     const int64_t T = op->t[5].ne[0];
     if (T > 65535 || (int64_t)nkv * n_hg > 65535)

@@ -241,7 +241,7 @@ static void cuda_buf_free(sw_backend *be, sw_buffer *buf) {
     if (!buf) return;
     sw_cuda_backend *b = cu(be);
     cudaSetDevice(b->device);
-    if (b->in_step && b->n_ops > 0) {
+    if (b->in_step && b->n_ops > b->n_run) {
         sw_err e;
         if (flush_recorded(b, &e) != SW_OK)
             sw_log(SW_LOG_WARN, "cuda: buf_free mid-step: %s", e.msg);
@@ -266,7 +266,7 @@ static sw_status cuda_upload(sw_backend *be, sw_buffer *dst, size_t offset, cons
     sw_status st = check_range("upload", dst, offset, n, err);
     if (st != SW_OK || n == 0) return st;
     if ((st = enter(b, err)) != SW_OK) return st;
-    if (b->in_step && b->n_ops > 0 && (st = flush_recorded(b, err)) != SW_OK) return st;
+    if (b->in_step && b->n_ops > b->n_run && (st = flush_recorded(b, err)) != SW_OK) return st;
     // Copy through the pinned chunks: wait until the chunk's previous copy has
     // read it, fill it, queue the copy, mark the chunk busy. Returns without
     // waiting for the last copies; stream order puts them before later ops.
@@ -291,7 +291,7 @@ static sw_status cuda_download(sw_backend *be, sw_buffer *src, size_t offset, vo
     sw_status st = check_range("download", src, offset, n, err);
     if (st != SW_OK || n == 0) return st;
     if ((st = enter(b, err)) != SW_OK) return st;
-    if (b->in_step && b->n_ops > 0 && (st = flush_recorded(b, err)) != SW_OK) return st;
+    if (b->in_step && b->n_ops > b->n_run && (st = flush_recorded(b, err)) != SW_OK) return st;
     BE_TRY(cudaMemcpyAsync(dst, src->dptr + offset, n, cudaMemcpyDeviceToHost, b->stream));
     BE_TRY(cudaStreamSynchronize(b->stream));
     return SW_OK;
@@ -413,14 +413,16 @@ static sw_status sync_and_check(sw_cuda_backend *b, const swcu_op *ops, int n, s
     }
 }
 
-// Run the ops recorded so far eagerly (a transfer or free came mid-step: it
-// must see their effects). The step can no longer be a graph.
+// Run the ops recorded since the last flush eagerly (a transfer or free came
+// mid-step: it must see their effects). The step can no longer be a graph.
+// The ops stay in b->ops, so that a flag one of them raises is still reported
+// under its own index and description at end.
 static sw_status flush_recorded(sw_cuda_backend *b, sw_err *err) {
     b->step_graphable = false;
     sw_status st = swcu_ensure_scratch(b, b->step_scratch, err);
-    if (st == SW_OK) st = run_list(b, b->ops, b->n_ops, err);
+    if (st == SW_OK) st = run_list(b, b->ops + b->n_run, b->n_ops - b->n_run, err);
     if (st != SW_OK) b->step_failed = true;
-    b->n_ops = 0;
+    b->n_run = b->n_ops;
     return st;
 }
 
@@ -483,12 +485,14 @@ static sw_status capture_and_launch(sw_cuda_backend *b, sw_err *err) {
 
 static sw_status cuda_begin(sw_backend *be, sw_err *err) {
     sw_cuda_backend *b = cu(be);
-    if (b->in_step && b->n_ops > 0)
-        sw_log(SW_LOG_WARN, "cuda: begin without end: dropping %d recorded ops", b->n_ops);
+    if (b->in_step && b->n_ops > b->n_run)
+        sw_log(SW_LOG_WARN, "cuda: begin without end: dropping %d recorded ops",
+               b->n_ops - b->n_run);
     b->in_step = true;
     b->step_failed = false;
     b->step_graphable = true;
     b->n_ops = 0;
+    b->n_run = 0;
     b->step_scratch = 0;
     return SW_OK;
 }
@@ -512,7 +516,7 @@ static sw_status launch_step(sw_cuda_backend *b, sw_err *err) {
             b->graphs = false; // do not retry every step
         }
     }
-    return run_list(b, b->ops, b->n_ops, err);
+    return run_list(b, b->ops + b->n_run, b->n_ops - b->n_run, err);
 }
 
 static sw_status cuda_end(sw_backend *be, sw_err *err) {
@@ -523,6 +527,7 @@ static sw_status cuda_end(sw_backend *be, sw_err *err) {
     b->in_step = false;
     if (b->step_failed) { // an op already reported the error; run nothing
         b->n_ops = 0;
+        b->n_run = 0;
         b->n_prev = 0;
         sw_err ignored;
         sync_and_check(b, NULL, 0, &ignored); // clears a flag a flushed op may have raised
@@ -544,6 +549,7 @@ static sw_status cuda_end(sw_backend *be, sw_err *err) {
         b->n_prev = 0;
     }
     b->n_ops = 0;
+    b->n_run = 0;
     return st;
 }
 
@@ -777,7 +783,7 @@ static sw_status cuda_logits_summary(sw_backend *be, const sw_tensor *logits, in
     sw_status st = resolve("logits_summary", "logits", logits, &lt, err);
     if (st != SW_OK) return st;
     if ((st = enter(b, err)) != SW_OK) return st;
-    if (b->in_step && b->n_ops > 0 && (st = flush_recorded(b, err)) != SW_OK) return st;
+    if (b->in_step && b->n_ops > b->n_run && (st = flush_recorded(b, err)) != SW_OK) return st;
     return swcu_logits_summary(b, &lt, k, stats, top_ids, top_logprobs, err);
 }
 

@@ -104,8 +104,9 @@ typedef struct sw_cuda_backend {
     bool in_step;
     bool step_failed;     // an op of this step failed to record: end discards it
     bool step_graphable;  // false once a transfer forced a flush mid-step
-    swcu_op *ops;
+    swcu_op *ops;        // every op of the step, flushed ones included (error messages)
     int n_ops, cap_ops;
+    int n_run;           // ops[0, n_run) already ran (a transfer or free flushed them)
     size_t step_scratch; // max scratch any op of the step needs
 
     // graphs (SW_CUDA_GRAPHS=1)

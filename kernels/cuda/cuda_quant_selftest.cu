@@ -6,7 +6,12 @@
 // - vdot: the integer dot products of every unit, summed over a row, against
 //   sum_k w_ref[k] * x_hat[k] in double, where x_hat is the int8 activation
 //   grid (d * q); bound 1e-5 * sum |w_ref x_hat| (float rounding of a few terms
-//   per unit; any indexing or bit error is orders of magnitude larger).
+//   per unit; any indexing or bit error is orders of magnitude larger). Every
+//   token count the kernels instantiate (NT = 1, 2, 4, 8), with nt < NT, and
+//   the accumulators of tokens >= nt left untouched;
+// - the activation quantizer's contract that the kernels' error bounds rest
+//   on: |q| <= 127 and |x - d q| <= d (1/2 + 2^-17), zero groups give d = 0;
+// - the f16 / bf16 -> f32 conversions, all 65536 inputs of each, bit-exact.
 // What it cannot check: kernel indexing, reductions and memory access, which
 // need the GPU (tests/unit/test_cuda_ops.c).
 #include <math.h>
@@ -43,7 +48,7 @@ struct check_type {
     sw_status st;
     template <int TYPE> void operator()() {
         typedef swcu_q<TYPE> Q;
-        const int K = 512, rows = 3, T = 3;
+        const int K = 512, rows = 3, T = 6;
         const int nb = K / Q::QK;
         const size_t rb = sw_row_size((sw_type)TYPE, K);
         if (rb != (size_t)nb * Q::BYTES) {
@@ -82,6 +87,12 @@ struct check_type {
                     const int v = swcu_q8_elem(xg[i], d);
                     xq[t * K + g * 32 + i] = (int8_t)v;
                     sum += v;
+                    const double e = fabs((double)xg[i] - (double)d * v);
+                    if ((v < -127 || v > 127 || e > (double)d * (0.5 + 0x1p-17) ||
+                         (amax == 0.0f && d != 0.0f)) && st == SW_OK)
+                        st = sw_err_set(err, SW_E_INTERNAL,
+                                        "selftest q8: x %.9g quantized to %d * %.9g (|err| %.3g)",
+                                        (double)xg[i], v, (double)d, e);
                 }
                 xds[t * (K / 32) + g] = make_float2(d, d * (float)sum);
             }
@@ -101,17 +112,21 @@ struct check_type {
                                     "times, value %.9g, reference %.9g",
                                     sw_type_name(TYPE), r, i, i / Q::QK, cnt[i], (double)got[i],
                                     (double)wref[r * K + i]);
-            // vdot with NT = 4 (nt = 3) and NT = 1
-            float acc4[4] = {0, 0, 0, 0}, acc1[1] = {0};
+            // vdot with NT = 8 (nt = 6), 4 (nt = 3), 2 (nt = 2) and 1, as the
+            // kernels instantiate it; acc[NT] holds the tokens the call owns
+            float acc8[8] = {0}, acc4[4] = {0}, acc2[2] = {0}, acc1[1] = {0};
             for (int b = 0; b < nb; b++)
                 for (int u = 0; u < Q::UPB; u++) {
-                    Q::template vdot<4>(row + b * Q::BYTES, u, xq + b * Q::QK,
-                                        xds + b * (Q::QK / 32), K, K / 32, T, acc4);
-                    Q::template vdot<1>(row + b * Q::BYTES, u, xq + b * Q::QK,
-                                        xds + b * (Q::QK / 32), K, K / 32, 1, acc1);
+                    const uint8_t *blk = row + b * Q::BYTES;
+                    const int8_t *xb = xq + b * Q::QK;
+                    const float2 *db = xds + b * (Q::QK / 32);
+                    Q::template vdot<8>(blk, u, xb, db, K, K / 32, T, acc8);
+                    Q::template vdot<4>(blk, u, xb, db, K, K / 32, 3, acc4);
+                    Q::template vdot<2>(blk, u, xb, db, K, K / 32, 2, acc2);
+                    Q::template vdot<1>(blk, u, xb, db, K, K / 32, 1, acc1);
                 }
-            if (acc4[3] != 0.0f && st == SW_OK)
-                st = sw_err_set(err, SW_E_INTERNAL, "selftest %s vdot: token 3 >= nt was written",
+            if ((acc8[6] != 0.0f || acc8[7] != 0.0f || acc4[3] != 0.0f) && st == SW_OK)
+                st = sw_err_set(err, SW_E_INTERNAL, "selftest %s vdot: a token >= nt was written",
                                 sw_type_name(TYPE));
             for (int t = 0; t < T && st == SW_OK; t++) {
                 double ref = 0.0, mag = 0.0;
@@ -121,13 +136,15 @@ struct check_type {
                     mag += fabs((double)wref[r * K + i] * xh);
                 }
                 const double tol = 1e-5 * mag + 1e-30;
-                const double e4 = fabs((double)acc4[t] - ref), e1 = fabs((double)acc1[0] - ref);
-                if (e4 > tol || (t == 0 && e1 > tol))
-                    st = sw_err_set(err, SW_E_INTERNAL,
-                                    "selftest %s vdot: row %d token %d: got %.9g (NT=1: %.9g), "
-                                    "reference %.9g, |diff| %.3g > %.3g",
-                                    sw_type_name(TYPE), r, t, (double)acc4[t], (double)acc1[0],
-                                    ref, e4, tol);
+                const float got[4] = {acc8[t], t < 3 ? acc4[t] : acc8[t], t < 2 ? acc2[t] : acc8[t],
+                                      t < 1 ? acc1[t] : acc8[t]};
+                for (int v = 0; v < 4 && st == SW_OK; v++)
+                    if (fabs((double)got[v] - ref) > tol)
+                        st = sw_err_set(err, SW_E_INTERNAL,
+                                        "selftest %s vdot<%d>: row %d token %d: got %.9g, "
+                                        "reference %.9g, |diff| %.3g > %.3g",
+                                        sw_type_name(TYPE), 8 >> v, r, t, (double)got[v], ref,
+                                        fabs((double)got[v] - ref), tol);
             }
         }
         free(w); free(wref); free(got); free(cnt); free(q); free(x); free(xq); free(xds);
@@ -136,7 +153,25 @@ struct check_type {
 
 } // namespace
 
+// The host paths of swcu_h2f / swcu_bf2f (what the dequantizers above were
+// checked with) against the reference conversions, every input, bit for bit.
+static sw_status check_half_conversions(sw_err *err) {
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        const float a = swcu_h2f((uint16_t)h), b = sw_f16_to_f32((uint16_t)h);
+        const float c = swcu_bf2f((uint16_t)h), d = sw_bf16_to_f32((uint16_t)h);
+        if (memcmp(&a, &b, 4) != 0)
+            return sw_err_set(err, SW_E_INTERNAL, "selftest f16 0x%04x: %.9g, reference %.9g", h,
+                              (double)a, (double)b);
+        if (memcmp(&c, &d, 4) != 0)
+            return sw_err_set(err, SW_E_INTERNAL, "selftest bf16 0x%04x: %.9g, reference %.9g", h,
+                              (double)c, (double)d);
+    }
+    return SW_OK;
+}
+
 extern "C" sw_status sw_cuda_quant_selftest(sw_err *err) {
+    sw_status st0 = check_half_conversions(err);
+    if (st0 != SW_OK) return st0;
     static const int types[] = {SW_TYPE_Q4_0, SW_TYPE_Q4_1, SW_TYPE_Q5_0, SW_TYPE_Q5_1,
                                 SW_TYPE_Q8_0, SW_TYPE_Q2_K, SW_TYPE_Q3_K, SW_TYPE_Q4_K,
                                 SW_TYPE_Q5_K, SW_TYPE_Q6_K};
