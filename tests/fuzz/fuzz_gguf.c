@@ -1,12 +1,19 @@
 /* fuzz_gguf.c — libFuzzer target for the GGUF reader: open the input from memory
  * and touch everything an accepted file exposes (every KV through every getter,
  * array elements up to a bound, every tensor's first and last data byte), so that
- * a validation gap shows up as an ASan/UBSan report. Seeds: corpus/gguf/. */
+ * a validation gap shows up as an ASan/UBSan report; then run the loaders that
+ * read an accepted file (model config + tensor checks, tokenizer with a short
+ * round trip, chat template detection). Seeds: corpus/gguf/. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include <stdlib.h>
+
+#include "chat.h"
 #include "gguf.h"
+#include "model_config.h"
+#include "tokenizer.h"
 
 #define MAX_ELEMS 256 /* per array: enough to cover every code path, keeps runs fast */
 
@@ -71,6 +78,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         g_sink += t->n_dims + (uint64_t)t->ne[0] + (uint64_t)t->type + t->offset;
         touch(t->data, (size_t)t->nbytes);
     }
+    /* the loaders that read an accepted file's metadata */
+    sw_model_config cfg;
+    if (sw_model_config_load(g, &cfg, &err) == SW_OK) {
+        g_sink += (uint64_t)cfg.n_layer + (uint64_t)cfg.n_ctx_train;
+        if (sw_model_config_check_tensors(g, &cfg, &err) != SW_OK) g_sink += strlen(err.msg);
+    } else {
+        g_sink += strlen(err.msg);
+    }
+    sw_tokenizer *tok = NULL;
+    if (sw_tokenizer_create(g, &tok, &err) == SW_OK) {
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        static const char text[] = "Hello <s> world \xc3\xa9 123";
+        if (sw_tokenize(tok, text, sizeof text - 1, true, true, &ids, &n_ids, &err) == SW_OK) {
+            char *out = NULL;
+            if (sw_detokenize(tok, ids, n_ids, true, &out, &err) == SW_OK) g_sink += strlen(out);
+            free(out);
+            free(ids);
+        }
+        sw_tokenizer_free(tok);
+    }
+    sw_chat_kind kind;
+    if (sw_chat_from_gguf(g, &kind, &err) == SW_OK) g_sink += (uint64_t)kind;
     sw_gguf_free(g);
     return 0;
 }
