@@ -146,6 +146,50 @@ EOF
         else
             fail "unknown --chat-template: rc $rc, $(cat "$TMP/gen.err")"
         fi
+        # interactive chat: turn 2 answers exactly what a one-shot run with the
+        # same history answers, reusing the cached prefix; /reset starts over;
+        # a full context drops the oldest turns; an oversize message is refused
+        printf 'Name a colour.\nAnother?\n/reset\nName a colour.\n' |
+            "$GEN" -m "$CHAT_MODEL" -i "${tmpl_args[@]}" --system "You are terse." -n 8 --temp 0 \
+                --json --backend cpu --threads 2 >"$TMP/gen.out" 2>"$TMP/gen.err"
+        rc=$?
+        if [[ $rc -eq 0 ]] && have_python &&
+            python3 - "$TMP/gen.out" "$TMP/test_generate-i.json" <<'EOF'
+import json, sys
+turns = [json.loads(l) for l in open(sys.argv[1])]
+assert [t["turn"] for t in turns] == [1, 2, 3], turns
+assert turns[1]["cached_tokens"] > 0, turns[1]
+assert turns[2]["gen_ids"] == turns[0]["gen_ids"], "after /reset the same question, the same answer"
+json.dump([{"role": "system", "content": "You are terse."},
+           {"role": "user", "content": "Name a colour."},
+           {"role": "assistant", "content": turns[0]["text"]},
+           {"role": "user", "content": "Another?"}], open(sys.argv[2], "w"))
+EOF
+        then
+            want=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[1])["gen_ids"])' "$TMP/gen.out")
+            run "$GEN" -m "$CHAT_MODEL" --messages "$TMP/test_generate-i.json" "${tmpl_args[@]}" \
+                -n 8 --temp 0 --json --backend cpu --threads 2
+            got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gen_ids"])' "$TMP/gen.out" 2>/dev/null)
+            if [[ $rc -eq 0 && -n "$want" && "$want" == "$got" ]]; then
+                pass "-i: turn 2 = one-shot run with the same history, prefix reused, /reset"
+            else
+                fail "-i turn 2: interactive $want vs one-shot $got (rc $rc)"
+            fi
+        else
+            fail "-i: rc $rc, $(head -c 400 "$TMP/gen.out") / $(tail -3 "$TMP/gen.err")"
+        fi
+        long=$(printf 'word %.0s' $(seq 1 200))
+        printf 'Hello there\nAnd again\nOnce more\nA fourth\n%s\nLast one\n' "$long" |
+            "$GEN" -m "$CHAT_MODEL" -i "${tmpl_args[@]}" -n 8 --temp 0 --ctx 64 --backend cpu \
+                --threads 2 >"$TMP/gen.out" 2>"$TMP/gen.err"
+        rc=$?
+        if [[ $rc -eq 0 ]] && grep -q "context full: dropped" "$TMP/gen.err" &&
+            grep -q "does not fit the context" "$TMP/gen.err" && grep -q "^turn 5:" "$TMP/gen.err" &&
+            ! grep -q "^turn 5: prompt [0-9]* tokens (0 cached" "$TMP/gen.err"; then
+            pass "-i: full context drops old turns, an oversize message is refused, the chat goes on"
+        else
+            fail "-i small ctx: rc $rc, $(tail -5 "$TMP/gen.err")"
+        fi
         echo '{"not": "an array"}' >"$TMP/test_generate-bad.json"
         run "$GEN" -m "$CHAT_MODEL" --messages "$TMP/test_generate-bad.json" -n 2 --backend cpu
         if [[ $rc -ne 0 ]] && grep -q "array" "$TMP/gen.err"; then

@@ -31,6 +31,7 @@ typedef struct opts {
     int32_t threads;
     int32_t ctx;
     bool json;
+    bool interactive; /* -i: a chat on stdin, one user turn per line */
 } opts;
 
 static void usage(FILE *f) {
@@ -57,7 +58,12 @@ static void usage(FILE *f) {
             "  --list-devices            print the devices each backend sees and exit\n"
             "  --threads N               CPU threads (default: all cores)\n"
             "  --ctx N                   context size (default: model's, capped at 4096)\n"
-            "  --json                    print one JSON object instead of streaming text\n",
+            "  --json                    print one JSON object instead of streaming text\n"
+            "  -i, --interactive         chat on stdin, one user turn per line (implies --chat;\n"
+            "                            -p, if given, is the first turn); the KV cache is reused\n"
+            "                            across turns and the oldest turns are dropped when the\n"
+            "                            context is full; /reset forgets, /exit or EOF ends;\n"
+            "                            with --json, one object per turn\n",
             sw_chat_names(), SW_MAX_TOP_LOGPROBS);
 }
 
@@ -112,6 +118,10 @@ static int parse_args(int argc, char **argv, opts *o) {
         } else if (IS("--json")) {
             o->json = true;
             takes = false;
+        } else if (IS("-i") || IS("--interactive")) {
+            o->interactive = true;
+            o->chat = true;
+            takes = false;
         } else if (IS("--list-devices")) {
             sw_devices_print(stdout);
             exit(0);
@@ -161,7 +171,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         return 2;
     }
     if (o->messages_file) o->chat = true;
-    if (!o->prompt && !o->messages_file) {
+    if (!o->prompt && !o->messages_file && !o->interactive) {
         fprintf(stderr, "spillway-generate: give a prompt with -p TEXT or --messages FILE\n");
         return 2;
     }
@@ -211,7 +221,17 @@ typedef struct chat_list {
     sw_chat_msg *v;
     size_t n;
     cJSON *json; /* owned */
+    char **own;  /* strings the interactive chat added, owned */
+    size_t n_own;
 } chat_list;
+
+static void chat_list_free(chat_list *c) {
+    for (size_t i = 0; i < c->n_own; i++) free(c->own[i]);
+    free(c->own);
+    free(c->v);
+    cJSON_Delete(c->json);
+    memset(c, 0, sizeof *c);
+}
 
 static int add_msg(chat_list *c, const char *role, const char *content) {
     sw_chat_msg *v = realloc(c->v, (c->n + 1) * sizeof *v);
@@ -255,68 +275,77 @@ static int load_messages(const char *path, chat_list *c) {
     return 0;
 }
 
-/* Render the chat into prompt text with the model's (or the named) template. */
-static int render_chat(const opts *o, const sw_model *m, char **out) {
-    const sw_tokenizer *tok = sw_model_tokenizer(m);
+/* The chat template: --chat-template NAME, else the model's. */
+static int resolve_kind(const opts *o, const sw_model *m, sw_chat_kind *kind) {
     sw_err err = {{0}};
-    sw_chat_kind kind;
-    sw_status st;
     if (o->chat_template) {
-        st = sw_chat_from_name(o->chat_template, &kind, &err);
-        if (st != SW_OK) {
+        if (sw_chat_from_name(o->chat_template, kind, &err) != SW_OK) {
             fprintf(stderr, "spillway-generate: %s\n", err.msg);
             return 2;
         }
-    } else if ((st = sw_chat_from_gguf(sw_model_gguf(m), &kind, &err)) != SW_OK) {
+    } else if (sw_chat_from_gguf(sw_model_gguf(m), kind, &err) != SW_OK) {
         fprintf(stderr, "spillway-generate: %s: %s (choose one with --chat-template NAME: %s)\n",
                 o->model, err.msg, sw_chat_names());
         return 1;
     }
-    chat_list c = {0};
-    int rc = 0;
-    if (o->system) rc = add_msg(&c, "system", o->system);
-    if (!rc && o->messages_file) rc = load_messages(o->messages_file, &c);
-    if (!rc && o->prompt) rc = add_msg(&c, "user", o->prompt);
-    if (!rc) {
-        int32_t bos = sw_tokenizer_bos(tok), eos = sw_tokenizer_eos(tok);
-        const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(tok, bos) : "";
-        const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : "";
-        st = sw_chat_render(kind, c.v, c.n, true, bos_s, eos_s, out, &err);
-        if (st != SW_OK) {
-            fprintf(stderr, "spillway-generate: chat template %s: %s\n", sw_chat_kind_name(kind),
-                    err.msg);
-            rc = 1;
-        }
+    return 0;
+}
+
+/* Render messages into prompt text, ending with the assistant's turn. */
+static int render_list(sw_chat_kind kind, const sw_tokenizer *tok, const chat_list *c,
+                       char **out) {
+    sw_err err = {{0}};
+    int32_t bos = sw_tokenizer_bos(tok), eos = sw_tokenizer_eos(tok);
+    const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(tok, bos) : "";
+    const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : "";
+    if (sw_chat_render(kind, c->v, c->n, true, bos_s, eos_s, out, &err) != SW_OK) {
+        fprintf(stderr, "spillway-generate: chat template %s: %s\n", sw_chat_kind_name(kind),
+                err.msg);
+        return 1;
     }
-    free(c.v);
-    cJSON_Delete(c.json);
+    return 0;
+}
+
+/* The messages of the command line: --system, --messages FILE, -p. */
+static int command_line_chat(const opts *o, chat_list *c) {
+    int rc = 0;
+    if (o->system) rc = add_msg(c, "system", o->system);
+    if (!rc && o->messages_file) rc = load_messages(o->messages_file, c);
+    if (!rc && o->prompt) rc = add_msg(c, "user", o->prompt);
     return rc;
 }
 
-/* Tokenize the prompt. Special-token text is parsed (as llama.cpp does), and
- * BOS is added when the metadata asks for it, unless a chat template already
+/* Tokenize prompt text. Special-token text is parsed (as llama.cpp does), and
+ * BOS is added when the metadata asks for it, unless a rendered chat already
  * spelled it out. */
-static int tokenize_prompt(const opts *o, const sw_model *m, int32_t **ids, size_t *n) {
-    const sw_tokenizer *tok = sw_model_tokenizer(m);
-    char *text = NULL;
-    if (o->chat) {
-        int rc = render_chat(o, m, &text);
-        if (rc) return rc;
-    }
-    const char *src = text ? text : o->prompt;
+static int tokenize_text(const sw_tokenizer *tok, const char *text, bool rendered, int32_t **ids,
+                         size_t *n) {
     bool add_bos = sw_tokenizer_add_bos(tok) && sw_tokenizer_bos(tok) >= 0;
-    if (add_bos && text) {
+    if (add_bos && rendered) {
         const char *bos_s = sw_tokenizer_token_text(tok, sw_tokenizer_bos(tok));
         if (bos_s && *bos_s && strncmp(text, bos_s, strlen(bos_s)) == 0) add_bos = false;
     }
     sw_err err = {{0}};
-    sw_status st = sw_tokenize(tok, src, strlen(src), add_bos, true, ids, n, &err);
-    free(text);
-    if (st != SW_OK) {
+    if (sw_tokenize(tok, text, strlen(text), add_bos, true, ids, n, &err) != SW_OK) {
         fprintf(stderr, "spillway-generate: tokenizing the prompt: %s\n", err.msg);
         return 1;
     }
     return 0;
+}
+
+static int tokenize_prompt(const opts *o, const sw_model *m, int32_t **ids, size_t *n) {
+    const sw_tokenizer *tok = sw_model_tokenizer(m);
+    if (!o->chat) return tokenize_text(tok, o->prompt, false, ids, n);
+    sw_chat_kind kind;
+    int rc = resolve_kind(o, m, &kind);
+    chat_list c = {0};
+    char *text = NULL;
+    if (!rc) rc = command_line_chat(o, &c);
+    if (!rc) rc = render_list(kind, tok, &c, &text);
+    if (!rc) rc = tokenize_text(tok, text, true, ids, n);
+    free(text);
+    chat_list_free(&c);
+    return rc;
 }
 
 /* ---- one sequence on the paged cache ------------------------------------- */
@@ -388,6 +417,50 @@ static int text_append(gen_out *g, const char *s) {
     return 0;
 }
 
+/* Sample from logits (the last prompt token's), stream each token's text
+ * (unless --json), feed it back, until end-of-generation, n_predict tokens or
+ * a full context. g gets the tokens and text; every token but the last one
+ * sampled is in the cache afterwards (sq->n_past). Returns 0, or 1 after
+ * printing the error. */
+static int generate(sw_model *m, sw_kv_cache *kv, seq *sq, sw_sampler *smp, sw_detok *dt,
+                    float *logits, const opts *o, int32_t ctx, gen_out *g, int32_t *n_decode,
+                    const char **stop) {
+    const sw_tokenizer *tok = sw_model_tokenizer(m);
+    sw_err err = {{0}};
+    *stop = "length";
+    *n_decode = 0;
+    while (g->n < o->n_predict) {
+        sw_token_info *ti = &g->info[g->n];
+        if (sw_sampler_sample(smp, logits, ti, &err) != SW_OK) {
+            fprintf(stderr, "spillway-generate: sampling: %s\n", err.msg);
+            return 1;
+        }
+        if (sw_tokenizer_is_eog(tok, ti->id)) {
+            *stop = "eog";
+            break;
+        }
+        g->n++;
+        sw_sampler_accept(smp, ti->id);
+        const char *piece = sw_detok_push(dt, ti->id);
+        if (text_append(g, piece)) return 1;
+        if (!o->json) {
+            fputs(piece, stdout);
+            fflush(stdout);
+        }
+        if (g->n == o->n_predict) break;
+        if (sq->n_past >= ctx) {
+            *stop = "context";
+            break;
+        }
+        if (seq_eval(m, kv, sq, &ti->id, 1, logits, &err) != SW_OK) {
+            fprintf(stderr, "\nspillway-generate: decode: %s\n", err.msg);
+            return 1;
+        }
+        (*n_decode)++;
+    }
+    return 0;
+}
+
 static cJSON *ids_json(const int32_t *ids, size_t n) {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
@@ -435,6 +508,226 @@ static void print_json(const opts *o, const sw_tokenizer *tok, const int32_t *pr
     if (s) printf("%s\n", s);
     free(s);
     cJSON_Delete(root);
+}
+
+/* ---- interactive chat ---------------------------------------------------- */
+
+/* Append a message whose content is copied (owned by c). */
+static int add_msg_copy(chat_list *c, const char *role, const char *content) {
+    char **own = realloc(c->own, (c->n_own + 1) * sizeof *own);
+    if (!own) return 1;
+    c->own = own;
+    char *dup = strdup(content);
+    if (!dup) return 1;
+    c->own[c->n_own++] = dup;
+    return add_msg(c, role, dup);
+}
+
+/* Drop the oldest exchange after the system message(s): the first
+ * non-system message, and an assistant reply that would then lead. Returns
+ * the number of messages dropped: 0 when only the newest one is left. */
+static size_t drop_oldest(chat_list *c) {
+    size_t i = 0;
+    while (i < c->n && !strcmp(c->v[i].role, "system")) i++;
+    if (c->n - i <= 1) return 0;
+    size_t k = 1;
+    if (i + 1 < c->n - 1 && !strcmp(c->v[i + 1].role, "assistant")) k = 2;
+    memmove(c->v + i, c->v + i + k, (c->n - i - k) * sizeof *c->v);
+    c->n -= k;
+    return k;
+}
+
+static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+    size_t i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    return i;
+}
+
+/* One user turn per line of stdin. Each turn renders the whole conversation,
+ * keeps the cached tokens it shares with what is already in the KV cache (the
+ * previous prompt and answer), evaluates the rest and answers. */
+static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
+    const sw_model_config *cfg = sw_model_config_get(m);
+    const sw_tokenizer *tok = sw_model_tokenizer(m);
+    sw_err err = {{0}};
+    sw_chat_kind kind;
+    int rc = resolve_kind(o, m, &kind);
+    if (rc) return rc;
+    chat_list c = {0};
+    sw_kv_cache *kv = NULL;
+    float *logits = malloc((size_t)cfg->n_vocab * sizeof *logits);
+    int32_t *cached = NULL; /* tokens in the cache, in order */
+    size_t n_cached = 0;
+    seq sq = {0};
+    gen_out g = {.cap = SW_MAX(o->n_predict, 1)};
+    g.info = malloc((size_t)g.cap * sizeof *g.info);
+    char *line = NULL;
+    size_t line_cap = 0;
+    bool tty = isatty(STDIN_FILENO);
+    rc = 1;
+    sw_kv_params kp = {.block_size = 16, .n_blocks = (ctx + 15) / 16, .type = SW_TYPE_F16};
+    if (!logits || !g.info || command_line_chat(o, &c)) {
+        fprintf(stderr, "spillway-generate: out of memory\n");
+        goto out;
+    }
+    if (sw_kv_cache_create(m, &kp, &kv, &err) != SW_OK) {
+        fprintf(stderr, "spillway-generate: %s\n", err.msg);
+        goto out;
+    }
+    /* room kept for the answer when old turns must go */
+    int32_t reserve = SW_MIN(o->n_predict, ctx / 4);
+    bool pending = c.n > 0 && !strcmp(c.v[c.n - 1].role, "user"); /* -p: the first turn */
+    for (int turn = 1;; ) {
+        if (!pending) {
+            if (tty) fputs("> ", stderr);
+            ssize_t len = getline(&line, &line_cap, stdin);
+            if (len < 0) break;
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+            if (len == 0) continue;
+            if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+            if (!strcmp(line, "/reset")) {
+                size_t keep = 0;
+                while (keep < c.n && !strcmp(c.v[keep].role, "system")) keep++;
+                c.n = keep;
+                fprintf(stderr, "(conversation reset)\n");
+                continue;
+            }
+            if (add_msg_copy(&c, "user", line)) goto oom;
+        }
+        pending = false;
+        /* render; drop the oldest exchanges until prompt + reserve fit (on a
+         * copy of the list: a message that cannot fit at all loses nothing) */
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        int dropped = 0;
+        sw_chat_msg *saved = malloc(c.n * sizeof *saved);
+        size_t n_saved = c.n;
+        if (!saved) goto oom;
+        memcpy(saved, c.v, c.n * sizeof *saved);
+        for (;;) {
+            char *text = NULL;
+            if (render_list(kind, tok, &c, &text) || tokenize_text(tok, text, true, &ids, &n_ids)) {
+                free(text);
+                free(saved);
+                goto out;
+            }
+            free(text);
+            if (n_ids + (size_t)reserve <= (size_t)ctx && n_ids < (size_t)ctx) break;
+            free(ids);
+            ids = NULL;
+            size_t k = drop_oldest(&c);
+            if (!k) break;
+            dropped += (int)k;
+        }
+        if (!ids) {
+            fprintf(stderr,
+                    "spillway-generate: this message does not fit the context of %d tokens "
+                    "with room for an answer (raise --ctx); it was not sent\n", ctx);
+            memcpy(c.v, saved, n_saved * sizeof *saved);
+            c.n = n_saved - 1; /* all but the newest user message */
+            free(saved);
+            continue;
+        }
+        free(saved);
+        if (dropped)
+            fprintf(stderr, "(context full: dropped the %d oldest message%s)\n", dropped,
+                    dropped == 1 ? "" : "s");
+        /* reuse the cached prefix; the last prompt token is always evaluated
+         * for its logits */
+        size_t keep = common_prefix(cached, n_cached, ids, n_ids);
+        if (keep >= n_ids) keep = n_ids - 1;
+        sq.n_past = (int32_t)keep;
+        n_cached = keep;
+        double tp = sw_time_s();
+        for (size_t i = keep; i < n_ids; i += MAX_BATCH) {
+            int32_t n = (int32_t)SW_MIN((size_t)MAX_BATCH, n_ids - i);
+            if (seq_eval(m, kv, &sq, ids + i, n, logits, &err) != SW_OK) {
+                fprintf(stderr, "spillway-generate: prompt: %s\n", err.msg);
+                free(ids);
+                goto out;
+            }
+        }
+        double prompt_ms = (sw_time_s() - tp) * 1e3;
+        int32_t *nc = realloc(cached, ((size_t)ctx + 1) * sizeof *nc);
+        if (!nc) {
+            free(ids);
+            goto oom;
+        }
+        cached = nc;
+        memcpy(cached, ids, n_ids * sizeof *ids);
+        n_cached = n_ids;
+
+        /* answer */
+        sw_sampler *smp = NULL;
+        sw_detok *dt = sw_detok_create(tok, false);
+        if (!dt || sw_sampler_create(&o->sp, (int32_t)cfg->n_vocab, &smp, &err) != SW_OK) {
+            fprintf(stderr, "spillway-generate: %s\n", dt ? err.msg : "out of memory");
+            sw_detok_free(dt);
+            free(ids);
+            goto out;
+        }
+        for (size_t i = 0; i < n_ids; i++) sw_sampler_accept(smp, ids[i]);
+        g.n = 0;
+        g.text_len = 0;
+        if (g.text) g.text[0] = 0;
+        double tg = sw_time_s();
+        int32_t n_decode = 0;
+        const char *stop = NULL;
+        int grc = generate(m, kv, &sq, smp, dt, logits, o, ctx, &g, &n_decode, &stop);
+        double gen_ms = (sw_time_s() - tg) * 1e3;
+        const char *tail = grc ? "" : sw_detok_flush(dt);
+        if (!grc && text_append(&g, tail)) grc = 1;
+        sw_sampler_free(smp);
+        sw_detok_free(dt);
+        if (grc) {
+            free(ids);
+            goto out;
+        }
+        /* the answer's tokens that were fed back are in the cache too */
+        for (int32_t i = 0; i < n_decode; i++) cached[n_cached++] = g.info[i].id;
+        if (o->json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "turn", turn);
+            cJSON_AddStringToObject(j, "text", g.text ? g.text : "");
+            cJSON *gen = cJSON_AddArrayToObject(j, "gen_ids");
+            for (int32_t i = 0; i < g.n; i++)
+                cJSON_AddItemToArray(gen, cJSON_CreateNumber(g.info[i].id));
+            cJSON_AddNumberToObject(j, "prompt_tokens", (double)n_ids);
+            cJSON_AddNumberToObject(j, "cached_tokens", (double)keep);
+            cJSON_AddStringToObject(j, "stop", stop);
+            char *js = cJSON_PrintUnformatted(j);
+            if (js) printf("%s\n", js);
+            free(js);
+            cJSON_Delete(j);
+        } else {
+            fputs(tail, stdout);
+            fputc('\n', stdout);
+        }
+        fflush(stdout);
+        fprintf(stderr,
+                "turn %d: prompt %zu tokens (%zu cached, %zu evaluated in %.1f ms) | "
+                "generated %d tokens in %.1f ms (%.1f tok/s) | stop: %s\n",
+                turn, n_ids, keep, n_ids - keep, prompt_ms, g.n, gen_ms,
+                gen_ms > 0 ? n_decode / (gen_ms / 1e3) : 0.0, stop);
+        free(ids);
+        if (add_msg_copy(&c, "assistant", g.text ? g.text : "")) goto oom;
+        turn++;
+    }
+    rc = 0;
+    goto out;
+oom:
+    fprintf(stderr, "spillway-generate: out of memory\n");
+    rc = 1;
+out:
+    free(line);
+    free(cached);
+    free(sq.blocks);
+    free(logits);
+    free(g.info);
+    free(g.text);
+    sw_kv_cache_free(kv);
+    chat_list_free(&c);
+    return rc;
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -488,6 +781,10 @@ int main(int argc, char **argv) {
                 ctx, (long long)cfg->n_ctx_train, (long long)cfg->n_ctx_train);
         ctx = (int32_t)cfg->n_ctx_train;
     }
+    if (o.interactive) {
+        rc = run_interactive(&o, m, ctx);
+        goto done;
+    }
     if ((rc = tokenize_prompt(&o, m, &prompt, &n_prompt)) != 0) goto done;
     rc = 1;
     if (n_prompt == 0) {
@@ -532,36 +829,8 @@ int main(int argc, char **argv) {
     /* Generate: sample from the last logits, feed the token back. */
     double tg = sw_time_s();
     int32_t n_decode = 0;
-    const char *stop = "length";
-    while (g.n < o.n_predict) {
-        sw_token_info *ti = &g.info[g.n];
-        if (sw_sampler_sample(smp, logits, ti, &err) != SW_OK) {
-            fprintf(stderr, "spillway-generate: sampling: %s\n", err.msg);
-            goto done;
-        }
-        if (sw_tokenizer_is_eog(tok, ti->id)) {
-            stop = "eog";
-            break;
-        }
-        g.n++;
-        sw_sampler_accept(smp, ti->id);
-        const char *piece = sw_detok_push(dt, ti->id);
-        if (text_append(&g, piece)) goto done;
-        if (!o.json) {
-            fputs(piece, stdout);
-            fflush(stdout);
-        }
-        if (g.n == o.n_predict) break;
-        if (sq.n_past >= ctx) {
-            stop = "context";
-            break;
-        }
-        if (seq_eval(m, kv, &sq, &ti->id, 1, logits, &err) != SW_OK) {
-            fprintf(stderr, "\nspillway-generate: decode: %s\n", err.msg);
-            goto done;
-        }
-        n_decode++;
-    }
+    const char *stop = NULL;
+    if (generate(m, kv, &sq, smp, dt, logits, &o, ctx, &g, &n_decode, &stop)) goto done;
     double gen_ms = (sw_time_s() - tg) * 1e3;
     const char *tail = sw_detok_flush(dt);
     if (text_append(&g, tail)) goto done;
