@@ -17,7 +17,7 @@
 /* A weight stored in the packed layout of cpu_pack.c. */
 typedef struct {
     size_t off, size; /* byte range in its buffer */
-    sw_type type;     /* F32, Q4_0 or Q8_0 */
+    sw_type type;     /* F32, Q4_0, Q8_0, Q4_K, Q5_K or Q6_K (sw_cpu_pack_type) */
     int64_t K;        /* row length */
     int64_t N8;       /* rows [0, N8) are packed in groups of 8; the rest are plain */
     size_t row_bytes;
@@ -151,7 +151,8 @@ void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, floa
                         int64_t n_keys, const int32_t *table, const sw_tensor *kc,
                         const sw_tensor *vc, int64_t kvh);
 
-/* ---- packed weights (cpu_pack.c, kernels in cpu_pack_avx2.c) ---- */
+/* ---- packed weights (cpu_pack.c, kernels in cpu_pack_avx2.c and, for the
+ * K-quants, cpu_pack_k_avx2.c) ---- */
 bool sw_cpu_pack_type(sw_type t);
 sw_status sw_cpu_upload_weight(sw_backend *be, const sw_tensor *dst, const void *src, sw_err *err);
 /* The packed range holding byte off of buf, or NULL. */
@@ -160,11 +161,22 @@ const sw_cpu_packed *sw_cpu_pack_find(const sw_buffer *buf, size_t off);
 void sw_cpu_pack_forget(sw_buffer *buf, size_t off, size_t n);
 /* Plain bytes of packed row r (< N8) of e, whose first byte is at base. */
 void sw_cpu_pack_unpack_row(const sw_cpu_packed *e, const uint8_t *base, int64_t r, uint8_t *dst);
-/* 8 packed rows (one group at w) times nc <= 4 activation columns (F32 rows or
- * sw_cpu_q8 blocks, column c at x + c * xs): res[c * 8 + r]. */
+/* 8 packed rows (one group at w) times nc <= 4 activation columns (in the
+ * weight type's activation format: F32 rows, sw_cpu_q8 or sw_block_q8_K
+ * blocks; column c at x + c * xs): res[c * 8 + r]. */
 typedef void (*sw_cpu_pack_fn)(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc,
                                float *res);
 sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t);
+sw_cpu_pack_fn sw_cpu_pack_kernel_k_avx2(sw_type t); /* the K-quants: Q4_K, Q5_K, Q6_K */
+/* Byte offsets inside a packed K-quant unit (8 rows x one super-block of
+ * 8 x the block size; cpu_pack.c describes the layout). */
+enum {
+    SW_PK_K4_SCALES = 32, /* Q4_K, Q5_K: Ls, Lm, H after the 8 d and 8 dmin */
+    SW_PK_K4_QS = 128,    /* Q4_K, Q5_K: 32 qs vectors */
+    SW_PK_Q5K_QH = 1152,  /* Q5_K: 8 vectors of 5th bits */
+    SW_PK_Q6K_SCALES = 16, /* Q6_K: 8 x 16 bytes of scales after the 8 d */
+    SW_PK_Q6K_Q = 144,    /* Q6_K: 16 x (2 ql vectors, 1 qh vector) */
+};
 
 /* ---- op entry points (arguments already validated by the sw_be_* wrappers) ---- */
 sw_status sw_cpu_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,

@@ -7,16 +7,40 @@
  * per row. Interleaving 8 rows lets one 256-bit register hold the same
  * elements of 8 rows, so a broadcast activation is multiplied into 8 rows at
  * once, each lane accumulates its own row, and no horizontal sum is needed
- * (the kernels are in cpu_pack_avx2.c).
+ * (the kernels are in cpu_pack_avx2.c and cpu_pack_k_avx2.c).
  *
  * Layout (rows [0, N8) with N8 = N - N % 8, in groups of 8; the N % 8 tail rows
- * stay plain where they were, so a packed tensor has exactly its plain size):
+ * stay plain where they were, so a packed tensor has exactly its plain size).
+ * Quantized types: group g = K / blck units, unit b = block b of rows 8g..8g+7
+ * in 8 x (block bytes); a "vector" is 32 bytes whose lane r (4 bytes) belongs
+ * to row 8g + r; f16 fields are 8 x f16 (16 bytes), lane r = row r.
  *   F32:  group g = 8 rows as [K][8] floats: element k of row 8g + r at k * 8 + r.
- *   Q4_0: group g = K/32 units of 144 bytes, unit b = the 8 f16 scales of block b
- *         of rows 8g..8g+7, then 4 vectors of 32 bytes: vector j, lane r (4 bytes)
- *         = qs[4j .. 4j+3] of row 8g + r, so its low nibbles are elements
- *         4j..4j+3 and its high nibbles elements 16+4j..16+4j+3.
- *   Q8_0: as Q4_0 with 8 vectors: vector j, lane r = qs[4j .. 4j+3] of row 8g+r.
+ *   Q4_0: unit (144 bytes) = the 8 d, then 4 vectors: vector j, lane r = qs[4j ..
+ *         4j+3] of row r, so its low nibbles are elements 4j..4j+3 and its high
+ *         nibbles elements 16+4j..16+4j+3.
+ *   Q8_0: as Q4_0 with 8 vectors: vector j, lane r = qs[4j .. 4j+3] of row r.
+ *   Q4_K: unit (1152 bytes) = the 8 d, the 8 dmin, 96 bytes of scales and mins
+ *         (below), then 32 qs vectors: vector 8p + j, lane r = qs[32p + 4j ..
+ *         32p + 4j + 3] of row r: low nibbles = elements 4j..4j+3 of group
+ *         (32 elements, one scale and min) 2p, high nibbles the same of 2p + 1.
+ *   Q5_K: as Q4_K, then 8 vectors of 5th bits: vector 2p + half, lane r, byte
+ *         k, bit 2i + o = the 5th bit of element 16half + 4i + k of group 2p + o
+ *         of row r (in GGUF: bit 2p + o of qh[16half + 4i + k]).
+ *   Q6_K: unit (1680 bytes) = the 8 d; 8 x 16 bytes of scales: chunk g, bytes
+ *         2r and 2r+1 = scales[2g] and scales[2g+1] (the two 16-element scales
+ *         of group g) of row r; then for half h = 0, 1 and j = 0..7, 96 bytes
+ *         = 3 vectors, lane r = ql[64h + 4j ..], ql[64h + 32 + 4j ..], qh[32h
+ *         + 4j ..] (4 bytes each) of row r: the codes of elements 4j..4j+3 of
+ *         groups 4h..4h+3 (low nibbles of the first vector, of the second,
+ *         high nibbles of the first, of the second; bits 2i..2i+1 of qh for
+ *         group 4h + i).
+ * K-quant scales and mins (6 bits; sc/m[r][i] of row r, group i): three
+ * vectors Ls, Lm, H with byte 4r + j (j = 0..3) of each
+ *   Ls = low 4 bits of sc[r][j] | low 4 bits of sc[r][4+j] << 4,  Lm: same for m,
+ *   H  = high 2 bits of sc[r][j], sc[r][4+j], m[r][j], m[r][4+j] at bits 0, 2, 4, 6,
+ * which the kernel turns into byte vectors (lane r = sc[r][0..3], ...) with a
+ * few masks and shifts: the same 96 bits per row as GGUF's 12 bytes, so
+ * unpacking restores them exactly.
  * Only backends that run the AVX2 kernels pack (the scalar path reads plain
  * rows), and only 2-D tensors with at least 8 rows.
  *
@@ -24,61 +48,185 @@
  * range drops it from the table. Downloading a packed weight returns packed
  * bytes: weights are not meant to be read back. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "cpu_internal.h"
 
 bool sw_cpu_pack_type(sw_type t) {
-    return t == SW_TYPE_F32 || t == SW_TYPE_Q4_0 || t == SW_TYPE_Q8_0;
+    switch (t) {
+    case SW_TYPE_F32:
+    case SW_TYPE_Q4_0:
+    case SW_TYPE_Q8_0:
+    case SW_TYPE_Q4_K:
+    case SW_TYPE_Q5_K:
+    case SW_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
+    }
 }
 
-/* Bytes of one packed unit (8 rows x one block) and of one block of a row. */
-static size_t unit_bytes(sw_type t) {
-    return t == SW_TYPE_Q4_0 ? 8 * sizeof(sw_block_q4_0) : 8 * sizeof(sw_block_q8_0);
+/* ---- one block of one row <-> lane r of an 8-row unit ----
+ * Each lane_* function maps the bytes of a plain block (blk) to their places
+ * in unit u, copying one way or the other: the same code packs and unpacks,
+ * so the two cannot disagree. */
+
+static void mv(uint8_t *u, uint8_t *blk, size_t n, bool pack) {
+    if (pack)
+        memcpy(u, blk, n);
+    else
+        memcpy(blk, u, n);
 }
 
-static void pack_group(sw_type t, int64_t K, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
+/* n 4-byte chunks of blk, chunk j to lane r of vector j (32 bytes apart) */
+static void mv_vectors(uint8_t *u, uint8_t *blk, int n, int r, bool pack) {
+    for (int j = 0; j < n; j++)
+        mv(u + 32 * j + 4 * r, blk + 4 * j, 4, pack);
+}
+
+static void lane_q4_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    mv(u + 2 * r, blk + offsetof(sw_block_q4_0, d), 2, pack);
+    mv_vectors(u + 16, blk + offsetof(sw_block_q4_0, qs), 4, r, pack);
+}
+
+static void lane_q8_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    mv(u + 2 * r, blk + offsetof(sw_block_q8_0, d), 2, pack);
+    mv_vectors(u + 16, blk + offsetof(sw_block_q8_0, qs), 8, r, pack);
+}
+
+/* GGUF's 12 scale bytes q of Q4_K/Q5_K <-> lane r of Ls, Lm, H (at u). In q,
+ * sc[j] = q[j] & 63 and m[j] = q[4+j] & 63 for j < 4; sc[4+j] = low nibble
+ * of q[8+j] | (q[j] >> 6) << 4, m[4+j] = high nibble of q[8+j] | (q[4+j] >>
+ * 6) << 4. */
+static void lane_k4_scales(uint8_t *u, uint8_t *q, int r, bool pack) {
+    uint8_t *ls = u + 4 * r, *lm = u + 32 + 4 * r, *hb = u + 64 + 4 * r;
+    for (int j = 0; j < 4; j++) {
+        unsigned s0, s1, m0, m1; /* sc[j], sc[4+j], m[j], m[4+j] */
+        if (pack) {
+            s0 = q[j] & 63u;
+            m0 = q[4 + j] & 63u;
+            s1 = (q[8 + j] & 15u) | (unsigned)(q[j] >> 6) << 4;
+            m1 = (unsigned)(q[8 + j] >> 4) | (unsigned)(q[4 + j] >> 6) << 4;
+            ls[j] = (uint8_t)((s0 & 15u) | (s1 & 15u) << 4);
+            lm[j] = (uint8_t)((m0 & 15u) | (m1 & 15u) << 4);
+            hb[j] = (uint8_t)((s0 >> 4) | (s1 >> 4) << 2 | (m0 >> 4) << 4 | (m1 >> 4) << 6);
+        } else {
+            s0 = (ls[j] & 15u) | (hb[j] & 3u) << 4;
+            s1 = (unsigned)(ls[j] >> 4) | ((hb[j] >> 2) & 3u) << 4;
+            m0 = (lm[j] & 15u) | ((hb[j] >> 4) & 3u) << 4;
+            m1 = (unsigned)(lm[j] >> 4) | ((hb[j] >> 6) & 3u) << 4;
+            q[j] = (uint8_t)(s0 | (s1 >> 4) << 6);
+            q[4 + j] = (uint8_t)(m0 | (m1 >> 4) << 6);
+            q[8 + j] = (uint8_t)((s1 & 15u) | (m1 & 15u) << 4);
+        }
+    }
+}
+
+/* Q4_K and Q5_K share d, dmin, scales and qs at the same unit offsets */
+static void lane_k4_common(uint8_t *u, uint8_t *d, uint8_t *dmin, uint8_t *sc, uint8_t *qs, int r,
+                           bool pack) {
+    mv(u + 2 * r, d, 2, pack);
+    mv(u + 16 + 2 * r, dmin, 2, pack);
+    lane_k4_scales(u + SW_PK_K4_SCALES, sc, r, pack);
+    for (int p = 0; p < 4; p++)
+        mv_vectors(u + SW_PK_K4_QS + 256 * p, qs + 32 * p, 8, r, pack);
+}
+
+static void lane_q4_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    lane_k4_common(u, blk + offsetof(sw_block_q4_K, d), blk + offsetof(sw_block_q4_K, dmin),
+                   blk + offsetof(sw_block_q4_K, scales), blk + offsetof(sw_block_q4_K, qs), r,
+                   pack);
+}
+
+/* Q5_K's 5th bits: qh[l] bit g is element l of group g. Packed vector (p,
+ * half) at u + 64p + 32half, lane r, byte k, bit 2i + odd <-> bit 2p + odd of
+ * qh[16half + 4i + k]: one vector holds the bits of a pair of groups' half,
+ * each at a bit position the kernel knows at compile time. */
+static void lane_q5_K_qh(uint8_t *u, uint8_t *qh, int r, bool pack) {
+    if (!pack) memset(qh, 0, SW_QK_K / 8);
+    for (int p = 0; p < 4; p++)
+        for (int half = 0; half < 2; half++)
+            for (int k = 0; k < 4; k++) {
+                uint8_t *v = u + 64 * p + 32 * half + 4 * r + k;
+                if (pack) *v = 0;
+                for (int i = 0; i < 4; i++)
+                    for (int odd = 0; odd < 2; odd++) {
+                        uint8_t *q = qh + 16 * half + 4 * i + k;
+                        int vb = 2 * i + odd, qb = 2 * p + odd;
+                        if (pack)
+                            *v = (uint8_t)(*v | ((*q >> qb) & 1) << vb);
+                        else
+                            *q = (uint8_t)(*q | ((*v >> vb) & 1) << qb);
+                    }
+            }
+}
+
+static void lane_q5_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    lane_k4_common(u, blk + offsetof(sw_block_q5_K, d), blk + offsetof(sw_block_q5_K, dmin),
+                   blk + offsetof(sw_block_q5_K, scales), blk + offsetof(sw_block_q5_K, qs), r,
+                   pack);
+    lane_q5_K_qh(u + SW_PK_Q5K_QH, blk + offsetof(sw_block_q5_K, qh), r, pack);
+}
+
+static void lane_q6_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    uint8_t *ql = blk + offsetof(sw_block_q6_K, ql), *qh = blk + offsetof(sw_block_q6_K, qh);
+    mv(u + 2 * r, blk + offsetof(sw_block_q6_K, d), 2, pack);
+    for (int g = 0; g < 8; g++)
+        mv(u + SW_PK_Q6K_SCALES + 16 * g + 2 * r, blk + offsetof(sw_block_q6_K, scales) + 2 * g, 2,
+           pack);
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 8; j++) {
+            uint8_t *v = u + SW_PK_Q6K_Q + 96 * (8 * h + j) + 4 * r;
+            mv(v, ql + 64 * h + 4 * j, 4, pack);
+            mv(v + 32, ql + 64 * h + 32 + 4 * j, 4, pack);
+            mv(v + 64, qh + 32 * h + 4 * j, 4, pack);
+        }
+}
+
+typedef void (*lane_fn)(uint8_t *u, uint8_t *blk, int r, bool pack);
+
+static lane_fn lane_of(sw_type t) {
+    switch (t) {
+    case SW_TYPE_Q4_0: return lane_q4_0;
+    case SW_TYPE_Q8_0: return lane_q8_0;
+    case SW_TYPE_Q4_K: return lane_q4_K;
+    case SW_TYPE_Q5_K: return lane_q5_K;
+    case SW_TYPE_Q6_K: return lane_q6_K;
+    default: return NULL;
+    }
+}
+
+/* Rows 8g..8g+7 (plain, row_bytes apart, at rows) <-> group g (at grp); for
+ * unpacking, rows may be one row (lanes = that row's lane only). */
+static void xfer_group(sw_type t, int64_t K, uint8_t *grp, uint8_t *rows, size_t row_bytes,
+                       int lane0, int nlanes, bool pack) {
     if (t == SW_TYPE_F32) {
-        float *d = (float *)dst;
-        for (int r = 0; r < 8; r++) {
-            const float *s = (const float *)(src + (size_t)r * row_bytes);
-            for (int64_t k = 0; k < K; k++)
-                d[k * 8 + r] = s[k];
+        float *g = (float *)grp;
+        for (int r = lane0; r < lane0 + nlanes; r++) {
+            float *s = (float *)(rows + (size_t)(r - lane0) * row_bytes);
+            for (int64_t k = 0; k < K; k++) {
+                if (pack)
+                    g[k * 8 + r] = s[k];
+                else
+                    s[k] = g[k * 8 + r];
+            }
         }
         return;
     }
-    size_t blk = t == SW_TYPE_Q4_0 ? sizeof(sw_block_q4_0) : sizeof(sw_block_q8_0);
-    int nv = t == SW_TYPE_Q4_0 ? 4 : 8; /* 4-byte chunks of qs per row and block */
-    for (int64_t b = 0; b < K / 32; b++) {
-        uint8_t *u = dst + (size_t)b * unit_bytes(t);
-        for (int r = 0; r < 8; r++) {
-            const uint8_t *s = src + (size_t)r * row_bytes + (size_t)b * blk;
-            memcpy(u + 2 * r, s, 2); /* d */
-            for (int j = 0; j < nv; j++)
-                memcpy(u + 16 + 32 * j + 4 * r, s + 2 + 4 * j, 4);
-        }
-    }
+    const sw_type_traits *tr = sw_type_get((uint32_t)t);
+    lane_fn lane = lane_of(t);
+    size_t blk = tr->type_size;
+    for (int64_t b = 0; b < K / tr->blck_size; b++)
+        for (int r = lane0; r < lane0 + nlanes; r++)
+            lane(grp + (size_t)b * 8 * blk,
+                 rows + (size_t)(r - lane0) * row_bytes + (size_t)b * blk, r, pack);
 }
 
 void sw_cpu_pack_unpack_row(const sw_cpu_packed *e, const uint8_t *base, int64_t r, uint8_t *dst) {
-    const uint8_t *grp = base + (size_t)(r / 8) * 8 * e->row_bytes;
-    int lane = (int)(r % 8);
-    if (e->type == SW_TYPE_F32) {
-        const float *g = (const float *)grp;
-        float *d = (float *)dst;
-        for (int64_t k = 0; k < e->K; k++)
-            d[k] = g[k * 8 + lane];
-        return;
-    }
-    size_t blk = e->type == SW_TYPE_Q4_0 ? sizeof(sw_block_q4_0) : sizeof(sw_block_q8_0);
-    int nv = e->type == SW_TYPE_Q4_0 ? 4 : 8;
-    for (int64_t b = 0; b < e->K / 32; b++) {
-        const uint8_t *u = grp + (size_t)b * unit_bytes(e->type);
-        uint8_t *d = dst + (size_t)b * blk;
-        memcpy(d, u + 2 * lane, 2);
-        for (int j = 0; j < nv; j++)
-            memcpy(d + 2 + 4 * j, u + 16 + 32 * j + 4 * lane, 4);
-    }
+    /* the group is only read: pack = false never writes through it */
+    uint8_t *grp = (uint8_t *)(uintptr_t)(base + (size_t)(r / 8) * 8 * e->row_bytes);
+    xfer_group(e->type, e->K, grp, dst, e->row_bytes, (int)(r % 8), 1, false);
 }
 
 const sw_cpu_packed *sw_cpu_pack_find(const sw_buffer *buf, size_t off) {
@@ -136,9 +284,9 @@ sw_status sw_cpu_upload_weight(sw_backend *b, const sw_tensor *dst, const void *
                           dst->offset, dst->offset, n, buf->size);
     sw_cpu_pack_forget(buf, dst->offset, n);
     uint8_t *out = (uint8_t *)buf->data + dst->offset;
+    /* K-quants: K % 256 == 0 already holds (row_bytes would be 0 otherwise) */
     bool pack = be->simd && sw_cpu_pack_type(dst->type) && dst->ne[2] == 1 && dst->ne[3] == 1 &&
-                dst->ne[1] >= 8 &&
-                (dst->type == SW_TYPE_F32 || dst->ne[0] % 32 == 0);
+                dst->ne[1] >= 8 && dst->ne[0] % sw_type_get((uint32_t)dst->type)->blck_size == 0;
     if (!pack) {
         if (n) memcpy(out, src, n);
         return SW_OK;
@@ -151,10 +299,12 @@ sw_status sw_cpu_upload_weight(sw_backend *b, const sw_tensor *dst, const void *
                        .row_bytes = row_bytes};
     sw_status st = table_insert(buf, &e, err);
     if (st != SW_OK) return st;
-    const uint8_t *s = src;
-    for (int64_t g = 0; g < e.N8 / 8; g++)
-        pack_group(e.type, e.K, s + (size_t)g * 8 * row_bytes, row_bytes,
-                   out + (size_t)g * 8 * row_bytes);
+    /* the source rows are only read: pack = true never writes through them */
+    uint8_t *s = (uint8_t *)(uintptr_t)src;
+    for (int64_t g = 0; g < e.N8 / 8; g++) {
+        size_t o = (size_t)g * 8 * row_bytes;
+        xfer_group(e.type, e.K, out + o, s + o, row_bytes, 0, 8, true);
+    }
     size_t tail = (size_t)e.N8 * row_bytes;
     memcpy(out + tail, s + tail, n - tail);
     return SW_OK;

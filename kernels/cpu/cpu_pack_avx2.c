@@ -1,5 +1,6 @@
 /* cpu_pack_avx2.c — AVX2 matmul kernels for the packed 8-row layout of
- * cpu_pack.c: one call computes a group of 8 weight rows against nc <= 4
+ * cpu_pack.c (F32, Q4_0, Q8_0; the K-quants are in cpu_pack_k_avx2.c, which
+ * the table at the end hands on to): one call computes a group of 8 weight rows against nc <= 4
  * activation columns. Lane r of every accumulator belongs to row r, so
  * activations are broadcast and no horizontal sums are needed; each unpacked
  * weight vector is used for all nc columns and each activation load for 8 rows.
@@ -150,6 +151,6 @@ sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t) {
     case SW_TYPE_Q8_0:
         return pk_q8_0;
     default:
-        return NULL;
+        return sw_cpu_pack_kernel_k_avx2(t);
     }
 }

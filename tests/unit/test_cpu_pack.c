@@ -8,9 +8,21 @@
  * dot products), so outputs agree to a few ulps of M = sum |w x|: we allow
  * 2 * (K / 8 + 64) * 2^-24 * M. Any layout error (wrong lane, block, scale or
  * nibble half) moves outputs by O(M / sqrt(K)) and fails.
+ * The packed outputs are also checked against dequantize-then-f64 math with
+ * the kernels' 8-bit activations re-derived here, with test_cpu_matmul's
+ * bounds: 64 * 2^-24 * M for the 32-element types, 4x that for the K-quants
+ * (d * sum and dmin * sum may cancel), (K / 8 + 64) * 2^-24 * M for F32.
  * Shapes: N with and without a plain tail (N % 8), T = 1..9 (partial column
- * tiles), row views starting at multiples of 8, 1 and 2 threads; and a plain
- * upload over a packed range must turn it back into plain rows. */
+ * tiles; the K-quants also T = 37, a prefill), row views starting at multiples
+ * of 8, 1 and 2 threads; and a plain upload over a packed range must turn it
+ * back into plain rows.
+ * K-quants, exactly: with power-of-two d and dmin and integer activations of
+ * block maximum 127 (so dx = 1) every float step of both kernels is exact, and
+ * packed, plain and the f64 reference must agree bit for bit: the packed
+ * kernels form the same integer sums as the plain ones.
+ * Round trip: sw_cpu_pack_unpack_row gives back the exact plain bytes of every
+ * packed row of every packed type (random bytes, so every scale bit pattern),
+ * and the tail rows stay where they were. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +38,7 @@
 
 #include "backend.h"
 #include "cpu_backend.h"
+#include "cpu_internal.h"
 
 static sw_test_rng rng = {12345}; /* shared LCG: tests/unit/support/sw_test.c */
 #define urand() sw_test_urand(&rng)
@@ -83,6 +96,37 @@ static void matmul(sw_backend *be, sw_buffer *bw, sw_type type, int64_t K, int64
     sw_be_buf_free(be, bb);
 }
 
+/* Elements per activation block of the kernels for weight type t (0: F32 x). */
+static int64_t act_block(sw_type t) {
+    switch (t) {
+    case SW_TYPE_F32: return 0;
+    case SW_TYPE_Q4_K:
+    case SW_TYPE_Q5_K:
+    case SW_TYPE_Q6_K: return 256;
+    default: return 32;
+    }
+}
+
+/* The kernels' activation quantization, re-derived (as test_cpu_matmul):
+ * per block d = amax / 127, q = rint(x / d); xq = d q. */
+static void quantize_ref(const float *x, int64_t K, int64_t blk, double *xq) {
+    if (!blk) {
+        for (int64_t k = 0; k < K; k++)
+            xq[k] = x[k];
+        return;
+    }
+    for (int64_t b = 0; b < K / blk; b++) {
+        float amax = 0;
+        for (int64_t j = 0; j < blk; j++)
+            amax = fmaxf(amax, fabsf(x[b * blk + j]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        for (int64_t j = 0; j < blk; j++)
+            xq[b * blk + j] = (double)d * (double)nearbyintf(x[b * blk + j] * id);
+    }
+}
+
+static double worst_ref; /* largest err / allowed against the f64 reference */
+
 static void check_type(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T, int64_t r0) {
     sw_err err = {{0}};
     size_t row = sw_row_size(type, K), nbytes = row * (size_t)N;
@@ -126,6 +170,30 @@ static void check_type(sw_backend *be, sw_type type, int64_t K, int64_t N, int64
                          e, tol);
         }
 
+    /* packed vs dequantize-then-f64 with the same 8-bit activations */
+    int64_t blk = act_block(type);
+    double *xq = malloc(sizeof(double) * K * T);
+    for (int64_t t = 0; t < T; t++)
+        quantize_ref(x + t * K, K, blk, xq + t * K);
+    double tol = blk == 0 ? ((double)K / 8 + 64) * 0x1p-24 : 64 * 0x1p-24 * (blk == 256 ? 4 : 1);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t r = 0; r < n; r++) {
+            double ref = bv ? bv[r] : 0, M = bv ? fabs(bv[r]) : 0;
+            for (int64_t k = 0; k < K; k++) {
+                double p = (double)wd[(r0 + r) * K + k] * xq[t * K + k];
+                ref += p;
+                M += fabs(p);
+            }
+            double e = fabs((double)op[t * n + r] - ref), a = tol * M + 1e-30;
+            if (e / a > worst_ref) worst_ref = e / a;
+            if (e > a)
+                fail_msg("%s K=%lld N=%lld T=%lld r0=%lld: out[%lld][%lld] packed %.9g, f64 ref "
+                         "%.9g (err %.3g > %.3g)",
+                         sw_type_name((uint32_t)type), (long long)K, (long long)N, (long long)T,
+                         (long long)r0, (long long)t, (long long)r, op[t * n + r], ref, e, a);
+        }
+    free(xq);
+
     /* get_rows reads the packed rows back exactly */
     int32_t ids[5] = {0, (int32_t)N - 1, 3 % (int32_t)N, (int32_t)(N / 2), 7 % (int32_t)N};
     sw_buffer *bi, *bo;
@@ -165,6 +233,7 @@ static void test_types(void **state, sw_type type) {
     static const int64_t Ks[] = {64, 96, 512};
     static const int64_t Ns[] = {8, 21, 64};
     static const int64_t Ts[] = {1, 2, 4, 5, 9};
+    worst_ref = 0;
     for (int th = 0; th < 2; th++)
         for (size_t a = 0; a < 3; a++)
             for (size_t b = 0; b < 3; b++)
@@ -172,16 +241,205 @@ static void test_types(void **state, sw_type type) {
                     check_type(f->be[th], type, Ks[a], Ns[b], Ts[c], c % 2 && Ns[b] > 8 ? 8 : 0);
 }
 
+/* K-quants: K a multiple of 256 (2304 = 9 super-blocks), N = one group, one
+ * group and a 1-row tail, a 7-row tail, two groups, 8 groups + 3 rows. */
+static void test_types_k(void **state, sw_type type) {
+    fixture *f = *state;
+    if (!f->be[0]) return;
+    static const int64_t Ks[] = {256, 512, 2304};
+    static const int64_t Ns[] = {8, 9, 15, 16, 67};
+    static const int64_t Ts[] = {1, 2, 3, 4, 5, 37};
+    worst_ref = 0;
+    int i = 0;
+    for (int th = 0; th < 2; th++)
+        for (size_t a = 0; a < 3; a++)
+            for (size_t b = 0; b < 5; b++)
+                for (size_t c = 0; c < 6; c++, i++)
+                    check_type(f->be[th], type, Ks[a], Ns[b], Ts[c],
+                               i % 3 == 1 && Ns[b] > 8 ? 8 : 0);
+    print_message("%-5s worst err/allowed vs f64 reference: %.3f\n", sw_type_name((uint32_t)type),
+                  worst_ref);
+}
+
 static void test_pack_f32(void **state) {
     test_types(state, SW_TYPE_F32);
     fixture *f = *state;
     if (f->be[0]) check_type(f->be[1], SW_TYPE_F32, 172, 19, 6, 0); /* K not a multiple of 32 */
+    print_message("f32   worst err/allowed vs f64 reference: %.3f\n", worst_ref);
 }
 static void test_pack_q4_0(void **state) {
     test_types(state, SW_TYPE_Q4_0);
+    print_message("q4_0  worst err/allowed vs f64 reference: %.3f\n", worst_ref);
 }
 static void test_pack_q8_0(void **state) {
     test_types(state, SW_TYPE_Q8_0);
+    print_message("q8_0  worst err/allowed vs f64 reference: %.3f\n", worst_ref);
+}
+static void test_pack_q4_K(void **state) {
+    test_types_k(state, SW_TYPE_Q4_K);
+}
+static void test_pack_q5_K(void **state) {
+    test_types_k(state, SW_TYPE_Q5_K);
+}
+static void test_pack_q6_K(void **state) {
+    test_types_k(state, SW_TYPE_Q6_K);
+}
+
+/* ---- exact integer sums ---- */
+
+/* Random K-quant blocks with d = 2^-3, dmin = 2^-5 (Q6_K: d = 2^-4): every
+ * dequantized weight is an exact multiple of 2^-5 below 2^10. */
+static void random_k_blocks(sw_type type, uint8_t *w, size_t nbytes) {
+    for (size_t i = 0; i < nbytes; i++)
+        w[i] = (uint8_t)(urand() * 256);
+    size_t bs = sw_type_get((uint32_t)type)->type_size;
+    for (size_t b = 0; b < nbytes / bs; b++) {
+        uint8_t *blk = w + b * bs;
+        uint16_t d = 0x3000 /* 2^-3 */, dmin = 0x2800 /* 2^-5 */, d6 = 0x2c00 /* 2^-4 */;
+        switch (type) {
+        case SW_TYPE_Q4_K:
+            memcpy(blk + offsetof(sw_block_q4_K, d), &d, 2);
+            memcpy(blk + offsetof(sw_block_q4_K, dmin), &dmin, 2);
+            break;
+        case SW_TYPE_Q5_K:
+            memcpy(blk + offsetof(sw_block_q5_K, d), &d, 2);
+            memcpy(blk + offsetof(sw_block_q5_K, dmin), &dmin, 2);
+            break;
+        default:
+            memcpy(blk + offsetof(sw_block_q6_K, d), &d6, 2);
+            break;
+        }
+    }
+}
+
+/* Largest |d sc u| + |dmin m| (Q6_K: |d sc| (63 + 32), the code and offset
+ * terms) over any weight: bounds every term either kernel forms, per |x|. */
+static double k_term_bound(sw_type type) {
+    switch (type) {
+    case SW_TYPE_Q4_K: return 0x1p-3 * 63 * 15 + 0x1p-5 * 63;
+    case SW_TYPE_Q5_K: return 0x1p-3 * 63 * 31 + 0x1p-5 * 63;
+    default: return 0x1p-4 * 128 * (63 + 32);
+    }
+}
+
+static void check_exact(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T) {
+    sw_err err = {{0}};
+    size_t row = sw_row_size(type, K), nbytes = row * (size_t)N;
+    uint8_t *wq = malloc(nbytes);
+    float *wd = malloc(sizeof(float) * K * N), *x = malloc(sizeof(float) * K * T);
+    float *op = malloc(sizeof(float) * N * T), *oq = malloc(sizeof(float) * N * T);
+    random_k_blocks(type, wq, nbytes);
+    for (int64_t r = 0; r < N; r++)
+        assert_int_equal(sw_dequantize_row(type, wq + r * row, wd + r * K, K, &err), SW_OK);
+    /* integers in [-2, 2], one +-127 per block: d = 127 / 127 = 1, q = x */
+    double sum_abs_x = 0;
+    for (int64_t t = 0; t < T; t++) {
+        double s = 0;
+        for (int64_t k = 0; k < K; k++) {
+            float v = (float)((int)(urand() * 5) - 2);
+            if (k % 256 == (t * 37) % 256) v = urand() < 0.5 ? 127.0f : -127.0f;
+            x[t * K + k] = v;
+            s += fabs(v);
+        }
+        sum_abs_x = fmax(sum_abs_x, s);
+    }
+    /* every term is a multiple of 2^-5 (Q6_K: 2^-4) and all of them together
+     * stay below 2^24 such units, so no float step can round */
+    double unit = type == SW_TYPE_Q6_K ? 0x1p-4 : 0x1p-5;
+    assert_true(k_term_bound(type) * sum_abs_x < 0x1p24 * unit);
+
+    sw_buffer *bp, *bq;
+    assert_int_equal(sw_be_buf_alloc(be, nbytes, SW_BUF_WEIGHTS, &bp, &err), SW_OK);
+    assert_int_equal(sw_be_buf_alloc(be, nbytes, SW_BUF_WEIGHTS, &bq, &err), SW_OK);
+    sw_tensor tp = sw_tensor_make(bp, 0, type, K, N, 1, 1);
+    assert_int_equal(sw_be_upload_weight(be, &tp, wq, &err), SW_OK);
+    assert_non_null(sw_cpu_pack_find(bp, 0));
+    assert_int_equal(sw_be_upload(be, bq, 0, wq, nbytes, &err), SW_OK);
+    matmul(be, bp, type, K, 0, N, x, T, NULL, op);
+    matmul(be, bq, type, K, 0, N, x, T, NULL, oq);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t r = 0; r < N; r++) {
+            double ref = 0;
+            for (int64_t k = 0; k < K; k++)
+                ref += (double)wd[r * K + k] * x[t * K + k];
+            if ((double)op[t * N + r] != ref || (double)oq[t * N + r] != ref)
+                fail_msg("%s K=%lld N=%lld T=%lld: out[%lld][%lld] packed %.9g, plain %.9g, exact "
+                         "%.9g",
+                         sw_type_name((uint32_t)type), (long long)K, (long long)N, (long long)T,
+                         (long long)t, (long long)r, op[t * N + r], oq[t * N + r], ref);
+        }
+    sw_be_buf_free(be, bp);
+    sw_be_buf_free(be, bq);
+    free(wq);
+    free(wd);
+    free(x);
+    free(op);
+    free(oq);
+}
+
+static void test_pack_exact_k(void **state) {
+    fixture *f = *state;
+    if (!f->be[0]) return;
+    static const sw_type types[] = {SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
+    for (int th = 0; th < 2; th++)
+        for (size_t i = 0; i < 3; i++)
+            for (int64_t T = 1; T <= 5; T++) {
+                check_exact(f->be[th], types[i], 256, 17, T);
+                check_exact(f->be[th], types[i], 512, 24, T);
+            }
+}
+
+/* ---- unpack_row round trip ---- */
+
+static void check_roundtrip(sw_backend *be, sw_type type, int64_t K, int64_t N) {
+    sw_err err = {{0}};
+    size_t row = sw_row_size(type, K), nbytes = row * (size_t)N;
+    uint8_t *w = malloc(nbytes), *r1 = malloc(row);
+    if (type == SW_TYPE_F32)
+        for (int64_t i = 0; i < K * N; i++)
+            ((float *)w)[i] = nrand();
+    else
+        for (size_t i = 0; i < nbytes; i++)
+            w[i] = (uint8_t)(urand() * 256); /* any bytes: every scale bit pattern */
+    sw_buffer *b;
+    assert_int_equal(sw_be_buf_alloc(be, nbytes, SW_BUF_WEIGHTS, &b, &err), SW_OK);
+    sw_tensor t = sw_tensor_make(b, 0, type, K, N, 1, 1);
+    assert_int_equal(sw_be_upload_weight(be, &t, w, &err), SW_OK);
+    const sw_cpu_packed *e = sw_cpu_pack_find(b, 0);
+    if (!e)
+        fail_msg("%s K=%lld N=%lld: not packed", sw_type_name((uint32_t)type), (long long)K,
+                 (long long)N);
+    assert_int_equal(e->type, type);
+    assert_int_equal(e->size, nbytes);
+    assert_int_equal(e->N8, N - N % 8);
+    const uint8_t *base = (const uint8_t *)b->data + e->off;
+    assert_true(memcmp(base, w, (size_t)e->N8 * row) != 0); /* really repacked */
+    for (int64_t r = 0; r < e->N8; r++) {
+        memset(r1, 0xa5, row);
+        sw_cpu_pack_unpack_row(e, base, r, r1);
+        if (memcmp(r1, w + (size_t)r * row, row) != 0)
+            fail_msg("%s K=%lld N=%lld: row %lld does not unpack to its plain bytes",
+                     sw_type_name((uint32_t)type), (long long)K, (long long)N, (long long)r);
+    }
+    assert_memory_equal(base + (size_t)e->N8 * row, w + (size_t)e->N8 * row,
+                        (size_t)(N - e->N8) * row); /* the tail stays plain */
+    sw_be_buf_free(be, b);
+    free(w);
+    free(r1);
+}
+
+static void test_pack_unpack_roundtrip(void **state) {
+    fixture *f = *state;
+    if (!f->be[0]) return;
+    static const sw_type types[] = {SW_TYPE_F32,  SW_TYPE_Q4_0, SW_TYPE_Q8_0,
+                                    SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        assert_true(sw_cpu_pack_type(types[i]));
+        int64_t K = act_block(types[i]) == 256 ? 512 : 96;
+        check_roundtrip(f->be[0], types[i], K, 8);
+        check_roundtrip(f->be[0], types[i], K, 21);
+        check_roundtrip(f->be[0], types[i], 2 * K, 64);
+    }
 }
 
 int main(void) {
@@ -189,6 +447,11 @@ int main(void) {
         cmocka_unit_test(test_pack_f32),
         cmocka_unit_test(test_pack_q4_0),
         cmocka_unit_test(test_pack_q8_0),
+        cmocka_unit_test(test_pack_q4_K),
+        cmocka_unit_test(test_pack_q5_K),
+        cmocka_unit_test(test_pack_q6_K),
+        cmocka_unit_test(test_pack_exact_k),
+        cmocka_unit_test(test_pack_unpack_roundtrip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
