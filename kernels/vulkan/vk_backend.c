@@ -243,6 +243,49 @@ static bool device_has_ext(VkPhysicalDevice pd, const char *name) {
     return found;
 }
 
+/* What create_device enables: a feature chain f2 -> f11 -> f12 [-> fcm]. */
+typedef struct device_features {
+    VkPhysicalDeviceFeatures2 f2;
+    VkPhysicalDeviceVulkan11Features f11;
+    VkPhysicalDeviceVulkan12Features f12;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm;
+    const char *exts[2];
+    uint32_t n_ext;
+} device_features;
+
+/* The extensions and features to enable, from what info reports (SW_VK_PLAIN
+ * cleared the 16/8-bit ones): everything the fast shaders use where present,
+ * and cooperative matrices (matmul_coop.comp) on top of the fast path where
+ * the device has the 16x16x16 shape, the memory model its SPIR-V declares,
+ * and the 32-wide subgroups its 4-subgroup workgroup assumes. Sets
+ * has_budget and coop_enabled. */
+static void choose_features(sw_vk_backend *vk, device_features *f) {
+    const sw_vk_device_info *di = &vk->info;
+    memset(f, 0, sizeof *f);
+    if (device_has_ext(vk->pd, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME)) {
+        f->exts[f->n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+        vk->has_budget = true;
+    }
+    vk->coop_enabled = di->coop_nv_f16_16x16x16 && di->vulkan_memory_model &&
+                       di->subgroup_size == 32 && di->storage_16bit && di->storage_8bit &&
+                       di->shader_float16 && !env_on("SW_VK_NO_COOP");
+    f->fcm.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+    f->fcm.cooperativeMatrix = VK_TRUE;
+    if (vk->coop_enabled) f->exts[f->n_ext++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+    f->f12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES;
+    f->f12.pNext = vk->coop_enabled ? &f->fcm : NULL;
+    f->f12.storageBuffer8BitAccess = di->storage_8bit;
+    f->f12.shaderFloat16 = di->shader_float16;
+    f->f12.shaderInt8 = di->shader_int8;
+    f->f12.vulkanMemoryModel = vk->coop_enabled;
+    f->f11.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES;
+    f->f11.pNext = &f->f12;
+    f->f11.storageBuffer16BitAccess = di->storage_16bit;
+    f->f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+    f->f2.pNext = &f->f11;
+    f->f2.features.shaderInt16 = di->shader_int16;
+}
+
 static sw_status create_device(sw_vk_backend *vk, sw_err *err) {
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(vk->pd, &nq, NULL);
@@ -264,23 +307,26 @@ static sw_status create_device(sw_vk_backend *vk, sw_err *err) {
                                    .queueFamilyIndex = vk->qfam,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
-    const char *exts[1];
-    uint32_t n_ext = 0;
-    if (device_has_ext(vk->pd, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME)) {
-        exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
-        vk->has_budget = true;
-    }
+    device_features f;
+    choose_features(vk, &f);
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                              .pNext = &f.f2,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci,
-                              .enabledExtensionCount = n_ext,
-                              .ppEnabledExtensionNames = exts};
+                              .enabledExtensionCount = f.n_ext,
+                              .ppEnabledExtensionNames = f.exts};
     VkResult r = vkCreateDevice(vk->pd, &dci, NULL, &vk->dev);
     if (r != VK_SUCCESS) {
         vk->dev = VK_NULL_HANDLE;
         return sw_vk_fail(err, r, "vkCreateDevice", vk->info.name);
     }
     vkGetDeviceQueue(vk->dev, vk->qfam, 0, &vk->queue);
+    vk->feat.float16 = vk->info.shader_float16;
+    vk->feat.int8 = vk->info.shader_int8;
+    vk->feat.int16 = vk->info.shader_int16;
+    vk->feat.storage16 = vk->info.storage_16bit;
+    vk->feat.storage8 = vk->info.storage_8bit;
+    vk->fast = vk->feat.storage16 && vk->feat.storage8 && vk->feat.float16;
 
     VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                    .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
@@ -344,6 +390,25 @@ static const sw_backend_ops k_vk_ops = {
     .logits_summary = NULL,
 };
 
+bool sw_vk_backend_fast_path(sw_backend *be) {
+    return be && be->ops == &k_vk_ops && sw_vk(be)->fast;
+}
+
+bool sw_vk_backend_coop_matrix(sw_backend *be) {
+    return be && be->ops == &k_vk_ops && sw_vk(be)->coop;
+}
+
+sw_status sw_vk_backend_compare_shaders(sw_backend *be, const char *a, const char *b,
+                                        double *nerr, sw_err *err) {
+    if (!be || be->ops != &k_vk_ops || !nerr)
+        return sw_err_set(err, SW_E_INVALID_ARG, "vulkan: compare_shaders: not a Vulkan backend");
+    sw_vk_shader_id ia = sw_vk_shader_by_name(a), ib = sw_vk_shader_by_name(b);
+    if (ia == SW_VK_SH_COUNT || ib == SW_VK_SH_COUNT)
+        return sw_err_set(err, SW_E_INVALID_ARG, "vulkan: compare_shaders: unknown shader '%s'",
+                          ia == SW_VK_SH_COUNT ? (a ? a : "(null)") : b ? b : "(null)");
+    return sw_vk_matmul_compare(sw_vk(be), ia, ib, nerr, err);
+}
+
 sw_status sw_backend_vulkan_create(int32_t device, sw_backend **out, sw_err *err) {
     if (!out) return sw_err_set(err, SW_E_INVALID_ARG, "vulkan: out is NULL");
     *out = NULL;
@@ -357,6 +422,11 @@ sw_status sw_backend_vulkan_create(int32_t device, sw_backend **out, sw_err *err
     /* SW_VK_NO_SUBGROUP=1: use the shared-memory reductions even where
      * subgroup arithmetic exists (tests cover both paths on one device) */
     if (st == SW_OK && env_on("SW_VK_NO_SUBGROUP")) vk->info.subgroup_arithmetic = false;
+    /* SW_VK_PLAIN=1: enable no 16/8-bit feature, so only the plain shaders run */
+    if (st == SW_OK && env_on("SW_VK_PLAIN")) {
+        vk->info.shader_float16 = vk->info.shader_int8 = vk->info.shader_int16 = false;
+        vk->info.storage_16bit = vk->info.storage_8bit = false;
+    }
     if (st == SW_OK) st = create_device(vk, err);
     if (st == SW_OK) st = sw_vk_staging_init(vk, err);
     if (st == SW_OK) st = sw_vk_pipelines_init(vk, err);
@@ -364,9 +434,15 @@ sw_status sw_backend_vulkan_create(int32_t device, sw_backend **out, sw_err *err
         vk_free(&vk->base);
         return st;
     }
-    sw_log(SW_LOG_INFO, "vulkan: using %s (%s), subgroup %u%s", vk->info.name,
-           sw_vk_kind_name(vk->info.kind), vk->info.subgroup_size,
-           vk->info.subgroup_arithmetic ? " with arithmetic" : "");
+    sw_vk_coop_check(vk);
+    sw_log(SW_LOG_INFO,
+           "vulkan: using %s (%s), subgroup %u%s; matmul: %s path%s (16-bit storage %s, 8-bit "
+           "storage %s, float16 %s), cooperative matrix %s",
+           vk->info.name, sw_vk_kind_name(vk->info.kind), vk->info.subgroup_size,
+           vk->info.subgroup_arithmetic ? " with arithmetic" : "", vk->fast ? "fast" : "plain",
+           env_on("SW_VK_PLAIN") ? " by SW_VK_PLAIN=1" : "", vk->feat.storage16 ? "on" : "off",
+           vk->feat.storage8 ? "on" : "off", vk->feat.float16 ? "on" : "off",
+           vk->coop ? "on" : vk->coop_enabled ? "off (failed its check)" : "off");
     *out = &vk->base;
     return SW_OK;
 }

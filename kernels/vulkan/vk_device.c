@@ -42,8 +42,37 @@ static bool has_extension(VkPhysicalDevice pd, const char *name) {
     return found;
 }
 
-static void describe(VkPhysicalDevice pd, sw_vk_device_info *d) {
-    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+/* VK_NV_cooperative_matrix: whether the device offers the one shape
+ * matmul_coop.comp uses (16x16x16, f16 A/B, f32 C/D, subgroup scope). */
+static bool coop_nv_shape(VkInstance inst, VkPhysicalDevice pd) {
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
+            inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    uint32_t n = 0;
+    if (!get || get(pd, &n, NULL) != VK_SUCCESS || n == 0) return false;
+    VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
+    if (!p) return false;
+    for (uint32_t i = 0; i < n; i++) p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    bool found = false;
+    VkResult r = get(pd, &n, p);
+    if (r == VK_SUCCESS || r == VK_INCOMPLETE)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+                    p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].scope == VK_SCOPE_SUBGROUP_NV;
+    free(p);
+    return found;
+}
+
+static void describe(VkInstance inst, VkPhysicalDevice pd, sw_vk_device_info *d) {
+    /* extension structs are chained only where the extension exists */
+    bool coop_nv = has_extension(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV pcm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+                                             .pNext = coop_nv ? &pcm : NULL};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
                                          .pNext = &sg};
     vkGetPhysicalDeviceProperties2(pd, &props);
@@ -57,16 +86,25 @@ static void describe(VkPhysicalDevice pd, sw_vk_device_info *d) {
     d->subgroup_arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                              (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
 
-    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = coop_nv ? &fcm : NULL};
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
                                             .pNext = &f12};
     VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                        .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(pd, &feats);
     d->shader_float16 = f12.shaderFloat16;
+    d->shader_int8 = f12.shaderInt8;
+    d->shader_int16 = feats.features.shaderInt16;
     d->storage_16bit = f11.storageBuffer16BitAccess;
     d->storage_8bit = f12.storageBuffer8BitAccess;
     d->cooperative_matrix = has_extension(pd, "VK_KHR_cooperative_matrix");
+    d->vulkan_memory_model = f12.vulkanMemoryModel;
+    d->coop_nv_f16_16x16x16 = coop_nv && fcm.cooperativeMatrix &&
+                              (pcm.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                              coop_nv_shape(inst, pd);
 
     VkPhysicalDeviceMemoryProperties mem;
     vkGetPhysicalDeviceMemoryProperties(pd, &mem);
@@ -127,7 +165,7 @@ sw_status sw_vk_list_devices(sw_vk_device_info **out, int *n_out, sw_err *err) {
         st = sw_err_set(err, SW_E_BACKEND, "vulkan: vkEnumeratePhysicalDevices failed (%d)", (int)r);
         goto done;
     }
-    for (uint32_t i = 0; i < n; i++) describe(pds[i], &devs[i]);
+    for (uint32_t i = 0; i < n; i++) describe(inst, pds[i], &devs[i]);
     *out = devs;
     *n_out = (int)n;
 done:
@@ -143,4 +181,19 @@ int sw_vk_preferred_device(const sw_vk_device_info *devs, int n) {
         for (int i = 0; i < n; i++)
             if (devs[i].kind == order[k]) return i;
     return n > 0 ? 0 : -1;
+}
+
+bool sw_vk_device_fast(const sw_vk_device_info *d) {
+    return d->storage_16bit && d->storage_8bit && d->shader_float16;
+}
+
+bool sw_vk_preferred_device_fast(void) {
+    sw_vk_device_info *devs = NULL;
+    int n = 0;
+    sw_err err = {{0}};
+    if (sw_vk_list_devices(&devs, &n, &err) != SW_OK) return false;
+    int i = sw_vk_preferred_device(devs, n);
+    bool fast = i >= 0 && sw_vk_device_fast(&devs[i]);
+    free(devs);
+    return fast;
 }

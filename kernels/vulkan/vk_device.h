@@ -27,10 +27,16 @@ typedef struct sw_vk_device_info {
     uint64_t device_local_bytes; /* largest device-local heap */
     uint32_t subgroup_size;
     bool subgroup_arithmetic;    /* subgroupAdd etc. in compute */
-    bool shader_float16;
-    bool storage_16bit;
-    bool storage_8bit;
+    bool shader_float16;         /* shaderFloat16 */
+    bool shader_int8;            /* shaderInt8 */
+    bool shader_int16;           /* shaderInt16 (core features) */
+    bool storage_16bit;          /* storageBuffer16BitAccess */
+    bool storage_8bit;           /* storageBuffer8BitAccess */
     bool cooperative_matrix;     /* VK_KHR_cooperative_matrix present */
+    bool vulkan_memory_model;    /* vulkanMemoryModel (cooperative-matrix shaders need it) */
+    /* VK_NV_cooperative_matrix with its cooperativeMatrix feature and a
+     * 16x16x16 f16 x f16 + f32 -> f32 subgroup-scope shape (matmul_coop) */
+    bool coop_nv_f16_16x16x16;
 } sw_vk_device_info;
 
 const char *sw_vk_kind_name(sw_vk_device_kind k);
@@ -41,6 +47,11 @@ sw_status sw_vk_list_devices(sw_vk_device_info **out, int *n, sw_err *err);
 /* Index of the preferred device: the first discrete GPU, else integrated, else
  * any (lavapipe). */
 int sw_vk_preferred_device(const sw_vk_device_info *devs, int n);
+/* Whether d has what the fast shaders need (16-bit and 8-bit storage and
+ * shaderFloat16); and the same for the preferred device (false when there is
+ * none). A backend on such a device uses them unless SW_VK_PLAIN=1. */
+bool sw_vk_device_fast(const sw_vk_device_info *d);
+bool sw_vk_preferred_device_fast(void);
 
 #ifdef __cplusplus
 }

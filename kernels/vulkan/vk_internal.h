@@ -2,7 +2,8 @@
  * the backend and buffer structs, the VK_CHECK macro, and the entry points of
  * each file (vk_backend.c: device, step, profiling; vk_memory.c: buffers and
  * transfers; vk_pipeline.c: shaders, pipelines, descriptor sets, dispatch;
- * vk_ops.c: the ops, which turn tensors into bindings + push constants). */
+ * vk_ops.c: the ops, which turn tensors into bindings + push constants;
+ * vk_coop.c: the cooperative-matrix matmul's check at create). */
 #ifndef SW_VK_INTERNAL_H
 #define SW_VK_INTERNAL_H
 
@@ -37,6 +38,12 @@ typedef enum sw_vk_shader_id {
     SW_VK_SH_KV_WRITE,
     SW_VK_SH_ATTENTION,
     SW_VK_SH_ELEMENTWISE, /* add, swiglu (spec constant) */
+    /* fast paths (16/8-bit storage + shaderFloat16, see sw_vk_backend.fast) */
+    SW_VK_SH_MATVEC_FAST,    /* T <= SW_VK_MATVEC_MAX_T, rows per workgroup, shared-memory reduction */
+    SW_VK_SH_MATVEC_FAST_SG, /* same, subgroupAdd reduction */
+    SW_VK_SH_MATMUL_FAST,    /* 64x64 tiles, f16 weight tile: quantized types and F16 */
+    SW_VK_SH_MATMUL_FAST32,  /* 64x64 tiles, f32 weight tile: F32 and BF16 */
+    SW_VK_SH_MATMUL_COOP,    /* 64x64 tiles on VK_NV_cooperative_matrix (see vk_coop.c) */
     SW_VK_SH_COUNT
 } sw_vk_shader_id;
 
@@ -79,6 +86,14 @@ typedef struct sw_vk_backend {
     VkPhysicalDeviceMemoryProperties memp;
     sw_vk_device_info info;
     bool has_budget; /* VK_EXT_memory_budget enabled */
+    /* 16/8-bit features enabled on the device (all false with SW_VK_PLAIN=1) */
+    struct {
+        bool float16, int8, int16, storage16, storage8;
+    } feat;
+    bool fast; /* matmul uses the *_FAST shaders: storage16 && storage8 && float16 */
+    /* VK_NV_cooperative_matrix + vulkanMemoryModel enabled (coop_enabled), and
+     * matmul_coop passed its check at create (coop: prefill uses it) */
+    bool coop_enabled, coop;
     size_t align;    /* storage-buffer offset alignment (>= 4) */
     size_t max_range;
 
@@ -108,6 +123,7 @@ typedef struct sw_vk_backend {
     size_t n_pipes, cap_pipes;
     VkDescriptorPool *pools;
     size_t n_pools, cur_pool;
+    uint64_t n_dispatch_by_shader[SW_VK_SH_COUNT]; /* since create (tests read it) */
 
     /* profiling */
     bool profile;
@@ -184,6 +200,19 @@ void sw_vk_grid(const sw_vk_backend *vk, uint64_t n, uint32_t groups[3]);
 void sw_vk_prof_begin(sw_vk_backend *vk, const char *op);
 void sw_vk_prof_end(sw_vk_backend *vk);
 
+/* ---- vk_coop.c ---- */
+/* Once, at create, when coop_enabled: run matmul_coop and matmul_fast on the
+ * same small Q4_0 problem; set vk->coop only if they agree. Never fails the
+ * backend: a disagreement or an error is logged and the tiled path stays. */
+void sw_vk_coop_check(sw_vk_backend *vk);
+/* Run one random Q4_0 matmul (K 256, N 96, T 80: ragged tiles) through
+ * shaders a and b; *nerr = ||out_a - out_b|| / ||out_b|| (NaN-safe: a
+ * non-finite output gives +inf). */
+sw_status sw_vk_matmul_compare(sw_vk_backend *vk, sw_vk_shader_id a, sw_vk_shader_id b,
+                               double *nerr, sw_err *err);
+/* Shader id by name (the .comp file name), or SW_VK_SH_COUNT (vk_pipeline.c). */
+sw_vk_shader_id sw_vk_shader_by_name(const char *name);
+
 /* ---- vk_ops.c ---- */
 sw_status sw_vk_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,
                          sw_tensor *out, sw_err *err);
@@ -191,6 +220,12 @@ sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
                          sw_tensor *out, sw_err *err);
 sw_status sw_vk_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
                        const sw_tensor *bias, sw_tensor *out, sw_err *err);
+/* matmul through shader sh (one of the matvec / matmul shaders), or the one
+ * sw_vk_matmul would choose when sh is SW_VK_SH_COUNT. SW_E_UNSUPPORTED when
+ * a fast shader cannot read the weights at their offset. */
+sw_status sw_vk_matmul_with(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
+                            const sw_tensor *bias, sw_tensor *out, sw_vk_shader_id sh,
+                            sw_err *err);
 sw_status sw_vk_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos,
                      const sw_rope_params *p, sw_err *err);
 sw_status sw_vk_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,

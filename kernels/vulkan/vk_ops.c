@@ -65,18 +65,26 @@ static sw_status bind_f32(const sw_vk_backend *vk, const char *op, const char *w
 
 static uint32_t div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
 
-static sw_status dispatch(sw_vk_backend *vk, const char *op, sw_vk_shader_id sh, uint32_t spec0,
-                          const sw_vk_bind *binds, uint32_t n_binds, const void *push,
-                          uint32_t push_size, const uint32_t groups[3], sw_err *err) {
+static sw_status dispatch_spec(sw_vk_backend *vk, const char *op, sw_vk_shader_id sh,
+                               const uint32_t spec[SW_VK_MAX_SPEC], const sw_vk_bind *binds,
+                               uint32_t n_binds, const void *push, uint32_t push_size,
+                               const uint32_t groups[3], sw_err *err) {
     sw_vk_dispatch_desc d = {.op = op,
                              .shader = sh,
-                             .spec = {spec0, 0, 0, 0},
+                             .spec = {spec[0], spec[1], spec[2], spec[3]},
                              .binds = binds,
                              .n_binds = n_binds,
                              .push = push,
                              .push_size = push_size,
                              .groups = {groups[0], groups[1], groups[2]}};
     return sw_vk_dispatch(vk, &d, err);
+}
+
+static sw_status dispatch(sw_vk_backend *vk, const char *op, sw_vk_shader_id sh, uint32_t spec0,
+                          const sw_vk_bind *binds, uint32_t n_binds, const void *push,
+                          uint32_t push_size, const uint32_t groups[3], sw_err *err) {
+    const uint32_t spec[SW_VK_MAX_SPEC] = {spec0, 0, 0, 0};
+    return dispatch_spec(vk, op, sh, spec, binds, n_binds, push, push_size, groups, err);
 }
 
 bool sw_vk_supports_type(sw_backend *be, sw_type type) {
@@ -157,8 +165,61 @@ sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
 
 /* -------------------------------------------------------------- matmul -- */
 
-sw_status sw_vk_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
-                       const sw_tensor *bias, sw_tensor *out, sw_err *err) {
+/* Whether the fast shaders can read these weights: they load 16-bit fields
+ * at even byte addresses (every GGUF block size is even) and F32 values as
+ * 32-bit words. w_off is the byte offset of the tensor from its binding,
+ * w_nb1 the row stride. Anything else (an odd offset, say) takes the plain
+ * shaders, which read any alignment. */
+static bool fast_readable(sw_type type, uint32_t w_off, uint32_t w_nb1) {
+    uint32_t a = type == SW_TYPE_F32 ? 4 : 2;
+    return w_off % a == 0 && w_nb1 % a == 0;
+}
+
+/* The fast shaders' VEC specialization: bit 0 when weight rows all start on
+ * 16 bytes and the type has 16-byte fields there (F32 / F16 / BF16, Q4_K,
+ * Q5_K: fastq.glsl), bit 1 when x rows start on 16 bytes (offsets in floats):
+ * those are then read with 16-byte loads. Bits no shader would look at stay
+ * 0, so they make no extra pipelines. */
+static uint32_t fast_vec(sw_type type, uint32_t w_off, uint32_t w_nb1, uint32_t x_off,
+                         uint32_t x_nb1) {
+    bool wide = type == SW_TYPE_F32 || type == SW_TYPE_F16 || type == SW_TYPE_BF16 ||
+                type == SW_TYPE_Q4_K || type == SW_TYPE_Q5_K;
+    uint32_t v = wide && w_off % 16 == 0 && w_nb1 % 16 == 0;
+    if (x_off % 4 == 0 && x_nb1 % 4 == 0) v |= 2;
+    return v;
+}
+
+/* Decode on the fast path: ROWS rows per workgroup of WG threads, a thread
+ * taking 32 weights of each row per step; WG fits the row so short rows
+ * leave fewer threads idle. Spec: TYPE, WG, ROWS, VEC (matvec_fast.glsl). */
+#define SW_VK_FAST_ROWS 2
+static void matvec_fast_spec(sw_type type, uint32_t K, uint32_t vec,
+                             uint32_t spec[SW_VK_MAX_SPEC]) {
+    uint32_t units = (K + 31) / 32;
+    spec[0] = (uint32_t)type;
+    spec[1] = units > 64 ? 128 : units > 32 ? 64 : 32;
+    spec[2] = SW_VK_FAST_ROWS;
+    spec[3] = vec;
+}
+
+/* The shader for this matmul: the fast ones when the backend has them and
+ * can read the weights, the cooperative-matrix one for prefill of
+ * quantized / F16 weights once it passed its check (vk_coop.c). */
+static sw_vk_shader_id matmul_shader(const sw_vk_backend *vk, sw_type type, uint32_t T,
+                                     bool fast) {
+    bool sg = vk->info.subgroup_arithmetic;
+    if (T <= SW_VK_MATVEC_MAX_T) {
+        if (fast) return sg ? SW_VK_SH_MATVEC_FAST_SG : SW_VK_SH_MATVEC_FAST;
+        return sg ? SW_VK_SH_MATVEC_SG : SW_VK_SH_MATVEC;
+    }
+    if (!fast) return SW_VK_SH_MATMUL;
+    if (type == SW_TYPE_F32 || type == SW_TYPE_BF16) return SW_VK_SH_MATMUL_FAST32;
+    return vk->coop ? SW_VK_SH_MATMUL_COOP : SW_VK_SH_MATMUL_FAST;
+}
+
+sw_status sw_vk_matmul_with(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
+                            const sw_tensor *bias, sw_tensor *out, sw_vk_shader_id sh,
+                            sw_err *err) {
     const char *op = "matmul";
     sw_vk_backend *vk = sw_vk(be);
     TRY(need_type(be, op, w->type, err));
@@ -182,22 +243,50 @@ sw_status sw_vk_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
         TRY(bind_f32(vk, op, "bias", bias, &b[2], &pc.b_off, NULL, err));
     else
         b[2] = b[1]; /* never read; the binding must still be valid */
-    uint32_t g[3];
-    sw_vk_shader_id sh;
-    if (pc.T <= SW_VK_MATVEC_MAX_T) {
-        sh = vk->info.subgroup_arithmetic ? SW_VK_SH_MATVEC_SG : SW_VK_SH_MATVEC;
+
+    bool fast = vk->fast && fast_readable(w->type, pc.w_off, pc.w_nb1);
+    if (sh == SW_VK_SH_COUNT) sh = matmul_shader(vk, w->type, pc.T, fast);
+    if (sh != SW_VK_SH_MATVEC && sh != SW_VK_SH_MATVEC_SG && sh != SW_VK_SH_MATMUL &&
+        sh != SW_VK_SH_MATVEC_FAST && sh != SW_VK_SH_MATVEC_FAST_SG &&
+        sh != SW_VK_SH_MATMUL_FAST && sh != SW_VK_SH_MATMUL_FAST32 && sh != SW_VK_SH_MATMUL_COOP)
+        return sw_err_set(err, SW_E_INVALID_ARG, "vulkan: %s: shader %d is not a matmul", op,
+                          (int)sh);
+    if ((sh == SW_VK_SH_MATVEC_SG || sh == SW_VK_SH_MATVEC_FAST_SG) &&
+        !vk->info.subgroup_arithmetic)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: subgroup arithmetic is not in use on this device", op);
+    if (sh == SW_VK_SH_MATMUL_COOP && !vk->coop_enabled)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: cooperative matrices are not enabled on this device", op);
+    bool is_fast = sh != SW_VK_SH_MATVEC && sh != SW_VK_SH_MATVEC_SG && sh != SW_VK_SH_MATMUL;
+    if (is_fast && !fast)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: the fast shaders cannot read these weights here", op);
+    uint32_t spec[SW_VK_MAX_SPEC] = {(uint32_t)w->type, 0, 0, 0};
+    uint32_t vec = fast_vec(w->type, pc.w_off, pc.w_nb1, pc.x_off, pc.x_nb1);
+    uint32_t g[3] = {1, 1, 1};
+    if (sh == SW_VK_SH_MATVEC_FAST || sh == SW_VK_SH_MATVEC_FAST_SG) {
+        matvec_fast_spec(w->type, pc.K, vec, spec);
+        sw_vk_grid(vk, div_up(pc.N, SW_VK_FAST_ROWS), g);
+    } else if (sh == SW_VK_SH_MATVEC || sh == SW_VK_SH_MATVEC_SG) {
         sw_vk_grid(vk, pc.N, g);
     } else {
-        sh = SW_VK_SH_MATMUL;
-        g[0] = div_up(pc.N, 32);
-        g[1] = div_up(pc.T, 32);
-        g[2] = 1;
+        /* tiles: 32x32 plain, 64x64 fast and cooperative */
+        uint32_t tile = sh == SW_VK_SH_MATMUL ? 32 : 64;
+        if (is_fast) spec[1] = vec;
+        g[0] = div_up(pc.N, tile);
+        g[1] = div_up(pc.T, tile);
         if (g[0] > vk->props.limits.maxComputeWorkGroupCount[0] ||
             g[1] > vk->props.limits.maxComputeWorkGroupCount[1])
             return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: %u x %u tiles exceed the "
                               "device's workgroup count limit", op, g[0], g[1]);
     }
-    return dispatch(vk, op, sh, (uint32_t)w->type, b, 4, &pc, sizeof pc, g, err);
+    return dispatch_spec(vk, op, sh, spec, b, 4, &pc, sizeof pc, g, err);
+}
+
+sw_status sw_vk_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
+                       const sw_tensor *bias, sw_tensor *out, sw_err *err) {
+    return sw_vk_matmul_with(be, w, x, bias, out, SW_VK_SH_COUNT, err);
 }
 
 /* ---------------------------------------------------------------- rope -- */

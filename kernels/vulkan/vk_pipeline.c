@@ -21,7 +21,12 @@
 #include "get_rows.spv.h"
 #include "kv_write.spv.h"
 #include "matmul.spv.h"
+#include "matmul_coop.spv.h"
+#include "matmul_fast.spv.h"
+#include "matmul_fast32.spv.h"
 #include "matvec.spv.h"
+#include "matvec_fast.spv.h"
+#include "matvec_fast_sg.spv.h"
 #include "matvec_sg.spv.h"
 #include "rms_norm.spv.h"
 #include "rope.spv.h"
@@ -43,7 +48,26 @@ static const shader_info k_shaders[SW_VK_SH_COUNT] = {
     [SW_VK_SH_KV_WRITE] = {"kv_write", sw_spv_kv_write, sizeof sw_spv_kv_write, 5},
     [SW_VK_SH_ATTENTION] = {"attention", sw_spv_attention, sizeof sw_spv_attention, 7},
     [SW_VK_SH_ELEMENTWISE] = {"elementwise", sw_spv_elementwise, sizeof sw_spv_elementwise, 3},
+    [SW_VK_SH_MATVEC_FAST] = {"matvec_fast", sw_spv_matvec_fast, sizeof sw_spv_matvec_fast, 4},
+    [SW_VK_SH_MATVEC_FAST_SG] = {"matvec_fast_sg", sw_spv_matvec_fast_sg,
+                                 sizeof sw_spv_matvec_fast_sg, 4},
+    [SW_VK_SH_MATMUL_FAST] = {"matmul_fast", sw_spv_matmul_fast, sizeof sw_spv_matmul_fast, 4},
+    [SW_VK_SH_MATMUL_FAST32] = {"matmul_fast32", sw_spv_matmul_fast32,
+                                sizeof sw_spv_matmul_fast32, 4},
+    [SW_VK_SH_MATMUL_COOP] = {"matmul_coop", sw_spv_matmul_coop, sizeof sw_spv_matmul_coop, 4},
 };
+
+sw_vk_shader_id sw_vk_shader_by_name(const char *name) {
+    for (int i = 0; name && i < SW_VK_SH_COUNT; i++)
+        if (!strcmp(k_shaders[i].name, name)) return (sw_vk_shader_id)i;
+    return SW_VK_SH_COUNT;
+}
+
+uint64_t sw_vk_backend_shader_dispatches(sw_backend *be, const char *name) {
+    if (!be || strcmp(be->ops->name, "vulkan") != 0) return 0;
+    sw_vk_shader_id id = sw_vk_shader_by_name(name);
+    return id == SW_VK_SH_COUNT ? 0 : sw_vk(be)->n_dispatch_by_shader[id];
+}
 
 #define POOL_SETS 512
 
@@ -287,6 +311,7 @@ static sw_status record(sw_vk_backend *vk, const sw_vk_dispatch_desc *d, sw_err 
     vkCmdPipelineBarrier(vk->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     vk->n_dispatch++;
+    vk->n_dispatch_by_shader[d->shader]++;
     return SW_OK;
 }
 

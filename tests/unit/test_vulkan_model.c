@@ -9,6 +9,10 @@
  *     activations to 8 bits for q8_0 weights, the Vulkan shaders do not, so
  *     logits differ by the activation quantization: ~1/127 relative per dot
  *     product at worst, far less on average).
+ * Both run on the default backend, which takes the fast matmul path (16/8-bit
+ * loads, f16 weight tiles) where the device has 16/8-bit storage and float16
+ * (asserted, with the fast shaders' dispatch counts), and on a backend made
+ * with SW_VK_PLAIN=1 (the plain shaders only).
  * Skips (exit 77) without Vulkan, without a device, or without the files. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,8 +35,10 @@
 
 #ifdef SW_HAVE_VULKAN
 #include "vk_backend.h"
+#include "vk_device.h"
 
-static sw_backend *g_vk, *g_cpu;
+static sw_backend *g_vk, *g_vk_plain, *g_cpu;
+static bool g_device_fast; /* the device has what the fast path needs */
 
 static bool file_exists(const char *path) {
     struct stat st;
@@ -167,7 +173,24 @@ static bool stories_path(char *out, size_t cap) {
     return true;
 }
 
-static void stories(sw_type kv_type) {
+/* Dispatches of the fast matmul shaders so far. */
+static uint64_t fast_dispatches(sw_backend *be) {
+    return sw_vk_backend_shader_dispatches(be, "matvec_fast") +
+           sw_vk_backend_shader_dispatches(be, "matvec_fast_sg") +
+           sw_vk_backend_shader_dispatches(be, "matmul_fast") +
+           sw_vk_backend_shader_dispatches(be, "matmul_fast32") +
+           sw_vk_backend_shader_dispatches(be, "matmul_coop");
+}
+
+/* After a model ran on be: the fast shaders ran iff be is on the fast path. */
+static void check_path(sw_backend *be, uint64_t fast_before) {
+    uint64_t n = fast_dispatches(be) - fast_before;
+    if (sw_vk_backend_fast_path(be) ? n == 0 : n != 0)
+        fail_msg("the %s path ran %llu fast matmul dispatches",
+                 sw_vk_backend_fast_path(be) ? "fast" : "plain", (unsigned long long)n);
+}
+
+static void stories(sw_backend *be, sw_type kv_type) {
     char path[1024];
     if (!stories_path(path, sizeof path)) {
         skip();
@@ -176,7 +199,9 @@ static void stories(sw_type kv_type) {
     const int32_t *pp[1] = {k_prompt};
     int32_t len = 5, cpu[48], vk[48];
     greedy_batch(g_cpu, path, kv_type, pp, &len, 1, 48, cpu, NULL);
-    greedy_batch(g_vk, path, kv_type, pp, &len, 1, 48, vk, NULL);
+    uint64_t f0 = fast_dispatches(be);
+    greedy_batch(be, path, kv_type, pp, &len, 1, 48, vk, NULL);
+    check_path(be, f0);
     for (int i = 0; i < 48; i++)
         if (cpu[i] != vk[i])
             fail_msg("stories260K (%s kv): token %d: cpu %d vulkan %d", sw_type_name(kv_type), i,
@@ -187,14 +212,25 @@ static void stories(sw_type kv_type) {
                      sw_type_name(kv_type), i, vk[i], k_ref[i]);
 }
 
+static void test_fast_path_enabled(void **state) {
+    (void)state;
+    assert_int_equal(sw_vk_backend_fast_path(g_vk), g_device_fast);
+    assert_false(sw_vk_backend_fast_path(g_vk_plain));
+}
+
 static void test_stories_f16_kv(void **state) {
     (void)state;
-    stories(SW_TYPE_F16);
+    stories(g_vk, SW_TYPE_F16);
 }
 
 static void test_stories_f32_kv(void **state) {
     (void)state;
-    stories(SW_TYPE_F32);
+    stories(g_vk, SW_TYPE_F32);
+}
+
+static void test_stories_plain(void **state) {
+    (void)state;
+    stories(g_vk_plain, SW_TYPE_F16);
 }
 
 /* ---- (b) synthetic q8_0, batched ---- */
@@ -219,8 +255,7 @@ static bool synthetic(const char *type, char *path, size_t cap) {
     return true;
 }
 
-static void test_synthetic_batched(void **state) {
-    (void)state;
+static void synthetic_batched(sw_backend *be) {
     char path[1024];
     if (!synthetic("q8_0", path, sizeof path)) {
         skip();
@@ -244,7 +279,15 @@ static void test_synthetic_batched(void **state) {
     fx_close(&f);
     float *lc = malloc(sizeof(float) * (size_t)(S * V)), *lv = malloc(sizeof(float) * (size_t)(S * V));
     greedy_batch(g_cpu, path, SW_TYPE_F16, pp, lens, S, NG, cpu, lc);
-    greedy_batch(g_vk, path, SW_TYPE_F16, pp, lens, S, NG, vk, lv);
+    uint64_t f0 = fast_dispatches(be);
+    greedy_batch(be, path, SW_TYPE_F16, pp, lens, S, NG, vk, lv);
+    check_path(be, f0);
+    /* the 27-token first step is a prefill: the tiled shader, fast (or on
+     * cooperative matrices, where the device has them) or plain */
+    const char *tiled = sw_vk_backend_coop_matrix(be) ? "matmul_coop"
+                        : sw_vk_backend_fast_path(be) ? "matmul_fast"
+                                                      : "matmul";
+    if (sw_vk_backend_shader_dispatches(be, tiled) == 0) fail_msg("%s never ran", tiled);
     double num = 0, den = 0;
     for (int64_t i = 0; i < S * V; i++) {
         num += ((double)lc[i] - lv[i]) * ((double)lc[i] - lv[i]);
@@ -260,24 +303,43 @@ static void test_synthetic_batched(void **state) {
     free(lv);
 }
 
+static void test_synthetic_batched(void **state) {
+    (void)state;
+    synthetic_batched(g_vk);
+}
+
+static void test_synthetic_batched_plain(void **state) {
+    (void)state;
+    synthetic_batched(g_vk_plain);
+}
+
 int main(void) {
     sw_err err = {{0}};
     if (sw_backend_vulkan_create(-1, &g_vk, &err) != SW_OK) {
         printf("SKIP: no usable Vulkan device: %s\n", err.msg);
         return 77;
     }
-    if (sw_backend_cpu_create(2, &g_cpu, &err) != SW_OK) {
-        printf("cpu backend: %s\n", err.msg);
+    setenv("SW_VK_PLAIN", "1", 1);
+    sw_status st = sw_backend_vulkan_create(-1, &g_vk_plain, &err);
+    unsetenv("SW_VK_PLAIN");
+    if (st != SW_OK || sw_backend_cpu_create(2, &g_cpu, &err) != SW_OK) {
+        printf("plain vulkan or cpu backend: %s\n", err.msg);
         sw_backend_free(g_vk);
+        sw_backend_free(g_vk_plain);
         return 1;
     }
+    g_device_fast = sw_vk_preferred_device_fast();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fast_path_enabled),
         cmocka_unit_test(test_stories_f16_kv),
         cmocka_unit_test(test_stories_f32_kv),
+        cmocka_unit_test(test_stories_plain),
         cmocka_unit_test(test_synthetic_batched),
+        cmocka_unit_test(test_synthetic_batched_plain),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sw_backend_free(g_vk);
+    sw_backend_free(g_vk_plain);
     sw_backend_free(g_cpu);
     return rc;
 }

@@ -5,6 +5,14 @@
  * through both the mapped and the staging path, mid-step downloads, error
  * paths, and both matvec reductions (subgroup and shared memory).
  *
+ * Matmul runs on four backends: the default (fast path: 16/8-bit loads, f16
+ * weight tiles, subgroup reductions), fast with shared-memory reductions and
+ * staged transfers, SW_VK_PLAIN=1 (the plain 32-bit-word shaders), and plain
+ * with shared-memory reductions. On a device with 16-bit and 8-bit storage and
+ * shaderFloat16 (lavapipe has them) the test asserts that the first two really
+ * run the fast shaders and the last two never do, case by case, by the
+ * backend's per-shader dispatch counts.
+ *
  * Skips (exit 77) when built without Vulkan or when no Vulkan device exists.
  *
  * Tolerances, with u = 2^-24 (float rounding):
@@ -47,29 +55,42 @@
 
 #ifdef SW_HAVE_VULKAN
 #include "vk_backend.h"
+#include "vk_device.h"
 
 #define U 0x1p-24
 
 static sw_test_rng rng = {0x5eed}; /* shared LCG: tests/unit/support/sw_test.c */
+/* the matmul tests draw from their own stream, so that their number of cases
+ * does not change the data of the tests after them */
+static sw_test_rng mm_rng = {0x3a7e};
 #define urand() sw_test_urand(&rng)
 #define nrand() sw_test_nrand(&rng)
 
 typedef struct {
-    sw_backend *vk;       /* default: mapped transfers, subgroup reductions if any */
-    sw_backend *vk_plain; /* SW_VK_FORCE_STAGING=1 and SW_VK_NO_SUBGROUP=1 */
+    sw_backend *vk;            /* default: mapped transfers, subgroup reductions, fast path */
+    sw_backend *vk_nosg;       /* SW_VK_FORCE_STAGING=1 and SW_VK_NO_SUBGROUP=1 */
+    sw_backend *vk_plain;      /* SW_VK_PLAIN=1 */
+    sw_backend *vk_plain_nosg; /* SW_VK_PLAIN=1, SW_VK_NO_SUBGROUP=1, SW_VK_FORCE_STAGING=1 */
     sw_backend *cpu;
+    bool device_fast; /* the device reports what the fast path needs */
 } fixture;
 
 static fixture *g_fix;
 
-static sw_backend *make_vk(const char *staging, const char *nosg) {
+/* SW_VK_NO_COOP=1 always: cooperative matrices take f16 inputs, outside the
+ * bounds below; test_coop_check covers them where a device has them. */
+static sw_backend *make_vk(const char *staging, const char *nosg, const char *plain) {
     setenv("SW_VK_FORCE_STAGING", staging, 1);
     setenv("SW_VK_NO_SUBGROUP", nosg, 1);
+    setenv("SW_VK_PLAIN", plain, 1);
+    setenv("SW_VK_NO_COOP", "1", 1);
     sw_backend *be = NULL;
     sw_err err = {{0}};
     sw_status st = sw_backend_vulkan_create(-1, &be, &err);
     unsetenv("SW_VK_FORCE_STAGING");
     unsetenv("SW_VK_NO_SUBGROUP");
+    unsetenv("SW_VK_PLAIN");
+    unsetenv("SW_VK_NO_COOP");
     if (st != SW_OK) {
         printf("vulkan backend unavailable: %s\n", err.msg);
         return NULL;
@@ -121,13 +142,13 @@ static const sw_type k_types[] = {SW_TYPE_F32,  SW_TYPE_F16,  SW_TYPE_BF16, SW_T
 
 /* Random weights [K, N] quantized to type; *deq receives the dequantized
  * values (the truth). Returns the raw blocks (malloc'd). */
-static void *make_weights(sw_type type, int64_t K, int64_t N, float **deq) {
+static void *make_weights(sw_type type, int64_t K, int64_t N, float **deq, sw_test_rng *r) {
     size_t rs = sw_row_size(type, K);
     uint8_t *q = malloc(rs * (size_t)N);
     float *f = malloc(sizeof(float) * (size_t)(K * N));
     *deq = malloc(sizeof(float) * (size_t)(K * N));
     assert_non_null(q);
-    for (int64_t i = 0; i < K * N; i++) f[i] = nrand();
+    for (int64_t i = 0; i < K * N; i++) f[i] = sw_test_nrand(r);
     sw_err err = {{0}};
     for (int64_t n = 0; n < N; n++) {
         ok(sw_quantize_row(type, f + n * K, q + (size_t)n * rs, K, &err), &err);
@@ -179,7 +200,7 @@ static void roundtrip(sw_backend *be) {
 static void test_roundtrip(void **state) {
     (void)state;
     roundtrip(g_fix->vk);
-    roundtrip(g_fix->vk_plain);
+    roundtrip(g_fix->vk_nosg);
 }
 
 static void test_mem_info(void **state) {
@@ -198,7 +219,7 @@ static void test_mem_info(void **state) {
 
 static void get_rows_case(sw_backend *be, sw_type type, int64_t n, int64_t rows) {
     float *deq;
-    void *q = make_weights(type, n, rows, &deq);
+    void *q = make_weights(type, n, rows, &deq, &rng);
     int32_t ids[4] = {(int32_t)rows - 1, 0, 2, (int32_t)rows - 1};
     int64_t T = 4;
     dtensor tab = dt_make(be, type, n, rows, 1, 1, 2 * sw_row_size(type, n) + 6, q);
@@ -242,22 +263,73 @@ static void test_get_rows(void **state) {
 
 /* -------------------------------------------------------------- matmul -- */
 
-static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T,
-                        bool bias) {
+static void test_fast_path_enabled(void **state) {
+    (void)state;
+    printf("the device %s 16/8-bit storage and float16: the fast path is %s\n",
+           g_fix->device_fast ? "has" : "lacks", g_fix->device_fast ? "tested" : "not tested");
+    assert_int_equal(sw_vk_backend_fast_path(g_fix->vk), g_fix->device_fast);
+    assert_int_equal(sw_vk_backend_fast_path(g_fix->vk_nosg), g_fix->device_fast);
+    assert_false(sw_vk_backend_fast_path(g_fix->vk_plain));
+    assert_false(sw_vk_backend_fast_path(g_fix->vk_plain_nosg));
+    assert_false(sw_vk_backend_fast_path(g_fix->cpu));
+    assert_int_equal(sw_vk_backend_shader_dispatches(g_fix->vk, "no_such_shader"), 0);
+}
+
+/* The matmul shaders by path; a case must dispatch exactly one of them, of
+ * the path the backend and the weights' offset call for. */
+enum { SH_PLAIN_DECODE, SH_PLAIN_PREFILL, SH_FAST_DECODE, SH_FAST_PREFILL, SH_FAST_PREFILL32, N_PATH };
+static const char *const k_path_name[N_PATH] = {"matvec / matvec_sg", "matmul",
+                                                "matvec_fast / matvec_fast_sg", "matmul_fast",
+                                                "matmul_fast32"};
+
+static void path_counts(sw_backend *be, uint64_t c[N_PATH]) {
+    c[SH_PLAIN_DECODE] = sw_vk_backend_shader_dispatches(be, "matvec") +
+                         sw_vk_backend_shader_dispatches(be, "matvec_sg");
+    c[SH_PLAIN_PREFILL] = sw_vk_backend_shader_dispatches(be, "matmul");
+    c[SH_FAST_DECODE] = sw_vk_backend_shader_dispatches(be, "matvec_fast") +
+                        sw_vk_backend_shader_dispatches(be, "matvec_fast_sg");
+    c[SH_FAST_PREFILL] = sw_vk_backend_shader_dispatches(be, "matmul_fast");
+    c[SH_FAST_PREFILL32] = sw_vk_backend_shader_dispatches(be, "matmul_fast32");
+}
+
+/* The fast shaders read 16-bit fields at even offsets (F32: 32-bit words at
+ * multiples of 4); weights elsewhere take the plain shaders. */
+static int expected_path(sw_backend *be, sw_type type, int64_t T, size_t wpad) {
+    bool fast = sw_vk_backend_fast_path(be) && wpad % (type == SW_TYPE_F32 ? 4 : 2) == 0;
+    if (T <= 8) return fast ? SH_FAST_DECODE : SH_PLAIN_DECODE;
+    if (!fast) return SH_PLAIN_PREFILL;
+    return type == SW_TYPE_F32 || type == SW_TYPE_BF16 ? SH_FAST_PREFILL32 : SH_FAST_PREFILL;
+}
+
+/* wpad: byte offset of the weights in their buffer; 0 picks an odd-looking
+ * one (the row size when that is not a multiple of 4, else 8). x sits at
+ * offset 16 (16-byte loads on the fast path) when wpad is 64, else at 20. */
+static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T, bool bias,
+                        size_t wpad) {
     float *deq;
-    void *q = make_weights(type, K, N, &deq);
+    void *q = make_weights(type, K, N, &deq, &mm_rng);
     float *x = malloc(sizeof(float) * (size_t)(K * T));
-    float bv[64];
-    for (int64_t i = 0; i < K * T; i++) x[i] = nrand();
-    for (int i = 0; i < 64; i++) bv[i] = nrand();
+    float *bv = malloc(sizeof(float) * (size_t)N);
+    for (int64_t i = 0; i < K * T; i++) x[i] = sw_test_nrand(&mm_rng);
+    for (int64_t i = 0; i < N; i++) bv[i] = sw_test_nrand(&mm_rng);
     /* odd byte offset of the weights (unaligned quant rows) when the type allows */
-    size_t wpad = sw_row_size(type, K) % 4 ? sw_row_size(type, K) : 8;
+    if (wpad == 0) wpad = sw_row_size(type, K) % 4 ? sw_row_size(type, K) : 8;
     dtensor w = dt_make(be, type, K, N, 1, 1, wpad, q);
-    dtensor xd = dt_make(be, SW_TYPE_F32, K, T, 1, 1, 20, x);
+    dtensor xd = dt_make(be, SW_TYPE_F32, K, T, 1, 1, wpad == 64 ? 16 : 20, x);
     dtensor bd = dt_make(be, SW_TYPE_F32, N, 1, 1, 1, 4, bv);
     dtensor out = dt_make(be, SW_TYPE_F32, N, T, 1, 1, 36, NULL);
     sw_err err = {{0}};
+    uint64_t c0[N_PATH], c1[N_PATH];
+    path_counts(be, c0);
     ok(sw_be_matmul(be, &w.t, &xd.t, bias ? &bd.t : NULL, &out.t, &err), &err);
+    path_counts(be, c1);
+    int want = expected_path(be, type, T, wpad);
+    for (int p = 0; p < N_PATH; p++)
+        if (c1[p] - c0[p] != (p == want ? 1u : 0u))
+            fail_msg("matmul %s K=%lld N=%lld T=%lld (weights at +%zu): expected one dispatch "
+                     "of %s, got %llu of %s",
+                     sw_type_name(type), (long long)K, (long long)N, (long long)T, wpad,
+                     k_path_name[want], (unsigned long long)(c1[p] - c0[p]), k_path_name[p]);
     float *got = malloc(sizeof(float) * (size_t)(N * T));
     dt_read(be, &out.t, got);
     for (int64_t t = 0; t < T; t++)
@@ -273,14 +345,15 @@ static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
             double tol = (double)(K + 64) * U * s + 8 * U * wmax * xs + 4 * U * fabs(ref);
             double e = fabs((double)got[t * N + n] - ref);
             if (!(e <= tol))
-                fail_msg("matmul %s K=%lld N=%lld T=%lld%s: out[%lld, %lld] = %.9g, ref %.9g "
-                         "(err %.3g > tol %.3g)",
+                fail_msg("matmul %s K=%lld N=%lld T=%lld%s (%s): out[%lld, %lld] = %.9g, ref "
+                         "%.9g (err %.3g > tol %.3g)",
                          sw_type_name(type), (long long)K, (long long)N, (long long)T,
-                         bias ? " +bias" : "", (long long)n, (long long)t, got[t * N + n], ref,
-                         e, tol);
+                         bias ? " +bias" : "", k_path_name[want], (long long)n, (long long)t,
+                         got[t * N + n], ref, e, tol);
         }
     free(got);
     free(x);
+    free(bv);
     free(deq);
     free(q);
     dt_free(be, &w);
@@ -289,33 +362,138 @@ static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
     dt_free(be, &out);
 }
 
+/* Every type, K from one block to 4096, N odd and across the fast path's
+ * 2-row decode groups and 64-row prefill tiles, T on both sides of the
+ * decode / prefill switch (8) and of the 64-token tile. The N = 65 cases put
+ * the weights at offset 64, where plain rows whose size is a multiple of 16
+ * take the fast path's 16-byte loads. */
 static void matmul_all(sw_backend *be) {
-    static const int64_t Ns[] = {7, 33}, Ks[] = {256, 512}, Ts[] = {1, 3, 17};
-    for (size_t i = 0; i < N_TYPES; i++)
+    static const int64_t Ts[] = {1, 2, 5, 8, 9, 33, 100}, Ns[] = {7, 65};
+    for (size_t i = 0; i < N_TYPES; i++) {
+        sw_type type = k_types[i];
+        int64_t bs = sw_type_get(type)->blck_size;
+        /* plain: 36 ends inside an 8-element chunk and a 32-wide tile */
+        int64_t Ks[2] = {bs == 1 ? 36 : bs, bs == 1 ? 256 : bs == 32 ? 288 : 768};
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)
-                for (int c = 0; c < 3; c++)
-                    matmul_case(be, k_types[i], Ks[b], Ns[a], Ts[c], (a + c) % 2 == 1);
-    /* ragged K for the plain types (tails inside a 32-element chunk) */
-    matmul_case(be, SW_TYPE_F32, 37, 5, 1, false);
-    matmul_case(be, SW_TYPE_F32, 37, 5, 9, true);
-    matmul_case(be, SW_TYPE_F16, 100, 6, 2, false);
-    matmul_case(be, SW_TYPE_F16, 100, 6, 40, false);
-    matmul_case(be, SW_TYPE_BF16, 66, 3, 8, true);
+                for (int c = 0; c < 7; c++)
+                    matmul_case(be, type, Ks[b], Ns[a], Ts[c], (a + b + c) % 2 == 1,
+                                a ? 64 : 0);
+        for (int c = 0; c < 7; c += 3) matmul_case(be, type, 4096, 33, Ts[c], c == 3, 0);
+    }
+    /* ragged K for the plain types (tails inside an 8-element chunk) */
+    matmul_case(be, SW_TYPE_F32, 37, 5, 1, false, 0);
+    matmul_case(be, SW_TYPE_F32, 37, 5, 9, true, 0);
+    matmul_case(be, SW_TYPE_F16, 100, 6, 2, false, 0);
+    matmul_case(be, SW_TYPE_F16, 100, 6, 40, false, 0);
+    matmul_case(be, SW_TYPE_F16, 100, 70, 5, true, 64);
+    matmul_case(be, SW_TYPE_BF16, 66, 3, 8, true, 0);
+    matmul_case(be, SW_TYPE_BF16, 66, 3, 65, false, 64);
+    matmul_case(be, SW_TYPE_F32, 1001, 3, 3, true, 64);
 }
 
 static void test_matmul(void **state) {
     (void)state;
     matmul_all(g_fix->vk);
+    /* the shapes above must have run both fast shaders' every variant */
+    if (g_fix->device_fast) {
+        assert_true(sw_vk_backend_shader_dispatches(g_fix->vk, "matmul_fast") > 0);
+        assert_true(sw_vk_backend_shader_dispatches(g_fix->vk, "matmul_fast32") > 0);
+        assert_true(sw_vk_backend_shader_dispatches(g_fix->vk, "matvec_fast") +
+                        sw_vk_backend_shader_dispatches(g_fix->vk, "matvec_fast_sg") > 0);
+    }
+}
+
+static void test_matmul_nosg(void **state) {
+    (void)state;
+    matmul_all(g_fix->vk_nosg);
+    /* SW_VK_NO_SUBGROUP=1: the shared-memory reductions only */
+    assert_int_equal(sw_vk_backend_shader_dispatches(g_fix->vk_nosg, "matvec_fast_sg"), 0);
+    assert_int_equal(sw_vk_backend_shader_dispatches(g_fix->vk_nosg, "matvec_sg"), 0);
+}
+
+static void test_matmul_plain(void **state) {
+    (void)state;
+    matmul_all(g_fix->vk_plain);
 }
 
 static void test_matmul_plain_reduction(void **state) {
     (void)state;
-    /* the shared-memory matvec on every type; the tiled path is the same shader */
+    /* the plain shared-memory matvec on every type; the tiled path is the same shader */
     for (size_t i = 0; i < N_TYPES; i++) {
-        matmul_case(g_fix->vk_plain, k_types[i], 256, 33, 1, true);
-        matmul_case(g_fix->vk_plain, k_types[i], 512, 7, 8, false);
+        matmul_case(g_fix->vk_plain_nosg, k_types[i], 256, 33, 1, true, 0);
+        matmul_case(g_fix->vk_plain_nosg, k_types[i], 512, 7, 8, false, 0);
     }
+    assert_int_equal(sw_vk_backend_shader_dispatches(g_fix->vk_plain_nosg, "matvec_sg"), 0);
+}
+
+/* Weights at offsets the fast shaders cannot read (odd; F32 at 2 mod 4) take
+ * the plain shaders on the fast backend, and give the same answers. */
+static void test_matmul_misaligned(void **state) {
+    (void)state;
+    static const sw_type types[] = {SW_TYPE_F16, SW_TYPE_BF16, SW_TYPE_Q4_0, SW_TYPE_Q6_K};
+    for (size_t i = 0; i < 4; i++)
+        for (int T = 1; T <= 9; T += 8) {
+            int64_t bs = sw_type_get(types[i])->blck_size;
+            matmul_case(g_fix->vk, types[i], bs == 1 ? 64 : 2 * bs, 5, T, T == 9, 3);
+        }
+    matmul_case(g_fix->vk, SW_TYPE_F32, 64, 5, 2, true, 6);
+    matmul_case(g_fix->vk, SW_TYPE_F32, 64, 5, 17, false, 6);
+}
+
+/* The self-check behind the cooperative-matrix matmul (kernels/vulkan/
+ * vk_coop.c), on shaders that run everywhere: the fast and plain tiled
+ * matmuls agree; a shader that computes only 8 of the check's 80 tokens
+ * (matvec) is caught; the cooperative shader is refused where it was not
+ * enabled. Where a device has cooperative matrices (not lavapipe), a default
+ * backend must have them on, and agree with matmul_fast within the check's
+ * f16-input bound. */
+static void test_coop_check(void **state) {
+    (void)state;
+    sw_err err = {{0}};
+    double nerr = -1.0;
+    sw_vk_device_info *devs = NULL;
+    int n = 0;
+    ok(sw_vk_list_devices(&devs, &n, &err), &err);
+    int di = sw_vk_preferred_device(devs, n);
+    bool has_coop = devs[di].coop_nv_f16_16x16x16 && devs[di].vulkan_memory_model &&
+                    devs[di].subgroup_size == 32 && g_fix->device_fast;
+    free(devs);
+    sw_backend *be = NULL;
+    ok(sw_backend_vulkan_create(-1, &be, &err), &err);
+    printf("cooperative matrices: device %s them, backend %s\n", has_coop ? "has" : "lacks",
+           sw_vk_backend_coop_matrix(be) ? "on" : "off");
+    assert_int_equal(sw_vk_backend_coop_matrix(be), has_coop);
+    if (has_coop) {
+        ok(sw_vk_backend_compare_shaders(be, "matmul_coop", "matmul_fast", &nerr, &err), &err);
+        if (!(nerr <= 1e-2)) fail_msg("matmul_coop vs matmul_fast: normalized error %.3g", nerr);
+    }
+    sw_backend_free(be);
+    assert_false(sw_vk_backend_coop_matrix(g_fix->vk));
+    assert_false(sw_vk_backend_coop_matrix(g_fix->vk_plain));
+    if (g_fix->device_fast) {
+        ok(sw_vk_backend_compare_shaders(g_fix->vk, "matmul_fast", "matmul", &nerr, &err), &err);
+        if (!(nerr <= 1e-5)) fail_msg("matmul_fast vs matmul: normalized error %.3g", nerr);
+        ok(sw_vk_backend_compare_shaders(g_fix->vk_nosg, "matvec", "matmul_fast", &nerr, &err),
+           &err);
+        if (!(nerr > 0.5)) fail_msg("matvec on 80 tokens vs matmul_fast: only %.3g", nerr);
+    }
+    assert_int_equal(sw_vk_backend_compare_shaders(g_fix->vk_plain, "matmul_fast", "matmul",
+                                                   &nerr, &err),
+                     SW_E_UNSUPPORTED);
+    /* SW_VK_NO_COOP=1: not enabled, so refused */
+    assert_int_equal(sw_vk_backend_compare_shaders(g_fix->vk, "matmul_coop", "matmul", &nerr,
+                                                   &err),
+                     SW_E_UNSUPPORTED);
+    assert_int_equal(sw_vk_backend_compare_shaders(g_fix->vk, "nope", "matmul", &nerr, &err),
+                     SW_E_INVALID_ARG);
+    assert_int_equal(sw_vk_backend_compare_shaders(g_fix->vk, "rope", "matmul", &nerr, &err),
+                     SW_E_INVALID_ARG);
+    assert_int_equal(sw_vk_backend_compare_shaders(g_fix->vk_nosg, "matvec_sg", "matmul", &nerr,
+                                                   &err),
+                     SW_E_UNSUPPORTED);
+    assert_int_equal(sw_vk_backend_compare_shaders(g_fix->cpu, "matmul", "matmul", &nerr, &err),
+                     SW_E_INVALID_ARG);
 }
 
 /* ----------------------------------------------- ops against the CPU -- */
@@ -714,24 +892,33 @@ static int setup(void **state) {
 
 int main(void) {
     g_fix = calloc(1, sizeof *g_fix);
-    g_fix->vk = make_vk("0", "0");
+    g_fix->vk = make_vk("0", "0", "0");
     if (!g_fix->vk) {
         printf("SKIP: no usable Vulkan device\n");
         free(g_fix);
         return 77;
     }
-    g_fix->vk_plain = make_vk("1", "1");
+    g_fix->vk_nosg = make_vk("1", "1", "0");
+    g_fix->vk_plain = make_vk("0", "0", "1");
+    g_fix->vk_plain_nosg = make_vk("1", "1", "1");
     sw_err err = {{0}};
-    if (!g_fix->vk_plain || sw_backend_cpu_create(1, &g_fix->cpu, &err) != SW_OK) {
-        printf("cannot create the second vulkan or the cpu backend: %s\n", err.msg);
+    if (!g_fix->vk_nosg || !g_fix->vk_plain || !g_fix->vk_plain_nosg ||
+        sw_backend_cpu_create(1, &g_fix->cpu, &err) != SW_OK) {
+        printf("cannot create the other vulkan backends or the cpu backend: %s\n", err.msg);
         return 1;
     }
+    g_fix->device_fast = sw_vk_preferred_device_fast();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_roundtrip, setup),
         cmocka_unit_test(test_mem_info),
         cmocka_unit_test(test_get_rows),
+        cmocka_unit_test(test_fast_path_enabled),
         cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_matmul_nosg),
+        cmocka_unit_test(test_matmul_plain),
         cmocka_unit_test(test_matmul_plain_reduction),
+        cmocka_unit_test(test_matmul_misaligned),
+        cmocka_unit_test(test_coop_check),
         cmocka_unit_test(test_rms_norm),
         cmocka_unit_test(test_swiglu_add),
         cmocka_unit_test(test_rope),
@@ -743,7 +930,9 @@ int main(void) {
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sw_backend_free(g_fix->vk);
+    sw_backend_free(g_fix->vk_nosg);
     sw_backend_free(g_fix->vk_plain);
+    sw_backend_free(g_fix->vk_plain_nosg);
     sw_backend_free(g_fix->cpu);
     free(g_fix);
     return rc;

@@ -26,31 +26,7 @@ uint rd16(uint a) {
 }
 float rdh(uint a) { return unpackHalf2x16(rd16(a)).x; }
 
-vec4 u8x4(uint w) {
-    return vec4(float(w & 0xFFu), float((w >> 8) & 0xFFu), float((w >> 16) & 0xFFu),
-                float(w >> 24));
-}
-vec4 i8x4(uint w) {
-    int x = int(w);
-    return vec4(float(bitfieldExtract(x, 0, 8)), float(bitfieldExtract(x, 8, 8)),
-                float(bitfieldExtract(x, 16, 8)), float(bitfieldExtract(x, 24, 8)));
-}
-/* bits b, b+1, b+2, b+3 of w as 0/1 */
-vec4 bits4(uint w, uint b) {
-    uint h = w >> b;
-    return vec4(float(h & 1u), float((h >> 1) & 1u), float((h >> 2) & 1u), float((h >> 3) & 1u));
-}
-
-/* Q4_K / Q5_K: 6-bit scale and min j of the 12 packed bytes at s. */
-void scale_min_k4(uint s, uint j, out float sc, out float m) {
-    if (j < 4u) {
-        sc = float(rd8(s + j) & 63u);
-        m = float(rd8(s + j + 4u) & 63u);
-    } else {
-        sc = float((rd8(s + j + 4u) & 0xFu) | ((rd8(s + j - 4u) >> 6) << 4));
-        m = float((rd8(s + j + 4u) >> 4) | ((rd8(s + j) >> 6) << 4));
-    }
-}
+SW_DEFINE_SCALE_MIN_K4(scale_min_k4, rd8)
 
 vec4 dq4(uint rb, uint e) {
     if (TYPE == T_F32) {

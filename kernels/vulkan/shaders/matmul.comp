@@ -9,18 +9,7 @@ layout(local_size_x = 256) in;
 layout(constant_id = 0) const uint TYPE = 0u;
 
 layout(binding = 0) readonly buffer W { uint wq[]; };
-layout(binding = 1) readonly buffer X { float xv[]; };
-layout(binding = 2) readonly buffer Bias { float bv[]; };
-layout(binding = 3) buffer Out { float outv[]; };
-
-layout(push_constant) uniform PC {
-    uint w_off, w_nb1; /* bytes */
-    uint K, N;
-    uint x_off, x_nb1; /* floats */
-    uint T;
-    uint o_off, o_nb1; /* floats */
-    uint b_off, has_bias;
-} pc;
+#include "mm_io.glsl"
 
 #define QBUF wq
 #include "dequant.glsl"
