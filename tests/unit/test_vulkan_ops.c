@@ -23,7 +23,8 @@
  *   roundings: |err| <= (K + 64) u sum_k |w_k x_k| + 8u max_k|w_k| sum_k |x_k|.
  *   We do not compare bit-exact with the CPU backend, which quantizes
  *   activations to 8 bits for quantized weights.
- * - rms_norm/swiglu/add vs CPU: 16u relative to the magnitudes involved.
+ * - rms_norm/add vs CPU: 16u relative to the magnitudes involved; swiglu
+ *   (10 + 2|gate|)u, as GLSL's exp is only within 3 + 2|x| ulp.
  * - rope vs CPU (theta in double there, float here): the angle error is
  *   ~4u |theta| (float product + pow) plus the reduction, so
  *   |err| <= 16u (|theta| + 4) (|a| + |b|).
@@ -574,7 +575,23 @@ static void test_swiglu_add(void **state) {
     sw_err err = {{0}};
     ok(sw_be_swiglu(g_fix->cpu, &pa.c.t, &pb.c.t, &po.c.t, &err), &err);
     ok(sw_be_swiglu(g_fix->vk, &pa.v.t, &pb.v.t, &po.v.t, &err), &err);
-    compare_pair("swiglu", &po.c.t, &po.v.t, 16 * U, 1e-30);
+    /* silu(g) u = g u / (1 + exp(-g)): GLSL's exp is only within 3 + 2|x| ulp
+     * (Vulkan spec, precision of built-ins), so the bound grows with |g|; the
+     * rest (negation, add, divide, multiplies, the CPU's own expf) stays
+     * within 10 ulp */
+    {
+        float *c = malloc(sizeof(float) * (size_t)(n * r)), *v = malloc(sizeof(float) * (size_t)(n * r));
+        dt_read(g_fix->cpu, &po.c.t, c);
+        dt_read(g_fix->vk, &po.v.t, v);
+        for (int64_t i = 0; i < n * r; i++) {
+            double m = fmax(fmax(fabs(c[i]), fabs(v[i])), 1e-30);
+            if (!(fabs((double)c[i] - v[i]) <= (10.0 + 2.0 * fabs(a[i])) * U * m))
+                fail_msg("swiglu: element %lld (gate %g): cpu %.9g vulkan %.9g", (long long)i,
+                         a[i], c[i], v[i]);
+        }
+        free(c);
+        free(v);
+    }
     ok(sw_be_add(g_fix->cpu, &pa.c.t, &pb.c.t, &pa.c.t, &err), &err);
     ok(sw_be_add(g_fix->vk, &pa.v.t, &pb.v.t, &pa.v.t, &err), &err);
     /* a sum's rounding is relative to the operands, not to the (maybe small) result */
