@@ -677,6 +677,7 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
         double gen_ms = (sw_time_s() - tg) * 1e3;
         const char *tail = grc ? "" : sw_detok_flush(dt);
         if (!grc && text_append(&g, tail)) grc = 1;
+        if (!grc && !o->json) fputs(tail, stdout); /* tail lives in dt */
         sw_sampler_free(smp);
         sw_detok_free(dt);
         if (grc) {
@@ -700,7 +701,6 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
             free(js);
             cJSON_Delete(j);
         } else {
-            fputs(tail, stdout);
             fputc('\n', stdout);
         }
         fflush(stdout);
