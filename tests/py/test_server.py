@@ -306,6 +306,13 @@ class Suite:
                       {"role": "user", "content": [{"type": "text", "text": "Tell"},
                                                    {"type": "text", "text": "a story."}]}])
         assert r3.usage.completion_tokens <= 4
+        # an empty list of parts is the empty string (fuzz_oai found it unterminated)
+        empty = [c.chat.completions.create(
+            model=self.model_id, max_tokens=2, temperature=0,
+            messages=[{"role": "system", "content": "s"}, {"role": "user", "content": content}])
+            for content in ([], "")]
+        assert empty[0].usage.prompt_tokens == empty[1].usage.prompt_tokens
+        assert empty[0].choices[0].message.content == empty[1].choices[0].message.content
 
     def test_stream_chat_matches(self):
         c = client(self.srv)

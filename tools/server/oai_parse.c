@@ -249,13 +249,8 @@ static bool parse_content(const cJSON *msg, size_t i, const char *role, char **o
         sbuf_puts(&b, text->valuestring);
         j++;
     }
-    if (!b.p) sbuf_reserve(&b, 0);
-    if (b.oom) {
-        sbuf_free(&b);
-        return nomem(e);
-    }
-    *out = sbuf_take(&b);
-    return true;
+    *out = sbuf_take(&b); /* "" for an empty array; NULL after oom */
+    return *out ? true : nomem(e);
 }
 
 static bool parse_messages(const cJSON *root, oai_request *r, oai_error *e) {

@@ -20,6 +20,7 @@ bool sbuf_reserve(sbuf *b, size_t extra) {
         b->oom = true;
         return false;
     }
+    p[b->n] = '\0'; /* keep the NUL-terminated invariant from the first allocation on */
     b->p = p;
     b->cap = cap;
     return true;
@@ -58,7 +59,7 @@ void sbuf_free(sbuf *b) {
 }
 
 char *sbuf_take(sbuf *b) {
-    if (!b->oom && !b->p && sbuf_reserve(b, 0)) b->p[0] = '\0';
+    if (!b->oom && !b->p) sbuf_reserve(b, 0);
     char *p = b->oom ? NULL : b->p;
     if (b->oom) free(b->p);
     memset(b, 0, sizeof *b);
