@@ -17,7 +17,7 @@
 /* A weight stored in the packed layout of cpu_pack.c. */
 typedef struct {
     size_t off, size; /* byte range in its buffer */
-    sw_type type;     /* F32, Q4_0, Q8_0, Q4_K, Q5_K or Q6_K (sw_cpu_pack_type) */
+    sw_type type;     /* a type sw_cpu_pack_type accepts */
     int64_t K;        /* row length */
     int64_t N8;       /* rows [0, N8) are packed in groups of 8; the rest are plain */
     size_t row_bytes;
@@ -151,8 +151,9 @@ void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, floa
                         int64_t n_keys, const int32_t *table, const sw_tensor *kc,
                         const sw_tensor *vc, int64_t kvh);
 
-/* ---- packed weights (cpu_pack.c, kernels in cpu_pack_avx2.c and, for the
- * K-quants, cpu_pack_k_avx2.c) ---- */
+/* ---- packed weights (cpu_pack.c: the layout and the table of packed
+ * types; the kernels are in cpu_pack_avx2.c for F32 and the 32-element block
+ * types, cpu_pack_k_avx2.c for the K-quants) ---- */
 bool sw_cpu_pack_type(sw_type t);
 sw_status sw_cpu_upload_weight(sw_backend *be, const sw_tensor *dst, const void *src, sw_err *err);
 /* The packed range holding byte off of buf, or NULL. */
@@ -166,10 +167,22 @@ void sw_cpu_pack_unpack_row(const sw_cpu_packed *e, const uint8_t *base, int64_t
  * blocks; column c at x + c * xs): res[c * 8 + r]. */
 typedef void (*sw_cpu_pack_fn)(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc,
                                float *res);
+/* The kernel of packed type t, NULL for a type that is not packed; it is
+ * AVX2 code: call it only when the CPU has AVX2 (only such backends pack). */
 sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t);
-sw_cpu_pack_fn sw_cpu_pack_kernel_k_avx2(sw_type t); /* the K-quants: Q4_K, Q5_K, Q6_K */
-/* Byte offsets inside a packed K-quant unit (8 rows x one super-block of
- * 8 x the block size; cpu_pack.c describes the layout). */
+#define SW_CPU_PACK_KERNEL(name)                                                                   \
+    void name(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc, float *res)
+SW_CPU_PACK_KERNEL(sw_cpu_pk_f32);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q4_0);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q4_1);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q5_0);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q5_1);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q8_0);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q4_K);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q5_K);
+SW_CPU_PACK_KERNEL(sw_cpu_pk_q6_K);
+/* Byte offsets inside a packed unit (8 rows x one block; cpu_pack.c
+ * describes the layouts). */
 enum {
     SW_PK_K4_SCALES = 32, /* Q4_K, Q5_K: Ls, Lm, H after the 8 d and 8 dmin */
     SW_PK_K4_QS = 128,    /* Q4_K, Q5_K: 32 qs vectors */

@@ -13,7 +13,7 @@
  * chunk's rows (SW_MM_ROWS x row bytes, a few tens of KB) stay in L1/L2 across
  * the T / 4 tiles, so prefill is compute-bound rather than weight-bound.
  *
- * Packed weights (F32/Q4_0/Q8_0/Q4_K/Q5_K/Q6_K uploaded with upload_weight
+ * Packed weights (the types in cpu_pack.c's table, uploaded with upload_weight
  * on the AVX2 backend, see cpu_pack.c) go through the 8-row kernels of
  * cpu_pack_avx2.c / cpu_pack_k_avx2.c instead, group by group, with the
  * plain row kernel for the N % 8 tail. */

@@ -7,7 +7,8 @@
  * per row. Interleaving 8 rows lets one 256-bit register hold the same
  * elements of 8 rows, so a broadcast activation is multiplied into 8 rows at
  * once, each lane accumulates its own row, and no horizontal sum is needed
- * (the kernels are in cpu_pack_avx2.c and cpu_pack_k_avx2.c).
+ * (the kernels are in cpu_pack_avx2.c and cpu_pack_k_avx2.c; the table
+ * k_packed below names each packed type's layout and kernel).
  *
  * Layout (rows [0, N8) with N8 = N - N % 8, in groups of 8; the N % 8 tail rows
  * stay plain where they were, so a packed tensor has exactly its plain size).
@@ -18,6 +19,12 @@
  *   Q4_0: unit (144 bytes) = the 8 d, then 4 vectors: vector j, lane r = qs[4j ..
  *         4j+3] of row r, so its low nibbles are elements 4j..4j+3 and its high
  *         nibbles elements 16+4j..16+4j+3.
+ *   Q4_1: unit (160 bytes) = the 8 d, the 8 m, then 4 vectors as Q4_0.
+ *   Q5_0, Q5_1: as Q4_0, Q4_1 (176, 192 bytes), then one vector of 5th bits:
+ *         lane r, byte k, bit j + 4h = the 5th bit of element 16h + 4j + k of
+ *         row r (in GGUF: bit 16h + 4j + k of qh), so the low nibbles of
+ *         vector j take bit j and its high nibbles bit 4 + j, each at a
+ *         position the kernel knows at compile time.
  *   Q8_0: as Q4_0 with 8 vectors: vector j, lane r = qs[4j .. 4j+3] of row r.
  *   Q4_K: unit (1152 bytes) = the 8 d, the 8 dmin, 96 bytes of scales and mins
  *         (below), then 32 qs vectors: vector 8p + j, lane r = qs[32p + 4j ..
@@ -53,20 +60,6 @@
 
 #include "cpu_internal.h"
 
-bool sw_cpu_pack_type(sw_type t) {
-    switch (t) {
-    case SW_TYPE_F32:
-    case SW_TYPE_Q4_0:
-    case SW_TYPE_Q8_0:
-    case SW_TYPE_Q4_K:
-    case SW_TYPE_Q5_K:
-    case SW_TYPE_Q6_K:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* ---- one block of one row <-> lane r of an 8-row unit ----
  * Each lane_* function maps the bytes of a plain block (blk) to their places
  * in unit u, copying one way or the other: the same code packs and unpacks,
@@ -85,14 +78,60 @@ static void mv_vectors(uint8_t *u, uint8_t *blk, int n, int r, bool pack) {
         mv(u + 32 * j + 4 * r, blk + 4 * j, 4, pack);
 }
 
+/* GGUF's qh (bit e = the 5th bit of element e) <-> the 4 bytes of one lane
+ * of the 5th-bit vector: byte k, bit j + 4h <-> bit 16h + 4j + k. */
+static void lane_b32_qh(uint8_t *v, uint8_t *qh, bool pack) {
+    if (pack)
+        memset(v, 0, 4);
+    else
+        memset(qh, 0, 4);
+    for (int k = 0; k < 4; k++)
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++) {
+                int vb = j + 4 * h, e = 16 * h + 4 * j + k;
+                if (pack)
+                    v[k] = (uint8_t)(v[k] | ((qh[e / 8] >> (e % 8)) & 1) << vb);
+                else
+                    qh[e / 8] = (uint8_t)(qh[e / 8] | ((v[k] >> vb) & 1) << (e % 8));
+            }
+}
+
+/* The 32-element types: d (and m) as 8 x f16 each, nq qs vectors, and for
+ * the 5-bit types (qh not NULL) the 5th-bit vector. */
+static void lane_b32(uint8_t *u, uint8_t *d, uint8_t *m, uint8_t *qh, uint8_t *qs, int nq, int r,
+                     bool pack) {
+    int f = m ? 32 : 16; /* bytes of f16 fields */
+    mv(u + 2 * r, d, 2, pack);
+    if (m) mv(u + 16 + 2 * r, m, 2, pack);
+    mv_vectors(u + f, qs, nq, r, pack);
+    if (qh) lane_b32_qh(u + f + 32 * nq + 4 * r, qh, pack);
+}
+
+#define FIELD(BT, blk, f) ((blk) + offsetof(BT, f))
+
 static void lane_q4_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
-    mv(u + 2 * r, blk + offsetof(sw_block_q4_0, d), 2, pack);
-    mv_vectors(u + 16, blk + offsetof(sw_block_q4_0, qs), 4, r, pack);
+    lane_b32(u, FIELD(sw_block_q4_0, blk, d), NULL, NULL, FIELD(sw_block_q4_0, blk, qs), 4, r,
+             pack);
+}
+
+static void lane_q4_1(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    lane_b32(u, FIELD(sw_block_q4_1, blk, d), FIELD(sw_block_q4_1, blk, m), NULL,
+             FIELD(sw_block_q4_1, blk, qs), 4, r, pack);
+}
+
+static void lane_q5_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    lane_b32(u, FIELD(sw_block_q5_0, blk, d), NULL, FIELD(sw_block_q5_0, blk, qh),
+             FIELD(sw_block_q5_0, blk, qs), 4, r, pack);
+}
+
+static void lane_q5_1(uint8_t *u, uint8_t *blk, int r, bool pack) {
+    lane_b32(u, FIELD(sw_block_q5_1, blk, d), FIELD(sw_block_q5_1, blk, m),
+             FIELD(sw_block_q5_1, blk, qh), FIELD(sw_block_q5_1, blk, qs), 4, r, pack);
 }
 
 static void lane_q8_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
-    mv(u + 2 * r, blk + offsetof(sw_block_q8_0, d), 2, pack);
-    mv_vectors(u + 16, blk + offsetof(sw_block_q8_0, qs), 8, r, pack);
+    lane_b32(u, FIELD(sw_block_q8_0, blk, d), NULL, NULL, FIELD(sw_block_q8_0, blk, qs), 8, r,
+             pack);
 }
 
 /* GGUF's 12 scale bytes q of Q4_K/Q5_K <-> lane r of Ls, Lm, H (at u). In q,
@@ -186,15 +225,39 @@ static void lane_q6_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
 
 typedef void (*lane_fn)(uint8_t *u, uint8_t *blk, int r, bool pack);
 
-static lane_fn lane_of(sw_type t) {
-    switch (t) {
-    case SW_TYPE_Q4_0: return lane_q4_0;
-    case SW_TYPE_Q8_0: return lane_q8_0;
-    case SW_TYPE_Q4_K: return lane_q4_K;
-    case SW_TYPE_Q5_K: return lane_q5_K;
-    case SW_TYPE_Q6_K: return lane_q6_K;
-    default: return NULL;
-    }
+/* The packed types: the one list of them, with the layout (lane function)
+ * and the AVX2 kernel of each. */
+typedef struct {
+    sw_type type;
+    lane_fn lane; /* NULL for F32: xfer_group moves single floats */
+    sw_cpu_pack_fn kernel;
+} pack_desc;
+
+static const pack_desc k_packed[] = {
+    {SW_TYPE_F32, NULL, sw_cpu_pk_f32},
+    {SW_TYPE_Q4_0, lane_q4_0, sw_cpu_pk_q4_0},
+    {SW_TYPE_Q4_1, lane_q4_1, sw_cpu_pk_q4_1},
+    {SW_TYPE_Q5_0, lane_q5_0, sw_cpu_pk_q5_0},
+    {SW_TYPE_Q5_1, lane_q5_1, sw_cpu_pk_q5_1},
+    {SW_TYPE_Q8_0, lane_q8_0, sw_cpu_pk_q8_0},
+    {SW_TYPE_Q4_K, lane_q4_K, sw_cpu_pk_q4_K},
+    {SW_TYPE_Q5_K, lane_q5_K, sw_cpu_pk_q5_K},
+    {SW_TYPE_Q6_K, lane_q6_K, sw_cpu_pk_q6_K},
+};
+
+static const pack_desc *desc_of(sw_type t) {
+    for (size_t i = 0; i < sizeof k_packed / sizeof k_packed[0]; i++)
+        if (k_packed[i].type == t) return &k_packed[i];
+    return NULL;
+}
+
+bool sw_cpu_pack_type(sw_type t) {
+    return desc_of(t) != NULL;
+}
+
+sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t) {
+    const pack_desc *d = desc_of(t);
+    return d ? d->kernel : NULL;
 }
 
 /* Rows 8g..8g+7 (plain, row_bytes apart, at rows) <-> group g (at grp); for
@@ -215,7 +278,7 @@ static void xfer_group(sw_type t, int64_t K, uint8_t *grp, uint8_t *rows, size_t
         return;
     }
     const sw_type_traits *tr = sw_type_get((uint32_t)t);
-    lane_fn lane = lane_of(t);
+    lane_fn lane = desc_of(t)->lane;
     size_t blk = tr->type_size;
     for (int64_t b = 0; b < K / tr->blck_size; b++)
         for (int r = lane0; r < lane0 + nlanes; r++)

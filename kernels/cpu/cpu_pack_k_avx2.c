@@ -23,49 +23,13 @@
  * into both int16 halves of that lane, zero-extended. Q6_K's signed 8-bit
  * scales are stored in (scale 2g, scale 2g+1) pairs per lane, sign-extended
  * with one cvtepi8_epi16 and duplicated per half with one shuffle. */
-#include <immintrin.h>
-
-#include "cpu_internal.h"
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/* An empty asm that claims to change v: GCC's reassociation cannot then merge
- * the integer sums of several groups and columns into one tree, which it
- * schedules maddubs-first and spills (measured: ~20% slower prefill). */
-#define KEEP_SUM(v) __asm__("" : "+x"(v))
+#include "cpu_pack_avx2.h"
 
 #define XQ8K(x, xs, c) ((const sw_block_q8_K *)((const uint8_t *)(x) + (size_t)(c) * (xs)))
 
 #define Q4K_UNIT (8 * (int)sizeof(sw_block_q4_K))
 #define Q5K_UNIT (8 * (int)sizeof(sw_block_q5_K))
 #define Q6K_UNIT (8 * (int)sizeof(sw_block_q6_K))
-
-static ALWAYS_INLINE __m256i bcast32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32((int)v);
-}
-
-static ALWAYS_INLINE __m256i ld(const uint8_t *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-static ALWAYS_INLINE __m256 ld_f16x8(const uint8_t *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-/* Decode (one or two columns) is bound by the memory stream: requesting each
- * unit PF_AHEAD bytes ahead of its use, on top of the hardware
- * prefetcher, measured 20-30% faster at T = 1 (close to the machine's read
- * bandwidth); with more columns the kernels are compute-bound and the extra
- * instructions only cost. Past the end of the tensor a prefetch is harmless
- * (it never faults). */
-#define PF_AHEAD 8192
-static ALWAYS_INLINE void prefetch_unit(const uint8_t *u, int bytes, const int nc) {
-    if (nc > 2) return;
-    for (int l = 0; l < bytes; l += 64)
-        _mm_prefetch((const char *)u + PF_AHEAD + l, _MM_HINT_T0);
-}
 
 /* Shuffle control: byte j of each 32-bit lane into both of its int16 halves,
  * zero-extended (0x80 selects zero). */
@@ -116,8 +80,6 @@ static ALWAYS_INLINE void finish_block(__m256 d, __m256 dm, const void *x, size_
         acc[c] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(corr[c]), acc[c]);
     }
 }
-
-#define INSTANTIATE(name) SW_CPU_INSTANTIATE_NC(name, const uint8_t *)
 
 /* Q4_K and Q5_K, five = false / true. Per pair p of groups (a loop, not
  * unrolled: fully unrolled, GCC hoists the maddubs of several groups and
@@ -194,16 +156,8 @@ static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, s
     for (int c = 0; c < nc; c++)
         _mm256_storeu_ps(res + 8 * c, acc[c]);
 }
-static ALWAYS_INLINE void pk_q4_K_nc(int64_t K, const uint8_t *w, const void *x, size_t xs,
-                                     float *res, const int nc) {
-    pk_k4_nc(K, w, x, xs, res, nc, false);
-}
-static ALWAYS_INLINE void pk_q5_K_nc(int64_t K, const uint8_t *w, const void *x, size_t xs,
-                                     float *res, const int nc) {
-    pk_k4_nc(K, w, x, xs, res, nc, true);
-}
-INSTANTIATE(pk_q4_K)
-INSTANTIATE(pk_q5_K)
+SW_CPU_PK_VARIANT(q4_K, pk_k4_nc, false)
+SW_CPU_PK_VARIANT(q5_K, pk_k4_nc, true)
 
 /* Q6_K: codes of group 4h + i, elements 4j..4j+3 (v = the 96 bytes of (h,
  * j)): a nibble of one of the two ql vectors and bits 2i..2i+1 of the qh
@@ -278,17 +232,4 @@ static ALWAYS_INLINE void pk_q6_K_nc(int64_t K, const uint8_t *w, const void *x,
     for (int c = 0; c < nc; c++)
         _mm256_storeu_ps(res + 8 * c, acc[c]);
 }
-INSTANTIATE(pk_q6_K)
-
-sw_cpu_pack_fn sw_cpu_pack_kernel_k_avx2(sw_type t) {
-    switch (t) {
-    case SW_TYPE_Q4_K:
-        return pk_q4_K;
-    case SW_TYPE_Q5_K:
-        return pk_q5_K;
-    case SW_TYPE_Q6_K:
-        return pk_q6_K;
-    default:
-        return NULL;
-    }
-}
+SW_CPU_PK_INSTANTIATE(q6_K)

@@ -13,11 +13,12 @@
  * bounds: 64 * 2^-24 * M for the 32-element types, 4x that for the K-quants
  * (d * sum and dmin * sum may cancel), (K / 8 + 64) * 2^-24 * M for F32.
  * Shapes: N with and without a plain tail (N % 8), T = 1..9 (partial column
- * tiles; the K-quants also T = 37, a prefill), row views starting at multiples
- * of 8, 1 and 2 threads; and a plain upload over a packed range must turn it
- * back into plain rows.
- * K-quants, exactly: with power-of-two d and dmin and integer activations of
- * block maximum 127 (so dx = 1) every float step of both kernels is exact, and
+ * tiles; the K-quants and the 32-element types also T = 37, a prefill, and the
+ * 32-element types K = 896 and 4864, Qwen2.5-0.5B's), row views starting at
+ * multiples of 8, 1 and 2 threads; and a plain upload over a packed range must
+ * turn it back into plain rows.
+ * Exactly: with power-of-two d, dmin and m and integer activations of block
+ * maximum 127 (so dx = 1) every float step of both kernels is exact, and
  * packed, plain and the f64 reference must agree bit for bit: the packed
  * kernels form the same integer sums as the plain ones.
  * Round trip: sw_cpu_pack_unpack_row gives back the exact plain bytes of every
@@ -241,24 +242,37 @@ static void test_types(void **state, sw_type type) {
                     check_type(f->be[th], type, Ks[a], Ns[b], Ts[c], c % 2 && Ns[b] > 8 ? 8 : 0);
 }
 
-/* K-quants: K a multiple of 256 (2304 = 9 super-blocks), N = one group, one
- * group and a 1-row tail, a 7-row tail, two groups, 8 groups + 3 rows. */
-static void test_types_k(void **state, sw_type type) {
+/* N = one group, one group and a 1-row tail, a 7-row tail, two groups, 8
+ * groups + 3 rows; T = 1..5 (every partial column tile) and 37 (a prefill);
+ * for each K of Ks, 1 and 2 threads, a third of them as row views. */
+static void test_shapes(void **state, sw_type type, const int64_t *Ks, size_t nK) {
     fixture *f = *state;
     if (!f->be[0]) return;
-    static const int64_t Ks[] = {256, 512, 2304};
     static const int64_t Ns[] = {8, 9, 15, 16, 67};
     static const int64_t Ts[] = {1, 2, 3, 4, 5, 37};
     worst_ref = 0;
     int i = 0;
     for (int th = 0; th < 2; th++)
-        for (size_t a = 0; a < 3; a++)
+        for (size_t a = 0; a < nK; a++)
             for (size_t b = 0; b < 5; b++)
                 for (size_t c = 0; c < 6; c++, i++)
                     check_type(f->be[th], type, Ks[a], Ns[b], Ts[c],
                                i % 3 == 1 && Ns[b] > 8 ? 8 : 0);
     print_message("%-5s worst err/allowed vs f64 reference: %.3f\n", sw_type_name((uint32_t)type),
                   worst_ref);
+}
+
+/* K-quants: K a multiple of 256 (2304 = 9 super-blocks). */
+static void test_types_k(void **state, sw_type type) {
+    static const int64_t Ks[] = {256, 512, 2304};
+    test_shapes(state, type, Ks, 3);
+}
+
+/* 32-element types: one block, two, and Qwen2.5-0.5B's K = 896 (28 blocks,
+ * no multiple of 256) and 4864 (152). */
+static void test_types_b32(void **state, sw_type type) {
+    static const int64_t Ks[] = {32, 64, 896, 4864};
+    test_shapes(state, type, Ks, 4);
 }
 
 static void test_pack_f32(void **state) {
@@ -270,52 +284,69 @@ static void test_pack_f32(void **state) {
 static void test_pack_q4_0(void **state) {
     test_types(state, SW_TYPE_Q4_0);
     print_message("q4_0  worst err/allowed vs f64 reference: %.3f\n", worst_ref);
+    test_types_b32(state, SW_TYPE_Q4_0);
 }
 static void test_pack_q8_0(void **state) {
     test_types(state, SW_TYPE_Q8_0);
     print_message("q8_0  worst err/allowed vs f64 reference: %.3f\n", worst_ref);
+    test_types_b32(state, SW_TYPE_Q8_0);
 }
-static void test_pack_q4_K(void **state) {
-    test_types_k(state, SW_TYPE_Q4_K);
-}
-static void test_pack_q5_K(void **state) {
-    test_types_k(state, SW_TYPE_Q5_K);
-}
-static void test_pack_q6_K(void **state) {
-    test_types_k(state, SW_TYPE_Q6_K);
-}
+/* test_pack_<name>: fn on SW_TYPE_<T> */
+#define PACK_TEST(name, T, fn)                                                                     \
+    static void test_pack_##name(void **state) { fn(state, SW_TYPE_##T); }
+PACK_TEST(q4_1, Q4_1, test_types_b32)
+PACK_TEST(q5_0, Q5_0, test_types_b32)
+PACK_TEST(q5_1, Q5_1, test_types_b32)
+PACK_TEST(q4_K, Q4_K, test_types_k)
+PACK_TEST(q5_K, Q5_K, test_types_k)
+PACK_TEST(q6_K, Q6_K, test_types_k)
 
 /* ---- exact integer sums ---- */
 
-/* Random K-quant blocks with d = 2^-3, dmin = 2^-5 (Q6_K: d = 2^-4): every
- * dequantized weight is an exact multiple of 2^-5 below 2^10. */
-static void random_k_blocks(sw_type type, uint8_t *w, size_t nbytes) {
+/* Random blocks with d = 2^-3, dmin = 2^-5, m = -1 (Q5_1: -2) (Q6_K: d =
+ * 2^-4): every dequantized weight is an exact multiple of 2^-5 below 2^10.
+ * Per type: where its d and its dmin or m (if any: m != 0) are, and their
+ * f16 values. */
+static const struct {
+    sw_type type;
+    size_t d, m;
+    uint16_t dv, mv;
+} k_pow2[] = {
+    {SW_TYPE_Q4_0, offsetof(sw_block_q4_0, d), 0, 0x3000 /* 2^-3 */, 0},
+    {SW_TYPE_Q4_1, offsetof(sw_block_q4_1, d), offsetof(sw_block_q4_1, m), 0x3000, 0xbc00 /* -1 */},
+    {SW_TYPE_Q5_0, offsetof(sw_block_q5_0, d), 0, 0x3000, 0},
+    {SW_TYPE_Q5_1, offsetof(sw_block_q5_1, d), offsetof(sw_block_q5_1, m), 0x3000, 0xc000 /* -2 */},
+    {SW_TYPE_Q8_0, offsetof(sw_block_q8_0, d), 0, 0x3000, 0},
+    {SW_TYPE_Q4_K, offsetof(sw_block_q4_K, d), offsetof(sw_block_q4_K, dmin), 0x3000,
+     0x2800 /* 2^-5 */},
+    {SW_TYPE_Q5_K, offsetof(sw_block_q5_K, d), offsetof(sw_block_q5_K, dmin), 0x3000, 0x2800},
+    {SW_TYPE_Q6_K, offsetof(sw_block_q6_K, d), 0, 0x2c00 /* 2^-4 */, 0},
+};
+
+static void random_pow2_blocks(sw_type type, uint8_t *w, size_t nbytes) {
     for (size_t i = 0; i < nbytes; i++)
         w[i] = (uint8_t)(urand() * 256);
+    size_t i = 0, n = sizeof k_pow2 / sizeof k_pow2[0];
+    while (i < n && k_pow2[i].type != type)
+        i++;
+    assert_true(i < n);
     size_t bs = sw_type_get((uint32_t)type)->type_size;
     for (size_t b = 0; b < nbytes / bs; b++) {
-        uint8_t *blk = w + b * bs;
-        uint16_t d = 0x3000 /* 2^-3 */, dmin = 0x2800 /* 2^-5 */, d6 = 0x2c00 /* 2^-4 */;
-        switch (type) {
-        case SW_TYPE_Q4_K:
-            memcpy(blk + offsetof(sw_block_q4_K, d), &d, 2);
-            memcpy(blk + offsetof(sw_block_q4_K, dmin), &dmin, 2);
-            break;
-        case SW_TYPE_Q5_K:
-            memcpy(blk + offsetof(sw_block_q5_K, d), &d, 2);
-            memcpy(blk + offsetof(sw_block_q5_K, dmin), &dmin, 2);
-            break;
-        default:
-            memcpy(blk + offsetof(sw_block_q6_K, d), &d6, 2);
-            break;
-        }
+        memcpy(w + b * bs + k_pow2[i].d, &k_pow2[i].dv, 2);
+        if (k_pow2[i].mv) memcpy(w + b * bs + k_pow2[i].m, &k_pow2[i].mv, 2);
     }
 }
 
-/* Largest |d sc u| + |dmin m| (Q6_K: |d sc| (63 + 32), the code and offset
- * terms) over any weight: bounds every term either kernel forms, per |x|. */
-static double k_term_bound(sw_type type) {
+/* Largest |d sc u| + |dmin m| (Q6_K: |d sc| (63 + 32); the 32-element types
+ * |d u| + |m| or d o, o = 8, 16: the code and offset terms) over any weight:
+ * bounds every term either kernel forms, per |x|. */
+static double term_bound(sw_type type) {
     switch (type) {
+    case SW_TYPE_Q4_0: return 0x1p-3 * (15 + 8);
+    case SW_TYPE_Q4_1: return 0x1p-3 * 15 + 1;
+    case SW_TYPE_Q5_0: return 0x1p-3 * (31 + 16);
+    case SW_TYPE_Q5_1: return 0x1p-3 * 31 + 2;
+    case SW_TYPE_Q8_0: return 0x1p-3 * 128;
     case SW_TYPE_Q4_K: return 0x1p-3 * 63 * 15 + 0x1p-5 * 63;
     case SW_TYPE_Q5_K: return 0x1p-3 * 63 * 31 + 0x1p-5 * 63;
     default: return 0x1p-4 * 128 * (63 + 32);
@@ -328,16 +359,18 @@ static void check_exact(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
     uint8_t *wq = malloc(nbytes);
     float *wd = malloc(sizeof(float) * K * N), *x = malloc(sizeof(float) * K * T);
     float *op = malloc(sizeof(float) * N * T), *oq = malloc(sizeof(float) * N * T);
-    random_k_blocks(type, wq, nbytes);
+    random_pow2_blocks(type, wq, nbytes);
     for (int64_t r = 0; r < N; r++)
         assert_int_equal(sw_dequantize_row(type, wq + r * row, wd + r * K, K, &err), SW_OK);
-    /* integers in [-2, 2], one +-127 per block: d = 127 / 127 = 1, q = x */
+    /* integers in [-2, 2], one +-127 per activation block: d = 127 / 127 = 1,
+     * q = x */
+    int64_t blk = act_block(type);
     double sum_abs_x = 0;
     for (int64_t t = 0; t < T; t++) {
         double s = 0;
         for (int64_t k = 0; k < K; k++) {
             float v = (float)((int)(urand() * 5) - 2);
-            if (k % 256 == (t * 37) % 256) v = urand() < 0.5 ? 127.0f : -127.0f;
+            if (k % blk == (t * 37) % blk) v = urand() < 0.5 ? 127.0f : -127.0f;
             x[t * K + k] = v;
             s += fabs(v);
         }
@@ -346,7 +379,7 @@ static void check_exact(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
     /* every term is a multiple of 2^-5 (Q6_K: 2^-4) and all of them together
      * stay below 2^24 such units, so no float step can round */
     double unit = type == SW_TYPE_Q6_K ? 0x1p-4 : 0x1p-5;
-    assert_true(k_term_bound(type) * sum_abs_x < 0x1p24 * unit);
+    assert_true(term_bound(type) * sum_abs_x < 0x1p24 * unit);
 
     sw_buffer *bp, *bq;
     assert_int_equal(sw_be_buf_alloc(be, nbytes, SW_BUF_WEIGHTS, &bp, &err), SW_OK);
@@ -377,12 +410,13 @@ static void check_exact(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
     free(oq);
 }
 
-static void test_pack_exact_k(void **state) {
+static void test_pack_exact(void **state) {
     fixture *f = *state;
     if (!f->be[0]) return;
-    static const sw_type types[] = {SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
+    static const sw_type types[] = {SW_TYPE_Q4_0, SW_TYPE_Q4_1, SW_TYPE_Q5_0, SW_TYPE_Q5_1,
+                                    SW_TYPE_Q8_0, SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
     for (int th = 0; th < 2; th++)
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
             for (int64_t T = 1; T <= 5; T++) {
                 check_exact(f->be[th], types[i], 256, 17, T);
                 check_exact(f->be[th], types[i], 512, 24, T);
@@ -431,7 +465,8 @@ static void check_roundtrip(sw_backend *be, sw_type type, int64_t K, int64_t N) 
 static void test_pack_unpack_roundtrip(void **state) {
     fixture *f = *state;
     if (!f->be[0]) return;
-    static const sw_type types[] = {SW_TYPE_F32,  SW_TYPE_Q4_0, SW_TYPE_Q8_0,
+    static const sw_type types[] = {SW_TYPE_F32,  SW_TYPE_Q4_0, SW_TYPE_Q4_1,
+                                    SW_TYPE_Q5_0, SW_TYPE_Q5_1, SW_TYPE_Q8_0,
                                     SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         assert_true(sw_cpu_pack_type(types[i]));
@@ -446,11 +481,14 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_f32),
         cmocka_unit_test(test_pack_q4_0),
+        cmocka_unit_test(test_pack_q4_1),
+        cmocka_unit_test(test_pack_q5_0),
+        cmocka_unit_test(test_pack_q5_1),
         cmocka_unit_test(test_pack_q8_0),
         cmocka_unit_test(test_pack_q4_K),
         cmocka_unit_test(test_pack_q5_K),
         cmocka_unit_test(test_pack_q6_K),
-        cmocka_unit_test(test_pack_exact_k),
+        cmocka_unit_test(test_pack_exact),
         cmocka_unit_test(test_pack_unpack_roundtrip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
