@@ -446,7 +446,13 @@ void sw_model_config_llama3_freq_factors(const sw_model_config *cfg, float *out)
 sw_type sw_model_quant_fallback(sw_type want, int64_t ne0) {
     const sw_type_traits *tr = sw_type_get((uint32_t)want);
     if (!tr || tr->blck_size <= 1 || (ne0 > 0 && ne0 % tr->blck_size == 0)) return want;
-    if (tr->blck_size == SW_QK_K && ne0 > 0 && ne0 % SW_QK8_0 == 0) return SW_TYPE_Q8_0;
+    if (tr->blck_size == SW_QK_K && ne0 > 0 && ne0 % SW_QK8_0 == 0) {
+        switch (want) {
+        case SW_TYPE_Q4_K: return SW_TYPE_Q5_0;
+        case SW_TYPE_Q5_K: return SW_TYPE_Q5_1;
+        default: return SW_TYPE_Q8_0;
+        }
+    }
     return SW_TYPE_F16;
 }
 
@@ -471,12 +477,12 @@ static bool use_more_bits(int64_t il, int64_t n_layer) {
 }
 
 sw_type sw_model_quant_choose(const char *name, int64_t ne0, sw_type base, bool q4_k_m,
-                              int64_t n_layer, sw_type *wanted) {
+                              int64_t n_layer, bool tied, sw_type *wanted) {
     sw_type t = base;
     if (q4_k_m) {
         t = SW_TYPE_Q4_K;
         int64_t il = layer_of(name);
-        if (!strcmp(name, "output.weight")) {
+        if (!strcmp(name, "output.weight") || (tied && !strcmp(name, "token_embd.weight"))) {
             t = SW_TYPE_Q6_K;
         } else if (il >= 0 && n_layer > 0 &&
                    (ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) &&

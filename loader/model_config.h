@@ -68,17 +68,22 @@ void sw_model_config_llama3_freq_factors(const sw_model_config *cfg, float *out)
  * stay f32. */
 
 /* Type for a tensor whose rows have ne0 elements when `want` does not divide
- * them: K-quants (256-blocks) fall back to q8_0 if ne0 % 32 == 0, else f16;
- * 32-block types fall back to f16. Returns want itself when it fits. */
+ * them. K-quants (256-blocks) take llama.cpp's substitutes, a 32-block type
+ * of about the same bits: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, and
+ * q2_K/q3_K -> q8_0 (llama.cpp takes iq4_nl, which Spillway does not have);
+ * if the substitute does not fit either, and for 32-block types, f16.
+ * Returns want itself when it fits. */
 sw_type sw_model_quant_fallback(sw_type want, int64_t ne0);
 /* Type of weight tensor `name` (ggml naming) in a file converted to `base`.
  * With q4_k_m (base must be q4_K) this is llama.cpp's Q4_K_M mixture:
- * output.weight q6_K; blk.N.attn_v.weight and blk.N.ffn_down.weight q6_K in the
- * layers N where N < n_layer/8, N >= 7*n_layer/8 or (N - n_layer/8) % 3 == 2;
- * everything else q4_K. *wanted (optional) receives the type before the
- * row-size fallback, so callers can report tensors that fell back. */
+ * output.weight q6_K, and token_embd.weight too when the model ties them (has
+ * no output.weight: the one matrix is also the output); blk.N.attn_v.weight
+ * and blk.N.ffn_down.weight q6_K in the layers N where N < n_layer/8,
+ * N >= 7*n_layer/8 or (N - n_layer/8) % 3 == 2; everything else q4_K.
+ * *wanted (optional) receives the type before the row-size fallback, so
+ * callers can report tensors that fell back. */
 sw_type sw_model_quant_choose(const char *name, int64_t ne0, sw_type base, bool q4_k_m,
-                              int64_t n_layer, sw_type *wanted);
+                              int64_t n_layer, bool tied, sw_type *wanted);
 /* general.file_type value (llama.cpp's llama_ftype) for a file converted to
  * base (q4_k_m: MOSTLY_Q4_K_M = 15). */
 uint32_t sw_model_file_type(sw_type base, bool q4_k_m);

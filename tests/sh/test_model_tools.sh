@@ -128,12 +128,27 @@ if "$MK" -o "$TMP/qwen.gguf" --arch qwen2 --type q8_0 --layers 3 --ff 768 --rope
 else
     fail "mkmodel qwen2 failed: $(tail -3 "$TMP/mk.err")"
 fi
-# rows of 96 do not fit 256-blocks: q4_k falls back to q8_0 there
-if "$MK" -o "$TMP/fb.gguf" --type q4_k --ff 96 2>"$TMP/mk.err"; then
-    expect_type "$TMP/fb.gguf" blk.0.ffn_down.weight q8_0
-    expect_type "$TMP/fb.gguf" blk.0.ffn_gate.weight q4_K
+# rows of 96 do not fit 256-blocks: like llama.cpp, q4_K falls back to q5_0,
+# q5_K to q5_1 and q6_K to q8_0 there
+for fb in q4_k:q4_K:q5_0 q5_k:q5_K:q5_1 q6_k:q6_K:q8_0; do
+    IFS=: read -r t kt st <<<"$fb"
+    if "$MK" -o "$TMP/fb.gguf" --type "$t" --ff 96 2>"$TMP/mk.err"; then
+        expect_type "$TMP/fb.gguf" blk.0.ffn_down.weight "$st"
+        expect_type "$TMP/fb.gguf" blk.0.ffn_gate.weight "$kt"
+    else
+        fail "mkmodel --type $t --ff 96 failed: $(tail -3 "$TMP/mk.err")"
+    fi
+done
+# q4_k_m with tied embeddings: token_embd is also the output, so q6_K like
+# output.weight in llama.cpp's mixture; spillway-quantize of the f32 file agrees
+if "$MK" -o "$TMP/tied-f32.gguf" --tied 2>"$TMP/mk.err" &&
+    "$MK" -o "$TMP/tied-q4km.gguf" --tied --type q4_k_m 2>"$TMP/mk.err" &&
+    "$QZ" "$TMP/tied-f32.gguf" "$TMP/tied-q4km-qz.gguf" q4_k_m >/dev/null 2>"$TMP/mk.err"; then
+    expect_type "$TMP/tied-q4km.gguf" token_embd.weight q6_K
+    expect_type "$TMP/tied-q4km-qz.gguf" token_embd.weight q6_K
+    expect_type "$TMP/tied-q4km-qz.gguf" blk.0.attn_q.weight q4_K
 else
-    fail "mkmodel --ff 96 failed: $(tail -3 "$TMP/mk.err")"
+    fail "tied q4_k_m: $(tail -3 "$TMP/mk.err")"
 fi
 # tied embeddings and llama3 rope factors
 if "$MK" -o "$TMP/tied.gguf" --tied --rope-freqs --rope-base 500000 2>"$TMP/mk.err"; then

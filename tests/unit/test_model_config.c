@@ -570,9 +570,14 @@ static void test_rope_scaling_kinds(void **state) {
 
 static void test_quant_policy(void **state) {
     (void)state;
-    /* fallback: K-quants need rows of 256, else q8_0 (rows of 32) or f16 */
+    /* fallback: K-quants need rows of 256, else llama.cpp's 32-block
+     * substitute (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0) or f16 */
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 4096), SW_TYPE_Q4_K);
-    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 96), SW_TYPE_Q8_0);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 96), SW_TYPE_Q5_0);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 896), SW_TYPE_Q5_0);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q5_K, 896), SW_TYPE_Q5_1);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q6_K, 896), SW_TYPE_Q8_0);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q3_K, 896), SW_TYPE_Q8_0);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q6_K, 172), SW_TYPE_F16);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_0, 172), SW_TYPE_F16);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q8_0, 64), SW_TYPE_Q8_0);
@@ -587,25 +592,36 @@ static void test_quant_policy(void **state) {
         char name[64];
         sw_type wanted;
         snprintf(name, sizeof name, "blk.%d.attn_v.weight", il);
-        assert_int_equal(sw_model_quant_choose(name, 4096, SW_TYPE_Q4_K, true, 32, &wanted),
+        assert_int_equal(sw_model_quant_choose(name, 4096, SW_TYPE_Q4_K, true, 32, false, &wanted),
                          want6 ? SW_TYPE_Q6_K : SW_TYPE_Q4_K);
         snprintf(name, sizeof name, "blk.%d.ffn_down.weight", il);
-        assert_int_equal(sw_model_quant_choose(name, 14336, SW_TYPE_Q4_K, true, 32, NULL),
+        assert_int_equal(sw_model_quant_choose(name, 14336, SW_TYPE_Q4_K, true, 32, false, NULL),
                          want6 ? SW_TYPE_Q6_K : SW_TYPE_Q4_K);
         snprintf(name, sizeof name, "blk.%d.attn_q.weight", il);
-        assert_int_equal(sw_model_quant_choose(name, 4096, SW_TYPE_Q4_K, true, 32, NULL),
+        assert_int_equal(sw_model_quant_choose(name, 4096, SW_TYPE_Q4_K, true, 32, false, NULL),
                          SW_TYPE_Q4_K);
     }
-    assert_int_equal(sw_model_quant_choose("output.weight", 4096, SW_TYPE_Q4_K, true, 32, NULL),
+    assert_int_equal(sw_model_quant_choose("output.weight", 4096, SW_TYPE_Q4_K, true, 32, false, NULL),
                      SW_TYPE_Q6_K);
-    assert_int_equal(sw_model_quant_choose("token_embd.weight", 4096, SW_TYPE_Q4_K, true, 32, NULL),
+    assert_int_equal(sw_model_quant_choose("token_embd.weight", 4096, SW_TYPE_Q4_K, true, 32, false, NULL),
                      SW_TYPE_Q4_K);
+    /* tied embeddings: token_embd is also the output, so q6_K (llama.cpp's rule);
+     * with rows that do not fit 256-blocks it falls back to q8_0 */
+    assert_int_equal(sw_model_quant_choose("token_embd.weight", 4096, SW_TYPE_Q4_K, true, 32, true,
+                                           NULL),
+                     SW_TYPE_Q6_K);
+    assert_int_equal(sw_model_quant_choose("token_embd.weight", 896, SW_TYPE_Q4_K, true, 24, true,
+                                           NULL),
+                     SW_TYPE_Q8_0);
+    assert_int_equal(sw_model_quant_choose("token_embd.weight", 4096, SW_TYPE_Q4_0, false, 32, true,
+                                           NULL),
+                     SW_TYPE_Q4_0);
     /* plain types apply everywhere; the mixture's q6_K falls back like any other */
-    assert_int_equal(sw_model_quant_choose("output.weight", 4096, SW_TYPE_Q4_0, false, 32, NULL),
+    assert_int_equal(sw_model_quant_choose("output.weight", 4096, SW_TYPE_Q4_0, false, 32, false, NULL),
                      SW_TYPE_Q4_0);
     sw_type wanted;
     assert_int_equal(
-        sw_model_quant_choose("blk.4.ffn_down.weight", 172, SW_TYPE_Q4_K, true, 5, &wanted),
+        sw_model_quant_choose("blk.4.ffn_down.weight", 172, SW_TYPE_Q4_K, true, 5, false, &wanted),
         SW_TYPE_F16);
     assert_int_equal(wanted, SW_TYPE_Q6_K);
     /* llama.cpp file types */

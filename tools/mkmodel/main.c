@@ -301,7 +301,8 @@ static sw_status plan_add(mk_plan *p, const mk_opts *o, const char *name, mk_kin
     t->ne[1] = ne1 > 0 ? ne1 : 1;
     t->type = t->n_dims == 1
                   ? SW_TYPE_F32
-                  : sw_model_quant_choose(name, ne0, o->type, o->q4_k_m, o->shape.n_layer, NULL);
+                  : sw_model_quant_choose(name, ne0, o->type, o->q4_k_m, o->shape.n_layer,
+                                          o->shape.tied, NULL);
     t->row_bytes = sw_row_size(t->type, ne0);
     t->stream = mk_stream_id(o->seed, name);
     t->scratch = p->scratch;

@@ -253,6 +253,7 @@ int main(int argc, char **argv) {
 
     if ((st = sw_gguf_open(in, &g, &err)) != SW_OK) goto done;
     const int64_t nt = sw_gguf_n_tensors(g), n_layer = count_layers(g);
+    const bool tied = sw_gguf_find_tensor(g, "output.weight") == NULL; /* token_embd is the output */
     w = sw_gguf_writer_create();
     jobs = calloc((size_t)(nt > 0 ? nt : 1), sizeof *jobs);
     if (!w || !jobs) {
@@ -291,7 +292,8 @@ int main(int argc, char **argv) {
                 goto done;
             }
             sw_type wanted;
-            j->type = sw_model_quant_choose(t->name, t->ne[0], base, q4_k_m, n_layer, &wanted);
+            j->type = sw_model_quant_choose(t->name, t->ne[0], base, q4_k_m, n_layer, tied,
+                                           &wanted);
             if (j->type != wanted) {
                 snprintf(note, sizeof note, "  (fallback: rows of %lld do not fit %s blocks)",
                          (long long)t->ne[0], sw_type_name(wanted));
