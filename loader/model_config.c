@@ -448,6 +448,8 @@ sw_type sw_model_quant_fallback(sw_type want, int64_t ne0) {
     if (!tr || tr->blck_size <= 1 || (ne0 > 0 && ne0 % tr->blck_size == 0)) return want;
     if (tr->blck_size == SW_QK_K && ne0 > 0 && ne0 % SW_QK8_0 == 0) {
         switch (want) {
+        case SW_TYPE_Q2_K:
+        case SW_TYPE_Q3_K: return SW_TYPE_Q4_0;
         case SW_TYPE_Q4_K: return SW_TYPE_Q5_0;
         case SW_TYPE_Q5_K: return SW_TYPE_Q5_1;
         default: return SW_TYPE_Q8_0;

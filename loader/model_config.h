@@ -69,8 +69,8 @@ void sw_model_config_llama3_freq_factors(const sw_model_config *cfg, float *out)
 
 /* Type for a tensor whose rows have ne0 elements when `want` does not divide
  * them. K-quants (256-blocks) take llama.cpp's substitutes, a 32-block type
- * of about the same bits: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, and
- * q2_K/q3_K -> q8_0 (llama.cpp takes iq4_nl, which Spillway does not have);
+ * of about the same bits: q2_K/q3_K -> q4_0, q4_K -> q5_0, q5_K -> q5_1,
+ * q6_K -> q8_0;
  * if the substitute does not fit either, and for 32-block types, f16.
  * Returns want itself when it fits. */
 sw_type sw_model_quant_fallback(sw_type want, int64_t ne0);

@@ -571,13 +571,15 @@ static void test_rope_scaling_kinds(void **state) {
 static void test_quant_policy(void **state) {
     (void)state;
     /* fallback: K-quants need rows of 256, else llama.cpp's 32-block
-     * substitute (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0) or f16 */
+     * substitute (q2_K/q3_K -> q4_0, q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0)
+     * or f16 */
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 4096), SW_TYPE_Q4_K);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 96), SW_TYPE_Q5_0);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_K, 896), SW_TYPE_Q5_0);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q5_K, 896), SW_TYPE_Q5_1);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q6_K, 896), SW_TYPE_Q8_0);
-    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q3_K, 896), SW_TYPE_Q8_0);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q3_K, 896), SW_TYPE_Q4_0);
+    assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q2_K, 96), SW_TYPE_Q4_0);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q6_K, 172), SW_TYPE_F16);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q4_0, 172), SW_TYPE_F16);
     assert_int_equal(sw_model_quant_fallback(SW_TYPE_Q8_0, 64), SW_TYPE_Q8_0);
