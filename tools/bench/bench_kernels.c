@@ -8,7 +8,10 @@
  * over a 256 MiB buffer. Weights are replicated into enough copies to exceed
  * 96 MiB, and successive runs cycle through the copies, so a batch-1 matmul
  * reads DRAM as in a real decode step rather than a last-level-cache hit
- * (--hot turns this off, to see the kernels' compute limit). */
+ * (--hot turns this off, to see the kernels' compute limit). Weights go in
+ * through the backend's weight upload, as the engine loads a model, so a
+ * backend that repacks them (the CPU's 8-row layout) is measured in the layout
+ * it runs; --plain keeps the raw GGUF layout instead. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -33,11 +36,13 @@ static void usage(FILE *f) {
     fprintf(f, "usage: spillway-bench kernels [--backend cpu|cuda|vulkan|auto] [--op matmul]\n"
                "                              [--type q4_0,q8_0,...] [--shape K,N,T]... "
                "[--threads N]\n"
-               "                              [--reps R] [--hot] [--json]\n"
+               "                              [--reps R] [--hot] [--plain] [--json]\n"
                "  --shape may be repeated (also KxNxT); default 4096,4096,1 and 4096,4096,64\n"
                "  --type defaults to every type the backend supports\n"
                "  --hot: one weight copy, reused (cache-resident when small); default cycles\n"
-               "         through copies totalling > 96 MiB so weights come from DRAM\n");
+               "         through copies totalling > 96 MiB so weights come from DRAM\n"
+               "  --plain: upload weights in the raw GGUF layout (default: the layout the\n"
+               "           engine loads them in, e.g. the CPU's 8-row packing)\n");
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -123,8 +128,8 @@ typedef struct {
     double time_us, gbps, gflops;
 } result;
 
-static sw_status bench_matmul(sw_backend *be, sw_type type, shape s, int reps, bool hot, result *r,
-                              sw_err *err) {
+static sw_status bench_matmul(sw_backend *be, sw_type type, shape s, int reps, bool hot,
+                              bool plain, result *r, sw_err *err) {
     size_t row = sw_row_size(type, s.K);
     if (row == 0)
         return sw_err_set(err, SW_E_INVALID_ARG, "K = %lld is not a multiple of the %s block size",
@@ -135,7 +140,7 @@ static sw_status bench_matmul(sw_backend *be, sw_type type, shape s, int reps, b
     sw_status st = SW_OK;
     sw_buffer *bw = NULL, *bx = NULL, *bo = NULL;
     float *xf = NULL, *rowf = NULL;
-    uint8_t *rowq = NULL;
+    uint8_t *rowq = NULL, *wq = NULL;
     double *times = NULL;
 
     /* one real quantized row, replicated: the timing does not depend on the
@@ -155,8 +160,18 @@ static sw_status bench_matmul(sw_backend *be, sw_type type, shape s, int reps, b
     if ((st = sw_quantize_row(type, rowf, rowq, s.K, err)) != SW_OK) goto done;
     if ((st = sw_be_buf_alloc(be, wbytes * (size_t)copies, SW_BUF_WEIGHTS, &bw, err)) != SW_OK)
         goto done;
-    for (size_t i = 0; i < (size_t)s.N * (size_t)copies; i++)
-        if ((st = sw_be_upload(be, bw, i * row, rowq, row, err)) != SW_OK) goto done;
+    if (!(wq = malloc(wbytes))) {
+        st = sw_err_set(err, SW_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)s.N; i++)
+        memcpy(wq + i * row, rowq, row);
+    for (int c = 0; c < copies; c++) {
+        sw_tensor tw = sw_tensor_make(bw, wbytes * (size_t)c, type, s.K, s.N, 1, 1);
+        st = plain ? sw_be_upload(be, bw, tw.offset, wq, wbytes, err)
+                   : sw_be_upload_weight(be, &tw, wq, err);
+        if (st != SW_OK) goto done;
+    }
     if ((st = sw_be_buf_alloc(be, sizeof(float) * (size_t)(s.K * s.T), SW_BUF_COMPUTE, &bx, err)) ||
         (st = sw_be_buf_alloc(be, sizeof(float) * (size_t)(s.N * s.T), SW_BUF_COMPUTE, &bo, err)))
         goto done;
@@ -185,6 +200,7 @@ done:
     sw_be_buf_free(be, bo);
     free(rowf);
     free(rowq);
+    free(wq);
     free(xf);
     free(times);
     return st;
@@ -220,7 +236,7 @@ int sw_bench_kernels_main(int argc, char **argv) {
     const char *backend = "cpu", *op = "matmul", *types = NULL;
     shape shapes[MAX_SHAPES];
     int n_shapes = 0, threads = 0, reps = 10;
-    bool json = false, hot = false;
+    bool json = false, hot = false, plain = false;
     /* argv[0] is the subcommand name when main.c passes it; tolerate both */
     int i0 = (argc > 0 && argv[0] && argv[0][0] != '-') ? 1 : 0;
     for (int i = i0; i < argc; i++) {
@@ -230,6 +246,8 @@ int sw_bench_kernels_main(int argc, char **argv) {
             json = true;
         } else if (!strcmp(a, "--hot")) {
             hot = true;
+        } else if (!strcmp(a, "--plain")) {
+            plain = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -302,8 +320,9 @@ int sw_bench_kernels_main(int argc, char **argv) {
     int nth = be->n_threads;
     double peak = probe_bandwidth(nth);
     if (!json)
-        printf("backend %s, %d threads; memory read bandwidth probe (256 MiB sum): %.2f GB/s\n",
-               sw_backend_name(be), nth, peak);
+        printf("backend %s, %d threads, weights in the %s layout; memory read bandwidth probe "
+               "(256 MiB sum): %.2f GB/s\n",
+               sw_backend_name(be), nth, plain ? "plain GGUF" : "engine's", peak);
 
     int rc = 0, n_out = 0;
     if (json)
@@ -315,7 +334,7 @@ int sw_bench_kernels_main(int argc, char **argv) {
         for (int ti = 0; ti < n_types; ti++) {
             result r;
             memset(&r, 0, sizeof r);
-            if (bench_matmul(be, list[ti], shapes[si], reps, hot, &r, &err) != SW_OK) {
+            if (bench_matmul(be, list[ti], shapes[si], reps, hot, plain, &r, &err) != SW_OK) {
                 fprintf(stderr, "kernels: matmul %s %lld,%lld,%lld: %s\n", sw_type_name(list[ti]),
                         shapes[si].K, shapes[si].N, shapes[si].T, err.msg);
                 rc = 1;
@@ -324,9 +343,11 @@ int sw_bench_kernels_main(int argc, char **argv) {
             double pct = peak > 0 ? 100.0 * r.gbps / peak : 0.0;
             if (json)
                 printf("%s\n  {\"op\": \"matmul\", \"backend\": \"%s\", \"type\": \"%s\", "
-                       "\"K\": %lld, \"N\": %lld, \"T\": %lld, \"threads\": %d, \"time_us\": %.2f, "
+                       "\"layout\": \"%s\", \"K\": %lld, \"N\": %lld, \"T\": %lld, \"threads\": %d, "
+                       "\"time_us\": %.2f, "
                        "\"gbps\": %.3f, \"gflops\": %.3f, \"peak_gbps\": %.3f, \"pct_peak\": %.1f}",
-                       n_out ? "," : "", sw_backend_name(be), r.type, r.s.K, r.s.N, r.s.T, nth,
+                       n_out ? "," : "", sw_backend_name(be), r.type, plain ? "plain" : "engine",
+                       r.s.K, r.s.N, r.s.T, nth,
                        r.time_us, r.gbps, r.gflops, peak, pct);
             else
                 printf("%-6s %6lld %6lld %4lld %10.1f %8.2f %8.2f %5.1f%%\n", r.type, r.s.K, r.s.N,
