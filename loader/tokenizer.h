@@ -41,7 +41,8 @@ sw_status sw_tokenize(const sw_tokenizer *t, const char *text, size_t len, bool 
                       bool parse_special, int32_t **ids, size_t *n_ids, sw_err *err);
 
 /* Bytes that token id contributes to the output (byte tokens become their byte,
- * U+2581 becomes a space, BPE byte-to-unicode mapping undone). Control tokens
+ * U+2581 becomes a space, BPE byte-to-unicode mapping undone; NUL bytes are
+ * dropped, so pieces never contain one). Control tokens
  * produce nothing unless render_special. Returns the number of bytes the piece
  * needs; writes at most cap bytes (no NUL). Returns 0 for a bad id. */
 size_t sw_token_to_piece(const sw_tokenizer *t, int32_t id, bool render_special, char *buf,

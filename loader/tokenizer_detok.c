@@ -92,9 +92,12 @@ sw_status sw_tok_build_pieces(sw_tokenizer *t, sw_err *err) {
             }
         }
         /* UNUSED / UNDEFINED tokens render as nothing, like control ones.
-         * No piece is longer than its token text, so the arena suffices. */
-        memcpy(t->piece + o, tmp, k);
-        o += k;
+         * A NUL byte (<0x00>, or BPE's U+0100) is not text: it is dropped
+         * here, once, so every output path (C strings included) agrees and
+         * nothing after it is lost. No piece is longer than its token text,
+         * so the arena suffices. */
+        for (size_t j = 0; j < k; j++)
+            if (tmp[j] != '\0') t->piece[o++] = tmp[j];
     }
     t->piece_off[t->n_vocab] = (uint32_t)o;
     free(tmp);

@@ -566,6 +566,15 @@ static void test_edge_cases(void **state) {
     assert_non_null(d);
     assert_string_equal(sw_detok_push(d, -7), "");
     assert_string_equal(sw_detok_push(d, SPM_N), "");
+    /* <0x00> is no text: it renders as nothing, and the bytes after it are kept */
+    assert_int_equal(sw_token_to_piece(t, SPM_BYTE(0x00), false, buf, sizeof buf), 0);
+    const int32_t nul[] = {SPM_A, SPM_BYTE(0x00), SPM_A};
+    s = NULL;
+    assert_int_equal(sw_detokenize(t, nul, 3, false, &s, &err), SW_OK);
+    assert_string_equal(s, "aa");
+    free(s);
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0x00)), "");
+    assert_string_equal(sw_detok_push(d, SPM_A), "a");
     /* a lone lead byte is held, then flushed as is */
     assert_string_equal(sw_detok_push(d, SPM_BYTE(0xE4)), "");
     assert_string_equal(sw_detok_flush(d), "\xE4");
