@@ -197,6 +197,9 @@ cJSON *sw_wire_openai_request(const cJSON *req, const char *model, bool stream,
     cJSON_DeleteItemFromObjectCaseSensitive(out, "stream_options");
     /* We read the first choice only; asking for more would be paid for and lost. */
     cJSON_DeleteItemFromObjectCaseSensitive(out, "n");
+    /* logit_bias keys are token ids of the local model's vocabulary: for the
+     * cloud model they would name unrelated tokens. */
+    cJSON_DeleteItemFromObjectCaseSensitive(out, "logit_bias");
     cJSON_AddStringToObject(out, "model", model ? model : "");
     cJSON_AddBoolToObject(out, "stream", stream);
     if (stream && include_usage) {

@@ -38,6 +38,7 @@ struct sw_sampler {
     size_t hist_cap, hist_head, hist_len;
     int32_t *counts; /* [n_vocab] */
 
+    sw_logit_bias *bias; /* own copy of p.logit_bias (p.logit_bias points here) */
     cand *cands; /* [n_vocab] scratch, reused by every sample call */
     float *wbuf; /* [n_vocab] scratch: exp(logit - max) of the raw logits */
 };
@@ -118,6 +119,22 @@ static sw_status check_params(const sw_sampler_params *p, int32_t n_vocab, sw_er
     if (p->n_top_logprobs < 0 || p->n_top_logprobs > SW_MAX_TOP_LOGPROBS)
         return sw_err_set(err, SW_E_INVALID_ARG, "sampler: n_top_logprobs %d must be in 0..%d",
                           (int)p->n_top_logprobs, SW_MAX_TOP_LOGPROBS);
+    if (p->n_logit_bias < 0 || p->n_logit_bias > SW_MAX_LOGIT_BIAS ||
+        (p->n_logit_bias > 0 && !p->logit_bias))
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "sampler: n_logit_bias %d must be in 0..%d, with the entries given",
+                          (int)p->n_logit_bias, SW_MAX_LOGIT_BIAS);
+    for (int32_t i = 0; i < p->n_logit_bias; i++) {
+        const sw_logit_bias *b = &p->logit_bias[i];
+        if (b->id < 0 || b->id >= n_vocab)
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "sampler: logit_bias token id %d is outside the vocabulary (0..%d)",
+                              (int)b->id, (int)n_vocab - 1);
+        if (!(b->bias >= -100.0f && b->bias <= 100.0f))
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "sampler: logit_bias of token %d is %g; must be in [-100, 100]",
+                              (int)b->id, (double)b->bias);
+    }
     return SW_OK;
 }
 
@@ -138,11 +155,17 @@ sw_status sw_sampler_create(const sw_sampler_params *p, int32_t n_vocab, sw_samp
     s->counts = calloc((size_t)n_vocab, sizeof *s->counts);
     s->cands = malloc((size_t)n_vocab * sizeof *s->cands);
     s->wbuf = malloc((size_t)n_vocab * sizeof *s->wbuf);
+    s->p.logit_bias = NULL;
+    if (p->n_logit_bias > 0 && (s->bias = malloc((size_t)p->n_logit_bias * sizeof *s->bias))) {
+        memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof *s->bias);
+        s->p.logit_bias = s->bias;
+    }
     if (p->repeat_last_n != 0) {
         s->hist_cap = p->repeat_last_n > 0 ? (size_t)p->repeat_last_n : 256;
         s->hist = malloc(s->hist_cap * sizeof *s->hist);
     }
-    if (!s->counts || !s->cands || !s->wbuf || (p->repeat_last_n != 0 && !s->hist)) {
+    if (!s->counts || !s->cands || !s->wbuf || (p->repeat_last_n != 0 && !s->hist) ||
+        (p->n_logit_bias > 0 && !s->bias)) {
         sw_sampler_free(s);
         return sw_err_set(err, SW_E_NOMEM, "sampler: out of memory for n_vocab %d",
                           (int)n_vocab);
@@ -158,6 +181,7 @@ void sw_sampler_free(sw_sampler *s) {
     free(s->counts);
     free(s->cands);
     free(s->wbuf);
+    free(s->bias);
     free(s);
 }
 
@@ -376,22 +400,31 @@ static sw_status raw_stats(const float *logits, int32_t n, int32_t n_top, float 
 
 /* ---- pipeline stages --------------------------------------------------------- */
 
-/* Copy logits into candidates, applying the penalties to tokens seen in the window. */
+/* Copy logits into candidates with the logit bias added (as llama.cpp, before
+ * the penalties; a ban is -inf and stays so), then apply the penalties to
+ * tokens seen in the window. */
 static void fill_penalised(const sw_sampler *s, const float *logits) {
     const sw_sampler_params *p = &s->p;
+    for (int32_t i = 0; i < s->n_vocab; i++)
+        s->cands[i] = (cand){i, logits[i]};
+    for (int32_t k = 0; k < p->n_logit_bias; k++) {
+        const sw_logit_bias *b = &p->logit_bias[k];
+        float *l = &s->cands[b->id].logit;
+        *l = b->bias <= SW_LOGIT_BIAS_BAN ? -INFINITY : *l + b->bias;
+    }
     bool pen = s->hist_len > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f ||
                                    p->frequency_penalty != 0.0f);
+    if (!pen) return;
     for (int32_t i = 0; i < s->n_vocab; i++) {
-        float l = logits[i];
-        if (pen && s->counts[i] > 0) {
-            int32_t cnt = s->counts[i];
-            /* llama.cpp: shrink the logit towards "less likely" whatever its sign */
-            if (l > 0.0f) l /= p->repeat_penalty;
-            else if (l < 0.0f) l *= p->repeat_penalty;
-            /* OpenAI: subtract presence once and frequency per occurrence */
-            l -= (float)cnt * p->frequency_penalty + p->presence_penalty;
-        }
-        s->cands[i] = (cand){i, l};
+        int32_t cnt = s->counts[i];
+        if (cnt <= 0) continue;
+        float l = s->cands[i].logit;
+        /* llama.cpp: shrink the logit towards "less likely" whatever its sign */
+        if (l > 0.0f) l /= p->repeat_penalty;
+        else if (l < 0.0f) l *= p->repeat_penalty;
+        /* OpenAI: subtract presence once and frequency per occurrence */
+        l -= (float)cnt * p->frequency_penalty + p->presence_penalty;
+        s->cands[i].logit = l;
     }
 }
 

@@ -1,5 +1,5 @@
 /* sampler.h — token sampling from logits: greedy, temperature, top-k, top-p,
- * min-p, repetition/presence/frequency penalties, seeded RNG. For every
+ * min-p, repetition/presence/frequency penalties, logit bias, seeded RNG. For every
  * sampled token it reports the log-probability, the top-n alternatives and the
  * entropy of the model's distribution (log_softmax of the raw logits, before
  * penalties and temperature) — what the confidence monitor and OpenAI's
@@ -15,6 +15,17 @@ extern "C" {
 
 /* OpenAI caps top_logprobs at 20; we keep the same bound. */
 #define SW_MAX_TOP_LOGPROBS 20
+/* Most logit_bias entries one request may carry. */
+#define SW_MAX_LOGIT_BIAS 1024
+/* A bias at or below this bans the token outright (OpenAI: -100 bans). */
+#define SW_LOGIT_BIAS_BAN (-100.0f)
+
+/* OpenAI's logit_bias: bias is added to token id's logit before penalties,
+ * truncation and temperature; bias <= SW_LOGIT_BIAS_BAN bans the token. */
+typedef struct sw_logit_bias {
+    int32_t id;
+    float bias; /* finite, in [-100, 100] */
+} sw_logit_bias;
 
 typedef struct sw_sampler_params {
     float temperature;       /* <= 0: greedy */
@@ -27,6 +38,10 @@ typedef struct sw_sampler_params {
     float frequency_penalty; /* 0: off */
     uint64_t seed;
     int32_t n_top_logprobs;  /* 0..SW_MAX_TOP_LOGPROBS alternatives reported */
+    /* [n_logit_bias] (0..SW_MAX_LOGIT_BIAS); borrowed by sw_sampler_create,
+     * which copies it. A token listed twice gets the sum. */
+    const sw_logit_bias *logit_bias;
+    int32_t n_logit_bias;
 } sw_sampler_params;
 
 void sw_sampler_params_default(sw_sampler_params *p); /* greedy off: temp 0.8, top_k 40, top_p 0.95, min_p 0.05 */

@@ -53,6 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(r.n_stop >= 0 && r.n_stop <= OAI_MAX_STOP);
     for (int i = 0; i < r.n_stop; i++) CHECK(r.stop[i] && r.stop[i][0]);
     CHECK(r.max_tokens >= 0);
+    CHECK(r.sp.n_logit_bias >= 0 && r.sp.n_logit_bias <= SW_MAX_LOGIT_BIAS);
+    CHECK(r.sp.n_logit_bias == 0 || r.sp.logit_bias == r.logit_bias);
+    for (int32_t i = 0; i < r.sp.n_logit_bias; i++)
+        CHECK(r.logit_bias[i].id >= 0 && r.logit_bias[i].id < n_vocab &&
+              r.logit_bias[i].bias >= -100.0f && r.logit_bias[i].bias <= 100.0f);
     CHECK(r.top_logprobs >= 0 && r.top_logprobs <= SW_MAX_TOP_LOGPROBS);
     if (r.model) g_sink += strlen(r.model);
     oai_request_free(&r);

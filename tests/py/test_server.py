@@ -395,6 +395,47 @@ class Suite:
         if self.stories:
             assert "".join(lp["tokens"]).replace("\u2581", " ").strip().startswith(",")
 
+    def test_logit_bias(self):
+        st, t = post_json(self.port, "/tokenize", {"content": "Once upon a time"})
+        assert st == 200 and len(set(t["tokens"])) >= 2, t
+        x, y = t["tokens"][0], next(i for i in t["tokens"] if i != t["tokens"][0])
+
+        def run(bias, n=3):
+            st, r = post_json(self.port, "/v1/completions",
+                              {"prompt": "Once upon a time", "max_tokens": n, "temperature": 0,
+                               "logprobs": 1, "logit_bias": bias})
+            assert st == 200, r
+            return r["choices"][0]
+
+        def piece(i):  # the token's text (/detokenize strips a leading space)
+            st, d = post_json(self.port, "/detokenize", {"tokens": [i]})
+            assert st == 200, d
+            return d["content"].strip()
+
+        def first(r):
+            return r["logprobs"]["tokens"][0].strip()
+
+        # +100 makes a token win every step; the reported logprobs stay those of
+        # the model's own distribution (the bias is not in them)
+        forced = run({str(x): 100})
+        toks = forced["logprobs"]["tokens"]
+        assert len(toks) == 3 and len(set(toks)) == 1 and first(forced) == piece(x), forced
+        assert all(lp < -1e-3 for lp in forced["logprobs"]["token_logprobs"]), forced
+        # the bias is added to the logit: with the model's own log-probabilities
+        # lx, ly of x and y at the first step (read while forcing each), x wins
+        # when its bias exceeds y's by more than ly - lx, y otherwise (0.5 margin)
+        lx = forced["logprobs"]["token_logprobs"][0]
+        ly = run({str(y): 100}, 1)["logprobs"]["token_logprobs"][0]
+        gap = ly - lx
+        assert abs(gap) < 40, (lx, ly)
+        for d, want in ((gap + 0.5, x), (gap - 0.5, y)):
+            r = run({str(x): 50, str(y): round(50 - d, 4)}, 1)
+            assert first(r) == piece(want), (lx, ly, d, r)
+        # an empty object is no bias at all
+        st, plain = post_json(self.port, "/v1/completions",
+                              {"prompt": "Once upon a time", "max_tokens": 3, "temperature": 0})
+        assert run({}, 3)["text"] == plain["choices"][0]["text"]
+
     def test_stop(self):
         if not self.stories:
             return
@@ -590,8 +631,17 @@ class Suite:
             ("model int", "POST", chat, c(model=3), None, 400, "model", None),
             ("tools", "POST", chat, c(tools=[{"type": "function", "function": {"name": "f"}}]),
              None, 400, "tools", None),
-            ("logit_bias", "POST", chat, c(logit_bias={"50": 10}), None, 400, "logit_bias",
+            ("logit_bias not an id", "POST", chat, c(logit_bias={"abc": 10}), None, 400,
+             "logit_bias", None),
+            ("logit_bias signed id", "POST", chat, c(logit_bias={"+5": 10}), None, 400,
+             "logit_bias", None),
+            ("logit_bias id past vocab", "POST", chat, c(logit_bias={"99999999": 1}), None, 400,
+             "logit_bias", None),
+            ("logit_bias 101", "POST", chat, c(logit_bias={"5": 101}), None, 400, "logit_bias",
              None),
+            ("logit_bias string", "POST", chat, c(logit_bias={"5": "x"}), None, 400,
+             "logit_bias", None),
+            ("logit_bias list", "POST", chat, c(logit_bias=[5]), None, 400, "logit_bias", None),
             ("json mode", "POST", chat, c(response_format={"type": "json_object"}), None, 400,
              "response_format.type", None),
             ("raw NUL byte", "POST", chat, c()[:-1] + ',"x":"a\x00b"}', None, 400, None, None),

@@ -280,7 +280,8 @@ static void test_wire_openai_request(void **state) {
     (void)state;
     sw_err err = {{0}};
     cJSON *req = cJSON_Parse("{\"model\":\"local\",\"n\":3,\"stream\":false,\"spillway\":{\"private\":false},"
-                             "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"seed\":5}");
+                             "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"seed\":5,"
+                             "\"logit_bias\":{\"50\":-100}}");
     cJSON *o = sw_wire_openai_request(req, "gpt-x", true, true, &err);
     assert_non_null(o);
     assert_string_equal(cJSON_GetObjectItem(o, "model")->valuestring, "gpt-x");
@@ -288,6 +289,7 @@ static void test_wire_openai_request(void **state) {
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "stream_options"), "include_usage")));
     assert_null(cJSON_GetObjectItem(o, "spillway"));
     assert_null(cJSON_GetObjectItem(o, "n"));
+    assert_null(cJSON_GetObjectItem(o, "logit_bias")); /* local token ids */
     assert_int_equal(cJSON_GetObjectItem(o, "seed")->valueint, 5); /* passed through */
     cJSON_Delete(o);
     cJSON_Delete(req);

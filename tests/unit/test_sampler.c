@@ -599,6 +599,61 @@ static void expect_invalid(sw_sampler_params p, int32_t n_vocab, const char *fie
     if (!strstr(err.msg, field)) fail_msg("error '%s' does not name '%s'", err.msg, field);
 }
 
+/* ---- logit bias ------------------------------------------------------------------ */
+
+static void test_logit_bias(void **state) {
+    (void)state;
+    sw_sampler_params sp = plain_params();
+    const float l3[3] = {2.0f, 1.9f, -5.0f};
+    sw_logit_bias b[2] = {{0, -0.2f}, {0, 0.0f}};
+    sp.logit_bias = b;
+    sp.n_logit_bias = 1;
+    assert_int_equal(greedy_after(sp, l3, 3, NULL, 0), 1); /* 1.8 < 1.9 */
+    b[0] = (sw_logit_bias){2, 7.5f};
+    assert_int_equal(greedy_after(sp, l3, 3, NULL, 0), 2); /* 2.5 > 2.0 */
+    b[0] = (sw_logit_bias){2, 3.0f}; /* listed twice: the sum (-5 + 7.5 > 2; either alone < 2) */
+    b[1] = (sw_logit_bias){2, 4.5f};
+    sp.n_logit_bias = 2;
+    assert_int_equal(greedy_after(sp, l3, 3, NULL, 0), 2);
+    /* -100 bans even a token far ahead of the rest */
+    const float far[3] = {500.0f, 1.0f, 0.0f};
+    b[0] = (sw_logit_bias){0, -100.0f};
+    sp.n_logit_bias = 1;
+    assert_int_equal(greedy_after(sp, far, 3, NULL, 0), 1);
+    /* the bias comes before the repeat penalty (llama.cpp's order): token 0 is
+     * -0.5 + 1 = 0.5, halved to 0.25 > 0.1 (the other order gives 0 < 0.1) */
+    const float ord[3] = {-0.5f, 0.1f, -5.0f};
+    const int32_t h0[] = {0};
+    b[0] = (sw_logit_bias){0, 1.0f};
+    sp.repeat_penalty = 2.0f;
+    assert_int_equal(greedy_after(sp, ord, 3, h0, 1), 0);
+    sp.repeat_penalty = 1.0f;
+
+    /* sampling: a banned token is never drawn, the rest keep their odds, and
+     * the reported logprob is the raw model's; the caller's array is copied */
+    float logits[8];
+    make_logits8(logits);
+    sw_logit_bias ban = {k_perm[0], -100.0f};
+    sp = plain_params();
+    sp.logit_bias = &ban;
+    sp.n_logit_bias = 1;
+    sw_sampler *s = make(&sp, 8);
+    ban.bias = 100.0f; /* must not matter: the sampler holds its own copy */
+    int keep[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    keep[k_perm[0]] = 0;
+    double p[8];
+    ref_probs(logits, keep, 8, 1.0, p);
+    expect_distribution(s, logits, p, 8, 20000);
+    sw_token_info info;
+    sw_err err = {{0}};
+    assert_int_equal(sw_sampler_sample(s, logits, &info, &err), SW_OK);
+    double m = logits[0], z = 0.0;
+    for (int i = 1; i < 8; i++) m = logits[i] > m ? logits[i] : m;
+    for (int i = 0; i < 8; i++) z += exp(logits[i] - m);
+    assert_float_equal(info.logprob, logits[info.id] - m - log(z), 1e-5);
+    sw_sampler_free(s);
+}
+
 static void test_invalid_params(void **state) {
     (void)state;
     sw_sampler_params p = plain_params();
@@ -629,6 +684,22 @@ static void test_invalid_params(void **state) {
     p = plain_params();
     p.frequency_penalty = INFINITY;
     expect_invalid(p, 10, "frequency_penalty");
+    sw_logit_bias lb = {10, 1.0f};
+    p = plain_params();
+    p.logit_bias = &lb;
+    p.n_logit_bias = 1;
+    expect_invalid(p, 10, "token id 10"); /* past the vocabulary */
+    lb.id = -1;
+    expect_invalid(p, 10, "token id -1");
+    lb = (sw_logit_bias){3, 100.5f};
+    expect_invalid(p, 10, "logit_bias of token 3");
+    lb.bias = NAN;
+    expect_invalid(p, 10, "logit_bias of token 3");
+    p.n_logit_bias = SW_MAX_LOGIT_BIAS + 1;
+    expect_invalid(p, 10, "n_logit_bias");
+    p.logit_bias = NULL;
+    p.n_logit_bias = 1;
+    expect_invalid(p, 10, "n_logit_bias");
 
     /* bad logits */
     p = plain_params();
@@ -665,6 +736,7 @@ int main(void) {
         cmocka_unit_test(test_presence_frequency),
         cmocka_unit_test(test_penalty_window),
         cmocka_unit_test(test_seed_reproducible),
+        cmocka_unit_test(test_logit_bias),
         cmocka_unit_test(test_invalid_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,7 +32,8 @@ typedef struct oai_request {
     /* common */
     bool stream, include_usage;
     int32_t max_tokens;          /* 0: not given */
-    sw_sampler_params sp;
+    sw_sampler_params sp;        /* sp.logit_bias points at logit_bias below */
+    sw_logit_bias *logit_bias;   /* [sp.n_logit_bias], owned */
     bool seed_given;
     bool logprobs;               /* return logprobs */
     int32_t top_logprobs;        /* alternatives per token, 0..SW_MAX_TOP_LOGPROBS */

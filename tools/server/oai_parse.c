@@ -4,7 +4,7 @@
  * the engine, and each failure names the parameter the way OpenAI does
  * ("messages[2].role", "temperature"), with status 400. Unknown fields are
  * ignored (clients send vendor extras); features we do not implement (tools,
- * logit_bias, n > 1, JSON mode, suffix) are refused rather than silently
+ * n > 1, JSON mode, suffix) are refused rather than silently
  * dropped, because an answer that ignored them would be wrong. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -412,6 +412,48 @@ static bool parse_stop(const cJSON *root, oai_request *r, oai_error *e) {
     return true;
 }
 
+/* logit_bias: {"token id": bias in [-100, 100], ...}, ids of this model's
+ * vocabulary; -100 bans the token (sampler.h). */
+static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, oai_request *r, oai_error *e) {
+    const cJSON *v = field(root, "logit_bias");
+    if (!v) return true;
+    if (!cJSON_IsObject(v)) return type_error(e, "logit_bias", "an object", v);
+    int n = cJSON_GetArraySize(v);
+    if (n == 0) return true;
+    if (n > SW_MAX_LOGIT_BIAS) {
+        oai_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
+                      "'logit_bias' has %d entries; at most %d are allowed", n, SW_MAX_LOGIT_BIAS);
+        return false;
+    }
+    if (!(r->logit_bias = malloc((size_t)n * sizeof *r->logit_bias))) return nomem(e);
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        const char *k = it->string ? it->string : "";
+        char *end = NULL;
+        long long id = -1;
+        if (*k >= '0' && *k <= '9' && strlen(k) <= 10) id = strtoll(k, &end, 10);
+        if (id < 0 || !end || *end || id >= n_vocab) {
+            oai_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
+                          "'logit_bias' key '%.40s' is not a token id of this model (0..%d)", k,
+                          (int)n_vocab - 1);
+            return false;
+        }
+        if (!cJSON_IsNumber(it)) return type_error(e, "logit_bias", "an object of numbers", it);
+        double d = it->valuedouble;
+        if (!isfinite(d) || d < -100.0 || d > 100.0) {
+            oai_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
+                          "'logit_bias' of token %lld is %g; it must be between -100 and 100",
+                          id, d);
+            return false;
+        }
+        r->logit_bias[i++] = (sw_logit_bias){(int32_t)id, (float)d};
+    }
+    r->sp.logit_bias = r->logit_bias;
+    r->sp.n_logit_bias = i;
+    return true;
+}
+
 /* Fields we refuse rather than ignore. */
 static bool refuse_unsupported(const cJSON *root, oai_error *e) {
     const cJSON *v;
@@ -441,14 +483,6 @@ static bool refuse_unsupported(const cJSON *root, oai_error *e) {
         if (cJSON_GetArraySize(v) > 0) {
             oai_error_set(e, 400, BAD_REQ, "unsupported_parameter", arrays[i],
                           "'%s' is not supported: this server has no tool calling", arrays[i]);
-            return false;
-        }
-    }
-    if ((v = field(root, "logit_bias"))) {
-        if (!cJSON_IsObject(v)) return type_error(e, "logit_bias", "an object", v);
-        if (v->child) {
-            oai_error_set(e, 400, BAD_REQ, "unsupported_parameter", "logit_bias",
-                          "'logit_bias' is not supported");
             return false;
         }
     }
@@ -577,7 +611,8 @@ bool oai_parse_request(const char *body, size_t len, bool chat, int32_t n_vocab,
     }
     if (!chat && !opt_bool(root, "echo", &r->echo, e)) goto done;
     if (!parse_limits(root, r, e) || !parse_sampling(root, r, e) || !parse_logprobs(root, r, e) ||
-        !parse_stop(root, r, e) || !refuse_unsupported(root, e) ||
+        !parse_stop(root, r, e) || !parse_logit_bias(root, n_vocab, r, e) ||
+        !refuse_unsupported(root, e) ||
         !opt_bool(root, "ignore_eos", &r->ignore_eos, e))
         goto done;
     if (r->echo && r->logprobs) {
@@ -607,6 +642,7 @@ void oai_request_free(oai_request *r) {
     free(r->msgs);
     free(r->prompt);
     free(r->prompt_ids);
+    free(r->logit_bias);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     memset(r, 0, sizeof *r);
 }
