@@ -28,7 +28,8 @@ run() {
 
 # ---- bad command lines: exit 2 ------------------------------------------------
 for args in "--bogus" "-m" "-m x.gguf -p hi -n abc" "-m x.gguf -p hi --temp -1" \
-            "-p hi" "-m x.gguf -p hi --backend quantum" "-m x.gguf -p hi --top-logprobs 99"; do
+            "-p hi" "-m x.gguf -p hi --backend quantum" "-m x.gguf -p hi --top-logprobs 99" \
+            "-m x.gguf -p hi -l 5" "-m x.gguf -p hi -l 5+101" "-m x.gguf -p hi --logit-bias x+1"; do
     # shellcheck disable=SC2086
     run "$GEN" $args
     if [[ $rc -eq 2 ]]; then pass "bad flags ($args) -> 2"; else fail "bad flags ($args) -> $rc"; fi
@@ -67,6 +68,25 @@ for k in ("load_ms", "prompt_ms", "prompt_tok_s", "gen_ms", "gen_tok_s"):
     assert k in t and t[k] >= 0, k
 EOF
         then pass "stories260K --json ids, logprobs, entropy, timings"; else fail "stories260K --json contents"; fi
+        # -l ID-100 bans the greedy first token: the runner-up takes its place,
+        # with the same (unbiased) logprob
+        read -r first second second_lp < <(python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+print(o["gen_ids"][0], o["top_logprobs"][0][1]["id"], o["top_logprobs"][0][1]["logprob"])' "$TMP/gen.out")
+        run "$GEN" -m "$STORIES" -p "Once upon a time" -n 1 --temp 0 --json --backend cpu --threads 1 \
+            -l "${first}-100"
+        if [[ $rc -eq 0 ]] && python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["gen_ids"] == [int(sys.argv[2])], o["gen_ids"]
+assert abs(o["logprobs"][0] - float(sys.argv[3])) < 1e-4, o["logprobs"]' "$TMP/gen.out" "$second" "$second_lp"
+        then pass "--logit-bias ${first}-100 hands the first step to token $second"
+        else fail "--logit-bias ${first}-100: rc $rc $(head -c 300 "$TMP/gen.out") $(tail -2 "$TMP/gen.err")"; fi
+        run "$GEN" -m "$STORIES" -p "Once upon a time" -n 1 --temp 0 --backend cpu -l 99999+1
+        if [[ $rc -ne 0 && $rc -ne 2 ]] && grep -q "logit_bias token id 99999" "$TMP/gen.err"; then
+            pass "--logit-bias with an id past the vocabulary: clear error"
+        else fail "--logit-bias 99999+1: rc $rc $(tail -2 "$TMP/gen.err")"; fi
     fi
 
     # streaming text mode prints the same continuation

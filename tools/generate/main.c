@@ -26,6 +26,7 @@ typedef struct opts {
     bool chat;
     int32_t n_predict;
     sw_sampler_params sp;
+    sw_logit_bias bias[SW_MAX_LOGIT_BIAS]; /* -l; sp.logit_bias points here */
     const char *backend;
     int32_t device; /* --device; -1: the preferred GPU */
     int32_t threads;
@@ -52,6 +53,7 @@ static void usage(FILE *f) {
             "  --repeat-penalty F, --repeat-last-n N\n"
             "  --presence-penalty F, --frequency-penalty F\n"
             "  --seed N                  RNG seed\n"
+            "  -l, --logit-bias ID(+|-)B add B to token ID's logit (repeatable; -100 bans it)\n"
             "  --top-logprobs N          report N alternatives per token (--json, max %d)\n"
             "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
             "  --device N                GPU device index (default: the preferred one)\n"
@@ -84,6 +86,20 @@ static bool parse_f32(const char *s, float *out) {
     float v = strtof(s, &end);
     if (errno || end == s || *end || !isfinite(v)) return false;
     *out = v;
+    return true;
+}
+
+/* "ID+B" or "ID-B" (llama.cpp's form) -> one more logit bias entry. */
+static bool parse_bias(const char *s, opts *o) {
+    char *end;
+    errno = 0;
+    long id = strtol(s, &end, 10);
+    float b;
+    if (errno || end == s || id < 0 || id > INT32_MAX || (*end != '+' && *end != '-') ||
+        !parse_f32(end, &b) || b < -100.0f || b > 100.0f || o->sp.n_logit_bias >= SW_MAX_LOGIT_BIAS)
+        return false;
+    o->bias[o->sp.n_logit_bias++] = (sw_logit_bias){(int32_t)id, b};
+    o->sp.logit_bias = o->bias;
     return true;
 }
 
@@ -146,6 +162,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         else if (IS("--presence-penalty")) ok = parse_f32(val, &o->sp.presence_penalty);
         else if (IS("--frequency-penalty")) ok = parse_f32(val, &o->sp.frequency_penalty);
         else if (IS("--seed")) ok = parse_u64(val, &o->sp.seed);
+        else if (IS("-l") || IS("--logit-bias")) ok = parse_bias(val, o);
         else if (IS("--top-logprobs")) ok = parse_i32(val, 0, SW_MAX_TOP_LOGPROBS, &o->sp.n_top_logprobs);
         else if (IS("--backend")) {
             o->backend = val;
