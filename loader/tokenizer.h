@@ -47,6 +47,9 @@ sw_status sw_tokenize(const sw_tokenizer *t, const char *text, size_t len, bool 
  * needs; writes at most cap bytes (no NUL). Returns 0 for a bad id. */
 size_t sw_token_to_piece(const sw_tokenizer *t, int32_t id, bool render_special, char *buf,
                          size_t cap);
+/* The same bytes (render_special false) as a view into the tokenizer, valid as
+ * long as it is: *n bytes, not NUL-terminated. NULL (and *n = 0) for a bad id. */
+const char *sw_token_piece(const sw_tokenizer *t, int32_t id, size_t *n);
 
 /* Whole-sequence detokenization into a malloc'd NUL-terminated string. Strips
  * the leading space SPM adds after BOS, as llama.cpp does. */

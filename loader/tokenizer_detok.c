@@ -114,6 +114,12 @@ static const char *piece_of(const sw_tokenizer *t, int32_t id, bool render_speci
     return t->piece + t->piece_off[id];
 }
 
+const char *sw_token_piece(const sw_tokenizer *t, int32_t id, size_t *n) {
+    *n = 0;
+    if (!t || id < 0 || id >= t->n_vocab) return NULL;
+    return piece_of(t, id, false, n);
+}
+
 size_t sw_token_to_piece(const sw_tokenizer *t, int32_t id, bool render_special, char *buf,
                          size_t cap) {
     if (!t || id < 0 || id >= t->n_vocab) return 0;

@@ -400,13 +400,16 @@ static sw_status raw_stats(const float *logits, int32_t n, int32_t n_top, float 
 
 /* ---- pipeline stages --------------------------------------------------------- */
 
-/* Copy logits into candidates with the logit bias added (as llama.cpp, before
- * the penalties; a ban is -inf and stays so), then apply the penalties to
- * tokens seen in the window. */
-static void fill_penalised(const sw_sampler *s, const float *logits) {
+/* Copy logits into candidates (-inf where allow says no) with the logit bias
+ * added (as llama.cpp, before the penalties; a ban is -inf and stays so), then
+ * apply the penalties to tokens seen in the window. */
+static void fill_penalised(const sw_sampler *s, const float *logits, const uint8_t *allow) {
     const sw_sampler_params *p = &s->p;
     for (int32_t i = 0; i < s->n_vocab; i++)
         s->cands[i] = (cand){i, logits[i]};
+    if (allow)
+        for (int32_t i = 0; i < s->n_vocab; i++)
+            if (!allow[i]) s->cands[i].logit = -INFINITY;
     for (int32_t k = 0; k < p->n_logit_bias; k++) {
         const sw_logit_bias *b = &p->logit_bias[k];
         float *l = &s->cands[b->id].logit;
@@ -490,6 +493,11 @@ static int32_t draw(sw_sampler *s, const cand *c, size_t n, double temp) {
 }
 
 sw_status sw_sampler_sample(sw_sampler *s, const float *logits, sw_token_info *out, sw_err *err) {
+    return sw_sampler_sample_masked(s, logits, NULL, out, err);
+}
+
+sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uint8_t *allow,
+                                   sw_token_info *out, sw_err *err) {
     if (!s || !logits || !out)
         return sw_err_set(err, SW_E_INVALID_ARG, "sw_sampler_sample: NULL argument");
     const sw_sampler_params *p = &s->p;
@@ -498,10 +506,19 @@ sw_status sw_sampler_sample(sw_sampler *s, const float *logits, sw_token_info *o
     sw_status st = raw_stats(logits, s->n_vocab, p->n_top_logprobs, s->wbuf, out, &log_z, err);
     if (st != SW_OK) return st;
 
-    fill_penalised(s, logits);
+    fill_penalised(s, logits, allow);
     cand *c = s->cands;
     size_t n = (size_t)s->n_vocab;
     int32_t id;
+    if (allow || p->n_logit_bias > 0) {
+        /* a mask or bans may leave nothing: say so rather than pick a dead token */
+        size_t live = 0;
+        while (live < n && c[live].logit == -INFINITY) live++;
+        if (live == n)
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "sampler: no token is left to sample (every one is masked or "
+                              "banned)");
+    }
 
     if (p->temperature <= 0.0f) {
         size_t best = 0; /* strict '>' over rising ids: ties keep the lowest id */

@@ -65,6 +65,12 @@ void sw_sampler_accept(sw_sampler *s, int32_t id);
 void sw_sampler_reset(sw_sampler *s); /* clear history, re-seed */
 /* Sample from logits[n_vocab] (not modified). */
 sw_status sw_sampler_sample(sw_sampler *s, const float *logits, sw_token_info *out, sw_err *err);
+/* The same with a mask: only ids with allow[id] != 0 can be drawn (allow NULL:
+ * all). The reported logprob, alternatives and entropy are still those of the
+ * unmasked model distribution. SW_E_INVALID_ARG when the mask and the logit
+ * bias's bans leave no token. */
+sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uint8_t *allow,
+                                   sw_token_info *out, sw_err *err);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "block_manager.h"
+#include "json_grammar.h"
 #include "stop.h"
 
 typedef enum { SEQ_WAITING = 0, SEQ_RUNNING, SEQ_DONE } seq_state;
@@ -51,6 +52,7 @@ typedef struct seq {
     int32_t *stop_ids;
     int32_t n_stop_ids;
     bool ignore_eos;
+    bool json;            /* output constrained to one JSON object (js below) */
     sw_event_fn on_event;
     void *user;
     double t_queued, t_first;
@@ -58,6 +60,7 @@ typedef struct seq {
     sw_sampler *sampler;
     sw_detok *detok; /* NULL when the model has no tokenizer */
     sw_stop *stop;
+    sw_json_state js;     /* the output so far, when json */
     /* Under the engine lock. */
     int32_t *tokens; /* prompt then generated; the last one is not computed yet while decoding */
     int32_t n_tokens, cap_tokens;
@@ -119,6 +122,11 @@ struct sw_engine {
     sw_token_info *sampled;      /* [max_running] */
     sw_status *sample_st;        /* [max_running] */
     sw_err sample_err;
+    /* Constrained decoding (JSON mode): every token's bytes, and the mask of
+     * the tokens that may come next; built at the first JSON request. */
+    const char **pieces;         /* [n_vocab], views into the tokenizer */
+    uint32_t *piece_len;         /* [n_vocab] */
+    uint8_t *allow;              /* [n_vocab] */
 };
 
 const char *sw_finish_reason_str(sw_finish_reason r) {
@@ -180,6 +188,9 @@ static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *
                           "prompt has %d tokens but the context is %d tokens; it must leave room "
                           "for at least one generated token",
                           r->n_prompt, e->n_ctx);
+    if (r->json_object && !e->tok)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "submit: JSON mode needs the model's tokenizer, and this model has none");
     if (r->max_tokens > 0 && (int64_t)r->n_prompt + r->max_tokens > e->n_ctx)
         return sw_err_set(err, SW_E_RANGE,
                           "prompt (%d tokens) + max_tokens (%d) = %lld exceeds the context length "
@@ -197,6 +208,8 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->n_prompt = r->n_prompt;
     s->limit = r->max_tokens > 0 ? r->n_prompt + r->max_tokens : e->n_ctx;
     s->ignore_eos = r->ignore_eos;
+    s->json = r->json_object;
+    sw_json_init(&s->js);
     s->on_event = r->on_event;
     s->user = r->user;
     /* Room for the prompt and a first stretch of output; grows by doubling. */
@@ -582,6 +595,11 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
     }
     if (s->t_first == 0) s->t_first = sw_time_s();
     bool eog = !s->ignore_eos && e->tok && sw_tokenizer_is_eog(e->tok, id);
+    if (s->json && !sw_json_feed(&s->js, e->pieces[id], e->piece_len[id])) {
+        /* the mask allowed only tokens that pass: this is a bug, not input */
+        finish_seq(e, s, SW_FINISH_ERROR, "JSON mode: a sampled token broke the JSON", NULL);
+        return;
+    }
     if (eog || is_stop_id(s, id)) {
         finish_seq(e, s, SW_FINISH_STOP, "", flush_text(s));
         return;
@@ -613,6 +631,7 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
     n->text = NULL; /* part of the node, not separately owned */
     outbox_push(e, n);
     if (m >= 0) finish_seq(e, s, SW_FINISH_STOP, sw_stop_string(s->stop, m), NULL);
+    else if (s->json && sw_json_done(&s->js)) finish_seq(e, s, SW_FINISH_STOP, "", flush_text(s));
     else if (s->n_tokens >= s->limit) finish_seq(e, s, SW_FINISH_LENGTH, "", flush_text(s));
 }
 
@@ -656,13 +675,47 @@ static void deliver(ev_node *n) {
     }
 }
 
+/* The JSON-mode tables, once per engine (scheduler thread). */
+static sw_status json_tables(sw_engine *e, sw_err *err) {
+    if (e->allow) return SW_OK;
+    size_t n = (size_t)e->n_vocab;
+    e->pieces = malloc(n * sizeof *e->pieces);
+    e->piece_len = malloc(n * sizeof *e->piece_len);
+    e->allow = malloc(n);
+    if (!e->pieces || !e->piece_len || !e->allow) {
+        free(e->pieces), free(e->piece_len), free(e->allow);
+        e->pieces = NULL, e->piece_len = NULL, e->allow = NULL;
+        return sw_err_set(err, SW_E_NOMEM, "out of memory for the JSON-mode token tables");
+    }
+    for (int32_t i = 0; i < e->n_vocab; i++) {
+        size_t len = 0;
+        const char *p = sw_token_piece(e->tok, i, &len);
+        e->pieces[i] = p ? p : "";
+        e->piece_len[i] = (uint32_t)len;
+    }
+    return SW_OK;
+}
+
 static void sample_plan(sw_engine *e) {
     for (int32_t k = 0; k < e->n_plan; k++) {
         const plan_entry *p = &e->plan[k];
         e->sample_st[k] = SW_OK;
         if (!p->sample) continue;
         const float *row = e->logits + (size_t)k * (size_t)e->n_vocab;
-        e->sample_st[k] = sw_sampler_sample(p->s->sampler, row, &e->sampled[k], &e->sample_err);
+        const uint8_t *allow = NULL;
+        if (p->s->json) {
+            /* only tokens that keep the output a prefix of a JSON object */
+            if ((e->sample_st[k] = json_tables(e, &e->sample_err)) != SW_OK) continue;
+            if (sw_json_mask(&p->s->js, e->pieces, e->piece_len, e->n_vocab, e->allow) == 0) {
+                e->sample_st[k] = sw_err_set(&e->sample_err, SW_E_UNSUPPORTED,
+                                             "JSON mode: no token of this vocabulary can "
+                                             "continue the JSON text");
+                continue;
+            }
+            allow = e->allow;
+        }
+        e->sample_st[k] =
+            sw_sampler_sample_masked(p->s->sampler, row, allow, &e->sampled[k], &e->sample_err);
         if (e->sample_st[k] == SW_OK) sw_sampler_accept(p->s->sampler, e->sampled[k].id);
     }
 }
@@ -873,6 +926,9 @@ void sw_engine_free(sw_engine *e) {
     free(e->logits);
     free(e->sampled);
     free(e->sample_st);
+    free(e->pieces);
+    free(e->piece_len);
+    free(e->allow);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);

@@ -116,6 +116,10 @@ typedef struct sw_request {
     const char *const *stop_strings; /* [n_stop_strings] NUL-terminated, copied; "" ignored */
     int32_t n_stop_strings;
     bool ignore_eos;              /* do not stop on the model's end-of-generation tokens */
+    /* JSON mode (OpenAI's response_format json_object): only tokens that keep
+     * the output a prefix of one JSON object (whitespace, then an object) are
+     * sampled, and the request finishes (stop) when the object closes. */
+    bool json_object;
     sw_event_fn on_event;         /* required */
     void *user;                   /* passed to on_event; borrowed until the final event */
 } sw_request;

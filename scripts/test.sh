@@ -2,8 +2,8 @@
 # Run the whole Spillway test suite: install dependencies, build (CUDA compiled
 # when nvcc exists — compile only without a GPU; Vulkan on, tested on Mesa's
 # lavapipe), run ctest, then rebuild with ASan+UBSan and run the tests again,
-# then run the fuzzers (GGUF, OpenAI requests, SSE, route config, tokenizers)
-# for a bounded time each.
+# then run the fuzzers (GGUF, OpenAI requests, SSE, route config, tokenizers,
+# the JSON-mode grammar) for a bounded time each.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    main build + ctest only
 set -euo pipefail
@@ -38,7 +38,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 step "fuzz (libFuzzer, ${FUZZ_SECONDS}s per target)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSW_FUZZ=ON -DSW_CUDA=OFF -DSW_VULKAN=OFF >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target fuzz_gguf fuzz_oai fuzz_sse fuzz_route_config fuzz_tokenizer
+cmake --build build-fuzz -j"$JOBS" --target fuzz_gguf fuzz_oai fuzz_sse fuzz_route_config fuzz_tokenizer fuzz_json_grammar
 for f in build-fuzz/bin/fuzz_*; do
   name=$(basename "$f"); corpus="tests/fuzz/corpus/${name#fuzz_}"
   work=build-fuzz/corpus-$name; mkdir -p "$work"

@@ -436,6 +436,49 @@ class Suite:
                               {"prompt": "Once upon a time", "max_tokens": 3, "temperature": 0})
         assert run({}, 3)["text"] == plain["choices"][0]["text"]
 
+    def test_json_mode(self):
+        # every answer is a prefix of a JSON object, and a stop is a whole one
+        for i, path in enumerate(("/v1/chat/completions", "/v1/completions")):
+            body = {"max_tokens": 48, "temperature": 0.8, "seed": 3 + i,
+                    "response_format": {"type": "json_object"}}
+            if "chat" in path:
+                body["messages"] = [{"role": "user", "content": "Reply in JSON."}]
+            else:
+                body["prompt"] = "Once upon a time"
+            st, r = post_json(self.port, path, body)
+            assert st == 200, r
+            ch = r["choices"][0]
+            text = ch["message"]["content"] if "chat" in path else ch["text"]
+            assert text.lstrip().startswith("{"), text
+            if ch["finish_reason"] == "stop":
+                assert isinstance(json.loads(text), dict), text
+            else:
+                assert ch["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 48
+        # with '}' pushed up, the object closes at once and the answer stops there
+        st, t = post_json(self.port, "/tokenize", {"content": "{}"})
+        ids = [i for i in t["tokens"]]
+        pieces = {}
+        for i in ids:
+            st, d = post_json(self.port, "/detokenize", {"tokens": [i]})
+            pieces[d["content"].strip()] = i
+        if "{" in pieces and "}" in pieces:
+            st, r = post_json(self.port, "/v1/completions",
+                              {"prompt": "Once upon a time", "max_tokens": 20, "temperature": 0,
+                               "response_format": {"type": "json_object"},
+                               "logit_bias": {str(pieces["{"]): 50, str(pieces["}"]): 100}})
+            assert st == 200, r
+            assert r["choices"][0]["text"].strip() == "{}", r
+            assert r["choices"][0]["finish_reason"] == "stop", r
+        # streaming gives the same text as the whole answer
+        body = {"prompt": "Once upon a time", "max_tokens": 24, "temperature": 0}
+        fmt = {"response_format": {"type": "json_object"}}
+        st, whole = post_json(self.port, "/v1/completions", dict(body, **fmt))
+        c = client(self.srv)
+        chunks = list(c.completions.create(model=self.model_id, stream=True, extra_body=fmt,
+                                           **body))
+        assert "".join(ch.choices[0].text for ch in chunks if ch.choices) == \
+            whole["choices"][0]["text"]
+
     def test_stop(self):
         if not self.stories:
             return
@@ -642,8 +685,11 @@ class Suite:
             ("logit_bias string", "POST", chat, c(logit_bias={"5": "x"}), None, 400,
              "logit_bias", None),
             ("logit_bias list", "POST", chat, c(logit_bias=[5]), None, 400, "logit_bias", None),
-            ("json mode", "POST", chat, c(response_format={"type": "json_object"}), None, 400,
+            ("json schema", "POST", chat,
+             c(response_format={"type": "json_schema", "json_schema": {"name": "x"}}), None, 400,
              "response_format.type", None),
+            ("response_format string", "POST", chat, c(response_format="json"), None, 400,
+             "response_format", None),
             ("raw NUL byte", "POST", chat, c()[:-1] + ',"x":"a\x00b"}', None, 400, None, None),
             ("invalid utf-8", "POST", chat,
              c().encode()[:-1] + b',"x":"\xff\xfe\xc0\xaf"}', None, 400, None, None),

@@ -654,6 +654,49 @@ static void test_logit_bias(void **state) {
     sw_sampler_free(s);
 }
 
+/* ---- masks (constrained decoding) ------------------------------------------------ */
+
+static void test_mask(void **state) {
+    (void)state;
+    float logits[8];
+    make_logits8(logits);
+    uint8_t allow[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    allow[k_perm[0]] = allow[k_perm[2]] = 0; /* the most likely and the third */
+    sw_sampler_params sp = plain_params();
+    sp.temperature = 0.0f;
+    sw_sampler *s = make(&sp, 8);
+    sw_token_info info;
+    sw_err err = {{0}};
+    assert_int_equal(sw_sampler_sample_masked(s, logits, allow, &info, &err), SW_OK);
+    assert_int_equal(info.id, k_perm[1]);
+    /* logprob and alternatives are the unmasked model's */
+    assert_float_equal(info.logprob, log(k_probs[1]), 1e-5);
+    sw_sampler_free(s);
+    /* sampling: masked tokens are never drawn */
+    sp = plain_params();
+    s = make(&sp, 8);
+    long counts[8];
+    draw_counts(s, logits, 8, 20000, counts);
+    for (int i = 0; i < 8; i++) assert_true(counts[i] > 0); /* unmasked sampler: all drawn */
+    for (int r = 0; r < 20000; r++) {
+        assert_int_equal(sw_sampler_sample_masked(s, logits, allow, &info, &err), SW_OK);
+        assert_true(allow[info.id]);
+    }
+    /* nothing allowed: a clear error, not a dead token */
+    memset(allow, 0, sizeof allow);
+    assert_int_equal(sw_sampler_sample_masked(s, logits, allow, &info, &err), SW_E_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "no token"));
+    /* a mask plus bans that leave nothing */
+    allow[3] = 1;
+    sw_sampler_free(s);
+    sw_logit_bias ban = {3, -100.0f};
+    sp.logit_bias = &ban;
+    sp.n_logit_bias = 1;
+    s = make(&sp, 8);
+    assert_int_equal(sw_sampler_sample_masked(s, logits, allow, &info, &err), SW_E_INVALID_ARG);
+    sw_sampler_free(s);
+}
+
 static void test_invalid_params(void **state) {
     (void)state;
     sw_sampler_params p = plain_params();
@@ -737,6 +780,7 @@ int main(void) {
         cmocka_unit_test(test_penalty_window),
         cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_logit_bias),
+        cmocka_unit_test(test_mask),
         cmocka_unit_test(test_invalid_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,7 @@
 #include "block_manager.h"
 #include "cpu_backend.h"
 #include "engine.h"
+#include "json_grammar.h"
 #include "model.h"
 
 /* ---- fixtures --------------------------------------------------------------- */
@@ -729,6 +730,100 @@ static void test_default_kv_holds_max_running(void **state) {
 
 /* ---- (f) limits, errors, cancel ---------------------------------------------------- */
 
+/* ---- JSON mode ------------------------------------------------------------------ */
+
+/* The id whose piece is exactly s, or -1. */
+static int32_t piece_id(const char *s) {
+    const sw_tokenizer *t = sw_model_tokenizer(g_m);
+    for (int32_t i = 0; t && i < g_vocab; i++) {
+        size_t n;
+        const char *p = sw_token_piece(t, i, &n);
+        if (p && n == strlen(s) && !memcmp(p, s, n)) return i;
+    }
+    return -1;
+}
+
+static void test_json_mode(void **state) {
+    (void)state;
+    const sw_tokenizer *t = sw_model_tokenizer(g_m);
+    if (!t) {
+        printf("json mode: this model has no tokenizer\n");
+        return;
+    }
+    sw_engine_params p;
+    sw_engine_params_default(&p);
+    sw_engine *e = make_engine(&p);
+    /* whether the vocabulary can start a JSON object at all */
+    sw_json_state js0;
+    sw_json_init(&js0);
+    bool can_open = false;
+    for (int32_t i = 0; i < g_vocab && !can_open; i++) {
+        size_t n;
+        const char *pc = sw_token_piece(t, i, &n);
+        sw_json_state c = js0;
+        can_open = n > 0 && sw_json_feed(&c, pc, n);
+    }
+    /* greedy and sampled runs, some concurrent: every output is a prefix of a
+     * JSON object, and a stop means the object is complete */
+    enum { N = 4 };
+    prompt pr[N];
+    result r[N];
+    for (int i = 0; i < N; i++) {
+        make_prompt(&pr[i], 6 + 3 * i, 40 + (uint64_t)i);
+        result_init(&r[i]);
+        sw_request q = greedy_request(&pr[i], 40, &r[i]);
+        q.json_object = true;
+        q.ignore_eos = false;
+        if (i % 2) {
+            q.sampling.temperature = 1.0f;
+            q.sampling.seed = 7 + (uint64_t)i;
+        }
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_final(&r[i], 300));
+        if (!can_open) { /* a vocabulary without '{' (and whitespace before it) */
+            assert_int_equal(r[i].reason, SW_FINISH_ERROR);
+            assert_non_null(strstr(r[i].message, "JSON mode"));
+            continue;
+        }
+        if (r[i].reason != SW_FINISH_STOP && r[i].reason != SW_FINISH_LENGTH)
+            fail_msg("json run %d: reason %d (%s)", i, r[i].reason, r[i].message);
+        sw_json_state js = js0;
+        if (!sw_json_feed(&js, r[i].text, r[i].len))
+            fail_msg("json run %d: output is not a JSON prefix: '%s'", i, r[i].text);
+        assert_int_equal(sw_json_done(&js), r[i].reason == SW_FINISH_STOP);
+        assert_true(r[i].n_tokens >= 1);
+        result_destroy(&r[i]);
+    }
+    /* forcing the close: with '}' boosted, the object closes at the first
+     * chance and the request stops right there (no end-of-generation token
+     * is needed) */
+    int32_t open = piece_id("{"), close = piece_id("}");
+    if (open >= 0 && close >= 0) {
+        sw_logit_bias b[2] = {{close, 100.0f}, {open, 50.0f}};
+        result rf;
+        result_init(&rf);
+        sw_request q = greedy_request(&pr[0], 40, &rf);
+        q.json_object = true;
+        q.ignore_eos = true; /* the JSON end finishes the request regardless */
+        q.sampling.logit_bias = b;
+        q.sampling.n_logit_bias = 2;
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+        assert_true(wait_final(&rf, 300));
+        assert_int_equal(rf.reason, SW_FINISH_STOP);
+        assert_string_equal(rf.text, "{}");
+        assert_int_equal(rf.n_tokens, 2);
+        assert_int_equal(rf.tokens[0], open);
+        assert_int_equal(rf.tokens[1], close);
+        result_destroy(&rf);
+    } else {
+        printf("json mode: no '{' and '}' pieces in this vocabulary; forced close not run\n");
+    }
+    check_idle(e);
+    sw_engine_free(e);
+}
+
 static void test_limits_and_errors(void **state) {
     (void)state;
     sw_engine_params p;
@@ -993,6 +1088,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_seeded_sampling_through_preemption),
     cmocka_unit_test(test_prefix_cache),
     cmocka_unit_test(test_stop_strings),
+    cmocka_unit_test(test_json_mode),
     cmocka_unit_test(test_limits_and_errors),
     cmocka_unit_test(test_default_kv_holds_max_running),
     cmocka_unit_test(test_free_with_work_in_flight),

@@ -566,6 +566,12 @@ static void test_edge_cases(void **state) {
     assert_non_null(d);
     assert_string_equal(sw_detok_push(d, -7), "");
     assert_string_equal(sw_detok_push(d, SPM_N), "");
+    /* the piece view: the same bytes, no copy; NULL for a bad id */
+    size_t pn = 99;
+    const char *pv = sw_token_piece(t, SPM_SP_A, &pn);
+    assert_true(pv && pn == 2 && !memcmp(pv, " a", 2));
+    assert_null(sw_token_piece(t, SPM_N, &pn));
+    assert_int_equal(pn, 0);
     /* <0x00> is no text: it renders as nothing, and the bytes after it are kept */
     assert_int_equal(sw_token_to_piece(t, SPM_BYTE(0x00), false, buf, sizeof buf), 0);
     const int32_t nul[] = {SPM_A, SPM_BYTE(0x00), SPM_A};

@@ -865,6 +865,7 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
     req.stop_strings = (const char *const *)j->r.stop;
     req.n_stop_strings = j->r.n_stop;
     req.ignore_eos = j->r.ignore_eos;
+    req.json_object = j->r.json_object;
     req.on_event = on_event;
     req.user = g;
     g->refs = 2; /* the engine's reference, taken before it can call back */

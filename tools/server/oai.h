@@ -40,6 +40,7 @@ typedef struct oai_request {
     char *stop[OAI_MAX_STOP];
     int n_stop;
     bool ignore_eos;             /* extension */
+    bool json_object;            /* response_format {"type": "json_object"} */
 } oai_request;
 
 /* Parse body (len bytes, need not be NUL-terminated) as a chat (chat = true) or

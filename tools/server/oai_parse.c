@@ -4,7 +4,7 @@
  * the engine, and each failure names the parameter the way OpenAI does
  * ("messages[2].role", "temperature"), with status 400. Unknown fields are
  * ignored (clients send vendor extras); features we do not implement (tools,
- * n > 1, JSON mode, suffix) are refused rather than silently
+ * n > 1, JSON schemas, suffix) are refused rather than silently
  * dropped, because an answer that ignored them would be wrong. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -454,6 +454,25 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, oai_request *r,
     return true;
 }
 
+/* response_format: "text", or "json_object" (JSON mode: the output is one
+ * JSON object); JSON schemas are refused. */
+static bool parse_response_format(const cJSON *root, oai_request *r, oai_error *e) {
+    const cJSON *v = field(root, "response_format");
+    if (!v) return true;
+    if (!cJSON_IsObject(v)) return type_error(e, "response_format", "an object", v);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
+    if (!cJSON_IsString(t)) return type_error(e, "response_format.type", "a string", t);
+    if (!strcmp(t->valuestring, "json_object")) {
+        r->json_object = true;
+    } else if (strcmp(t->valuestring, "text") != 0) {
+        oai_error_set(e, 400, BAD_REQ, "unsupported_value", "response_format.type",
+                      "response_format '%.40s' is not supported; use 'text' or 'json_object'",
+                      t->valuestring);
+        return false;
+    }
+    return true;
+}
+
 /* Fields we refuse rather than ignore. */
 static bool refuse_unsupported(const cJSON *root, oai_error *e) {
     const cJSON *v;
@@ -483,17 +502,6 @@ static bool refuse_unsupported(const cJSON *root, oai_error *e) {
         if (cJSON_GetArraySize(v) > 0) {
             oai_error_set(e, 400, BAD_REQ, "unsupported_parameter", arrays[i],
                           "'%s' is not supported: this server has no tool calling", arrays[i]);
-            return false;
-        }
-    }
-    if ((v = field(root, "response_format"))) {
-        if (!cJSON_IsObject(v)) return type_error(e, "response_format", "an object", v);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
-        if (!cJSON_IsString(t)) return type_error(e, "response_format.type", "a string", t);
-        if (strcmp(t->valuestring, "text") != 0) {
-            oai_error_set(e, 400, BAD_REQ, "unsupported_value", "response_format.type",
-                          "response_format '%.40s' is not supported; only 'text'",
-                          t->valuestring);
             return false;
         }
     }
@@ -612,6 +620,7 @@ bool oai_parse_request(const char *body, size_t len, bool chat, int32_t n_vocab,
     if (!chat && !opt_bool(root, "echo", &r->echo, e)) goto done;
     if (!parse_limits(root, r, e) || !parse_sampling(root, r, e) || !parse_logprobs(root, r, e) ||
         !parse_stop(root, r, e) || !parse_logit_bias(root, n_vocab, r, e) ||
+        !parse_response_format(root, r, e) ||
         !refuse_unsupported(root, e) ||
         !opt_bool(root, "ignore_eos", &r->ignore_eos, e))
         goto done;
