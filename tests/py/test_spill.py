@@ -598,6 +598,15 @@ def test_two_servers(model, fake):
         st, h, _ = request(small.port, "POST", "/v1/chat/completions",
                            chat_body("Hi", max_tokens=4))
         assert st == 200 and route_of(h) == "local; reason=default", h
+        # JSON mode goes with a spilled request: the cloud answers in JSON too
+        fmt = {"type": "json_object"}
+        jd = client(big, big_key).chat.completions.create(
+            model="stories260K", messages=msgs, max_tokens=100, temperature=0,
+            response_format=fmt)
+        js = c.chat.completions.create(model="stories260K", messages=msgs, max_tokens=100,
+                                       temperature=0, response_format=fmt)
+        assert jd.choices[0].message.content.lstrip().startswith("{"), jd
+        assert js.choices[0].message.content == jd.choices[0].message.content, (js, jd)
     finally:
         if small:
             assert small.stop() == 0

@@ -268,8 +268,8 @@ cJSON *srv_cloud_body(const oai_request *r, const cJSON *body, const char *promp
     cJSON_AddStringToObject(m, "content", prompt_text ? prompt_text : "");
     /* The completions default of 16 tokens applies in the cloud too. */
     cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens > 0 ? r->max_tokens : 16);
-    static const char *const copy[] = {"temperature", "top_p", "stop", "seed",
-                                       "presence_penalty", "frequency_penalty"};
+    static const char *const copy[] = {"temperature",      "top_p",             "stop", "seed",
+                                       "presence_penalty", "frequency_penalty", "response_format"};
     for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, copy[i]);
         if (v && !cJSON_IsNull(v)) cJSON_AddItemToObject(o, copy[i], cJSON_Duplicate(v, true));
