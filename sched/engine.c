@@ -53,6 +53,7 @@ typedef struct seq {
     int32_t n_stop_ids;
     bool ignore_eos;
     bool json;            /* output constrained to one JSON object (js below) */
+    bool greedy;          /* temperature <= 0 */
     sw_event_fn on_event;
     void *user;
     double t_queued, t_first;
@@ -209,6 +210,7 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->limit = r->max_tokens > 0 ? r->n_prompt + r->max_tokens : e->n_ctx;
     s->ignore_eos = r->ignore_eos;
     s->json = r->json_object;
+    s->greedy = r->sampling.temperature <= 0.0f;
     sw_json_init(&s->js);
     s->on_event = r->on_event;
     s->user = r->user;
@@ -706,6 +708,22 @@ static void sample_plan(sw_engine *e) {
         if (p->s->json) {
             /* only tokens that keep the output a prefix of a JSON object */
             if ((e->sample_st[k] = json_tables(e, &e->sample_err)) != SW_OK) continue;
+            if (p->s->greedy) {
+                /* Greedy: when the unmasked choice continues the JSON it is also
+                 * the masked one (the best valid token), so the pass over the
+                 * vocabulary is needed only when it does not. Greedy sampling
+                 * changes no sampler state, so trying it first is free of side
+                 * effects. */
+                sw_token_info *ti = &e->sampled[k];
+                if (sw_sampler_sample(p->s->sampler, row, ti, &e->sample_err) == SW_OK) {
+                    sw_json_state c = p->s->js;
+                    if (e->piece_len[ti->id] > 0 &&
+                        sw_json_feed(&c, e->pieces[ti->id], e->piece_len[ti->id])) {
+                        sw_sampler_accept(p->s->sampler, ti->id);
+                        continue;
+                    }
+                }
+            }
             if (sw_json_mask(&p->s->js, e->pieces, e->piece_len, e->n_vocab, e->allow) == 0) {
                 e->sample_st[k] = sw_err_set(&e->sample_err, SW_E_UNSUPPORTED,
                                              "JSON mode: no token of this vocabulary can "

@@ -796,6 +796,28 @@ static void test_json_mode(void **state) {
         assert_true(r[i].n_tokens >= 1);
         result_destroy(&r[i]);
     }
+    /* greedy tries the unmasked choice first and masks only when it does not
+     * fit; temperature 1 with top_k 1 always masks and takes the best valid
+     * token: the two must agree token for token */
+    for (int i = 0; can_open && i < 2; i++) {
+        result a, b;
+        result_init(&a);
+        result_init(&b);
+        sw_request qa = greedy_request(&pr[i], 40, &a), qb = greedy_request(&pr[i], 40, &b);
+        qa.json_object = qb.json_object = true;
+        qa.ignore_eos = qb.ignore_eos = false;
+        qb.sampling.temperature = 1.0f;
+        qb.sampling.top_k = 1;
+        assert_int_equal(sw_engine_submit(e, &qa, NULL, NULL), SW_OK);
+        assert_int_equal(sw_engine_submit(e, &qb, NULL, NULL), SW_OK);
+        assert_true(wait_final(&a, 300));
+        assert_true(wait_final(&b, 300));
+        assert_int_equal(a.n_tokens, b.n_tokens);
+        assert_memory_equal(a.tokens, b.tokens, (size_t)a.n_tokens * sizeof a.tokens[0]);
+        assert_int_equal(a.reason, b.reason);
+        result_destroy(&a);
+        result_destroy(&b);
+    }
     /* forcing the close: with '}' boosted, the object closes at the first
      * chance and the request stops right there (no end-of-generation token
      * is needed) */
