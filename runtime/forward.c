@@ -1,8 +1,14 @@
-/* forward.c — one forward step of a llama-family transformer over a flattened
- * batch of tokens from many sequences, as a readable sequence of backend ops.
- * Batch validation happens first, on the host, so that a bad batch never
- * reaches a kernel. The step's index tensors travel in one small host-visible
- * buffer; activations live in one compute buffer grown to the largest batch. */
+/* forward.c — one forward step of a transformer over a flattened batch of
+ * tokens from many sequences. Batch validation happens first, on the host, so
+ * that a bad batch never reaches a kernel. The step's index tensors travel in
+ * one small host-visible buffer; activations live in one compute buffer grown
+ * to the largest batch.
+ *
+ * Each architecture is one function that reads like its math (the
+ * "architectures" section), written in a few shared building blocks
+ * (embedding, norm, self-attention, feed-forward, output head) that are
+ * themselves short sequences of backend ops. Fusion and other cleverness
+ * belong in the backends, not here. */
 #include "model_internal.h"
 
 #include <math.h>
@@ -196,96 +202,174 @@ void sw_forward_state_free(sw_model *m) {
     memset(&m->rs, 0, sizeof m->rs);
 }
 
-/* ---- the transformer ----------------------------------------------------- */
+/* ---- building blocks ------------------------------------------------------
+ * The steps the architectures below are written in. Each is a short sequence
+ * of backend ops on the step's tensors; none knows which architecture calls
+ * it. */
 
 #define TRY(call)                             \
     do {                                      \
         if ((st = (call)) != SW_OK) return st; \
     } while (0)
 
+/* What every block works on: the model, its cache, this step's tensors. */
+typedef struct fwd {
+    sw_model *m;
+    const sw_model_config *c;
+    sw_backend *be;
+    sw_kv_cache *kv;
+    step *s;
+    sw_err *err;
+} fwd;
+
 static const sw_tensor *opt(const sw_tensor *t) { return t->buf ? t : NULL; }
 
-/* View a [n_heads * head_dim, T] activation as [head_dim, n_heads, T] for rope. */
+/* View a [n_heads * head_dim, T] activation as [head_dim, n_heads, T]. */
 static sw_tensor heads_view(const sw_tensor *t, int64_t head_dim, int64_t n_heads) {
     return sw_tensor_make(t->buf, t->offset, t->type, head_dim, n_heads, t->ne[1], 1);
 }
 
-static sw_status layer_forward(sw_model *m, sw_kv_cache *kv, int64_t il, step *s,
-                               const sw_rope_params *rope, const sw_attn_params *ap, sw_err *err) {
-    const sw_model_config *c = &m->cfg;
-    const sw_layer_weights *w = &m->w.layers[il];
-    sw_backend *be = m->be;
-    sw_status st;
+/* How one layer attends: its rope and its attention parameters. */
+typedef struct attn_desc {
+    sw_rope_params rope;
+    sw_attn_params attn;
+} attn_desc;
 
-    /* attention block: h = rmsnorm(x) * attn_norm */
-    TRY(sw_be_rms_norm(be, &s->x, &w->attn_norm, c->rms_eps, &s->h, err));
-    /* q, k, v = h Wq, h Wk, h Wv (+ bias on qwen2) */
-    TRY(sw_be_matmul(be, &w->wq, &s->h, opt(&w->bq), &s->q, err));
-    TRY(sw_be_matmul(be, &w->wk, &s->h, opt(&w->bk), &s->k, err));
-    TRY(sw_be_matmul(be, &w->wv, &s->h, opt(&w->bv), &s->v, err));
-    /* rotate q and k by each token's position */
-    sw_tensor qh = heads_view(&s->q, c->head_dim, c->n_head);
-    sw_tensor kh = heads_view(&s->k, c->head_dim, c->n_head_kv);
-    TRY(sw_be_rope(be, &qh, &s->pos, rope, err));
-    TRY(sw_be_rope(be, &kh, &s->pos, rope, err));
-    /* append this step's k, v to the paged cache, then attend over each
-     * sequence's cached context (causal, GQA) */
-    sw_tensor *kc = sw_kv_layer_k(kv, il), *vc = sw_kv_layer_v(kv, il);
-    TRY(sw_be_kv_write(be, &s->k, &s->v, kc, vc, &s->slots, err));
-    TRY(sw_be_attention(be, &s->q, kc, vc, ap, &s->att, err));
-    /* x = x + att Wo */
-    TRY(sw_be_matmul(be, &w->wo, &s->att, NULL, &s->h, err));
-    TRY(sw_be_add(be, &s->x, &s->h, &s->x, err));
-
-    /* feed-forward block: h = rmsnorm(x) * ffn_norm */
-    TRY(sw_be_rms_norm(be, &s->x, &w->ffn_norm, c->rms_eps, &s->h, err));
-    /* x = x + (silu(h Wgate) * (h Wup)) Wdown */
-    TRY(sw_be_matmul(be, &w->w_gate, &s->h, NULL, &s->gate, err));
-    TRY(sw_be_matmul(be, &w->w_up, &s->h, NULL, &s->up, err));
-    /* in place: elementwise, each output reads only its own inputs */
-    TRY(sw_be_swiglu(be, &s->gate, &s->up, &s->gate, err));
-    TRY(sw_be_matmul(be, &w->w_down, &s->gate, NULL, &s->h, err));
-    TRY(sw_be_add(be, &s->x, &s->h, &s->x, err));
-    return SW_OK;
+/* The layer-independent parts of attention: rope from the config, attention
+ * over this step's sequences with scale 1/sqrt(head_dim). */
+static attn_desc attn_default(const fwd *f) {
+    const sw_model_config *c = f->c;
+    const step *s = f->s;
+    attn_desc d = {
+        .rope = {
+            .n_dims = (int32_t)c->n_rot,
+            .mode = (int32_t)c->rope_mode,
+            .freq_base = c->rope_freq_base,
+            .freq_scale = c->rope_freq_scale,
+            .freq_factors = opt(&f->m->w.rope_freqs),
+        },
+        .attn = {
+            .n_head = (int32_t)c->n_head,
+            .n_head_kv = (int32_t)c->n_head_kv,
+            .head_dim = (int32_t)c->head_dim,
+            .scale = 1.0f / sqrtf((float)c->head_dim),
+            .block_size = sw_kv_block_size(f->kv),
+            .n_seqs = s->S,
+            .max_blocks = s->max_blocks,
+            .max_ctx = s->max_ctx,
+            .seq_start = &s->seq_start,
+            .pos = &s->pos,
+            .block_tables = &s->block_tables,
+        },
+    };
+    return d;
 }
 
-static sw_status run_step(sw_model *m, sw_kv_cache *kv, step *s, sw_err *err) {
-    const sw_model_config *c = &m->cfg;
-    const sw_weights *w = &m->w;
-    sw_backend *be = m->be;
-    sw_status st;
-    sw_rope_params rope = {
-        .n_dims = (int32_t)c->n_rot,
-        .mode = (int32_t)c->rope_mode,
-        .freq_base = c->rope_freq_base,
-        .freq_scale = c->rope_freq_scale,
-        .freq_factors = opt(&w->rope_freqs),
-    };
-    sw_attn_params ap = {
-        .n_head = (int32_t)c->n_head,
-        .n_head_kv = (int32_t)c->n_head_kv,
-        .head_dim = (int32_t)c->head_dim,
-        .scale = 1.0f / sqrtf((float)c->head_dim),
-        .block_size = sw_kv_block_size(kv),
-        .n_seqs = s->S,
-        .max_blocks = s->max_blocks,
-        .max_ctx = s->max_ctx,
-        .seq_start = &s->seq_start,
-        .pos = &s->pos,
-        .block_tables = &s->block_tables,
-    };
+/* x = token_embd[tokens] */
+static sw_status embed(fwd *f) {
+    return sw_be_get_rows(f->be, &f->m->w.token_embd, &f->s->tokens, &f->s->x, f->err);
+}
 
-    /* x = token embeddings */
-    TRY(sw_be_get_rows(be, &w->token_embd, &s->tokens, &s->x, err));
-    for (int64_t il = 0; il < c->n_layer; il++)
-        if ((st = layer_forward(m, kv, il, s, &rope, &ap, err)) != SW_OK)
-            return sw_err_wrap(err, st, "layer %lld", (long long)il);
-    /* keep the rows that produce logits (last token of each sequence), then
-     * final norm and classifier */
-    TRY(sw_be_get_rows(be, &s->x, &s->out_rows, &s->xo, err));
-    TRY(sw_be_rms_norm(be, &s->xo, &w->output_norm, c->rms_eps, &s->xo, err));
-    TRY(sw_be_matmul(be, &w->output, &s->xo, NULL, &s->logits, err));
-    return SW_OK;
+/* out = rmsnorm(x) * w */
+static sw_status norm(fwd *f, const sw_tensor *x, const sw_tensor *w, sw_tensor *out) {
+    return sw_be_rms_norm(f->be, x, w, f->c->rms_eps, out, f->err);
+}
+
+/* x = x + h */
+static sw_status residual(fwd *f, sw_tensor *x, const sw_tensor *h) {
+    return sw_be_add(f->be, x, h, x, f->err);
+}
+
+/* out = attention(in) Wo for layer il: q, k, v projections (+ biases where
+ * the model has them), rope on q and k, this step's k, v appended to the
+ * paged cache, attention over each sequence's cached context (causal, GQA).
+ * out may be in. */
+static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw_tensor *in,
+                                sw_tensor *out) {
+    const sw_layer_weights *w = &f->m->w.layers[il];
+    const sw_model_config *c = f->c;
+    step *s = f->s;
+    sw_backend *be = f->be;
+    sw_err *err = f->err;
+    sw_status st;
+    TRY(sw_be_matmul(be, &w->wq, in, opt(&w->bq), &s->q, err));
+    TRY(sw_be_matmul(be, &w->wk, in, opt(&w->bk), &s->k, err));
+    TRY(sw_be_matmul(be, &w->wv, in, opt(&w->bv), &s->v, err));
+    sw_tensor qh = heads_view(&s->q, c->head_dim, c->n_head);
+    sw_tensor kh = heads_view(&s->k, c->head_dim, c->n_head_kv);
+    TRY(sw_be_rope(be, &qh, &s->pos, &d->rope, err));
+    TRY(sw_be_rope(be, &kh, &s->pos, &d->rope, err));
+    sw_tensor *kc = sw_kv_layer_k(f->kv, il), *vc = sw_kv_layer_v(f->kv, il);
+    TRY(sw_be_kv_write(be, &s->k, &s->v, kc, vc, &s->slots, err));
+    TRY(sw_be_attention(be, &s->q, kc, vc, &d->attn, &s->att, err));
+    return sw_be_matmul(be, &w->wo, &s->att, NULL, out, err);
+}
+
+/* out = (silu(in Wgate) * (in Wup)) Wdown; out may be in. */
+static sw_status ffn_swiglu(fwd *f, int64_t il, const sw_tensor *in, sw_tensor *out) {
+    const sw_layer_weights *w = &f->m->w.layers[il];
+    step *s = f->s;
+    sw_status st;
+    TRY(sw_be_matmul(f->be, &w->w_gate, in, NULL, &s->gate, f->err));
+    TRY(sw_be_matmul(f->be, &w->w_up, in, NULL, &s->up, f->err));
+    /* in place: elementwise, each output reads only its own inputs */
+    TRY(sw_be_swiglu(f->be, &s->gate, &s->up, &s->gate, f->err));
+    return sw_be_matmul(f->be, &w->w_down, &s->gate, NULL, out, f->err);
+}
+
+/* logits = rmsnorm(x[out_rows]) * output_norm · Wout: only the rows that
+ * produce logits (the last token of each sequence, or all) go through the
+ * final norm and the classifier. */
+static sw_status output_head(fwd *f) {
+    const sw_weights *w = &f->m->w;
+    step *s = f->s;
+    sw_status st;
+    TRY(sw_be_get_rows(f->be, &s->x, &s->out_rows, &s->xo, f->err));
+    TRY(norm(f, &s->xo, &w->output_norm, &s->xo));
+    return sw_be_matmul(f->be, &w->output, &s->xo, NULL, &s->logits, f->err);
+}
+
+/* ---- architectures ----------------------------------------------------------
+ * One function per architecture: its whole step, read top to bottom. */
+
+/* Name the layer in the error of an op that failed inside it. */
+static sw_status in_layer(fwd *f, int64_t il, sw_status st) {
+    return st == SW_OK ? SW_OK : sw_err_wrap(f->err, st, "layer %lld", (long long)il);
+}
+
+/* llama, qwen2: pre-norm blocks with SwiGLU; qwen2 adds q/k/v biases, which
+ * self_attention applies where the weights have them. */
+static sw_status llama_layer(fwd *f, int64_t il, const attn_desc *d) {
+    const sw_layer_weights *w = &f->m->w.layers[il];
+    step *s = f->s;
+    sw_status st;
+    /* x = x + attention(rmsnorm(x) * attn_norm) */
+    TRY(norm(f, &s->x, &w->attn_norm, &s->h));
+    TRY(self_attention(f, il, d, &s->h, &s->h));
+    TRY(residual(f, &s->x, &s->h));
+    /* x = x + ffn(rmsnorm(x) * ffn_norm) */
+    TRY(norm(f, &s->x, &w->ffn_norm, &s->h));
+    TRY(ffn_swiglu(f, il, &s->h, &s->h));
+    return residual(f, &s->x, &s->h);
+}
+
+static sw_status llama_step(fwd *f) {
+    attn_desc d = attn_default(f);
+    sw_status st;
+    TRY(embed(f));
+    for (int64_t il = 0; il < f->c->n_layer; il++)
+        TRY(in_layer(f, il, llama_layer(f, il, &d)));
+    return output_head(f);
+}
+
+typedef sw_status (*arch_step_fn)(fwd *f);
+
+static arch_step_fn arch_step(sw_arch arch) {
+    switch (arch) {
+    case SW_ARCH_LLAMA:
+    case SW_ARCH_QWEN2: return llama_step;
+    }
+    return NULL;
 }
 
 sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
@@ -301,8 +385,13 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     if ((st = stage_indices(m, kv, b, &s, err)) != SW_OK) return st;
     if ((st = prepare_activations(m, &s, err)) != SW_OK) return st;
 
+    arch_step_fn run = arch_step(m->cfg.arch);
+    if (!run)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "forward: no forward pass for architecture %s",
+                          m->cfg.arch_name);
+    fwd f = {m, &m->cfg, m->be, kv, &s, err};
     if ((st = sw_be_begin(m->be, err)) != SW_OK) return st;
-    st = run_step(m, kv, &s, err);
+    st = run(&f);
     if (st != SW_OK) {
         sw_err end_err; /* the op's error is the one worth reporting */
         sw_be_end(m->be, &end_err);
