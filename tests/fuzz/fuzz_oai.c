@@ -25,10 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t n_vocab = (data[0] & 2) ? 512 : 151936;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
-    oai_request r;
-    oai_error e;
+    srv_request r;
+    srv_error e;
     memset(&e, 0, sizeof e);
-    if (!oai_parse_request(body, len, chat, n_vocab, &r, &e)) {
+    srv_wire wire = chat ? SRV_WIRE_OAI_CHAT : SRV_WIRE_OAI_COMPLETIONS;
+    if (!oai_parse_request(body, len, wire, n_vocab, &r, &e)) {
         CHECK(e.status >= 400 && e.status < 600);
         CHECK(e.type && memchr(e.msg, 0, sizeof e.msg) != NULL && e.msg[0]);
         char *s = oai_error_json(&e);
@@ -37,13 +38,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(s);
         return 0;
     }
-    CHECK(r.chat == chat);
+    CHECK(r.wire == wire && r.raw != NULL);
     if (chat) {
         CHECK(r.n_msgs > 0 && r.msgs);
         for (size_t i = 0; i < r.n_msgs; i++) {
-            CHECK(r.msgs[i].role && r.msgs[i].content);
-            g_sink += strlen(r.msgs[i].role) + strlen(r.msgs[i].content);
+            CHECK(r.msgs[i].role && (r.msgs[i].n_blocks == 0 || r.msgs[i].blocks));
+            g_sink += strlen(r.msgs[i].role);
+            for (size_t j = 0; j < r.msgs[i].n_blocks; j++) {
+                CHECK(r.msgs[i].blocks[j].type == SRV_BLOCK_TEXT && r.msgs[i].blocks[j].text);
+                g_sink += strlen(r.msgs[i].blocks[j].text);
+            }
         }
+        /* what the router's detectors scan */
+        const char **texts = NULL;
+        size_t n = 0;
+        CHECK(srv_request_texts(&r, &texts, &n));
+        for (size_t i = 0; i < n; i++) g_sink += strlen(texts[i]);
+        free(texts);
     } else {
         CHECK((r.prompt != NULL) != (r.prompt_ids != NULL || r.n_prompt_ids > 0));
         for (size_t i = 0; i < r.n_prompt_ids; i++)
@@ -60,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
               r.logit_bias[i].bias >= -100.0f && r.logit_bias[i].bias <= 100.0f);
     CHECK(r.top_logprobs >= 0 && r.top_logprobs <= SW_MAX_TOP_LOGPROBS);
     if (r.model) g_sink += strlen(r.model);
-    oai_request_free(&r);
+    srv_request_free(&r);
+    CHECK(r.raw == NULL && r.msgs == NULL);
     return 0;
 }

@@ -29,8 +29,8 @@ bool srv_model_name_ok(const srv *s, const char *name) {
     return !name || local_name(s, name) || srv_model_is_cloud(s, name);
 }
 
-void srv_model_not_found(const srv *s, const char *name, oai_error *e) {
-    oai_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
+void srv_model_not_found(const srv *s, const char *name, srv_error *e) {
+    srv_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
                   "the model '%.200s' does not exist; this server serves '%s'%s%s%s", name,
                   s->model_id, s->cloud ? " and the cloud model '" : "",
                   s->cloud ? sw_cloud_model(s->cloud) : "", s->cloud ? "'" : "");
@@ -74,7 +74,7 @@ int srv_handle_models(srv_conn *sc) {
     sbuf b = {0};
     if (sc->endpoint == EP_MODEL) {
         if (!srv_model_name_ok(s, sc->url_arg)) {
-            oai_error e;
+            srv_error e;
             srv_model_not_found(s, sc->url_arg, &e);
             return srv_respond_error(sc, &e);
         }
@@ -96,7 +96,7 @@ int srv_handle_models(srv_conn *sc) {
 
 int srv_handle_tokenize(srv_conn *sc) {
     srv *s = sc->s;
-    oai_error e;
+    srv_error e;
     cJSON *root = oai_parse_object(sc->body, sc->body_len, &e);
     if (!root) return srv_respond_error(sc, &e);
     int ret;
@@ -104,11 +104,11 @@ int srv_handle_tokenize(srv_conn *sc) {
     const cJSON *add = cJSON_GetObjectItemCaseSensitive(root, "add_special");
     const cJSON *parse = cJSON_GetObjectItemCaseSensitive(root, "parse_special");
     if (!cJSON_IsString(content)) {
-        oai_error_set(&e, 400, "invalid_request_error", content ? "invalid_type" :
+        srv_error_set(&e, 400, "invalid_request_error", content ? "invalid_type" :
                       "missing_required_parameter", "content", "'content' must be a string");
         ret = srv_respond_error(sc, &e);
     } else if ((add && !cJSON_IsBool(add)) || (parse && !cJSON_IsBool(parse))) {
-        oai_error_set(&e, 400, "invalid_request_error", "invalid_type",
+        srv_error_set(&e, 400, "invalid_request_error", "invalid_type",
                       (add && !cJSON_IsBool(add)) ? "add_special" : "parse_special",
                       "'add_special' and 'parse_special' must be booleans");
         ret = srv_respond_error(sc, &e);
@@ -121,7 +121,7 @@ int srv_handle_tokenize(srv_conn *sc) {
         sw_err err = {{0}};
         if (sw_tokenize(s->tok, content->valuestring, strlen(content->valuestring), add_bos,
                         special, &ids, &n, &err) != SW_OK) {
-            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "content",
+            srv_error_set(&e, 400, "invalid_request_error", "invalid_value", "content",
                           "cannot tokenize: %s", err.msg);
             ret = srv_respond_error(sc, &e);
         } else {
@@ -139,14 +139,14 @@ int srv_handle_tokenize(srv_conn *sc) {
 
 int srv_handle_detokenize(srv_conn *sc) {
     srv *s = sc->s;
-    oai_error e;
+    srv_error e;
     cJSON *root = oai_parse_object(sc->body, sc->body_len, &e);
     if (!root) return srv_respond_error(sc, &e);
     const cJSON *toks = cJSON_GetObjectItemCaseSensitive(root, "tokens");
     int ret;
     int32_t *ids = NULL;
     if (!cJSON_IsArray(toks)) {
-        oai_error_set(&e, 400, "invalid_request_error",
+        srv_error_set(&e, 400, "invalid_request_error",
                       toks ? "invalid_type" : "missing_required_parameter", "tokens",
                       "'tokens' must be an array of token ids");
         ret = srv_respond_error(sc, &e);
@@ -163,7 +163,7 @@ int srv_handle_detokenize(srv_conn *sc) {
     cJSON_ArrayForEach(t, toks) {
         double d = cJSON_IsNumber(t) ? t->valuedouble : NAN;
         if (!cJSON_IsNumber(t) || d != floor(d) || d < 0 || d >= n_vocab) {
-            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "tokens",
+            srv_error_set(&e, 400, "invalid_request_error", "invalid_value", "tokens",
                           "tokens[%zu] is not a token id of this model (0..%d)", i, n_vocab - 1);
             ret = srv_respond_error(sc, &e);
             goto done;
@@ -173,7 +173,7 @@ int srv_handle_detokenize(srv_conn *sc) {
     char *text = NULL;
     sw_err err = {{0}};
     if (sw_detokenize(s->tok, ids, n, false, &text, &err) != SW_OK) {
-        oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "tokens",
+        srv_error_set(&e, 400, "invalid_request_error", "invalid_value", "tokens",
                       "cannot detokenize: %s", err.msg);
         ret = srv_respond_error(sc, &e);
         goto done;

@@ -1,5 +1,9 @@
-/* gen.c — one generation request between the HTTP connection and whoever
- * answers it: the local engine or the cloud provider (routing: spill.c).
+/* gen.c — the generation core: one internal request (req.h), of any wire
+ * format, between the HTTP connection and whoever answers it: the local
+ * engine or the cloud provider (routing: spill.c). It knows no wire format:
+ * the request was parsed by its format's parser, and every byte of the
+ * answer is written by its format's srv_writer (start, text, tool call,
+ * finish, error; or one whole response).
  *
  * Local: the engine calls on_event on its scheduler thread; we copy the
  * event into the request's queue and signal, nothing more, so a slow client
@@ -72,12 +76,10 @@ struct gen_req {
     bool seen_token;
     /* Fixed once submitted. */
     uint64_t id;     /* the engine's request id (local) */
-    bool chat, stream, include_usage, logprobs;
+    bool stream;
     char id_str[48];
-    oai_meta meta;   /* id and created are the request's, shared by every route tried */
-    const char *echo; /* completions echo: borrowed from the handler's job, so valid
-                         only while the handler runs (stream_open, respond_whole) */
-    size_t echo_len;
+    srv_out o;       /* the writer and what it repeats; id and created are the
+                        request's, shared by every route tried */
     cloud_call *cc;  /* cloud route: the call; NULL for local */
     char *spillway;  /* the "spillway" object for the response; owned */
     /* Ledger line written when the request is freed (cleared for a route
@@ -101,7 +103,6 @@ struct gen_req {
     sbuf text;       /* non-streaming: the completion so far */
     sw_token_info *lps; /* non-streaming: the tokens, for logprobs */
     size_t n_lps, cap_lps;
-    size_t text_offset; /* completions logprobs: bytes before the next token */
     char cloud_finish[32];
 };
 
@@ -115,13 +116,13 @@ static void gen_record(gen_req *g) {
         const sw_cloud_result *res = NULL;
         sw_status st = cloud_call_done(g->cc) ? cloud_call_result(g->cc, &res, NULL) : SW_E_CANCELLED;
         const char *model = res && res->model[0] ? res->model : sw_cloud_model(s->cloud);
-        srv_ledger_add(s, g->meta.id, g->route, g->reason, model, res ? res->prompt_tokens : 0,
+        srv_ledger_add(s, g->o.id, g->route, g->reason, model, res ? res->prompt_tokens : 0,
                        res ? res->completion_tokens : 0, g->t_start,
                        st != SW_OK || g->cancelled != CANCEL_NONE);
         return;
     }
     bool ok = !g->lost && (g->finish == SW_FINISH_STOP || g->finish == SW_FINISH_LENGTH);
-    srv_ledger_add(s, g->meta.id, g->route, g->reason, s->model_id, g->usage.prompt_tokens,
+    srv_ledger_add(s, g->o.id, g->route, g->reason, s->model_id, g->usage.prompt_tokens,
                    g->usage.completion_tokens, g->t_start, !ok);
 }
 
@@ -262,23 +263,23 @@ static void gen_checks(gen_req *g) {
 }
 
 /* The error for a request cancelled by the server (shutdown or deadline). */
-static void cancel_error(const gen_req *g, oai_error *e) {
+static void cancel_error(const gen_req *g, srv_error *e) {
     if (g->cancelled == CANCEL_TIMEOUT)
-        oai_error_set(e, 504, "timeout_error", "request_timeout", NULL,
+        srv_error_set(e, 504, "timeout_error", "request_timeout", NULL,
                       "the request exceeded the server's timeout of %.0f s (--timeout)",
                       g->s->cfg.timeout_s);
     else if (g->cancelled == CANCEL_CLIENT)
-        oai_error_set(e, 499, "invalid_request_error", "client_closed", NULL,
+        srv_error_set(e, 499, "invalid_request_error", "client_closed", NULL,
                       "the client closed the connection");
     else
-        oai_error_set(e, 503, "server_error", "shutting_down", NULL,
+        srv_error_set(e, 503, "server_error", "shutting_down", NULL,
                       "the request was cancelled: the server is shutting down");
 }
 
 /* The error to report for a request that did not end with stop/length. */
-static bool gen_error(const gen_req *g, oai_error *e) {
+static bool gen_error(const gen_req *g, srv_error *e) {
     if (g->lost) {
-        oai_error_set(e, 500, "server_error", NULL, NULL,
+        srv_error_set(e, 500, "server_error", NULL, NULL,
                       "out of memory while streaming the completion");
         return true;
     }
@@ -288,100 +289,76 @@ static bool gen_error(const gen_req *g, oai_error *e) {
     case SW_FINISH_CANCELLED:
         if (g->cancelled == CANCEL_TIMEOUT) cancel_error(g, e);
         else /* shutdown, or the engine itself going away */
-            oai_error_set(e, 503, "server_error", "shutting_down", NULL,
+            srv_error_set(e, 503, "server_error", "shutting_down", NULL,
                           "the request was cancelled: the server is shutting down");
         return true;
     default:
-        oai_error_set(e, 500, "server_error", NULL, NULL, "generation failed: %s",
+        srv_error_set(e, 500, "server_error", NULL, NULL, "generation failed: %s",
                       g->final_msg[0] ? g->final_msg : "unknown error");
         return true;
     }
 }
 
-static const char *finish_str(sw_finish_reason r) {
-    return r == SW_FINISH_LENGTH ? "length" : "stop";
+/* The outcome of a local generation that ended with stop or length. */
+static srv_result local_result(const gen_req *g) {
+    srv_result r = {.finish = g->finish == SW_FINISH_LENGTH ? SRV_FINISH_LENGTH : SRV_FINISH_STOP,
+                    .usage = g->usage};
+    /* the engine names the stop string that matched (empty for an end token) */
+    if (g->finish == SW_FINISH_STOP && g->final_msg[0]) r.stop_sequence = g->final_msg;
+    return r;
 }
 
-/* ---- writing chunks --------------------------------------------------------------------- */
-
-/* One SSE chunk of text (the "spillway" object rides on the first chunk). */
-static void chunk_text(gen_req *g, bool role, const char *text, size_t len, const char *lp,
-                       const char *finish) {
-    if (g->chat) oai_sse_chat_chunk(&g->out, &g->meta, role, text, len, lp, finish, g->include_usage);
-    else oai_sse_cmpl_chunk(&g->out, &g->meta, text, len, lp, finish, g->include_usage);
-    g->meta.spillway = NULL;
-}
+/* ---- writing the stream ---------------------------------------------------------------- */
 
 static void stream_token(gen_req *g, const ev_item *it) {
-    if (it->text_len == 0 && !g->logprobs) return; /* held back: nothing to say yet */
-    sbuf lp = {0};
-    if (g->logprobs) {
-        if (g->chat) oai_chat_logprobs(&lp, g->s->tok, &it->tok, 1);
-        else oai_cmpl_logprobs(&lp, g->s->tok, &it->tok, 1, &g->text_offset);
-    }
-    chunk_text(g, false, it->text, it->text_len, lp.p, NULL);
-    sbuf_free(&lp);
+    if (it->text_len == 0 && !g->o.logprobs) return; /* held back: nothing to say yet */
+    g->o.w->stream_text(&g->o, &g->out, it->text, it->text_len, &it->tok);
 }
 
-/* The opening chunk of a stream: the assistant role (chat) or the echoed
- * prompt (completions). A completions stream without echo opens with its
- * first text. */
-static void stream_open(gen_req *g) {
-    if (g->chat) chunk_text(g, true, "", 0, NULL, NULL);
-    else if (g->echo_len) chunk_text(g, false, g->echo, g->echo_len, NULL, NULL);
-}
-
-static void stream_close(gen_req *g, const char *finish, const sw_usage *u) {
-    if (g->chat) chunk_text(g, false, NULL, 0, NULL, finish);
-    else chunk_text(g, false, "", 0, NULL, finish);
-    if (g->include_usage) oai_sse_usage_chunk(&g->out, &g->meta, g->chat, u);
-}
+/* The opening of a stream: the assistant role (chat), the echoed prompt
+ * (completions), the message (Anthropic). */
+static void stream_open(gen_req *g) { g->o.w->stream_start(&g->o, &g->out); }
 
 static void stream_final(gen_req *g) {
-    oai_error e;
-    if (g->final_len > 0) {
-        ev_item it = {.text = g->final_text, .text_len = g->final_len};
-        bool lp = g->logprobs;
-        g->logprobs = false; /* the flushed text belongs to tokens already reported */
-        stream_token(g, &it);
-        g->logprobs = lp;
+    srv_error e;
+    /* the flushed text belongs to tokens already reported: no logprobs */
+    if (g->final_len > 0) g->o.w->stream_text(&g->o, &g->out, g->final_text, g->final_len, NULL);
+    if (gen_error(g, &e)) {
+        g->o.w->stream_error(&g->o, &g->out, &e);
+    } else {
+        srv_result r = local_result(g);
+        g->o.w->stream_finish(&g->o, &g->out, &r);
     }
-    if (gen_error(g, &e)) oai_sse_error(&g->out, &e);
-    else stream_close(g, finish_str(g->finish), &g->usage);
-    oai_sse_done(&g->out);
     g->out_done = true;
 }
 
-/* A provider's finish_reason goes into our JSON unescaped (finish_field):
- * pass on only plain lowercase words ("stop", "length", "tool_calls",
- * "content_filter"), anything else is "stop". */
-static const char *safe_finish(const char *f) {
-    if (!f || !f[0] || strlen(f) > 31) return "stop";
-    for (const char *p = f; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || *p == '_')) return "stop";
-    return f;
+/* Text from the cloud on its way to the client: the one place a cloud
+ * answer's text passes (streamed or whole). */
+static void cloud_text(gen_req *g, sbuf *dst, const char *text, size_t len) {
+    if (g->stream) g->o.w->stream_text(&g->o, dst, text, len, NULL);
+    else sbuf_add(dst, text, len);
 }
 
-/* A cloud stream is over: its finish chunk, usage, or the error. */
+/* A cloud stream is over: its finish, usage, or the error. */
 static void cloud_stream_final(gen_req *g) {
     const sw_cloud_result *res;
     const sw_err *err;
     sw_status st = cloud_call_result(g->cc, &res, &err);
     if (st == SW_OK) {
-        const char *fin = safe_finish(res->finish_reason[0] ? res->finish_reason : g->cloud_finish);
-        sw_usage u = {res->prompt_tokens, res->completion_tokens, 0};
-        stream_close(g, fin, &u);
+        srv_result r = {
+            .finish = srv_finish_parse(res->finish_reason[0] ? res->finish_reason : g->cloud_finish),
+            .usage = {res->prompt_tokens, res->completion_tokens, 0}};
+        g->o.w->stream_finish(&g->o, &g->out, &r);
     } else {
-        oai_error e;
+        srv_error e;
         if (g->cancelled) cancel_error(g, &e);
         else
-            oai_error_set(&e, res->client_status ? res->client_status : 502,
+            srv_error_set(&e, res->client_status ? res->client_status : 502,
                           res->error_type[0] ? res->error_type : "upstream_error",
                           res->error_type[0] ? res->error_type : "upstream_error", NULL,
                           "the cloud stream failed: %s", err->msg);
-        oai_sse_error(&g->out, &e);
+        g->o.w->stream_error(&g->o, &g->out, &e);
     }
-    oai_sse_done(&g->out);
     g->out_done = true;
 }
 
@@ -389,7 +366,7 @@ static void cloud_stream_final(gen_req *g) {
 static void cloud_stream_step(gen_req *g) {
     sbuf t = {0};
     bool done = cloud_call_take(g->cc, WAIT_SLICE_S, &t, g->cloud_finish, sizeof g->cloud_finish);
-    if (t.n) chunk_text(g, false, t.p, t.n, NULL, NULL);
+    if (t.n) cloud_text(g, &g->out, t.p, t.n);
     if (t.oom) g->out.oom = true;
     sbuf_free(&t);
     if (done) cloud_stream_final(g);
@@ -461,8 +438,8 @@ static int stream_queue(srv_conn *sc, gen_req *g) {
                                           stream_free);
     if (!resp) {
         gen_unref(g);
-        oai_error e;
-        oai_error_set(&e, 500, "server_error", NULL, NULL, "cannot create the response");
+        srv_error e;
+        srv_error_set(&e, 500, "server_error", NULL, NULL, "cannot create the response");
         return srv_respond_error(sc, &e);
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -497,7 +474,7 @@ static void consume(gen_req *g, const ev_item *it) {
         return;
     }
     sbuf_add(&g->text, it->text, it->text_len);
-    if (g->logprobs && !lps_push(g, &it->tok)) g->lost = true;
+    if (g->o.logprobs && !lps_push(g, &it->tok)) g->lost = true;
 }
 
 /* The final event's text and outcome. */
@@ -538,38 +515,24 @@ static bool collect(gen_req *g) {
 }
 
 static int respond_whole(srv_conn *sc, gen_req *g) {
-    oai_error e;
+    srv_error e;
     if (!collect(g)) {
-        oai_error_set(&e, 499, "invalid_request_error", "client_closed", NULL,
+        srv_error_set(&e, 499, "invalid_request_error", "client_closed", NULL,
                       "the client closed the connection");
         return srv_respond_error(sc, &e);
     }
     if (gen_error(g, &e)) return srv_respond_error(sc, &e);
-    sbuf lp = {0};
-    if (g->logprobs) {
-        size_t off = g->echo_len;
-        if (g->chat) oai_chat_logprobs(&lp, g->s->tok, g->lps, g->n_lps);
-        else oai_cmpl_logprobs(&lp, g->s->tok, g->lps, g->n_lps, &off);
-    }
+    srv_result r = local_result(g);
+    r.text = g->text.p ? g->text.p : "";
+    r.text_len = g->text.n;
+    r.toks = g->lps;
+    r.n_toks = g->n_lps;
     sbuf b = {0};
-    const char *text = g->text.p ? g->text.p : "";
-    if (g->chat) {
-        oai_chat_response(&b, &g->meta, text, g->text.n, lp.p, finish_str(g->finish), &g->usage);
-    } else {
-        sbuf full = {0};
-        if (g->echo) sbuf_add(&full, g->echo, g->echo_len);
-        sbuf_add(&full, text, g->text.n);
-        oai_cmpl_response(&b, &g->meta, full.p ? full.p : "", full.n, lp.p,
-                          finish_str(g->finish), &g->usage);
-        if (full.oom) b.oom = true;
-        sbuf_free(&full);
-    }
-    if (lp.oom) b.oom = true;
-    sbuf_free(&lp);
+    g->o.w->response(&g->o, &b, &r);
     return srv_respond(sc, 200, sbuf_take(&b), NULL);
 }
 
-/* A non-streaming cloud answer, rewritten in our shape. */
+/* A non-streaming cloud answer (a chat.completion), rewritten in our shape. */
 static int respond_cloud_whole(srv_conn *sc, gen_req *g) {
     const sw_cloud_result *res;
     cloud_call_result(g->cc, &res, NULL);
@@ -577,70 +540,24 @@ static int respond_cloud_whole(srv_conn *sc, gen_req *g) {
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
     const char *text = cJSON_IsString(content) ? content->valuestring : "";
-    const char *fin = safe_finish(res->finish_reason);
-    sw_usage u = {res->prompt_tokens, res->completion_tokens, 0};
+    sbuf t = {0};
+    cloud_text(g, &t, text, strlen(text));
+    srv_result r = {.finish = srv_finish_parse(res->finish_reason),
+                    .usage = {res->prompt_tokens, res->completion_tokens, 0},
+                    .text = t.p ? t.p : "",
+                    .text_len = t.n};
     sbuf b = {0};
-    if (g->chat) {
-        oai_chat_response(&b, &g->meta, text, strlen(text), NULL, fin, &u);
-    } else {
-        sbuf full = {0};
-        if (g->echo) sbuf_add(&full, g->echo, g->echo_len);
-        sbuf_puts(&full, text);
-        oai_cmpl_response(&b, &g->meta, full.p ? full.p : "", full.n, NULL, fin, &u);
-        if (full.oom) b.oom = true;
-        sbuf_free(&full);
-    }
+    g->o.w->response(&g->o, &b, &r);
+    if (t.oom) b.oom = true;
+    sbuf_free(&t);
     return srv_respond(sc, 200, sbuf_take(&b), NULL);
 }
-/* ---- the prompt ---------------------------------------------------------------------------- */
 
-static bool tokenize(srv *s, const char *text, bool add_bos, int32_t **ids, size_t *n,
-                     oai_error *e) {
-    sw_err err = {{0}};
-    if (sw_tokenize(s->tok, text, strlen(text), add_bos, true, ids, n, &err) != SW_OK) {
-        oai_error_set(e, 400, "invalid_request_error", "invalid_value", NULL,
-                      "cannot tokenize the prompt: %s", err.msg);
-        return false;
-    }
-    return true;
-}
-
-static bool chat_prompt(srv *s, const oai_request *r, int32_t **ids, size_t *n, oai_error *e) {
-    sw_chat_msg *msgs = calloc(r->n_msgs, sizeof *msgs);
-    if (!msgs) {
-        oai_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < r->n_msgs; i++) {
-        msgs[i].role = r->msgs[i].role;
-        msgs[i].content = r->msgs[i].content;
-    }
-    int32_t bos = sw_tokenizer_bos(s->tok), eos = sw_tokenizer_eos(s->tok);
-    const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(s->tok, bos) : "";
-    const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(s->tok, eos) : "";
-    char *text = NULL;
-    sw_err err = {{0}};
-    sw_status st = sw_chat_render(s->chat, msgs, r->n_msgs, true, bos_s ? bos_s : "",
-                                  eos_s ? eos_s : "", &text, &err);
-    free(msgs);
-    if (st != SW_OK) {
-        oai_error_set(e, 400, "invalid_request_error", "invalid_value", "messages",
-                      "the %s chat template cannot render these messages: %s",
-                      sw_chat_kind_name(s->chat), err.msg);
-        return false;
-    }
-    /* A template that spells BOS out already put it in the text. */
-    bool add_bos = sw_tokenizer_add_bos(s->tok) && bos >= 0 && !sw_chat_spells_bos(s->chat);
-    if (add_bos && bos_s && *bos_s && !strncmp(text, bos_s, strlen(bos_s))) add_bos = false;
-    bool ok = tokenize(s, text, add_bos, ids, n, e);
-    free(text);
-    return ok;
-}
+/* ---- the routes -------------------------------------------------------------------------- */
 
 /* The handler's state for one request, across the routes it tries. */
 typedef struct job {
-    oai_request r;
-    cJSON *body;            /* the request as JSON: router input and cloud request; owned */
+    srv_request r;
     int32_t *ids;           /* the prompt in local tokens; owned */
     size_t n_ids;
     char *echo;             /* completions echo: the prompt text; owned */
@@ -659,70 +576,35 @@ typedef struct job {
     int cloud_attempts;
 } job;
 
-static bool completion_prompt(srv *s, const oai_request *r, int32_t **ids, size_t *n,
-                              job *g, oai_error *e) {
-    if (r->prompt_ids) {
-        *ids = malloc(r->n_prompt_ids * sizeof **ids);
-        if (!*ids) {
-            oai_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-            return false;
-        }
-        memcpy(*ids, r->prompt_ids, r->n_prompt_ids * sizeof **ids);
-        *n = r->n_prompt_ids;
-        if (r->echo) {
-            sw_err err = {{0}};
-            if (sw_detokenize(s->tok, *ids, *n, false, &g->echo, &err) == SW_OK)
-                g->echo_len = strlen(g->echo);
-        }
-        return true;
-    }
-    if (r->echo) {
-        g->echo = strdup(r->prompt);
-        g->echo_len = g->echo ? strlen(g->echo) : 0;
-    }
-    bool add_bos = sw_tokenizer_add_bos(s->tok) && sw_tokenizer_bos(s->tok) >= 0;
-    if (!tokenize(s, r->prompt, add_bos, ids, n, e)) return false;
-    if (*n == 0) {
-        free(*ids);
-        *ids = NULL;
-        oai_error_set(e, 400, "invalid_request_error", "invalid_value", "prompt",
-                      "the prompt is empty after tokenization (and this model adds no BOS)");
-        return false;
-    }
-    return true;
-}
-
-/* ---- the routes -------------------------------------------------------------------------- */
-
-static void submit_error(srv *s, const oai_request *r, int32_t n_prompt, sw_status st,
-                         const sw_err *err, oai_error *e) {
-    const char *what = r->chat ? "messages" : "prompt";
+static void submit_error(srv *s, const srv_request *r, int32_t n_prompt, sw_status st,
+                         const sw_err *err, srv_error *e) {
+    const char *what = r->wire == SRV_WIRE_OAI_COMPLETIONS ? "prompt" : "messages";
     switch (st) {
     case SW_E_RANGE:
-        oai_error_set(e, 400, "invalid_request_error", "context_length_exceeded",
+        srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded",
                       n_prompt < s->n_ctx ? "max_tokens" : what,
                       "this model's maximum context length is %d tokens: %s", s->n_ctx,
                       err->msg);
         break;
     case SW_E_BUSY:
-        oai_error_set(e, 429, "rate_limit_error", "queue_full", NULL,
+        srv_error_set(e, 429, "rate_limit_error", "queue_full", NULL,
                       "the server is busy (%s); retry later", err->msg);
         break;
     case SW_E_INVALID_ARG:
-        oai_error_set(e, 400, "invalid_request_error", "invalid_value", NULL, "%s", err->msg);
+        srv_error_set(e, 400, "invalid_request_error", "invalid_value", NULL, "%s", err->msg);
         break;
     case SW_E_CANCELLED:
-        oai_error_set(e, 503, "server_error", "shutting_down", NULL, "%s", err->msg);
+        srv_error_set(e, 503, "server_error", "shutting_down", NULL, "%s", err->msg);
         break;
     default:
-        oai_error_set(e, 500, "server_error", NULL, NULL, "cannot start the generation: %s",
+        srv_error_set(e, 500, "server_error", NULL, NULL, "cannot start the generation: %s",
                       err->msg);
     }
 }
 
 static int respond_oom(srv_conn *sc) {
-    oai_error e;
-    oai_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
+    srv_error e;
+    srv_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
     return srv_respond_error(sc, &e);
 }
 
@@ -735,19 +617,24 @@ static gen_req *gen_new(srv_conn *sc, const job *j, sw_route route, sw_route_rea
     g->s = s;
     g->refs = 1;
     g->conn = sc->conn;
-    g->chat = j->r.chat;
     g->stream = j->r.stream;
-    g->include_usage = j->r.include_usage;
-    /* The providers' answers carry no logprobs: a cloud answer has null. */
-    g->logprobs = route == SW_ROUTE_LOCAL && j->r.logprobs;
     snprintf(g->id_str, sizeof g->id_str, "%s", j->id_str);
-    g->meta = (oai_meta){.id = g->id_str,
-                         .created = j->created,
-                         .model = route == SW_ROUTE_CLOUD ? sw_cloud_model(s->cloud) : s->model_id,
-                         .fingerprint = s->fingerprint};
-    g->echo = j->echo;
-    g->echo_len = j->echo_len;
-    g->text_offset = j->echo_len;
+    g->o = (srv_out){
+        .w = srv_writer_for(j->r.wire),
+        .id = g->id_str,
+        .created = j->created,
+        .model = route == SW_ROUTE_CLOUD ? sw_cloud_model(s->cloud) : s->model_id,
+        .fingerprint = s->fingerprint,
+        .tok = s->tok,
+        /* The providers' answers carry no logprobs: a cloud answer has null. */
+        .logprobs = route == SW_ROUTE_LOCAL && j->r.logprobs,
+        .include_usage = j->r.include_usage,
+        .prompt_tokens = (int32_t)j->n_ids,
+        .echo = j->echo,
+        .echo_len = j->echo_len,
+        .text_offset = j->echo_len,
+        .block = -1,
+    };
     g->deadline = j->deadline;
     g->route = route;
     g->reason = reason;
@@ -789,7 +676,7 @@ static void set_spillway(gen_req *g, const job *j) {
     }
     free(g->spillway);
     g->spillway = srv_spillway_json(s, &ri);
-    g->meta.spillway = g->spillway;
+    g->o.spillway = g->spillway;
 }
 
 static bool held_push(gen_req *g, ev_item *it) {
@@ -848,6 +735,25 @@ static void release_held(gen_req *g) {
     }
 }
 
+/* Hand the request to the engine: everything the local model needs from the
+ * internal request (sampling, limits, stops, output constraints). */
+static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
+    const srv_request *r = &j->r;
+    sw_request req = {0};
+    req.prompt = j->ids;
+    req.n_prompt = (int32_t)j->n_ids;
+    req.sampling = r->sp;
+    req.n_top_logprobs = r->logprobs ? r->top_logprobs : 0;
+    req.max_tokens = r->max_tokens;
+    req.stop_strings = (const char *const *)r->stop;
+    req.n_stop_strings = r->n_stop;
+    req.ignore_eos = r->ignore_eos;
+    req.json_object = r->format.type == SRV_FORMAT_JSON_OBJECT;
+    req.on_event = on_event;
+    req.user = g;
+    return sw_engine_submit(s->engine, &req, &g->id, err);
+}
+
 /* Answer locally. *escalate: the monitor distrusted the answer; nothing was
  * sent and the local request is cancelled; the caller asks the cloud. */
 static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor, bool *escalate) {
@@ -856,24 +762,12 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
     srv_route_set_header(sc, SW_ROUTE_LOCAL, reason);
     gen_req *g = gen_new(sc, j, SW_ROUTE_LOCAL, reason);
     if (!g) return respond_oom(sc);
-    sw_request req = {0};
-    req.prompt = j->ids;
-    req.n_prompt = (int32_t)j->n_ids;
-    req.sampling = j->r.sp;
-    req.n_top_logprobs = j->r.logprobs ? j->r.top_logprobs : 0;
-    req.max_tokens = j->r.max_tokens;
-    req.stop_strings = (const char *const *)j->r.stop;
-    req.n_stop_strings = j->r.n_stop;
-    req.ignore_eos = j->r.ignore_eos;
-    req.json_object = j->r.json_object;
-    req.on_event = on_event;
-    req.user = g;
     g->refs = 2; /* the engine's reference, taken before it can call back */
     sw_err err = {{0}};
-    sw_status st = sw_engine_submit(s->engine, &req, &g->id, &err);
+    sw_status st = local_submit(s, j, g, &err);
     if (st != SW_OK) {
-        oai_error e;
-        submit_error(s, &j->r, req.n_prompt, st, &err, &e);
+        srv_error e;
+        submit_error(s, &j->r, (int32_t)j->n_ids, st, &err, &e);
         gen_free(g); /* the ledger line says error */
         return srv_respond_error(sc, &e);
     }
@@ -927,8 +821,9 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
     srv_route_set_header(sc, SW_ROUTE_CLOUD, reason);
     gen_req *g = gen_new(sc, j, SW_ROUTE_CLOUD, reason);
     if (!g) return respond_oom(sc);
-    char *ptext = j->r.chat ? NULL : prompt_text(s, j);
-    cJSON *body = j->r.chat || ptext ? srv_cloud_body(&j->r, j->body, ptext) : NULL;
+    bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS;
+    char *ptext = cmpl ? prompt_text(s, j) : NULL;
+    cJSON *body = !cmpl || ptext ? srv_cloud_body(&j->r, ptext) : NULL;
     free(ptext);
     sw_err err = {{0}};
     if (cloud_call_start(s, body, g->stream, &g->cc, &err) != SW_OK) {
@@ -944,8 +839,8 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         }
         srv_ledger_add(s, j->id_str, SW_ROUTE_CLOUD, reason, sw_cloud_model(s->cloud), 0, 0,
                        sc->t_start, true);
-        oai_error e;
-        oai_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.msg);
+        srv_error e;
+        srv_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.msg);
         return srv_respond_error(sc, &e);
     }
     sc->gen = g;
@@ -961,7 +856,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         gen_checks(g);
         if (g->cancelled) break;
     }
-    oai_error e;
+    srv_error e;
     if (g->cancelled) {
         sbuf_free(&pend);
         cancel_error(g, &e);
@@ -987,7 +882,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         }
         /* explicit cloud, or an overflow that cannot run here: the
          * provider's failure is the answer (the ledger line says error) */
-        oai_error_set(&e, res->client_status ? res->client_status : 502, type, type, NULL, "%s",
+        srv_error_set(&e, res->client_status ? res->client_status : 502, type, type, NULL, "%s",
                       cerr->msg);
         sc->retry_after_s = res->retry_after_s;
         return srv_respond_error(sc, &e);
@@ -998,7 +893,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         return respond_cloud_whole(sc, g);
     }
     stream_open(g);
-    if (pend.n) chunk_text(g, false, pend.p, pend.n, NULL, NULL);
+    if (pend.n) cloud_text(g, &g->out, pend.p, pend.n);
     sbuf_free(&pend);
     if (done) cloud_stream_final(g);
     return stream_queue(sc, g);
@@ -1006,43 +901,46 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
 
 /* ---- the handler ------------------------------------------------------------------------------ */
 
-/* Parse, tokenize and decide; false with e filled when the request ends here. */
-static bool prepare(srv_conn *sc, bool chat, job *j, oai_error *e) {
-    srv *s = sc->s;
-    if (!oai_parse_request(sc->body, sc->body_len, chat, (int32_t)sw_tokenizer_n_vocab(s->tok),
-                           &j->r, e))
+/* Parse body of the wire format into the internal request. */
+static bool parse_request(srv_conn *sc, srv_wire wire, srv_request *r, srv_error *e) {
+    int32_t n_vocab = (int32_t)sw_tokenizer_n_vocab(sc->s->tok);
+    switch (wire) {
+    case SRV_WIRE_OAI_CHAT:
+    case SRV_WIRE_OAI_COMPLETIONS:
+        return oai_parse_request(sc->body, sc->body_len, wire, n_vocab, r, e);
+    default:
+        srv_error_set(e, 500, "server_error", NULL, NULL, "no parser for this endpoint");
         return false;
+    }
+}
+
+/* Parse, tokenize and decide; false with e filled when the request ends here. */
+static bool prepare(srv_conn *sc, srv_wire wire, job *j, srv_error *e) {
+    srv *s = sc->s;
+    if (!parse_request(sc, wire, &j->r, e)) return false;
+    if (!srv_conn_hints(sc, &j->r.hints)) {
+        srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return false;
+    }
     if (!srv_model_name_ok(s, j->r.model)) {
         srv_model_not_found(s, j->r.model, e);
         return false;
     }
-    /* oai_parse_request accepted it, so this only fails for lack of memory. */
-    j->body = cJSON_ParseWithLength(sc->body, sc->body_len);
-    if (!j->body) {
-        oai_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-        return false;
-    }
-    oai_make_id(j->id_str, sizeof j->id_str, chat ? "chatcmpl-" : "cmpl-");
+    srv_make_id(j->id_str, sizeof j->id_str, srv_writer_for(wire)->id_prefix);
     j->created = (int64_t)time(NULL);
     if (s->cfg.timeout_s > 0) j->deadline = sw_time_s() + s->cfg.timeout_s;
-    bool ok = chat ? chat_prompt(s, &j->r, &j->ids, &j->n_ids, e)
-                   : completion_prompt(s, &j->r, &j->ids, &j->n_ids, j, e);
-    if (!ok) return false;
-    if (j->n_ids > (size_t)INT32_MAX) {
-        oai_error_set(e, 400, "invalid_request_error", "context_length_exceeded", NULL,
-                      "the prompt is too long");
-        return false;
-    }
-    return srv_route_decide(sc, j->body, &j->r, (int32_t)j->n_ids, &j->d, e);
+    if (!srv_prompt_tokens(s, &j->r, &j->ids, &j->n_ids, &j->echo, e)) return false;
+    j->echo_len = j->echo ? strlen(j->echo) : 0;
+    return srv_route_decide(s, &j->r, (int32_t)j->n_ids, &j->d, e);
 }
 
-int srv_handle_generate(srv_conn *sc, bool chat) {
+int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     srv *s = sc->s;
     job j;
     memset(&j, 0, sizeof j);
-    oai_error e;
+    srv_error e;
     int ret;
-    if (!prepare(sc, chat, &j, &e)) {
+    if (!prepare(sc, wire, &j, &e)) {
         ret = srv_respond_error(sc, &e);
         goto done;
     }
@@ -1074,14 +972,13 @@ int srv_handle_generate(srv_conn *sc, bool chat) {
         monitor = false;
         if (!again) break;
         if (hop >= 2) { /* cannot happen: only the first local try probes */
-            oai_error_set(&e, 500, "server_error", NULL, NULL, "routing did not converge");
+            srv_error_set(&e, 500, "server_error", NULL, NULL, "routing did not converge");
             ret = srv_respond_error(sc, &e);
             break;
         }
     }
 done:
-    oai_request_free(&j.r);
-    cJSON_Delete(j.body);
+    srv_request_free(&j.r);
     free(j.ids);
     free(j.echo);
     return ret;

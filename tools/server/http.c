@@ -126,8 +126,8 @@ void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r) {
     if (sc->route_hdr[0]) MHD_add_response_header(r, "X-Spillway-Route", sc->route_hdr);
 }
 
-int srv_respond_error(srv_conn *sc, const oai_error *e) {
-    return srv_respond(sc, e->status, oai_error_json(e), NULL);
+int srv_respond_error(srv_conn *sc, const srv_error *e) {
+    return srv_respond(sc, e->status, srv_writer_for(sc->wire)->error_json(e), NULL);
 }
 
 bool srv_conn_hung_up(struct MHD_Connection *c) {
@@ -141,6 +141,17 @@ bool srv_conn_hung_up(struct MHD_Connection *c) {
 
 /* ---- checks ------------------------------------------------------------------------ */
 
+/* The client's key: 'Authorization: Bearer KEY'. NULL when none. */
+static const char *client_key(struct MHD_Connection *c) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        h += 7;
+        while (*h == ' ') h++;
+        if (*h) return h;
+    }
+    return NULL;
+}
+
 /* Constant-time comparison, so response timing does not leak a key prefix. */
 static bool key_eq(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
@@ -151,13 +162,20 @@ static bool key_eq(const char *a, const char *b) {
 
 static bool authorized(srv *s, struct MHD_Connection *c) {
     if (s->cfg.n_api_keys == 0) return true;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    while (*h == ' ') h++;
+    const char *h = client_key(c);
+    if (!h) return false;
     bool ok = false;
     for (int i = 0; i < s->cfg.n_api_keys; i++) ok |= key_eq(h, s->cfg.api_keys[i]);
     return ok;
+}
+
+bool srv_conn_hints(srv_conn *sc, srv_route_hints *h) {
+    h->private_header = sw_route_header_private(
+        MHD_lookup_connection_value(sc->conn, MHD_HEADER_KIND, "X-Spillway-Private"));
+    free(h->api_key);
+    h->api_key = NULL;
+    const char *k = client_key(sc->conn);
+    return !k || (h->api_key = strdup(k)) != NULL;
 }
 
 /* JSON endpoints take application/json; also text/plain and curl's default
@@ -180,10 +198,10 @@ static bool content_type_ok(struct MHD_Connection *c, char *bad, size_t cap) {
 
 /* The first problem with this request that makes it an error before its
  * body is looked at; false when there is none. */
-static bool early_error(srv_conn *sc, const char *url, const char *method, oai_error *e) {
+static bool early_error(srv_conn *sc, const char *url, const char *method, srv_error *e) {
     srv *s = sc->s;
     if (sc->endpoint == EP_UNKNOWN) {
-        oai_error_set(e, 404, "invalid_request_error", "not_found", NULL,
+        srv_error_set(e, 404, "invalid_request_error", "not_found", NULL,
                       "unknown endpoint: %s %.200s", method, url);
         return true;
     }
@@ -193,12 +211,12 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, oai_e
     const char *want = rt ? rt->method : "GET";
     bool head_ok = !strcmp(want, "GET") && !strcmp(method, MHD_HTTP_METHOD_HEAD);
     if (strcmp(method, want) != 0 && !head_ok) {
-        oai_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
+        srv_error_set(e, 405, "invalid_request_error", "method_not_allowed", NULL,
                       "method %.20s is not allowed on %.200s; use %s", method, url, want);
         return true;
     }
     if (sc->endpoint != EP_HEALTH && !authorized(s, sc->conn)) {
-        oai_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
+        srv_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
                       "missing or incorrect API key: send 'Authorization: Bearer <key>'");
         return true;
     }
@@ -206,20 +224,20 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, oai_e
     if (sc->endpoint != EP_HEALTH && sc->endpoint != EP_METRICS && sc->endpoint != EP_USAGE &&
         st != SRV_READY) {
         if (st == SRV_LOADING)
-            oai_error_set(e, 503, "server_error", "model_loading", NULL,
+            srv_error_set(e, 503, "server_error", "model_loading", NULL,
                           "the model is still loading; retry shortly");
         else if (st == SRV_STOPPING)
-            oai_error_set(e, 503, "server_error", "shutting_down", NULL,
+            srv_error_set(e, 503, "server_error", "shutting_down", NULL,
                           "the server is shutting down");
         else
-            oai_error_set(e, 503, "server_error", "model_load_failed", NULL,
+            srv_error_set(e, 503, "server_error", "model_load_failed", NULL,
                           "the model failed to load; see the server log");
         return true;
     }
     if (!strcmp(method, "POST")) {
         char bad[96];
         if (!content_type_ok(sc->conn, bad, sizeof bad)) {
-            oai_error_set(e, 415, "invalid_request_error", "unsupported_media_type", NULL,
+            srv_error_set(e, 415, "invalid_request_error", "unsupported_media_type", NULL,
                           "Content-Type '%s' is not supported; send application/json", bad);
             return true;
         }
@@ -232,11 +250,11 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, oai_e
 static int handle_health(srv_conn *sc) {
     int st = atomic_load(&sc->s->state);
     if (st == SRV_READY) return srv_respond(sc, 200, strdup("{\"status\":\"ok\"}"), NULL);
-    oai_error e;
+    srv_error e;
     const char *what = st == SRV_LOADING   ? "loading model"
                        : st == SRV_FAILED ? "model failed to load"
                                           : "shutting down";
-    oai_error_set(&e, 503, "server_error", st == SRV_LOADING ? "model_loading" : "unavailable",
+    srv_error_set(&e, 503, "server_error", st == SRV_LOADING ? "model_loading" : "unavailable",
                   NULL, "%s", what);
     char *err = oai_error_json(&e);
     /* {"status": "loading model", "error": {...}}: a status field like the
@@ -256,8 +274,8 @@ static int handle_health(srv_conn *sc) {
 
 static int dispatch(srv_conn *sc) {
     switch (sc->endpoint) {
-    case EP_CHAT: return srv_handle_generate(sc, true);
-    case EP_CMPL: return srv_handle_generate(sc, false);
+    case EP_CHAT: return srv_handle_generate(sc, SRV_WIRE_OAI_CHAT);
+    case EP_CMPL: return srv_handle_generate(sc, SRV_WIRE_OAI_COMPLETIONS);
     case EP_MODELS:
     case EP_MODEL: return srv_handle_models(sc);
     case EP_HEALTH: return handle_health(sc);
@@ -267,8 +285,8 @@ static int dispatch(srv_conn *sc) {
     case EP_USAGE: return srv_handle_usage(sc);
     default: break;
     }
-    oai_error e;
-    oai_error_set(&e, 500, "server_error", NULL, NULL, "no handler for this route");
+    srv_error e;
+    srv_error_set(&e, 500, "server_error", NULL, NULL, "no handler for this route");
     return srv_respond_error(sc, &e);
 }
 
@@ -297,8 +315,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             unsigned long long v = strtoull(cl, NULL, 10);
             if (v > s->cfg.max_body) sc->too_large = true;
             if (v > DRAIN_CAP) {
-                oai_error e;
-                oai_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
+                srv_error e;
+                srv_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
                               "request body of %llu bytes exceeds the limit of %zu bytes", v,
                               s->cfg.max_body);
                 return (enum MHD_Result)srv_respond_error(sc, &e);
@@ -331,10 +349,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (sc->responded) return MHD_YES;
-    oai_error e;
+    srv_error e;
     if (early_error(sc, url, method, &e)) return (enum MHD_Result)srv_respond_error(sc, &e);
     if (sc->too_large) {
-        oai_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
+        srv_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
                       "request body exceeds the limit of %zu bytes (--max-body)",
                       s->cfg.max_body);
         return (enum MHD_Result)srv_respond_error(sc, &e);

@@ -19,7 +19,7 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static const char *json_type_name(const cJSON *v) {
+const char *oai_json_type_name(const cJSON *v) {
     if (cJSON_IsNull(v)) return "null";
     if (cJSON_IsBool(v)) return "boolean";
     if (cJSON_IsNumber(v)) return "number";
@@ -29,9 +29,9 @@ static const char *json_type_name(const cJSON *v) {
     return "invalid";
 }
 
-static bool type_error(oai_error *e, const char *param, const char *want, const cJSON *got) {
-    oai_error_set(e, 400, BAD_REQ, "invalid_type", param, "'%s' must be %s, got %s", param, want,
-                  json_type_name(got));
+static bool type_error(srv_error *e, const char *param, const char *want, const cJSON *got) {
+    srv_error_set(e, 400, BAD_REQ, "invalid_type", param, "'%s' must be %s, got %s", param, want,
+                  oai_json_type_name(got));
     return false;
 }
 
@@ -44,13 +44,13 @@ static const cJSON *field(const cJSON *obj, const char *name) {
 
 /* Optional number in [lo, hi]. Returns false (e filled) on a bad value. */
 static bool opt_num(const cJSON *obj, const char *name, double lo, double hi, bool lo_open,
-                    float *out, oai_error *e) {
+                    float *out, srv_error *e) {
     const cJSON *v = field(obj, name);
     if (!v) return true;
     if (!cJSON_IsNumber(v)) return type_error(e, name, "a number", v);
     double d = v->valuedouble;
     if (!isfinite(d) || d < lo || d > hi || (lo_open && d <= lo)) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", name,
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", name,
                       "'%s' is %g; it must be %s %g and <= %g", name, d, lo_open ? ">" : ">=", lo,
                       hi);
         return false;
@@ -61,16 +61,16 @@ static bool opt_num(const cJSON *obj, const char *name, double lo, double hi, bo
 
 /* Whether v is a JSON number holding an integer in [lo, hi]. */
 static bool int_value(const cJSON *v, const char *name, double lo, double hi, double *out,
-                      oai_error *e) {
+                      srv_error *e) {
     if (!cJSON_IsNumber(v)) return type_error(e, name, "an integer", v);
     double d = v->valuedouble;
     if (!isfinite(d) || d != floor(d)) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_type", name, "'%s' must be an integer, got %g",
+        srv_error_set(e, 400, BAD_REQ, "invalid_type", name, "'%s' must be an integer, got %g",
                       name, d);
         return false;
     }
     if (d < lo || d > hi) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", name,
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", name,
                       "'%s' is %.0f; it must be between %.0f and %.0f", name, d, lo, hi);
         return false;
     }
@@ -79,7 +79,7 @@ static bool int_value(const cJSON *v, const char *name, double lo, double hi, do
 }
 
 static bool opt_int(const cJSON *obj, const char *name, double lo, double hi, int32_t *out,
-                    bool *given, oai_error *e) {
+                    bool *given, srv_error *e) {
     const cJSON *v = field(obj, name);
     if (given) *given = false;
     if (!v) return true;
@@ -90,7 +90,7 @@ static bool opt_int(const cJSON *obj, const char *name, double lo, double hi, in
     return true;
 }
 
-static bool opt_bool(const cJSON *obj, const char *name, bool *out, oai_error *e) {
+static bool opt_bool(const cJSON *obj, const char *name, bool *out, srv_error *e) {
     const cJSON *v = field(obj, name);
     if (!v) return true;
     if (!cJSON_IsBool(v)) return type_error(e, name, "a boolean", v);
@@ -98,8 +98,8 @@ static bool opt_bool(const cJSON *obj, const char *name, bool *out, oai_error *e
     return true;
 }
 
-static bool nomem(oai_error *e) {
-    oai_error_set(e, 500, "server_error", NULL, NULL, "out of memory parsing the request");
+static bool nomem(srv_error *e) {
+    srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory parsing the request");
     return false;
 }
 
@@ -143,20 +143,20 @@ static bool utf8_valid(const unsigned char *s, size_t n, size_t *bad_at) {
     return true;
 }
 
-cJSON *oai_parse_object(const char *body, size_t len, oai_error *e) {
+cJSON *oai_parse_object(const char *body, size_t len, srv_error *e) {
     if (!body || len == 0) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
                       "the request body is empty; expected a JSON object");
         return NULL;
     }
     size_t bad = 0;
     if (!utf8_valid((const unsigned char *)body, len, &bad)) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
                       "the request body is not valid UTF-8 (at byte %zu)", bad);
         return NULL;
     }
     if (memchr(body, '\0', len)) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
                       "the request body contains a NUL byte; escape it as \\u0000 in strings");
         return NULL;
     }
@@ -164,7 +164,7 @@ cJSON *oai_parse_object(const char *body, size_t len, oai_error *e) {
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
         size_t at = (end && end >= body) ? (size_t)(end - body) : 0;
-        oai_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
                       "could not parse the JSON body of the request (error near byte %zu of %zu)",
                       at, len);
         return NULL;
@@ -176,15 +176,15 @@ cJSON *oai_parse_object(const char *body, size_t len, oai_error *e) {
             end++;
         if ((size_t)(end - body) < len) {
             cJSON_Delete(root);
-            oai_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+            srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
                           "unexpected data after the JSON value at byte %zu",
                           (size_t)(end - body));
             return NULL;
         }
     }
     if (!cJSON_IsObject(root)) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                      "the request body must be a JSON object, got %s", json_type_name(root));
+        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+                      "the request body must be a JSON object, got %s", oai_json_type_name(root));
         cJSON_Delete(root);
         return NULL;
     }
@@ -194,81 +194,69 @@ cJSON *oai_parse_object(const char *body, size_t len, oai_error *e) {
 /* ---- chat messages ---------------------------------------------------------- */
 
 /* Content of a message: a string, or an array of {"type": "text", "text"}
- * parts (joined with newlines), or null for an assistant turn. */
-static bool parse_content(const cJSON *msg, size_t i, const char *role, char **out,
-                          oai_error *e) {
+ * parts (one text block each; the prompt joins them with newlines), or null
+ * for an assistant turn. */
+static bool parse_content(const cJSON *msg, size_t i, srv_msg *out, srv_error *e) {
     char param[96];
     snprintf(param, sizeof param, "messages[%zu].content", i);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
     if (!c || cJSON_IsNull(c)) {
-        if (!strcmp(role, "assistant")) {
-            *out = strdup("");
-            return *out ? true : nomem(e);
-        }
-        oai_error_set(e, 400, BAD_REQ, "missing_required_parameter", param,
-                      "'%s' is required for a %s message", param, role);
+        if (!strcmp(out->role, "assistant")) return true;
+        srv_error_set(e, 400, BAD_REQ, "missing_required_parameter", param,
+                      "'%s' is required for a %s message", param, out->role);
         return false;
     }
     if (cJSON_IsString(c)) {
-        *out = strdup(c->valuestring);
-        return *out ? true : nomem(e);
+        srv_block *b = srv_msg_add_block(out, SRV_BLOCK_TEXT);
+        if (!b || !(b->text = strdup(c->valuestring))) return nomem(e);
+        return true;
     }
     if (!cJSON_IsArray(c)) return type_error(e, param, "a string or an array of content parts", c);
-    sbuf b = {0};
     size_t j = 0;
     const cJSON *part;
     cJSON_ArrayForEach(part, c) {
         char pp[128];
         snprintf(pp, sizeof pp, "%s[%zu]", param, j);
-        if (!cJSON_IsObject(part)) {
-            sbuf_free(&b);
-            return type_error(e, pp, "an object", part);
-        }
+        if (!cJSON_IsObject(part)) return type_error(e, pp, "an object", part);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
         if (!cJSON_IsString(type)) {
-            sbuf_free(&b);
             snprintf(pp + strlen(pp), sizeof pp - strlen(pp), ".type");
             return type_error(e, pp, "a string", type);
         }
         if (strcmp(type->valuestring, "text") != 0) {
             snprintf(pp + strlen(pp), sizeof pp - strlen(pp), ".type");
-            oai_error_set(e, 400, BAD_REQ, "unsupported_value", pp,
+            srv_error_set(e, 400, BAD_REQ, "unsupported_value", pp,
                           "content part type '%.40s' is not supported by this text-only model; "
                           "use 'text'",
                           type->valuestring);
-            sbuf_free(&b);
             return false;
         }
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsString(text)) {
             snprintf(pp + strlen(pp), sizeof pp - strlen(pp), ".text");
-            sbuf_free(&b);
             return type_error(e, pp, "a string", text);
         }
-        if (j > 0) sbuf_puts(&b, "\n");
-        sbuf_puts(&b, text->valuestring);
+        srv_block *b = srv_msg_add_block(out, SRV_BLOCK_TEXT);
+        if (!b || !(b->text = strdup(text->valuestring))) return nomem(e);
         j++;
     }
-    *out = sbuf_take(&b); /* "" for an empty array; NULL after oom */
-    return *out ? true : nomem(e);
+    return true;
 }
 
-static bool parse_messages(const cJSON *root, oai_request *r, oai_error *e) {
+static bool parse_messages(const cJSON *root, srv_request *r, srv_error *e) {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (!msgs || cJSON_IsNull(msgs)) {
-        oai_error_set(e, 400, BAD_REQ, "missing_required_parameter", "messages",
+        srv_error_set(e, 400, BAD_REQ, "missing_required_parameter", "messages",
                       "'messages' is required");
         return false;
     }
     if (!cJSON_IsArray(msgs)) return type_error(e, "messages", "an array", msgs);
     size_t n = (size_t)cJSON_GetArraySize(msgs);
     if (n == 0) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", "messages",
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", "messages",
                       "'messages' must contain at least one message");
         return false;
     }
-    r->msgs = calloc(n, sizeof *r->msgs);
-    if (!r->msgs) return nomem(e);
     size_t i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
@@ -278,7 +266,7 @@ static bool parse_messages(const cJSON *root, oai_request *r, oai_error *e) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         snprintf(param, sizeof param, "messages[%zu].role", i);
         if (!role || cJSON_IsNull(role)) {
-            oai_error_set(e, 400, BAD_REQ, "missing_required_parameter", param,
+            srv_error_set(e, 400, BAD_REQ, "missing_required_parameter", param,
                           "'%s' is required", param);
             return false;
         }
@@ -290,7 +278,7 @@ static bool parse_messages(const cJSON *root, oai_request *r, oai_error *e) {
         else if (!strcmp(rs, "assistant")) canon = "assistant";
         if (!canon) {
             bool tool = !strcmp(rs, "tool") || !strcmp(rs, "function");
-            oai_error_set(e, 400, BAD_REQ, tool ? "unsupported_value" : "invalid_value", param,
+            srv_error_set(e, 400, BAD_REQ, tool ? "unsupported_value" : "invalid_value", param,
                           tool ? "role '%s' is not supported: this server has no tool calling"
                                : "unknown role '%.40s'; expected system, developer, user or "
                                  "assistant",
@@ -300,14 +288,13 @@ static bool parse_messages(const cJSON *root, oai_request *r, oai_error *e) {
         const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
         if (tc && !cJSON_IsNull(tc) && !(cJSON_IsArray(tc) && cJSON_GetArraySize(tc) == 0)) {
             snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
-            oai_error_set(e, 400, BAD_REQ, "unsupported_parameter", param,
+            srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", param,
                           "tool calls are not supported by this server");
             return false;
         }
-        r->msgs[i].role = strdup(canon);
-        if (!r->msgs[i].role) return nomem(e);
-        r->n_msgs = i + 1;
-        if (!parse_content(m, i, canon, &r->msgs[i].content, e)) return false;
+        srv_msg *sm = srv_request_add_msg(r, canon);
+        if (!sm) return nomem(e);
+        if (!parse_content(m, i, sm, e)) return false;
         i++;
     }
     return true;
@@ -316,10 +303,10 @@ static bool parse_messages(const cJSON *root, oai_request *r, oai_error *e) {
 /* ---- completions prompt ---------------------------------------------------- */
 
 static bool parse_token_array(const cJSON *arr, const char *param, int32_t n_vocab,
-                              oai_request *r, oai_error *e) {
+                              srv_request *r, srv_error *e) {
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n == 0) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", param, "'%s' is an empty token list",
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", param, "'%s' is an empty token list",
                       param);
         return false;
     }
@@ -346,10 +333,10 @@ static bool all_numbers(const cJSON *arr) {
 
 /* prompt: "text" | ["text"] | [ids...] | [[ids...]]. One prompt per request:
  * a batch would need n choices, which we do not serve. */
-static bool parse_prompt(const cJSON *root, int32_t n_vocab, oai_request *r, oai_error *e) {
+static bool parse_prompt(const cJSON *root, int32_t n_vocab, srv_request *r, srv_error *e) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
     if (!p || cJSON_IsNull(p)) {
-        oai_error_set(e, 400, BAD_REQ, "missing_required_parameter", "prompt",
+        srv_error_set(e, 400, BAD_REQ, "missing_required_parameter", "prompt",
                       "'prompt' is required");
         return false;
     }
@@ -362,12 +349,12 @@ static bool parse_prompt(const cJSON *root, int32_t n_vocab, oai_request *r, oai
                           p);
     int n = cJSON_GetArraySize(p);
     if (n == 0) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", "prompt", "'prompt' is an empty array");
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", "prompt", "'prompt' is an empty array");
         return false;
     }
     if (all_numbers(p)) return parse_token_array(p, "prompt", n_vocab, r, e);
     if (n > 1) {
-        oai_error_set(e, 400, BAD_REQ, "unsupported_value", "prompt",
+        srv_error_set(e, 400, BAD_REQ, "unsupported_value", "prompt",
                       "batched prompts (%d) are not supported; send one prompt per request", n);
         return false;
     }
@@ -383,19 +370,17 @@ static bool parse_prompt(const cJSON *root, int32_t n_vocab, oai_request *r, oai
 
 /* ---- the request ------------------------------------------------------------- */
 
-static bool parse_stop(const cJSON *root, oai_request *r, oai_error *e) {
+static bool parse_stop(const cJSON *root, srv_request *r, srv_error *e) {
     const cJSON *s = field(root, "stop");
     if (!s) return true;
     if (cJSON_IsString(s)) {
         if (!*s->valuestring) return true;
-        if (!(r->stop[0] = strdup(s->valuestring))) return nomem(e);
-        r->n_stop = 1;
-        return true;
+        return srv_request_add_stop(r, s->valuestring) ? true : nomem(e);
     }
     if (!cJSON_IsArray(s)) return type_error(e, "stop", "a string or an array of strings", s);
     int n = cJSON_GetArraySize(s);
     if (n > OAI_MAX_STOP) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", "stop",
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", "stop",
                       "'stop' has %d sequences; at most %d are allowed", n, OAI_MAX_STOP);
         return false;
     }
@@ -406,22 +391,21 @@ static bool parse_stop(const cJSON *root, oai_request *r, oai_error *e) {
         snprintf(pp, sizeof pp, "stop[%d]", i++);
         if (!cJSON_IsString(it)) return type_error(e, pp, "a string", it);
         if (!*it->valuestring) continue;
-        if (!(r->stop[r->n_stop] = strdup(it->valuestring))) return nomem(e);
-        r->n_stop++;
+        if (!srv_request_add_stop(r, it->valuestring)) return nomem(e);
     }
     return true;
 }
 
 /* logit_bias: {"token id": bias in [-100, 100], ...}, ids of this model's
  * vocabulary; -100 bans the token (sampler.h). */
-static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, oai_request *r, oai_error *e) {
+static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r, srv_error *e) {
     const cJSON *v = field(root, "logit_bias");
     if (!v) return true;
     if (!cJSON_IsObject(v)) return type_error(e, "logit_bias", "an object", v);
     int n = cJSON_GetArraySize(v);
     if (n == 0) return true;
     if (n > SW_MAX_LOGIT_BIAS) {
-        oai_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
                       "'logit_bias' has %d entries; at most %d are allowed", n, SW_MAX_LOGIT_BIAS);
         return false;
     }
@@ -434,7 +418,7 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, oai_request *r,
         long long id = -1;
         if (*k >= '0' && *k <= '9' && strlen(k) <= 10) id = strtoll(k, &end, 10);
         if (id < 0 || !end || *end || id >= n_vocab) {
-            oai_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
+            srv_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
                           "'logit_bias' key '%.40s' is not a token id of this model (0..%d)", k,
                           (int)n_vocab - 1);
             return false;
@@ -442,7 +426,7 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, oai_request *r,
         if (!cJSON_IsNumber(it)) return type_error(e, "logit_bias", "an object of numbers", it);
         double d = it->valuedouble;
         if (!isfinite(d) || d < -100.0 || d > 100.0) {
-            oai_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
+            srv_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
                           "'logit_bias' of token %lld is %g; it must be between -100 and 100",
                           id, d);
             return false;
@@ -456,16 +440,16 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, oai_request *r,
 
 /* response_format: "text", or "json_object" (JSON mode: the output is one
  * JSON object); JSON schemas are refused. */
-static bool parse_response_format(const cJSON *root, oai_request *r, oai_error *e) {
+static bool parse_response_format(const cJSON *root, srv_request *r, srv_error *e) {
     const cJSON *v = field(root, "response_format");
     if (!v) return true;
     if (!cJSON_IsObject(v)) return type_error(e, "response_format", "an object", v);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
     if (!cJSON_IsString(t)) return type_error(e, "response_format.type", "a string", t);
     if (!strcmp(t->valuestring, "json_object")) {
-        r->json_object = true;
+        r->format.type = SRV_FORMAT_JSON_OBJECT;
     } else if (strcmp(t->valuestring, "text") != 0) {
-        oai_error_set(e, 400, BAD_REQ, "unsupported_value", "response_format.type",
+        srv_error_set(e, 400, BAD_REQ, "unsupported_value", "response_format.type",
                       "response_format '%.40s' is not supported; use 'text' or 'json_object'",
                       t->valuestring);
         return false;
@@ -474,13 +458,13 @@ static bool parse_response_format(const cJSON *root, oai_request *r, oai_error *
 }
 
 /* Fields we refuse rather than ignore. */
-static bool refuse_unsupported(const cJSON *root, oai_error *e) {
+static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     const cJSON *v;
     if ((v = field(root, "n"))) {
         double d = 0;
         if (!int_value(v, "n", 1, 128, &d, e)) return false;
         if (d != 1) {
-            oai_error_set(e, 400, BAD_REQ, "unsupported_value", "n",
+            srv_error_set(e, 400, BAD_REQ, "unsupported_value", "n",
                           "'n' is %.0f; only n = 1 is supported (send separate requests)", d);
             return false;
         }
@@ -489,7 +473,7 @@ static bool refuse_unsupported(const cJSON *root, oai_error *e) {
         double d = 0;
         if (!int_value(v, "best_of", 1, 128, &d, e)) return false;
         if (d != 1) {
-            oai_error_set(e, 400, BAD_REQ, "unsupported_value", "best_of",
+            srv_error_set(e, 400, BAD_REQ, "unsupported_value", "best_of",
                           "only best_of = 1 is supported");
             return false;
         }
@@ -500,7 +484,7 @@ static bool refuse_unsupported(const cJSON *root, oai_error *e) {
         if (!v) continue;
         if (!cJSON_IsArray(v)) return type_error(e, arrays[i], "an array", v);
         if (cJSON_GetArraySize(v) > 0) {
-            oai_error_set(e, 400, BAD_REQ, "unsupported_parameter", arrays[i],
+            srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", arrays[i],
                           "'%s' is not supported: this server has no tool calling", arrays[i]);
             return false;
         }
@@ -508,7 +492,7 @@ static bool refuse_unsupported(const cJSON *root, oai_error *e) {
     if ((v = field(root, "suffix"))) {
         if (!cJSON_IsString(v)) return type_error(e, "suffix", "a string", v);
         if (*v->valuestring) {
-            oai_error_set(e, 400, BAD_REQ, "unsupported_parameter", "suffix",
+            srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", "suffix",
                           "'suffix' (insertion) is not supported");
             return false;
         }
@@ -516,7 +500,7 @@ static bool refuse_unsupported(const cJSON *root, oai_error *e) {
     return true;
 }
 
-static bool parse_sampling(const cJSON *root, oai_request *r, oai_error *e) {
+static bool parse_sampling(const cJSON *root, srv_request *r, srv_error *e) {
     sw_sampler_params *sp = &r->sp;
     if (!opt_num(root, "temperature", 0, 2, false, &sp->temperature, e)) return false;
     if (!opt_num(root, "top_p", 0, 1, false, &sp->top_p, e)) return false;
@@ -544,7 +528,7 @@ static bool parse_sampling(const cJSON *root, oai_request *r, oai_error *e) {
     return true;
 }
 
-static bool parse_limits(const cJSON *root, oai_request *r, oai_error *e) {
+static bool parse_limits(const cJSON *root, srv_request *r, srv_error *e) {
     int32_t mt = 0, mct = 0;
     bool g1 = false, g2 = false;
     if (!opt_int(root, "max_tokens", 1, INT32_MAX, &mt, &g1, e)) return false;
@@ -553,14 +537,14 @@ static bool parse_limits(const cJSON *root, oai_request *r, oai_error *e) {
     return true;
 }
 
-static bool parse_logprobs(const cJSON *root, oai_request *r, oai_error *e) {
-    if (r->chat) {
+static bool parse_logprobs(const cJSON *root, srv_request *r, srv_error *e) {
+    if (r->wire == SRV_WIRE_OAI_CHAT) {
         if (!opt_bool(root, "logprobs", &r->logprobs, e)) return false;
         bool given = false;
         if (!opt_int(root, "top_logprobs", 0, SW_MAX_TOP_LOGPROBS, &r->top_logprobs, &given, e))
             return false;
         if (given && !r->logprobs) {
-            oai_error_set(e, 400, BAD_REQ, "invalid_value", "top_logprobs",
+            srv_error_set(e, 400, BAD_REQ, "invalid_value", "top_logprobs",
                           "'top_logprobs' requires 'logprobs' to be true");
             return false;
         }
@@ -579,13 +563,15 @@ static bool parse_logprobs(const cJSON *root, oai_request *r, oai_error *e) {
     return true;
 }
 
-bool oai_parse_request(const char *body, size_t len, bool chat, int32_t n_vocab,
-                       oai_request *r, oai_error *e) {
+bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vocab,
+                       srv_request *r, srv_error *e) {
     memset(r, 0, sizeof *r);
-    r->chat = chat;
+    bool chat = wire == SRV_WIRE_OAI_CHAT;
+    r->wire = chat ? SRV_WIRE_OAI_CHAT : SRV_WIRE_OAI_COMPLETIONS;
     sw_sampler_params_default(&r->sp);
     cJSON *root = oai_parse_object(body, len, e);
     if (!root) return false;
+    r->raw = root;
     bool ok = false;
     const cJSON *v = field(root, "model");
     if (v) {
@@ -606,7 +592,7 @@ bool oai_parse_request(const char *body, size_t len, bool chat, int32_t n_vocab,
             goto done;
         }
         if (!r->stream) {
-            oai_error_set(e, 400, BAD_REQ, "invalid_value", "stream_options",
+            srv_error_set(e, 400, BAD_REQ, "invalid_value", "stream_options",
                           "'stream_options' is only allowed when 'stream' is true");
             goto done;
         }
@@ -625,7 +611,7 @@ bool oai_parse_request(const char *body, size_t len, bool chat, int32_t n_vocab,
         !opt_bool(root, "ignore_eos", &r->ignore_eos, e))
         goto done;
     if (r->echo && r->logprobs) {
-        oai_error_set(e, 400, BAD_REQ, "unsupported_value", "echo",
+        srv_error_set(e, 400, BAD_REQ, "unsupported_value", "echo",
                       "'echo' together with 'logprobs' is not supported (prompt logprobs are "
                       "not computed)");
         goto done;
@@ -633,25 +619,10 @@ bool oai_parse_request(const char *body, size_t len, bool chat, int32_t n_vocab,
     /* OpenAI's completions endpoint defaults to 16 tokens; chat runs until
      * the model stops or the context is full. */
     if (!chat && r->max_tokens == 0) r->max_tokens = 16;
-    if (!r->seed_given) r->sp.seed = oai_random_u64();
+    if (!r->seed_given) r->sp.seed = srv_random_u64();
+    r->hints.spillway = cJSON_GetObjectItemCaseSensitive(root, "spillway");
     ok = true;
 done:
-    cJSON_Delete(root);
-    if (!ok) oai_request_free(r);
+    if (!ok) srv_request_free(r);
     return ok;
-}
-
-void oai_request_free(oai_request *r) {
-    if (!r) return;
-    free(r->model);
-    for (size_t i = 0; i < r->n_msgs; i++) {
-        free(r->msgs[i].role);
-        free(r->msgs[i].content);
-    }
-    free(r->msgs);
-    free(r->prompt);
-    free(r->prompt_ids);
-    free(r->logit_bias);
-    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
-    memset(r, 0, sizeof *r);
 }

@@ -1,5 +1,6 @@
 /* oai_write.c — write OpenAI-shaped JSON: errors, chat and completions
- * responses, stream chunks (SSE), usage and logprobs.
+ * responses, stream chunks (SSE), usage and logprobs; the two OpenAI writers
+ * of req.h (oai_chat_writer, oai_cmpl_writer).
  *
  * JSON is written by hand into an sbuf rather than through cJSON: model output
  * is a byte string that may contain NUL or half a UTF-8 character (a token's
@@ -8,31 +9,13 @@
  * dominant cost. */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "oai.h"
 
 /* ---- errors ---------------------------------------------------------------- */
-
-void oai_error_set(oai_error *e, int status, const char *type, const char *code,
-                   const char *param, const char *fmt, ...) {
-    if (!e) return;
-    e->status = status;
-    e->type = type;
-    e->code = code;
-    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-}
 
 static void json_cstr(sbuf *b, const char *s) { oai_json_str(b, s, strlen(s)); }
 
@@ -41,7 +24,7 @@ static void json_cstr_or_null(sbuf *b, const char *s) {
     else sbuf_puts(b, "null");
 }
 
-static void error_obj(sbuf *b, const oai_error *e) {
+static void error_obj(sbuf *b, const srv_error *e) {
     sbuf_puts(b, "{\"error\":{\"message\":");
     json_cstr(b, e->msg);
     sbuf_puts(b, ",\"type\":");
@@ -53,7 +36,7 @@ static void error_obj(sbuf *b, const oai_error *e) {
     sbuf_puts(b, "}}");
 }
 
-char *oai_error_json(const oai_error *e) {
+char *oai_error_json(const srv_error *e) {
     sbuf b = {0};
     error_obj(&b, e);
     return sbuf_take(&b);
@@ -163,7 +146,7 @@ static void chat_lp_entry(sbuf *b, const sw_tokenizer *tok, int32_t id, float lp
     free(heap);
 }
 
-void oai_chat_logprobs(sbuf *b, const sw_tokenizer *tok, const sw_token_info *toks, size_t n) {
+static void chat_logprobs(sbuf *b, const sw_tokenizer *tok, const sw_token_info *toks, size_t n) {
     sbuf_puts(b, "{\"content\":[");
     for (size_t i = 0; i < n; i++) {
         if (i) sbuf_puts(b, ",");
@@ -179,7 +162,7 @@ void oai_chat_logprobs(sbuf *b, const sw_tokenizer *tok, const sw_token_info *to
     sbuf_puts(b, "],\"refusal\":null}");
 }
 
-void oai_cmpl_logprobs(sbuf *b, const sw_tokenizer *tok, const sw_token_info *toks, size_t n,
+static void cmpl_logprobs(sbuf *b, const sw_tokenizer *tok, const sw_token_info *toks, size_t n,
                        size_t *offset) {
     char buf[128], *heap;
     size_t len;
@@ -235,7 +218,7 @@ void oai_cmpl_logprobs(sbuf *b, const sw_tokenizer *tok, const sw_token_info *to
     sbuf_puts(b, "]}");
 }
 
-void oai_usage(sbuf *b, const sw_usage *u) {
+static void usage_field(sbuf *b, const sw_usage *u) {
     sbuf_printf(b,
                 "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
                 "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
@@ -245,16 +228,25 @@ void oai_usage(sbuf *b, const sw_usage *u) {
 
 /* ---- objects -------------------------------------------------------------------- */
 
-static void meta_head(sbuf *b, const oai_meta *m, const char *object) {
+static const char *finish_str(srv_finish f) {
+    switch (f) {
+    case SRV_FINISH_LENGTH: return "length";
+    case SRV_FINISH_TOOL_CALLS: return "tool_calls";
+    case SRV_FINISH_CONTENT_FILTER: return "content_filter";
+    default: return "stop";
+    }
+}
+
+static void meta_head(sbuf *b, const srv_out *o, const char *object) {
     sbuf_puts(b, "{\"id\":");
-    json_cstr(b, m->id);
-    sbuf_printf(b, ",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":", object, m->created);
-    json_cstr(b, m->model);
+    json_cstr(b, o->id);
+    sbuf_printf(b, ",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":", object, o->created);
+    json_cstr(b, o->model);
     sbuf_puts(b, ",\"system_fingerprint\":");
-    json_cstr(b, m->fingerprint);
-    if (m->spillway) {
+    json_cstr(b, o->fingerprint);
+    if (o->spillway) {
         sbuf_puts(b, ",\"spillway\":");
-        sbuf_puts(b, m->spillway);
+        sbuf_puts(b, o->spillway);
     }
 }
 
@@ -264,11 +256,32 @@ static void finish_field(sbuf *b, const char *finish) {
     else sbuf_puts(b, "null");
 }
 
-void oai_sse_chat_chunk(sbuf *b, const oai_meta *m, bool delta_role, const char *text,
-                        size_t text_len, const char *logprobs_json, const char *finish,
-                        bool usage_null) {
+/* The end of a whole response: the choice's finish_reason, usage. */
+static void response_tail(sbuf *b, const srv_result *r) {
+    finish_field(b, finish_str(r->finish));
+    sbuf_puts(b, "}],");
+    usage_field(b, &r->usage);
+    sbuf_puts(b, "}");
+}
+
+/* The logprobs of one streamed token as a JSON value, or NULL. */
+static char *token_logprobs(srv_out *o, const sw_token_info *tok, bool chat) {
+    if (!o->logprobs || !tok) return NULL;
+    sbuf lp = {0};
+    if (chat) chat_logprobs(&lp, o->tok, tok, 1);
+    else cmpl_logprobs(&lp, o->tok, tok, 1, &o->text_offset);
+    return sbuf_take(&lp);
+}
+
+/* One chat.completion.chunk as an SSE event. delta_role: include "role":
+ * "assistant"; text may be NULL (no content key); tool_call: a prepared
+ * "tool_calls" array or NULL; finish NULL -> null. The "spillway" object
+ * rides on the first chunk only. */
+static void chat_chunk(srv_out *o, sbuf *b, bool delta_role, const char *text, size_t text_len,
+                       const char *tool_calls, const char *logprobs_json, const char *finish) {
     sbuf_puts(b, "data: ");
-    meta_head(b, m, "chat.completion.chunk");
+    meta_head(b, o, "chat.completion.chunk");
+    o->spillway = NULL;
     sbuf_puts(b, ",\"choices\":[{\"index\":0,\"delta\":{");
     bool comma = false;
     if (delta_role) {
@@ -279,96 +292,185 @@ void oai_sse_chat_chunk(sbuf *b, const oai_meta *m, bool delta_role, const char 
         if (comma) sbuf_puts(b, ",");
         sbuf_puts(b, "\"content\":");
         oai_json_str(b, text, text_len);
+        comma = true;
+    }
+    if (tool_calls) {
+        if (comma) sbuf_puts(b, ",");
+        sbuf_puts(b, "\"tool_calls\":");
+        sbuf_puts(b, tool_calls);
     }
     sbuf_puts(b, "},\"logprobs\":");
     sbuf_puts(b, logprobs_json ? logprobs_json : "null");
     finish_field(b, finish);
     sbuf_puts(b, "}]");
-    if (usage_null) sbuf_puts(b, ",\"usage\":null");
+    if (o->include_usage) sbuf_puts(b, ",\"usage\":null");
     sbuf_puts(b, "}\n\n");
 }
 
-void oai_sse_cmpl_chunk(sbuf *b, const oai_meta *m, const char *text, size_t text_len,
-                        const char *logprobs_json, const char *finish, bool usage_null) {
+static void cmpl_chunk(srv_out *o, sbuf *b, const char *text, size_t text_len,
+                       const char *logprobs_json, const char *finish) {
     sbuf_puts(b, "data: ");
-    meta_head(b, m, "text_completion");
+    meta_head(b, o, "text_completion");
+    o->spillway = NULL;
     sbuf_puts(b, ",\"choices\":[{\"index\":0,\"text\":");
     oai_json_str(b, text ? text : "", text ? text_len : 0);
     sbuf_puts(b, ",\"logprobs\":");
     sbuf_puts(b, logprobs_json ? logprobs_json : "null");
     finish_field(b, finish);
     sbuf_puts(b, "}]");
-    if (usage_null) sbuf_puts(b, ",\"usage\":null");
+    if (o->include_usage) sbuf_puts(b, ",\"usage\":null");
     sbuf_puts(b, "}\n\n");
 }
 
-void oai_sse_usage_chunk(sbuf *b, const oai_meta *m, bool chat, const sw_usage *u) {
+/* The final usage chunk of stream_options.include_usage: empty choices. */
+static void usage_chunk(srv_out *o, sbuf *b, bool chat, const sw_usage *u) {
     sbuf_puts(b, "data: ");
-    meta_head(b, m, chat ? "chat.completion.chunk" : "text_completion");
+    meta_head(b, o, chat ? "chat.completion.chunk" : "text_completion");
     sbuf_puts(b, ",\"choices\":[],");
-    oai_usage(b, u);
+    usage_field(b, u);
     sbuf_puts(b, "}\n\n");
 }
 
-void oai_sse_error(sbuf *b, const oai_error *e) {
+static void sse_done(sbuf *b) { sbuf_puts(b, "data: [DONE]\n\n"); }
+
+/* "tool_calls": [...] entries (whole, or one streamed part). */
+static void tool_call_obj(sbuf *b, long index, const char *id, const char *name, const char *args,
+                          size_t args_len) {
+    sbuf_puts(b, "{");
+    if (index >= 0) sbuf_printf(b, "\"index\":%ld,", index);
+    if (id) {
+        sbuf_puts(b, "\"id\":");
+        json_cstr(b, id);
+        sbuf_puts(b, ",\"type\":\"function\",");
+    }
+    sbuf_puts(b, "\"function\":{");
+    if (name) {
+        sbuf_puts(b, "\"name\":");
+        json_cstr(b, name);
+        sbuf_puts(b, ",");
+    }
+    sbuf_puts(b, "\"arguments\":");
+    oai_json_str(b, args ? args : "", args ? args_len : 0);
+    sbuf_puts(b, "}}");
+}
+
+/* ---- the chat writer ---- */
+
+static void chat_start(srv_out *o, sbuf *b) { chat_chunk(o, b, true, "", 0, NULL, NULL, NULL); }
+
+static void chat_text(srv_out *o, sbuf *b, const char *text, size_t len, const sw_token_info *tok) {
+    char *lp = token_logprobs(o, tok, true);
+    chat_chunk(o, b, false, text, len, NULL, lp, NULL);
+    free(lp);
+}
+
+static void chat_tool_call(srv_out *o, sbuf *b, size_t index, const char *id, const char *name,
+                           const char *args, size_t args_len) {
+    sbuf tc = {0};
+    sbuf_puts(&tc, "[");
+    tool_call_obj(&tc, (long)index, id, name, args, args_len);
+    sbuf_puts(&tc, "]");
+    if (tc.oom) b->oom = true;
+    else chat_chunk(o, b, false, NULL, 0, tc.p, NULL, NULL);
+    sbuf_free(&tc);
+}
+
+static void chat_finish(srv_out *o, sbuf *b, const srv_result *r) {
+    chat_chunk(o, b, false, NULL, 0, NULL, NULL, finish_str(r->finish));
+    if (o->include_usage) usage_chunk(o, b, true, &r->usage);
+    sse_done(b);
+}
+
+static void stream_error(srv_out *o, sbuf *b, const srv_error *e) {
     sbuf_puts(b, "data: ");
     error_obj(b, e);
     sbuf_puts(b, "\n\n");
+    sse_done(b);
 }
 
-void oai_sse_done(sbuf *b) { sbuf_puts(b, "data: [DONE]\n\n"); }
-
-void oai_chat_response(sbuf *b, const oai_meta *m, const char *text, size_t text_len,
-                       const char *logprobs_json, const char *finish, const sw_usage *u) {
-    meta_head(b, m, "chat.completion");
+static void chat_response(srv_out *o, sbuf *b, const srv_result *r) {
+    meta_head(b, o, "chat.completion");
     sbuf_puts(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    oai_json_str(b, text, text_len);
-    sbuf_puts(b, ",\"refusal\":null},\"logprobs\":");
-    sbuf_puts(b, logprobs_json ? logprobs_json : "null");
-    finish_field(b, finish);
-    sbuf_puts(b, "}],");
-    oai_usage(b, u);
-    sbuf_puts(b, "}");
-}
-
-void oai_cmpl_response(sbuf *b, const oai_meta *m, const char *text, size_t text_len,
-                       const char *logprobs_json, const char *finish, const sw_usage *u) {
-    meta_head(b, m, "text_completion");
-    sbuf_puts(b, ",\"choices\":[{\"index\":0,\"text\":");
-    oai_json_str(b, text, text_len);
-    sbuf_puts(b, ",\"logprobs\":");
-    sbuf_puts(b, logprobs_json ? logprobs_json : "null");
-    finish_field(b, finish);
-    sbuf_puts(b, "}],");
-    oai_usage(b, u);
-    sbuf_puts(b, "}");
-}
-
-/* ---- ids -------------------------------------------------------------------------- */
-
-uint64_t oai_random_u64(void) {
-    uint64_t v;
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) return v;
-    /* No entropy yet (very early boot): a counter mixed with the clock is
-     * still unique per process, which is all ids and default seeds need. */
-    static atomic_uint_fast64_t ctr;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t z = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
-    z += 0x9E3779B97F4A7C15ull * (atomic_fetch_add(&ctr, 1) + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-void oai_make_id(char *buf, size_t cap, const char *prefix) {
-    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    size_t n = (size_t)snprintf(buf, cap, "%s", prefix);
-    uint64_t r = 0;
-    for (int i = 0; i < 24 && n + 1 < cap; i++) {
-        if (i % 8 == 0) r = oai_random_u64();
-        buf[n++] = alnum[r % 62];
-        r /= 62;
+    if (r->n_calls && !r->text_len) sbuf_puts(b, "null");
+    else oai_json_str(b, r->text, r->text_len);
+    if (r->n_calls) {
+        sbuf_puts(b, ",\"tool_calls\":[");
+        for (size_t i = 0; i < r->n_calls; i++) {
+            if (i) sbuf_puts(b, ",");
+            const srv_tool_call *c = &r->calls[i];
+            tool_call_obj(b, -1, c->id, c->name, c->arguments, strlen(c->arguments));
+        }
+        sbuf_puts(b, "]");
     }
-    if (n < cap) buf[n] = '\0';
+    sbuf_puts(b, ",\"refusal\":null},\"logprobs\":");
+    if (o->logprobs) chat_logprobs(b, o->tok, r->toks, r->n_toks);
+    else sbuf_puts(b, "null");
+    response_tail(b, r);
 }
+
+const srv_writer oai_chat_writer = {
+    .id_prefix = "chatcmpl-",
+    .stream_start = chat_start,
+    .stream_text = chat_text,
+    .stream_tool_call = chat_tool_call,
+    .stream_finish = chat_finish,
+    .stream_error = stream_error,
+    .response = chat_response,
+    .error_json = oai_error_json,
+};
+
+/* ---- the completions writer ---- */
+
+/* A completions stream opens with its echoed prompt, or with its first text. */
+static void cmpl_start(srv_out *o, sbuf *b) {
+    if (o->echo_len) cmpl_chunk(o, b, o->echo, o->echo_len, NULL, NULL);
+}
+
+static void cmpl_text(srv_out *o, sbuf *b, const char *text, size_t len, const sw_token_info *tok) {
+    char *lp = token_logprobs(o, tok, false);
+    cmpl_chunk(o, b, text, len, lp, NULL);
+    free(lp);
+}
+
+/* Completions have no tool calls: the core never asks for them (no tools on
+ * this endpoint); should it, the arguments are text. */
+static void cmpl_tool_call(srv_out *o, sbuf *b, size_t index, const char *id, const char *name,
+                           const char *args, size_t args_len) {
+    cmpl_chunk(o, b, args, args_len, NULL, NULL);
+}
+
+static void cmpl_finish(srv_out *o, sbuf *b, const srv_result *r) {
+    cmpl_chunk(o, b, "", 0, NULL, finish_str(r->finish));
+    if (o->include_usage) usage_chunk(o, b, false, &r->usage);
+    sse_done(b);
+}
+
+static void cmpl_response(srv_out *o, sbuf *b, const srv_result *r) {
+    meta_head(b, o, "text_completion");
+    sbuf_puts(b, ",\"choices\":[{\"index\":0,\"text\":");
+    sbuf full = {0};
+    if (o->echo) sbuf_add(&full, o->echo, o->echo_len);
+    sbuf_add(&full, r->text, r->text_len);
+    oai_json_str(b, full.p ? full.p : "", full.n);
+    if (full.oom) b->oom = true;
+    sbuf_free(&full);
+    sbuf_puts(b, ",\"logprobs\":");
+    if (o->logprobs) {
+        size_t off = o->echo_len;
+        cmpl_logprobs(b, o->tok, r->toks, r->n_toks, &off);
+    } else {
+        sbuf_puts(b, "null");
+    }
+    response_tail(b, r);
+}
+
+const srv_writer oai_cmpl_writer = {
+    .id_prefix = "cmpl-",
+    .stream_start = cmpl_start,
+    .stream_text = cmpl_text,
+    .stream_tool_call = cmpl_tool_call,
+    .stream_finish = cmpl_finish,
+    .stream_error = stream_error,
+    .response = cmpl_response,
+    .error_json = oai_error_json,
+};

@@ -1,6 +1,7 @@
 /* server.h — shared state of spillway-server: the configuration from the
  * command line, the loaded model and engine, and the functions the server's
- * files offer each other (HTTP layer, OpenAI request handlers, generation).
+ * files offer each other (HTTP layer, request handlers, generation). The
+ * internal request and the writer interface are in req.h.
  *
  * Threading: libmicrohttpd runs one thread per connection; every handler may
  * run on any of them at once. The srv struct is written by main() before the
@@ -16,6 +17,7 @@
 #include "config.h"
 #include "engine.h"
 #include "metrics.h"
+#include "req.h"
 
 typedef struct srv_config {
     const char *model_path;  /* -m (or the --hf download) */
@@ -81,27 +83,6 @@ typedef struct srv {
     atomic_int cloud_workers;       /* cloud calls still running on worker threads */
 } srv;
 
-/* ---- JSON error responses (oai_write.c) ---- */
-
-/* An OpenAI-style error: HTTP status plus the body fields. Strings are
- * static or copied into msg. */
-typedef struct oai_error {
-    int status;
-    const char *type;  /* "invalid_request_error", "server_error", ... */
-    const char *code;  /* may be NULL -> JSON null */
-    char param[128];   /* "" -> JSON null */
-    char msg[SW_ERR_LEN + 128];
-} oai_error;
-
-void oai_error_set(oai_error *e, int status, const char *type, const char *code,
-                   const char *param, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 6, 7)))
-#endif
-    ;
-/* {"error": {...}} as a malloc'd string. */
-char *oai_error_json(const oai_error *e);
-
 /* ---- the HTTP layer (http.c) ---- */
 
 struct MHD_Connection;
@@ -131,6 +112,7 @@ typedef struct srv_conn {
     struct MHD_Connection *conn;
     srv_endpoint endpoint;
     const char *name;        /* the route's name for metrics (static) */
+    srv_wire wire;           /* the wire format its errors are written in */
     char *url_arg;           /* EP_MODEL: the id from the path; owned */
     char *body;              /* request body, NUL-terminated */
     size_t body_len, body_cap;
@@ -148,7 +130,8 @@ typedef struct srv_conn {
  * (NULL: application/json); records the status for metrics. Returns the MHD
  * result (an enum MHD_Result). */
 int srv_respond(srv_conn *sc, int status, char *body, const char *content_type);
-int srv_respond_error(srv_conn *sc, const oai_error *e);
+/* An error response in the connection's wire format. */
+int srv_respond_error(srv_conn *sc, const srv_error *e);
 /* Add the per-request headers (X-Spillway-Route) to a response built by a
  * handler itself (the streaming ones). */
 struct MHD_Response;
@@ -156,13 +139,29 @@ void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r);
 
 /* Whether the peer of c has closed its end (checked without blocking). */
 bool srv_conn_hung_up(struct MHD_Connection *c);
+/* The routing hints the connection carries: X-Spillway-Private and the
+ * client's key (Authorization: Bearer, or x-api-key). h->api_key is
+ * replaced (owned by h). false when out of memory. */
+bool srv_conn_hints(srv_conn *sc, srv_route_hints *h);
+
+/* ---- the prompt (prompt.c) ---- */
+
+/* The chat prompt text of r (system text and messages through the chat
+ * template); *out malloc'd. false with e filled (400 naming "messages" when
+ * the template cannot express them). */
+bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error *e);
+/* r's prompt in local tokens (*ids malloc'd) and, for a completions request
+ * with echo, the prompt text to echo (*echo malloc'd or NULL). */
+bool srv_prompt_tokens(const srv *s, const srv_request *r, int32_t **ids, size_t *n, char **echo,
+                       srv_error *e);
 
 /* ---- handlers (gen.c: generation; api.c: the small endpoints) ---- */
 
-/* POST /v1/chat/completions (chat = true) or /v1/completions: parse, submit,
- * then either block until done and answer (non-streaming) or queue an SSE
- * response fed from the engine's events. */
-int srv_handle_generate(srv_conn *sc, bool chat);
+/* A generation endpoint of any wire format (POST /v1/chat/completions,
+ * /v1/completions): parse into the internal request, route, submit, then
+ * either block until done and answer (non-streaming) or queue an SSE
+ * response fed from the engine's events, all through the format's writer. */
+int srv_handle_generate(srv_conn *sc, srv_wire wire);
 /* The generation owned by the connection is over from the HTTP side
  * (response sent or the client went away): cancel it if still running and
  * drop the connection's reference. */
@@ -181,6 +180,6 @@ int srv_handle_usage(srv_conn *sc); /* spill.c */
 bool srv_model_name_ok(const srv *s, const char *name);
 bool srv_model_is_cloud(const srv *s, const char *name);
 /* The 404 for a model name that is neither (it names what is served). */
-void srv_model_not_found(const srv *s, const char *name, oai_error *e);
+void srv_model_not_found(const srv *s, const char *name, srv_error *e);
 
 #endif

@@ -4,12 +4,10 @@
 #include "spill.h"
 
 #include <math.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 /* ---- startup and shutdown ---------------------------------------------------------- */
@@ -97,48 +95,36 @@ void srv_spill_free(srv *s, double wait_s) {
 
 /* ---- the decision ---------------------------------------------------------------------- */
 
-static const char *bearer(struct MHD_Connection *c) {
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return NULL;
-    h += 7;
-    while (*h == ' ') h++;
-    return *h ? h : NULL;
-}
-
-bool srv_route_decide(srv_conn *sc, const cJSON *body, const oai_request *r, int32_t n_prompt,
-                      sw_route_decision *d, oai_error *e) {
-    srv *s = sc->s;
+bool srv_route_decide(srv *s, const srv_request *r, int32_t n_prompt, sw_route_decision *d,
+                      srv_error *e) {
     sw_route_request q;
     memset(&q, 0, sizeof q);
     sw_err err = {{0}};
-    q.private_request = sw_route_header_private(
-        MHD_lookup_connection_value(sc->conn, MHD_HEADER_KIND, "X-Spillway-Private"));
-    if (sw_route_parse_extension(body, &q, &err) != SW_OK) {
+    q.private_request = r->hints.private_header;
+    if (sw_route_parse_extension(r->raw, &q, &err) != SW_OK) {
         /* the message starts with the field: "spillway.route: ..." */
         char param[64];
         snprintf(param, sizeof param, "%.*s", (int)strcspn(err.msg, ":"), err.msg);
-        oai_error_set(e, 400, "invalid_request_error", "invalid_value", param, "%s", err.msg);
+        srv_error_set(e, 400, "invalid_request_error", "invalid_value", param, "%s", err.msg);
         return false;
     }
     /* "model": the cloud model's name asks for the cloud route */
     if (srv_model_is_cloud(s, r->model)) {
         if (q.route == SW_PREF_LOCAL) {
-            oai_error_set(e, 400, "invalid_request_error", "route_conflict", "model",
+            srv_error_set(e, 400, "invalid_request_error", "route_conflict", "model",
                           "'model' names the cloud model '%s' but spillway.route is \"local\"",
                           r->model);
             return false;
         }
         q.route = SW_PREF_CLOUD;
     }
-    q.api_key = bearer(sc->conn);
-    const char *texts[1];
-    if (r->chat) {
-        q.messages = cJSON_GetObjectItemCaseSensitive(body, "messages");
-    } else if (r->prompt) {
-        texts[0] = r->prompt;
-        q.texts = texts;
-        q.n_texts = 1;
+    q.api_key = r->hints.api_key;
+    const char **texts = NULL;
+    if (!srv_request_texts(r, &texts, &q.n_texts)) {
+        srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return false;
     }
+    q.texts = texts;
     q.prompt_tokens = n_prompt;
     q.max_tokens = r->max_tokens;
     q.local_n_ctx = s->n_ctx;
@@ -146,24 +132,27 @@ bool srv_route_decide(srv_conn *sc, const cJSON *body, const oai_request *r, int
     sw_engine_stats_get(s->engine, &st);
     q.queue_waiting = st.waiting;
     q.kv_used_frac = st.kv_blocks_total > 0 ? (double)st.kv_blocks_used / st.kv_blocks_total : 0;
-    if (sw_router_decide(s->router, &q, d, &err) != SW_OK) {
-        oai_error_set(e, 500, "server_error", NULL, NULL, "routing failed: %s", err.msg);
+    sw_status rs = sw_router_decide(s->router, &q, d, &err);
+    free(texts);
+    if (rs != SW_OK) {
+        srv_error_set(e, 500, "server_error", NULL, NULL, "routing failed: %s", err.msg);
         return false;
     }
     return true;
 }
 
-void srv_route_reject_error(const srv *s, const sw_route_decision *d, const oai_request *r,
-                            int32_t n_prompt, oai_error *e) {
+void srv_route_reject_error(const srv *s, const sw_route_decision *d, const srv_request *r,
+                            int32_t n_prompt, srv_error *e) {
     if (!strcmp(d->error_code, "context_length_exceeded")) {
-        oai_error_set(e, 400, "invalid_request_error", "context_length_exceeded",
-                      n_prompt < s->n_ctx ? "max_tokens" : (r->chat ? "messages" : "prompt"),
+        srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded",
+                      n_prompt < s->n_ctx ? "max_tokens"
+                      : r->wire == SRV_WIRE_OAI_COMPLETIONS ? "prompt" : "messages",
                       "this model's maximum context length is %d tokens: %s", s->n_ctx,
                       d->message);
         return;
     }
     bool conflict = !strcmp(d->error_code, "route_conflict");
-    oai_error_set(e, d->http_status, d->error_type[0] ? d->error_type : "invalid_request_error",
+    srv_error_set(e, d->http_status, d->error_type[0] ? d->error_type : "invalid_request_error",
                   d->error_code[0] ? d->error_code : NULL, conflict ? "spillway.route" : NULL,
                   "%s", d->message);
 }
@@ -250,8 +239,9 @@ int srv_handle_usage(srv_conn *sc) {
 
 /* ---- the cloud request body ------------------------------------------------------------ */
 
-cJSON *srv_cloud_body(const oai_request *r, const cJSON *body, const char *prompt_text) {
-    if (r->chat) return cJSON_Duplicate(body, true);
+cJSON *srv_cloud_body(const srv_request *r, const char *prompt_text) {
+    const cJSON *body = r->raw;
+    if (r->wire == SRV_WIRE_OAI_CHAT) return cJSON_Duplicate(body, true);
     /* A completions prompt becomes one user message: the providers only
      * speak chat. The answer continues the prompt less literally than a base
      * model would (documented in docs/server.md). */

@@ -27,16 +27,17 @@ void srv_spill_free(srv *s, double wait_s);
 
 /* ---- the decision ---- */
 
-/* Fill the router's request from the body's "spillway" object, the
- * X-Spillway-Private header, the bearer key, the prompt and the engine's load,
- * and decide. false with e filled (400 naming the field) when the extension
- * object is malformed, or 500 when a detector fails. */
-bool srv_route_decide(srv_conn *sc, const cJSON *body, const oai_request *r, int32_t n_prompt,
-                      sw_route_decision *d, oai_error *e);
+/* Fill the router's request from the request's hints (the "spillway"
+ * object, the X-Spillway-Private header, the client's key), its model name,
+ * its texts, the prompt size and the engine's load, and decide. false with e
+ * filled (400 naming the field) when the extension object is malformed, or
+ * 500 when a detector fails. */
+bool srv_route_decide(srv *s, const srv_request *r, int32_t n_prompt, sw_route_decision *d,
+                      srv_error *e);
 /* The OpenAI error for a REJECT decision. context_length_exceeded keeps the
  * shape of the engine's own error (param max_tokens or messages/prompt). */
-void srv_route_reject_error(const srv *s, const sw_route_decision *d, const oai_request *r,
-                            int32_t n_prompt, oai_error *e);
+void srv_route_reject_error(const srv *s, const sw_route_decision *d, const srv_request *r,
+                            int32_t n_prompt, srv_error *e);
 /* sc->route_hdr = "local; reason=default" etc. */
 void srv_route_set_header(srv_conn *sc, sw_route route, sw_route_reason reason);
 
@@ -68,10 +69,11 @@ void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_rea
 
 /* ---- cloud requests ---- */
 
-/* The OpenAI chat body to send to the provider: the client's chat body
- * (borrowed, copied), or for /v1/completions a one-message chat built from
- * prompt_text and the sampling fields. NULL when out of memory. */
-cJSON *srv_cloud_body(const oai_request *r, const cJSON *body, const char *prompt_text);
+/* The OpenAI chat body to send to the provider (sw_cloud_chat maps it to the
+ * provider's format): a chat request's own body (copied), or for
+ * /v1/completions a one-message chat built from prompt_text and the sampling
+ * fields. NULL when out of memory. */
+cJSON *srv_cloud_body(const srv_request *r, const char *prompt_text);
 
 /* A cloud call running sw_cloud_chat on its own detached thread. Reference
  * counted: the worker holds one reference, the caller the other. */

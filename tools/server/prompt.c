@@ -1,0 +1,157 @@
+/* prompt.c — from the internal request to the local model's prompt: chat
+ * messages (content blocks, a top-level system text) rendered with the chat
+ * template, or the completions prompt, then tokenized. srv_prompt_render is
+ * the one place messages become prompt text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+static bool nomem(srv_error *e) {
+    srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+    return false;
+}
+
+static bool tokenize(const srv *s, const char *text, bool add_bos, int32_t **ids, size_t *n,
+                     srv_error *e) {
+    sw_err err = {{0}};
+    if (sw_tokenize(s->tok, text, strlen(text), add_bos, true, ids, n, &err) != SW_OK) {
+        srv_error_set(e, 400, "invalid_request_error", "invalid_value", NULL,
+                      "cannot tokenize the prompt: %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* A message's content as one text: text blocks joined by newlines; a tool
+ * call as its JSON ({"name": ..., "arguments": ...}); a tool result as its
+ * text. (The built-in templates know no tool turns; a model's own template
+ * renders them its way.) */
+static char *msg_text(const srv_msg *m) {
+    sbuf b = {0};
+    sbuf_puts(&b, "");
+    for (size_t i = 0; i < m->n_blocks; i++) {
+        const srv_block *k = &m->blocks[i];
+        if (i) sbuf_puts(&b, "\n");
+        if (k->type == SRV_BLOCK_TOOL_USE) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON *in = cJSON_Parse(k->input ? k->input : "{}");
+            cJSON_AddStringToObject(o, "name", k->name ? k->name : "");
+            if (in) cJSON_AddItemToObject(o, "arguments", in);
+            char *j = cJSON_PrintUnformatted(o);
+            cJSON_Delete(o);
+            if (!j) b.oom = true;
+            else sbuf_puts(&b, j);
+            free(j);
+        } else {
+            if (k->type == SRV_BLOCK_TOOL_RESULT && k->is_error) sbuf_puts(&b, "Error: ");
+            sbuf_puts(&b, k->text ? k->text : "");
+        }
+    }
+    return sbuf_take(&b);
+}
+
+bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error *e) {
+    *out = NULL;
+    size_t n = r->n_msgs + (r->system ? 1 : 0);
+    sw_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
+    char **texts = calloc(n ? n : 1, sizeof *texts);
+    bool ok = false;
+    if (!msgs || !texts) {
+        nomem(e);
+        goto done;
+    }
+    size_t k = 0;
+    if (r->system) {
+        msgs[k].role = "system";
+        msgs[k++].content = r->system;
+    }
+    for (size_t i = 0; i < r->n_msgs; i++, k++) {
+        if (!(texts[k] = msg_text(&r->msgs[i]))) {
+            nomem(e);
+            goto done;
+        }
+        msgs[k].role = r->msgs[i].role;
+        msgs[k].content = texts[k];
+    }
+    int32_t bos = sw_tokenizer_bos(s->tok), eos = sw_tokenizer_eos(s->tok);
+    const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(s->tok, bos) : "";
+    const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(s->tok, eos) : "";
+    sw_err err = {{0}};
+    if (sw_chat_render(s->chat, msgs, n, true, bos_s ? bos_s : "", eos_s ? eos_s : "", out,
+                       &err) != SW_OK) {
+        srv_error_set(e, 400, "invalid_request_error", "invalid_value", "messages",
+                      "the %s chat template cannot render these messages: %s",
+                      sw_chat_kind_name(s->chat), err.msg);
+        goto done;
+    }
+    ok = true;
+done:
+    for (size_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts);
+    free(msgs);
+    return ok;
+}
+
+static bool chat_prompt(const srv *s, const srv_request *r, int32_t **ids, size_t *n,
+                        srv_error *e) {
+    char *text = NULL;
+    if (!srv_prompt_render(s, r, &text, e)) return false;
+    int32_t bos = sw_tokenizer_bos(s->tok);
+    const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(s->tok, bos) : "";
+    /* A template that spells BOS out already put it in the text. */
+    bool add_bos = sw_tokenizer_add_bos(s->tok) && bos >= 0 && !sw_chat_spells_bos(s->chat);
+    if (add_bos && bos_s && *bos_s && !strncmp(text, bos_s, strlen(bos_s))) add_bos = false;
+    bool ok = tokenize(s, text, add_bos, ids, n, e);
+    free(text);
+    return ok;
+}
+
+static bool completion_prompt(const srv *s, const srv_request *r, int32_t **ids, size_t *n,
+                              char **echo, srv_error *e) {
+    if (r->prompt_ids) {
+        *ids = malloc(r->n_prompt_ids * sizeof **ids);
+        if (!*ids) return nomem(e);
+        memcpy(*ids, r->prompt_ids, r->n_prompt_ids * sizeof **ids);
+        *n = r->n_prompt_ids;
+        if (r->echo) {
+            sw_err err = {{0}};
+            if (sw_detokenize(s->tok, *ids, *n, false, echo, &err) != SW_OK) *echo = NULL;
+        }
+        return true;
+    }
+    if (r->echo) *echo = strdup(r->prompt);
+    bool add_bos = sw_tokenizer_add_bos(s->tok) && sw_tokenizer_bos(s->tok) >= 0;
+    if (!tokenize(s, r->prompt, add_bos, ids, n, e)) return false;
+    if (*n == 0) {
+        free(*ids);
+        *ids = NULL;
+        srv_error_set(e, 400, "invalid_request_error", "invalid_value", "prompt",
+                      "the prompt is empty after tokenization (and this model adds no BOS)");
+        return false;
+    }
+    return true;
+}
+
+bool srv_prompt_tokens(const srv *s, const srv_request *r, int32_t **ids, size_t *n, char **echo,
+                       srv_error *e) {
+    *ids = NULL;
+    *n = 0;
+    *echo = NULL;
+    bool ok = r->wire == SRV_WIRE_OAI_COMPLETIONS ? completion_prompt(s, r, ids, n, echo, e)
+                                                  : chat_prompt(s, r, ids, n, e);
+    if (ok && *n > (size_t)INT32_MAX) {
+        srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded", NULL,
+                      "the prompt is too long");
+        ok = false;
+    }
+    if (!ok) {
+        free(*ids);
+        free(*echo);
+        *ids = NULL;
+        *echo = NULL;
+        *n = 0;
+    }
+    return ok;
+}
