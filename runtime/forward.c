@@ -220,6 +220,7 @@ typedef struct fwd {
     sw_kv_cache *kv;
     step *s;
     sw_err *err;
+    bool want_hidden; /* every token's normed final state into s->h (sw_batch.hidden) */
 } fwd;
 
 static const sw_tensor *opt(const sw_tensor *t) { return t->buf ? t : NULL; }
@@ -324,6 +325,7 @@ static sw_status output_head(fwd *f) {
     const sw_weights *w = &f->m->w;
     step *s = f->s;
     sw_status st;
+    if (f->want_hidden) TRY(norm(f, &s->x, &w->output_norm, &s->h));
     TRY(sw_be_get_rows(f->be, &s->x, &s->out_rows, &s->xo, f->err));
     TRY(norm(f, &s->xo, &w->output_norm, &s->xo));
     return sw_be_matmul(f->be, &w->output, &s->xo, NULL, &s->logits, f->err);
@@ -389,7 +391,7 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     if (!run)
         return sw_err_set(err, SW_E_UNSUPPORTED, "forward: no forward pass for architecture %s",
                           m->cfg.arch_name);
-    fwd f = {m, &m->cfg, m->be, kv, &s, err};
+    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL};
     if ((st = sw_be_begin(m->be, err)) != SW_OK) return st;
     st = run(&f);
     if (st != SW_OK) {
@@ -399,5 +401,9 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     }
     if ((st = sw_be_end(m->be, err)) != SW_OK) return st;
     size_t n = (size_t)s.R * (size_t)m->cfg.n_vocab * sizeof(float);
-    return sw_be_download(m->be, s.logits.buf, s.logits.offset, logits, n, err);
+    if ((st = sw_be_download(m->be, s.logits.buf, s.logits.offset, logits, n, err)) != SW_OK)
+        return st;
+    if (!b->hidden) return SW_OK;
+    n = (size_t)s.T * (size_t)m->cfg.n_embd * sizeof(float);
+    return sw_be_download(m->be, s.h.buf, s.h.offset, b->hidden, n, err);
 }

@@ -69,6 +69,10 @@ typedef struct sw_batch {
     const int32_t *const *block_tables; /* [n_seqs][n_blocks[s]] */
     const int32_t *n_blocks;            /* [n_seqs] */
     bool all_logits;
+    /* Optional host array [n_tokens][n_embd]: receives the final hidden state
+     * of every token of the batch, after the output norm (the vector the
+     * output matrix turns into logits). NULL: not computed. */
+    float *hidden;
 } sw_batch;
 
 /* logits: host array of n_seqs (or n_tokens when all_logits) rows of n_vocab. */

@@ -54,6 +54,8 @@ typedef struct seq {
     bool ignore_eos;
     bool json;            /* output constrained to one JSON object (js below) */
     bool greedy;          /* temperature <= 0 */
+    unsigned hidden;      /* SW_HIDDEN_* wanted */
+    bool no_generate;     /* end after the prefill */
     sw_event_fn on_event;
     void *user;
     double t_queued, t_first;
@@ -62,6 +64,11 @@ typedef struct seq {
     sw_detok *detok; /* NULL when the model has no tokenizer */
     sw_stop *stop;
     sw_json_state js;     /* the output so far, when json */
+    /* Hidden states of the prompt (scheduler thread, under the lock). */
+    bool hidden_sent;     /* the SW_EVENT_HIDDEN is queued */
+    int32_t hid_summed;   /* positions [0, hid_summed) are in hid_sum */
+    double *hid_sum;      /* [n_embd] when SW_HIDDEN_MEAN */
+    float *hid_last;      /* [n_embd] when SW_HIDDEN_LAST */
     /* Under the engine lock. */
     int32_t *tokens; /* prompt then generated; the last one is not computed yet while decoding */
     int32_t n_tokens, cap_tokens;
@@ -90,7 +97,7 @@ struct sw_engine {
     const sw_tokenizer *tok; /* borrowed from the model; may be NULL */
     sw_kv_cache *kv;         /* owned */
     sw_block_manager *bm;    /* owned */
-    int32_t n_vocab, n_ctx, block_size, budget, max_running, max_queued;
+    int32_t n_vocab, n_embd, n_ctx, block_size, budget, max_running, max_queued;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -120,6 +127,8 @@ struct sw_engine {
     int32_t *b_table_data;
     size_t cap_table_data;
     float *logits;               /* [max_running * n_vocab] */
+    float *hidden;               /* [budget * n_embd], from the first request that wants it */
+    bool step_hidden;            /* this step computes hidden (into e->hidden) */
     sw_token_info *sampled;      /* [max_running] */
     sw_status *sample_st;        /* [max_running] */
     sw_err sample_err;
@@ -161,6 +170,8 @@ static void seq_free(seq *s) {
     free(s->blocks);
     free(s->hashes);
     free(s->stop_ids);
+    free(s->hid_sum);
+    free(s->hid_last);
     free(s);
 }
 
@@ -189,6 +200,9 @@ static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *
                           "prompt has %d tokens but the context is %d tokens; it must leave room "
                           "for at least one generated token",
                           r->n_prompt, e->n_ctx);
+    if (r->hidden & ~(SW_HIDDEN_LAST | SW_HIDDEN_MEAN))
+        return sw_err_set(err, SW_E_INVALID_ARG, "submit: unknown hidden-state flags 0x%x",
+                          r->hidden);
     if (r->json_object && !e->tok)
         return sw_err_set(err, SW_E_UNSUPPORTED,
                           "submit: JSON mode needs the model's tokenizer, and this model has none");
@@ -211,6 +225,10 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->ignore_eos = r->ignore_eos;
     s->json = r->json_object;
     s->greedy = r->sampling.temperature <= 0.0f;
+    s->hidden = r->hidden;
+    s->no_generate = r->no_generate;
+    if (s->hidden & SW_HIDDEN_MEAN) s->hid_sum = calloc((size_t)e->n_embd, sizeof *s->hid_sum);
+    if (s->hidden & SW_HIDDEN_LAST) s->hid_last = calloc((size_t)e->n_embd, sizeof *s->hid_last);
     sw_json_init(&s->js);
     s->on_event = r->on_event;
     s->user = r->user;
@@ -222,7 +240,9 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->hashes = malloc((size_t)s->cap_blocks * sizeof *s->hashes);
     if (r->n_stop_ids > 0) s->stop_ids = malloc((size_t)r->n_stop_ids * sizeof *s->stop_ids);
     sw_status st = SW_E_NOMEM;
-    if (!s->tokens || !s->blocks || !s->hashes || (r->n_stop_ids > 0 && !s->stop_ids)) {
+    if (!s->tokens || !s->blocks || !s->hashes || (r->n_stop_ids > 0 && !s->stop_ids) ||
+        ((s->hidden & SW_HIDDEN_MEAN) && !s->hid_sum) ||
+        ((s->hidden & SW_HIDDEN_LAST) && !s->hid_last)) {
         sw_err_set(err, st, "submit: out of memory for a %d-token request", s->limit);
         goto fail;
     }
@@ -405,6 +425,10 @@ static bool admit_head(sw_engine *e) {
         /* Reuse cached full blocks, but always leave the last token to compute
          * so that the step yields logits for it. */
         n_lookup = (s->n_tokens - 1) / e->block_size;
+        /* The mean needs every prompt position computed here: reuse only
+         * blocks whose positions are already in the sum. */
+        if ((s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent)
+            n_lookup = SW_MIN(n_lookup, s->hid_summed / e->block_size);
         matched = sw_bm_match_prefix(e->bm, s->tokens, n_lookup, s->blocks, s->hashes);
         s->n_blocks = s->n_hashes = matched;
         s->n_computed = matched * e->block_size;
@@ -509,7 +533,11 @@ static sw_status build_batch(sw_engine *e, sw_batch *b, sw_err *err) {
         off += (size_t)s->n_blocks;
     }
     e->b_seq_start[e->n_plan] = t;
+    e->step_hidden = false;
+    for (int32_t k = 0; k < e->n_plan; k++)
+        if (e->plan[k].s->hidden && !e->plan[k].s->hidden_sent) e->step_hidden = true;
     memset(b, 0, sizeof *b);
+    b->hidden = e->step_hidden ? e->hidden : NULL;
     b->n_tokens = t;
     b->tokens = e->b_tokens;
     b->pos = e->b_pos;
@@ -637,6 +665,50 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
     else if (s->n_tokens >= s->limit) finish_seq(e, s, SW_FINISH_LENGTH, "", flush_text(s));
 }
 
+/* Take the hidden states of s's prompt positions in this step's chunk (batch
+ * rows from row0, positions from pos0) and, once the prompt is complete, queue
+ * the SW_EVENT_HIDDEN. Returns false when out of memory (s is then finished). */
+static bool take_hidden(sw_engine *e, seq *s, int32_t row0, int32_t pos0, int32_t n_tok) {
+    const size_t ne = (size_t)e->n_embd;
+    int32_t end = SW_MIN(pos0 + n_tok, s->n_prompt);
+    if (s->hid_sum)
+        for (int32_t pos = SW_MAX(pos0, s->hid_summed); pos < end; pos++) {
+            const float *h = e->hidden + (size_t)(row0 + pos - pos0) * ne;
+            for (size_t i = 0; i < ne; i++) s->hid_sum[i] += h[i];
+            s->hid_summed = pos + 1;
+        }
+    if (s->hid_last && pos0 <= s->n_prompt - 1 && s->n_prompt - 1 < pos0 + n_tok)
+        memcpy(s->hid_last, e->hidden + (size_t)(row0 + s->n_prompt - 1 - pos0) * ne,
+               ne * sizeof(float));
+    if (end < s->n_prompt) return true;
+    s->hidden_sent = true;
+    size_t nv = (s->hid_last ? ne : 0) + (s->hid_sum ? ne : 0);
+    ev_node *n = malloc(sizeof *n + nv * sizeof(float));
+    if (!n) {
+        finish_seq(e, s, SW_FINISH_ERROR, "out of memory queueing the hidden-state event", NULL);
+        return false;
+    }
+    memset(n, 0, sizeof *n);
+    float *v = (float *)(n + 1);
+    fill_common(s, &n->ev);
+    n->ev.type = SW_EVENT_HIDDEN;
+    n->ev.text = "";
+    n->ev.n_embd = e->n_embd;
+    if (s->hid_last) {
+        memcpy(v, s->hid_last, ne * sizeof(float));
+        n->ev.hidden_last = v;
+        v += ne;
+    }
+    if (s->hid_sum) {
+        for (size_t i = 0; i < ne; i++) v[i] = (float)(s->hid_sum[i] / s->n_prompt);
+        n->ev.hidden_mean = v;
+    }
+    n->fn = s->on_event;
+    n->user = s->user;
+    outbox_push(e, n);
+    return true;
+}
+
 static void apply_step(sw_engine *e) {
     uint64_t prompt = 0, gen = 0;
     for (int32_t k = 0; k < e->n_plan; k++) {
@@ -644,8 +716,16 @@ static void apply_step(sw_engine *e) {
         seq *s = p->s;
         if (s->state != SEQ_RUNNING) continue; /* cancelled during the pass */
         if (p->prefill) prompt += (uint64_t)p->n_tok;
+        int32_t pos0 = s->n_computed;
         s->n_computed += p->n_tok;
         register_blocks(e, s);
+        if (s->hidden && !s->hidden_sent && e->step_hidden &&
+            !take_hidden(e, s, e->b_seq_start[k], pos0, p->n_tok))
+            continue;
+        if (s->no_generate && s->n_computed >= s->n_prompt) {
+            finish_seq(e, s, SW_FINISH_LENGTH, "", NULL);
+            continue;
+        }
         if (!p->sample) continue;
         gen++;
         if (e->sample_st[k] != SW_OK) {
@@ -702,7 +782,7 @@ static void sample_plan(sw_engine *e) {
     for (int32_t k = 0; k < e->n_plan; k++) {
         const plan_entry *p = &e->plan[k];
         e->sample_st[k] = SW_OK;
-        if (!p->sample) continue;
+        if (!p->sample || p->s->no_generate) continue;
         const float *row = e->logits + (size_t)k * (size_t)e->n_vocab;
         const uint8_t *allow = NULL;
         if (p->s->json) {
@@ -848,6 +928,7 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     e->model = m;
     e->tok = sw_model_tokenizer(m);
     e->n_vocab = (int32_t)c->n_vocab;
+    e->n_embd = (int32_t)c->n_embd;
     e->budget = p.max_batch_tokens;
     e->max_running = SW_MIN(p.max_running, p.max_batch_tokens);
     e->max_queued = p.max_queued;
@@ -942,6 +1023,7 @@ void sw_engine_free(sw_engine *e) {
     free(e->b_tables);
     free(e->b_table_data);
     free(e->logits);
+    free(e->hidden);
     free(e->sampled);
     free(e->sample_st);
     free(e->pieces);
@@ -967,6 +1049,9 @@ sw_status sw_engine_submit(sw_engine *e, const sw_request *req, uint64_t *id, sw
                         e->n_waiting, e->max_queued);
     } else if (!waiting_reserve(e, e->n_running + 1)) {
         st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the queue");
+    } else if (req->hidden && !e->hidden &&
+               !(e->hidden = malloc((size_t)e->budget * (size_t)e->n_embd * sizeof *e->hidden))) {
+        st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the hidden-state buffer");
     } else {
         s->id = e->next_id++;
         s->state = SEQ_WAITING;

@@ -12,10 +12,22 @@
  * the scheduler thread, one at a time, never under an engine lock; a slow
  * callback slows every stream, so hand work off quickly.
  *
- * Event order per request: zero or more SW_EVENT_TOKEN events, then exactly one
+ * Event order per request: one SW_EVENT_HIDDEN event when the request asked
+ * for its prompt's hidden states (before any token; none when it ends before
+ * its prefill does), zero or more SW_EVENT_TOKEN events, then exactly one
  * SW_EVENT_FINAL event; after the final event the engine never touches the
  * request's user pointer again. Concatenating the text of all events of a
- * request (token and final) gives the completion text. */
+ * request (token and final) gives the completion text.
+ *
+ * Hidden states (sw_request.hidden): the model's final hidden state after the
+ * output norm, i.e. the vector the output matrix turns into logits, taken
+ * from the prefill that runs anyway. SW_HIDDEN_LAST gives the last prompt
+ * token's (the one whose logits give the first generated token); SW_HIDDEN_MEAN
+ * gives the mean over all prompt positions (for embeddings). A request asking
+ * for the mean computes every prompt position itself: the prefix cache does
+ * not skip its positions (it still shares its blocks with later requests).
+ * With no_generate the request ends after its prefill (events: HIDDEN, then
+ * FINAL with reason length and 0 completion tokens). */
 #ifndef SW_ENGINE_H
 #define SW_ENGINE_H
 
@@ -62,7 +74,12 @@ void sw_engine_params_default(sw_engine_params *p);
 typedef enum sw_event_type {
     SW_EVENT_TOKEN = 0, /* one generated token */
     SW_EVENT_FINAL,     /* the request is over; exactly one per request */
+    SW_EVENT_HIDDEN,    /* the prompt's final hidden states (sw_request.hidden) */
 } sw_event_type;
+
+/* sw_request.hidden flags: which final hidden states of the prompt to deliver. */
+#define SW_HIDDEN_LAST 1u /* the last prompt token's */
+#define SW_HIDDEN_MEAN 2u /* the mean over all prompt positions */
 
 typedef enum sw_finish_reason {
     SW_FINISH_NONE = 0, /* token events */
@@ -97,6 +114,11 @@ typedef struct sw_event {
     sw_finish_reason finish;
     const char *message;  /* error text, or which stop matched; "" otherwise. Borrowed. */
     sw_usage usage;
+    /* SW_EVENT_HIDDEN only: n_embd floats each, after the output norm; NULL
+     * when not asked for. Borrowed: valid only during the callback. */
+    const float *hidden_last;
+    const float *hidden_mean;
+    int32_t n_embd;
     /* Monotonic seconds (sw_time_s clock); t_first_token is 0 when no token was
      * sampled. Valid in every event (t_finished only in the final one). */
     double t_queued, t_first_token, t_finished;
@@ -120,6 +142,8 @@ typedef struct sw_request {
      * the output a prefix of one JSON object (whitespace, then an object) are
      * sampled, and the request finishes (stop) when the object closes. */
     bool json_object;
+    unsigned hidden;              /* SW_HIDDEN_* flags; 0: no SW_EVENT_HIDDEN */
+    bool no_generate;             /* prefill only, no token (e.g. embeddings) */
     sw_event_fn on_event;         /* required */
     void *user;                   /* passed to on_event; borrowed until the final event */
 } sw_request;

@@ -108,8 +108,10 @@ static void rope(float *v, int64_t n_heads, int64_t hd, int32_t pos, const sw_mo
     }
 }
 
-/* Logits [n_vocab] for every one of the T tokens (positions 0..T-1). */
-static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T) {
+/* Logits [n_vocab] for every one of the T tokens (positions 0..T-1); hidden
+ * (optional, [T][n_embd]) receives each token's final hidden state after the
+ * output norm. */
+static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T, float *hidden) {
     const sw_model_config *c = r->c;
     int64_t E = c->n_embd, hd = c->head_dim, H = c->n_head, HK = c->n_head_kv, F = c->n_ff,
             V = c->n_vocab;
@@ -181,6 +183,7 @@ static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T) 
     for (int32_t t = 0; t < T; t++) {
         rmsnorm(x + t * E, onorm, E, c->rms_eps, h);
         matvec(out ? out : emb, NULL, h, E, V, logits + t * V);
+        if (hidden) memcpy(hidden + t * E, h, (size_t)E * sizeof *h);
     }
     free(onorm), free(out), free(emb), free(ff);
     free(x), free(h), free(q), free(att), free(kc), free(vc), free(g), free(u), free(o), free(sc);
@@ -190,9 +193,11 @@ static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T) 
 /* ---- engine side ---------------------------------------------------------- */
 
 /* Feed tokens in chunks (first a prefill of `first`, then one at a time),
- * asking for all logits, and collect them. */
+ * asking for all logits, and collect them; hidden (optional, [T][n_embd])
+ * receives the final hidden states. */
 static float *engine_forward(sw_model *m, sw_kv_cache *kv, const int32_t *tokens, int32_t T,
-                             int32_t first) {
+                             int32_t first, float *hidden) {
+    int64_t E = sw_model_config_get(m)->n_embd;
     int64_t V = sw_model_config_get(m)->n_vocab;
     float *logits = malloc((size_t)(T * V) * sizeof *logits);
     assert_non_null(logits);
@@ -206,7 +211,7 @@ static float *engine_forward(sw_model *m, sw_kv_cache *kv, const int32_t *tokens
         const int32_t *tables[1] = {blocks};
         sw_batch b = {.n_tokens = n, .tokens = tokens + t0, .pos = pos, .n_seqs = 1,
                       .seq_start = ss, .block_tables = tables, .n_blocks = &n_blocks,
-                      .all_logits = true};
+                      .all_logits = true, .hidden = hidden ? hidden + t0 * E : NULL};
         sw_err err = {{0}};
         if (sw_model_forward(m, kv, &b, logits + t0 * V, &err) != SW_OK)
             fail_msg("forward: %s", err.msg);
@@ -257,19 +262,45 @@ static void compare(const char *name, const char *flags, sw_type kv_type, double
     int32_t tokens[T];
     for (int32_t i = 0; i < T; i++) tokens[i] = (int32_t)((i * 97 + 11) % c->n_vocab);
     ref_model r = {.g = sw_model_gguf(m), .c = c};
-    float *want = ref_forward(&r, tokens, T);
-    float *got = engine_forward(m, kv, tokens, T, 9);
+    int64_t E = c->n_embd, V = c->n_vocab;
+    float *want_h = malloc((size_t)(T * E) * sizeof *want_h);
+    float *got_h = malloc((size_t)(T * E) * sizeof *got_h);
+    assert_true(want_h && got_h);
+    float *want = ref_forward(&r, tokens, T, want_h);
+    float *got = engine_forward(m, kv, tokens, T, 9, got_h);
     double max_ref = 0, max_diff = 0;
     int64_t at = 0;
-    for (int64_t i = 0; i < T * c->n_vocab; i++) {
+    for (int64_t i = 0; i < T * V; i++) {
         max_ref = fmax(max_ref, fabs(want[i]));
         double d = fabs((double)got[i] - want[i]);
         if (d > max_diff) max_diff = d, at = i;
     }
     double rel = max_diff / max_ref;
     printf("%-22s normalized max error %.3g (at position %lld, logit %lld: %g vs %g)\n", name, rel,
-           (long long)(at / c->n_vocab), (long long)(at % c->n_vocab), got[at], want[at]);
+           (long long)(at / V), (long long)(at % V), got[at], want[at]);
     if (!(rel <= tol)) fail_msg("%s: normalized error %g > %g", name, rel, tol);
+    /* The hidden states: against the reference's, and the engine's own logits
+     * are the output matrix times them. */
+    double max_h = 0, d_h = 0, d_lh = 0;
+    for (int64_t i = 0; i < T * E; i++) {
+        max_h = fmax(max_h, fabs(want_h[i]));
+        d_h = fmax(d_h, fabs((double)got_h[i] - want_h[i]));
+    }
+    float *outw = deq(&r, "output.weight", NULL, NULL);
+    const float *ow = outw ? outw : deq(&r, "token_embd.weight", NULL, NULL);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t v = 0; v < V; v++) {
+            double acc = 0;
+            for (int64_t i = 0; i < E; i++) acc += (double)ow[v * E + i] * got_h[t * E + i];
+            d_lh = fmax(d_lh, fabs(acc - got[t * V + v]));
+        }
+    printf("%-22s hidden: normalized max error %.3g vs reference; logits vs output x hidden %.3g\n",
+           name, d_h / max_h, d_lh / max_ref);
+    if (!(d_h / max_h <= tol)) fail_msg("%s: hidden error %g > %g", name, d_h / max_h, tol);
+    if (!(d_lh / max_ref <= tol)) fail_msg("%s: logits vs output x hidden %g > %g", name, d_lh / max_ref, tol);
+    free((void *)ow);
+    free(want_h);
+    free(got_h);
     free(want);
     free(got);
     sw_kv_cache_free(kv);
@@ -331,10 +362,10 @@ static void test_ref_llama3_computed_factors(void **state) {
     int32_t tokens[T];
     for (int32_t i = 0; i < T; i++) tokens[i] = (int32_t)((i * 97 + 11) % c->n_vocab);
     ref_model r = {.g = sw_model_gguf(m), .c = c};
-    float *want = ref_forward(&r, tokens, T);
+    float *want = ref_forward(&r, tokens, T, NULL);
     r.ignore_llama3 = true;
-    float *unscaled = ref_forward(&r, tokens, T);
-    float *got = engine_forward(m, kv, tokens, T, 9);
+    float *unscaled = ref_forward(&r, tokens, T, NULL);
+    float *got = engine_forward(m, kv, tokens, T, 9, NULL);
     double max_ref = 0, d_want = 0, d_unscaled = 0;
     for (int64_t i = 0; i < T * c->n_vocab; i++) {
         max_ref = fmax(max_ref, fabs(want[i]));

@@ -13,7 +13,11 @@
  *   (e) stop strings: never emitted, text before them delivered, partial
  *       matches held back and released;
  *   (f) max_tokens -> length; over-long prompts -> SW_E_RANGE; a full queue ->
- *       SW_E_BUSY; cancel semantics; freeing an engine with work in flight.
+ *       SW_E_BUSY; cancel semantics; freeing an engine with work in flight;
+ *   (g) the prompt's final hidden states (last token and mean) equal a direct
+ *       sw_model_forward of the prompt alone, batched and chunked, through
+ *       preemption, with the prefix cache on; delivered once, before the
+ *       first token; no_generate ends after the prefill.
  * Plus the block manager's reference counting and LRU eviction on its own. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +25,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +103,9 @@ typedef struct result {
     double t_queued, t_first, t_finished;
     struct result *watch;  /* another request to sample at this one's first token */
     int watch_at_first;    /* watch->n_tokens then */
+    int n_hidden;          /* SW_EVENT_HIDDEN events */
+    int tokens_before_hidden;
+    float *h_last, *h_mean; /* [n_embd] copies of the hidden event's vectors */
 } result;
 
 static void result_init(result *r) {
@@ -109,6 +117,8 @@ static void result_init(result *r) {
 }
 
 static void result_destroy(result *r) {
+    free(r->h_last);
+    free(r->h_mean);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
 }
@@ -120,12 +130,26 @@ static void append_text(result *r, const char *t, size_t n) {
     r->text[r->len] = '\0';
 }
 
+static float *copy_vec(const float *v, int32_t n) {
+    if (!v) return NULL;
+    float *c = malloc((size_t)n * sizeof *c);
+    if (c) memcpy(c, v, (size_t)n * sizeof *c);
+    return c;
+}
+
 static void on_event(void *user, const sw_event *ev) {
     result *r = user;
     pthread_mutex_lock(&r->mu);
     if (r->n_final > 0) r->n_after_final++;
     if (strlen(ev->text) != ev->text_len) r->bad_token_event = true;
-    if (ev->type == SW_EVENT_TOKEN) {
+    if (ev->type == SW_EVENT_HIDDEN) {
+        if (ev->text_len != 0 || ev->finish != SW_FINISH_NONE) r->bad_token_event = true;
+        if (r->n_hidden++ == 0) {
+            r->tokens_before_hidden = r->n_tokens;
+            r->h_last = copy_vec(ev->hidden_last, ev->n_embd);
+            r->h_mean = copy_vec(ev->hidden_mean, ev->n_embd);
+        }
+    } else if (ev->type == SW_EVENT_TOKEN) {
         if (ev->finish != SW_FINISH_NONE) r->bad_token_event = true;
         append_text(r, ev->text, ev->text_len);
         const sw_token_info *ti = &ev->token;
@@ -1049,6 +1073,185 @@ static void test_seeded_sampling_through_preemption(void **state) {
 
 /* ---- block manager ---------------------------------------------------------------- */
 
+/* ---- (g) hidden states of the prompt ---------------------------------------------- */
+
+/* The reference: the prompt alone through sw_model_forward on a fresh cache,
+ * in one step, every token's hidden state; last row and mean (double sums).
+ * Runs only while no engine exists (the model's forward scratch is shared). */
+static void ref_hidden(const prompt *p, float *last, float *mean) {
+    int32_t E = (int32_t)sw_model_config_get(g_m)->n_embd;
+    sw_err err = {{0}};
+    sw_kv_cache *kv = NULL;
+    sw_kv_params kp = {.block_size = 16, .n_blocks = (p->n + 15) / 16, .type = SW_TYPE_F16};
+    assert_int_equal(sw_kv_cache_create(g_m, &kp, &kv, &err), SW_OK);
+    int32_t blocks[32], pos[512], ss[2] = {0, p->n};
+    for (int32_t i = 0; i < kp.n_blocks; i++) blocks[i] = sw_kv_alloc_block(kv);
+    for (int32_t i = 0; i < p->n; i++) pos[i] = i;
+    const int32_t *tables[1] = {blocks};
+    float *logits = malloc((size_t)g_vocab * sizeof *logits);
+    float *h = malloc((size_t)p->n * (size_t)E * sizeof *h);
+    assert_true(logits && h);
+    sw_batch b = {.n_tokens = p->n, .tokens = p->ids, .pos = pos, .n_seqs = 1, .seq_start = ss,
+                  .block_tables = tables, .n_blocks = &kp.n_blocks, .hidden = h};
+    if (sw_model_forward(g_m, kv, &b, logits, &err) != SW_OK) fail_msg("forward: %s", err.msg);
+    for (int32_t i = 0; i < E; i++) {
+        double acc = 0;
+        for (int32_t t = 0; t < p->n; t++) acc += h[(size_t)t * E + i];
+        mean[i] = (float)(acc / p->n);
+        last[i] = h[(size_t)(p->n - 1) * E + i];
+    }
+    free(logits);
+    free(h);
+    sw_kv_cache_free(kv);
+}
+
+/* max |got - want| / max |want| must be tiny: batching and chunking change
+ * which kernels run, not the math. On the CPU the per-token results do not
+ * depend on the batch; GPU matmuls tile by batch size, which reorders float
+ * sums (~1e-4 seen on lavapipe). */
+static void assert_close_vec(const float *got, const float *want, const char *what, int i) {
+    int32_t E = (int32_t)sw_model_config_get(g_m)->n_embd;
+    assert_non_null(got);
+    double mx = 0, d = 0;
+    for (int32_t k = 0; k < E; k++) {
+        mx = fmax(mx, fabs(want[k]));
+        d = fmax(d, fabs((double)got[k] - want[k]));
+    }
+    double tol = strcmp(g_backend, "cpu") ? 1e-3 : 1e-4;
+    if (!(mx > 0 && d / mx <= tol)) fail_msg("request %d: %s differs by %g (of %g)", i, what, d, mx);
+}
+
+typedef struct hid_ref {
+    float last[1024], mean[1024];
+} hid_ref;
+
+static void hidden_case(const prompt *ps, int n, const hid_ref *want, const result *solo,
+                        const sw_engine_params *p, int32_t gen, bool expect_preempt) {
+    sw_engine *e = make_engine(p);
+    result *got = calloc((size_t)n, sizeof *got);
+    assert_non_null(got);
+    for (int i = 0; i < n; i++) {
+        result_init(&got[i]);
+        sw_request q = greedy_request(&ps[i], gen, &got[i]);
+        q.hidden = i % 3 == 1 ? SW_HIDDEN_MEAN : SW_HIDDEN_LAST | SW_HIDDEN_MEAN;
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    }
+    for (int i = 0; i < n; i++) {
+        assert_true(wait_final(&got[i], 300));
+        assert_int_equal(got[i].n_hidden, 1);
+        assert_int_equal(got[i].tokens_before_hidden, 0);
+        assert_false(got[i].bad_token_event);
+        assert_same_output(&solo[i], &got[i], i);
+        assert_close_vec(got[i].h_mean, want[i].mean, "mean", i);
+        if (i % 3 == 1) assert_null(got[i].h_last);
+        else assert_close_vec(got[i].h_last, want[i].last, "last", i);
+    }
+    sw_engine_stats s;
+    sw_engine_stats_get(e, &s);
+    fprintf(stderr, "hidden states: %llu steps, %llu preemptions\n", (unsigned long long)s.steps,
+            (unsigned long long)s.preempted);
+    if (expect_preempt) assert_true(s.preempted > 0);
+    check_idle(e);
+    sw_engine_free(e);
+    for (int i = 0; i < n; i++) result_destroy(&got[i]);
+    free(got);
+}
+
+static void test_hidden_states(void **state) {
+    (void)state;
+    enum { N = 6, GEN = 20 };
+    if (sw_model_config_get(g_m)->n_embd > 1024) skip();
+    prompt ps[N];
+    hid_ref *want = calloc(N, sizeof *want);
+    assert_non_null(want);
+    for (int i = 0; i < N; i++) {
+        make_prompt(&ps[i], 3 + 11 * i, 700 + (uint64_t)i);
+        ref_hidden(&ps[i], want[i].last, want[i].mean);
+    }
+    result solo[N];
+    run_solo(ps, N, GEN, solo, false);
+    /* batched, prefill in chunks of up to 24 tokens mixed with decodes */
+    sw_engine_params p;
+    sw_engine_params_default(&p);
+    p.kv_block_size = 8;
+    p.max_batch_tokens = 24;
+    hidden_case(ps, N, want, solo, &p, GEN, false);
+    /* a cache too small for all: preemption and recompute, prefix cache on */
+    p.kv_n_blocks = 12;
+    p.n_ctx = 96;
+    hidden_case(ps, N, want, solo, &p, GEN, true);
+    for (int i = 0; i < N; i++) result_destroy(&solo[i]);
+    free(want);
+}
+
+static void test_hidden_prefix_cache_and_no_generate(void **state) {
+    (void)state;
+    enum { SYS = 48 };
+    if (sw_model_config_get(g_m)->n_embd > 1024) skip();
+    prompt sys, ps[3];
+    make_prompt(&sys, SYS, 4343);
+    for (int i = 0; i < 3; i++) {
+        prompt suffix;
+        make_prompt(&suffix, 5 + i, 800 + (uint64_t)i);
+        ps[i] = sys;
+        for (int k = g_bos >= 0 ? 1 : 0; k < suffix.n; k++) ps[i].ids[ps[i].n++] = suffix.ids[k];
+    }
+    hid_ref *want = calloc(3, sizeof *want);
+    assert_non_null(want);
+    for (int i = 0; i < 3; i++) ref_hidden(&ps[i], want[i].last, want[i].mean);
+
+    sw_engine_params p;
+    sw_engine_params_default(&p);
+    p.kv_block_size = 16;
+    sw_engine *e = make_engine(&p);
+    result r[4];
+    for (int i = 0; i < 4; i++) result_init(&r[i]);
+    /* ps[0] fills the prefix cache */
+    sw_request q = greedy_request(&ps[0], 4, &r[0]);
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(&r[0], 300));
+    assert_int_equal(r[0].n_hidden, 0); /* not asked */
+    /* the last-token state reuses the cached blocks and is still exact */
+    q = greedy_request(&ps[1], 4, &r[1]);
+    q.hidden = SW_HIDDEN_LAST;
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(&r[1], 300));
+    assert_int_equal(r[1].usage.cached_prompt_tokens, (SYS / 16) * 16);
+    assert_close_vec(r[1].h_last, want[1].last, "last (prefix cache)", 1);
+    assert_null(r[1].h_mean);
+    /* the mean computes every position, and with no_generate no token comes */
+    q = greedy_request(&ps[2], 4, &r[2]);
+    q.hidden = SW_HIDDEN_MEAN | SW_HIDDEN_LAST;
+    q.no_generate = true;
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(&r[2], 300));
+    assert_int_equal(r[2].usage.cached_prompt_tokens, 0);
+    assert_int_equal(r[2].n_hidden, 1);
+    assert_int_equal(r[2].n_tokens, 0);
+    assert_int_equal(r[2].len, 0);
+    assert_int_equal(r[2].reason, SW_FINISH_LENGTH);
+    assert_int_equal(r[2].usage.completion_tokens, 0);
+    assert_int_equal(r[2].usage.prompt_tokens, ps[2].n);
+    assert_close_vec(r[2].h_mean, want[2].mean, "mean (prefix cache on)", 2);
+    assert_close_vec(r[2].h_last, want[2].last, "last", 2);
+    /* no_generate without hidden states: just the final event */
+    q = greedy_request(&ps[0], 0, &r[3]);
+    q.no_generate = true;
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(&r[3], 300));
+    assert_int_equal(r[3].n_hidden + r[3].n_tokens, 0);
+    assert_int_equal(r[3].n_final, 1);
+    /* unknown flags */
+    q.hidden = 4;
+    sw_err err = {{0}};
+    assert_int_equal(sw_engine_submit(e, &q, NULL, &err), SW_E_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "hidden"));
+    check_idle(e);
+    sw_engine_free(e);
+    for (int i = 0; i < 4; i++) result_destroy(&r[i]);
+    free(want);
+}
+
 static void test_block_manager(void **state) {
     (void)state;
     sw_kv_params kp = {.block_size = 4, .n_blocks = 6, .type = SW_TYPE_F16};
@@ -1114,6 +1317,8 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_limits_and_errors),
     cmocka_unit_test(test_default_kv_holds_max_running),
     cmocka_unit_test(test_free_with_work_in_flight),
+    cmocka_unit_test(test_hidden_states),
+    cmocka_unit_test(test_hidden_prefix_cache_and_no_generate),
 };
 
 /* The engine over a GPU backend: the tests whose outputs must not depend on
@@ -1122,6 +1327,7 @@ static const struct CMUnitTest k_tests_gpu[] = {
     cmocka_unit_test(test_concurrent_equals_solo),
     cmocka_unit_test(test_preemption_equals_solo),
     cmocka_unit_test(test_prefix_cache),
+    cmocka_unit_test(test_hidden_states),
 };
 
 static bool file_exists(const char *p) {
