@@ -55,6 +55,7 @@ void sw_route_config_free(sw_route_config *c) {
     for (size_t i = 0; i < c->n_prices; i++) free((char *)c->prices[i].model);
     free(c->prices);
     free(c->ledger_path);
+    free(c->reference_model);
     sw_route_config_init(c);
 }
 
@@ -66,6 +67,7 @@ void sw_route_config_sync(sw_route_config *c) {
     c->policy.keys = c->keys;
     c->policy.n_keys = c->n_keys;
     c->policy.escalation = c->monitor.enabled;
+    c->reference_price.model = c->reference_model;
 }
 
 sw_status sw_route_config_set_str(sw_route_config *c, char **field, const char *v, sw_err *err) {
@@ -166,22 +168,43 @@ static sw_status only_keys(const pctx *p, const cJSON *o, const char *prefix,
 
 /* ---- sections ------------------------------------------------------------------------ */
 
-static sw_status parse_pii(const pctx *p, const cJSON *v) {
-    if (!cJSON_IsArray(v)) return bad(p, "pii", "expected an array of detector names");
+static sw_status parse_detectors(const pctx *p, const cJSON *v, const char *path) {
+    if (!cJSON_IsArray(v)) return bad(p, path, "expected an array of detector names");
     unsigned kinds = 0;
     const cJSON *it;
     size_t i = 0;
     cJSON_ArrayForEach(it, v) {
-        char path[32];
-        snprintf(path, sizeof path, "pii[%zu]", i++);
-        if (!cJSON_IsString(it)) return bad(p, path, "expected a string");
+        char ip[48];
+        snprintf(ip, sizeof ip, "%s[%zu]", path, i++);
+        if (!cJSON_IsString(it)) return bad(p, ip, "expected a string");
         sw_pii_kind k;
         sw_err e = {{0}};
-        if (sw_pii_kind_parse(it->valuestring, &k, &e) != SW_OK) return bad(p, path, "%s", e.msg);
+        if (sw_pii_kind_parse(it->valuestring, &k, &e) != SW_OK) return bad(p, ip, "%s", e.msg);
         kinds |= (unsigned)k;
     }
     p->c->policy.pii_kinds = kinds;
     return SW_OK;
+}
+
+static sw_status get_pii_action(const pctx *p, const cJSON *o, const char *key, const char *path,
+                                sw_pii_action *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return SW_OK;
+    sw_err e = {{0}};
+    if (!cJSON_IsString(v) || sw_pii_action_parse(v->valuestring, out, &e) != SW_OK)
+        return bad(p, path, "expected \"local\", \"redact\" or \"refuse\"");
+    return SW_OK;
+}
+
+/* "pii": ["email", ...] (the detectors), or {"action": ..., "detectors": [...]}. */
+static sw_status parse_pii(const pctx *p, const cJSON *v) {
+    if (cJSON_IsArray(v)) return parse_detectors(p, v, "pii");
+    if (!cJSON_IsObject(v))
+        return bad(p, "pii", "expected {\"action\": ..., \"detectors\": [...]} or an array of detector names");
+    ALLOWED(v, "pii.", "action", "detectors");
+    TRY(get_pii_action(p, v, "action", "pii.action", &p->c->policy.pii_action));
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "detectors");
+    return d ? parse_detectors(p, d, "pii.detectors") : SW_OK;
 }
 
 static sw_status parse_keys(const pctx *p, const cJSON *v) {
@@ -200,18 +223,20 @@ static sw_status parse_keys(const pctx *p, const cJSON *v) {
             break;
         }
         if (!cJSON_IsObject(it)) {
-            st = bad(p, path, "expected an object with \"private\" and/or \"local_only\"");
+            st = bad(p, path, "expected an object with \"private\", \"local_only\" and/or \"pii\"");
             break;
         }
-        static const char *const allowed[] = {"private", "local_only"};
+        static const char *const allowed[] = {"private", "local_only", "pii"};
         char prefix[56];
         snprintf(prefix, sizeof prefix, "%s.", path);
-        if ((st = only_keys(p, it, prefix, allowed, 2)) != SW_OK) break;
+        if ((st = only_keys(p, it, prefix, allowed, 3)) != SW_OK) break;
         char pp[64];
         snprintf(pp, sizeof pp, "%s.private", path);
         if ((st = get_bool(p, it, "private", pp, &keys[i].private_)) != SW_OK) break;
         snprintf(pp, sizeof pp, "%s.local_only", path);
         if ((st = get_bool(p, it, "local_only", pp, &keys[i].local_only)) != SW_OK) break;
+        snprintf(pp, sizeof pp, "%s.pii", path);
+        if ((st = get_pii_action(p, it, "pii", pp, &keys[i].pii)) != SW_OK) break;
         if (!(keys[i].key = strdup(it->string))) {
             st = sw_err_set(p->err, SW_E_NOMEM, "%s: out of memory", p->what);
             break;
@@ -289,6 +314,22 @@ static sw_status parse_cloud(const pctx *p, const cJSON *v) {
     return SW_OK;
 }
 
+/* {"input": USD per Mtok, "output": USD per Mtok} (and "model" when label_ok). */
+static sw_status get_price(const pctx *p, const cJSON *o, const char *path, bool label_ok,
+                           sw_price *out) {
+    if (!cJSON_IsObject(o))
+        return bad(p, path, "expected {\"input\": USD per Mtok, \"output\": USD per Mtok}");
+    static const char *const allowed[] = {"input", "output", "model"};
+    char prefix[124];
+    snprintf(prefix, sizeof prefix, "%s.", path);
+    TRY(only_keys(p, o, prefix, allowed, label_ok ? 3 : 2));
+    char pp[132];
+    snprintf(pp, sizeof pp, "%s.input", path);
+    TRY(get_num(p, o, "input", pp, 0, 1e9, &out->input_per_mtok));
+    snprintf(pp, sizeof pp, "%s.output", path);
+    return get_num(p, o, "output", pp, 0, 1e9, &out->output_per_mtok);
+}
+
 static sw_status parse_prices(const pctx *p, const cJSON *v) {
     if (!cJSON_IsObject(v)) return bad(p, "prices", "expected an object {\"MODEL\": {\"input\": .., \"output\": ..}}");
     size_t n = (size_t)cJSON_GetArraySize(v);
@@ -304,19 +345,7 @@ static sw_status parse_prices(const pctx *p, const cJSON *v) {
             st = bad(p, "prices", "empty model name");
             break;
         }
-        if (!cJSON_IsObject(it)) {
-            st = bad(p, path, "expected {\"input\": USD per Mtok, \"output\": USD per Mtok}");
-            break;
-        }
-        static const char *const allowed[] = {"input", "output"};
-        char prefix[124];
-        snprintf(prefix, sizeof prefix, "%s.", path);
-        if ((st = only_keys(p, it, prefix, allowed, 2)) != SW_OK) break;
-        char pp[132];
-        snprintf(pp, sizeof pp, "%s.input", path);
-        if ((st = get_num(p, it, "input", pp, 0, 1e9, &prices[i].input_per_mtok)) != SW_OK) break;
-        snprintf(pp, sizeof pp, "%s.output", path);
-        if ((st = get_num(p, it, "output", pp, 0, 1e9, &prices[i].output_per_mtok)) != SW_OK) break;
+        if ((st = get_price(p, it, path, false, &prices[i])) != SW_OK) break;
         if (!(prices[i].model = strdup(it->string))) {
             st = sw_err_set(p->err, SW_E_NOMEM, "%s: out of memory", p->what);
             break;
@@ -335,10 +364,27 @@ static sw_status parse_prices(const pctx *p, const cJSON *v) {
     return SW_OK;
 }
 
+/* "reference_price": what a locally served token would have cost, for the
+ * savings when the cloud model has no price (or there is no cloud). */
+static sw_status parse_reference(const pctx *p, const cJSON *v) {
+    sw_price pr = {0};
+    TRY(get_price(p, v, "reference_price", true, &pr));
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "model");
+    if (m && (!cJSON_IsString(m) || !m->valuestring[0]))
+        return bad(p, "reference_price.model", "expected a non-empty string");
+    if (!cJSON_GetObjectItemCaseSensitive(v, "input") || !cJSON_GetObjectItemCaseSensitive(v, "output"))
+        return bad(p, "reference_price", "needs both \"input\" and \"output\" (USD per Mtok)");
+    TRY(sw_route_config_set_str(p->c, &p->c->reference_model, m ? m->valuestring : "reference",
+                                p->err));
+    p->c->reference_price = pr;
+    p->c->have_reference_price = true;
+    return SW_OK;
+}
+
 static sw_status parse_root(const pctx *p, const cJSON *root) {
     if (!cJSON_IsObject(root)) return bad(p, "(top level)", "expected a JSON object");
     ALLOWED(root, "", "default_route", "queue_threshold", "kv_pressure_threshold", "pii", "keys",
-            "monitor", "cloud", "prices", "ledger");
+            "monitor", "cloud", "prices", "reference_price", "ledger");
     sw_route_config *c = p->c;
     const cJSON *dr = cJSON_GetObjectItemCaseSensitive(root, "default_route");
     if (dr) {
@@ -357,6 +403,7 @@ static sw_status parse_root(const pctx *p, const cJSON *root) {
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "monitor"))) TRY(parse_monitor(p, v));
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "cloud"))) TRY(parse_cloud(p, v));
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "prices"))) TRY(parse_prices(p, v));
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "reference_price"))) TRY(parse_reference(p, v));
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "ledger"))) {
         if (cJSON_IsNull(v)) TRY(sw_route_config_set_str(c, &c->ledger_path, NULL, p->err));
         else TRY(get_str(p, root, "ledger", "ledger", &c->ledger_path));

@@ -35,6 +35,11 @@ typedef struct sw_route_config {
     sw_price *prices;           /* [n_prices]; model strings owned */
     size_t n_prices;
     char *ledger_path;          /* NULL: totals only */
+    /* "reference_price": savings are priced at this when the cloud model has
+     * no price or no cloud is configured; .model points at reference_model. */
+    bool have_reference_price;
+    sw_price reference_price;
+    char *reference_model;      /* its label ("reference" when the file names none) */
 } sw_route_config;
 
 /* Defaults: sw_router_policy_default, sw_monitor_params_default,

@@ -14,6 +14,22 @@
 #include <time.h>
 #include <unistd.h>
 
+static const struct {
+    const char *name;
+    double seconds;
+    int capacity;
+} k_buckets[SW_BUCKET_COUNT] = {
+    [SW_BUCKET_MINUTE] = {"minute", 60, 1440},
+    [SW_BUCKET_HOUR] = {"hour", 3600, 744},
+    [SW_BUCKET_DAY] = {"day", 86400, 400},
+};
+
+/* One slot of a ring: the totals of the bucket that starts at t0. */
+typedef struct bucket {
+    double t0; /* < 0: never used */
+    sw_ledger_totals v;
+} bucket;
+
 struct sw_ledger {
     pthread_mutex_t mu;
     int fd;                 /* -1: no file */
@@ -21,7 +37,10 @@ struct sw_ledger {
     sw_price *prices;       /* owned copies (model strings too) */
     size_t n_prices;
     char *reference_model;
+    bool have_reference;    /* savings are priced at `reference` */
+    sw_price reference;     /* .model owned */
     sw_ledger_totals t;
+    bucket *ring[SW_BUCKET_COUNT];
 };
 
 static void free_prices(sw_price *p, size_t n) {
@@ -72,6 +91,35 @@ sw_status sw_ledger_create(const sw_ledger_params *p, sw_ledger **out, sw_err *e
         st = sw_err_set(err, SW_E_NOMEM, "sw_ledger_create: out of memory");
         goto fail;
     }
+    /* The reference price: the reference model's own, else the policy's. */
+    if (l->reference_model && sw_ledger_price(l, l->reference_model, &l->reference)) {
+        l->have_reference = true;
+        l->reference.model = strdup(l->reference_model);
+    } else if (p && p->reference_price) {
+        const sw_price *rp = p->reference_price;
+        if (!isfinite(rp->input_per_mtok) || !isfinite(rp->output_per_mtok) ||
+            rp->input_per_mtok < 0 || rp->output_per_mtok < 0) {
+            st = sw_err_set(err, SW_E_INVALID_ARG,
+                            "reference_price: input %g / output %g USD per Mtok must be >= 0",
+                            rp->input_per_mtok, rp->output_per_mtok);
+            goto fail;
+        }
+        l->have_reference = true;
+        l->reference = *rp;
+        l->reference.model = strdup(rp->model && rp->model[0] ? rp->model : "reference");
+    }
+    if (l->have_reference && !l->reference.model) {
+        st = sw_err_set(err, SW_E_NOMEM, "sw_ledger_create: out of memory");
+        goto fail;
+    }
+    for (int b = 0; b < SW_BUCKET_COUNT; b++) {
+        l->ring[b] = calloc((size_t)k_buckets[b].capacity, sizeof *l->ring[b]);
+        if (!l->ring[b]) {
+            st = sw_err_set(err, SW_E_NOMEM, "sw_ledger_create: out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < k_buckets[b].capacity; i++) l->ring[b][i].t0 = -1;
+    }
     if (p && p->path && p->path[0]) {
         l->path = strdup(p->path);
         l->fd = open(p->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -94,6 +142,8 @@ void sw_ledger_free(sw_ledger *l) {
     free(l->path);
     free_prices(l->prices, l->n_prices);
     free(l->reference_model);
+    free((char *)l->reference.model);
+    for (int b = 0; b < SW_BUCKET_COUNT; b++) free(l->ring[b]);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
@@ -120,10 +170,46 @@ bool sw_ledger_price(const sw_ledger *l, const char *model, sw_price *out) {
     return best != NULL;
 }
 
+static double price_tokens(const sw_price *p, int64_t in, int64_t out) {
+    return ((double)in * p->input_per_mtok + (double)out * p->output_per_mtok) / 1e6;
+}
+
 static double cost_of(const sw_ledger *l, const char *model, int64_t in, int64_t out) {
     sw_price p;
     if (!sw_ledger_price(l, model, &p)) return 0;
-    return ((double)in * p.input_per_mtok + (double)out * p.output_per_mtok) / 1e6;
+    return price_tokens(&p, in, out);
+}
+
+/* Count one request into t (the totals, or a time bucket). */
+static void totals_add(sw_ledger_totals *t, const sw_ledger_entry *e, int64_t tin, int64_t tout,
+                       double cost, double savings) {
+    t->requests[e->route]++;
+    t->by_reason[e->route][e->reason]++;
+    t->errors += e->error;
+    t->tokens_in[e->route] += tin;
+    t->tokens_out[e->route] += tout;
+    t->cost_usd += cost;
+    t->savings_usd += savings;
+    t->latency_ms_sum[e->route] += e->latency_ms > 0 ? e->latency_ms : 0;
+    if (e->redacted_spans > 0) {
+        t->redacted_requests++;
+        t->redacted_spans += (uint64_t)e->redacted_spans;
+    }
+}
+
+/* The slot of ring b for time t, reset when it held an older bucket; NULL
+ * when it holds a newer one (t is older than the ring reaches). */
+static bucket *slot_for(sw_ledger *l, int b, double t) {
+    double w = k_buckets[b].seconds;
+    double t0 = floor(t / w) * w;
+    int64_t idx = (int64_t)floor(t / w) % k_buckets[b].capacity;
+    if (idx < 0) idx += k_buckets[b].capacity;
+    bucket *s = &l->ring[b][idx];
+    if (s->t0 == t0) return s;
+    if (s->t0 > t0) return NULL;
+    memset(&s->v, 0, sizeof s->v);
+    s->t0 = t0;
+    return s;
 }
 
 static void iso_time(double unix_time, char *buf, size_t cap) {
@@ -148,8 +234,8 @@ sw_status sw_ledger_record(sw_ledger *l, const sw_ledger_entry *e, double *cost_
     int64_t tout = e->tokens_out > 0 ? e->tokens_out : 0;
     double cost = 0, savings = 0;
     if (e->route == SW_ROUTE_CLOUD) cost = cost_of(l, e->model, tin, tout);
-    else if (e->route == SW_ROUTE_LOCAL && l->reference_model)
-        savings = cost_of(l, l->reference_model, tin, tout);
+    else if (e->route == SW_ROUTE_LOCAL && l->have_reference)
+        savings = price_tokens(&l->reference, tin, tout);
 
     double now = e->unix_time;
     if (now <= 0) {
@@ -174,21 +260,22 @@ sw_status sw_ledger_record(sw_ledger *l, const sw_ledger_entry *e, double *cost_
         cJSON_AddNumberToObject(o, "cost_usd", cost);
         cJSON_AddNumberToObject(o, "savings_usd", savings);
         cJSON_AddStringToObject(o, "status", e->error ? "error" : "ok");
+        char kinds[64] = "";
+        if (e->redacted_spans > 0) sw_pii_kinds_str(e->redacted_kinds, kinds, sizeof kinds);
+        cJSON_AddNumberToObject(o, "redacted", e->redacted_spans > 0 ? e->redacted_spans : 0);
+        cJSON_AddStringToObject(o, "redacted_kinds", kinds);
         line = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
     }
 
     sw_status st = SW_OK;
     pthread_mutex_lock(&l->mu);
+    totals_add(&l->t, e, tin, tout, cost, savings);
+    for (int b = 0; b < SW_BUCKET_COUNT; b++) {
+        bucket *slot = slot_for(l, b, now);
+        if (slot) totals_add(&slot->v, e, tin, tout, cost, savings);
+    }
     sw_ledger_totals *t = &l->t;
-    t->requests[e->route]++;
-    t->by_reason[e->route][e->reason]++;
-    t->errors += e->error;
-    t->tokens_in[e->route] += tin;
-    t->tokens_out[e->route] += tout;
-    t->cost_usd += cost;
-    t->savings_usd += savings;
-    t->latency_ms_sum[e->route] += e->latency_ms > 0 ? e->latency_ms : 0;
     if (l->fd >= 0) {
         if (!line) {
             t->write_errors++;
@@ -220,40 +307,134 @@ void sw_ledger_totals_get(sw_ledger *l, sw_ledger_totals *out) {
     pthread_mutex_unlock(&l->mu);
 }
 
-char *sw_ledger_usage_json(sw_ledger *l) {
+/* requests, reasons, errors, tokens, cost, savings, redacted: the members
+ * that the totals and each time bucket share. */
+static void add_totals(cJSON *o, const sw_ledger_totals *t) {
+    cJSON *req = cJSON_AddObjectToObject(o, "requests");
+    cJSON *reasons = cJSON_AddObjectToObject(o, "reasons");
+    uint64_t total = 0;
+    for (int r = 0; r < SW_ROUTE_COUNT; r++) total += t->requests[r];
+    cJSON_AddNumberToObject(req, "total", (double)total);
+    for (int r = 0; r < SW_ROUTE_COUNT; r++) {
+        cJSON_AddNumberToObject(req, sw_route_str((sw_route)r), (double)t->requests[r]);
+        cJSON *rr = cJSON_AddObjectToObject(reasons, sw_route_str((sw_route)r));
+        for (int k = 0; k < SW_REASON_COUNT; k++)
+            if (t->by_reason[r][k])
+                cJSON_AddNumberToObject(rr, sw_route_reason_str((sw_route_reason)k),
+                                        (double)t->by_reason[r][k]);
+    }
+    cJSON_AddNumberToObject(o, "errors", (double)t->errors);
+    cJSON *tok = cJSON_AddObjectToObject(o, "tokens");
+    for (int r = 0; r < SW_ROUTE_COUNT; r++) {
+        if (r == SW_ROUTE_REJECT) continue;
+        cJSON *x = cJSON_AddObjectToObject(tok, sw_route_str((sw_route)r));
+        cJSON_AddNumberToObject(x, "input", (double)t->tokens_in[r]);
+        cJSON_AddNumberToObject(x, "output", (double)t->tokens_out[r]);
+    }
+    cJSON_AddNumberToObject(o, "cost_usd", t->cost_usd);
+    cJSON_AddNumberToObject(o, "savings_usd", t->savings_usd);
+    cJSON *red = cJSON_AddObjectToObject(o, "redacted");
+    cJSON_AddNumberToObject(red, "requests", (double)t->redacted_requests);
+    cJSON_AddNumberToObject(red, "spans", (double)t->redacted_spans);
+}
+
+static cJSON *usage_obj(sw_ledger *l) {
     sw_ledger_totals t;
     sw_ledger_totals_get(l, &t);
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "object", "spillway.usage");
-    cJSON *req = cJSON_AddObjectToObject(o, "requests");
-    cJSON *reasons = cJSON_AddObjectToObject(o, "reasons");
-    uint64_t total = 0;
-    for (int r = 0; r < SW_ROUTE_COUNT; r++) total += t.requests[r];
-    cJSON_AddNumberToObject(req, "total", (double)total);
-    for (int r = 0; r < SW_ROUTE_COUNT; r++) {
-        cJSON_AddNumberToObject(req, sw_route_str((sw_route)r), (double)t.requests[r]);
-        cJSON *rr = cJSON_AddObjectToObject(reasons, sw_route_str((sw_route)r));
-        for (int k = 0; k < SW_REASON_COUNT; k++)
-            if (t.by_reason[r][k])
-                cJSON_AddNumberToObject(rr, sw_route_reason_str((sw_route_reason)k),
-                                        (double)t.by_reason[r][k]);
+    add_totals(o, &t);
+    if (l && l->have_reference) {
+        cJSON_AddStringToObject(o, "reference_model", l->reference.model);
+        cJSON *rp = cJSON_AddObjectToObject(o, "reference_price");
+        cJSON_AddNumberToObject(rp, "input", l->reference.input_per_mtok);
+        cJSON_AddNumberToObject(rp, "output", l->reference.output_per_mtok);
+    } else {
+        cJSON_AddNullToObject(o, "reference_model");
+        cJSON_AddNullToObject(o, "reference_price");
     }
-    cJSON_AddNumberToObject(o, "errors", (double)t.errors);
-    cJSON *tok = cJSON_AddObjectToObject(o, "tokens");
-    for (int r = 0; r < SW_ROUTE_COUNT; r++) {
-        if (r == SW_ROUTE_REJECT) continue;
-        cJSON *x = cJSON_AddObjectToObject(tok, sw_route_str((sw_route)r));
-        cJSON_AddNumberToObject(x, "input", (double)t.tokens_in[r]);
-        cJSON_AddNumberToObject(x, "output", (double)t.tokens_out[r]);
-    }
-    cJSON_AddNumberToObject(o, "cost_usd", t.cost_usd);
-    cJSON_AddNumberToObject(o, "savings_usd", t.savings_usd);
-    if (l && l->reference_model) cJSON_AddStringToObject(o, "reference_model", l->reference_model);
-    else cJSON_AddNullToObject(o, "reference_model");
-    char *s = cJSON_PrintUnformatted(o);
+    return o;
+}
+
+static char *print_free(cJSON *o) {
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
+}
+
+char *sw_ledger_usage_json(sw_ledger *l) { return print_free(usage_obj(l)); }
+
+const char *sw_ledger_bucket_str(sw_ledger_bucket b) {
+    return (unsigned)b < SW_BUCKET_COUNT ? k_buckets[b].name : "?";
+}
+
+sw_status sw_ledger_bucket_parse(const char *s, sw_ledger_bucket *out, sw_err *err) {
+    for (int b = 0; s && b < SW_BUCKET_COUNT; b++) {
+        if (!strcmp(s, k_buckets[b].name)) {
+            *out = (sw_ledger_bucket)b;
+            return SW_OK;
+        }
+    }
+    return sw_err_set(err, SW_E_INVALID_ARG, "bucket: '%.40s' is not minute, hour or day",
+                      s ? s : "(null)");
+}
+
+double sw_ledger_bucket_seconds(sw_ledger_bucket b) {
+    return (unsigned)b < SW_BUCKET_COUNT ? k_buckets[b].seconds : 0;
+}
+
+int sw_ledger_bucket_capacity(sw_ledger_bucket b) {
+    return (unsigned)b < SW_BUCKET_COUNT ? k_buckets[b].capacity : 0;
+}
+
+char *sw_ledger_usage_series_json(sw_ledger *l, sw_ledger_bucket b, int n, double now) {
+    if (!l || (unsigned)b >= SW_BUCKET_COUNT) return NULL;
+    cJSON *o = usage_obj(l);
+    if (!o) return NULL;
+    int cap = k_buckets[b].capacity;
+    n = n < 1 ? 1 : n > cap ? cap : n;
+    if (now <= 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        now = (double)tv.tv_sec + tv.tv_usec / 1e6;
+    }
+    double w = k_buckets[b].seconds;
+    double end = (floor(now / w) + 1) * w, start = end - n * w;
+    cJSON *ser = cJSON_AddObjectToObject(o, "series");
+    cJSON_AddStringToObject(ser, "bucket", k_buckets[b].name);
+    cJSON_AddNumberToObject(ser, "bucket_s", w);
+    cJSON_AddNumberToObject(ser, "start", start);
+    cJSON_AddNumberToObject(ser, "end", end);
+    cJSON *pts = cJSON_AddArrayToObject(ser, "points");
+    /* Copy the slots out under the lock, build JSON outside it. */
+    bucket *copy = malloc((size_t)n * sizeof *copy);
+    int m = 0;
+    if (copy) {
+        pthread_mutex_lock(&l->mu);
+        for (int i = 0; i < n; i++) {
+            double t0 = start + i * w;
+            int64_t idx = (int64_t)floor(t0 / w + 0.5) % cap;
+            if (idx < 0) idx += cap;
+            const bucket *s = &l->ring[b][idx];
+            if (s->t0 == t0) copy[m++] = *s;
+        }
+        pthread_mutex_unlock(&l->mu);
+    }
+    for (int i = 0; i < m && pts; i++) {
+        cJSON *pt = cJSON_CreateObject();
+        if (!pt) break;
+        cJSON_AddNumberToObject(pt, "t", copy[i].t0);
+        add_totals(pt, &copy[i].v);
+        cJSON_AddItemToArray(pts, pt);
+    }
+    bool ok = copy && pts && cJSON_GetArraySize(pts) == m;
+    free(copy);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return print_free(o);
 }
 
 /* A growable string for the Prometheus text. */
@@ -326,6 +507,16 @@ char *sw_ledger_prometheus(sw_ledger *l) {
                   "have cost on the cloud model.\n"
                   "# TYPE spillway_cloud_savings_usd_total counter\n"
                   "spillway_cloud_savings_usd_total %.9g\n", t.savings_usd);
+    pb_printf(&b, "# HELP spillway_pii_redacted_requests_total Requests sent to the cloud with "
+                  "personal data replaced by placeholders.\n"
+                  "# TYPE spillway_pii_redacted_requests_total counter\n"
+                  "spillway_pii_redacted_requests_total %llu\n",
+              (unsigned long long)t.redacted_requests);
+    pb_printf(&b, "# HELP spillway_pii_redacted_spans_total Spans of personal data replaced by "
+                  "placeholders.\n"
+                  "# TYPE spillway_pii_redacted_spans_total counter\n"
+                  "spillway_pii_redacted_spans_total %llu\n",
+              (unsigned long long)t.redacted_spans);
     pb_printf(&b, "# HELP spillway_ledger_write_errors_total Ledger lines that could not be written.\n"
                   "# TYPE spillway_ledger_write_errors_total counter\n"
                   "spillway_ledger_write_errors_total %llu\n", (unsigned long long)t.write_errors);

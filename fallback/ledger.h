@@ -5,11 +5,20 @@
  * A line (keys always present, in this order):
  *   {"time":"2026-05-09T07:35:25.123Z","request_id":"chatcmpl-..","route":"cloud",
  *    "reason":"overflow","model":"claude-sonnet-4-5","tokens_in":812,"tokens_out":95,
- *    "latency_ms":1534.2,"cost_usd":0.003861,"savings_usd":0,"status":"ok"}
+ *    "latency_ms":1534.2,"cost_usd":0.003861,"savings_usd":0,"status":"ok",
+ *    "redacted":2,"redacted_kinds":"email,phone"}
  * cost_usd: cloud requests, from the price table entry of `model` (0 when the
  * model has no price). savings_usd: local requests, what their tokens would
- * have cost on the reference cloud model (the configured cloud model), i.e.
+ * have cost at the reference price: the reference model's entry in the price
+ * table (the configured cloud model), else the policy's reference_price; i.e.
  * the money spilling *less* saved. Rejected requests cost and save nothing.
+ * redacted: spans of personal data replaced by placeholders before the
+ * request went to the cloud, and their kinds; never the values.
+ *
+ * Besides the totals, every line is counted into three in-memory rings of
+ * time buckets (UTC minutes: the last 24 h, hours: 31 days, days: 400
+ * days) for charts: sw_ledger_usage_series_json. They cover the time since
+ * the server started.
  *
  * Threading: every function may be called from any thread; lines are written
  * whole with one write(2) on an O_APPEND descriptor under a mutex, so
@@ -37,7 +46,9 @@ typedef struct sw_ledger_params {
     const char *path;            /* JSONL file to append to; NULL: totals only */
     const sw_price *prices;      /* [n_prices], copied */
     size_t n_prices;
-    const char *reference_model; /* cloud model that savings are priced at; NULL: no savings */
+    const char *reference_model; /* cloud model that savings are priced at; NULL: none */
+    const sw_price *reference_price; /* used when reference_model is NULL or has no price;
+                                        its .model is a label (copied); NULL: no savings */
 } sw_ledger_params;
 
 typedef struct sw_ledger sw_ledger;
@@ -60,6 +71,8 @@ typedef struct sw_ledger_entry {
     int64_t tokens_out;          /* completion tokens */
     double latency_ms;           /* request arrival to last byte */
     bool error;                  /* the request failed (status "error") */
+    int32_t redacted_spans;      /* PII spans replaced before it went to the cloud */
+    unsigned redacted_kinds;     /* their kinds (SW_PII_* bits) */
 } sw_ledger_entry;
 
 /* Append the line and update the totals. Cost and savings are computed here;
@@ -76,6 +89,8 @@ typedef struct sw_ledger_totals {
     double cost_usd;                                   /* spent on the cloud */
     double savings_usd;                                /* not spent thanks to local serving */
     double latency_ms_sum[SW_ROUTE_COUNT];
+    uint64_t redacted_requests;                        /* requests with >= 1 redacted span */
+    uint64_t redacted_spans;
     uint64_t write_errors;
 } sw_ledger_totals;
 
@@ -85,9 +100,35 @@ void sw_ledger_totals_get(sw_ledger *l, sw_ledger_totals *out);
  *   {"object":"spillway.usage","requests":{"total":N,"local":..,"cloud":..,"reject":..},
  *    "reasons":{"local":{"default":..},"cloud":{"overflow":..}},"errors":N,
  *    "tokens":{"local":{"input":..,"output":..},"cloud":{...}},
- *    "cost_usd":..,"savings_usd":..,"reference_model":".."}
+ *    "cost_usd":..,"savings_usd":..,"redacted":{"requests":..,"spans":..},
+ *    "reference_model":".."|null,
+ *    "reference_price":{"input":..,"output":..}|null}
  * Malloc'd (caller frees), NULL on out-of-memory. */
 char *sw_ledger_usage_json(sw_ledger *l);
+
+typedef enum sw_ledger_bucket {
+    SW_BUCKET_MINUTE = 0,
+    SW_BUCKET_HOUR,
+    SW_BUCKET_DAY,
+} sw_ledger_bucket;
+#define SW_BUCKET_COUNT 3
+
+const char *sw_ledger_bucket_str(sw_ledger_bucket b); /* "minute", "hour", "day" */
+/* "minute" / "hour" / "day"; SW_E_INVALID_ARG names the value. */
+sw_status sw_ledger_bucket_parse(const char *s, sw_ledger_bucket *out, sw_err *err);
+double sw_ledger_bucket_seconds(sw_ledger_bucket b); /* 60, 3600, 86400 */
+int sw_ledger_bucket_capacity(sw_ledger_bucket b);   /* buckets kept: 1440, 744, 400 */
+
+/* The usage object above plus the time series of the last n buckets ending
+ * with the one that holds `now` (unix seconds; <= 0: the clock):
+ *   "series":{"bucket":"minute","bucket_s":60,"start":T0,"end":T1,
+ *             "points":[{"t":T,"requests":{..},"reasons":{..},"errors":..,
+ *                        "tokens":{..},"cost_usd":..,"savings_usd":..,
+ *                        "redacted":{..}}, ...]}
+ * start is the first bucket's start, end the last one's end; points are the
+ * buckets in [start, end) that counted any request, oldest first (a bucket
+ * that is absent counted nothing). n is clamped to [1, capacity]. */
+char *sw_ledger_usage_series_json(sw_ledger *l, sw_ledger_bucket b, int n, double now);
 
 /* The totals as Prometheus text exposition lines (HELP/TYPE included), to be
  * appended to /metrics: spillway_route_requests_total{route,reason},

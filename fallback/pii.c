@@ -300,18 +300,20 @@ static size_t validate(sw_pii_kind kind, const char *text, size_t off, size_t le
     return 0;
 }
 
-sw_status sw_pii_scan(const sw_pii *p, const char *text, size_t len, bool stop_early,
-                      unsigned *found, sw_pii_match *first, sw_err *err) {
-    if (found) *found = 0;
-    if (first) memset(first, 0, sizeof *first);
-    if (!p || (!text && len)) return sw_err_set(err, SW_E_INVALID_ARG, "sw_pii_scan: NULL argument");
+/* Run every enabled detector over text and call on_match for each validated
+ * match, in detector order and then by offset. on_match returns false to stop
+ * the current detector (true: go on looking for more of its matches);
+ * *stop_all set by it ends the whole scan. */
+typedef bool (*match_fn)(void *user, const sw_pii_match *m, bool *stop_all);
+
+static sw_status scan_all(const sw_pii *p, const char *text, size_t len, match_fn on_match,
+                          void *user, sw_err *err) {
     if (len == 0) return SW_OK;
     pcre2_match_data *md = pcre2_match_data_create(2, NULL);
     if (!md) return sw_err_set(err, SW_E_NOMEM, "sw_pii_scan: out of memory");
-    unsigned kinds = 0;
-    bool have_first = false;
     sw_status st = SW_OK;
-    for (size_t d = 0; d < N_DETECTORS && st == SW_OK; d++) {
+    bool stop_all = false;
+    for (size_t d = 0; d < N_DETECTORS && st == SW_OK && !stop_all; d++) {
         if (!p->code[d]) continue;
         PCRE2_SIZE start = 0;
         while (start < len) {
@@ -327,21 +329,106 @@ sw_status sw_pii_scan(const sw_pii *p, const char *text, size_t len, bool stop_e
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             size_t off = ov[0], mlen = ov[1] - ov[0];
             size_t vlen = validate(k_detectors[d].kind, text, off, mlen, len);
+            size_t next = ov[1] > off ? ov[1] : off + 1;
             if (vlen) {
-                kinds |= k_detectors[d].kind;
-                if (first && (!have_first || off < first->offset)) {
-                    first->kind = k_detectors[d].kind;
-                    first->offset = off;
-                    first->len = vlen;
-                    have_first = true;
-                }
-                break; /* one match per kind is enough to pin the request */
+                sw_pii_match m = {k_detectors[d].kind, off, vlen};
+                if (!on_match(user, &m, &stop_all) || stop_all) break;
+                /* an IBAN's validated extent goes past the pattern's match */
+                if (off + vlen > next) next = off + vlen;
             }
-            start = ov[1] > off ? ov[1] : off + 1;
+            start = next;
         }
-        if (stop_early && kinds) break;
     }
     pcre2_match_data_free(md);
-    if (found) *found = kinds;
     return st;
+}
+
+typedef struct first_ctx {
+    unsigned kinds;
+    bool stop_early, have_first;
+    sw_pii_match *first;
+} first_ctx;
+
+static bool on_first(void *user, const sw_pii_match *m, bool *stop_all) {
+    first_ctx *c = user;
+    c->kinds |= m->kind;
+    if (c->first && (!c->have_first || m->offset < c->first->offset)) {
+        *c->first = *m;
+        c->have_first = true;
+    }
+    *stop_all = c->stop_early;
+    return false; /* one match per kind is enough to pin the request */
+}
+
+sw_status sw_pii_scan(const sw_pii *p, const char *text, size_t len, bool stop_early,
+                      unsigned *found, sw_pii_match *first, sw_err *err) {
+    if (found) *found = 0;
+    if (first) memset(first, 0, sizeof *first);
+    if (!p || (!text && len)) return sw_err_set(err, SW_E_INVALID_ARG, "sw_pii_scan: NULL argument");
+    first_ctx c = {0, stop_early, false, first};
+    sw_status st = scan_all(p, text, len, on_first, &c, err);
+    if (found) *found = c.kinds;
+    return st;
+}
+
+typedef struct all_ctx {
+    sw_pii_match *m;
+    size_t n, cap;
+    bool oom;
+} all_ctx;
+
+static bool on_any(void *user, const sw_pii_match *m, bool *stop_all) {
+    all_ctx *c = user;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 8;
+        sw_pii_match *nm = realloc(c->m, cap * sizeof *nm);
+        if (!nm) {
+            c->oom = true;
+            *stop_all = true;
+            return false;
+        }
+        c->m = nm;
+        c->cap = cap;
+    }
+    c->m[c->n++] = *m;
+    return true;
+}
+
+/* Earlier first; at the same offset the longer span first. */
+static int by_offset(const void *a, const void *b) {
+    const sw_pii_match *x = a, *y = b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (int)x->kind - (int)y->kind;
+}
+
+sw_status sw_pii_find_all(const sw_pii *p, const char *text, size_t len, sw_pii_match **out,
+                          size_t *n_out, sw_err *err) {
+    if (out) *out = NULL;
+    if (n_out) *n_out = 0;
+    if (!p || !out || !n_out || (!text && len))
+        return sw_err_set(err, SW_E_INVALID_ARG, "sw_pii_find_all: NULL argument");
+    all_ctx c = {0};
+    sw_status st = scan_all(p, text, len, on_any, &c, err);
+    if (st == SW_OK && c.oom) st = sw_err_set(err, SW_E_NOMEM, "sw_pii_find_all: out of memory");
+    if (st != SW_OK) {
+        free(c.m);
+        return st;
+    }
+    /* Overlaps between detectors (an IBAN's digits can pass as a card): the
+     * span that starts first wins, then the longer one. */
+    qsort(c.m, c.n, sizeof *c.m, by_offset);
+    size_t kept = 0, end = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        if (kept && c.m[i].offset < end) continue;
+        c.m[kept++] = c.m[i];
+        end = c.m[i].offset + c.m[i].len;
+    }
+    if (!kept) {
+        free(c.m);
+        c.m = NULL;
+    }
+    *out = c.m;
+    *n_out = kept;
+    return SW_OK;
 }

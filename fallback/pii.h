@@ -59,6 +59,14 @@ unsigned sw_pii_kinds(const sw_pii *p);
 sw_status sw_pii_scan(const sw_pii *p, const char *text, size_t len, bool stop_early,
                       unsigned *found, sw_pii_match *first, sw_err *err);
 
+/* Every validated match in text[len] (borrowed), sorted by offset, without
+ * overlaps (where two detectors claim overlapping bytes, the span that starts
+ * first wins, then the longer one): what redaction replaces. *out is
+ * malloc'd (caller frees; NULL when *n is 0). SW_E_NOMEM, or SW_E_INTERNAL
+ * when PCRE2 fails. */
+sw_status sw_pii_find_all(const sw_pii *p, const char *text, size_t len, sw_pii_match **out,
+                          size_t *n, sw_err *err);
+
 /* The validations, exposed for tests. Inputs may contain spaces and dashes. */
 bool sw_pii_luhn_ok(const char *s, size_t len);
 bool sw_pii_iban_ok(const char *s, size_t len);

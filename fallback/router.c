@@ -1,6 +1,8 @@
 /* router.c — the per-request routing decision (precedence in router.h). */
 #include "router.h"
 
+#include "redact.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +36,36 @@ const char *sw_route_reason_str(sw_route_reason r) {
     return (unsigned)r < SW_REASON_COUNT ? k_reason_names[r] : "?";
 }
 
+const char *sw_pii_action_str(sw_pii_action a) {
+    switch (a) {
+    case SW_PII_ACTION_INHERIT: return "inherit";
+    case SW_PII_ACTION_LOCAL: return "local";
+    case SW_PII_ACTION_REDACT: return "redact";
+    case SW_PII_ACTION_REFUSE: return "refuse";
+    }
+    return "?";
+}
+
+sw_status sw_pii_action_parse(const char *s, sw_pii_action *out, sw_err *err) {
+    static const sw_pii_action all[] = {SW_PII_ACTION_LOCAL, SW_PII_ACTION_REDACT,
+                                        SW_PII_ACTION_REFUSE};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++) {
+        if (!strcmp(s, sw_pii_action_str(all[i]))) {
+            *out = all[i];
+            return SW_OK;
+        }
+    }
+    return sw_err_set(err, SW_E_INVALID_ARG, "'%.40s' is not \"local\", \"redact\" or \"refuse\"",
+                      s ? s : "(null)");
+}
+
 void sw_router_policy_default(sw_router_policy *p) {
     memset(p, 0, sizeof *p);
     p->default_route = SW_PREF_AUTO;
     p->queue_threshold = 0;
     p->kv_pressure_threshold = 0.95;
     p->pii_kinds = SW_PII_ALL;
+    p->pii_action = SW_PII_ACTION_LOCAL;
     p->escalation = true;
 }
 
@@ -89,6 +115,8 @@ void sw_router_free(sw_router *r) {
     free(r);
 }
 
+const sw_pii *sw_router_pii(const sw_router *r) { return r ? r->pii : NULL; }
+
 /* Compare without an early exit, so that lookup time does not reveal how
  * much of a key matched. */
 static bool key_eq(const char *a, const char *b) {
@@ -105,42 +133,36 @@ static const sw_key_policy *find_key(const sw_router *r, const char *key) {
     return NULL;
 }
 
-static sw_status scan_one(const sw_router *r, const char *s, size_t n, unsigned *kinds,
-                          sw_err *err) {
+typedef struct scan_ctx {
+    const sw_router *r;
+    unsigned kinds;
+} scan_ctx;
+
+static sw_status scan_one(void *user, const cJSON *item, sw_err *err) {
+    scan_ctx *c = user;
     unsigned found = 0;
-    sw_status st = sw_pii_scan(r->pii, s, n, true, &found, NULL, err);
-    *kinds |= found;
-    return st;
+    sw_status st = sw_pii_scan(c->r->pii, item->valuestring, strlen(item->valuestring), true,
+                               &found, NULL, err);
+    c->kinds |= found;
+    /* the first hit is enough: stop the walk (SW_E_CANCELLED is ours) */
+    return st != SW_OK ? st : found ? SW_E_CANCELLED : SW_OK;
 }
 
-/* Scan every text of the request; stop at the first hit. */
+/* Scan every text of the request (the same texts redaction would replace);
+ * stop at the first hit. */
 static sw_status scan_request(const sw_router *r, const sw_route_request *q, unsigned *kinds,
                               sw_err *err) {
-    *kinds = 0;
-    for (size_t i = 0; i < q->n_texts && !*kinds; i++) {
+    scan_ctx c = {r, 0};
+    sw_status st = SW_OK;
+    for (size_t i = 0; i < q->n_texts && !c.kinds; i++) {
         if (!q->texts[i]) continue;
-        sw_status st = scan_one(r, q->texts[i], strlen(q->texts[i]), kinds, err);
-        if (st != SW_OK) return st;
+        cJSON item = {.type = cJSON_String, .valuestring = (char *)q->texts[i]};
+        st = scan_one(&c, &item, err);
+        if (st != SW_OK && st != SW_E_CANCELLED) return st;
     }
-    const cJSON *m;
-    cJSON_ArrayForEach(m, q->messages) {
-        if (*kinds) break;
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (cJSON_IsString(content)) {
-            sw_status st = scan_one(r, content->valuestring, strlen(content->valuestring), kinds, err);
-            if (st != SW_OK) return st;
-        } else if (cJSON_IsArray(content)) {
-            const cJSON *part;
-            cJSON_ArrayForEach(part, content) {
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
-                if (!cJSON_IsString(t)) continue;
-                sw_status st = scan_one(r, t->valuestring, strlen(t->valuestring), kinds, err);
-                if (st != SW_OK) return st;
-                if (*kinds) break;
-            }
-        }
-    }
-    return SW_OK;
+    if (!c.kinds) st = sw_chat_texts_each(q->messages, scan_one, &c, err);
+    *kinds = c.kinds;
+    return st == SW_E_CANCELLED ? SW_OK : st;
 }
 
 static void set(sw_route_decision *d, sw_route route, sw_route_reason reason, const char *fmt, ...)
@@ -156,6 +178,13 @@ static void set(sw_route_decision *d, sw_route route, sw_route_reason reason, co
     va_start(ap, fmt);
     vsnprintf(d->message, sizeof d->message, fmt, ap);
     va_end(ap);
+}
+
+/* A cloud decision for a redacted request says so (kinds only, no values). */
+static void note_redaction(sw_route_decision *d, const char *kinds) {
+    if (!d->redact || d->route != SW_ROUTE_CLOUD) return;
+    size_t n = strlen(d->message);
+    snprintf(d->message + n, sizeof d->message - n, " (personal data redacted: %s)", kinds);
 }
 
 static void reject(sw_route_decision *d, sw_route_reason reason, int http, const char *type,
@@ -178,6 +207,11 @@ sw_status sw_router_decide(const sw_router *r, const sw_route_request *q, sw_rou
     const sw_key_policy *kp = find_key(r, q->api_key);
     bool priv = q->private_request || (kp && kp->private_);
     bool forbidden = (kp && kp->local_only); /* this key may never use the cloud */
+    /* PII action: the key's own setting, else the request's, else the policy's */
+    d->pii_action = kp && kp->pii ? kp->pii
+                    : q->pii_action ? q->pii_action
+                    : r->p.pii_action ? r->p.pii_action
+                                      : SW_PII_ACTION_LOCAL;
     bool cloud_ok = r->available && r->available(r->available_user);
     sw_route_pref pref = q->route;
 
@@ -208,9 +242,19 @@ sw_status sw_router_decide(const sw_router *r, const sw_route_request *q, sw_rou
         if (st != SW_OK) return st;
         d->pii_scanned = true;
     }
-    bool pii = d->pii_kinds != 0;
     char kinds[64] = "";
     sw_pii_kinds_str(d->pii_kinds, kinds, sizeof kinds);
+    if (d->pii_kinds && d->pii_action == SW_PII_ACTION_REFUSE) {
+        reject(d, SW_REASON_PII, 400, "invalid_request_error", "pii_detected");
+        set(d, SW_ROUTE_REJECT, SW_REASON_PII,
+            "the request contains personal data (%s) and this server's policy refuses such "
+            "requests (pii action \"refuse\")", kinds);
+        return SW_OK;
+    }
+    /* redact: personal data no longer pins the request; it is replaced by
+     * placeholders if the request goes to the cloud */
+    d->redact = d->pii_kinds && d->pii_action == SW_PII_ACTION_REDACT;
+    bool pii = d->pii_kinds != 0 && !d->redact;
 
     /* 2-3. explicit cloud */
     if (pref == SW_PREF_CLOUD) {
@@ -227,6 +271,7 @@ sw_status sw_router_decide(const sw_router *r, const sw_route_request *q, sw_rou
         } else {
             set(d, SW_ROUTE_CLOUD, SW_REASON_EXPLICIT_CLOUD, "the request asked for the cloud");
         }
+        note_redaction(d, kinds);
         return SW_OK;
     }
 
@@ -240,6 +285,7 @@ sw_status sw_router_decide(const sw_router *r, const sw_route_request *q, sw_rou
                                           : SW_REASON_OVERFLOW;
         if (why == SW_REASON_OVERFLOW) {
             set(d, SW_ROUTE_CLOUD, SW_REASON_OVERFLOW, "%s: sent to the cloud", sizes);
+            note_redaction(d, kinds);
             return SW_OK;
         }
         reject(d, why, 400, "invalid_request_error", "context_length_exceeded");
@@ -293,6 +339,7 @@ sw_status sw_router_decide(const sw_router *r, const sw_route_request *q, sw_rou
         if (cloud_ok) {
             set(d, SW_ROUTE_CLOUD, want, "%s: sent to the cloud", why);
             d->local_fallback = true;
+            note_redaction(d, kinds);
         } else {
             set(d, SW_ROUTE_LOCAL, SW_REASON_CLOUD_UNAVAILABLE,
                 "%s, but no cloud provider is available: kept local", why);
@@ -332,11 +379,19 @@ sw_status sw_route_parse_extension(const cJSON *body, sw_route_request *req, sw_
         /* A header may already have made it private; the body cannot undo that. */
         req->private_request = req->private_request || cJSON_IsTrue(priv);
     }
+    const cJSON *pii = cJSON_GetObjectItemCaseSensitive(ext, "pii");
+    if (pii && !cJSON_IsNull(pii)) {
+        sw_err e = {{0}};
+        if (!cJSON_IsString(pii) || sw_pii_action_parse(pii->valuestring, &req->pii_action, &e) != SW_OK)
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "spillway.pii: expected \"local\", \"redact\" or \"refuse\"");
+    }
     const cJSON *item;
     cJSON_ArrayForEach(item, ext) {
-        if (!item->string || (strcmp(item->string, "route") && strcmp(item->string, "private")))
+        if (!item->string || (strcmp(item->string, "route") && strcmp(item->string, "private") &&
+                              strcmp(item->string, "pii")))
             return sw_err_set(err, SW_E_INVALID_ARG,
-                              "spillway.%.40s: unknown field (expected route, private)",
+                              "spillway.%.40s: unknown field (expected route, private, pii)",
                               item->string ? item->string : "?");
     }
     return SW_OK;

@@ -10,7 +10,8 @@
  * docs/fallback.md for the table):
  *   1. private (request flag, header or key) + route "cloud"  -> reject 400 [private]
  *      cloud forbidden by key/policy + route "cloud"         -> reject 400 [policy_local]
- *   2. PII found + route "cloud"                              -> reject 400 [pii]
+ *   1b. PII found and the PII action is "refuse"              -> reject 400 [pii] (pii_detected)
+ *   2. PII found + route "cloud" (action "local")             -> reject 400 [pii]
  *   3. route "cloud", cloud not available                     -> reject 503 [cloud_unavailable]
  *      route "cloud"                                          -> cloud      [explicit_cloud]
  *   4. prompt + max_tokens over the local context:
@@ -24,6 +25,11 @@
  *      default route "cloud"                                  -> cloud      [policy_cloud]
  *      (any of these with the cloud unavailable)              -> local      [cloud_unavailable]
  *   8. otherwise                                              -> local      [default]
+ * With the PII action "redact", personal data does not pin the request:
+ * routing goes on as if there were none, and decision.redact tells the
+ * server to replace it by placeholders (redact.h) whenever the request is
+ * sent to the cloud (also after a low-confidence escalation). Private
+ * requests and local-only keys are not scanned at all: they never leave.
  * Two more reasons are set later by the server: [low_confidence] when the
  * monitor escalates a local answer, [cloud_failed] when a cloud call fails and
  * the request is answered locally.
@@ -72,11 +78,26 @@ typedef enum sw_route_pref {
     SW_PREF_CLOUD,
 } sw_route_pref;
 
+/* What happens to a request in which the PII detectors find personal data
+ * (and which could otherwise be sent to the cloud). INHERIT (0) in a key's
+ * or a request's setting means "not set here". */
+typedef enum sw_pii_action {
+    SW_PII_ACTION_INHERIT = 0,
+    SW_PII_ACTION_LOCAL,  /* keep it on this machine (the default) */
+    SW_PII_ACTION_REDACT, /* it may leave with the data replaced by placeholders */
+    SW_PII_ACTION_REFUSE, /* answer 400 pii_detected */
+} sw_pii_action;
+
+const char *sw_pii_action_str(sw_pii_action a); /* "local", "redact", "refuse", "inherit" */
+/* "local" / "redact" / "refuse" -> *out; SW_E_INVALID_ARG naming the value. */
+sw_status sw_pii_action_parse(const char *s, sw_pii_action *out, sw_err *err);
+
 /* Policy for one API key of our server (the client's bearer token). */
 typedef struct sw_key_policy {
     const char *key;    /* borrowed at create, copied by the router */
     bool private_;      /* every request with this key is private */
     bool local_only;    /* this key may never use the cloud */
+    sw_pii_action pii;  /* INHERIT: the request's, else the policy's */
 } sw_key_policy;
 
 typedef struct sw_router_policy {
@@ -85,6 +106,7 @@ typedef struct sw_router_policy {
     int32_t queue_threshold;     /* waiting requests >= this -> cloud; <= 0: off */
     double kv_pressure_threshold;/* KV fraction in use >= this -> cloud; <= 0: off */
     unsigned pii_kinds;          /* detectors to run (SW_PII_*); 0: none */
+    sw_pii_action pii_action;    /* INHERIT is taken as LOCAL */
     bool escalation;             /* the monitor may escalate local answers */
     const sw_key_policy *keys;   /* [n_keys] borrowed at create, copied */
     size_t n_keys;
@@ -104,10 +126,15 @@ typedef struct sw_router sw_router;
 sw_status sw_router_create(const sw_router_policy *p, sw_cloud_available_fn available,
                            void *available_user, sw_router **out, sw_err *err);
 void sw_router_free(sw_router *r); /* NULL is a no-op */
+/* The router's detectors (the policy's pii_kinds), borrowed: what the server
+ * redacts with, so that redaction finds what the decision found. */
+const sw_pii *sw_router_pii(const sw_router *r);
 
 typedef struct sw_route_request {
     sw_route_pref route;        /* "spillway": {"route": ...}; AUTO when absent */
     bool private_request;       /* "spillway": {"private": true} or X-Spillway-Private */
+    sw_pii_action pii_action;   /* "spillway": {"pii": ...}; INHERIT when absent. A key's
+                                   own setting wins over it, it wins over the policy's. */
     const char *api_key;        /* the client's bearer token; NULL when none. Borrowed. */
     /* Text to scan for PII: the messages array of an OpenAI chat request (each
      * content: a string, or an array of {"type":"text","text":...} parts),
@@ -140,6 +167,10 @@ typedef struct sw_route_decision {
     bool local_fallback;
     unsigned pii_kinds;          /* detectors that matched (when scanned) */
     bool pii_scanned;
+    sw_pii_action pii_action;    /* the action in force for this request */
+    /* PII was found and the action is REDACT: if this request goes to the
+     * cloud (now or after escalation), redact it first (redact.h). */
+    bool redact;
     char message[256];           /* human-readable explanation, never contains request text */
 } sw_route_decision;
 
@@ -148,8 +179,8 @@ typedef struct sw_route_decision {
 sw_status sw_router_decide(const sw_router *r, const sw_route_request *req,
                            sw_route_decision *out, sw_err *err);
 
-/* Parse the request body's "spillway" extension object into req->route and
- * req->private_request (other fields untouched). Absent: no change. A wrong
+/* Parse the request body's "spillway" extension object into req->route,
+ * req->private_request and req->pii_action (other fields untouched). Absent: no change. A wrong
  * type or value is SW_E_INVALID_ARG naming the field ("spillway.route: ..."),
  * which the server returns as a 400. */
 sw_status sw_route_parse_extension(const cJSON *body, sw_route_request *req, sw_err *err);

@@ -26,9 +26,16 @@ Control (JSON over HTTP, same port):
          error_event Anthropic: an "error" event (overloaded_error) before any content
          reset       close the connection with a TCP RST before answering
          echo_key    HTTP 401 whose message quotes the received key (a leak test)
+         echo_all    answer with every text of the request (system, each message's
+                     content, tool call arguments) joined by " | ", not just the last
+                     user text
+         tiny        stream the answer in deltas of 3 characters (placeholders and
+                     UTF-8 sequences get cut); combine with '+': "echo_all+tiny"
   GET  /_stats   {"hits": N, "by_path": {...}, "modes": [...], "last": {path, headers
                   (auth headers replaced by "present"/"absent"), body}}
-  POST /_reset   zero the counters, clear the script
+  GET  /_received {"bodies": [every provider request body, as received, as text]}
+                  (a recorder for privacy tests: what left the server, byte for byte)
+  POST /_reset   zero the counters, clear the script and the recording
 Hits count provider requests only (control calls are not counted), so a test
 can assert that a private request reached the provider zero times.
 
@@ -63,14 +70,16 @@ class State:
         self.retry_after = "1"
         self.delay = None
         self.last = None
+        self.received = []
 
 
 STATE = State()
 KEY = "test-key"
 
 
-def next_mode(path, headers, body):
+def next_mode(path, headers, body, raw=b""):
     with STATE_LOCK:
+        STATE.received.append(raw.decode("utf-8", "replace"))
         STATE.hits += 1
         STATE.by_path[path] = STATE.by_path.get(path, 0) + 1
         mode = STATE.script.pop(0) if STATE.script else STATE.default
@@ -145,6 +154,9 @@ class Handler(BaseHTTPRequestHandler):
             with STATE_LOCK:
                 self.send_json(200, {"hits": STATE.hits, "by_path": STATE.by_path,
                                      "modes": STATE.modes, "last": STATE.last})
+        elif self.path == "/_received":
+            with STATE_LOCK:
+                self.send_json(200, {"bodies": list(STATE.received)})
         else:
             self.send_json(404, {"error": {"type": "not_found_error", "message": "no such path"}})
 
@@ -177,7 +189,12 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = None
-        mode, retry_after, delay = next_mode(self.path, self.headers, body)
+        mode, retry_after, delay = next_mode(self.path, self.headers, body, raw)
+        flags = set(mode.split("+")[1:])
+        mode = mode.split("+")[0]
+        if mode in ("echo_all", "tiny"):
+            flags.add(mode)
+            mode = "ok"
         anth = kind == "anthropic"
 
         if mode == "reset":
@@ -209,9 +226,12 @@ class Handler(BaseHTTPRequestHandler):
             extra = {"retry-after": retry_after} if status == 429 else None
             return self.error(status, etype, "fake %s" % etype, anth, extra)
 
-        text = "fake reply: " + last_user_text(body)
-        words = text.split(" ")
-        words = [w + (" " if i + 1 < len(words) else "") for i, w in enumerate(words)]
+        text = "fake reply: " + (all_text(body) if "echo_all" in flags else last_user_text(body))
+        if "tiny" in flags:
+            words = [text[i:i + 3] for i in range(0, len(text), 3)]
+        else:
+            words = text.split(" ")
+            words = [w + (" " if i + 1 < len(words) else "") for i, w in enumerate(words)]
         limit = body.get("max_tokens") if anth else (body.get("max_completion_tokens") or body.get("max_tokens"))
         finish = "stop"
         if isinstance(limit, int) and limit < len(words):
@@ -300,6 +320,34 @@ def last_user_text(body):
                 c = "".join(p.get("text", "") for p in c if isinstance(p, dict))
             return str(c)
     return ""
+
+
+def content_text(c):
+    if isinstance(c, list):
+        return "".join(p.get("text", "") for p in c if isinstance(p, dict))
+    return str(c) if c is not None else ""
+
+
+def all_text(body):
+    """Every text of a request: system, each message's content, tool call
+    arguments (OpenAI) / tool_use inputs (Anthropic)."""
+    out = []
+    if isinstance(body.get("system"), (str, list)):
+        out.append(content_text(body["system"]))
+    for m in body["messages"]:
+        c = m.get("content")
+        if isinstance(c, list):
+            for p in c:
+                if isinstance(p, dict) and p.get("type") == "tool_use":
+                    out.append(json.dumps(p.get("input")))
+                elif isinstance(p, dict) and p.get("type") == "tool_result":
+                    out.append(content_text(p.get("content")))
+        t = content_text(c)
+        if t:
+            out.append(t)
+        for call in m.get("tool_calls") or []:
+            out.append(str((call.get("function") or {}).get("arguments", "")))
+    return " | ".join(out)
 
 
 def full_answer(anth, body, text, finish, in_tokens, out_tokens):

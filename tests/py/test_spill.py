@@ -398,7 +398,7 @@ class SuiteA:
         assert u["object"] == "spillway.usage" and u["reference_model"] == CLOUD_MODEL, u
         assert u["requests"]["total"] == len(ls) > 10, (u, len(ls))
         keys = ["time", "request_id", "route", "reason", "model", "tokens_in", "tokens_out",
-                "latency_ms", "cost_usd", "savings_usd", "status"]
+                "latency_ms", "cost_usd", "savings_usd", "status", "redacted", "redacted_kinds"]
         for x in ls:
             assert list(x) == keys, x
         for route in ("local", "cloud", "reject"):

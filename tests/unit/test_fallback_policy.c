@@ -66,7 +66,8 @@ static sw_route_decision decide(sw_router *r, const sw_route_request *q) {
 static void test_router_reasons(void **state) {
     (void)state;
     g_cloud_up = true;
-    sw_key_policy keys[] = {{"sk-private-key", true, false}, {"sk-local-only", false, true}};
+    sw_key_policy keys[] = {{"sk-private-key", true, false, SW_PII_ACTION_INHERIT},
+                            {"sk-local-only", false, true, SW_PII_ACTION_INHERIT}};
     sw_router_policy pol;
     sw_router_policy_default(&pol);
     pol.queue_threshold = 8;
@@ -480,7 +481,7 @@ static void *ledger_writer(void *arg) {
         snprintf(rid, sizeof rid, "t%d-%d", t->id, i);
         sw_ledger_entry e = {0, rid, (i % 2) ? SW_ROUTE_CLOUD : SW_ROUTE_LOCAL,
                              (i % 2) ? SW_REASON_QUEUE_FULL : SW_REASON_DEFAULT,
-                             (i % 2) ? "claude-sonnet-4-5" : "local-llama", 1000, 100, 12.5, false};
+                             (i % 2) ? "claude-sonnet-4-5" : "local-llama", 1000, 100, 12.5, false, 0, 0};
         sw_ledger_record(t->l, &e, NULL, NULL);
     }
     return NULL;
@@ -493,7 +494,7 @@ static void test_ledger(void **state) {
     unlink(path);
     sw_price prices[] = {{"claude-sonnet-4*", 3.0, 15.0}, {"claude-sonnet-4-5", 3.0, 15.0},
                          {"claude*", 100, 100}, {"gpt-4o", 2.5, 10.0}};
-    sw_ledger_params lp = {path, prices, 4, "claude-sonnet-4-5"};
+    sw_ledger_params lp = {path, prices, 4, "claude-sonnet-4-5", NULL};
     sw_ledger *l = NULL;
     sw_err err = {{0}};
     assert_int_equal(sw_ledger_create(&lp, &l, &err), SW_OK);
@@ -506,13 +507,13 @@ static void test_ledger(void **state) {
 
     double cost;
     sw_ledger_entry e = {1700000000.25, "req-1", SW_ROUTE_CLOUD, SW_REASON_OVERFLOW, "gpt-4o",
-                         1000000, 200000, 1534.24, false};
+                         1000000, 200000, 1534.24, false, 0, 0};
     assert_int_equal(sw_ledger_record(l, &e, &cost, &err), SW_OK);
     assert_true(fabs(cost - (2.5 + 2.0)) < 1e-9);
-    sw_ledger_entry e2 = {0, "req-2", SW_ROUTE_LOCAL, SW_REASON_PII, "local-llama", 2000, 1000, 80, false};
+    sw_ledger_entry e2 = {0, "req-2", SW_ROUTE_LOCAL, SW_REASON_PII, "local-llama", 2000, 1000, 80, false, 0, 0};
     assert_int_equal(sw_ledger_record(l, &e2, &cost, &err), SW_OK);
     assert_true(cost == 0);
-    sw_ledger_entry e3 = {0, "req-\"3\"", SW_ROUTE_REJECT, SW_REASON_PRIVATE, "", 5000, 0, 1, true};
+    sw_ledger_entry e3 = {0, "req-\"3\"", SW_ROUTE_REJECT, SW_REASON_PRIVATE, "", 5000, 0, 1, true, 0, 0};
     assert_int_equal(sw_ledger_record(l, &e3, NULL, &err), SW_OK);
     /* concurrent writers: lines stay whole */
     pthread_t th[4];
@@ -590,7 +591,7 @@ static void test_ledger(void **state) {
     assert_int_equal(sw_ledger_create(&lp, &l, &err), SW_E_IO);
     assert_non_null(strstr(err.msg, "/nonexistent-dir/x/ledger.jsonl"));
     sw_price badp[] = {{"m1", -1, 0}};
-    sw_ledger_params lp2 = {NULL, badp, 1, NULL};
+    sw_ledger_params lp2 = {NULL, badp, 1, NULL, NULL};
     assert_int_equal(sw_ledger_create(&lp2, &l, &err), SW_E_INVALID_ARG);
     assert_non_null(strstr(err.msg, "m1"));
     /* totals-only ledger */

@@ -87,7 +87,8 @@ int sw_bench_route_main(int argc, char **argv) {
     sw_router_policy pol;
     sw_router_policy_default(&pol);
     pol.queue_threshold = 64;
-    sw_key_policy keys[] = {{"sk-team-a", false, false}, {"sk-hr", true, false}};
+    sw_key_policy keys[] = {{"sk-team-a", false, false, SW_PII_ACTION_INHERIT},
+                            {"sk-hr", true, false, SW_PII_ACTION_INHERIT}};
     pol.keys = keys;
     pol.n_keys = 2;
     sw_router *r = NULL;

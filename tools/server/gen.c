@@ -118,12 +118,12 @@ static void gen_record(gen_req *g) {
         const char *model = res && res->model[0] ? res->model : sw_cloud_model(s->cloud);
         srv_ledger_add(s, g->o.id, g->route, g->reason, model, res ? res->prompt_tokens : 0,
                        res ? res->completion_tokens : 0, g->t_start,
-                       st != SW_OK || g->cancelled != CANCEL_NONE);
+                       st != SW_OK || g->cancelled != CANCEL_NONE, g->cc);
         return;
     }
     bool ok = !g->lost && (g->finish == SW_FINISH_STOP || g->finish == SW_FINISH_LENGTH);
     srv_ledger_add(s, g->o.id, g->route, g->reason, s->model_id, g->usage.prompt_tokens,
-                   g->usage.completion_tokens, g->t_start, !ok);
+                   g->usage.completion_tokens, g->t_start, !ok, NULL);
 }
 
 static void gen_free(gen_req *g) {
@@ -662,6 +662,7 @@ static void set_spillway(gen_req *g, const job *j) {
                          .monitor = j->have_mon ? &j->mon : NULL};
     if (g->cc) {
         ri.cloud_model = sw_cloud_model(s->cloud);
+        ri.redacted_spans = cloud_call_redacted(g->cc, &ri.redacted_kinds);
         const sw_cloud_result *res = NULL;
         if (cloud_call_done(g->cc)) {
             cloud_call_result(g->cc, &res, NULL);
@@ -826,7 +827,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
     cJSON *body = !cmpl || ptext ? srv_cloud_body(&j->r, ptext) : NULL;
     free(ptext);
     sw_err err = {{0}};
-    if (cloud_call_start(s, body, g->stream, &g->cc, &err) != SW_OK) {
+    if (cloud_call_start(s, body, g->stream, j->d.redact, &g->cc, &err) != SW_OK) {
         g->record = false;
         gen_free(g);
         if (fallback) {
@@ -838,7 +839,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
             return MHD_YES;
         }
         srv_ledger_add(s, j->id_str, SW_ROUTE_CLOUD, reason, sw_cloud_model(s->cloud), 0, 0,
-                       sc->t_start, true);
+                       sc->t_start, true, NULL);
         srv_error e;
         srv_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.msg);
         return srv_respond_error(sc, &e);
@@ -948,7 +949,7 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     if (j.d.route == SW_ROUTE_REJECT) {
         srv_route_reject_error(s, &j.d, &j.r, (int32_t)j.n_ids, &e);
         srv_ledger_add(s, j.id_str, SW_ROUTE_REJECT, j.d.reason, s->model_id, (int64_t)j.n_ids, 0,
-                       sc->t_start, true);
+                       sc->t_start, true, NULL);
         ret = srv_respond_error(sc, &e);
         goto done;
     }

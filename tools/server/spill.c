@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "redact.h"
+
 /* ---- startup and shutdown ---------------------------------------------------------- */
 
 sw_status srv_spill_init(srv *s, sw_err *err) {
@@ -67,7 +69,8 @@ sw_status srv_spill_init(srv *s, sw_err *err) {
     sw_ledger_params lp = {.path = rc->ledger_path,
                            .prices = rc->prices,
                            .n_prices = rc->n_prices,
-                           .reference_model = s->cloud ? sw_cloud_model(s->cloud) : NULL};
+                           .reference_model = s->cloud ? sw_cloud_model(s->cloud) : NULL,
+                           .reference_price = rc->have_reference_price ? &rc->reference_price : NULL};
     if ((st = sw_ledger_create(&lp, &s->ledger, err)) != SW_OK)
         return st == SW_E_INVALID_ARG ? st : sw_err_wrap(err, SW_E_IO, "--ledger");
     return SW_OK;
@@ -200,6 +203,16 @@ char *srv_spillway_json(const srv *s, const srv_route_info *ri) {
             if (ri->cloud_attempts > 0) cJSON_AddNumberToObject(c, "attempts", ri->cloud_attempts);
         }
     }
+    if (ri->redacted_spans) {
+        cJSON *r = cJSON_AddObjectToObject(o, "redacted");
+        cJSON *k = r ? cJSON_AddArrayToObject(r, "kinds") : NULL;
+        if (k) {
+            cJSON_AddNumberToObject(r, "spans", (double)ri->redacted_spans);
+            for (unsigned bit = 1; bit <= SW_PII_ALL; bit <<= 1)
+                if (ri->redacted_kinds & bit)
+                    cJSON_AddItemToArray(k, cJSON_CreateString(sw_pii_kind_str((sw_pii_kind)bit)));
+        }
+    }
     if (ri->cloud_error) {
         cJSON *c = cJSON_AddObjectToObject(o, "cloud_error");
         if (c) {
@@ -217,8 +230,10 @@ char *srv_spillway_json(const srv *s, const srv_route_info *ri) {
 
 void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_reason reason,
                     const char *model, int64_t tokens_in, int64_t tokens_out, double t_start,
-                    bool error) {
+                    bool error, const cloud_call *cc) {
     if (!s->ledger) return;
+    unsigned kinds = 0;
+    size_t spans = cc ? cloud_call_redacted(cc, &kinds) : 0;
     sw_ledger_entry e = {.unix_time = 0,
                          .request_id = request_id,
                          .route = route,
@@ -227,14 +242,49 @@ void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_rea
                          .tokens_in = tokens_in,
                          .tokens_out = tokens_out,
                          .latency_ms = (sw_time_s() - t_start) * 1000.0,
-                         .error = error};
+                         .error = error,
+                         .redacted_spans = (int32_t)SW_MIN(spans, (size_t)INT32_MAX),
+                         .redacted_kinds = kinds};
     sw_err err = {{0}};
     if (sw_ledger_record(s->ledger, &e, NULL, &err) != SW_OK)
         sw_log(SW_LOG_WARN, "ledger: %s", err.msg);
 }
 
+/* GET /v1/usage[?bucket=minute|hour|day[&n=N]]: the totals, and with a
+ * bucket the time series of the last N buckets (default: an hour of
+ * minutes, two days of hours, a month of days). */
 int srv_handle_usage(srv_conn *sc) {
-    return srv_respond(sc, 200, sc->s->ledger ? sw_ledger_usage_json(sc->s->ledger) : NULL, NULL);
+    sw_ledger *l = sc->s->ledger;
+    const char *bucket = MHD_lookup_connection_value(sc->conn, MHD_GET_ARGUMENT_KIND, "bucket");
+    const char *n_arg = MHD_lookup_connection_value(sc->conn, MHD_GET_ARGUMENT_KIND, "n");
+    oai_error e;
+    if (!bucket) {
+        if (n_arg) {
+            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "n",
+                          "'n' needs 'bucket' (minute, hour or day)");
+            return srv_respond_error(sc, &e);
+        }
+        return srv_respond(sc, 200, l ? sw_ledger_usage_json(l) : NULL, NULL);
+    }
+    sw_ledger_bucket b;
+    sw_err err = {{0}};
+    if (sw_ledger_bucket_parse(bucket, &b, &err) != SW_OK) {
+        oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "bucket", "%s", err.msg);
+        return srv_respond_error(sc, &e);
+    }
+    static const int k_default_n[SW_BUCKET_COUNT] = {60, 48, 30};
+    long n = k_default_n[b];
+    if (n_arg) {
+        char *end = NULL;
+        n = strtol(n_arg, &end, 10);
+        if (!*n_arg || *end || n < 1 || n > sw_ledger_bucket_capacity(b)) {
+            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "n",
+                          "'n' must be a whole number of %s buckets from 1 to %d", bucket,
+                          sw_ledger_bucket_capacity(b));
+            return srv_respond_error(sc, &e);
+        }
+    }
+    return srv_respond(sc, 200, l ? sw_ledger_usage_series_json(l, b, (int)n, 0) : NULL, NULL);
 }
 
 /* ---- the cloud request body ------------------------------------------------------------ */
@@ -277,6 +327,10 @@ struct cloud_call {
     srv *s;
     cJSON *body;        /* owned */
     bool stream;
+    /* Redaction (NULL when off): the request's placeholder mapping, and the
+     * restorer of the streamed answer (worker thread only until done). */
+    sw_redactor *red;
+    sw_restore_stream *restore;
     atomic_bool cancel;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -292,6 +346,8 @@ struct cloud_call {
 
 static void cc_free(cloud_call *c) {
     cJSON_Delete(c->body);
+    sw_restore_stream_free(c->restore);
+    sw_redactor_free(c->red); /* wipes the values */
     sbuf_free(&c->text);
     sw_cloud_result_clear(&c->res);
     pthread_cond_destroy(&c->cv);
@@ -308,15 +364,34 @@ void cloud_call_unref(cloud_call *c) {
 }
 
 /* sw_cloud_chunk_fn: runs on the worker thread inside curl's write callback. */
+/* Put a piece of the answer into c->text (under c->mu), its placeholders
+ * restored when the request was redacted. */
+static sw_status add_text(cloud_call *c, const char *text, size_t len, bool last, sw_err *err) {
+    if (!c->restore) {
+        sbuf_add(&c->text, text, len);
+        return SW_OK;
+    }
+    char *out = NULL;
+    size_t n = 0;
+    sw_status st = last ? sw_restore_finish(c->restore, &out, &n, err)
+                        : sw_restore_feed(c->restore, text, len, &out, &n, err);
+    if (st == SW_OK) sbuf_add(&c->text, out, n);
+    free(out);
+    return st;
+}
+
+/* sw_cloud_chunk_fn: runs on the worker thread inside curl's write callback. */
 static sw_status on_chunk(void *user, const sw_cloud_chunk *ch, sw_err *err) {
     cloud_call *c = user;
     if (atomic_load(&c->cancel)) return sw_err_set(err, SW_E_CANCELLED, "the client went away");
     pthread_mutex_lock(&c->mu);
-    if (ch->content && ch->content[0]) sbuf_puts(&c->text, ch->content);
+    sw_status st = SW_OK;
+    if (ch->content && ch->content[0]) st = add_text(c, ch->content, strlen(ch->content), false, err);
     if (ch->finish_reason) snprintf(c->finish, sizeof c->finish, "%s", ch->finish_reason);
     bool oom = c->text.oom;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    if (st != SW_OK) return st;
     return oom ? sw_err_set(err, SW_E_NOMEM, "out of memory buffering the cloud's answer") : SW_OK;
 }
 
@@ -327,7 +402,11 @@ static void *cc_worker(void *arg) {
     sw_status st = sw_cloud_chat(c->s->cloud, c->body, c->stream ? on_chunk : NULL, c, &res, &err);
     if (st != SW_OK)
         sw_log(SW_LOG_INFO, "cloud call failed (%s): %s", sw_status_str(st), err.msg);
+    /* The answer gets its values back before anyone can take it. */
+    if (st == SW_OK && c->red && res.response)
+        st = sw_restore_chat_response(c->red, res.response, &err);
     pthread_mutex_lock(&c->mu);
+    if (st == SW_OK && c->restore) st = add_text(c, NULL, 0, true, &err); /* the held tail */
     c->res = res; /* takes res.response */
     c->err = err;
     c->st = st;
@@ -340,7 +419,27 @@ static void *cc_worker(void *arg) {
     return NULL;
 }
 
-sw_status cloud_call_start(srv *s, cJSON *body, bool stream, cloud_call **out, sw_err *err) {
+/* Redact c->body before it leaves; the mapping stays in c. */
+static sw_status cc_redact(cloud_call *c, sw_err *err) {
+    sw_status st = sw_redactor_create(sw_router_pii(c->s->router), &c->red, err);
+    if (st == SW_OK) st = sw_redact_chat_body(c->red, c->body, err);
+    if (st == SW_OK && c->stream) st = sw_restore_stream_create(c->red, &c->restore, err);
+    if (st != SW_OK) return sw_err_wrap(err, st, "redacting the request for the cloud");
+    /* counts and kinds only: never the values */
+    char kinds[64] = "";
+    sw_pii_kinds_str(sw_redactor_kinds(c->red), kinds, sizeof kinds);
+    sw_log(SW_LOG_DEBUG, "cloud call: %zu span(s) of personal data redacted (%s)",
+           sw_redactor_spans(c->red), kinds[0] ? kinds : "none");
+    return SW_OK;
+}
+
+size_t cloud_call_redacted(const cloud_call *c, unsigned *kinds) {
+    if (kinds) *kinds = c && c->red ? sw_redactor_kinds(c->red) : 0;
+    return c && c->red ? sw_redactor_spans(c->red) : 0;
+}
+
+sw_status cloud_call_start(srv *s, cJSON *body, bool stream, bool redact, cloud_call **out,
+                           sw_err *err) {
     *out = NULL;
     if (!body) return sw_err_set(err, SW_E_NOMEM, "out of memory building the cloud request");
     cloud_call *c = calloc(1, sizeof *c);
@@ -354,6 +453,11 @@ sw_status cloud_call_start(srv *s, cJSON *body, bool stream, cloud_call **out, s
     c->refs = 2; /* the caller's and the worker's */
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    sw_status st = redact ? cc_redact(c, err) : SW_OK;
+    if (st != SW_OK) {
+        cc_free(c);
+        return st;
+    }
     atomic_fetch_add(&s->cloud_workers, 1);
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -54,18 +54,25 @@ typedef struct srv_route_info {
     int cloud_error_status;
     const char *cloud_error_type;
     const char *cloud_error;              /* message, scrubbed of the key by the library */
+    /* personal data replaced by placeholders before the request went out */
+    size_t redacted_spans;
+    unsigned redacted_kinds;
 } srv_route_info;
 
 /* {"route":..,"reason":..,"message":..,"monitor":{..,"thresholds":{..}},
- *  "cloud":{"provider":..,"model":..,"attempts":..},"cloud_error":{..}}
+ *  "cloud":{"provider":..,"model":..,"attempts":..},"cloud_error":{..},
+ *  "redacted":{"spans":N,"kinds":["email",..]}}
  * as a malloc'd string (caller frees), NULL when out of memory. */
 char *srv_spillway_json(const srv *s, const srv_route_info *ri);
 
-/* One ledger line (and totals). A failed write is logged, not returned: the
- * request itself succeeded. */
+typedef struct cloud_call cloud_call;
+
+/* One ledger line (and totals). cc: the cloud call that answered (its
+ * redaction counts go into the line), NULL otherwise. A failed write is
+ * logged, not returned: the request itself succeeded. */
 void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_reason reason,
                     const char *model, int64_t tokens_in, int64_t tokens_out, double t_start,
-                    bool error);
+                    bool error, const cloud_call *cc);
 
 /* ---- cloud requests ---- */
 
@@ -77,11 +84,17 @@ cJSON *srv_cloud_body(const srv_request *r, const char *prompt_text);
 
 /* A cloud call running sw_cloud_chat on its own detached thread. Reference
  * counted: the worker holds one reference, the caller the other. */
-typedef struct cloud_call cloud_call;
 
 /* Start it; body is taken (freed by the call). stream: ask the provider for
- * SSE and collect content as it arrives. */
-sw_status cloud_call_start(srv *s, cJSON *body, bool stream, cloud_call **out, sw_err *err);
+ * SSE and collect content as it arrives. redact: replace the personal data
+ * in the body by placeholders before it leaves (fallback/redact.h), and put
+ * the values back into the answer as it arrives, so that the text taken
+ * from the call is already restored; the mapping lives in the call and dies
+ * with it. A redaction failure fails the start (nothing is sent). */
+sw_status cloud_call_start(srv *s, cJSON *body, bool stream, bool redact, cloud_call **out,
+                           sw_err *err);
+/* Spans replaced in the request, and their kinds (0 when not redacted). */
+size_t cloud_call_redacted(const cloud_call *c, unsigned *kinds);
 /* Wait up to slice_s for news; append content that arrived since the last
  * take to text; copy a finish_reason into finish (when one arrived). Returns
  * true once the call is over (then cloud_call_result is valid). */
