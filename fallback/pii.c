@@ -417,7 +417,7 @@ sw_status sw_pii_find_all(const sw_pii *p, const char *text, size_t len, sw_pii_
     }
     /* Overlaps between detectors (an IBAN's digits can pass as a card): the
      * span that starts first wins, then the longer one. */
-    qsort(c.m, c.n, sizeof *c.m, by_offset);
+    if (c.n > 1) qsort(c.m, c.n, sizeof *c.m, by_offset);
     size_t kept = 0, end = 0;
     for (size_t i = 0; i < c.n; i++) {
         if (kept && c.m[i].offset < end) continue;

@@ -3,8 +3,9 @@
 # apt-get (only when one is missing). With --test, also a Python virtualenv
 # (.venv) with the test-only packages pinned in tests/requirements.txt (gguf
 # reference reader, numpy, the official openai and anthropic clients, jinja2,
-# jsonschema). Serving needs no Python package. Safe to run again; does nothing
-# when all is present.
+# jsonschema), and Debian's chromium for the web page's browser test
+# (tests/py/test_web.py drives it headless over the DevTools pipe). Serving
+# needs neither. Safe to run again; does nothing when all is present.
 #   scripts/install-deps.sh          build + serve dependencies
 #   scripts/install-deps.sh --test   also the test virtualenv
 set -euo pipefail
@@ -14,6 +15,7 @@ PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libpcre2-dev
       libcmocka-dev libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools
       python3 python3-venv python3-pip clang libclang-rt-14-dev)
+[ "${1:-}" = "--test" ] && PKGS+=(chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -65,6 +65,13 @@ static const route *find_route(const char *url, char **arg) {
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
         if (strlen(k_routes[i].path) == n && !strncmp(url, k_routes[i].path, n))
             return &k_routes[i];
+    /* the web page: "/" is its index, "/web/NAME" its files */
+    static const route web_route = {"/", EP_WEB, "GET", "/web"};
+    if (!strcmp(url, "/")) return &web_route;
+    if (n > 5 && !strncmp(url, "/web/", 5) && !memchr(url + 5, '/', n - 5)) {
+        *arg = strndup(url + 5, n - 5);
+        return &web_route;
+    }
     static const route model_route = {"/v1/models/", EP_MODEL, "GET", "/v1/models/{id}"};
     const char *prefixes[] = {"/v1/models/", "/models/"};
     for (int i = 0; i < 2; i++) {
@@ -215,14 +222,15 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, srv_e
                       "method %.20s is not allowed on %.200s; use %s", method, url, want);
         return true;
     }
-    if (sc->endpoint != EP_HEALTH && !authorized(s, sc->conn)) {
+    /* the page itself holds nothing secret: it asks for the key */
+    if (sc->endpoint != EP_HEALTH && sc->endpoint != EP_WEB && !authorized(s, sc->conn)) {
         srv_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
                       "missing or incorrect API key: send 'Authorization: Bearer <key>'");
         return true;
     }
     int st = atomic_load(&s->state);
     if (sc->endpoint != EP_HEALTH && sc->endpoint != EP_METRICS && sc->endpoint != EP_USAGE &&
-        st != SRV_READY) {
+        sc->endpoint != EP_WEB && st != SRV_READY) {
         if (st == SRV_LOADING)
             srv_error_set(e, 503, "server_error", "model_loading", NULL,
                           "the model is still loading; retry shortly");
@@ -283,6 +291,7 @@ static int dispatch(srv_conn *sc) {
     case EP_TOKENIZE: return srv_handle_tokenize(sc);
     case EP_DETOKENIZE: return srv_handle_detokenize(sc);
     case EP_USAGE: return srv_handle_usage(sc);
+    case EP_WEB: return srv_handle_web(sc);
     default: break;
     }
     srv_error e;

@@ -104,6 +104,7 @@ typedef enum srv_endpoint {
     EP_TOKENIZE,    /* POST /tokenize */
     EP_DETOKENIZE,  /* POST /detokenize */
     EP_USAGE,       /* GET /v1/usage: the cost ledger's totals */
+    EP_WEB,         /* GET / and /web/NAME: the built-in page (web.c); no key needed */
 } srv_endpoint;
 
 /* Per-request context of the HTTP layer, visible to the handlers. */
@@ -172,6 +173,7 @@ int srv_handle_tokenize(srv_conn *sc);
 int srv_handle_detokenize(srv_conn *sc);
 int srv_handle_metrics(srv_conn *sc);
 int srv_handle_usage(srv_conn *sc); /* spill.c */
+int srv_handle_web(srv_conn *sc);   /* web.c */
 
 /* Resolve a request's "model" value: NULL/absent is the served model;
  * otherwise it must match the alias or the file name (with or without
