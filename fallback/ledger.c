@@ -1,6 +1,8 @@
 /* ledger.c — JSONL cost ledger and running totals (ledger.h). */
 #include "ledger.h"
 
+#include "sw_strbuf.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -437,92 +439,49 @@ char *sw_ledger_usage_series_json(sw_ledger *l, sw_ledger_bucket b, int n, doubl
     return print_free(o);
 }
 
-/* A growable string for the Prometheus text. */
-typedef struct pbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} pbuf;
-
-static void pb_printf(pbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void pb_printf(pbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 char *sw_ledger_prometheus(sw_ledger *l) {
     sw_ledger_totals t;
     sw_ledger_totals_get(l, &t);
-    pbuf b = {0};
-    pb_printf(&b, "# HELP spillway_route_requests_total Finished requests by route and reason.\n"
+    sw_strbuf b = {0};
+    sw_strbuf_printf(&b, "# HELP spillway_route_requests_total Finished requests by route and reason.\n"
                   "# TYPE spillway_route_requests_total counter\n");
     for (int r = 0; r < SW_ROUTE_COUNT; r++)
         for (int k = 0; k < SW_REASON_COUNT; k++)
             if (t.by_reason[r][k])
-                pb_printf(&b, "spillway_route_requests_total{route=\"%s\",reason=\"%s\"} %llu\n",
+                sw_strbuf_printf(&b, "spillway_route_requests_total{route=\"%s\",reason=\"%s\"} %llu\n",
                           sw_route_str((sw_route)r), sw_route_reason_str((sw_route_reason)k),
                           (unsigned long long)t.by_reason[r][k]);
-    pb_printf(&b, "# HELP spillway_route_errors_total Finished requests that failed.\n"
+    sw_strbuf_printf(&b, "# HELP spillway_route_errors_total Finished requests that failed.\n"
                   "# TYPE spillway_route_errors_total counter\n"
                   "spillway_route_errors_total %llu\n", (unsigned long long)t.errors);
-    pb_printf(&b, "# HELP spillway_route_tokens_total Tokens by route and direction.\n"
+    sw_strbuf_printf(&b, "# HELP spillway_route_tokens_total Tokens by route and direction.\n"
                   "# TYPE spillway_route_tokens_total counter\n");
     for (int r = 0; r < SW_ROUTE_COUNT; r++) {
         if (r == SW_ROUTE_REJECT) continue;
-        pb_printf(&b, "spillway_route_tokens_total{route=\"%s\",direction=\"input\"} %lld\n",
+        sw_strbuf_printf(&b, "spillway_route_tokens_total{route=\"%s\",direction=\"input\"} %lld\n",
                   sw_route_str((sw_route)r), (long long)t.tokens_in[r]);
-        pb_printf(&b, "spillway_route_tokens_total{route=\"%s\",direction=\"output\"} %lld\n",
+        sw_strbuf_printf(&b, "spillway_route_tokens_total{route=\"%s\",direction=\"output\"} %lld\n",
                   sw_route_str((sw_route)r), (long long)t.tokens_out[r]);
     }
-    pb_printf(&b, "# HELP spillway_cloud_cost_usd_total Money spent on the cloud provider.\n"
+    sw_strbuf_printf(&b, "# HELP spillway_cloud_cost_usd_total Money spent on the cloud provider.\n"
                   "# TYPE spillway_cloud_cost_usd_total counter\n"
                   "spillway_cloud_cost_usd_total %.9g\n", t.cost_usd);
-    pb_printf(&b, "# HELP spillway_cloud_savings_usd_total What locally served tokens would "
+    sw_strbuf_printf(&b, "# HELP spillway_cloud_savings_usd_total What locally served tokens would "
                   "have cost on the cloud model.\n"
                   "# TYPE spillway_cloud_savings_usd_total counter\n"
                   "spillway_cloud_savings_usd_total %.9g\n", t.savings_usd);
-    pb_printf(&b, "# HELP spillway_pii_redacted_requests_total Requests sent to the cloud with "
+    sw_strbuf_printf(&b, "# HELP spillway_pii_redacted_requests_total Requests sent to the cloud with "
                   "personal data replaced by placeholders.\n"
                   "# TYPE spillway_pii_redacted_requests_total counter\n"
                   "spillway_pii_redacted_requests_total %llu\n",
               (unsigned long long)t.redacted_requests);
-    pb_printf(&b, "# HELP spillway_pii_redacted_spans_total Spans of personal data replaced by "
+    sw_strbuf_printf(&b, "# HELP spillway_pii_redacted_spans_total Spans of personal data replaced by "
                   "placeholders.\n"
                   "# TYPE spillway_pii_redacted_spans_total counter\n"
                   "spillway_pii_redacted_spans_total %llu\n",
               (unsigned long long)t.redacted_spans);
-    pb_printf(&b, "# HELP spillway_ledger_write_errors_total Ledger lines that could not be written.\n"
+    sw_strbuf_printf(&b, "# HELP spillway_ledger_write_errors_total Ledger lines that could not be written.\n"
                   "# TYPE spillway_ledger_write_errors_total counter\n"
                   "spillway_ledger_write_errors_total %llu\n", (unsigned long long)t.write_errors);
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    return sw_strbuf_take(&b);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sw_stb_ds.h"
+#include "sw_strbuf.h"
 
 /* Placeholder names, in the order of the kind bits (pii.h). */
 static const struct {
@@ -194,48 +195,24 @@ done:
     return idx;
 }
 
-/* A growable output string. */
-typedef struct obuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} obuf;
-
-static void ob_add(obuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-/* Hand the buffer out as *out (an empty string when nothing was added). */
-static sw_status ob_take(obuf *b, char **out, size_t *out_len, sw_err *err, const char *what) {
-    ob_add(b, "", 0);
+/* Hand the buffer out as *out (an empty string when nothing was added); on
+ * failure wipe what it held (it may be private text). */
+static sw_status ob_take(sw_strbuf *b, char **out, size_t *out_len, sw_err *err, const char *what) {
+    size_t n = b->len;
     if (b->oom) {
-        if (b->p) wipe(b->p, b->n);
-        free(b->p);
+        sw_strbuf_wipe(b);
         return sw_err_set(err, SW_E_NOMEM, "%s: out of memory", what);
     }
-    *out = b->p;
-    if (out_len) *out_len = b->n;
+    *out = sw_strbuf_take(b);
+    if (!*out) return sw_err_set(err, SW_E_NOMEM, "%s: out of memory", what);
+    if (out_len) *out_len = n;
     return SW_OK;
 }
 
 static sw_status redact_span_list(sw_redactor *r, const char *text, size_t len,
                                   const sw_pii_match *m, size_t n, char **out, size_t *out_len,
                                   sw_err *err) {
-    obuf b = {0};
+    sw_strbuf b = {0};
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
         int k = kind_index(m[i].kind);
@@ -244,13 +221,13 @@ static sw_status redact_span_list(sw_redactor *r, const char *text, size_t len,
             b.oom = true;
             break;
         }
-        ob_add(&b, text + at, m[i].offset - at);
-        ob_add(&b, r->entries[e].ph, r->entries[e].ph_len);
+        sw_strbuf_add(&b, text + at, m[i].offset - at);
+        sw_strbuf_add(&b, r->entries[e].ph, r->entries[e].ph_len);
         at = m[i].offset + m[i].len;
         r->spans++;
         r->kinds |= (unsigned)m[i].kind;
     }
-    ob_add(&b, text + at, len - at);
+    sw_strbuf_add(&b, text + at, len - at);
     return ob_take(&b, out, out_len, err, "redaction");
 }
 
@@ -358,22 +335,22 @@ sw_status sw_redact_chat_body(sw_redactor *r, cJSON *body, sw_err *err) {
 /* Copy text to b with every issued placeholder replaced by its value. When
  * hold is given, a tail that is a proper prefix of an issued placeholder is
  * not copied: its offset goes to *hold (else *hold = len). */
-static void restore_into(const sw_redactor *r, const char *text, size_t len, obuf *b,
+static void restore_into(const sw_redactor *r, const char *text, size_t len, sw_strbuf *b,
                          size_t *hold) {
     size_t i = 0;
     if (hold) *hold = len;
     while (i < len) {
         const char *lb = memchr(text + i, '[', len - i);
         if (!lb) {
-            ob_add(b, text + i, len - i);
+            sw_strbuf_add(b, text + i, len - i);
             return;
         }
         size_t j = (size_t)(lb - text);
-        ob_add(b, text + i, j - i);
+        sw_strbuf_add(b, text + i, j - i);
         size_t plen = 0;
         int e = issued_at(r, text + j, len - j, &plen);
         if (e >= 0) {
-            ob_add(b, r->entries[e].value, r->entries[e].len);
+            sw_strbuf_add(b, r->entries[e].value, r->entries[e].len);
             i = j + plen;
             continue;
         }
@@ -381,7 +358,7 @@ static void restore_into(const sw_redactor *r, const char *text, size_t len, obu
             *hold = j; /* a placeholder has no second '[': nothing after j is free */
             return;
         }
-        ob_add(b, "[", 1);
+        sw_strbuf_add(b, "[", 1);
         i = j + 1;
     }
 }
@@ -391,7 +368,7 @@ sw_status sw_restore_text(const sw_redactor *r, const char *text, size_t len, ch
     if (out) *out = NULL;
     if (out_len) *out_len = 0;
     if (!r || !out || (!text && len)) return sw_err_set(err, SW_E_INVALID_ARG, "sw_restore_text: NULL argument");
-    obuf b = {0};
+    sw_strbuf b = {0};
     restore_into(r, text, len, &b, NULL);
     return ob_take(&b, out, out_len, err, "restoring placeholders");
 }
@@ -451,7 +428,7 @@ sw_status sw_restore_feed(sw_restore_stream *s, const char *chunk, size_t len, c
     if (!joined) return sw_err_set(err, SW_E_NOMEM, "restoring placeholders: out of memory");
     memcpy(joined, s->hold, s->n_hold);
     if (len) memcpy(joined + s->n_hold, chunk, len);
-    obuf b = {0};
+    sw_strbuf b = {0};
     size_t hold = n;
     restore_into(s->r, joined, n, &b, &hold);
     s->n_hold = n - hold; /* < PH_CAP: it is a proper prefix of a placeholder */
@@ -465,8 +442,8 @@ sw_status sw_restore_finish(sw_restore_stream *s, char **out, size_t *out_len, s
     if (out) *out = NULL;
     if (out_len) *out_len = 0;
     if (!s || !out) return sw_err_set(err, SW_E_INVALID_ARG, "sw_restore_finish: NULL argument");
-    obuf b = {0};
-    ob_add(&b, s->hold, s->n_hold);
+    sw_strbuf b = {0};
+    sw_strbuf_add(&b, s->hold, s->n_hold);
     wipe(s->hold, sizeof s->hold);
     s->n_hold = 0;
     return ob_take(&b, out, out_len, err, "restoring placeholders");

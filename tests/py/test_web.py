@@ -187,6 +187,16 @@ def start_browser():
         skip(f"Chromium cannot run here: {e}")
 
 
+def browser_and_server(model, *args):
+    """Chromium first (a skip must not leave a server behind), then the server."""
+    b = start_browser()
+    try:
+        return b, Server(model, *args)
+    except BaseException:
+        b.close()
+        raise
+
+
 def out_dir():
     bin_dir = os.environ.get("SW_BIN_DIR") or os.path.dirname(server_bin())
     return os.path.join(os.path.dirname(os.path.abspath(bin_dir)), "test-output")
@@ -225,12 +235,7 @@ def test_assets(port):
 
 
 def test_page(model):
-    b = start_browser()
-    try:
-        srv = Server(model, "--model-alias", HOSTILE)
-    except BaseException:
-        b.close()
-        raise
+    b, srv = browser_and_server(model, "--model-alias", HOSTILE)
     try:
         port = srv.port
         test_assets(port)
@@ -284,12 +289,7 @@ def test_page(model):
 
 def test_api_key(model):
     key = "sk-web-SECRET-4242"
-    b = start_browser()
-    try:
-        srv = Server(model, "--api-key", key)
-    except BaseException:
-        b.close()
-        raise
+    b, srv = browser_and_server(model, "--api-key", key)
     try:
         port = srv.port
         for path in ("/", "/web/app.js", "/web/style.css", "/web/auth.json"):
