@@ -137,6 +137,10 @@ int srv_respond_error(srv_conn *sc, const srv_error *e) {
     return srv_respond(sc, e->status, srv_writer_for(sc->wire)->error_json(e), NULL);
 }
 
+const char *srv_query(srv_conn *sc, const char *name) {
+    return MHD_lookup_connection_value(sc->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 bool srv_conn_hung_up(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);

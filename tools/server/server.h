@@ -138,6 +138,10 @@ int srv_respond_error(srv_conn *sc, const srv_error *e);
 struct MHD_Response;
 void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r);
 
+/* A query-string argument of the request ("?bucket=hour" -> "hour"),
+ * decoded; NULL when absent. Borrowed for the request's lifetime. */
+const char *srv_query(srv_conn *sc, const char *name);
+
 /* Whether the peer of c has closed its end (checked without blocking). */
 bool srv_conn_hung_up(struct MHD_Connection *c);
 /* The routing hints the connection carries: X-Spillway-Private and the

@@ -255,12 +255,12 @@ void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_rea
  * minutes, two days of hours, a month of days). */
 int srv_handle_usage(srv_conn *sc) {
     sw_ledger *l = sc->s->ledger;
-    const char *bucket = MHD_lookup_connection_value(sc->conn, MHD_GET_ARGUMENT_KIND, "bucket");
-    const char *n_arg = MHD_lookup_connection_value(sc->conn, MHD_GET_ARGUMENT_KIND, "n");
-    oai_error e;
+    const char *bucket = srv_query(sc, "bucket");
+    const char *n_arg = srv_query(sc, "n");
+    srv_error e;
     if (!bucket) {
         if (n_arg) {
-            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "n",
+            srv_error_set(&e, 400, "invalid_request_error", "invalid_value", "n",
                           "'n' needs 'bucket' (minute, hour or day)");
             return srv_respond_error(sc, &e);
         }
@@ -269,7 +269,7 @@ int srv_handle_usage(srv_conn *sc) {
     sw_ledger_bucket b;
     sw_err err = {{0}};
     if (sw_ledger_bucket_parse(bucket, &b, &err) != SW_OK) {
-        oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "bucket", "%s", err.msg);
+        srv_error_set(&e, 400, "invalid_request_error", "invalid_value", "bucket", "%s", err.msg);
         return srv_respond_error(sc, &e);
     }
     static const int k_default_n[SW_BUCKET_COUNT] = {60, 48, 30};
@@ -278,7 +278,7 @@ int srv_handle_usage(srv_conn *sc) {
         char *end = NULL;
         n = strtol(n_arg, &end, 10);
         if (!*n_arg || *end || n < 1 || n > sw_ledger_bucket_capacity(b)) {
-            oai_error_set(&e, 400, "invalid_request_error", "invalid_value", "n",
+            srv_error_set(&e, 400, "invalid_request_error", "invalid_value", "n",
                           "'n' must be a whole number of %s buckets from 1 to %d", bucket,
                           sw_ledger_bucket_capacity(b));
             return srv_respond_error(sc, &e);

@@ -59,8 +59,8 @@ int srv_handle_web(srv_conn *sc) {
     }
     const srv_web_asset *a = srv_web_find(name);
     if (!a) {
-        oai_error e;
-        oai_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
+        srv_error e;
+        srv_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
                       "no such file in the web page: %.100s", name);
         return srv_respond_error(sc, &e);
     }
