@@ -212,6 +212,32 @@ class Suite:
         assert KEY not in log
 
 
+def test_escalation(model, fake):
+    """A redact request answered locally first: when the monitor distrusts the
+    local answer, the escalated cloud call is redacted too."""
+    fake.reset()
+    rc = {"pii": {"action": "redact"},
+          # min_mean_logprob 0: every answer of min_tokens tokens escalates
+          "monitor": {"probe_tokens": 4, "min_tokens": 2, "min_mean_logprob": 0},
+          "cloud": {"max_attempts": 1}}
+    srv = Server(model, "--ctx", "512", "--cloud-provider", "anthropic", "--cloud-url", fake.url,
+                 "--cloud-model", CLOUD_MODEL, "--cloud-key-env", KEY_ENV,
+                 "--route-config", write_json("privacy-esc.json", rc), env={KEY_ENV: KEY})
+    try:
+        body = chat_body(TEXT, max_tokens=16)
+        st, h, data = request(srv.port, "POST", "/v1/chat/completions", body)
+        r = json.loads(data)
+        assert st == 200 and route_of(h) == "cloud; reason=low_confidence", (st, h, r)
+        assert answer_text(r).startswith("fake reply: Customer jane.doe@example.com"), r
+        assert r["spillway"]["redacted"]["spans"] == 10, r["spillway"]
+        st, events, raw = sse_events(srv.port, "/v1/chat/completions", dict(body, stream=True))
+        assert st == 200 and stream_text(events).startswith("fake reply: Customer jane.doe@"), raw[:300]
+        assert fake.hits() == 2
+        assert_nothing_left(fake)
+    finally:
+        assert srv.stop() == 0
+
+
 def test_no_cloud(model):
     """No cloud at all: every request is counted, savings at reference_price,
     and the time series has them."""
@@ -265,6 +291,7 @@ def main():
         names = sorted(n for n in dir(suite) if n.startswith("test_"))
         names.sort(key=lambda n: n == "test_ledger_and_log")
         tests = [(n, getattr(suite, n)) for n in names]
+        tests.append(("test_escalation", lambda: test_escalation(model, fake)))
         tests.append(("test_no_cloud", lambda: test_no_cloud(model)))
         only = os.environ.get("SW_TEST_ONLY")
         if only:
