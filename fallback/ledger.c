@@ -328,7 +328,6 @@ static void add_totals(cJSON *o, const sw_ledger_totals *t) {
     cJSON_AddNumberToObject(o, "errors", (double)t->errors);
     cJSON *tok = cJSON_AddObjectToObject(o, "tokens");
     for (int r = 0; r < SW_ROUTE_COUNT; r++) {
-        if (r == SW_ROUTE_REJECT) continue;
         cJSON *x = cJSON_AddObjectToObject(tok, sw_route_str((sw_route)r));
         cJSON_AddNumberToObject(x, "input", (double)t->tokens_in[r]);
         cJSON_AddNumberToObject(x, "output", (double)t->tokens_out[r]);
@@ -457,7 +456,6 @@ char *sw_ledger_prometheus(sw_ledger *l) {
     sw_strbuf_printf(&b, "# HELP spillway_route_tokens_total Tokens by route and direction.\n"
                   "# TYPE spillway_route_tokens_total counter\n");
     for (int r = 0; r < SW_ROUTE_COUNT; r++) {
-        if (r == SW_ROUTE_REJECT) continue;
         sw_strbuf_printf(&b, "spillway_route_tokens_total{route=\"%s\",direction=\"input\"} %lld\n",
                   sw_route_str((sw_route)r), (long long)t.tokens_in[r]);
         sw_strbuf_printf(&b, "spillway_route_tokens_total{route=\"%s\",direction=\"output\"} %lld\n",

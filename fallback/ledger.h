@@ -99,7 +99,8 @@ void sw_ledger_totals_get(sw_ledger *l, sw_ledger_totals *out);
 /* The totals as the body of GET /v1/usage:
  *   {"object":"spillway.usage","requests":{"total":N,"local":..,"cloud":..,"reject":..},
  *    "reasons":{"local":{"default":..},"cloud":{"overflow":..}},"errors":N,
- *    "tokens":{"local":{"input":..,"output":..},"cloud":{...}},
+ *    "tokens":{"local":{"input":..,"output":..},"cloud":{...},"reject":{...}},
+ *    (reject: the prompt tokens that were refused)
  *    "cost_usd":..,"savings_usd":..,"redacted":{"requests":..,"spans":..},
  *    "reference_model":".."|null,
  *    "reference_price":{"input":..,"output":..}|null}

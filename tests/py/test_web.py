@@ -258,7 +258,9 @@ def test_page(model):
                "the request count of /v1/usage")
         reasons = b.eval("[...document.querySelectorAll('#chart-reasons text')].map(t => t.textContent)")
         assert "local · default" in reasons and "reject · cloud_unavailable" in reasons, reasons
-        assert b.eval("document.querySelectorAll('#chart-tokens rect').length") > 0
+        for chart in ("requests", "tokens"):  # split local / rejected (no cloud here)
+            for cls in ("local-fill", "reject-fill"):
+                assert b.eval(f"document.querySelectorAll('#chart-{chart} rect.{cls}').length") > 0, (chart, cls)
         assert b.eval("document.querySelectorAll('#chart-money polyline').length") == 2
         assert b.eval("document.getElementById('breakeven-text').textContent.length") > 0
         # the hostile model name is text, not markup

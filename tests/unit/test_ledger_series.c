@@ -186,6 +186,7 @@ static void test_series(void **state) {
     assert_true(fabs(num(p1, "cost_usd") - (100 * 3.0 + 50 * 15.0) / 1e6) < 1e-15);
     assert_int_equal((int)num(p1, "redacted.spans"), 2);
     assert_int_equal((int)num(p2, "requests.reject"), 1);
+    assert_int_equal((int)num(p2, "tokens.reject.input"), 7); /* the refused prompt */
     assert_int_equal((int)num(p2, "errors"), 1);
     /* the series sums to the totals */
     assert_int_equal((int)num(u, "requests.total"), 4);

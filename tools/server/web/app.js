@@ -144,7 +144,7 @@ function hbars(svg, items) {
 function densify(series) {
   const xs = [], byT = new Map(series.points.map((p) => [p.t, p]));
   for (let t = series.start; t < series.end; t += series.bucket_s) xs.push(t);
-  const zero = { requests: {}, tokens: { local: {}, cloud: {} }, cost_usd: 0, savings_usd: 0 };
+  const zero = { requests: {}, tokens: { local: {}, cloud: {}, reject: {} }, cost_usd: 0, savings_usd: 0 };
   return { xs, pts: xs.map((t) => byT.get(t) || zero) };
 }
 
@@ -158,7 +158,8 @@ function drawUsage(u) {
   const tok = (r) => d.pts.map((p) => (p.tokens[r].input || 0) + (p.tokens[r].output || 0));
   stackedBars($("chart-tokens"), d.xs, [
     { name: "local", cls: "local-fill", values: tok("local") },
-    { name: "cloud", cls: "cloud-fill", values: tok("cloud") }], b);
+    { name: "cloud", cls: "cloud-fill", values: tok("cloud") },
+    { name: "rejected", cls: "reject-fill", values: tok("reject") }], b);
   const items = [];
   for (const route of ["local", "cloud", "reject"])
     for (const [reason, n] of Object.entries(u.reasons[route] || {}))
