@@ -459,8 +459,10 @@ static void result_from_response(sw_cloud_result *res) {
     if (cJSON_IsString(m)) snprintf(res->model, sizeof res->model, "%s", m->valuestring);
 }
 
-sw_status sw_cloud_chat(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chunk, void *user,
-                        sw_cloud_result *res, sw_err *err) {
+/* One call with retries. native: req is a Messages body for an Anthropic
+ * provider (passed through); else an OpenAI chat body mapped to the provider. */
+static sw_status cloud_run(sw_cloud *c, const cJSON *req, bool native, sw_cloud_chunk_fn on_chunk,
+                           void *user, sw_cloud_result *res, sw_err *err) {
     if (!res) return sw_err_set(err, SW_E_INVALID_ARG, "sw_cloud_chat: res is NULL");
     memset(res, 0, sizeof *res);
     res->retry_after_s = -1;
@@ -481,7 +483,13 @@ sw_status sw_cloud_chat(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chun
         return sw_err_set(err, SW_E_NOT_FOUND, "%s: environment variable %s is not set", prov, c->key_env);
     }
     bool stream = on_chunk != NULL;
-    cJSON *body = c->p.provider == SW_PROVIDER_ANTHROPIC
+    if (native && c->p.provider != SW_PROVIDER_ANTHROPIC) {
+        res->client_status = 500;
+        res->error_type = "internal_error";
+        return sw_err_set(err, SW_E_INVALID_ARG, "%s: a Messages body needs an anthropic provider", prov);
+    }
+    cJSON *body = native ? sw_wire_anthropic_native(req, c->model, stream, err)
+                  : c->p.provider == SW_PROVIDER_ANTHROPIC
                       ? sw_wire_anthropic_request(req, c->model, c->p.default_max_tokens, stream, err)
                       : sw_wire_openai_request(req, c->model, stream, !c->p.no_stream_usage, err);
     if (!body) {
@@ -541,6 +549,16 @@ sw_status sw_cloud_chat(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chun
     res->latency_s = sw_time_s() - wall0;
     redact(err->msg, c->key);
     return st;
+}
+
+sw_status sw_cloud_chat(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chunk, void *user,
+                        sw_cloud_result *res, sw_err *err) {
+    return cloud_run(c, req, false, on_chunk, user, res, err);
+}
+
+sw_status sw_cloud_messages(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chunk, void *user,
+                            sw_cloud_result *res, sw_err *err) {
+    return cloud_run(c, req, true, on_chunk, user, res, err);
 }
 
 char *sw_cloud_error_json(const sw_cloud_result *res, sw_status st, const sw_err *err) {

@@ -99,7 +99,8 @@ void sw_cloud_result_clear(sw_cloud_result *r); /* frees response, zeroes */
 /* Run one chat request. req (borrowed) is the client's OpenAI chat body; its
  * "model" is replaced by ours, its "stream" by (on_chunk != NULL).
  * Streaming: on_chunk receives OpenAI chat.completion.chunk objects: a first
- * chunk with the assistant role, content chunks, a chunk with finish_reason,
+ * chunk with the assistant role, content chunks (and tool-call parts: see
+ * sw_cloud_chunk), a chunk with finish_reason,
  * and a trailing usage chunk (choices: [], is_usage) that the server forwards
  * only when its client asked for stream_options.include_usage.
  * Statuses: SW_OK; SW_E_NOT_FOUND (no key); SW_E_BUSY (breaker open, or still
@@ -110,6 +111,15 @@ void sw_cloud_result_clear(sw_cloud_result *r); /* frees response, zeroes */
  * filled in every case; err names the provider and what failed. */
 sw_status sw_cloud_chat(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chunk, void *user,
                         sw_cloud_result *res, sw_err *err);
+
+/* sw_cloud_chat for a request in Anthropic's own format: req (borrowed) is a
+ * Messages body, sent to an Anthropic provider as it is (content blocks,
+ * tools, tool_choice...) with our model name and the stream flag and without
+ * the "spillway" extension (sw_wire_anthropic_native). The answer comes back
+ * in the OpenAI shape like sw_chat's, tool_use blocks as tool calls and the
+ * stop sequence kept. SW_E_INVALID_ARG for an OpenAI-compatible provider. */
+sw_status sw_cloud_messages(sw_cloud *c, const cJSON *req, sw_cloud_chunk_fn on_chunk, void *user,
+                            sw_cloud_result *res, sw_err *err);
 
 /* {"error":{"message":..,"type":..,"code":..}} for a failed call, malloc'd
  * (caller frees). The message is err's (already scrubbed of the key). */

@@ -5,12 +5,17 @@
  * Anthropic Messages API (anthropic-version 2023-06-01):
  *   request: system/developer messages -> top-level "system" (joined by blank
  *   lines); user/assistant messages kept in order, consecutive same-role
- *   messages merged; content strings or text parts; max_tokens (required)
+ *   messages merged; content strings or text parts; an assistant's
+ *   tool_calls -> tool_use blocks, "tool" messages -> tool_result blocks of a
+ *   user turn; tools -> tools with input_schema, tool_choice auto / none /
+ *   required / a function -> auto / none / any / tool; max_tokens (required)
  *   from max_completion_tokens / max_tokens / the configured default;
  *   temperature clamped to Anthropic's [0, 1]; top_p; stop -> stop_sequences.
- *   answer: text blocks concatenated; stop_reason end_turn/stop_sequence ->
- *   "stop", max_tokens -> "length", tool_use -> "tool_calls", refusal ->
- *   "content_filter"; usage input/output_tokens -> prompt/completion_tokens.
+ *   answer: text blocks concatenated, tool_use blocks -> message.tool_calls;
+ *   stop_reason end_turn/stop_sequence -> "stop" (the sequence kept in the
+ *   choice's "stop_sequence"), max_tokens -> "length", tool_use ->
+ *   "tool_calls", refusal -> "content_filter"; usage input/output_tokens ->
+ *   prompt/completion_tokens.
  * OpenAI-compatible: the request is passed through with our model name,
  *   without the "spillway" extension, with stream set (and
  *   stream_options.include_usage when asked); answers are rebuilt in our shape
@@ -38,10 +43,25 @@ typedef struct sw_cloud_chunk {
     const char *content;       /* the delta's text, NULL when none */
     const char *finish_reason; /* set in the chunk that finishes the choice */
     bool is_usage;             /* the trailing usage-only chunk (choices: []) */
+    /* tool: this chunk carries part of tool call number tool_index (0, 1, ...
+     * in answer order): tool_id and tool_name on its first part, then pieces
+     * of its arguments' JSON text in tool_args (each may be NULL). */
+    bool tool;
+    int tool_index;
+    const char *tool_id, *tool_name, *tool_args;
+    /* with finish_reason: the stop sequence that ended the answer (Anthropic's
+     * stop_sequence), or NULL */
+    const char *stop_sequence;
 } sw_cloud_chunk;
 
 /* Return non-SW_OK to stop the stream (e.g. SW_E_CANCELLED: client gone). */
 typedef sw_status (*sw_cloud_chunk_fn)(void *user, const sw_cloud_chunk *c, sw_err *err);
+
+/* The body of a request already in Anthropic's own format (a Messages body,
+ * borrowed): a copy with our model name and the stream flag, without the
+ * "spillway" extension; content blocks, tools and everything else pass
+ * through untouched. NULL with err when out of memory. */
+cJSON *sw_wire_anthropic_native(const cJSON *req, const char *model, bool stream, sw_err *err);
 
 /* Build the provider request body from an OpenAI chat request (borrowed).
  * Returns a new object (caller frees) or NULL with err naming the field
@@ -70,6 +90,8 @@ typedef struct sw_wire_stream {
     int32_t prompt_tokens, completion_tokens;
     char finish_reason[32];
     bool role_sent;
+    int n_tools;          /* tool calls started so far */
+    int cur_tool;         /* Anthropic: tool index of the open content block; -1: text */
     bool done;            /* message_stop / [DONE] seen */
     uint64_t chunks;      /* chunks delivered to fn */
     /* set when the provider sent an error event: its type (e.g.

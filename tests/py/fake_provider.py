@@ -7,6 +7,11 @@ Speaks both wire formats, streaming and not:
 It validates what a real provider validates (auth header, version header,
 Anthropic's required max_tokens, roles, no "system" role inside messages) and
 answers "fake reply: <last user text>", split into one SSE event per word.
+A request whose tool_choice forces a tool (Anthropic any/tool, OpenAI
+required/function) is answered with one call of that tool (the first one for
+any/required) with input {"query": <last user text>}; a tool's result in the
+last user turn is answered "fake reply: tool said <result>". Anthropic
+stop_sequences cut the answer at the first one that occurs in it.
 
 Control (JSON over HTTP, same port):
   POST /_control {"script": ["429", "ok"], "default": "ok", "retry_after": "1",
@@ -226,7 +231,17 @@ class Handler(BaseHTTPRequestHandler):
             extra = {"retry-after": retry_after} if status == 429 else None
             return self.error(status, etype, "fake %s" % etype, anth, extra)
 
+        call = forced_tool(body, anth)
+        if call:
+            return self.tool_answer(anth, body, call, mode)
         text = "fake reply: " + (all_text(body) if "echo_all" in flags else last_user_text(body))
+        stop_seq = None
+        for seq in (body.get("stop_sequences") or []) if anth else []:
+            at = text.find(seq)
+            if at >= 0 and (stop_seq is None or at < text.find(stop_seq)):
+                stop_seq = seq
+        if stop_seq is not None:
+            text = text[:text.find(stop_seq)]
         if "tiny" in flags:
             words = [text[i:i + 3] for i in range(0, len(text), 3)]
         else:
@@ -250,7 +265,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(data)
                 return
-            return self.send_json(200, full_answer(anth, body, "".join(words), finish, in_tokens, len(words)))
+            ans = full_answer(anth, body, "".join(words), finish, in_tokens, len(words))
+            if anth and stop_seq is not None:
+                ans["stop_reason"], ans["stop_sequence"] = "stop_sequence", stop_seq
+            return self.send_json(200, ans)
 
         self.start_stream()
         if mode == "malformed":
@@ -263,7 +281,7 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(sse("error", {"type": "error", "error": {"type": "overloaded_error",
                                                                  "message": "Overloaded"}}))
             return self.end_stream()
-        events = stream_events(anth, body, words, finish, in_tokens)
+        events = stream_events(anth, body, words, finish, in_tokens, stop_seq)
         for i, ev in enumerate(events):
             if mode == "truncated" and i >= (4 if anth else 2):
                 break
@@ -274,6 +292,59 @@ class Handler(BaseHTTPRequestHandler):
                 self.chunk(ev)
             if mode == "slow":
                 sleep_interruptible(delay or 0.2)
+        self.end_stream()
+
+    def tool_answer(self, anth, body, call, mode):
+        """One forced tool call, whole or streamed (arguments in two pieces)."""
+        name, args = call
+        arg_text = json.dumps(args)
+        half = len(arg_text) // 2
+        model = body["model"]
+        if anth:
+            if not body.get("stream"):
+                return self.send_json(200, {
+                    "id": "msg_fake02", "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "tool_use", "id": "toolu_fake01", "name": name, "input": args}],
+                    "stop_reason": "tool_use", "stop_sequence": None,
+                    "usage": {"input_tokens": 7, "output_tokens": 5}})
+            evs = [sse("message_start", {"type": "message_start", "message": {
+                       "id": "msg_fake02", "type": "message", "role": "assistant", "model": model,
+                       "content": [], "stop_reason": None, "stop_sequence": None,
+                       "usage": {"input_tokens": 7, "output_tokens": 1}}}),
+                   sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+                       "type": "tool_use", "id": "toolu_fake01", "name": name, "input": {}}}),
+                   sse("ping", {"type": "ping"})]
+            for piece in (arg_text[:half], arg_text[half:]):
+                evs.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "input_json_delta", "partial_json": piece}}))
+            evs += [sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    sse("message_delta", {"type": "message_delta", "delta": {
+                        "stop_reason": "tool_use", "stop_sequence": None}, "usage": {"output_tokens": 5}}),
+                    sse("message_stop", {"type": "message_stop"})]
+        else:
+            tc = {"id": "call_fake01", "type": "function", "function": {"name": name, "arguments": arg_text}}
+            if not body.get("stream"):
+                return self.send_json(200, {
+                    "id": "chatcmpl-fake02", "object": "chat.completion", "created": int(time.time()),
+                    "model": model, "choices": [{"index": 0, "message": {
+                        "role": "assistant", "content": None, "tool_calls": [tc]},
+                        "logprobs": None, "finish_reason": "tool_calls"}],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}})
+            base = {"id": "chatcmpl-fake02", "object": "chat.completion.chunk",
+                    "created": int(time.time()), "model": model}
+
+            def ch(delta, fin=None):
+                return "data: " + json.dumps(dict(base, choices=[{"index": 0, "delta": delta,
+                                                                  "finish_reason": fin}])) + "\n\n"
+            evs = [ch({"role": "assistant", "content": None, "tool_calls": [
+                       {"index": 0, "id": "call_fake01", "type": "function",
+                        "function": {"name": name, "arguments": ""}}]}),
+                   ch({"tool_calls": [{"index": 0, "function": {"arguments": arg_text[:half]}}]}),
+                   ch({"tool_calls": [{"index": 0, "function": {"arguments": arg_text[half:]}}]}),
+                   ch({}, "tool_calls"), "data: [DONE]\n\n"]
+        self.start_stream()
+        for ev in evs:
+            self.chunk(ev)
         self.end_stream()
 
     def error(self, status, etype, message, anth, extra=None):
@@ -312,13 +383,28 @@ def validate(body, anth):
     return None
 
 
+def block_text(c):
+    """The text of a content: a string, or blocks (a tool result says so)."""
+    if not isinstance(c, list):
+        return str(c)
+    out = []
+    for p in c:
+        if not isinstance(p, dict):
+            continue
+        if p.get("type") == "tool_result":
+            out.append("tool said " + block_text(p.get("content", "")))
+        else:
+            out.append(p.get("text", ""))
+    return "".join(out)
+
+
 def last_user_text(body):
-    for m in reversed(body["messages"]):
+    msgs = body["messages"]
+    if msgs and msgs[-1].get("role") == "tool":  # OpenAI: the tools' answers end the list
+        return "tool said " + block_text(msgs[-1].get("content", ""))
+    for m in reversed(msgs):
         if m.get("role") == "user":
-            c = m.get("content")
-            if isinstance(c, list):
-                c = "".join(p.get("text", "") for p in c if isinstance(p, dict))
-            return str(c)
+            return block_text(m.get("content"))
     return ""
 
 
@@ -350,6 +436,22 @@ def all_text(body):
     return " | ".join(out)
 
 
+def forced_tool(body, anth):
+    """(name, input) when tool_choice forces a call, else None."""
+    tools, tc = body.get("tools") or [], body.get("tool_choice")
+    if not tools or not tc:
+        return None
+    names = [t["name"] if anth else t["function"]["name"] for t in tools]
+    if anth:
+        kind = tc.get("type")
+        name = tc.get("name") if kind == "tool" else names[0] if kind == "any" else None
+    elif tc == "required":
+        name = names[0]
+    else:
+        name = tc.get("function", {}).get("name") if isinstance(tc, dict) else None
+    return (name, {"query": last_user_text(body)}) if name else None
+
+
 def full_answer(anth, body, text, finish, in_tokens, out_tokens):
     if anth:
         return {"id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
@@ -369,7 +471,7 @@ def sse(event, obj):
     return head + "data: " + json.dumps(obj) + "\n\n"
 
 
-def stream_events(anth, body, words, finish, in_tokens):
+def stream_events(anth, body, words, finish, in_tokens, stop_seq=None):
     if anth:
         evs = [sse("message_start", {"type": "message_start", "message": {
                    "id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
@@ -382,8 +484,10 @@ def stream_events(anth, body, words, finish, in_tokens):
             evs.append(sse("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                    "delta": {"type": "text_delta", "text": w}}))
         evs.append(sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        reason = "end_turn" if finish == "stop" else "max_tokens"
         evs.append(sse("message_delta", {"type": "message_delta", "delta": {
-            "stop_reason": "end_turn" if finish == "stop" else "max_tokens", "stop_sequence": None},
+            "stop_reason": "stop_sequence" if stop_seq is not None else reason,
+            "stop_sequence": stop_seq},
             "usage": {"output_tokens": len(words)}}))
         evs.append(sse("message_stop", {"type": "message_stop"}))
         return evs

@@ -8,6 +8,7 @@
 
 #include "cloud.h"
 #include "cloud_wire.h"
+#include "anthropic.h"
 #include "oai.h"
 
 /* The local model's names. */
@@ -97,7 +98,7 @@ int srv_handle_models(srv_conn *sc) {
 int srv_handle_tokenize(srv_conn *sc) {
     srv *s = sc->s;
     srv_error e;
-    cJSON *root = oai_parse_object(sc->body, sc->body_len, &e);
+    cJSON *root = srv_json_parse_object(sc->body, sc->body_len, &e);
     if (!root) return srv_respond_error(sc, &e);
     int ret;
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
@@ -140,7 +141,7 @@ int srv_handle_tokenize(srv_conn *sc) {
 int srv_handle_detokenize(srv_conn *sc) {
     srv *s = sc->s;
     srv_error e;
-    cJSON *root = oai_parse_object(sc->body, sc->body_len, &e);
+    cJSON *root = srv_json_parse_object(sc->body, sc->body_len, &e);
     if (!root) return srv_respond_error(sc, &e);
     const cJSON *toks = cJSON_GetObjectItemCaseSensitive(root, "tokens");
     int ret;
@@ -210,4 +211,30 @@ int srv_handle_metrics(srv_conn *sc) {
         free(ledger);
     }
     return srv_respond(sc, 200, text, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+int srv_handle_count_tokens(srv_conn *sc) {
+    srv *s = sc->s;
+    srv_request r;
+    srv_error e;
+    if (!anthropic_parse_request(sc->body, sc->body_len, true, &r, &e))
+        return srv_respond_error(sc, &e);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *echo = NULL;
+    int ret;
+    if (!srv_model_name_ok(s, r.model)) {
+        srv_model_not_found(s, r.model, &e);
+        ret = srv_respond_error(sc, &e);
+    } else if (!srv_prompt_tokens(s, &r, &ids, &n, &echo, &e)) {
+        ret = srv_respond_error(sc, &e);
+    } else {
+        sbuf b = {0};
+        sbuf_printf(&b, "{\"input_tokens\":%zu}", n);
+        ret = srv_respond(sc, 200, sbuf_take(&b), NULL);
+    }
+    free(ids);
+    free(echo);
+    srv_request_free(&r);
+    return ret;
 }

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "anthropic.h"
 #include "spill.h"
 
 /* How long a connection thread sleeps before re-checking the client, the
@@ -332,11 +333,28 @@ static void stream_final(gen_req *g) {
     g->out_done = true;
 }
 
-/* Text from the cloud on its way to the client: the one place a cloud
- * answer's text passes (streamed or whole). */
+/* Text from the cloud on its way to the client, appended to dst: the one
+ * place a cloud answer's text and its tool calls' arguments pass, streamed
+ * or whole. */
 static void cloud_text(gen_req *g, sbuf *dst, const char *text, size_t len) {
-    if (g->stream) g->o.w->stream_text(&g->o, dst, text, len, NULL);
-    else sbuf_add(dst, text, len);
+    (void)g;
+    sbuf_add(dst, text, len);
+}
+
+/* Pieces of a streamed cloud answer into the stream, in order; frees them. */
+static void cloud_emit(gen_req *g, cloud_piece *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        sbuf t = {0};
+        cloud_text(g, &t, p[i].data.p ? p[i].data.p : "", p[i].data.n);
+        if (p[i].tool < 0)
+            g->o.w->stream_text(&g->o, &g->out, t.p ? t.p : "", t.n, NULL);
+        else
+            g->o.w->stream_tool_call(&g->o, &g->out, (size_t)p[i].tool, p[i].id, p[i].name,
+                                     t.p ? t.p : "", t.n);
+        if (t.oom) g->out.oom = true;
+        sbuf_free(&t);
+    }
+    cloud_pieces_free(p, n);
 }
 
 /* A cloud stream is over: its finish, usage, or the error. */
@@ -347,6 +365,7 @@ static void cloud_stream_final(gen_req *g) {
     if (st == SW_OK) {
         srv_result r = {
             .finish = srv_finish_parse(res->finish_reason[0] ? res->finish_reason : g->cloud_finish),
+            .stop_sequence = cloud_call_stop_sequence(g->cc),
             .usage = {res->prompt_tokens, res->completion_tokens, 0}};
         g->o.w->stream_finish(&g->o, &g->out, &r);
     } else {
@@ -364,11 +383,10 @@ static void cloud_stream_final(gen_req *g) {
 
 /* Take whatever the cloud has produced into the stream. */
 static void cloud_stream_step(gen_req *g) {
-    sbuf t = {0};
-    bool done = cloud_call_take(g->cc, WAIT_SLICE_S, &t, g->cloud_finish, sizeof g->cloud_finish);
-    if (t.n) cloud_text(g, &g->out, t.p, t.n);
-    if (t.oom) g->out.oom = true;
-    sbuf_free(&t);
+    cloud_piece *p = NULL;
+    size_t n = 0;
+    bool done = cloud_call_take(g->cc, WAIT_SLICE_S, &p, &n, g->cloud_finish, sizeof g->cloud_finish);
+    cloud_emit(g, p, n);
     if (done) cloud_stream_final(g);
     else gen_checks(g);
 }
@@ -539,16 +557,43 @@ static int respond_cloud_whole(srv_conn *sc, gen_req *g) {
     const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(res->response, "choices"), 0);
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(c0, "message");
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(c0, "stop_sequence");
+    const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls");
     const char *text = cJSON_IsString(content) ? content->valuestring : "";
     sbuf t = {0};
     cloud_text(g, &t, text, strlen(text));
+    size_t n_calls = (size_t)cJSON_GetArraySize(tcs), k = 0;
+    srv_tool_call *calls = n_calls ? calloc(n_calls, sizeof *calls) : NULL;
+    sbuf *args = n_calls ? calloc(n_calls, sizeof *args) : NULL;
+    bool oom = t.oom || (n_calls && (!calls || !args));
+    const cJSON *tc;
+    cJSON_ArrayForEach(tc, tcs) {
+        if (oom) break;
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+        const char *as = cJSON_IsString(a) ? a->valuestring : "{}";
+        cloud_text(g, &args[k], as, strlen(as));
+        calls[k] = (srv_tool_call){.id = cJSON_IsString(id) ? id->valuestring : "",
+                                   .name = cJSON_IsString(name) ? name->valuestring : "",
+                                   .arguments = args[k].p ? args[k].p : ""};
+        oom |= args[k].oom;
+        k++;
+    }
     srv_result r = {.finish = srv_finish_parse(res->finish_reason),
+                    .stop_sequence = cJSON_IsString(stop) ? stop->valuestring : NULL,
                     .usage = {res->prompt_tokens, res->completion_tokens, 0},
                     .text = t.p ? t.p : "",
-                    .text_len = t.n};
+                    .text_len = t.n,
+                    .calls = calls,
+                    .n_calls = k};
     sbuf b = {0};
-    g->o.w->response(&g->o, &b, &r);
-    if (t.oom) b.oom = true;
+    if (!oom) g->o.w->response(&g->o, &b, &r);
+    if (oom) b.oom = true;
+    for (size_t i = 0; i < k; i++) sbuf_free(&args[i]);
+    free(args);
+    free(calls);
     sbuf_free(&t);
     return srv_respond(sc, 200, sbuf_take(&b), NULL);
 }
@@ -755,19 +800,41 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     return sw_engine_submit(s->engine, &req, &g->id, err);
 }
 
+/* What the local model cannot do (yet) is refused before it starts. */
+static bool local_supported(const srv_request *r, srv_error *e) {
+    if (r->n_tools && r->tool_choice != SRV_TOOL_NONE) {
+        srv_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "tools",
+                      "tool use is not available on the local model yet: send tool_choice "
+                      "'none', or ask for the cloud (\"spillway\": {\"route\": \"cloud\"})");
+        return false;
+    }
+    if (r->format.type == SRV_FORMAT_JSON_SCHEMA || r->format.type == SRV_FORMAT_GRAMMAR) {
+        srv_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "response_format",
+                      "JSON schema and grammar constrained output is not available on the local "
+                      "model yet");
+        return false;
+    }
+    return true;
+}
+
 /* Answer locally. *escalate: the monitor distrusted the answer; nothing was
  * sent and the local request is cancelled; the caller asks the cloud. */
 static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor, bool *escalate) {
     srv *s = sc->s;
     *escalate = false;
     srv_route_set_header(sc, SW_ROUTE_LOCAL, reason);
+    srv_error e;
+    if (!local_supported(&j->r, &e)) {
+        srv_ledger_add(s, j->id_str, SW_ROUTE_LOCAL, reason, s->model_id, (int64_t)j->n_ids, 0,
+                       sc->t_start, true, NULL);
+        return srv_respond_error(sc, &e);
+    }
     gen_req *g = gen_new(sc, j, SW_ROUTE_LOCAL, reason);
     if (!g) return respond_oom(sc);
     g->refs = 2; /* the engine's reference, taken before it can call back */
     sw_err err = {{0}};
     sw_status st = local_submit(s, j, g, &err);
     if (st != SW_OK) {
-        srv_error e;
         submit_error(s, &j->r, (int32_t)j->n_ids, st, &err, &e);
         gen_free(g); /* the ledger line says error */
         return srv_respond_error(sc, &e);
@@ -822,12 +889,12 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
     srv_route_set_header(sc, SW_ROUTE_CLOUD, reason);
     gen_req *g = gen_new(sc, j, SW_ROUTE_CLOUD, reason);
     if (!g) return respond_oom(sc);
-    bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS;
+    bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS, native = false;
     char *ptext = cmpl ? prompt_text(s, j) : NULL;
-    cJSON *body = !cmpl || ptext ? srv_cloud_body(&j->r, ptext) : NULL;
+    cJSON *body = !cmpl || ptext ? srv_cloud_body(s, &j->r, ptext, &native) : NULL;
     free(ptext);
     sw_err err = {{0}};
-    if (cloud_call_start(s, body, g->stream, j->d.redact, &g->cc, &err) != SW_OK) {
+    if (cloud_call_start(s, body, native, g->stream, j->d.redact, &g->cc, &err) != SW_OK) {
         g->record = false;
         gen_free(g);
         if (fallback) {
@@ -848,18 +915,19 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
     /* Nothing is sent before the first text (streaming) or the whole answer,
      * so a failure until then can still become a local answer or a clean
      * error status. */
-    sbuf pend = {0};
+    cloud_piece *pend = NULL;
+    size_t n_pend = 0;
     bool done;
     for (;;) {
-        done = cloud_call_take(g->cc, WAIT_SLICE_S, &pend, g->cloud_finish,
+        done = cloud_call_take(g->cc, WAIT_SLICE_S, &pend, &n_pend, g->cloud_finish,
                                sizeof g->cloud_finish);
-        if (done || (g->stream && (pend.n || g->cloud_finish[0]))) break;
+        if (done || (g->stream && (n_pend || g->cloud_finish[0]))) break;
         gen_checks(g);
         if (g->cancelled) break;
     }
     srv_error e;
     if (g->cancelled) {
-        sbuf_free(&pend);
+        cloud_pieces_free(pend, n_pend);
         cancel_error(g, &e);
         return srv_respond_error(sc, &e);
     }
@@ -867,7 +935,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
     const sw_err *cerr = NULL;
     sw_status cst = done ? cloud_call_result(g->cc, &res, &cerr) : SW_OK;
     if (cst != SW_OK) {
-        sbuf_free(&pend);
+        cloud_pieces_free(pend, n_pend);
         const char *type = res->error_type[0] ? res->error_type : "upstream_error";
         if (fallback) {
             j->cloud_failed = true;
@@ -890,12 +958,11 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
     }
     set_spillway(g, j);
     if (!g->stream) {
-        sbuf_free(&pend);
+        cloud_pieces_free(pend, n_pend);
         return respond_cloud_whole(sc, g);
     }
     stream_open(g);
-    if (pend.n) cloud_text(g, &g->out, pend.p, pend.n);
-    sbuf_free(&pend);
+    cloud_emit(g, pend, n_pend);
     if (done) cloud_stream_final(g);
     return stream_queue(sc, g);
 }
@@ -909,6 +976,8 @@ static bool parse_request(srv_conn *sc, srv_wire wire, srv_request *r, srv_error
     case SRV_WIRE_OAI_CHAT:
     case SRV_WIRE_OAI_COMPLETIONS:
         return oai_parse_request(sc->body, sc->body_len, wire, n_vocab, r, e);
+    case SRV_WIRE_ANTHROPIC:
+        return anthropic_parse_request(sc->body, sc->body_len, false, r, e);
     default:
         srv_error_set(e, 500, "server_error", NULL, NULL, "no parser for this endpoint");
         return false;

@@ -38,22 +38,30 @@ typedef struct route {
     srv_endpoint ep;
     const char *method;
     const char *name; /* metrics label */
+    srv_wire wire;    /* the shape of its errors */
 } route;
 
+#define OAI SRV_WIRE_OAI_CHAT
+#define ANTH SRV_WIRE_ANTHROPIC
+
 static const route k_routes[] = {
-    {"/v1/chat/completions", EP_CHAT, "POST", "/v1/chat/completions"},
-    {"/chat/completions", EP_CHAT, "POST", "/v1/chat/completions"},
-    {"/v1/completions", EP_CMPL, "POST", "/v1/completions"},
-    {"/completions", EP_CMPL, "POST", "/v1/completions"},
-    {"/v1/models", EP_MODELS, "GET", "/v1/models"},
-    {"/models", EP_MODELS, "GET", "/v1/models"},
-    {"/health", EP_HEALTH, "GET", "/health"},
-    {"/v1/health", EP_HEALTH, "GET", "/health"},
-    {"/metrics", EP_METRICS, "GET", "/metrics"},
-    {"/tokenize", EP_TOKENIZE, "POST", "/tokenize"},
-    {"/detokenize", EP_DETOKENIZE, "POST", "/detokenize"},
-    {"/v1/usage", EP_USAGE, "GET", "/v1/usage"},
-    {"/usage", EP_USAGE, "GET", "/v1/usage"},
+    {"/v1/chat/completions", EP_CHAT, "POST", "/v1/chat/completions", OAI},
+    {"/chat/completions", EP_CHAT, "POST", "/v1/chat/completions", OAI},
+    {"/v1/completions", EP_CMPL, "POST", "/v1/completions", OAI},
+    {"/completions", EP_CMPL, "POST", "/v1/completions", OAI},
+    {"/v1/messages", EP_MESSAGES, "POST", "/v1/messages", ANTH},
+    {"/messages", EP_MESSAGES, "POST", "/v1/messages", ANTH},
+    {"/v1/messages/count_tokens", EP_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", ANTH},
+    {"/messages/count_tokens", EP_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", ANTH},
+    {"/v1/models", EP_MODELS, "GET", "/v1/models", OAI},
+    {"/models", EP_MODELS, "GET", "/v1/models", OAI},
+    {"/health", EP_HEALTH, "GET", "/health", OAI},
+    {"/v1/health", EP_HEALTH, "GET", "/health", OAI},
+    {"/metrics", EP_METRICS, "GET", "/metrics", OAI},
+    {"/tokenize", EP_TOKENIZE, "POST", "/tokenize", OAI},
+    {"/detokenize", EP_DETOKENIZE, "POST", "/detokenize", OAI},
+    {"/v1/usage", EP_USAGE, "GET", "/v1/usage", OAI},
+    {"/usage", EP_USAGE, "GET", "/v1/usage", OAI},
 };
 
 /* Match url (query string already removed by MHD) to a route; a single
@@ -66,13 +74,13 @@ static const route *find_route(const char *url, char **arg) {
         if (strlen(k_routes[i].path) == n && !strncmp(url, k_routes[i].path, n))
             return &k_routes[i];
     /* the web page: "/" is its index, "/web/NAME" its files */
-    static const route web_route = {"/", EP_WEB, "GET", "/web"};
+    static const route web_route = {"/", EP_WEB, "GET", "/web", OAI};
     if (!strcmp(url, "/")) return &web_route;
     if (n > 5 && !strncmp(url, "/web/", 5) && !memchr(url + 5, '/', n - 5)) {
         *arg = strndup(url + 5, n - 5);
         return &web_route;
     }
-    static const route model_route = {"/v1/models/", EP_MODEL, "GET", "/v1/models/{id}"};
+    static const route model_route = {"/v1/models/", EP_MODEL, "GET", "/v1/models/{id}", OAI};
     const char *prefixes[] = {"/v1/models/", "/models/"};
     for (int i = 0; i < 2; i++) {
         size_t pl = strlen(prefixes[i]);
@@ -152,7 +160,8 @@ bool srv_conn_hung_up(struct MHD_Connection *c) {
 
 /* ---- checks ------------------------------------------------------------------------ */
 
-/* The client's key: 'Authorization: Bearer KEY'. NULL when none. */
+/* The client's key: 'Authorization: Bearer KEY', or Anthropic's
+ * 'x-api-key: KEY' (either on every endpoint). NULL when none. */
 static const char *client_key(struct MHD_Connection *c) {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h && !strncasecmp(h, "Bearer ", 7)) {
@@ -160,7 +169,8 @@ static const char *client_key(struct MHD_Connection *c) {
         while (*h == ' ') h++;
         if (*h) return h;
     }
-    return NULL;
+    h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+    return h && *h ? h : NULL;
 }
 
 /* Constant-time comparison, so response timing does not leak a key prefix. */
@@ -229,7 +239,8 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, srv_e
     /* the page itself holds nothing secret: it asks for the key */
     if (sc->endpoint != EP_HEALTH && sc->endpoint != EP_WEB && !authorized(s, sc->conn)) {
         srv_error_set(e, 401, "invalid_request_error", "invalid_api_key", NULL,
-                      "missing or incorrect API key: send 'Authorization: Bearer <key>'");
+                      "missing or incorrect API key: send 'Authorization: Bearer <key>' or "
+                      "'x-api-key: <key>'");
         return true;
     }
     int st = atomic_load(&s->state);
@@ -288,6 +299,8 @@ static int dispatch(srv_conn *sc) {
     switch (sc->endpoint) {
     case EP_CHAT: return srv_handle_generate(sc, SRV_WIRE_OAI_CHAT);
     case EP_CMPL: return srv_handle_generate(sc, SRV_WIRE_OAI_COMPLETIONS);
+    case EP_MESSAGES: return srv_handle_generate(sc, SRV_WIRE_ANTHROPIC);
+    case EP_COUNT_TOKENS: return srv_handle_count_tokens(sc);
     case EP_MODELS:
     case EP_MODEL: return srv_handle_models(sc);
     case EP_HEALTH: return handle_health(sc);
@@ -319,6 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const route *rt = find_route(url, &sc->url_arg);
         sc->endpoint = rt ? rt->ep : EP_UNKNOWN;
         sc->name = rt ? rt->name : "other";
+        sc->wire = rt ? rt->wire : SRV_WIRE_OAI_CHAT;
         *con_cls = sc;
         atomic_fetch_add(&s->active, 1);
         /* A declared length past the drain cap is refused without reading. */

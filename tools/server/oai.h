@@ -7,6 +7,7 @@
 #ifndef SW_SERVER_OAI_H
 #define SW_SERVER_OAI_H
 
+#include "json_check.h"
 #include "req.h"
 #include "sbuf.h"
 #include "server.h"
@@ -21,13 +22,6 @@
  * (status 400, the param at fault) and returns false, out zeroed. */
 bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vocab,
                        srv_request *out, srv_error *e);
-
-/* Parse a JSON object body (/tokenize, /detokenize, and every request body):
- * strict UTF-8, no NUL bytes, nothing after the value. NULL and e filled on
- * failure. The result is a cJSON tree (caller deletes). */
-struct cJSON *oai_parse_object(const char *body, size_t len, srv_error *e);
-/* The name of v's JSON type ("string", "array", ...), for error messages. */
-const char *oai_json_type_name(const struct cJSON *v);
 
 /* ---- writing ---- */
 

@@ -17,180 +17,6 @@
 
 #define BAD_REQ "invalid_request_error"
 
-/* ---- helpers --------------------------------------------------------------- */
-
-const char *oai_json_type_name(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "boolean";
-    if (cJSON_IsNumber(v)) return "number";
-    if (cJSON_IsString(v)) return "string";
-    if (cJSON_IsArray(v)) return "array";
-    if (cJSON_IsObject(v)) return "object";
-    return "invalid";
-}
-
-static bool type_error(srv_error *e, const char *param, const char *want, const cJSON *got) {
-    srv_error_set(e, 400, BAD_REQ, "invalid_type", param, "'%s' must be %s, got %s", param, want,
-                  oai_json_type_name(got));
-    return false;
-}
-
-/* Field lookup: NULL when absent or JSON null (null means "use the default",
- * as in OpenAI's API). */
-static const cJSON *field(const cJSON *obj, const char *name) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    return (v && !cJSON_IsNull(v)) ? v : NULL;
-}
-
-/* Optional number in [lo, hi]. Returns false (e filled) on a bad value. */
-static bool opt_num(const cJSON *obj, const char *name, double lo, double hi, bool lo_open,
-                    float *out, srv_error *e) {
-    const cJSON *v = field(obj, name);
-    if (!v) return true;
-    if (!cJSON_IsNumber(v)) return type_error(e, name, "a number", v);
-    double d = v->valuedouble;
-    if (!isfinite(d) || d < lo || d > hi || (lo_open && d <= lo)) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_value", name,
-                      "'%s' is %g; it must be %s %g and <= %g", name, d, lo_open ? ">" : ">=", lo,
-                      hi);
-        return false;
-    }
-    *out = (float)d;
-    return true;
-}
-
-/* Whether v is a JSON number holding an integer in [lo, hi]. */
-static bool int_value(const cJSON *v, const char *name, double lo, double hi, double *out,
-                      srv_error *e) {
-    if (!cJSON_IsNumber(v)) return type_error(e, name, "an integer", v);
-    double d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d)) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_type", name, "'%s' must be an integer, got %g",
-                      name, d);
-        return false;
-    }
-    if (d < lo || d > hi) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_value", name,
-                      "'%s' is %.0f; it must be between %.0f and %.0f", name, d, lo, hi);
-        return false;
-    }
-    *out = d;
-    return true;
-}
-
-static bool opt_int(const cJSON *obj, const char *name, double lo, double hi, int32_t *out,
-                    bool *given, srv_error *e) {
-    const cJSON *v = field(obj, name);
-    if (given) *given = false;
-    if (!v) return true;
-    double d = 0;
-    if (!int_value(v, name, lo, hi, &d, e)) return false;
-    *out = (int32_t)d;
-    if (given) *given = true;
-    return true;
-}
-
-static bool opt_bool(const cJSON *obj, const char *name, bool *out, srv_error *e) {
-    const cJSON *v = field(obj, name);
-    if (!v) return true;
-    if (!cJSON_IsBool(v)) return type_error(e, name, "a boolean", v);
-    *out = cJSON_IsTrue(v);
-    return true;
-}
-
-static bool nomem(srv_error *e) {
-    srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory parsing the request");
-    return false;
-}
-
-/* ---- body-level checks ------------------------------------------------------ */
-
-/* Strict UTF-8 check (no overlongs, surrogates, or code points past U+10FFFF).
- * A body that is not UTF-8 is not JSON (RFC 8259 section 8.1). */
-static bool utf8_valid(const unsigned char *s, size_t n, size_t *bad_at) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            k = 1, cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2, cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3, cp = c & 0x07;
-        } else {
-            *bad_at = i;
-            return false;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) {
-                *bad_at = i;
-                return false;
-            }
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF)) {
-            *bad_at = i;
-            return false;
-        }
-        i += k + 1;
-    }
-    return true;
-}
-
-cJSON *oai_parse_object(const char *body, size_t len, srv_error *e) {
-    if (!body || len == 0) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                      "the request body is empty; expected a JSON object");
-        return NULL;
-    }
-    size_t bad = 0;
-    if (!utf8_valid((const unsigned char *)body, len, &bad)) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                      "the request body is not valid UTF-8 (at byte %zu)", bad);
-        return NULL;
-    }
-    if (memchr(body, '\0', len)) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                      "the request body contains a NUL byte; escape it as \\u0000 in strings");
-        return NULL;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!root) {
-        size_t at = (end && end >= body) ? (size_t)(end - body) : 0;
-        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                      "could not parse the JSON body of the request (error near byte %zu of %zu)",
-                      at, len);
-        return NULL;
-    }
-    /* Trailing non-space after the value is not JSON either. */
-    if (end) {
-        while ((size_t)(end - body) < len && (*end == ' ' || *end == '\n' || *end == '\r' ||
-                                               *end == '\t'))
-            end++;
-        if ((size_t)(end - body) < len) {
-            cJSON_Delete(root);
-            srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                          "unexpected data after the JSON value at byte %zu",
-                          (size_t)(end - body));
-            return NULL;
-        }
-    }
-    if (!cJSON_IsObject(root)) {
-        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
-                      "the request body must be a JSON object, got %s", oai_json_type_name(root));
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
-}
-
 /* ---- chat messages ---------------------------------------------------------- */
 
 /* Content of a message: a string, or an array of {"type": "text", "text"}
@@ -208,20 +34,20 @@ static bool parse_content(const cJSON *msg, size_t i, srv_msg *out, srv_error *e
     }
     if (cJSON_IsString(c)) {
         srv_block *b = srv_msg_add_block(out, SRV_BLOCK_TEXT);
-        if (!b || !(b->text = strdup(c->valuestring))) return nomem(e);
+        if (!b || !(b->text = strdup(c->valuestring))) return srv_json_nomem(e);
         return true;
     }
-    if (!cJSON_IsArray(c)) return type_error(e, param, "a string or an array of content parts", c);
+    if (!cJSON_IsArray(c)) return srv_json_type_error(e, param, "a string or an array of content parts", c);
     size_t j = 0;
     const cJSON *part;
     cJSON_ArrayForEach(part, c) {
         char pp[128];
         snprintf(pp, sizeof pp, "%s[%zu]", param, j);
-        if (!cJSON_IsObject(part)) return type_error(e, pp, "an object", part);
+        if (!cJSON_IsObject(part)) return srv_json_type_error(e, pp, "an object", part);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
         if (!cJSON_IsString(type)) {
             snprintf(pp + strlen(pp), sizeof pp - strlen(pp), ".type");
-            return type_error(e, pp, "a string", type);
+            return srv_json_type_error(e, pp, "a string", type);
         }
         if (strcmp(type->valuestring, "text") != 0) {
             snprintf(pp + strlen(pp), sizeof pp - strlen(pp), ".type");
@@ -234,10 +60,10 @@ static bool parse_content(const cJSON *msg, size_t i, srv_msg *out, srv_error *e
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsString(text)) {
             snprintf(pp + strlen(pp), sizeof pp - strlen(pp), ".text");
-            return type_error(e, pp, "a string", text);
+            return srv_json_type_error(e, pp, "a string", text);
         }
         srv_block *b = srv_msg_add_block(out, SRV_BLOCK_TEXT);
-        if (!b || !(b->text = strdup(text->valuestring))) return nomem(e);
+        if (!b || !(b->text = strdup(text->valuestring))) return srv_json_nomem(e);
         j++;
     }
     return true;
@@ -250,7 +76,7 @@ static bool parse_messages(const cJSON *root, srv_request *r, srv_error *e) {
                       "'messages' is required");
         return false;
     }
-    if (!cJSON_IsArray(msgs)) return type_error(e, "messages", "an array", msgs);
+    if (!cJSON_IsArray(msgs)) return srv_json_type_error(e, "messages", "an array", msgs);
     size_t n = (size_t)cJSON_GetArraySize(msgs);
     if (n == 0) {
         srv_error_set(e, 400, BAD_REQ, "invalid_value", "messages",
@@ -262,7 +88,7 @@ static bool parse_messages(const cJSON *root, srv_request *r, srv_error *e) {
     cJSON_ArrayForEach(m, msgs) {
         char param[64];
         snprintf(param, sizeof param, "messages[%zu]", i);
-        if (!cJSON_IsObject(m)) return type_error(e, param, "an object", m);
+        if (!cJSON_IsObject(m)) return srv_json_type_error(e, param, "an object", m);
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         snprintf(param, sizeof param, "messages[%zu].role", i);
         if (!role || cJSON_IsNull(role)) {
@@ -270,7 +96,7 @@ static bool parse_messages(const cJSON *root, srv_request *r, srv_error *e) {
                           "'%s' is required", param);
             return false;
         }
-        if (!cJSON_IsString(role)) return type_error(e, param, "a string", role);
+        if (!cJSON_IsString(role)) return srv_json_type_error(e, param, "a string", role);
         const char *rs = role->valuestring;
         const char *canon = NULL;
         if (!strcmp(rs, "system") || !strcmp(rs, "developer")) canon = "system";
@@ -293,7 +119,7 @@ static bool parse_messages(const cJSON *root, srv_request *r, srv_error *e) {
             return false;
         }
         srv_msg *sm = srv_request_add_msg(r, canon);
-        if (!sm) return nomem(e);
+        if (!sm) return srv_json_nomem(e);
         if (!parse_content(m, i, sm, e)) return false;
         i++;
     }
@@ -311,14 +137,14 @@ static bool parse_token_array(const cJSON *arr, const char *param, int32_t n_voc
         return false;
     }
     r->prompt_ids = malloc(n * sizeof *r->prompt_ids);
-    if (!r->prompt_ids) return nomem(e);
+    if (!r->prompt_ids) return srv_json_nomem(e);
     size_t i = 0;
     const cJSON *t;
     cJSON_ArrayForEach(t, arr) {
         char pp[80];
         snprintf(pp, sizeof pp, "%s[%zu]", param, i);
         double d = 0;
-        if (!int_value(t, pp, 0, (double)n_vocab - 1, &d, e)) return false;
+        if (!srv_json_int(t, pp, 0, (double)n_vocab - 1, &d, e)) return false;
         r->prompt_ids[i++] = (int32_t)d;
     }
     r->n_prompt_ids = n;
@@ -342,10 +168,10 @@ static bool parse_prompt(const cJSON *root, int32_t n_vocab, srv_request *r, srv
     }
     if (cJSON_IsString(p)) {
         r->prompt = strdup(p->valuestring);
-        return r->prompt ? true : nomem(e);
+        return r->prompt ? true : srv_json_nomem(e);
     }
     if (!cJSON_IsArray(p))
-        return type_error(e, "prompt", "a string, an array of strings or an array of token ids",
+        return srv_json_type_error(e, "prompt", "a string, an array of strings or an array of token ids",
                           p);
     int n = cJSON_GetArraySize(p);
     if (n == 0) {
@@ -361,23 +187,23 @@ static bool parse_prompt(const cJSON *root, int32_t n_vocab, srv_request *r, srv
     const cJSON *one = cJSON_GetArrayItem(p, 0);
     if (cJSON_IsString(one)) {
         r->prompt = strdup(one->valuestring);
-        return r->prompt ? true : nomem(e);
+        return r->prompt ? true : srv_json_nomem(e);
     }
     if (cJSON_IsArray(one) && all_numbers(one))
         return parse_token_array(one, "prompt[0]", n_vocab, r, e);
-    return type_error(e, "prompt[0]", "a string or an array of token ids", one);
+    return srv_json_type_error(e, "prompt[0]", "a string or an array of token ids", one);
 }
 
 /* ---- the request ------------------------------------------------------------- */
 
 static bool parse_stop(const cJSON *root, srv_request *r, srv_error *e) {
-    const cJSON *s = field(root, "stop");
+    const cJSON *s = srv_json_field(root, "stop");
     if (!s) return true;
     if (cJSON_IsString(s)) {
         if (!*s->valuestring) return true;
-        return srv_request_add_stop(r, s->valuestring) ? true : nomem(e);
+        return srv_request_add_stop(r, s->valuestring) ? true : srv_json_nomem(e);
     }
-    if (!cJSON_IsArray(s)) return type_error(e, "stop", "a string or an array of strings", s);
+    if (!cJSON_IsArray(s)) return srv_json_type_error(e, "stop", "a string or an array of strings", s);
     int n = cJSON_GetArraySize(s);
     if (n > OAI_MAX_STOP) {
         srv_error_set(e, 400, BAD_REQ, "invalid_value", "stop",
@@ -389,9 +215,9 @@ static bool parse_stop(const cJSON *root, srv_request *r, srv_error *e) {
     cJSON_ArrayForEach(it, s) {
         char pp[32];
         snprintf(pp, sizeof pp, "stop[%d]", i++);
-        if (!cJSON_IsString(it)) return type_error(e, pp, "a string", it);
+        if (!cJSON_IsString(it)) return srv_json_type_error(e, pp, "a string", it);
         if (!*it->valuestring) continue;
-        if (!srv_request_add_stop(r, it->valuestring)) return nomem(e);
+        if (!srv_request_add_stop(r, it->valuestring)) return srv_json_nomem(e);
     }
     return true;
 }
@@ -399,9 +225,9 @@ static bool parse_stop(const cJSON *root, srv_request *r, srv_error *e) {
 /* logit_bias: {"token id": bias in [-100, 100], ...}, ids of this model's
  * vocabulary; -100 bans the token (sampler.h). */
 static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r, srv_error *e) {
-    const cJSON *v = field(root, "logit_bias");
+    const cJSON *v = srv_json_field(root, "logit_bias");
     if (!v) return true;
-    if (!cJSON_IsObject(v)) return type_error(e, "logit_bias", "an object", v);
+    if (!cJSON_IsObject(v)) return srv_json_type_error(e, "logit_bias", "an object", v);
     int n = cJSON_GetArraySize(v);
     if (n == 0) return true;
     if (n > SW_MAX_LOGIT_BIAS) {
@@ -409,7 +235,7 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r,
                       "'logit_bias' has %d entries; at most %d are allowed", n, SW_MAX_LOGIT_BIAS);
         return false;
     }
-    if (!(r->logit_bias = malloc((size_t)n * sizeof *r->logit_bias))) return nomem(e);
+    if (!(r->logit_bias = malloc((size_t)n * sizeof *r->logit_bias))) return srv_json_nomem(e);
     int i = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, v) {
@@ -423,7 +249,7 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r,
                           (int)n_vocab - 1);
             return false;
         }
-        if (!cJSON_IsNumber(it)) return type_error(e, "logit_bias", "an object of numbers", it);
+        if (!cJSON_IsNumber(it)) return srv_json_type_error(e, "logit_bias", "an object of numbers", it);
         double d = it->valuedouble;
         if (!isfinite(d) || d < -100.0 || d > 100.0) {
             srv_error_set(e, 400, BAD_REQ, "invalid_value", "logit_bias",
@@ -441,11 +267,11 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r,
 /* response_format: "text", or "json_object" (JSON mode: the output is one
  * JSON object); JSON schemas are refused. */
 static bool parse_response_format(const cJSON *root, srv_request *r, srv_error *e) {
-    const cJSON *v = field(root, "response_format");
+    const cJSON *v = srv_json_field(root, "response_format");
     if (!v) return true;
-    if (!cJSON_IsObject(v)) return type_error(e, "response_format", "an object", v);
+    if (!cJSON_IsObject(v)) return srv_json_type_error(e, "response_format", "an object", v);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
-    if (!cJSON_IsString(t)) return type_error(e, "response_format.type", "a string", t);
+    if (!cJSON_IsString(t)) return srv_json_type_error(e, "response_format.type", "a string", t);
     if (!strcmp(t->valuestring, "json_object")) {
         r->format.type = SRV_FORMAT_JSON_OBJECT;
     } else if (strcmp(t->valuestring, "text") != 0) {
@@ -460,18 +286,18 @@ static bool parse_response_format(const cJSON *root, srv_request *r, srv_error *
 /* Fields we refuse rather than ignore. */
 static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     const cJSON *v;
-    if ((v = field(root, "n"))) {
+    if ((v = srv_json_field(root, "n"))) {
         double d = 0;
-        if (!int_value(v, "n", 1, 128, &d, e)) return false;
+        if (!srv_json_int(v, "n", 1, 128, &d, e)) return false;
         if (d != 1) {
             srv_error_set(e, 400, BAD_REQ, "unsupported_value", "n",
                           "'n' is %.0f; only n = 1 is supported (send separate requests)", d);
             return false;
         }
     }
-    if ((v = field(root, "best_of"))) {
+    if ((v = srv_json_field(root, "best_of"))) {
         double d = 0;
-        if (!int_value(v, "best_of", 1, 128, &d, e)) return false;
+        if (!srv_json_int(v, "best_of", 1, 128, &d, e)) return false;
         if (d != 1) {
             srv_error_set(e, 400, BAD_REQ, "unsupported_value", "best_of",
                           "only best_of = 1 is supported");
@@ -480,17 +306,17 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
     }
     static const char *const arrays[] = {"tools", "functions"};
     for (size_t i = 0; i < 2; i++) {
-        v = field(root, arrays[i]);
+        v = srv_json_field(root, arrays[i]);
         if (!v) continue;
-        if (!cJSON_IsArray(v)) return type_error(e, arrays[i], "an array", v);
+        if (!cJSON_IsArray(v)) return srv_json_type_error(e, arrays[i], "an array", v);
         if (cJSON_GetArraySize(v) > 0) {
             srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", arrays[i],
                           "'%s' is not supported: this server has no tool calling", arrays[i]);
             return false;
         }
     }
-    if ((v = field(root, "suffix"))) {
-        if (!cJSON_IsString(v)) return type_error(e, "suffix", "a string", v);
+    if ((v = srv_json_field(root, "suffix"))) {
+        if (!cJSON_IsString(v)) return srv_json_type_error(e, "suffix", "a string", v);
         if (*v->valuestring) {
             srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", "suffix",
                           "'suffix' (insertion) is not supported");
@@ -502,25 +328,25 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
 
 static bool parse_sampling(const cJSON *root, srv_request *r, srv_error *e) {
     sw_sampler_params *sp = &r->sp;
-    if (!opt_num(root, "temperature", 0, 2, false, &sp->temperature, e)) return false;
-    if (!opt_num(root, "top_p", 0, 1, false, &sp->top_p, e)) return false;
-    if (!opt_num(root, "min_p", 0, 1, false, &sp->min_p, e)) return false;
-    if (!opt_num(root, "presence_penalty", -2, 2, false, &sp->presence_penalty, e)) return false;
-    if (!opt_num(root, "frequency_penalty", -2, 2, false, &sp->frequency_penalty, e))
+    if (!srv_json_opt_num(root, "temperature", 0, 2, false, &sp->temperature, e)) return false;
+    if (!srv_json_opt_num(root, "top_p", 0, 1, false, &sp->top_p, e)) return false;
+    if (!srv_json_opt_num(root, "min_p", 0, 1, false, &sp->min_p, e)) return false;
+    if (!srv_json_opt_num(root, "presence_penalty", -2, 2, false, &sp->presence_penalty, e)) return false;
+    if (!srv_json_opt_num(root, "frequency_penalty", -2, 2, false, &sp->frequency_penalty, e))
         return false;
-    if (!opt_num(root, "repetition_penalty", 0, 10, true, &sp->repeat_penalty, e)) return false;
-    if (!opt_num(root, "repeat_penalty", 0, 10, true, &sp->repeat_penalty, e)) return false;
+    if (!srv_json_opt_num(root, "repetition_penalty", 0, 10, true, &sp->repeat_penalty, e)) return false;
+    if (!srv_json_opt_num(root, "repeat_penalty", 0, 10, true, &sp->repeat_penalty, e)) return false;
     int32_t top_k = sp->top_k;
     /* -1 means "off" in llama.cpp's API. */
-    if (!opt_int(root, "top_k", -1, 1e9, &top_k, NULL, e)) return false;
+    if (!srv_json_opt_int(root, "top_k", -1, 1e9, &top_k, NULL, e)) return false;
     sp->top_k = top_k < 0 ? 0 : top_k;
-    if (!opt_int(root, "repeat_last_n", -1, 1e9, &sp->repeat_last_n, NULL, e)) return false;
-    const cJSON *seed = field(root, "seed");
+    if (!srv_json_opt_int(root, "repeat_last_n", -1, 1e9, &sp->repeat_last_n, NULL, e)) return false;
+    const cJSON *seed = srv_json_field(root, "seed");
     if (seed) {
         double d = 0;
         /* Doubles hold integers exactly up to 2^53; beyond that two seeds
          * could silently collide, so refuse them. */
-        if (!int_value(seed, "seed", -9007199254740992.0, 9007199254740992.0, &d, e))
+        if (!srv_json_int(seed, "seed", -9007199254740992.0, 9007199254740992.0, &d, e))
             return false;
         sp->seed = (uint64_t)(int64_t)d;
         r->seed_given = true;
@@ -531,17 +357,17 @@ static bool parse_sampling(const cJSON *root, srv_request *r, srv_error *e) {
 static bool parse_limits(const cJSON *root, srv_request *r, srv_error *e) {
     int32_t mt = 0, mct = 0;
     bool g1 = false, g2 = false;
-    if (!opt_int(root, "max_tokens", 1, INT32_MAX, &mt, &g1, e)) return false;
-    if (!opt_int(root, "max_completion_tokens", 1, INT32_MAX, &mct, &g2, e)) return false;
+    if (!srv_json_opt_int(root, "max_tokens", 1, INT32_MAX, &mt, &g1, e)) return false;
+    if (!srv_json_opt_int(root, "max_completion_tokens", 1, INT32_MAX, &mct, &g2, e)) return false;
     r->max_tokens = g2 ? mct : (g1 ? mt : 0);
     return true;
 }
 
 static bool parse_logprobs(const cJSON *root, srv_request *r, srv_error *e) {
     if (r->wire == SRV_WIRE_OAI_CHAT) {
-        if (!opt_bool(root, "logprobs", &r->logprobs, e)) return false;
+        if (!srv_json_opt_bool(root, "logprobs", &r->logprobs, e)) return false;
         bool given = false;
-        if (!opt_int(root, "top_logprobs", 0, SW_MAX_TOP_LOGPROBS, &r->top_logprobs, &given, e))
+        if (!srv_json_opt_int(root, "top_logprobs", 0, SW_MAX_TOP_LOGPROBS, &r->top_logprobs, &given, e))
             return false;
         if (given && !r->logprobs) {
             srv_error_set(e, 400, BAD_REQ, "invalid_value", "top_logprobs",
@@ -552,12 +378,12 @@ static bool parse_logprobs(const cJSON *root, srv_request *r, srv_error *e) {
     }
     /* Completions: logprobs is the number of alternatives (0 = only the
      * sampled tokens' own logprobs). */
-    const cJSON *v = field(root, "logprobs");
+    const cJSON *v = srv_json_field(root, "logprobs");
     if (!v) return true;
     if (cJSON_IsBool(v))
-        return type_error(e, "logprobs", "an integer (the number of alternatives)", v);
+        return srv_json_type_error(e, "logprobs", "an integer (the number of alternatives)", v);
     double d = 0;
-    if (!int_value(v, "logprobs", 0, SW_MAX_TOP_LOGPROBS, &d, e)) return false;
+    if (!srv_json_int(v, "logprobs", 0, SW_MAX_TOP_LOGPROBS, &d, e)) return false;
     r->logprobs = true;
     r->top_logprobs = (int32_t)d;
     return true;
@@ -565,30 +391,17 @@ static bool parse_logprobs(const cJSON *root, srv_request *r, srv_error *e) {
 
 bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vocab,
                        srv_request *r, srv_error *e) {
-    memset(r, 0, sizeof *r);
     bool chat = wire == SRV_WIRE_OAI_CHAT;
-    r->wire = chat ? SRV_WIRE_OAI_CHAT : SRV_WIRE_OAI_COMPLETIONS;
-    sw_sampler_params_default(&r->sp);
-    cJSON *root = oai_parse_object(body, len, e);
-    if (!root) return false;
-    r->raw = root;
+    if (!srv_json_begin_request(r, chat ? SRV_WIRE_OAI_CHAT : SRV_WIRE_OAI_COMPLETIONS, body, len,
+                                e))
+        return false;
+    const cJSON *root = r->raw, *v;
     bool ok = false;
-    const cJSON *v = field(root, "model");
-    if (v) {
-        if (!cJSON_IsString(v)) {
-            type_error(e, "model", "a string", v);
-            goto done;
-        }
-        if (!(r->model = strdup(v->valuestring))) {
-            nomem(e);
-            goto done;
-        }
-    }
     if (chat ? !parse_messages(root, r, e) : !parse_prompt(root, n_vocab, r, e)) goto done;
-    if (!opt_bool(root, "stream", &r->stream, e)) goto done;
-    if ((v = field(root, "stream_options"))) {
+    if (!srv_json_opt_bool(root, "stream", &r->stream, e)) goto done;
+    if ((v = srv_json_field(root, "stream_options"))) {
         if (!cJSON_IsObject(v)) {
-            type_error(e, "stream_options", "an object", v);
+            srv_json_type_error(e, "stream_options", "an object", v);
             goto done;
         }
         if (!r->stream) {
@@ -596,19 +409,19 @@ bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vo
                           "'stream_options' is only allowed when 'stream' is true");
             goto done;
         }
-        const cJSON *iu = field(v, "include_usage");
+        const cJSON *iu = srv_json_field(v, "include_usage");
         if (iu && !cJSON_IsBool(iu)) {
-            type_error(e, "stream_options.include_usage", "a boolean", iu);
+            srv_json_type_error(e, "stream_options.include_usage", "a boolean", iu);
             goto done;
         }
         r->include_usage = iu && cJSON_IsTrue(iu);
     }
-    if (!chat && !opt_bool(root, "echo", &r->echo, e)) goto done;
+    if (!chat && !srv_json_opt_bool(root, "echo", &r->echo, e)) goto done;
     if (!parse_limits(root, r, e) || !parse_sampling(root, r, e) || !parse_logprobs(root, r, e) ||
         !parse_stop(root, r, e) || !parse_logit_bias(root, n_vocab, r, e) ||
         !parse_response_format(root, r, e) ||
         !refuse_unsupported(root, e) ||
-        !opt_bool(root, "ignore_eos", &r->ignore_eos, e))
+        !srv_json_opt_bool(root, "ignore_eos", &r->ignore_eos, e))
         goto done;
     if (r->echo && r->logprobs) {
         srv_error_set(e, 400, BAD_REQ, "unsupported_value", "echo",

@@ -75,16 +75,29 @@ bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error
         msgs[k].role = r->msgs[i].role;
         msgs[k].content = texts[k];
     }
+    /* A final assistant message to continue: the turns before it, the
+     * opening of the assistant's turn, then its text as the answer's start. */
+    size_t n_render = r->continue_final ? n - 1 : n;
     int32_t bos = sw_tokenizer_bos(s->tok), eos = sw_tokenizer_eos(s->tok);
     const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(s->tok, bos) : "";
     const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(s->tok, eos) : "";
     sw_err err = {{0}};
-    if (sw_chat_render(s->chat, msgs, n, true, bos_s ? bos_s : "", eos_s ? eos_s : "", out,
-                       &err) != SW_OK) {
+    if (sw_chat_render(s->chat, msgs, n_render, true, bos_s ? bos_s : "", eos_s ? eos_s : "",
+                       out, &err) != SW_OK) {
         srv_error_set(e, 400, "invalid_request_error", "invalid_value", "messages",
                       "the %s chat template cannot render these messages: %s",
                       sw_chat_kind_name(s->chat), err.msg);
         goto done;
+    }
+    if (r->continue_final) {
+        sbuf b = {0};
+        sbuf_puts(&b, *out);
+        sbuf_puts(&b, msgs[n - 1].content);
+        free(*out);
+        if (!(*out = sbuf_take(&b))) {
+            nomem(e);
+            goto done;
+        }
     }
     ok = true;
 done:

@@ -136,6 +136,7 @@ srv_finish srv_finish_parse(const char *s) {
 const srv_writer *srv_writer_for(srv_wire w) {
     switch (w) {
     case SRV_WIRE_OAI_COMPLETIONS: return &oai_cmpl_writer;
+    case SRV_WIRE_ANTHROPIC: return &anthropic_writer;
     default: return &oai_chat_writer;
     }
 }

@@ -126,6 +126,8 @@ typedef struct srv_request {
                                system messages stay in msgs. */
     srv_msg *msgs;
     size_t n_msgs;
+    bool continue_final;    /* the last (assistant) message is a prefix the answer
+                               continues (Anthropic); else a new assistant turn opens */
     srv_tool *tools;
     size_t n_tools;
     srv_tool_choice tool_choice;
@@ -251,6 +253,7 @@ struct srv_writer {
 };
 
 extern const srv_writer oai_chat_writer, oai_cmpl_writer; /* oai_write.c */
+extern const srv_writer anthropic_writer;                 /* anthropic_write.c */
 
 const srv_writer *srv_writer_for(srv_wire w);
 

@@ -105,6 +105,8 @@ typedef enum srv_endpoint {
     EP_DETOKENIZE,  /* POST /detokenize */
     EP_USAGE,       /* GET /v1/usage: the cost ledger's totals */
     EP_WEB,         /* GET / and /web/NAME: the built-in page (web.c); no key needed */
+    EP_MESSAGES,    /* POST /v1/messages (Anthropic) */
+    EP_COUNT_TOKENS,/* POST /v1/messages/count_tokens (Anthropic) */
 } srv_endpoint;
 
 /* Per-request context of the HTTP layer, visible to the handlers. */
@@ -174,6 +176,9 @@ void srv_gen_release(struct gen_req *g);
 
 int srv_handle_models(srv_conn *sc); /* the list, or one model for EP_MODEL */
 int srv_handle_tokenize(srv_conn *sc);
+/* POST /v1/messages/count_tokens: {"input_tokens": N}, the prompt the
+ * request would give the local model. */
+int srv_handle_count_tokens(srv_conn *sc);
 int srv_handle_detokenize(srv_conn *sc);
 int srv_handle_metrics(srv_conn *sc);
 int srv_handle_usage(srv_conn *sc); /* spill.c */

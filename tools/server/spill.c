@@ -289,12 +289,121 @@ int srv_handle_usage(srv_conn *sc) {
 
 /* ---- the cloud request body ------------------------------------------------------------ */
 
-cJSON *srv_cloud_body(const srv_request *r, const char *prompt_text) {
+/* An Anthropic-format request as an OpenAI chat body (for an
+ * OpenAI-compatible provider): the system text first; a user turn's
+ * tool_result blocks become "tool" messages before its text; an assistant's
+ * tool_use blocks its tool_calls; tools, tool_choice, the limits and the
+ * sampling fields the client gave. */
+static bool oai_msgs_from(const srv_request *r, cJSON *msgs) {
+    cJSON *m;
+    if (r->system && !((m = cJSON_CreateObject()) && cJSON_AddItemToArray(msgs, m) &&
+                       cJSON_AddStringToObject(m, "role", "system") &&
+                       cJSON_AddStringToObject(m, "content", r->system)))
+        return false;
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        const srv_msg *sm = &r->msgs[i];
+        sbuf text = {0};
+        cJSON *calls = NULL;
+        sbuf_puts(&text, "");
+        for (size_t j = 0; j < sm->n_blocks; j++) {
+            const srv_block *b = &sm->blocks[j];
+            if (b->type == SRV_BLOCK_TEXT) {
+                if (text.n) sbuf_puts(&text, "\n");
+                sbuf_puts(&text, b->text);
+            } else if (b->type == SRV_BLOCK_TOOL_RESULT) {
+                if (!((m = cJSON_CreateObject()) && cJSON_AddItemToArray(msgs, m) &&
+                      cJSON_AddStringToObject(m, "role", "tool") &&
+                      cJSON_AddStringToObject(m, "tool_call_id", b->id) &&
+                      cJSON_AddStringToObject(m, "content", b->text)))
+                    goto oom;
+            } else {
+                cJSON *c = cJSON_CreateObject(), *fn;
+                if (!calls) calls = cJSON_CreateArray();
+                if (!calls || !c || !cJSON_AddItemToArray(calls, c) ||
+                    !cJSON_AddStringToObject(c, "id", b->id) ||
+                    !cJSON_AddStringToObject(c, "type", "function") ||
+                    !(fn = cJSON_AddObjectToObject(c, "function")) ||
+                    !cJSON_AddStringToObject(fn, "name", b->name) ||
+                    !cJSON_AddStringToObject(fn, "arguments", b->input))
+                    goto oom;
+            }
+        }
+        if (text.oom) goto oom;
+        /* a user turn of tool results only needs no user message */
+        if (text.n || calls || !strcmp(sm->role, "assistant") || sm->n_blocks == 0) {
+            if (!((m = cJSON_CreateObject()) && cJSON_AddItemToArray(msgs, m) &&
+                  cJSON_AddStringToObject(m, "role", sm->role)))
+                goto oom;
+            if (calls && !text.n) cJSON_AddNullToObject(m, "content");
+            else cJSON_AddStringToObject(m, "content", text.p);
+            if (calls) cJSON_AddItemToObject(m, "tool_calls", calls);
+            calls = NULL;
+        }
+        sbuf_free(&text);
+        continue;
+    oom:
+        cJSON_Delete(calls);
+        sbuf_free(&text);
+        return false;
+    }
+    return true;
+}
+
+static bool oai_tools_from(const srv_request *r, cJSON *o) {
+    if (!r->n_tools) return true;
+    cJSON *tools = cJSON_AddArrayToObject(o, "tools");
+    for (size_t i = 0; tools && i < r->n_tools; i++) {
+        cJSON *t = cJSON_CreateObject(), *fn;
+        if (!t || !cJSON_AddItemToArray(tools, t) || !cJSON_AddStringToObject(t, "type", "function") ||
+            !(fn = cJSON_AddObjectToObject(t, "function")) ||
+            !cJSON_AddStringToObject(fn, "name", r->tools[i].name))
+            return false;
+        if (r->tools[i].description) cJSON_AddStringToObject(fn, "description", r->tools[i].description);
+        if (r->tools[i].parameters)
+            cJSON_AddItemToObject(fn, "parameters", cJSON_Duplicate(r->tools[i].parameters, true));
+    }
+    switch (r->tool_choice) {
+    case SRV_TOOL_NONE: cJSON_AddStringToObject(o, "tool_choice", "none"); break;
+    case SRV_TOOL_ANY: cJSON_AddStringToObject(o, "tool_choice", "required"); break;
+    case SRV_TOOL_NAMED: {
+        cJSON *c = cJSON_AddObjectToObject(o, "tool_choice");
+        cJSON *fn = c ? cJSON_AddObjectToObject(c, "function") : NULL;
+        if (!fn) return false;
+        cJSON_AddStringToObject(c, "type", "function");
+        cJSON_AddStringToObject(fn, "name", r->tool_name);
+        break;
+    }
+    default: break;
+    }
+    if (!r->parallel_tool_calls) cJSON_AddFalseToObject(o, "parallel_tool_calls");
+    return tools != NULL;
+}
+
+static cJSON *oai_chat_from(const srv_request *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *msgs = o ? cJSON_AddArrayToObject(o, "messages") : NULL;
+    if (!msgs || !oai_msgs_from(r, msgs) || !oai_tools_from(r, o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(o, "max_tokens", r->max_tokens);
+    static const char *const copy[] = {"temperature", "top_p"};
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->raw, copy[i]);
+        if (cJSON_IsNumber(v)) cJSON_AddNumberToObject(o, copy[i], v->valuedouble);
+    }
+    if (r->n_stop) {
+        cJSON *st = cJSON_AddArrayToObject(o, "stop");
+        for (int i = 0; st && i < r->n_stop; i++) cJSON_AddItemToArray(st, cJSON_CreateString(r->stop[i]));
+    }
+    return o;
+}
+
+/* A completions prompt becomes one user message: the providers only speak
+ * chat. The answer continues the prompt less literally than a base model
+ * would (documented in docs/server.md). */
+static cJSON *completion_chat(const srv_request *r, const char *prompt_text) {
     const cJSON *body = r->raw;
-    if (r->wire == SRV_WIRE_OAI_CHAT) return cJSON_Duplicate(body, true);
-    /* A completions prompt becomes one user message: the providers only
-     * speak chat. The answer continues the prompt less literally than a base
-     * model would (documented in docs/server.md). */
     cJSON *o = cJSON_CreateObject();
     cJSON *msgs = o ? cJSON_AddArrayToObject(o, "messages") : NULL;
     cJSON *m = cJSON_CreateObject();
@@ -321,34 +430,66 @@ cJSON *srv_cloud_body(const srv_request *r, const char *prompt_text) {
     return o;
 }
 
+cJSON *srv_cloud_body(const srv *s, const srv_request *r, const char *prompt_text, bool *native) {
+    *native = false;
+    switch (r->wire) {
+    case SRV_WIRE_OAI_CHAT: return cJSON_Duplicate(r->raw, true);
+    case SRV_WIRE_OAI_COMPLETIONS: return completion_chat(r, prompt_text);
+    case SRV_WIRE_ANTHROPIC:
+        /* to an Anthropic provider the client's body passes as it is */
+        if (sw_cloud_provider(s->cloud) == SW_PROVIDER_ANTHROPIC) {
+            *native = true;
+            return cJSON_Duplicate(r->raw, true);
+        }
+        return oai_chat_from(r);
+    }
+    return NULL;
+}
+
 /* ---- cloud calls on worker threads -------------------------------------------------------- */
 
 struct cloud_call {
     srv *s;
     cJSON *body;        /* owned */
+    bool native;        /* body is an Anthropic Messages body (sw_cloud_messages) */
     bool stream;
     /* Redaction (NULL when off): the request's placeholder mapping, and the
-     * restorer of the streamed answer (worker thread only until done). */
+     * restorer of the streamed answer, one per run of text or tool call
+     * (worker thread only until done). */
     sw_redactor *red;
     sw_restore_stream *restore;
+    int kind;           /* what the last piece was: -2 none, -1 text, else a tool call */
     atomic_bool cancel;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* under mu */
     int refs;
-    sbuf text;          /* content not yet taken */
+    cloud_piece *q;     /* what arrived and was not yet taken, in order */
+    size_t n_q, cap_q;
+    bool oom;
     char finish[32];
+    char *stop_sequence;
     bool done;
     sw_status st;
     sw_cloud_result res;
     sw_err err;
 };
 
+void cloud_pieces_free(cloud_piece *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(p[i].id);
+        free(p[i].name);
+        sbuf_free(&p[i].data);
+    }
+    free(p);
+}
+
 static void cc_free(cloud_call *c) {
     cJSON_Delete(c->body);
     sw_restore_stream_free(c->restore);
     sw_redactor_free(c->red); /* wipes the values */
-    sbuf_free(&c->text);
+    cloud_pieces_free(c->q, c->n_q);
+    free(c->stop_sequence);
     sw_cloud_result_clear(&c->res);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
@@ -363,19 +504,64 @@ void cloud_call_unref(cloud_call *c) {
     if (last) cc_free(c);
 }
 
-/* sw_cloud_chunk_fn: runs on the worker thread inside curl's write callback. */
-/* Put a piece of the answer into c->text (under c->mu), its placeholders
- * restored when the request was redacted. */
-static sw_status add_text(cloud_call *c, const char *text, size_t len, bool last, sw_err *err) {
-    if (!c->restore) {
-        sbuf_add(&c->text, text, len);
+/* Append data[len] to the queue as a piece of kind tool (-1: text), merging
+ * with the last piece when it continues it. Under mu. */
+static void queue_piece(cloud_call *c, int tool, const char *id, const char *name,
+                        const char *data, size_t len) {
+    cloud_piece *last = c->n_q ? &c->q[c->n_q - 1] : NULL;
+    if (!(last && last->tool == tool && !id && !name)) {
+        if (c->n_q == c->cap_q) {
+            size_t cap = c->cap_q ? 2 * c->cap_q : 8;
+            cloud_piece *q = realloc(c->q, cap * sizeof *q);
+            if (!q) {
+                c->oom = true;
+                return;
+            }
+            c->q = q;
+            c->cap_q = cap;
+        }
+        last = &c->q[c->n_q++];
+        *last = (cloud_piece){.tool = tool};
+        if ((id && !(last->id = strdup(id))) || (name && !(last->name = strdup(name))))
+            c->oom = true;
+    }
+    if (data) sbuf_add(&last->data, data, len);
+    if (last->data.oom) c->oom = true;
+}
+
+/* The run of the last kind is over: what its restorer held goes out, and a
+ * fresh restorer serves the next run. Under mu. */
+static sw_status end_run(cloud_call *c, sw_err *err) {
+    if (!c->restore || c->kind == -2) return SW_OK;
+    char *out = NULL;
+    size_t n = 0;
+    sw_status st = sw_restore_finish(c->restore, &out, &n, err);
+    if (st == SW_OK && n) queue_piece(c, c->kind, NULL, NULL, out, n);
+    free(out);
+    sw_restore_stream_free(c->restore);
+    c->restore = NULL;
+    if (st == SW_OK) st = sw_restore_stream_create(c->red, &c->restore, err);
+    return st;
+}
+
+/* Put a piece of the answer into the queue (under mu): text (tool -1) or a
+ * part of a tool call, its placeholders restored when the request was
+ * redacted. A new kind (text after a tool call, or the next call) first ends
+ * the last run, so the pieces keep their order. */
+static sw_status add_piece(cloud_call *c, int tool, const char *id, const char *name,
+                           const char *data, sw_err *err) {
+    sw_status st = SW_OK;
+    if (c->kind != -2 && (tool != c->kind || id || name)) st = end_run(c, err);
+    c->kind = tool;
+    if (st != SW_OK) return st;
+    if (!c->restore || !data) {
+        queue_piece(c, tool, id, name, data, data ? strlen(data) : 0);
         return SW_OK;
     }
     char *out = NULL;
     size_t n = 0;
-    sw_status st = last ? sw_restore_finish(c->restore, &out, &n, err)
-                        : sw_restore_feed(c->restore, text, len, &out, &n, err);
-    if (st == SW_OK) sbuf_add(&c->text, out, n);
+    st = sw_restore_feed(c->restore, data, strlen(data), &out, &n, err);
+    if (st == SW_OK) queue_piece(c, tool, id, name, out, n);
     free(out);
     return st;
 }
@@ -386,9 +572,13 @@ static sw_status on_chunk(void *user, const sw_cloud_chunk *ch, sw_err *err) {
     if (atomic_load(&c->cancel)) return sw_err_set(err, SW_E_CANCELLED, "the client went away");
     pthread_mutex_lock(&c->mu);
     sw_status st = SW_OK;
-    if (ch->content && ch->content[0]) st = add_text(c, ch->content, strlen(ch->content), false, err);
+    if (ch->content && ch->content[0]) st = add_piece(c, -1, NULL, NULL, ch->content, err);
+    if (st == SW_OK && ch->tool)
+        st = add_piece(c, ch->tool_index, ch->tool_id, ch->tool_name, ch->tool_args, err);
     if (ch->finish_reason) snprintf(c->finish, sizeof c->finish, "%s", ch->finish_reason);
-    bool oom = c->text.oom;
+    if (ch->stop_sequence && !c->stop_sequence && !(c->stop_sequence = strdup(ch->stop_sequence)))
+        c->oom = true;
+    bool oom = c->oom;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     if (st != SW_OK) return st;
@@ -399,14 +589,16 @@ static void *cc_worker(void *arg) {
     cloud_call *c = arg;
     sw_cloud_result res;
     sw_err err = {{0}};
-    sw_status st = sw_cloud_chat(c->s->cloud, c->body, c->stream ? on_chunk : NULL, c, &res, &err);
+    sw_status st = c->native
+                       ? sw_cloud_messages(c->s->cloud, c->body, c->stream ? on_chunk : NULL, c, &res, &err)
+                       : sw_cloud_chat(c->s->cloud, c->body, c->stream ? on_chunk : NULL, c, &res, &err);
     if (st != SW_OK)
         sw_log(SW_LOG_INFO, "cloud call failed (%s): %s", sw_status_str(st), err.msg);
     /* The answer gets its values back before anyone can take it. */
     if (st == SW_OK && c->red && res.response)
         st = sw_restore_chat_response(c->red, res.response, &err);
     pthread_mutex_lock(&c->mu);
-    if (st == SW_OK && c->restore) st = add_text(c, NULL, 0, true, &err); /* the held tail */
+    if (st == SW_OK) st = end_run(c, &err); /* the held tail */
     c->res = res; /* takes res.response */
     c->err = err;
     c->st = st;
@@ -419,10 +611,72 @@ static void *cc_worker(void *arg) {
     return NULL;
 }
 
-/* Redact c->body before it leaves; the mapping stays in c. */
+/* The texts of an Anthropic Messages body a person may have written into:
+ * the system text, message content strings, text blocks, tool results and
+ * the string values inside tool inputs. */
+typedef sw_status (*text_fn)(sw_redactor *r, cJSON *item, sw_err *err);
+
+static sw_status each_string(sw_redactor *r, cJSON *v, text_fn fn, sw_err *err) {
+    if (cJSON_IsString(v)) return fn(r, v, err);
+    cJSON *it;
+    sw_status st = SW_OK;
+    if (cJSON_IsArray(v) || cJSON_IsObject(v))
+        cJSON_ArrayForEach(it, v) if (st == SW_OK) st = each_string(r, it, fn, err);
+    return st;
+}
+
+static sw_status each_block_text(sw_redactor *r, cJSON *content, text_fn fn, sw_err *err) {
+    if (cJSON_IsString(content)) return fn(r, content, err);
+    cJSON *b;
+    sw_status st = SW_OK;
+    cJSON_ArrayForEach(b, content) {
+        if (st != SW_OK) break;
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "text");
+        if (cJSON_IsString(t)) st = fn(r, t, err);
+        cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+        if (st == SW_OK && in) st = each_string(r, in, fn, err);
+        cJSON *rc = cJSON_GetObjectItemCaseSensitive(b, "content");
+        if (st == SW_OK && rc) st = each_block_text(r, rc, fn, err);
+    }
+    return st;
+}
+
+static sw_status each_messages_text(sw_redactor *r, cJSON *body, text_fn fn, sw_err *err) {
+    cJSON *sys = cJSON_GetObjectItemCaseSensitive(body, "system");
+    sw_status st = sys ? each_block_text(r, sys, fn, err) : SW_OK;
+    cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(body, "messages")) {
+        if (st != SW_OK) break;
+        cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (content) st = each_block_text(r, content, fn, err);
+    }
+    cJSON *stops = cJSON_GetObjectItemCaseSensitive(body, "stop_sequences");
+    if (st == SW_OK && stops) st = each_string(r, stops, fn, err);
+    return st;
+}
+
+static sw_status reserve_text(sw_redactor *r, cJSON *item, sw_err *err) {
+    return sw_redactor_reserve(r, item->valuestring, strlen(item->valuestring), err);
+}
+
+static sw_status redact_text(sw_redactor *r, cJSON *item, sw_err *err) {
+    char *out = NULL;
+    size_t n = 0;
+    sw_status st = sw_redact_text(r, item->valuestring, strlen(item->valuestring), &out, &n, err);
+    if (st == SW_OK && !cJSON_SetValuestring(item, out))
+        st = sw_err_set(err, SW_E_NOMEM, "out of memory redacting");
+    free(out);
+    return st;
+}
+
+/* Redact c->body before it leaves; the mapping stays in c. Every text is
+ * reserved before any is replaced (see sw_redactor_reserve). */
 static sw_status cc_redact(cloud_call *c, sw_err *err) {
     sw_status st = sw_redactor_create(sw_router_pii(c->s->router), &c->red, err);
-    if (st == SW_OK) st = sw_redact_chat_body(c->red, c->body, err);
+    if (st == SW_OK && c->native) st = each_messages_text(c->red, c->body, reserve_text, err);
+    if (st == SW_OK)
+        st = c->native ? each_messages_text(c->red, c->body, redact_text, err)
+                       : sw_redact_chat_body(c->red, c->body, err);
     if (st == SW_OK && c->stream) st = sw_restore_stream_create(c->red, &c->restore, err);
     if (st != SW_OK) return sw_err_wrap(err, st, "redacting the request for the cloud");
     /* counts and kinds only: never the values */
@@ -438,8 +692,8 @@ size_t cloud_call_redacted(const cloud_call *c, unsigned *kinds) {
     return c && c->red ? sw_redactor_spans(c->red) : 0;
 }
 
-sw_status cloud_call_start(srv *s, cJSON *body, bool stream, bool redact, cloud_call **out,
-                           sw_err *err) {
+sw_status cloud_call_start(srv *s, cJSON *body, bool native, bool stream, bool redact,
+                           cloud_call **out, sw_err *err) {
     *out = NULL;
     if (!body) return sw_err_set(err, SW_E_NOMEM, "out of memory building the cloud request");
     cloud_call *c = calloc(1, sizeof *c);
@@ -449,7 +703,9 @@ sw_status cloud_call_start(srv *s, cJSON *body, bool stream, bool redact, cloud_
     }
     c->s = s;
     c->body = body;
+    c->native = native;
     c->stream = stream;
+    c->kind = -2;
     c->refs = 2; /* the caller's and the worker's */
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -474,9 +730,10 @@ sw_status cloud_call_start(srv *s, cJSON *body, bool stream, bool redact, cloud_
     return SW_OK;
 }
 
-bool cloud_call_take(cloud_call *c, double slice_s, sbuf *text, char *finish, size_t finish_cap) {
+bool cloud_call_take(cloud_call *c, double slice_s, cloud_piece **pieces, size_t *n, char *finish,
+                     size_t finish_cap) {
     pthread_mutex_lock(&c->mu);
-    if (!c->done && c->text.n == 0 && !c->finish[0] && slice_s > 0) {
+    if (!c->done && c->n_q == 0 && !c->finish[0] && slice_s > 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         long ns = ts.tv_nsec + (long)(slice_s * 1e9);
@@ -484,10 +741,17 @@ bool cloud_call_take(cloud_call *c, double slice_s, sbuf *text, char *finish, si
         ts.tv_nsec = ns % 1000000000L;
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
-    if (c->text.n) {
-        sbuf_add(text, c->text.p, c->text.n);
-        c->text.n = 0;
-        c->text.p[0] = '\0';
+    /* hand the queue over whole (appended to what the caller holds) */
+    if (c->n_q) {
+        cloud_piece *p = realloc(*pieces, (*n + c->n_q) * sizeof *p);
+        if (p) {
+            memcpy(p + *n, c->q, c->n_q * sizeof *p);
+            *pieces = p;
+            *n += c->n_q;
+            c->n_q = 0;
+        } else {
+            c->oom = true;
+        }
     }
     if (c->finish[0] && finish_cap) snprintf(finish, finish_cap, "%s", c->finish);
     bool done = c->done;
@@ -503,6 +767,8 @@ bool cloud_call_done(cloud_call *c) {
 }
 
 void cloud_call_cancel(cloud_call *c) { atomic_store(&c->cancel, true); }
+
+const char *cloud_call_stop_sequence(const cloud_call *c) { return c->stop_sequence; }
 
 sw_status cloud_call_result(const cloud_call *c, const sw_cloud_result **res, const sw_err **err) {
     /* done is final and set under the mutex before this may be called; the

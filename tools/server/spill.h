@@ -76,29 +76,51 @@ void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_rea
 
 /* ---- cloud requests ---- */
 
-/* The OpenAI chat body to send to the provider (sw_cloud_chat maps it to the
- * provider's format): a chat request's own body (copied), or for
- * /v1/completions a one-message chat built from prompt_text and the sampling
- * fields. NULL when out of memory. */
-cJSON *srv_cloud_body(const srv_request *r, const char *prompt_text);
+/* The body to send to the provider, the one place a request becomes one:
+ * an OpenAI chat body that sw_cloud_chat maps to the provider (a chat
+ * request's own body, copied; a completions prompt as a one-message chat
+ * built from prompt_text and the sampling fields; an Anthropic request
+ * translated), or, *native set, an Anthropic request's own body for
+ * sw_cloud_messages when the provider is Anthropic. NULL when out of memory. */
+cJSON *srv_cloud_body(const srv *s, const srv_request *r, const char *prompt_text, bool *native);
 
-/* A cloud call running sw_cloud_chat on its own detached thread. Reference
- * counted: the worker holds one reference, the caller the other. */
+/* A cloud call running sw_cloud_chat (or sw_cloud_messages) on its own
+ * detached thread. Reference counted: the worker holds one reference, the
+ * caller the other. */
+typedef struct cloud_call cloud_call;
 
-/* Start it; body is taken (freed by the call). stream: ask the provider for
- * SSE and collect content as it arrives. redact: replace the personal data
- * in the body by placeholders before it leaves (fallback/redact.h), and put
- * the values back into the answer as it arrives, so that the text taken
- * from the call is already restored; the mapping lives in the call and dies
- * with it. A redaction failure fails the start (nothing is sent). */
-sw_status cloud_call_start(srv *s, cJSON *body, bool stream, bool redact, cloud_call **out,
-                           sw_err *err);
+/* A piece of a streamed answer: text, or a part of tool call number tool
+ * (its id and name on its first part; data: pieces of its arguments' JSON). */
+typedef struct cloud_piece {
+    int tool;    /* -1: text */
+    char *id;    /* owned; NULL */
+    char *name;  /* owned; NULL */
+    sbuf data;
+} cloud_piece;
+void cloud_pieces_free(cloud_piece *p, size_t n);
+
+/* Start it; body is taken (freed by the call). native: body is an Anthropic
+ * Messages body for sw_cloud_messages, else an OpenAI chat body. stream: ask
+ * the provider for SSE and collect pieces as they arrive. redact: replace the
+ * personal data in the body by placeholders before it leaves
+ * (fallback/redact.h; every text of either body shape), and put the values
+ * back into the answer as it arrives, so that what is taken from the call is
+ * already restored (text and tool-call arguments); the mapping lives in the
+ * call and dies with it. A redaction failure fails the start (nothing is
+ * sent). */
+sw_status cloud_call_start(srv *s, cJSON *body, bool native, bool stream, bool redact,
+                           cloud_call **out, sw_err *err);
 /* Spans replaced in the request, and their kinds (0 when not redacted). */
 size_t cloud_call_redacted(const cloud_call *c, unsigned *kinds);
-/* Wait up to slice_s for news; append content that arrived since the last
- * take to text; copy a finish_reason into finish (when one arrived). Returns
- * true once the call is over (then cloud_call_result is valid). */
-bool cloud_call_take(cloud_call *c, double slice_s, sbuf *text, char *finish, size_t finish_cap);
+/* Wait up to slice_s for news; append the pieces that arrived since the last
+ * take to *pieces (*n of them; a malloc'd array the caller frees with
+ * cloud_pieces_free); copy a finish_reason into finish (when one arrived).
+ * Returns true once the call is over (then cloud_call_result is valid). */
+bool cloud_call_take(cloud_call *c, double slice_s, cloud_piece **pieces, size_t *n, char *finish,
+                     size_t finish_cap);
+/* The stop sequence a streamed answer ended on (Anthropic), or NULL; valid
+ * once the call is over. */
+const char *cloud_call_stop_sequence(const cloud_call *c);
 /* Whether the call is over (takes nothing). */
 bool cloud_call_done(cloud_call *c);
 /* Ask a streaming call to stop at its next chunk (client gone, shutdown). A
