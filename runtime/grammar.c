@@ -70,12 +70,17 @@ struct sw_gmatch {
 
 /* ---- vocabulary trie -------------------------------------------------------- */
 
+/* Trie nodes in preorder, one struct each so a walk reads one cache line. */
+typedef struct gv_node {
+    int32_t end;     /* index after the subtree */
+    int32_t tok_off; /* the node's tokens: toks[tok_off .. next node's tok_off) */
+    uint16_t depth;  /* 1 = a child of the root */
+    uint8_t byte;
+} gv_node;
+
 struct sw_gvocab {
     int32_t n_vocab, n_nodes, max_depth;
-    uint8_t *byte;   /* [n_nodes] */
-    uint16_t *depth; /* [n_nodes], 1 = a child of the root */
-    int32_t *end;    /* [n_nodes]: index after the subtree */
-    int32_t *tok_off; /* [n_nodes + 1] into toks */
+    gv_node *nd; /* [n_nodes + 1]; the last is a sentinel holding the token count */
     int32_t *toks;
 };
 
@@ -93,10 +98,7 @@ static int cmp_piece(const void *x, const void *y) {
 
 void sw_gvocab_free(sw_gvocab *v) {
     if (!v) return;
-    free(v->byte);
-    free(v->depth);
-    free(v->end);
-    free(v->tok_off);
+    free(v->nd);
     free(v->toks);
     free(v);
 }
@@ -133,14 +135,11 @@ sw_status sw_gvocab_create(const char *const *pieces, const uint32_t *lens, int3
     qsort(ids, (size_t)n_ids, sizeof *ids, cmp_piece);
     pthread_mutex_unlock(&sort_mu);
     size_t cap = total + 1;
-    v->byte = malloc(cap);
-    v->depth = malloc(cap * sizeof *v->depth);
-    v->end = malloc(cap * sizeof *v->end);
-    v->tok_off = malloc((cap + 1) * sizeof *v->tok_off);
+    v->nd = calloc(cap + 1, sizeof *v->nd);
     v->toks = malloc((size_t)(n_ids ? n_ids : 1) * sizeof *v->toks);
     int32_t *stack = malloc((size_t)65537 * sizeof *stack);
     int32_t *node_of = malloc((size_t)(n_ids ? n_ids : 1) * sizeof *node_of);
-    if (!v->byte || !v->depth || !v->end || !v->tok_off || !v->toks || !stack || !node_of) {
+    if (!v->nd || !v->toks || !stack || !node_of) {
         free(stack);
         free(node_of);
         goto nomem;
@@ -155,10 +154,10 @@ sw_status sw_gvocab_create(const char *const *pieces, const uint32_t *lens, int3
         uint32_t len = lens[id];
         uint32_t lcp = 0;
         while (prev && lcp < len && lcp < prev_len && p[lcp] == prev[lcp]) lcp++;
-        while ((uint32_t)sp > lcp) v->end[stack[--sp]] = n;
+        while ((uint32_t)sp > lcp) v->nd[stack[--sp]].end = n;
         for (uint32_t d = lcp; d < len; d++) {
-            v->byte[n] = p[d];
-            v->depth[n] = (uint16_t)(d + 1);
+            v->nd[n].byte = p[d];
+            v->nd[n].depth = (uint16_t)(d + 1);
             stack[sp++] = n++;
         }
         v->toks[k] = id;
@@ -167,11 +166,11 @@ sw_status sw_gvocab_create(const char *const *pieces, const uint32_t *lens, int3
         prev = p;
         prev_len = len;
     }
-    while (sp > 0) v->end[stack[--sp]] = n;
+    while (sp > 0) v->nd[stack[--sp]].end = n;
     v->n_nodes = n;
     for (int32_t i = 0, k = 0; i <= n; i++) {
         while (k < n_ids && node_of[k] < i) k++;
-        v->tok_off[i] = k;
+        v->nd[i].tok_off = k;
     }
     free(stack);
     free(node_of);
@@ -315,18 +314,19 @@ static mc_entry *cache_get(sw_gmask_cache *c, const sw_grammar *g, const sw_gvoc
     int32_t *qs = c->qstack;
     qs[0] = q;
     for (int32_t i = 0; i < v->n_nodes;) {
-        int32_t k = v->depth[i];
-        int32_t q2 = sw_dfa_step(d, qs[k - 1], v->byte[i]);
+        const gv_node *nd = &v->nd[i];
+        int32_t k = nd->depth;
+        int32_t q2 = sw_dfa_step(d, qs[k - 1], nd->byte);
         if (q2 < 0) {
-            i = v->end[i];
+            i = nd->end;
             continue;
         }
         qs[k] = q2;
-        for (int32_t t = v->tok_off[i]; t < v->tok_off[i + 1]; t++) {
+        for (int32_t t = nd->tok_off; t < nd[1].tok_off; t++) {
             int32_t id = v->toks[t];
             e->inside[id >> 6] |= 1ull << (id & 63);
         }
-        if (d->accept[q2] && v->end[i] > i + 1) {
+        if (d->accept[q2] && nd->end > i + 1) {
             if (e->n_exits == cap_exits) {
                 cap_exits = cap_exits ? 2 * cap_exits : 16;
                 int32_t *x = realloc(e->exits, (size_t)cap_exits * sizeof *x);
@@ -737,7 +737,7 @@ int64_t sw_gmatch_min_completion(sw_gmatch *m) {
 /* ---- masks ---------------------------------------------------------------------- */
 
 static void set_tokens(const sw_gvocab *v, uint64_t *bits, int32_t node) {
-    for (int32_t t = v->tok_off[node]; t < v->tok_off[node + 1]; t++) {
+    for (int32_t t = v->nd[node].tok_off; t < v->nd[node + 1].tok_off; t++) {
         int32_t id = v->toks[t];
         bits[id >> 6] |= 1ull << (id & 63);
     }
@@ -747,8 +747,8 @@ static void set_tokens(const sw_gvocab *v, uint64_t *bits, int32_t node) {
  * scr[off..off+n) standing at x; allow every token whose bytes keep some
  * parse alive. */
 static bool walk(sw_gmatch *m, const sw_gvocab *v, int32_t x, int32_t off, int32_t n, uint64_t *bits) {
-    int32_t base_depth = x >= 0 ? v->depth[x] : 0;
-    int32_t first = x + 1, last = x >= 0 ? v->end[x] : v->n_nodes;
+    int32_t base_depth = x >= 0 ? v->nd[x].depth : 0;
+    int32_t first = x + 1, last = x >= 0 ? v->nd[x].end : v->n_nodes;
     int32_t need = v->max_depth - base_depth + 2;
     if (m->cap_soff < need) {
         int32_t *s = realloc(m->soff, (size_t)need * 2 * sizeof *s);
@@ -760,16 +760,16 @@ static bool walk(sw_gmatch *m, const sw_gvocab *v, int32_t x, int32_t off, int32
     m->soff[0] = off;
     m->soff[1] = n;
     for (int32_t i = first; i < last;) {
-        int32_t k = v->depth[i] - base_depth;
+        int32_t k = v->nd[i].depth - base_depth;
         int32_t in_off = m->soff[2 * (k - 1)], in_n = m->soff[2 * (k - 1) + 1];
-        step_out o = step(m, in_off, in_n, v->byte[i], in_off + in_n);
+        step_out o = step(m, in_off, in_n, v->nd[i].byte, in_off + in_n);
         if (o.failed || (o.n == 0 && !o.accepting)) {
-            i = v->end[i];
+            i = v->nd[i].end;
             continue;
         }
         set_tokens(v, bits, i);
         if (o.n == 0) { /* finished: nothing may follow */
-            i = v->end[i];
+            i = v->nd[i].end;
             continue;
         }
         m->soff[2 * k] = o.off;

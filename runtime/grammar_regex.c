@@ -9,7 +9,8 @@
  * terminators; Python excludes only \n). Syntax whose meaning differs or that
  * is not regular is refused with a message naming it: backreferences,
  * lookaround, \b \B, \p{..}, anchors not at the ends of a top-level
- * alternative, `{,n}`, `[]`, `[^]`, surrogate escapes. */
+ * alternative, `{,n}`, `[]`, `[^]`, an unescaped `[` inside a class,
+ * surrogate escapes. */
 #include <stdio.h>
 #include <string.h>
 
@@ -201,6 +202,12 @@ static sw_rx *parse_class(rxp *p) {
         if (p->s[p->i] == ']') {
             p->i++;
             break;
+        }
+        if (p->s[p->i] == '[') {
+            /* [[:alpha:]] is a POSIX class to PCRE, a nested set to ECMA's v
+             * flag, and a literal '[' to Python and plain ECMA */
+            rx_fail(p, "an unescaped '[' inside a class");
+            return NULL;
         }
         int64_t lo;
         char cls = 0;

@@ -496,8 +496,32 @@ sw_status sw_sampler_sample(sw_sampler *s, const float *logits, sw_token_info *o
     return sw_sampler_sample_masked(s, logits, NULL, out, err);
 }
 
-sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uint8_t *allow,
-                                   sw_token_info *out, sw_err *err) {
+/* The candidates left after top-k, top-p and min-p (sorted when any ran), or
+ * the argmax alone when greedy. Returns how many, at the front of c. */
+static size_t truncate_cands(const sw_sampler_params *p, cand *c, size_t n) {
+    if (p->temperature <= 0.0f) {
+        size_t best = 0; /* strict '>' over rising ids: ties keep the lowest id */
+        for (size_t i = 1; i < n; i++)
+            if (c[i].logit > c[best].logit) best = i;
+        c[0] = c[best];
+        return 1;
+    }
+    size_t sorted = 0;
+    if (p->top_k > 0 && (size_t)p->top_k < n) {
+        select_top(c, n, (size_t)p->top_k);
+        n = (size_t)p->top_k;
+        qsort(c, n, sizeof *c, cmp_cand);
+        sorted = n;
+    }
+    if (p->top_p < 1.0f) n = apply_top_p(c, n, sorted, (double)p->top_p);
+    if (p->min_p > 0.0f) n = apply_min_p(c, n, (double)p->min_p);
+    return n;
+}
+
+/* truncate_first: truncate over the whole vocabulary, then keep the allowed
+ * candidates (if none is left, fall back to masking first). */
+static sw_status sample_impl(sw_sampler *s, const float *logits, const uint8_t *allow,
+                             bool truncate_first, sw_token_info *out, sw_err *err) {
     if (!s || !logits || !out)
         return sw_err_set(err, SW_E_INVALID_ARG, "sw_sampler_sample: NULL argument");
     const sw_sampler_params *p = &s->p;
@@ -505,40 +529,41 @@ sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uin
     double log_z = 0.0;
     sw_status st = raw_stats(logits, s->n_vocab, p->n_top_logprobs, s->wbuf, out, &log_z, err);
     if (st != SW_OK) return st;
-
-    fill_penalised(s, logits, allow);
     cand *c = s->cands;
-    size_t n = (size_t)s->n_vocab;
-    int32_t id;
-    if (allow || p->n_logit_bias > 0) {
-        /* a mask or bans may leave nothing: say so rather than pick a dead token */
-        size_t live = 0;
-        while (live < n && c[live].logit == -INFINITY) live++;
-        if (live == n)
-            return sw_err_set(err, SW_E_INVALID_ARG,
-                              "sampler: no token is left to sample (every one is masked or "
-                              "banned)");
+    int32_t id = -1;
+    if (truncate_first && allow) {
+        fill_penalised(s, logits, NULL);
+        size_t n = truncate_cands(p, c, (size_t)s->n_vocab), k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (allow[c[i].id] && c[i].logit != -INFINITY) c[k++] = c[i];
+        if (k > 0) id = p->temperature <= 0.0f ? c[0].id : draw(s, c, k, (double)p->temperature);
     }
-
-    if (p->temperature <= 0.0f) {
-        size_t best = 0; /* strict '>' over rising ids: ties keep the lowest id */
-        for (size_t i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit) best = i;
-        id = c[best].id;
-    } else {
-        size_t sorted = 0;
-        if (p->top_k > 0 && (size_t)p->top_k < n) {
-            select_top(c, n, (size_t)p->top_k);
-            n = (size_t)p->top_k;
-            qsort(c, n, sizeof *c, cmp_cand);
-            sorted = n;
+    if (id < 0) {
+        fill_penalised(s, logits, allow);
+        size_t n = (size_t)s->n_vocab;
+        if (allow || p->n_logit_bias > 0) {
+            /* a mask or bans may leave nothing: say so rather than pick a dead token */
+            size_t live = 0;
+            while (live < n && c[live].logit == -INFINITY) live++;
+            if (live == n)
+                return sw_err_set(err, SW_E_INVALID_ARG,
+                                  "sampler: no token is left to sample (every one is masked or "
+                                  "banned)");
         }
-        if (p->top_p < 1.0f) n = apply_top_p(c, n, sorted, (double)p->top_p);
-        if (p->min_p > 0.0f) n = apply_min_p(c, n, (double)p->min_p);
-        id = draw(s, c, n, (double)p->temperature);
+        n = truncate_cands(p, c, n);
+        id = p->temperature <= 0.0f ? c[0].id : draw(s, c, n, (double)p->temperature);
     }
-
     out->id = id;
     out->logprob = (logits[id] == -INFINITY) ? -INFINITY : (float)((double)logits[id] - log_z);
     return SW_OK;
+}
+
+sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uint8_t *allow,
+                                   sw_token_info *out, sw_err *err) {
+    return sample_impl(s, logits, allow, false, out, err);
+}
+
+sw_status sw_sampler_sample_allowed(sw_sampler *s, const float *logits, const uint8_t *allow,
+                                    sw_token_info *out, sw_err *err) {
+    return sample_impl(s, logits, allow, true, out, err);
 }

@@ -71,6 +71,16 @@ sw_status sw_sampler_sample(sw_sampler *s, const float *logits, sw_token_info *o
  * bias's bans leave no token. */
 sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uint8_t *allow,
                                    sw_token_info *out, sw_err *err);
+/* The draw sw_sampler_sample would make, restricted to allowed tokens:
+ * top-k, top-p and min-p truncate over the whole vocabulary, then the
+ * disallowed candidates are dropped and the rest renormalized (greedy: the
+ * argmax if allowed); only when no candidate is allowed is the truncation
+ * redone over the allowed tokens (as sw_sampler_sample_masked). So drawing
+ * unmasked first and, when that token is not allowed, drawing again with this
+ * (rejection sampling) samples exactly this distribution: constrained
+ * decoding needs the full mask only after a rejection. */
+sw_status sw_sampler_sample_allowed(sw_sampler *s, const float *logits, const uint8_t *allow,
+                                    sw_token_info *out, sw_err *err);
 
 #ifdef __cplusplus
 }

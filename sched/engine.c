@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "block_manager.h"
+#include "grammar.h"
 #include "json_grammar.h"
 #include "stop.h"
 
@@ -69,6 +70,7 @@ typedef struct seq {
     int32_t hid_summed;   /* positions [0, hid_summed) are in hid_sum */
     double *hid_sum;      /* [n_embd] when SW_HIDDEN_MEAN */
     float *hid_last;      /* [n_embd] when SW_HIDDEN_LAST */
+    sw_gmatch *gm;        /* the output so far under the request's grammar, or NULL */
     /* Under the engine lock. */
     int32_t *tokens; /* prompt then generated; the last one is not computed yet while decoding */
     int32_t n_tokens, cap_tokens;
@@ -137,6 +139,12 @@ struct sw_engine {
     const char **pieces;         /* [n_vocab], views into the tokenizer */
     uint32_t *piece_len;         /* [n_vocab] */
     uint8_t *allow;              /* [n_vocab] */
+    sw_gvocab *gvocab;           /* token trie for grammar masks; built at the first grammar request */
+    int32_t *eog_ids;            /* the end-of-generation tokens, with gvocab */
+    int32_t n_eog;
+    /* grammar cost: this step's (scheduler thread), and the totals (under mu) */
+    uint64_t step_g_tokens, step_g_masks, g_tokens, g_masks;
+    double step_g_seconds, g_seconds;
 };
 
 const char *sw_finish_reason_str(sw_finish_reason r) {
@@ -165,6 +173,7 @@ static void seq_free(seq *s) {
     sw_sampler_free(s->sampler);
     sw_detok_free(s->detok);
     sw_stop_free(s->stop);
+    sw_gmatch_free(s->gm);
     free(s->final.text);
     free(s->tokens);
     free(s->blocks);
@@ -203,9 +212,12 @@ static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *
     if (r->hidden & ~(SW_HIDDEN_LAST | SW_HIDDEN_MEAN))
         return sw_err_set(err, SW_E_INVALID_ARG, "submit: unknown hidden-state flags 0x%x",
                           r->hidden);
-    if (r->json_object && !e->tok)
+    if ((r->json_object || r->grammar) && !e->tok)
         return sw_err_set(err, SW_E_UNSUPPORTED,
-                          "submit: JSON mode needs the model's tokenizer, and this model has none");
+                          "submit: constrained output needs the model's tokenizer, and this model "
+                          "has none");
+    if (r->json_object && r->grammar)
+        return sw_err_set(err, SW_E_INVALID_ARG, "submit: both JSON mode and a grammar given");
     if (r->max_tokens > 0 && (int64_t)r->n_prompt + r->max_tokens > e->n_ctx)
         return sw_err_set(err, SW_E_RANGE,
                           "prompt (%d tokens) + max_tokens (%d) = %lld exceeds the context length "
@@ -259,12 +271,18 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     }
     /* Penalties look at the prompt too. */
     for (int32_t i = 0; i < r->n_prompt; i++) sw_sampler_accept(s->sampler, r->prompt[i]);
-    if ((st = sw_stop_create(r->stop_strings, r->n_stop_strings, &s->stop, err)) != SW_OK) {
+    /* under a grammar the grammar decides where the output ends: no stop strings */
+    if ((st = sw_stop_create(r->grammar ? NULL : r->stop_strings, r->grammar ? 0 : r->n_stop_strings,
+                             &s->stop, err)) != SW_OK) {
         sw_err_wrap(err, st, "submit");
         goto fail;
     }
     if (e->tok && !(s->detok = sw_detok_create(e->tok, false))) {
         st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the detokenizer");
+        goto fail;
+    }
+    if (r->grammar && (st = sw_gmatch_create(r->grammar, &s->gm, err)) != SW_OK) {
+        sw_err_wrap(err, st, "submit");
         goto fail;
     }
     s->t_queued = sw_time_s();
@@ -630,6 +648,20 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
         finish_seq(e, s, SW_FINISH_ERROR, "JSON mode: a sampled token broke the JSON", NULL);
         return;
     }
+    if (s->gm) {
+        /* an end token only when the output is complete (the mask saw to it);
+         * any other token must continue the grammar */
+        if (eog || is_stop_id(s, id)) {
+            if (!sw_gmatch_accepting(s->gm)) {
+                finish_seq(e, s, SW_FINISH_ERROR, "grammar: an end token before the output was complete", NULL);
+                return;
+            }
+        } else if (!sw_gmatch_feed(s->gm, e->pieces[id], e->piece_len[id])) {
+            const char *why = sw_gmatch_error(s->gm);
+            finish_seq(e, s, SW_FINISH_ERROR, why ? why : "grammar: a sampled token broke the grammar", NULL);
+            return;
+        }
+    }
     if (eog || is_stop_id(s, id)) {
         finish_seq(e, s, SW_FINISH_STOP, "", flush_text(s));
         return;
@@ -662,6 +694,8 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
     outbox_push(e, n);
     if (m >= 0) finish_seq(e, s, SW_FINISH_STOP, sw_stop_string(s->stop, m), NULL);
     else if (s->json && sw_json_done(&s->js)) finish_seq(e, s, SW_FINISH_STOP, "", flush_text(s));
+    else if (s->gm && sw_gmatch_accepting(s->gm) && !sw_gmatch_can_continue(s->gm))
+        finish_seq(e, s, SW_FINISH_STOP, "", flush_text(s));
     else if (s->n_tokens >= s->limit) finish_seq(e, s, SW_FINISH_LENGTH, "", flush_text(s));
 }
 
@@ -735,6 +769,11 @@ static void apply_step(sw_engine *e) {
         handle_token(e, s, &e->sampled[k]);
     }
     rate_add(e, prompt, gen);
+    e->g_tokens += e->step_g_tokens;
+    e->g_masks += e->step_g_masks;
+    e->g_seconds += e->step_g_seconds;
+    e->step_g_tokens = e->step_g_masks = 0;
+    e->step_g_seconds = 0;
 }
 
 static void fail_step(sw_engine *e, const sw_err *err) {
@@ -778,6 +817,60 @@ static sw_status json_tables(sw_engine *e, sw_err *err) {
     return SW_OK;
 }
 
+/* The grammar tables (token trie, end tokens), once per engine (scheduler thread). */
+static sw_status grammar_tables(sw_engine *e, sw_err *err) {
+    sw_status st = json_tables(e, err);
+    if (st != SW_OK || e->gvocab) return st;
+    e->eog_ids = malloc((size_t)e->n_vocab * sizeof *e->eog_ids);
+    if (!e->eog_ids) return sw_err_set(err, SW_E_NOMEM, "out of memory for the grammar tables");
+    e->n_eog = 0;
+    for (int32_t i = 0; i < e->n_vocab; i++)
+        if (sw_tokenizer_is_eog(e->tok, i)) e->eog_ids[e->n_eog++] = i;
+    return sw_gvocab_create(e->pieces, e->piece_len, e->n_vocab, &e->gvocab, err);
+}
+
+/* Token id ends the output of s (end of generation, or one of its stop ids). */
+static bool is_end_token(const sw_engine *e, const seq *s, int32_t id) {
+    return (!s->ignore_eos && sw_tokenizer_is_eog(e->tok, id)) || is_stop_id(s, id);
+}
+
+/* Sample for a sequence under a grammar. Draw as if unconstrained and keep the
+ * token when the grammar allows it (one matcher step); only otherwise build
+ * the vocabulary mask and draw again from the allowed tokens. With
+ * sw_sampler_sample_allowed this rejection sampling is exact, and for greedy
+ * the first draw is the best allowed token whenever it is allowed at all.
+ * End tokens are allowed once the output is complete. */
+static sw_status sample_grammar(sw_engine *e, seq *s, const float *row, sw_token_info *ti, sw_err *err) {
+    sw_status st = grammar_tables(e, err);
+    if (st != SW_OK) return st;
+    e->step_g_tokens++;
+    bool acc = sw_gmatch_accepting(s->gm);
+    if ((st = sw_sampler_sample(s->sampler, row, ti, err)) != SW_OK) return st;
+    double t0 = sw_time_s(); /* the grammar's own cost starts here: the draw above is sampling's */
+    int32_t id = ti->id;
+    bool ok = is_end_token(e, s, id) ? acc
+                                     : e->piece_len[id] > 0 && sw_gmatch_try(s->gm, e->pieces[id], e->piece_len[id]);
+    if (!ok) {
+        e->step_g_masks++;
+        int32_t n = sw_gmatch_mask(s->gm, e->gvocab, e->allow);
+        if (n < 0)
+            st = sw_err_set(err, SW_E_NOMEM, "grammar: %s",
+                            sw_gmatch_error(s->gm) ? sw_gmatch_error(s->gm) : "out of memory for the mask");
+        if (st == SW_OK && acc) {
+            for (int32_t i = 0; i < e->n_eog; i++)
+                if (!s->ignore_eos) n += !e->allow[e->eog_ids[i]], e->allow[e->eog_ids[i]] = 1;
+            for (int32_t i = 0; i < s->n_stop_ids; i++)
+                n += !e->allow[s->stop_ids[i]], e->allow[s->stop_ids[i]] = 1;
+        }
+        if (st == SW_OK && n == 0)
+            st = sw_err_set(err, SW_E_UNSUPPORTED,
+                            "grammar: no token of this vocabulary can continue the output");
+        if (st == SW_OK) st = sw_sampler_sample_allowed(s->sampler, row, e->allow, ti, err);
+    }
+    e->step_g_seconds += sw_time_s() - t0;
+    return st;
+}
+
 static void sample_plan(sw_engine *e) {
     for (int32_t k = 0; k < e->n_plan; k++) {
         const plan_entry *p = &e->plan[k];
@@ -785,6 +878,11 @@ static void sample_plan(sw_engine *e) {
         if (!p->sample || p->s->no_generate) continue;
         const float *row = e->logits + (size_t)k * (size_t)e->n_vocab;
         const uint8_t *allow = NULL;
+        if (p->s->gm) {
+            e->sample_st[k] = sample_grammar(e, p->s, row, &e->sampled[k], &e->sample_err);
+            if (e->sample_st[k] == SW_OK) sw_sampler_accept(p->s->sampler, e->sampled[k].id);
+            continue;
+        }
         if (p->s->json) {
             /* only tokens that keep the output a prefix of a JSON object */
             if ((e->sample_st[k] = json_tables(e, &e->sample_err)) != SW_OK) continue;
@@ -1029,6 +1127,8 @@ void sw_engine_free(sw_engine *e) {
     free(e->pieces);
     free(e->piece_len);
     free(e->allow);
+    sw_gvocab_free(e->gvocab);
+    free(e->eog_ids);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
@@ -1114,6 +1214,9 @@ void sw_engine_stats_get(sw_engine *e, sw_engine_stats *o) {
     o->total_prompt_tokens = e->total_prompt;
     o->total_gen_tokens = e->total_gen;
     o->steps = e->n_steps;
+    o->grammar_tokens = e->g_tokens;
+    o->grammar_masks = e->g_masks;
+    o->grammar_seconds = e->g_seconds;
     o->requests_finished = e->n_finished;
     pthread_mutex_unlock(&e->mu);
 }

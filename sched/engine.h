@@ -144,6 +144,14 @@ typedef struct sw_request {
     bool json_object;
     unsigned hidden;              /* SW_HIDDEN_* flags; 0: no SW_EVENT_HIDDEN */
     bool no_generate;             /* prefill only, no token (e.g. embeddings) */
+    /* Grammar-constrained output (JSON Schema, GBNF: grammar.h): only tokens
+     * that keep the output a viable prefix of a sentence are sampled (exact
+     * rejection sampling: see sw_sampler_sample_allowed), the end-of-generation
+     * tokens and stop_ids only once the output is a complete sentence, and the
+     * request finishes (stop) as soon as nothing can follow. Stop strings do not
+     * apply: the grammar decides where the output ends. Borrowed: the engine
+     * keeps its own reference until the final event. NULL: unconstrained. */
+    struct sw_grammar *grammar;
     sw_event_fn on_event;         /* required */
     void *user;                   /* passed to on_event; borrowed until the final event */
 } sw_request;
@@ -192,6 +200,11 @@ typedef struct sw_engine_stats {
     double prompt_tok_s, gen_tok_s;
     uint64_t total_prompt_tokens, total_gen_tokens;
     uint64_t steps;           /* forward passes run */
+    /* Grammar-constrained sampling: tokens sampled under a grammar, how many
+     * of them needed the full vocabulary mask (the unconstrained draw was not
+     * allowed), and the seconds spent in grammar work (checks and masks). */
+    uint64_t grammar_tokens, grammar_masks;
+    double grammar_seconds;
     uint64_t requests_finished;
 } sw_engine_stats;
 

@@ -110,6 +110,7 @@ static void test_regex_refusals(void **state) {
         {"a**", "quantifier after"},    {"(ab", "unclosed"},            {"ab)", "unmatched ')'"},
         {"\\ud800", "surrogate"},       {"\\q", "unknown escape"},      {"a{3,2}", "m < n"},
         {"*a", "nothing to repeat"},    {"[b-a]", "out of order"},      {"a{20000}", "over 10000"},
+        {"[[:alpha:]]", "unescaped '['"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sw_arena *a = sw_arena_create();

@@ -697,6 +697,67 @@ static void test_mask(void **state) {
     sw_sampler_free(s);
 }
 
+/* Rejection sampling for constrained decoding: draw unmasked, keep the token
+ * if allowed, else draw with sw_sampler_sample_allowed. The result must be the
+ * truncated distribution (here top-k 4) conditioned on the allowed tokens,
+ * which differs from masking first (that would keep four allowed tokens). */
+static void test_allowed_rejection(void **state) {
+    (void)state;
+    float logits[8];
+    make_logits8(logits);
+    uint8_t allow[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    allow[k_perm[0]] = allow[k_perm[2]] = 0;
+    sw_sampler_params sp = plain_params();
+    sp.top_k = 4;
+    sw_sampler *s = make(&sp, 8);
+    long counts[8] = {0};
+    const int draws = 20000;
+    sw_token_info info;
+    sw_err err = {{0}};
+    int rejected = 0;
+    for (int r = 0; r < draws; r++) {
+        assert_int_equal(sw_sampler_sample(s, logits, &info, &err), SW_OK);
+        if (!allow[info.id]) {
+            rejected++;
+            assert_int_equal(sw_sampler_sample_allowed(s, logits, allow, &info, &err), SW_OK);
+            assert_true(allow[info.id]);
+        }
+        counts[info.id]++;
+    }
+    int keep[8] = {0};
+    keep[k_perm[1]] = keep[k_perm[3]] = 1;
+    double p[8];
+    ref_probs(logits, keep, 8, 1.0, p);
+    for (int i = 0; i < 8; i++)
+        if ((p[i] == 0) != (counts[i] == 0)) fail_msg("token %d: p %g, drawn %ld times", i, p[i], counts[i]);
+    int df;
+    double chi = chi_square(counts, p, 8, draws, &df);
+    if (chi > k_chi2_999[df]) fail_msg("chi-square %.2f > %.2f (df %d)", chi, k_chi2_999[df], df);
+    /* about (0.30 + 0.16) / 0.80 of the first draws are refused */
+    assert_true(rejected > draws / 2 && rejected < draws * 2 / 3);
+    sw_sampler_free(s);
+    /* nothing allowed survives the truncation: the allowed tokens are truncated
+     * instead (greedy over them here) */
+    sp = plain_params();
+    sp.top_k = 1;
+    s = make(&sp, 8);
+    for (int r = 0; r < 100; r++) {
+        assert_int_equal(sw_sampler_sample_allowed(s, logits, allow, &info, &err), SW_OK);
+        assert_int_equal(info.id, k_perm[1]);
+    }
+    sw_sampler_free(s);
+    /* greedy: the argmax if allowed, else the best allowed */
+    sp = plain_params();
+    sp.temperature = 0.0f;
+    s = make(&sp, 8);
+    assert_int_equal(sw_sampler_sample_allowed(s, logits, allow, &info, &err), SW_OK);
+    assert_int_equal(info.id, k_perm[1]);
+    allow[k_perm[0]] = 1;
+    assert_int_equal(sw_sampler_sample_allowed(s, logits, allow, &info, &err), SW_OK);
+    assert_int_equal(info.id, k_perm[0]);
+    sw_sampler_free(s);
+}
+
 static void test_invalid_params(void **state) {
     (void)state;
     sw_sampler_params p = plain_params();
@@ -781,6 +842,7 @@ int main(void) {
         cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_logit_bias),
         cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_allowed_rejection),
         cmocka_unit_test(test_invalid_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

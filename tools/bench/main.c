@@ -5,6 +5,7 @@
 
 #include "bench.h"
 #include "bench_engine.h"
+#include "bench_grammar.h"
 #include "bench_route.h"
 #include "bench_serve.h"
 
@@ -20,6 +21,7 @@ static const subcommand k_subcommands[] = {
     {"engine", sw_bench_engine_main, "continuous-batching engine throughput and latency"},
     {"serve", sw_bench_serve_main, "load test of an OpenAI-compatible server"},
     {"route", sw_bench_route_main, "latency of the routing decision"},
+    {"grammar", sw_bench_grammar_main, "grammar-constrained decoding cost vs the decode step"},
 };
 
 static void usage(FILE *f) {

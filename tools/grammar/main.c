@@ -16,9 +16,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "gbnf.h"
-#include "grammar.h"
-#include "json_schema.h"
+#include "spillway.h"
 
 static void usage(FILE *f) {
     fprintf(f,
