@@ -52,6 +52,8 @@ void sw_route_config_free(sw_route_config *c) {
     free(c->cloud_version);
     for (size_t i = 0; i < c->n_keys; i++) free((char *)c->keys[i].key);
     free(c->keys);
+    for (size_t i = 0; i < c->n_models; i++) free(c->models[i].name);
+    free(c->models);
     for (size_t i = 0; i < c->n_prices; i++) free((char *)c->prices[i].model);
     free(c->prices);
     free(c->ledger_path);
@@ -381,19 +383,65 @@ static sw_status parse_reference(const pctx *p, const cJSON *v) {
     return SW_OK;
 }
 
+static bool route_pref(const cJSON *v, sw_route_pref *out) {
+    const char *s = cJSON_IsString(v) ? v->valuestring : "";
+    if (!strcmp(s, "auto")) *out = SW_PREF_AUTO;
+    else if (!strcmp(s, "local")) *out = SW_PREF_LOCAL;
+    else if (!strcmp(s, "cloud")) *out = SW_PREF_CLOUD;
+    else return false;
+    return true;
+}
+
+/* "models": {"NAME": "auto"|"local"|"cloud", "*": ...} */
+static sw_status parse_models(const pctx *p, const cJSON *v) {
+    if (!cJSON_IsObject(v)) return bad(p, "models", "expected an object {\"NAME\": \"cloud\", ...}");
+    size_t n = (size_t)cJSON_GetArraySize(v), i = 0;
+    sw_model_route *m = calloc(n ? n : 1, sizeof *m);
+    if (!m) return sw_err_set(p->err, SW_E_NOMEM, "%s: out of memory", p->what);
+    sw_status st = SW_OK;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) {
+        char path[300];
+        snprintf(path, sizeof path, "models.%.256s", it->string);
+        if (!it->string[0]) st = bad(p, "models", "a model name is empty");
+        else if (!route_pref(it, &m[i].route)) st = bad(p, path, "expected \"auto\", \"local\" or \"cloud\"");
+        else if (!(m[i].name = strdup(it->string)))
+            st = sw_err_set(p->err, SW_E_NOMEM, "%s: out of memory", p->what);
+        if (st != SW_OK) break;
+        i++;
+    }
+    if (st != SW_OK) {
+        for (size_t j = 0; j < i; j++) free(m[j].name);
+        free(m);
+        return st;
+    }
+    for (size_t j = 0; j < p->c->n_models; j++) free(p->c->models[j].name);
+    free(p->c->models);
+    p->c->models = m;
+    p->c->n_models = i;
+    return SW_OK;
+}
+
+const sw_model_route *sw_route_config_model(const sw_route_config *c, const char *name,
+                                            bool *star) {
+    const sw_model_route *any = NULL;
+    *star = false;
+    for (size_t i = 0; name && i < c->n_models; i++) {
+        if (!strcmp(c->models[i].name, name)) return &c->models[i];
+        if (!strcmp(c->models[i].name, "*")) any = &c->models[i];
+    }
+    *star = any != NULL;
+    return any;
+}
+
 static sw_status parse_root(const pctx *p, const cJSON *root) {
     if (!cJSON_IsObject(root)) return bad(p, "(top level)", "expected a JSON object");
     ALLOWED(root, "", "default_route", "queue_threshold", "kv_pressure_threshold", "pii", "keys",
-            "monitor", "cloud", "prices", "reference_price", "ledger");
+            "monitor", "cloud", "prices", "reference_price", "ledger", "models");
     sw_route_config *c = p->c;
     const cJSON *dr = cJSON_GetObjectItemCaseSensitive(root, "default_route");
-    if (dr) {
-        const char *s = cJSON_IsString(dr) ? dr->valuestring : "";
-        if (!strcmp(s, "auto")) c->policy.default_route = SW_PREF_AUTO;
-        else if (!strcmp(s, "local")) c->policy.default_route = SW_PREF_LOCAL;
-        else if (!strcmp(s, "cloud")) c->policy.default_route = SW_PREF_CLOUD;
-        else return bad(p, "default_route", "expected \"auto\", \"local\" or \"cloud\"");
-    }
+    if (dr && !route_pref(dr, &c->policy.default_route))
+        return bad(p, "default_route", "expected \"auto\", \"local\" or \"cloud\"");
     TRY(get_int(p, root, "queue_threshold", "queue_threshold", 0, INT32_MAX, &c->policy.queue_threshold));
     TRY(get_num(p, root, "kv_pressure_threshold", "kv_pressure_threshold", 0, 1,
                 &c->policy.kv_pressure_threshold));
@@ -404,6 +452,7 @@ static sw_status parse_root(const pctx *p, const cJSON *root) {
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "cloud"))) TRY(parse_cloud(p, v));
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "prices"))) TRY(parse_prices(p, v));
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "reference_price"))) TRY(parse_reference(p, v));
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "models"))) TRY(parse_models(p, v));
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "ledger"))) {
         if (cJSON_IsNull(v)) TRY(sw_route_config_set_str(c, &c->ledger_path, NULL, p->err));
         else TRY(get_str(p, root, "ledger", "ledger", &c->ledger_path));

@@ -22,6 +22,13 @@
 extern "C" {
 #endif
 
+/* "models": a requested model name and the route it asks for ("*": every
+ * name the server does not know otherwise). */
+typedef struct sw_model_route {
+    char *name;          /* owned */
+    sw_route_pref route;
+} sw_model_route;
+
 typedef struct sw_route_config {
     sw_router_policy policy;    /* policy.keys points into `keys` below */
     sw_monitor_params monitor;  /* monitor.enabled also sets policy.escalation */
@@ -40,6 +47,8 @@ typedef struct sw_route_config {
     bool have_reference_price;
     sw_price reference_price;
     char *reference_model;      /* its label ("reference" when the file names none) */
+    sw_model_route *models;     /* [n_models]; names owned */
+    size_t n_models;
 } sw_route_config;
 
 /* Defaults: sw_router_policy_default, sw_monitor_params_default,
@@ -60,6 +69,11 @@ sw_status sw_route_config_load(sw_route_config *c, const char *path, sw_err *err
 /* Replace an owned string member (e.g. &c->cloud_url) with a copy of v
  * (NULL clears it) and re-point the struct members at the copies. */
 sw_status sw_route_config_set_str(sw_route_config *c, char **field, const char *v, sw_err *err);
+
+/* The "models" entry for name: the exact name, else "*" (star is set), else
+ * NULL. */
+const sw_model_route *sw_route_config_model(const sw_route_config *c, const char *name,
+                                            bool *star);
 
 /* Re-point c->cloud's string members and c->policy.keys at c's owned copies
  * (called by the functions above; exposed for callers that edit fields). */

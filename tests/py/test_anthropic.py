@@ -14,7 +14,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server import Server, find_model, request, run, server_bin  # noqa: E402
+from test_server import Server, find_model, request, run_suite, server_bin  # noqa: E402
 from test_spill import CLOUD_MODEL, KEY, KEY_ENV, Fake, write_json  # noqa: E402
 
 MSGS = [{"role": "user", "content": "Once upon a time"}]
@@ -476,22 +476,12 @@ def main():
     print(f"model: {model}; server: {server_bin()}")
     suite = Suite(model)
     fake = Fake()
-    try:
-        tests = [(n, getattr(suite, n)) for n in sorted(dir(suite)) if n.startswith("test_")]
-        tests += [("test_auth", lambda: test_auth(model)),
-                  ("test_cloud_anthropic", lambda: test_cloud_anthropic(model, fake)),
-                  ("test_cloud_openai", lambda: test_cloud_openai(model, fake)),
-                  ("test_cloud_redaction", lambda: test_cloud_redaction(model, fake))]
-        only = os.environ.get("SW_TEST_ONLY")
-        if only:
-            tests = [t for t in tests if only in t[0]]
-        run(tests)
-    finally:
-        rc = suite.srv.stop()
-        fake.stop()
-        if rc != 0:
-            print(f"server exited with {rc}:\n{suite.srv.logs()}")
-            sys.exit(1)
+    run_suite(suite, [
+        ("test_auth", lambda: test_auth(model)),
+        ("test_cloud_anthropic", lambda: test_cloud_anthropic(model, fake)),
+        ("test_cloud_openai", lambda: test_cloud_openai(model, fake)),
+        ("test_cloud_redaction", lambda: test_cloud_redaction(model, fake)),
+    ], fake.stop)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,34 @@ bool srv_model_is_cloud(const srv *s, const char *name) {
     return name && s->cloud && !local_name(s, name) && !strcmp(name, sw_cloud_model(s->cloud));
 }
 
+/* The route a model name asks for, and whether the name is one the server
+ * knows (its own names, the cloud model, a name of the policy's "models"). */
+static sw_route_pref model_pref(const srv *s, const char *name, bool *known) {
+    *known = true;
+    if (!name || local_name(s, name)) return SW_PREF_AUTO;
+    if (srv_model_is_cloud(s, name)) return SW_PREF_CLOUD;
+    bool star;
+    const sw_model_route *m = sw_route_config_model(&s->route, name, &star);
+    *known = m && !star;
+    return m ? m->route : SW_PREF_AUTO;
+}
+
+sw_route_pref srv_model_route(const srv *s, const char *name) {
+    bool known;
+    return model_pref(s, name, &known);
+}
+
 bool srv_model_name_ok(const srv *s, const char *name) {
-    return !name || local_name(s, name) || srv_model_is_cloud(s, name);
+    bool known;
+    model_pref(s, name, &known);
+    return known || !s->cfg.strict_model_names;
 }
 
 void srv_model_not_found(const srv *s, const char *name, srv_error *e) {
     srv_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
-                  "the model '%.200s' does not exist; this server serves '%s'%s%s%s", name,
-                  s->model_id, s->cloud ? " and the cloud model '" : "",
+                  "the model '%.200s' does not exist; this server serves '%s'%s%s%s "
+                  "(--strict-model-names)",
+                  name, s->model_id, s->cloud ? " and the cloud model '" : "",
                   s->cloud ? sw_cloud_model(s->cloud) : "", s->cloud ? "'" : "");
 }
 
@@ -70,25 +90,43 @@ static void model_obj(sbuf *b, const srv *s) {
     sbuf_puts(b, ",\"route\":\"local\"}}");
 }
 
+/* A name of the policy's "models" (or any other name the server serves): a
+ * list entry saying which route it takes. */
+static void mapped_model_obj(sbuf *b, const srv *s, const char *name, sw_route_pref route) {
+    sbuf_puts(b, "{\"id\":");
+    oai_json_str(b, name, strlen(name));
+    sbuf_printf(b,
+                ",\"object\":\"model\",\"created\":%" PRId64
+                ",\"owned_by\":\"spillway\",\"meta\":{\"route\":\"%s\"}}",
+                s->created, route == SW_PREF_LOCAL ? "local" : route == SW_PREF_CLOUD ? "cloud" : "auto");
+}
+
 int srv_handle_models(srv_conn *sc) {
     srv *s = sc->s;
     sbuf b = {0};
     if (sc->endpoint == EP_MODEL) {
-        if (!srv_model_name_ok(s, sc->url_arg)) {
+        const char *id = sc->url_arg;
+        if (!srv_model_name_ok(s, id)) {
             srv_error e;
-            srv_model_not_found(s, sc->url_arg, &e);
+            srv_model_not_found(s, id, &e);
             return srv_respond_error(sc, &e);
         }
-        if (srv_model_is_cloud(s, sc->url_arg))
-            cloud_model_obj(&b, s);
-        else
-            model_obj(&b, s);
+        if (local_name(s, id)) model_obj(&b, s);
+        else if (srv_model_is_cloud(s, id)) cloud_model_obj(&b, s);
+        else mapped_model_obj(&b, s, id, srv_model_route(s, id));
     } else {
         sbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
         model_obj(&b, s);
         if (s->cloud) {
             sbuf_puts(&b, ",");
             cloud_model_obj(&b, s);
+        }
+        for (size_t i = 0; i < s->route.n_models; i++) {
+            const sw_model_route *m = &s->route.models[i];
+            if (!strcmp(m->name, "*") || local_name(s, m->name) || srv_model_is_cloud(s, m->name))
+                continue;
+            sbuf_puts(&b, ",");
+            mapped_model_obj(&b, s, m->name, m->route);
         }
         sbuf_puts(&b, "]}");
     }

@@ -190,6 +190,7 @@ static void on_event(void *user, const sw_event *ev) {
         pthread_mutex_unlock(&g->mu);
         return;
     }
+    if (ev->type != SW_EVENT_FINAL) return; /* hidden states: not asked for here */
     double e2e = ev->t_finished > 0 ? ev->t_finished - ev->t_queued : now - ev->t_queued;
     double queue = ev->t_first_token > 0 ? ev->t_first_token - ev->t_queued : -1;
     srv_metrics_finished(m, &ev->usage, e2e, queue, ev->finish);
@@ -463,7 +464,7 @@ static int stream_queue(srv_conn *sc, gen_req *g) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    srv_add_route_headers(sc, resp);
+    srv_add_response_headers(sc, resp);
     enum MHD_Result ret = MHD_queue_response(sc->conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     sc->status = 200;
@@ -800,7 +801,11 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     return sw_engine_submit(s->engine, &req, &g->id, err);
 }
 
-/* What the local model cannot do (yet) is refused before it starts. */
+/* What the local model cannot do (yet) is refused before it starts. Once the
+ * engine constrains output to tool calls and JSON schemas, these refusals go:
+ * the request already carries tools, tool_choice and format from both wire
+ * formats, and every writer already writes tool calls (stream_tool_call,
+ * srv_result.calls with SRV_FINISH_TOOL_CALLS), Anthropic's included. */
 static bool local_supported(const srv_request *r, srv_error *e) {
     if (r->n_tools && r->tool_choice != SRV_TOOL_NONE) {
         srv_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "tools",

@@ -53,6 +53,8 @@ static const route k_routes[] = {
     {"/messages", EP_MESSAGES, "POST", "/v1/messages", ANTH},
     {"/v1/messages/count_tokens", EP_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", ANTH},
     {"/messages/count_tokens", EP_COUNT_TOKENS, "POST", "/v1/messages/count_tokens", ANTH},
+    {"/v1/embeddings", EP_EMBEDDINGS, "POST", "/v1/embeddings", OAI},
+    {"/embeddings", EP_EMBEDDINGS, "POST", "/v1/embeddings", OAI},
     {"/v1/models", EP_MODELS, "GET", "/v1/models", OAI},
     {"/models", EP_MODELS, "GET", "/v1/models", OAI},
     {"/health", EP_HEALTH, "GET", "/health", OAI},
@@ -94,6 +96,14 @@ static const route *find_route(const char *url, char **arg) {
 
 /* ---- responses ------------------------------------------------------------------- */
 
+/* "POST, OPTIONS": the methods of the connection's route. */
+static const char *allowed_methods(const srv_conn *sc) {
+    for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
+        if (k_routes[i].ep == sc->endpoint)
+            return !strcmp(k_routes[i].method, "POST") ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
+    return "GET, HEAD, OPTIONS"; /* /v1/models/{id} */
+}
+
 int srv_respond(srv_conn *sc, int status, char *body, const char *content_type) {
     if (!body) {
         status = 500;
@@ -111,7 +121,7 @@ int srv_respond(srv_conn *sc, int status, char *body, const char *content_type) 
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             content_type ? content_type : "application/json");
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    srv_add_route_headers(sc, r);
+    srv_add_response_headers(sc, r);
     if (sc->retry_after_s >= 0) {
         /* The cloud provider's Retry-After, passed on (whole seconds, rounded up). */
         char ra[32];
@@ -120,12 +130,7 @@ int srv_respond(srv_conn *sc, int status, char *body, const char *content_type) 
     } else if (status == 429 || status == 503) {
         MHD_add_response_header(r, "Retry-After", "1");
     }
-    if (status == 405) {
-        const route *rt = NULL;
-        for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++)
-            if (k_routes[i].ep == sc->endpoint) rt = &k_routes[i];
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rt ? rt->method : "GET");
-    }
+    if (status == 405) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allowed_methods(sc));
     /* After an error mid-body or during shutdown the connection is not worth
      * keeping alive. */
     if (sc->too_large || atomic_load(&sc->s->state) == SRV_STOPPING)
@@ -137,8 +142,55 @@ int srv_respond(srv_conn *sc, int status, char *body, const char *content_type) 
     return ret;
 }
 
-void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r) {
+/* CORS: may a page from origin o read our answers? The --cors-origin list
+ * ("*": any), else the local machine's origins: http(s)://localhost,
+ * 127.0.0.1 and [::1] on any port, as Ollama allows by default. */
+static bool origin_allowed(const srv *s, const char *o, bool *any) {
+    *any = false;
+    if (s->cfg.n_cors_origins) {
+        for (int i = 0; i < s->cfg.n_cors_origins; i++) {
+            if (!strcmp(s->cfg.cors_origins[i], "*")) {
+                *any = true;
+                return true;
+            }
+            if (!strcasecmp(s->cfg.cors_origins[i], o)) return true;
+        }
+        return false;
+    }
+    const char *h = !strncasecmp(o, "http://", 7) ? o + 7 : !strncasecmp(o, "https://", 8) ? o + 8 : NULL;
+    if (!h) return false;
+    static const char *const local[] = {"localhost", "127.0.0.1", "[::1]"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        size_t n = strlen(local[i]);
+        if (strncasecmp(h, local[i], n) != 0) continue;
+        const char *p = h + n;
+        if (!*p) return true;
+        if (*p != ':' || !p[1]) return false;
+        for (p++; *p; p++)
+            if (*p < '0' || *p > '9') return false;
+        return true;
+    }
+    return false;
+}
+
+/* The allowed origin of this request to put in Access-Control-Allow-Origin,
+ * or NULL (no Origin header, or one not allowed). */
+static const char *cors_origin(srv_conn *sc) {
+    const char *o = MHD_lookup_connection_value(sc->conn, MHD_HEADER_KIND, "Origin");
+    bool any;
+    if (!o || !origin_allowed(sc->s, o, &any)) return NULL;
+    return any ? "*" : o;
+}
+
+void srv_add_response_headers(srv_conn *sc, struct MHD_Response *r) {
     if (sc->route_hdr[0]) MHD_add_response_header(r, "X-Spillway-Route", sc->route_hdr);
+    const char *origin = cors_origin(sc);
+    if (origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "X-Spillway-Route, Retry-After, WWW-Authenticate");
+    }
+    MHD_add_response_header(r, "Vary", "Origin");
 }
 
 int srv_respond_error(srv_conn *sc, const srv_error *e) {
@@ -270,6 +322,41 @@ static bool early_error(srv_conn *sc, const char *url, const char *method, srv_e
 
 /* ---- the handler -------------------------------------------------------------------- */
 
+/* OPTIONS, a browser's CORS preflight: from an allowed origin, the methods
+ * and the headers it asked for; from another one, 403. No key needed (a
+ * browser sends none with a preflight). */
+static int handle_preflight(srv_conn *sc) {
+    const char *o = MHD_lookup_connection_value(sc->conn, MHD_HEADER_KIND, "Origin");
+    if (o && !cors_origin(sc)) {
+        srv_error e;
+        srv_error_set(&e, 403, "invalid_request_error", "origin_not_allowed", NULL,
+                      "origin '%.200s' may not call this server; start it with --cors-origin "
+                      "ORIGIN (or '*')",
+                      o);
+        return srv_respond_error(sc, &e);
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    srv_add_response_headers(sc, r);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allowed_methods(sc));
+    if (o) {
+        const char *want = MHD_lookup_connection_value(sc->conn, MHD_HEADER_KIND,
+                                                       "Access-Control-Request-Headers");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", allowed_methods(sc));
+        MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                                want && *want ? want
+                                              : "Authorization, Content-Type, x-api-key, "
+                                                "anthropic-version, anthropic-beta, "
+                                                "X-Spillway-Private");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+    enum MHD_Result ret = MHD_queue_response(sc->conn, MHD_HTTP_NO_CONTENT, r);
+    MHD_destroy_response(r);
+    sc->status = 204;
+    sc->responded = true;
+    return ret;
+}
+
 static int handle_health(srv_conn *sc) {
     int st = atomic_load(&sc->s->state);
     if (st == SRV_READY) return srv_respond(sc, 200, strdup("{\"status\":\"ok\"}"), NULL);
@@ -301,6 +388,7 @@ static int dispatch(srv_conn *sc) {
     case EP_CMPL: return srv_handle_generate(sc, SRV_WIRE_OAI_COMPLETIONS);
     case EP_MESSAGES: return srv_handle_generate(sc, SRV_WIRE_ANTHROPIC);
     case EP_COUNT_TOKENS: return srv_handle_count_tokens(sc);
+    case EP_EMBEDDINGS: return srv_handle_embeddings(sc);
     case EP_MODELS:
     case EP_MODEL: return srv_handle_models(sc);
     case EP_HEALTH: return handle_health(sc);
@@ -376,6 +464,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (sc->responded) return MHD_YES;
+    if (!strcmp(method, MHD_HTTP_METHOD_OPTIONS) && sc->endpoint != EP_UNKNOWN)
+        return (enum MHD_Result)handle_preflight(sc);
     srv_error e;
     if (early_error(sc, url, method, &e)) return (enum MHD_Result)srv_respond_error(sc, &e);
     if (sc->too_large) {

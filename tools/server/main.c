@@ -10,6 +10,7 @@
  * the drain. Exit codes: 0 clean shutdown, 1 runtime error (model failed to
  * load, cannot listen), 2 bad command line. */
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <math.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "embed.h"
 #include "hf_download.h"
 #include "spill.h"
 
@@ -55,6 +57,10 @@ static void usage(FILE *f) {
             "  --api-key KEY             require 'Authorization: Bearer KEY' (repeatable)\n"
             "  --api-key-file FILE       one key per line ('#' comments)\n"
             "  --max-body BYTES          largest request body (default 1M; larger -> 413)\n"
+            "  --cors-origin ORIGIN      allow browser requests from ORIGIN (repeatable; '*' for any;\n"
+            "                            default: http(s)://localhost, 127.0.0.1 and [::1], any port)\n"
+            "  --strict-model-names      refuse a 'model' the server does not know (404) instead of\n"
+            "                            serving it on the automatic route\n"
             "  --timeout SECONDS         idle-connection timeout and per-request deadline (default 600;\n"
             "                            0 = none)\n"
             "cloud spill-over (docs/fallback.md):\n"
@@ -142,6 +148,174 @@ static bool read_key_file(srv_config *c, const char *path) {
     return ok;
 }
 
+enum {
+    OPT_HF = 256, OPT_CACHE_DIR, OPT_DOWNLOAD_ONLY, OPT_MODEL_ALIAS, OPT_CHAT_TEMPLATE,
+    OPT_BACKEND, OPT_DEVICE, OPT_LIST_DEVICES, OPT_PARALLEL, OPT_MAX_QUEUE, OPT_BATCH_TOKENS,
+    OPT_KV_MEMORY, OPT_NO_PREFIX_CACHE, OPT_HOST, OPT_PORT, OPT_API_KEY, OPT_API_KEY_FILE,
+    OPT_MAX_BODY, OPT_TIMEOUT, OPT_CORS_ORIGIN, OPT_STRICT_MODEL_NAMES, OPT_CLOUD_PROVIDER,
+    OPT_CLOUD_URL, OPT_CLOUD_MODEL, OPT_CLOUD_KEY_ENV, OPT_ROUTE_CONFIG, OPT_LEDGER, OPT_VERSION,
+};
+
+static const struct option k_options[] = {
+    {"model", required_argument, NULL, 'm'},
+    {"hf", required_argument, NULL, OPT_HF},
+    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"download-only", no_argument, NULL, OPT_DOWNLOAD_ONLY},
+    {"model-alias", required_argument, NULL, OPT_MODEL_ALIAS},
+    {"alias", required_argument, NULL, OPT_MODEL_ALIAS},
+    {"chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"list-devices", no_argument, NULL, OPT_LIST_DEVICES},
+    {"threads", required_argument, NULL, 't'},
+    {"ctx", required_argument, NULL, 'c'},
+    {"parallel", required_argument, NULL, OPT_PARALLEL},
+    {"np", required_argument, NULL, OPT_PARALLEL},
+    {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+    {"batch-tokens", required_argument, NULL, OPT_BATCH_TOKENS},
+    {"kv-memory", required_argument, NULL, OPT_KV_MEMORY},
+    {"no-prefix-cache", no_argument, NULL, OPT_NO_PREFIX_CACHE},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"api-key", required_argument, NULL, OPT_API_KEY},
+    {"api-key-file", required_argument, NULL, OPT_API_KEY_FILE},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"cors-origin", required_argument, NULL, OPT_CORS_ORIGIN},
+    {"strict-model-names", no_argument, NULL, OPT_STRICT_MODEL_NAMES},
+    {"cloud-provider", required_argument, NULL, OPT_CLOUD_PROVIDER},
+    {"cloud-url", required_argument, NULL, OPT_CLOUD_URL},
+    {"cloud-model", required_argument, NULL, OPT_CLOUD_MODEL},
+    {"cloud-key-env", required_argument, NULL, OPT_CLOUD_KEY_ENV},
+    {"route-config", required_argument, NULL, OPT_ROUTE_CONFIG},
+    {"ledger", required_argument, NULL, OPT_LEDGER},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* --cors-origin: "*", or a scheme://host[:port] origin (what browsers send). */
+static bool cors_origin_ok(const char *v) {
+    if (!strcmp(v, "*")) return true;
+    const char *h = !strncmp(v, "http://", 7) ? v + 7 : !strncmp(v, "https://", 8) ? v + 8 : NULL;
+    return h && *h && !strchr(h, '/') && strlen(v) < 256;
+}
+
+/* One option and its value (NULL for flags). 0: go on; 1: clean exit; 2: bad. */
+static int apply_option(int opt, const char *name, const char *v, srv_config *c) {
+#define BAD()                                                                           \
+    do {                                                                                \
+        fprintf(stderr, "spillway-server: bad value for --%s: '%s'\n", name, v);        \
+        return 2;                                                                       \
+    } while (0)
+    int32_t iv;
+    switch (opt) {
+    case 'h': usage(stdout); return 1;
+    case OPT_VERSION: printf("spillway-server %s\n", SW_VERSION); return 1;
+    case 'm': c->model_path = v; break;
+    case OPT_HF: c->hf = v; break;
+    case OPT_CACHE_DIR: c->cache_dir = v; break;
+    case OPT_LIST_DEVICES: sw_devices_print(stdout); return 1;
+    case OPT_DEVICE:
+        if (!parse_int(v, 0, 1024, &iv)) BAD();
+        c->device = iv;
+        break;
+    case OPT_DOWNLOAD_ONLY: c->download_only = true; break;
+    case OPT_HOST: c->host = v; break;
+    case OPT_PORT:
+        if (!parse_int(v, 0, 65535, &iv)) BAD();
+        c->port = iv;
+        break;
+    case OPT_BACKEND: c->backend = v; break;
+    case 't':
+        if (!parse_int(v, 1, 4096, &c->threads)) BAD();
+        break;
+    case 'c':
+        if (!parse_int(v, 2, INT32_MAX, &c->ctx)) BAD();
+        break;
+    case OPT_PARALLEL:
+        if (!parse_int(v, 1, 65536, &c->parallel)) BAD();
+        break;
+    case OPT_MAX_QUEUE:
+        if (!parse_int(v, 1, INT32_MAX, &c->max_queue)) BAD();
+        break;
+    case OPT_BATCH_TOKENS:
+        if (!parse_int(v, 1, 1 << 20, &c->batch_tokens)) BAD();
+        break;
+    case OPT_KV_MEMORY:
+        if (!parse_size(v, &c->kv_memory) || c->kv_memory == 0) BAD();
+        break;
+    case OPT_NO_PREFIX_CACHE: c->no_prefix_cache = true; break;
+    case OPT_API_KEY:
+        if (!*v) BAD();
+        if (!add_key(c, v)) return 2;
+        break;
+    case OPT_API_KEY_FILE:
+        if (!read_key_file(c, v)) return 2;
+        break;
+    case OPT_MODEL_ALIAS:
+        if (!*v) BAD();
+        c->alias = v;
+        break;
+    case OPT_CHAT_TEMPLATE: c->chat_template = v; break;
+    case OPT_MAX_BODY: {
+        uint64_t b;
+        if (!parse_size(v, &b) || b == 0 || b > ((uint64_t)1 << 40)) BAD();
+        c->max_body = (size_t)b;
+        break;
+    }
+    case OPT_TIMEOUT: {
+        char *end;
+        double t = strtod(v, &end);
+        if (end == v || *end || !isfinite(t) || t < 0 || t > 1e7) BAD();
+        c->timeout_s = t;
+        break;
+    }
+    case OPT_CORS_ORIGIN: {
+        if (!cors_origin_ok(v)) BAD();
+        const char **o = realloc(c->cors_origins, (size_t)(c->n_cors_origins + 1) * sizeof *o);
+        if (!o) return 2;
+        c->cors_origins = o;
+        o[c->n_cors_origins++] = v;
+        break;
+    }
+    case OPT_STRICT_MODEL_NAMES: c->strict_model_names = true; break;
+    case OPT_CLOUD_PROVIDER: {
+        sw_provider p;
+        if (sw_provider_parse(v, &p, NULL) != SW_OK) BAD();
+        c->cloud_provider = v;
+        break;
+    }
+    case OPT_CLOUD_URL:
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) BAD();
+        c->cloud_url = v;
+        break;
+    case OPT_CLOUD_MODEL:
+        if (!*v) BAD();
+        c->cloud_model = v;
+        break;
+    case OPT_CLOUD_KEY_ENV:
+        if (!*v) BAD();
+        c->cloud_key_env = v;
+        break;
+    case OPT_ROUTE_CONFIG: c->route_config = v; break;
+    case OPT_LEDGER:
+        if (!*v) BAD();
+        c->ledger = v;
+        break;
+    default: return 2;
+    }
+    return 0;
+#undef BAD
+}
+
+/* The long name of opt, for messages. */
+static const char *option_name(int opt) {
+    for (const struct option *o = k_options; o->name; o++)
+        if (o->val == opt) return o->name;
+    return "?";
+}
+
 /* Returns 0 to go on, 1 for a clean exit (help/version), 2 for a bad command line. */
 static int parse_args(int argc, char **argv, srv_config *c) {
     c->host = "127.0.0.1";
@@ -150,132 +324,28 @@ static int parse_args(int argc, char **argv, srv_config *c) {
     c->device = -1;
     c->max_body = 1 << 20;
     c->timeout_s = 600;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED()                                                                          \
-    do {                                                                                \
-        if (!v) {                                                                       \
-            fprintf(stderr, "spillway-server: %s needs a value\n", a);                  \
-            return 2;                                                                   \
-        }                                                                               \
-        i++;                                                                            \
-    } while (0)
-#define BAD()                                                                           \
-    do {                                                                                \
-        fprintf(stderr, "spillway-server: bad value for %s: '%s'\n", a, v);             \
-        return 2;                                                                       \
-    } while (0)
-        int32_t iv;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 1;
-        } else if (!strcmp(a, "--version")) {
-            printf("spillway-server %s\n", SW_VERSION);
-            return 1;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            NEED();
-            c->model_path = v;
-        } else if (!strcmp(a, "--hf")) {
-            NEED();
-            c->hf = v;
-        } else if (!strcmp(a, "--cache-dir")) {
-            NEED();
-            c->cache_dir = v;
-        } else if (!strcmp(a, "--list-devices")) {
-            sw_devices_print(stdout);
-            return 1;
-        } else if (!strcmp(a, "--device")) {
-            NEED();
-            if (!parse_int(v, 0, 1024, &iv)) BAD();
-            c->device = iv;
-        } else if (!strcmp(a, "--download-only")) {
-            c->download_only = true;
-        } else if (!strcmp(a, "--host")) {
-            NEED();
-            c->host = v;
-        } else if (!strcmp(a, "--port")) {
-            NEED();
-            if (!parse_int(v, 0, 65535, &iv)) BAD();
-            c->port = iv;
-        } else if (!strcmp(a, "--backend")) {
-            NEED();
-            c->backend = v;
-        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
-            NEED();
-            if (!parse_int(v, 1, 4096, &c->threads)) BAD();
-        } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
-            NEED();
-            if (!parse_int(v, 2, INT32_MAX, &c->ctx)) BAD();
-        } else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) {
-            NEED();
-            if (!parse_int(v, 1, 65536, &c->parallel)) BAD();
-        } else if (!strcmp(a, "--max-queue")) {
-            NEED();
-            if (!parse_int(v, 1, INT32_MAX, &c->max_queue)) BAD();
-        } else if (!strcmp(a, "--batch-tokens")) {
-            NEED();
-            if (!parse_int(v, 1, 1 << 20, &c->batch_tokens)) BAD();
-        } else if (!strcmp(a, "--kv-memory")) {
-            NEED();
-            if (!parse_size(v, &c->kv_memory) || c->kv_memory == 0) BAD();
-        } else if (!strcmp(a, "--no-prefix-cache")) {
-            c->no_prefix_cache = true;
-        } else if (!strcmp(a, "--api-key")) {
-            NEED();
-            if (!*v) BAD();
-            if (!add_key(c, v)) return 2;
-        } else if (!strcmp(a, "--api-key-file")) {
-            NEED();
-            if (!read_key_file(c, v)) return 2;
-        } else if (!strcmp(a, "--model-alias") || !strcmp(a, "--alias")) {
-            NEED();
-            if (!*v) BAD();
-            c->alias = v;
-        } else if (!strcmp(a, "--chat-template")) {
-            NEED();
-            c->chat_template = v;
-        } else if (!strcmp(a, "--max-body")) {
-            NEED();
-            uint64_t b;
-            if (!parse_size(v, &b) || b == 0 || b > ((uint64_t)1 << 40)) BAD();
-            c->max_body = (size_t)b;
-        } else if (!strcmp(a, "--timeout")) {
-            NEED();
-            char *end;
-            double t = strtod(v, &end);
-            if (end == v || *end || !isfinite(t) || t < 0 || t > 1e7) BAD();
-            c->timeout_s = t;
-        } else if (!strcmp(a, "--cloud-provider")) {
-            NEED();
-            sw_provider p;
-            if (sw_provider_parse(v, &p, NULL) != SW_OK) BAD();
-            c->cloud_provider = v;
-        } else if (!strcmp(a, "--cloud-url")) {
-            NEED();
-            if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) BAD();
-            c->cloud_url = v;
-        } else if (!strcmp(a, "--cloud-model")) {
-            NEED();
-            if (!*v) BAD();
-            c->cloud_model = v;
-        } else if (!strcmp(a, "--cloud-key-env")) {
-            NEED();
-            if (!*v) BAD();
-            c->cloud_key_env = v;
-        } else if (!strcmp(a, "--route-config")) {
-            NEED();
-            c->route_config = v;
-        } else if (!strcmp(a, "--ledger")) {
-            NEED();
-            if (!*v) BAD();
-            c->ledger = v;
-        } else {
-            fprintf(stderr, "spillway-server: unknown option '%s' (see --help)\n", a);
+    opterr = 0; /* our own messages */
+    optind = 1;
+    /* llama.cpp's single-dash -np, kept as an alias of --parallel */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-np")) argv[i] = (char *)"--np";
+    int opt, idx;
+    while ((opt = getopt_long(argc, argv, ":m:t:c:h", k_options, &idx)) != -1) {
+        if (opt == '?') {
+            fprintf(stderr, "spillway-server: unknown option '%s' (see --help)\n",
+                    argv[optind - 1]);
             return 2;
         }
-#undef NEED
-#undef BAD
+        if (opt == ':') {
+            fprintf(stderr, "spillway-server: %s needs a value\n", argv[optind - 1]);
+            return 2;
+        }
+        int rc = apply_option(opt, option_name(opt), optarg, c);
+        if (rc) return rc;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "spillway-server: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
     }
     if (!c->model_path && !c->hf) {
         fprintf(stderr, "spillway-server: no model: give -m FILE or --hf OWNER/REPO:FILE\n");
@@ -309,6 +379,14 @@ static int parse_args(int argc, char **argv, srv_config *c) {
         free(f);
     }
     return 0;
+}
+
+static void free_config(srv_config *c) {
+    for (int i = 0; i < c->n_api_keys; i++) free(c->api_keys[i]);
+    free(c->api_keys);
+    free(c->cors_origins);
+    c->api_keys = NULL;
+    c->cors_origins = NULL;
 }
 
 /* ---- loading -------------------------------------------------------------------------- */
@@ -394,6 +472,7 @@ static sw_status load(loader *L, sw_err *err) {
     ep.no_prefix_cache = c->no_prefix_cache;
     if ((st = sw_engine_create(s->model, &ep, &s->engine, err)) != SW_OK) return st;
     s->n_ctx = sw_engine_n_ctx(s->engine);
+    if ((st = srv_embedder_engine_create(s, &s->embedder, err)) != SW_OK) return st;
     snprintf(s->fingerprint, sizeof s->fingerprint, "fp_spillway_%s_%s", SW_VERSION,
              sw_backend_name(s->be));
     s->created = (int64_t)time(NULL);
@@ -446,11 +525,11 @@ static void *loader_main(void *arg) {
 
 static void free_all(srv *s, loader *L) {
     srv_spill_free(s, DRAIN_S);
+    srv_embedder_free(s->embedder);
     sw_engine_free(s->engine);
     sw_model_free(s->model);
     sw_backend_free(s->be);
-    for (int i = 0; i < s->cfg.n_api_keys; i++) free(s->cfg.api_keys[i]);
-    free(s->cfg.api_keys);
+    free_config(&s->cfg);
     free(L->downloaded);
     srv_metrics_destroy(&s->metrics);
 }
@@ -468,8 +547,7 @@ int main(int argc, char **argv) {
     static loader L;
     int rc = parse_args(argc, argv, &s.cfg);
     if (rc) {
-        for (int i = 0; i < s.cfg.n_api_keys; i++) free(s.cfg.api_keys[i]);
-        free(s.cfg.api_keys);
+        free_config(&s.cfg);
         return rc == 1 ? 0 : 2;
     }
     if (s.cfg.download_only) {
@@ -477,8 +555,7 @@ int main(int argc, char **argv) {
         sw_err err = {{0}};
         sw_hf_params hp = {.cache_dir = s.cfg.cache_dir, .progress = isatty(STDERR_FILENO)};
         sw_status st = sw_hf_download(s.cfg.hf, &hp, &path, &err);
-        for (int i = 0; i < s.cfg.n_api_keys; i++) free(s.cfg.api_keys[i]);
-        free(s.cfg.api_keys);
+        free_config(&s.cfg);
         if (st != SW_OK) {
             fprintf(stderr, "spillway-server: %s\n", err.msg);
             return 1;

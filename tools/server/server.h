@@ -41,6 +41,10 @@ typedef struct srv_config {
     const char *chat_template; /* --chat-template */
     size_t max_body;         /* --max-body */
     double timeout_s;        /* --timeout: idle connection + per-request deadline */
+    const char **cors_origins; /* --cors-origin (argv strings; the array owned); none:
+                                  localhost origins only */
+    int n_cors_origins;
+    bool strict_model_names; /* --strict-model-names: unknown "model" -> 404 */
     /* Cloud spill-over (spill.c). Flags override --route-config. */
     const char *route_config;  /* --route-config FILE */
     const char *cloud_provider;/* --cloud-provider anthropic|openai */
@@ -81,6 +85,7 @@ typedef struct srv {
     sw_router *router;
     sw_ledger *ledger;
     atomic_int cloud_workers;       /* cloud calls still running on worker threads */
+    struct srv_embedder *embedder;  /* /v1/embeddings' source (embed.h); set by the loader */
 } srv;
 
 /* ---- the HTTP layer (http.c) ---- */
@@ -107,6 +112,7 @@ typedef enum srv_endpoint {
     EP_WEB,         /* GET / and /web/NAME: the built-in page (web.c); no key needed */
     EP_MESSAGES,    /* POST /v1/messages (Anthropic) */
     EP_COUNT_TOKENS,/* POST /v1/messages/count_tokens (Anthropic) */
+    EP_EMBEDDINGS,  /* POST /v1/embeddings */
 } srv_endpoint;
 
 /* Per-request context of the HTTP layer, visible to the handlers. */
@@ -135,10 +141,10 @@ typedef struct srv_conn {
 int srv_respond(srv_conn *sc, int status, char *body, const char *content_type);
 /* An error response in the connection's wire format. */
 int srv_respond_error(srv_conn *sc, const srv_error *e);
-/* Add the per-request headers (X-Spillway-Route) to a response built by a
- * handler itself (the streaming ones). */
+/* Add the per-request headers (X-Spillway-Route, CORS) to a response built
+ * by a handler itself (the streaming ones); srv_respond adds them itself. */
 struct MHD_Response;
-void srv_add_route_headers(srv_conn *sc, struct MHD_Response *r);
+void srv_add_response_headers(srv_conn *sc, struct MHD_Response *r);
 
 /* A query-string argument of the request ("?bucket=hour" -> "hour"),
  * decoded; NULL when absent. Borrowed for the request's lifetime. */
@@ -179,18 +185,23 @@ int srv_handle_tokenize(srv_conn *sc);
 /* POST /v1/messages/count_tokens: {"input_tokens": N}, the prompt the
  * request would give the local model. */
 int srv_handle_count_tokens(srv_conn *sc);
+int srv_handle_embeddings(srv_conn *sc); /* embed.c */
 int srv_handle_detokenize(srv_conn *sc);
 int srv_handle_metrics(srv_conn *sc);
 int srv_handle_usage(srv_conn *sc); /* spill.c */
 int srv_handle_web(srv_conn *sc);   /* web.c */
 
-/* Resolve a request's "model" value: NULL/absent is the served model;
- * otherwise it must match the alias or the file name (with or without
- * ".gguf") -- or, when a cloud provider is configured, the cloud model's name
- * (srv_model_is_cloud: such a request asks for the cloud route). */
+/* Model names. Any name is served (unless --strict-model-names): the
+ * local model's names (the alias, the file name with or without ".gguf")
+ * take the automatic route, the cloud model's name asks for the cloud
+ * (srv_model_is_cloud), a name of the policy's "models" its route, and any
+ * other name the "*" entry's route, else the automatic one. Responses name
+ * who answered. srv_model_name_ok is false only under --strict-model-names
+ * for a name that is none of the above. */
 bool srv_model_name_ok(const srv *s, const char *name);
 bool srv_model_is_cloud(const srv *s, const char *name);
-/* The 404 for a model name that is neither (it names what is served). */
+sw_route_pref srv_model_route(const srv *s, const char *name);
+/* The 404 for a model name that is none of these (it names what is served). */
 void srv_model_not_found(const srv *s, const char *name, srv_error *e);
 
 #endif

@@ -111,15 +111,18 @@ bool srv_route_decide(srv *s, const srv_request *r, int32_t n_prompt, sw_route_d
         srv_error_set(e, 400, "invalid_request_error", "invalid_value", param, "%s", err.msg);
         return false;
     }
-    /* "model": the cloud model's name asks for the cloud route */
-    if (srv_model_is_cloud(s, r->model)) {
-        if (q.route == SW_PREF_LOCAL) {
+    /* "model": the cloud model's name, or a name the policy maps to a route,
+     * asks for that route */
+    sw_route_pref mp = srv_model_route(s, r->model);
+    if (mp != SW_PREF_AUTO) {
+        if (q.route != SW_PREF_AUTO && q.route != mp) {
             srv_error_set(e, 400, "invalid_request_error", "route_conflict", "model",
-                          "'model' names the cloud model '%s' but spillway.route is \"local\"",
-                          r->model);
+                          "'model' '%.200s' asks for the %s route but spillway.route is \"%s\"",
+                          r->model, mp == SW_PREF_CLOUD ? "cloud" : "local",
+                          q.route == SW_PREF_CLOUD ? "cloud" : "local");
             return false;
         }
-        q.route = SW_PREF_CLOUD;
+        q.route = mp;
     }
     q.api_key = r->hints.api_key;
     const char **texts = NULL;
