@@ -614,6 +614,7 @@ typedef struct job {
     sw_route_decision d;
     bool have_mon;          /* the monitor ran: its numbers go into the metadata */
     sw_monitor_stats mon;
+    sw_grammar *grammar;    /* the local answer's output constraint; owned; NULL: none */
     /* a cloud call that failed before an answer fell back to local */
     bool cloud_failed;
     int cloud_status;
@@ -796,30 +797,27 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     req.n_stop_strings = r->n_stop;
     req.ignore_eos = r->ignore_eos;
     req.json_object = r->format.type == SRV_FORMAT_JSON_OBJECT;
+    req.grammar = j->grammar;
     req.on_event = on_event;
     req.user = g;
     return sw_engine_submit(s->engine, &req, &g->id, err);
 }
 
-/* What the local model cannot do (yet) is refused before it starts. Once the
- * engine constrains output to tool calls and JSON schemas, these refusals go:
- * the request already carries tools, tool_choice and format from both wire
- * formats, and every writer already writes tool calls (stream_tool_call,
- * srv_result.calls with SRV_FINISH_TOOL_CALLS), Anthropic's included. */
-static bool local_supported(const srv_request *r, srv_error *e) {
+/* What the local model cannot do (yet) is refused before it starts; its
+ * output constraint (response_format json_schema, json_schema, grammar) is
+ * compiled (once per request: a fall-back keeps it). Tool calls: the request
+ * already carries tools, tool_choice and format from both wire formats, and
+ * every writer already writes tool calls (stream_tool_call, srv_result.calls
+ * with SRV_FINISH_TOOL_CALLS), Anthropic's included. */
+static bool local_supported(srv *s, job *j, srv_error *e) {
+    const srv_request *r = &j->r;
     if (r->n_tools && r->tool_choice != SRV_TOOL_NONE) {
         srv_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "tools",
                       "tool use is not available on the local model yet: send tool_choice "
                       "'none', or ask for the cloud (\"spillway\": {\"route\": \"cloud\"})");
         return false;
     }
-    if (r->format.type == SRV_FORMAT_JSON_SCHEMA || r->format.type == SRV_FORMAT_GRAMMAR) {
-        srv_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "response_format",
-                      "JSON schema and grammar constrained output is not available on the local "
-                      "model yet");
-        return false;
-    }
-    return true;
+    return j->grammar || srv_format_grammar(s, r, &j->grammar, e);
 }
 
 /* Answer locally. *escalate: the monitor distrusted the answer; nothing was
@@ -829,7 +827,7 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
     *escalate = false;
     srv_route_set_header(sc, SW_ROUTE_LOCAL, reason);
     srv_error e;
-    if (!local_supported(&j->r, &e)) {
+    if (!local_supported(s, j, &e)) {
         srv_ledger_add(s, j->id_str, SW_ROUTE_LOCAL, reason, s->model_id, (int64_t)j->n_ids, 0,
                        sc->t_start, true, NULL);
         return srv_respond_error(sc, &e);
@@ -1054,6 +1052,7 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     }
 done:
     srv_request_free(&j.r);
+    sw_grammar_free(j.grammar);
     free(j.ids);
     free(j.echo);
     return ret;

@@ -527,6 +527,7 @@ static void free_all(srv *s, loader *L) {
     srv_spill_free(s, DRAIN_S);
     srv_embedder_free(s->embedder);
     sw_engine_free(s->engine);
+    srv_gcache_free(s->gcache); /* after the engine: its requests hold grammars */
     sw_model_free(s->model);
     sw_backend_free(s->be);
     free_config(&s->cfg);
@@ -576,6 +577,7 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     srv_metrics_init(&s.metrics);
+    s.gcache = srv_gcache_create();
     atomic_store(&s.state, SRV_LOADING);
     sw_err err = {{0}};
     /* Routing before listening: a bad policy file is a startup error, not a

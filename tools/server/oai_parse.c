@@ -4,8 +4,8 @@
  * the engine, and each failure names the parameter the way OpenAI does
  * ("messages[2].role", "temperature"), with status 400. Unknown fields are
  * ignored (clients send vendor extras); features we do not implement (tools,
- * n > 1, JSON schemas, suffix) are refused rather than silently
- * dropped, because an answer that ignored them would be wrong. */
+ * n > 1, suffix) are refused rather than silently dropped, because an answer
+ * that ignored them would be wrong. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -264,8 +264,19 @@ static bool parse_logit_bias(const cJSON *root, int32_t n_vocab, srv_request *r,
     return true;
 }
 
-/* response_format: "text", or "json_object" (JSON mode: the output is one
- * JSON object); JSON schemas are refused. */
+/* A JSON Schema for the output (compiled, and refused with its reason, only
+ * when the local model answers: a cloud provider reads it itself). */
+static bool take_schema(const cJSON *v, const char *param, srv_request *r, srv_error *e) {
+    if (!cJSON_IsObject(v) && !cJSON_IsBool(v)) return srv_json_type_error(e, param, "a JSON Schema (an object)", v);
+    if (!(r->format.schema = cJSON_Duplicate(v, true))) return srv_json_nomem(e);
+    r->format.type = SRV_FORMAT_JSON_SCHEMA;
+    return true;
+}
+
+/* response_format: "text"; "json_object" (JSON mode: the output is one JSON
+ * object; with llama.cpp's "schema" member, that schema); "json_schema"
+ * with json_schema: {name, schema, strict, description} (OpenAI's structured
+ * outputs; a missing schema allows any JSON value). */
 static bool parse_response_format(const cJSON *root, srv_request *r, srv_error *e) {
     const cJSON *v = srv_json_field(root, "response_format");
     if (!v) return true;
@@ -273,13 +284,50 @@ static bool parse_response_format(const cJSON *root, srv_request *r, srv_error *
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
     if (!cJSON_IsString(t)) return srv_json_type_error(e, "response_format.type", "a string", t);
     if (!strcmp(t->valuestring, "json_object")) {
+        const cJSON *sch = srv_json_field(v, "schema");
+        if (sch) return take_schema(sch, "response_format.schema", r, e);
         r->format.type = SRV_FORMAT_JSON_OBJECT;
+    } else if (!strcmp(t->valuestring, "json_schema")) {
+        const cJSON *js = srv_json_field(v, "json_schema");
+        if (!js) {
+            srv_error_set(e, 400, BAD_REQ, "missing_required_parameter", "response_format.json_schema",
+                          "'response_format.json_schema' is required for type 'json_schema'");
+            return false;
+        }
+        if (!cJSON_IsObject(js)) return srv_json_type_error(e, "response_format.json_schema", "an object", js);
+        const cJSON *name = srv_json_field(js, "name"), *sch = srv_json_field(js, "schema");
+        if (name && !cJSON_IsString(name))
+            return srv_json_type_error(e, "response_format.json_schema.name", "a string", name);
+        if (name && !(r->format.name = strdup(name->valuestring))) return srv_json_nomem(e);
+        if (!srv_json_opt_bool(js, "strict", &r->format.strict, e)) return false;
+        if (sch) return take_schema(sch, "response_format.json_schema.schema", r, e);
+        r->format.type = SRV_FORMAT_JSON_SCHEMA; /* no schema: any JSON value */
+        if (!(r->format.schema = cJSON_CreateObject())) return srv_json_nomem(e);
     } else if (strcmp(t->valuestring, "text") != 0) {
         srv_error_set(e, 400, BAD_REQ, "unsupported_value", "response_format.type",
-                      "response_format '%.40s' is not supported; use 'text' or 'json_object'",
+                      "response_format '%.40s' is not supported; use 'text', 'json_object' or "
+                      "'json_schema'",
                       t->valuestring);
         return false;
     }
+    return true;
+}
+
+/* llama.cpp's fields: "json_schema" (a schema) and "grammar" (GBNF text);
+ * at most one constraint per request. */
+static bool parse_llama_constraints(const cJSON *root, srv_request *r, srv_error *e) {
+    const cJSON *js = srv_json_field(root, "json_schema"), *gr = srv_json_field(root, "grammar");
+    if (gr && cJSON_IsString(gr) && !gr->valuestring[0]) gr = NULL; /* "" means none, as llama.cpp */
+    if (!js && !gr) return true;
+    if ((js && gr) || r->format.type != SRV_FORMAT_TEXT) {
+        srv_error_set(e, 400, BAD_REQ, "invalid_value", js && gr ? "grammar" : js ? "json_schema" : "grammar",
+                      "give one output constraint: response_format, json_schema or grammar");
+        return false;
+    }
+    if (js) return take_schema(js, "json_schema", r, e);
+    if (!cJSON_IsString(gr)) return srv_json_type_error(e, "grammar", "a string (GBNF)", gr);
+    if (!(r->format.grammar = strdup(gr->valuestring))) return srv_json_nomem(e);
+    r->format.type = SRV_FORMAT_GRAMMAR;
     return true;
 }
 
@@ -419,7 +467,7 @@ bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vo
     if (!chat && !srv_json_opt_bool(root, "echo", &r->echo, e)) goto done;
     if (!parse_limits(root, r, e) || !parse_sampling(root, r, e) || !parse_logprobs(root, r, e) ||
         !parse_stop(root, r, e) || !parse_logit_bias(root, n_vocab, r, e) ||
-        !parse_response_format(root, r, e) ||
+        !parse_response_format(root, r, e) || !parse_llama_constraints(root, r, e) ||
         !refuse_unsupported(root, e) ||
         !srv_json_opt_bool(root, "ignore_eos", &r->ignore_eos, e))
         goto done;

@@ -86,6 +86,7 @@ typedef struct srv {
     sw_ledger *ledger;
     atomic_int cloud_workers;       /* cloud calls still running on worker threads */
     struct srv_embedder *embedder;  /* /v1/embeddings' source (embed.h); set by the loader */
+    struct srv_gcache *gcache;      /* compiled output grammars (constrain.c); may be NULL */
 } srv;
 
 /* ---- the HTTP layer (http.c) ---- */
@@ -167,6 +168,18 @@ bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error
  * with echo, the prompt text to echo (*echo malloc'd or NULL). */
 bool srv_prompt_tokens(const srv *s, const srv_request *r, int32_t **ids, size_t *n, char **echo,
                        srv_error *e);
+
+/* ---- output constraints (constrain.c) ---- */
+
+/* A cache of compiled grammars, shared by all requests (thread-safe). */
+typedef struct srv_gcache srv_gcache;
+srv_gcache *srv_gcache_create(void);
+void srv_gcache_free(srv_gcache *c);
+/* The grammar that constrains r's local answer (its response_format
+ * json_schema, json_schema or grammar field), a new reference in *out; NULL
+ * when r has none (text, or JSON mode, which the engine does itself). false
+ * with a 400 naming the field when it does not compile. */
+bool srv_format_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error *e);
 
 /* ---- handlers (gen.c: generation; api.c: the small endpoints) ---- */
 
