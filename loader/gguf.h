@@ -54,8 +54,19 @@ typedef struct sw_gguf_tensor {
 
 typedef struct sw_gguf sw_gguf;
 
-/* Open and validate. *out is returned to the caller (free with sw_gguf_free). */
+/* Open and validate. *out is returned to the caller (free with sw_gguf_free).
+ * The reader accepts and refuses what llama.cpp's reader does (ggml's gguf.cpp
+ * plus its model loader's check that tensor data lies inside the file): every
+ * key at most once, tensor names under 64 bytes, tensor data in the order of
+ * the infos with each offset exactly the padded size of the data before it,
+ * general.alignment a uint32 power of two, strings and arrays under 2^30. */
 sw_status sw_gguf_open(const char *path, sw_gguf **out, sw_err *err);
+/* SW_GGUF_ALLOW_REPEATED_KEYS: accept a key repeated with a byte-identical
+ * value (lookups see the first). llama.cpp refuses such files; some old ones
+ * exist (its dbrx vocabulary repeats general.file_type). For tests and tools
+ * that must read them anyway; never the default. */
+#define SW_GGUF_ALLOW_REPEATED_KEYS 1u
+sw_status sw_gguf_open_flags(const char *path, unsigned flags, sw_gguf **out, sw_err *err);
 /* Same, over a caller's buffer (borrowed; must outlive the sw_gguf). Used by the
  * fuzzer and tests. name is used in error messages. */
 sw_status sw_gguf_open_memory(const void *buf, size_t size, const char *name, sw_gguf **out,

@@ -347,6 +347,10 @@ sw_status sw_gguf_writer_add_tensor(sw_gguf_writer *w, const char *name, sw_type
     if (!w || !name || !ne)
         return sw_err_set(err, SW_E_INVALID_ARG, "gguf writer: add_tensor: NULL argument");
     if (!name[0]) return sw_err_set(err, SW_E_INVALID_ARG, "gguf writer: empty tensor name");
+    if (strlen(name) >= 64) /* GGML_MAX_NAME: readers refuse longer names */
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "gguf writer: tensor name '%.80s' is %zu bytes long; the limit is 63",
+                          name, strlen(name));
     if (!data && !fill)
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "gguf writer: tensor '%s': neither data nor a fill callback", name);

@@ -44,7 +44,10 @@ typedef enum sw_type {
     SW_TYPE_TQ1_0 = 34,
     SW_TYPE_TQ2_0 = 35,
     SW_TYPE_MXFP4 = 39,
-    SW_TYPE_COUNT = 40 /* one past the largest id we know */
+    SW_TYPE_NVFP4 = 40,
+    SW_TYPE_Q1_0 = 41,
+    SW_TYPE_Q2_0 = 42,
+    SW_TYPE_COUNT = 43 /* one past the largest id we know */
 } sw_type;
 
 #define SW_QK4_0 32

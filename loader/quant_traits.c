@@ -42,6 +42,9 @@ static const sw_type_traits k_traits[SW_TYPE_COUNT] = {
     [SW_TYPE_TQ1_0] = {"tq1_0", SW_QK_K, 2 + 4 * 13, false, false},
     [SW_TYPE_TQ2_0] = {"tq2_0", SW_QK_K, 2 + 64, false, false},
     [SW_TYPE_MXFP4] = {"mxfp4", 32, 1 + 16, false, false},
+    [SW_TYPE_NVFP4] = {"nvfp4", 64, 4 * (1 + 8), false, false},
+    [SW_TYPE_Q1_0] = {"q1_0", 128, 2 + 16, false, false},
+    [SW_TYPE_Q2_0] = {"q2_0", 64, 2 + 16, false, false},
 };
 
 const sw_type_traits *sw_type_get(uint32_t type) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "sw_test.h"
 #include "tokenizer.h"
 
 /* ---- helpers ---- */
@@ -81,10 +82,8 @@ static char *read_all(const char *path, size_t *len) {
 static sw_tokenizer *load_tok(const char *path, sw_gguf **g) {
     sw_err err = {{0}};
     sw_tokenizer *t = NULL;
-    sw_status s = sw_gguf_open(path, g, &err);
-    if (s != SW_OK) print_error("%s\n", err.msg);
-    assert_int_equal(s, SW_OK);
-    s = sw_tokenizer_create(*g, &t, &err);
+    *g = sw_test_open_vocab(path);
+    sw_status s = sw_tokenizer_create(*g, &t, &err);
     if (s != SW_OK) print_error("%s\n", err.msg);
     assert_int_equal(s, SW_OK);
     return t;

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "cpu_backend.h"
+#include "gguf.h"
 
 double sw_test_urand(sw_test_rng *r) {
     r->s = r->s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -66,4 +67,18 @@ bool sw_test_real_model(const char *name, char *path, size_t path_len, char *why
     }
     snprintf(path, path_len, "%s", last);
     return true;
+}
+
+sw_gguf *sw_test_open_vocab(const char *path) {
+    sw_gguf *g = NULL;
+    sw_err err = {{0}};
+    if (sw_gguf_open(path, &g, &err) == SW_OK) return g;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strcmp(base, "ggml-vocab-dbrx.gguf") != 0) fail_msg("open %s: %s", path, err.msg);
+    if (!strstr(err.msg, "duplicate key 'general.file_type'"))
+        fail_msg("%s: expected a duplicate-key refusal, got: %s", path, err.msg);
+    if (sw_gguf_open_flags(path, SW_GGUF_ALLOW_REPEATED_KEYS, &g, &err) != SW_OK)
+        fail_msg("open %s (repeated keys allowed): %s", path, err.msg);
+    return g;
 }

