@@ -63,6 +63,15 @@ static inline bool sw_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
 /* Monotonic time in seconds. */
 double sw_time_s(void);
 
+/* UTF-8 (strict: no overlongs, surrogates or code points past U+10FFFF).
+ * sw_utf8_decode: the length (1-4) of the valid sequence at s[0..n) and its code
+ * point, or 0 when the bytes there are not valid UTF-8 (or n is 0). */
+size_t sw_utf8_decode(const char *s, size_t n, uint32_t *cp);
+/* A valid UTF-8 copy of text[0..len): each byte that does not start a valid
+ * sequence becomes U+FFFD (as llama.cpp's decoder does). *out is malloc'd and
+ * NUL-terminated; *out_len excludes the NUL. */
+sw_status sw_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len, sw_err *err);
+
 /* Logging to stderr, filtered by level (SW_LOG env var: error|warn|info|debug). */
 typedef enum { SW_LOG_ERROR = 0, SW_LOG_WARN, SW_LOG_INFO, SW_LOG_DEBUG } sw_log_level;
 void sw_log(sw_log_level lvl, const char *fmt, ...)

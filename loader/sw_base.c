@@ -93,3 +93,68 @@ void sw_log(sw_log_level lvl, const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
 }
+
+/* ---- UTF-8 ---- */
+
+size_t sw_utf8_decode(const char *str, size_t n, uint32_t *cp) {
+    const unsigned char *s = (const unsigned char *)str;
+    if (n == 0) return 0;
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t len;
+    uint32_t v, min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+    *cp = v;
+    return len;
+}
+
+sw_status sw_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len,
+                               sw_err *err) {
+    /* Worst case: every byte becomes the 3-byte U+FFFD. */
+    if (len > (SIZE_MAX - 1) / 3)
+        return sw_err_set(err, SW_E_RANGE, "UTF-8 text of %zu bytes too large", len);
+    char *buf = malloc(len * 3 + 1);
+    if (!buf) return sw_err_set(err, SW_E_NOMEM, "out of memory sanitizing UTF-8 (%zu bytes)", len);
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t k = sw_utf8_decode(text + i, len - i, &cp);
+        if (k == 0) {
+            /* one replacement character per bad byte, as llama.cpp's decoder */
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += 1;
+        } else {
+            memcpy(buf + o, text + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    return SW_OK;
+}

@@ -371,7 +371,7 @@ sw_status sw_tok_bpe_fragment(const sw_tokenizer *t, const char *raw, size_t raw
     span_vec a = {0}, bvec = {0};
     bpe_work work = {0};
     /* PCRE2 in UTF mode needs valid UTF-8; bad bytes become U+FFFD first. */
-    sw_status st = sw_tok_utf8_sanitize(raw, raw_len, &text, &len, err);
+    sw_status st = sw_utf8_sanitize(raw, raw_len, &text, &len, err);
     if (st != SW_OK) return st;
     st = span_push(&a, 0, len, err);
     for (int i = 0; st == SW_OK && i < t->n_re; i++) {

@@ -31,7 +31,7 @@ static size_t normal_piece(const sw_tokenizer *t, const char *s, size_t n, char 
          * produced by the converter) is passed through unchanged */
         for (size_t i = 0; i < n;) {
             uint32_t cp;
-            size_t k = sw_tok_utf8_decode(s + i, n - i, &cp);
+            size_t k = sw_utf8_decode(s + i, n - i, &cp);
             if (k == 0) {
                 out[o++] = s[i++];
                 continue;

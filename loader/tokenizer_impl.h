@@ -121,12 +121,11 @@ static inline size_t sw_tok_utf8_len(unsigned char c) {
 }
 /* Decode one codepoint at s (n bytes available). Returns bytes consumed, or 0
  * for an invalid/truncated sequence (then *cp is left unspecified). */
-size_t sw_tok_utf8_decode(const char *s, size_t n, uint32_t *cp);
+
 /* Encode cp into out (4 bytes room). Returns the byte count. */
 size_t sw_tok_utf8_encode(uint32_t cp, char *out);
 /* Copy text replacing every invalid byte with U+FFFD; *out is malloc'd. */
-sw_status sw_tok_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len,
-                               sw_err *err);
+
 
 /* ---- Unicode properties for WordPiece (tokenizer_unicode.c) ---- */
 enum {

@@ -143,7 +143,7 @@ sw_status sw_tok_wpm_fragment(const sw_tokenizer *t, const char *text, size_t le
     sw_status st = SW_OK;
     for (size_t i = 0; i < len && st == SW_OK;) {
         uint32_t cp;
-        size_t k = sw_tok_utf8_decode(text + i, len - i, &cp);
+        size_t k = sw_utf8_decode(text + i, len - i, &cp);
         if (k == 0) {
             cp = 0xFFFD;
             k = 1;

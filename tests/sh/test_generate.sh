@@ -243,6 +243,37 @@ else
     echo "skip --device check: no Vulkan device"
 fi
 
+# ---- --json is valid UTF-8 JSON even when the bytes generated are not --------
+# Byte tokens that do not form UTF-8 (here a lead byte 0xE3, <0xE3> = id 230,
+# pushed up by a logit bias so that the synthetic model samples it among its
+# usual tokens) must come out as U+FFFD, never as raw bytes in the JSON string.
+RAND="$TMP/test_generate-rand.gguf"
+if have_python && "$MK" -o "$RAND" --shape tiny --type q8_0 --seed 7 >/dev/null 2>&1; then
+    : >"$TMP/rand.all"
+    for seed in 1 2 3 4 5 6 7 8 9 10 11 12; do
+        "$GEN" -m "$RAND" -p "word $seed" -n 48 --temp 1.5 --seed "$seed" --json --backend cpu \
+            --threads 1 -l 230+16 >"$TMP/rand.$seed" 2>/dev/null || fail "random model seed $seed: exit $?"
+        cat "$TMP/rand.$seed" >>"$TMP/rand.all"
+    done
+    if python3 - "$TMP/rand.all" <<'EOF'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+lines = [l for l in raw.split(b"\n") if l]
+n_fffd = 0
+for l in lines:
+    o = json.loads(l.decode("utf-8", errors="strict"))  # raises on invalid UTF-8
+    n_fffd += o["text"].count("\ufffd")
+assert len(lines) == 12, "expected 12 JSON objects"
+# the fixture must really produce invalid bytes, or this check proves nothing
+assert n_fffd > 0, "no replacement characters: the random model made only valid UTF-8"
+print("replacement characters:", n_fffd)
+EOF
+    then pass "--json on a random model: valid UTF-8, bad bytes as U+FFFD"
+    else fail "--json on a random model: invalid JSON or UTF-8"; fi
+else
+    echo "skip --json UTF-8 check: no python3 or spillway-mkmodel failed"
+fi
+
 if [[ $fails -gt 0 ]]; then
     echo "$fails check(s) failed"
     exit 1

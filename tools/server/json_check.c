@@ -98,37 +98,14 @@ bool srv_json_nomem(srv_error *e) {
 /* Strict UTF-8 check (no overlongs, surrogates, or code points past U+10FFFF).
  * A body that is not UTF-8 is not JSON (RFC 8259 section 8.1). */
 static bool utf8_valid(const unsigned char *s, size_t n, size_t *bad_at) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            k = 1, cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2, cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3, cp = c & 0x07;
-        } else {
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = sw_utf8_decode((const char *)s + i, n - i, &cp);
+        if (!k) {
             *bad_at = i;
             return false;
         }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) {
-                *bad_at = i;
-                return false;
-            }
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF)) {
-            *bad_at = i;
-            return false;
-        }
-        i += k + 1;
+        i += k;
     }
     return true;
 }

@@ -44,26 +44,6 @@ char *oai_error_json(const srv_error *e) {
 
 /* ---- scalars ----------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t k;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) k = 1, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) k = 2, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) k = 3, cp = c & 0x07;
-    else return 0;
-    if (k >= n) return 0;
-    for (size_t j = 1; j <= k; j++) {
-        if ((s[j] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[j] & 0x3F);
-    }
-    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return k + 1;
-}
-
 void oai_json_str(sbuf *b, const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
     sbuf_reserve(b, n + 2);
@@ -92,7 +72,8 @@ void oai_json_str(sbuf *b, const char *str, size_t n) {
             run = i;
             continue;
         }
-        size_t k = utf8_seq(s + i, n - i);
+        uint32_t cp;
+        size_t k = sw_utf8_decode((const char *)s + i, n - i, &cp);
         if (k) {
             i += k;
             continue;
