@@ -48,6 +48,14 @@ expect_key() { # file key want
     if [ "$got" = "$3" ]; then ok "$(basename "$1") $2 = $3"; else fail "$(basename "$1") $2: want $3, got '$got'"; fi
 }
 
+# ---- mkmodel is quiet unless asked ----------------------------------------------
+"$MK" -o "$TMP/quiet.gguf" --shape tiny --type q4_0 >"$TMP/mk.out" 2>"$TMP/mk.err"
+if [ $? -eq 0 ] && [ ! -s "$TMP/mk.out" ] && [ ! -s "$TMP/mk.err" ]; then ok "mkmodel is quiet by default"
+else fail "mkmodel printed: $(head -3 "$TMP/mk.out" "$TMP/mk.err")"; fi
+"$MK" -o "$TMP/quiet.gguf" --shape tiny --type q4_0 -v 2>"$TMP/mk.err"
+if grep -q "token_embd.weight" "$TMP/mk.err" && grep -q "wrote" "$TMP/mk.err"; then ok "mkmodel -v lists tensors"
+else fail "mkmodel -v: $(head -3 "$TMP/mk.err")"; fi
+
 # ---- mkmodel: tiny in every type ------------------------------------------------
 # type flag -> ggml name of a plain weight, and llama.cpp general.file_type
 declare -A GGML=([f32]=f32 [f16]=f16 [bf16]=bf16 [q4_0]=q4_0 [q4_1]=q4_1 [q5_0]=q5_0 [q5_1]=q5_1

@@ -61,6 +61,7 @@ stop() {
 code() { local m=$1 p=$2; shift 2; curl -s -o /dev/null -w '%{http_code}' -X "$m" "$URL$p" "$@"; }
 
 start
+check "listening printed once" "$([ "$(cat "$OUT" "$LOG" | grep -c 'listening on')" = 1 ]; echo $?)"
 check "health" "$([ "$(curl -s "$URL/health")" = '{"status":"ok"}' ]; echo $?)"
 check "models" "$(curl -s "$URL/v1/models" | grep -q '"object":"list"'; echo $?)"
 R=$(curl -s "$URL/v1/completions" -H 'Content-Type: application/json' \

@@ -63,6 +63,7 @@ typedef struct mk_opts {
     sw_arch arch;
     uint64_t seed;
     int n_threads;
+    bool verbose;
 } mk_opts;
 
 static void usage(FILE *f) {
@@ -71,10 +72,11 @@ static void usage(FILE *f) {
                "         [--ctx N] [--type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q2_k|q3_k|q4_k|\n"
                "                       q5_k|q6_k|q4_k_m] [--arch llama|qwen2]\n"
                "         [--vocab-from FILE.gguf] [--seed N] [--rope-base F]\n"
-               "         [--tied|--untied] [--rope-freqs|--no-rope-freqs] [--threads N]\n"
+               "         [--tied|--untied] [--rope-freqs|--no-rope-freqs] [--threads N] [-v]\n"
                "Writes a synthetic model with deterministic random weights (default: tiny, f32,\n"
                "llama, seed 1, one thread per CPU). Explicit flags override the preset; the\n"
-               "output does not depend on --threads.\n");
+               "output does not depend on --threads. Quiet unless it fails; -v/--verbose\n"
+               "prints the model's shape and a line per tensor.\n");
 }
 
 static int bad(const char *fmt, const char *a, const char *b) {
@@ -123,6 +125,10 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 1;
+        }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            o->verbose = true;
+            continue;
         }
         if (!strcmp(a, "--tied")) {
             o->shape.tied = true;
@@ -456,7 +462,9 @@ static int run(const mk_opts *o) {
         if (st != SW_OK) goto done;
         bytes += (uint64_t)t->row_bytes * (uint64_t)t->ne[1];
     }
-    fprintf(stderr,
+    for (int i = 0; i < plan.n; i++) plan.t[i].verbose = opt.verbose;
+    if (opt.verbose)
+        fprintf(stderr,
             "spillway-mkmodel: %s %s %s: %d layers, dim %lld, %lld/%lld heads, ff %lld, "
             "vocab %lld, %d tensors, %.1f MiB of weights -> %s\n",
             opt.shape.name, arch, opt.type_name, (int)opt.shape.n_layer,
@@ -468,7 +476,8 @@ static int run(const mk_opts *o) {
         sw_err_wrap(&err, st, "written file fails the loader's checks");
         goto done;
     }
-    fprintf(stderr, "spillway-mkmodel: wrote %s in %.1f s\n", opt.out, sw_time_s() - t0);
+    if (opt.verbose)
+        fprintf(stderr, "spillway-mkmodel: wrote %s in %.1f s\n", opt.out, sw_time_s() - t0);
 done:
     if (st != SW_OK) fprintf(stderr, "spillway-mkmodel: %s: %s\n", sw_status_str(st), err.msg);
     sw_gguf_writer_free(w);

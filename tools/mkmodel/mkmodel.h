@@ -73,6 +73,7 @@ typedef struct mk_tensor {
     mk_scratch *scratch; /* borrowed: n_threads scratches, one per worker */
     int n_threads;
     int index, count; /* for progress lines */
+    bool verbose;     /* print a progress line per tensor (-v) */
     double t_start;
 } mk_tensor;
 

@@ -193,8 +193,8 @@ sw_status mk_fill(void *ctx, void *dst, size_t nbytes, sw_err *err) {
     uint8_t *out = dst;
     const int64_t n_rows = t->n_dims > 1 ? t->ne[1] : 1;
     const uint64_t total = (uint64_t)t->row_bytes * (uint64_t)n_rows;
-    if (t->pos == 0) {
-        t->t_start = sw_time_s();
+    if (t->pos == 0) t->t_start = sw_time_s();
+    if (t->pos == 0 && t->verbose) {
         fprintf(stderr, "[%3d/%d] %-28s %-5s [%lld", t->index, t->count, t->name,
                 sw_type_name(t->type), (long long)t->ne[0]);
         if (t->n_dims > 1) fprintf(stderr, ", %lld", (long long)t->ne[1]);

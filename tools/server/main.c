@@ -596,12 +596,13 @@ int main(int argc, char **argv) {
     }
     const char *h = s.cfg.host;
     bool v6 = strchr(h, ':') != NULL;
+    /* One line, on stdout (scripts read the port from it); logs go to stderr. */
     printf("spillway-server: listening on http://%s%s%s:%d\n", v6 ? "[" : "", h, v6 ? "]" : "",
            port);
     fflush(stdout);
-    fprintf(stderr, "spillway-server: listening on http://%s%s%s:%d (%d API key%s)\n",
-            v6 ? "[" : "", h, v6 ? "]" : "", port, s.cfg.n_api_keys,
-            s.cfg.n_api_keys == 1 ? "" : "s");
+    if (s.cfg.n_api_keys > 0)
+        fprintf(stderr, "spillway-server: %d API key%s required\n", s.cfg.n_api_keys,
+                s.cfg.n_api_keys == 1 ? "" : "s");
 
     L.s = &s;
     pthread_t lt;
