@@ -163,7 +163,7 @@ class SuiteA:
         self.fake.reset()
         before = metric(self.port, "spillway_prompt_tokens_total")
         raw = self.c.chat.completions.with_raw_response.create(
-            model="stories260K", messages=[{"role": "user", "content": "Tell me about the sea"}],
+            model=local_name(), messages=[{"role": "user", "content": "Tell me about the sea"}],
             max_tokens=200, temperature=0)
         assert raw.headers["x-spillway-route"] == "cloud; reason=overflow", raw.headers
         r = raw.parse()
@@ -176,7 +176,7 @@ class SuiteA:
         assert sp["cloud"]["provider"] == "anthropic" and sp["cloud"]["model"] == CLOUD_MODEL
         # streaming, with usage
         chunks = list(self.c.chat.completions.create(
-            model="stories260K", messages=[{"role": "user", "content": "Tell me about the sea"}],
+            model=local_name(), messages=[{"role": "user", "content": "Tell me about the sea"}],
             max_tokens=200, temperature=0, stream=True, stream_options={"include_usage": True}))
         assert chunks[0].choices[0].delta.role == "assistant", chunks[0]
         assert chunks[0].model_extra["spillway"]["reason"] == "overflow", chunks[0]
@@ -449,7 +449,7 @@ def test_cloud_down(model, fake):
         assert st == 200 and route_of(h) == "local; reason=cloud_failed", (st, h, r)
         sp = r["spillway"]
         assert sp["cloud_error"]["status"] == 502 and sp["cloud_error"]["type"], sp
-        assert r["model"] == "stories260K" and r["usage"]["completion_tokens"] > 0
+        assert r["model"] == local_name() and r["usage"]["completion_tokens"] > 0
         fake.control(default="reset")  # the connection is cut: the same outcome
         st, events, raw = sse_events(p, "/v1/chat/completions",
                                      chat_body("hi", max_tokens=6, stream=True))
@@ -565,17 +565,17 @@ def test_two_servers(model, fake):
     small = None
     try:
         small = Server(model, "--ctx", "64", "--cloud-provider", "openai", "--cloud-url",
-                       big.base + "/v1", "--cloud-model", "stories260K", "--cloud-key-env",
+                       big.base + "/v1", "--cloud-model", local_name(), "--cloud-key-env",
                        KEY_ENV, "--route-config", write_json("rc2.json",
                                                              {"monitor": {"enabled": False}}),
                        env={KEY_ENV: big_key})
         msgs = [{"role": "user", "content": "Once upon a time"}]
         direct = client(big, big_key).chat.completions.create(
-            model="stories260K", messages=msgs, max_tokens=100, temperature=0)
+            model=local_name(), messages=msgs, max_tokens=100, temperature=0)
         c = client(small)
         before = metric(small.port, "spillway_prompt_tokens_total")
         raw = c.chat.completions.with_raw_response.create(
-            model="stories260K", messages=msgs, max_tokens=100, temperature=0)
+            model=local_name(), messages=msgs, max_tokens=100, temperature=0)
         assert raw.headers["x-spillway-route"] == "cloud; reason=overflow", raw.headers
         r = raw.parse()
         assert r.choices[0].message.content == direct.choices[0].message.content, (r, direct)
@@ -583,7 +583,7 @@ def test_two_servers(model, fake):
         assert r.usage.prompt_tokens == direct.usage.prompt_tokens
         assert r.model_extra["spillway"]["cloud"]["provider"] == "openai"
         chunks = list(c.chat.completions.create(
-            model="stories260K", messages=msgs, max_tokens=100, temperature=0, stream=True,
+            model=local_name(), messages=msgs, max_tokens=100, temperature=0, stream=True,
             stream_options={"include_usage": True}))
         text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         assert text == direct.choices[0].message.content, (text, direct)
@@ -601,9 +601,9 @@ def test_two_servers(model, fake):
         # JSON mode goes with a spilled request: the cloud answers in JSON too
         fmt = {"type": "json_object"}
         jd = client(big, big_key).chat.completions.create(
-            model="stories260K", messages=msgs, max_tokens=100, temperature=0,
+            model=local_name(), messages=msgs, max_tokens=100, temperature=0,
             response_format=fmt)
-        js = c.chat.completions.create(model="stories260K", messages=msgs, max_tokens=100,
+        js = c.chat.completions.create(model=local_name(), messages=msgs, max_tokens=100,
                                        temperature=0, response_format=fmt)
         assert jd.choices[0].message.content.lstrip().startswith("{"), jd
         assert js.choices[0].message.content == jd.choices[0].message.content, (js, jd)
@@ -674,8 +674,19 @@ def test_doc_example(model, fake):
         assert srv.stop() == 0
 
 
+_MODEL = None
+
+
+def local_name():
+    """What the served model is called: its file name without .gguf (stories260K,
+    or the synthetic model's name when ../shared is absent)."""
+    return os.path.splitext(os.path.basename(_MODEL))[0]
+
+
 def main():
+    global _MODEL
     model, stories = find_model()
+    _MODEL = model
     print(f"model: {model}; server: {server_bin()}")
     fake = Fake()
     suite = None

@@ -199,8 +199,12 @@ EOF
             fail "-i: rc $rc, $(head -c 400 "$TMP/gen.out") / $(tail -3 "$TMP/gen.err")"
         fi
         long=$(printf 'word %.0s' $(seq 1 200))
+        # room for about two exchanges: phi-3's vocabulary takes ~14 tokens per short
+        # turn, the generated fallback vocabulary (mostly single characters) ~54
+        small_ctx=64
+        [[ ${#tmpl_args[@]} -gt 0 ]] && small_ctx=192
         printf 'Hello there\nAnd again\nOnce more\nA fourth\n%s\nLast one\n' "$long" |
-            "$GEN" -m "$CHAT_MODEL" -i "${tmpl_args[@]}" -n 8 --temp 0 --ctx 64 --backend cpu \
+            "$GEN" -m "$CHAT_MODEL" -i "${tmpl_args[@]}" -n 8 --temp 0 --ctx $small_ctx --backend cpu \
                 --threads 2 >"$TMP/gen.out" 2>"$TMP/gen.err"
         rc=$?
         if [[ $rc -eq 0 ]] && grep -q "context full: dropped" "$TMP/gen.err" &&
@@ -211,7 +215,8 @@ EOF
             fail "-i small ctx: rc $rc, $(tail -5 "$TMP/gen.err")"
         fi
         echo '{"not": "an array"}' >"$TMP/test_generate-bad.json"
-        run "$GEN" -m "$CHAT_MODEL" --messages "$TMP/test_generate-bad.json" -n 2 --backend cpu
+        run "$GEN" -m "$CHAT_MODEL" --messages "$TMP/test_generate-bad.json" "${tmpl_args[@]}" -n 2 \
+            --backend cpu
         if [[ $rc -ne 0 ]] && grep -q "array" "$TMP/gen.err"; then
             pass "malformed --messages -> error"
         else
