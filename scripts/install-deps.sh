@@ -22,11 +22,17 @@ for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "install-deps: installing ${missing[*]}" >&2
+  echo "install-deps: installing ${missing[*]} (apt-get log: /tmp/spillway-apt.log)" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # apt's progress goes to a log; on failure its tail is shown
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+           -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}"; } >/tmp/spillway-apt.log 2>&1; then
+    tail -n 20 /tmp/spillway-apt.log >&2
+    echo "install-deps: apt-get failed (full log: /tmp/spillway-apt.log)" >&2
+    exit 1
+  fi
+  echo "install-deps: installed ${#missing[@]} package(s)" >&2
 fi
 
 [ "${1:-}" = "--test" ] || exit 0
