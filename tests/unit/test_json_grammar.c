@@ -376,7 +376,7 @@ static void test_number_limit(void **state) {
     for (size_t k = 0; k < 3; k++) {
         len = snprintf(doc, sizeof doc, "{\"a\":-");
         size_t tail = strlen(needs_digit[k]);
-        while ((size_t)len - start < SW_JSON_MAX_NUM - tail)
+        while ((size_t)len - start < SW_JSON_MAX_NUM - tail && (size_t)len < sizeof doc - 8)
             doc[len++] = '7';
         len += snprintf(doc + len, sizeof doc - (size_t)len, "%s5}", needs_digit[k]);
         /* the last byte of needs_digit[k] is byte SW_JSON_MAX_NUM */
