@@ -1,0 +1,105 @@
+/* route_model.h — the learned router: a pre-call score for "the local answer
+ * will not be good enough", from the local model's own prefill.
+ *
+ * Inputs: the final hidden state(s) of the prompt (the engine's
+ * SW_EVENT_HIDDEN: last token and/or mean over positions) and a few cheap
+ * features of the query text (sw_rtr_text_features). Classifier: L2 logistic
+ * regression on standardized features (logreg.h), y = 1 when the local answer
+ * was wrong. The score is its probability, in [0, 1].
+ *
+ * The router file (JSON) records the model it was trained for (name and a
+ * fingerprint of the GGUF's tensor metadata), the feature set, the classifier,
+ * the out-of-fold training scores (the cloud-share controller's warm start)
+ * and the cross-validated AUROC. Loading checks every field and names the one
+ * at fault; sw_rtr_check_model refuses a router made for another model.
+ *
+ * Threading: score, update and save take the router's lock; a router may be
+ * shared by every connection thread. */
+#ifndef SW_ROUTE_MODEL_H
+#define SW_ROUTE_MODEL_H
+
+#include "gguf.h"
+#include "logreg.h"
+#include "sw_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Cheap features of the query text (the last user message, or the
+ * completions prompt): log prompt tokens, log characters, log words, count of
+ * numbers, digits of the longest number, share of digits, arithmetic words and
+ * operators, quoted spans. */
+#define SW_RTR_N_TEXT 8
+void sw_rtr_text_features(const char *text, int32_t n_prompt_tokens, float out[SW_RTR_N_TEXT]);
+
+/* The model's identity: name (general.name, else "unnamed") and a 16-hex-digit
+ * FNV-1a fingerprint of the architecture and every tensor's name, type and
+ * shape. name is truncated to name_cap. */
+void sw_rtr_model_id(const sw_gguf *g, char *name, size_t name_cap, char id[17]);
+
+/* What one request gives the router. Borrowed. */
+typedef struct sw_rtr_input {
+    const float *hidden_last;  /* [n_embd] or NULL */
+    const float *hidden_mean;  /* [n_embd] or NULL */
+    int32_t n_embd;
+    const char *text;          /* the query text; NULL counts as "" */
+    int32_t n_prompt_tokens;
+} sw_rtr_input;
+
+/* Feature set: SW_HIDDEN_LAST / SW_HIDDEN_MEAN flags (engine.h) and text. */
+typedef struct sw_rtr_spec {
+    const char *model_name;
+    const char *model_id;
+    unsigned hidden;
+    bool text;
+    int32_t n_embd;
+} sw_rtr_spec;
+
+/* Length of the feature vector of a spec, and the vector itself (out has
+ * sw_rtr_dim entries; SW_E_INVALID_ARG when a needed input is missing or has
+ * another n_embd). */
+int32_t sw_rtr_dim(const sw_rtr_spec *spec);
+sw_status sw_rtr_vector(const sw_rtr_spec *spec, const sw_rtr_input *in, float *out, sw_err *err);
+
+typedef struct sw_rtr sw_rtr;
+
+/* A router from a fitted classifier (copied; its d must be sw_rtr_dim(spec)),
+ * the out-of-fold training probabilities (copied) and training facts. */
+typedef struct sw_rtr_train_info {
+    const double *scores;  /* [n_scores] out-of-fold P(wrong) of the training set */
+    int32_t n_scores;
+    int32_t n_train, n_wrong;
+    double cv_auroc;
+} sw_rtr_train_info;
+
+sw_status sw_rtr_create(const sw_rtr_spec *spec, const sw_logreg *clf,
+                        const sw_rtr_train_info *info, sw_rtr **out, sw_err *err);
+void sw_rtr_free(sw_rtr *r); /* NULL is a no-op */
+
+/* Write the router file (to path.tmp, then renamed over path). */
+sw_status sw_rtr_save(sw_rtr *r, const char *path, sw_err *err);
+/* Read one. Errors name the file and the field ("r.json: classifier.w: expected
+ * 584 numbers, got 12"); a truncated file is "not valid JSON". */
+sw_status sw_rtr_load(const char *path, sw_rtr **out, sw_err *err);
+/* SW_E_INVALID_ARG unless the router was trained for this model (same
+ * fingerprint); the message names both models. */
+sw_status sw_rtr_check_model(const sw_rtr *r, const char *model_name, const char *model_id,
+                             sw_err *err);
+
+const sw_rtr_spec *sw_rtr_spec_get(const sw_rtr *r); /* strings owned by r */
+/* The training scores (borrowed) and facts. */
+const double *sw_rtr_train_scores(const sw_rtr *r, int32_t *n);
+double sw_rtr_cv_auroc(const sw_rtr *r);
+uint64_t sw_rtr_n_updates(sw_rtr *r);
+
+/* P(local answer wrong) in [0, 1]; logit optional. */
+sw_status sw_rtr_score(sw_rtr *r, const sw_rtr_input *in, double *p, double *logit, sw_err *err);
+/* One online update from a label (shadow sampling): local_ok false = wrong.
+ * lr <= 0: the default 0.01. */
+sw_status sw_rtr_update(sw_rtr *r, const sw_rtr_input *in, bool local_ok, double lr, sw_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
