@@ -266,6 +266,8 @@ sw_status sw_ledger_record(sw_ledger *l, const sw_ledger_entry *e, double *cost_
         if (e->redacted_spans > 0) sw_pii_kinds_str(e->redacted_kinds, kinds, sizeof kinds);
         cJSON_AddNumberToObject(o, "redacted", e->redacted_spans > 0 ? e->redacted_spans : 0);
         cJSON_AddStringToObject(o, "redacted_kinds", kinds);
+        if (e->has_route_score && isfinite(e->route_score))
+            cJSON_AddNumberToObject(o, "route_score", round(e->route_score * 1e4) / 1e4);
         line = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
     }

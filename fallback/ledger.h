@@ -73,6 +73,8 @@ typedef struct sw_ledger_entry {
     bool error;                  /* the request failed (status "error") */
     int32_t redacted_spans;      /* PII spans replaced before it went to the cloud */
     unsigned redacted_kinds;     /* their kinds (SW_PII_* bits) */
+    bool has_route_score;        /* the learned router scored it: */
+    double route_score;          /* P(local answer not good enough), in [0, 1] */
 } sw_ledger_entry;
 
 /* Append the line and update the totals. Cost and savings are computed here;

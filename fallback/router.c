@@ -20,7 +20,7 @@ struct sw_router {
 static const char *const k_reason_names[SW_REASON_COUNT] = {
     "default",      "explicit_local", "explicit_cloud", "policy_local",   "policy_cloud",
     "private",      "pii",            "overflow",       "queue_full",     "kv_pressure",
-    "low_confidence", "cloud_unavailable", "cloud_failed",
+    "low_confidence", "cloud_unavailable", "cloud_failed", "route_score", "shadow",
 };
 
 const char *sw_route_str(sw_route r) {

@@ -30,9 +30,11 @@
  * server to replace it by placeholders (redact.h) whenever the request is
  * sent to the cloud (also after a low-confidence escalation). Private
  * requests and local-only keys are not scanned at all: they never leave.
- * Two more reasons are set later by the server: [low_confidence] when the
+ * More reasons are set later by the server: [low_confidence] when the
  * monitor escalates a local answer, [cloud_failed] when a cloud call fails and
- * the request is answered locally.
+ * the request is answered locally, [route_score] when the learned router's
+ * score puts an auto request in the --cloud-share budget, and [shadow] for the
+ * ledger line of a shadow call (shadow sampling, never a client's answer).
  *
  * Threading: a sw_router is immutable after creation except through its
  * cloud-availability callback; sw_router_decide may be called from any thread. */
@@ -65,8 +67,10 @@ typedef enum sw_route_reason {
     SW_REASON_LOW_CONFIDENCE,
     SW_REASON_CLOUD_UNAVAILABLE,
     SW_REASON_CLOUD_FAILED,
+    SW_REASON_ROUTE_SCORE, /* the learned router's score is in the cloud-share budget */
+    SW_REASON_SHADOW,      /* a shadow call: the cloud asked too, to label a local answer */
 } sw_route_reason;
-#define SW_REASON_COUNT 13
+#define SW_REASON_COUNT 15
 
 const char *sw_route_str(sw_route r);               /* "local", "cloud", "reject" */
 const char *sw_route_reason_str(sw_route_reason r); /* "default", "explicit_local", ... */

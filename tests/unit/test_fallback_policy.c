@@ -481,7 +481,7 @@ static void *ledger_writer(void *arg) {
         snprintf(rid, sizeof rid, "t%d-%d", t->id, i);
         sw_ledger_entry e = {0, rid, (i % 2) ? SW_ROUTE_CLOUD : SW_ROUTE_LOCAL,
                              (i % 2) ? SW_REASON_QUEUE_FULL : SW_REASON_DEFAULT,
-                             (i % 2) ? "claude-sonnet-4-5" : "local-llama", 1000, 100, 12.5, false, 0, 0};
+                             (i % 2) ? "claude-sonnet-4-5" : "local-llama", 1000, 100, 12.5, false, 0, 0, false, 0};
         sw_ledger_record(t->l, &e, NULL, NULL);
     }
     return NULL;
@@ -507,13 +507,13 @@ static void test_ledger(void **state) {
 
     double cost;
     sw_ledger_entry e = {1700000000.25, "req-1", SW_ROUTE_CLOUD, SW_REASON_OVERFLOW, "gpt-4o",
-                         1000000, 200000, 1534.24, false, 0, 0};
+                         1000000, 200000, 1534.24, false, 0, 0, false, 0};
     assert_int_equal(sw_ledger_record(l, &e, &cost, &err), SW_OK);
     assert_true(fabs(cost - (2.5 + 2.0)) < 1e-9);
-    sw_ledger_entry e2 = {0, "req-2", SW_ROUTE_LOCAL, SW_REASON_PII, "local-llama", 2000, 1000, 80, false, 0, 0};
+    sw_ledger_entry e2 = {0, "req-2", SW_ROUTE_LOCAL, SW_REASON_PII, "local-llama", 2000, 1000, 80, false, 0, 0, false, 0};
     assert_int_equal(sw_ledger_record(l, &e2, &cost, &err), SW_OK);
     assert_true(cost == 0);
-    sw_ledger_entry e3 = {0, "req-\"3\"", SW_ROUTE_REJECT, SW_REASON_PRIVATE, "", 5000, 0, 1, true, 0, 0};
+    sw_ledger_entry e3 = {0, "req-\"3\"", SW_ROUTE_REJECT, SW_REASON_PRIVATE, "", 5000, 0, 1, true, 0, 0, false, 0};
     assert_int_equal(sw_ledger_record(l, &e3, NULL, &err), SW_OK);
     /* concurrent writers: lines stay whole */
     pthread_t th[4];

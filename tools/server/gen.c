@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "anthropic.h"
+#include "learned.h"
 #include "spill.h"
 
 /* How long a connection thread sleeps before re-checking the client, the
@@ -105,6 +106,18 @@ struct gen_req {
     sw_token_info *lps; /* non-streaming: the tokens, for logprobs */
     size_t n_lps, cap_lps;
     char cloud_finish[32];
+    /* The learned router (learned.c). Under mu: the prompt's hidden states
+     * from the engine's SW_EVENT_HIDDEN. */
+    unsigned hidden_want;
+    bool hidden_seen;
+    float *h_last, *h_mean;
+    int32_t n_embd;
+    double route_score;  /* NaN: not scored */
+    /* shadow sampling: the cloud body, the query text; started when the
+     * local answer is complete (gen_free) */
+    cJSON *shadow_body;
+    char *shadow_query;
+    bool collect_text;   /* streaming: keep the text too (for the shadow) */
 };
 
 typedef struct gen_req gen_req;
@@ -119,16 +132,33 @@ static void gen_record(gen_req *g) {
         const char *model = res && res->model[0] ? res->model : sw_cloud_model(s->cloud);
         srv_ledger_add(s, g->o.id, g->route, g->reason, model, res ? res->prompt_tokens : 0,
                        res ? res->completion_tokens : 0, g->t_start,
-                       st != SW_OK || g->cancelled != CANCEL_NONE, g->cc);
+                       st != SW_OK || g->cancelled != CANCEL_NONE, g->cc, g->route_score);
         return;
     }
     bool ok = !g->lost && (g->finish == SW_FINISH_STOP || g->finish == SW_FINISH_LENGTH);
     srv_ledger_add(s, g->o.id, g->route, g->reason, s->model_id, g->usage.prompt_tokens,
-                   g->usage.completion_tokens, g->t_start, !ok, NULL);
+                   g->usage.completion_tokens, g->t_start, !ok, NULL, g->route_score);
+}
+
+/* A shadowed local answer is complete: ask the cloud in the background. */
+static void gen_shadow(gen_req *g) {
+    bool ok = !g->lost && !g->cancelled &&
+              (g->finish == SW_FINISH_STOP || g->finish == SW_FINISH_LENGTH);
+    if (ok) {
+        srv_shadow_start(g->s, g->shadow_body, g->shadow_query, g->text.p ? g->text.p : "",
+                         g->shadow_query, g->usage.prompt_tokens, g->h_last, g->h_mean, g->n_embd);
+    } else {
+        cJSON_Delete(g->shadow_body);
+    }
+    g->shadow_body = NULL;
 }
 
 static void gen_free(gen_req *g) {
     if (g->record) gen_record(g);
+    if (g->shadow_body) gen_shadow(g);
+    free(g->shadow_query);
+    free(g->h_last);
+    free(g->h_mean);
     for (size_t i = 0; i < g->n_q; i++) free(g->q[i].text);
     free(g->q);
     for (size_t i = 0; i < g->n_held; i++) free(g->held[i].text);
@@ -157,6 +187,20 @@ static void on_event(void *user, const sw_event *ev) {
     gen_req *g = user;
     srv_metrics *m = &g->s->metrics;
     double now = sw_time_s();
+    if (ev->type == SW_EVENT_HIDDEN) {
+        float *hl = NULL, *hm = NULL;
+        size_t nb = (size_t)ev->n_embd * sizeof(float);
+        if (ev->hidden_last && (hl = malloc(nb))) memcpy(hl, ev->hidden_last, nb);
+        if (ev->hidden_mean && (hm = malloc(nb))) memcpy(hm, ev->hidden_mean, nb);
+        pthread_mutex_lock(&g->mu);
+        g->h_last = hl;
+        g->h_mean = hm;
+        g->n_embd = ev->n_embd;
+        g->hidden_seen = true;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
     if (ev->type == SW_EVENT_TOKEN) {
         if (!g->seen_token) {
             double t1 = ev->t_first_token > 0 ? ev->t_first_token : now;
@@ -225,18 +269,21 @@ static void gen_cancel(gen_req *g, cancel_reason why) {
 
 /* Wait up to one slice for events and take them. *final is set when the
  * final event is among what was taken (it is processed after the tokens). */
+/* Under g->mu: wait one slice for a signal from the callback. */
+static void wait_slice(gen_req *g) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)(WAIT_SLICE_S * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+}
+
 static void gen_take(gen_req *g, ev_item **items, size_t *n, size_t *cap, bool *final) {
     *n = 0;
     *final = false;
     pthread_mutex_lock(&g->mu);
-    if (g->n_q == 0 && !g->done) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + (long)(WAIT_SLICE_S * 1e9);
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-    }
+    if (g->n_q == 0 && !g->done) wait_slice(g);
     /* Swap buffers: the callback gets our empty array back, so neither side
      * allocates in the steady state. */
     ev_item *q = g->q;
@@ -490,6 +537,7 @@ static bool lps_push(gen_req *g, const sw_token_info *t) {
 static void consume(gen_req *g, const ev_item *it) {
     if (g->stream) {
         stream_token(g, it);
+        if (g->collect_text) sbuf_add(&g->text, it->text, it->text_len);
         return;
     }
     sbuf_add(&g->text, it->text, it->text_len);
@@ -499,6 +547,7 @@ static void consume(gen_req *g, const ev_item *it) {
 /* The final event's text and outcome. */
 static void consume_final(gen_req *g) {
     if (g->stream) {
+        if (g->collect_text) sbuf_add(&g->text, g->final_text ? g->final_text : "", g->final_len);
         stream_final(g);
         return;
     }
@@ -621,6 +670,9 @@ typedef struct job {
     char cloud_type[32];
     char cloud_msg[SW_ERR_LEN];
     int cloud_attempts;
+    /* the learned router: the score, and why a local try was given up */
+    double route_score;     /* NaN: not scored */
+    sw_route_reason escalate_reason;
 } job;
 
 static void submit_error(srv *s, const srv_request *r, int32_t n_prompt, sw_status st,
@@ -687,6 +739,7 @@ static gen_req *gen_new(srv_conn *sc, const job *j, sw_route route, sw_route_rea
     g->reason = reason;
     g->record = true;
     g->t_start = sc->t_start;
+    g->route_score = j->route_score;
     return g;
 }
 
@@ -705,8 +758,17 @@ static void set_spillway(gen_req *g, const job *j) {
                  j->cloud_type[0] ? j->cloud_type : "error", j->cloud_status);
         m = msg;
     }
+    if (g->reason == SW_REASON_ROUTE_SCORE) {
+        snprintf(msg, sizeof msg,
+                 "route_score %.3f is in the top %.0f%% of recent auto-routed requests "
+                 "(--cloud-share): asked the cloud",
+                 j->route_score, 100 * s->cfg.cloud_share);
+        m = msg;
+    }
     srv_route_info ri = {.route = g->route, .reason = g->reason, .message = m,
-                         .monitor = j->have_mon ? &j->mon : NULL};
+                         .monitor = j->have_mon ? &j->mon : NULL,
+                         .has_route_score = isfinite(j->route_score),
+                         .route_score = j->route_score};
     if (g->cc) {
         ri.cloud_model = sw_cloud_model(s->cloud);
         ri.redacted_spans = cloud_call_redacted(g->cc, &ri.redacted_kinds);
@@ -798,6 +860,7 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     req.ignore_eos = r->ignore_eos;
     req.json_object = r->format.type == SRV_FORMAT_JSON_OBJECT;
     req.grammar = j->grammar;
+    req.hidden = g->hidden_want;
     req.on_event = on_event;
     req.user = g;
     return sw_engine_submit(s->engine, &req, &g->id, err);
@@ -820,21 +883,82 @@ static bool local_supported(srv *s, job *j, srv_error *e) {
     return j->grammar || srv_format_grammar(s, r, &j->grammar, e);
 }
 
-/* Answer locally. *escalate: the monitor distrusted the answer; nothing was
- * sent and the local request is cancelled; the caller asks the cloud. */
-static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor, bool *escalate) {
+/* Wait for the prompt's hidden states, which come at the end of the prefill,
+ * just before the first token. false when the request ended or was
+ * cancelled first. */
+static bool wait_hidden(gen_req *g) {
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        if (!g->hidden_seen && !g->done) wait_slice(g);
+        bool seen = g->hidden_seen, done = g->done;
+        pthread_mutex_unlock(&g->mu);
+        if (seen) return true;
+        if (done) return false;
+        gen_checks(g);
+        if (g->cancelled) return false;
+    }
+}
+
+static char *prompt_text(srv *s, const job *j);
+
+/* The learned router on a local auto request: score it from its hidden
+ * states, and true when the budget sends it to the cloud instead. Otherwise
+ * it may be picked for shadow sampling. */
+static bool learned_route(srv *s, job *j, gen_req *g) {
+    char *query = srv_query_text(&j->r);
+    if (!query) return false;
+    bool cloud = false;
+    if (!g->hidden_want || wait_hidden(g)) {
+        pthread_mutex_lock(&g->mu); /* the vectors are set once, before hidden_seen */
+        const float *hl = g->h_last, *hm = g->h_mean;
+        int32_t ne = g->n_embd;
+        pthread_mutex_unlock(&g->mu);
+        j->route_score = srv_learned_score(s, query, (int32_t)j->n_ids, hl, hm, ne);
+        g->route_score = j->route_score;
+        if (j->d.may_escalate && srv_learned_to_cloud(s, j->route_score)) cloud = true;
+        else if (j->d.may_escalate && isfinite(j->route_score) && j->d.pii_kinds == 0 &&
+                 srv_shadow_pick(s)) { /* never personal data, even redacted */
+            bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS;
+            char *ptext = cmpl ? prompt_text(s, j) : NULL;
+            g->shadow_body = !cmpl || ptext ? srv_cloud_body(&j->r, ptext) : NULL;
+            free(ptext);
+            g->shadow_query = query;
+            query = NULL;
+            g->collect_text = g->stream;
+        }
+    }
+    free(query);
+    return cloud;
+}
+
+/* Without a router, --cloud-share calibrates the probe window instead of
+ * fixed thresholds: its score is 1 - the geometric-mean token probability. */
+static sw_monitor_verdict budget_verdict(srv *s, job *j, gen_req *g, sw_monitor_verdict v) {
+    if (!srv_learned_has_budget(s) || s->rtr || j->mon.n_tokens < 1) return v;
+    j->route_score = 1.0 - exp(j->mon.mean_logprob);
+    g->route_score = j->route_score;
+    return srv_learned_to_cloud(s, j->route_score) ? SW_MONITOR_ESCALATE : SW_MONITOR_PASS;
+}
+
+/* Answer locally. *escalate: the monitor distrusted the answer, or the
+ * learned router's score is in the cloud budget (j->escalate_reason says
+ * which); nothing was sent and the local request is cancelled; the caller
+ * asks the cloud. learn: score this auto request with the learned router. */
+static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor, bool learn,
+                     bool *escalate) {
     srv *s = sc->s;
     *escalate = false;
     srv_route_set_header(sc, SW_ROUTE_LOCAL, reason);
     srv_error e;
     if (!local_supported(s, j, &e)) {
         srv_ledger_add(s, j->id_str, SW_ROUTE_LOCAL, reason, s->model_id, (int64_t)j->n_ids, 0,
-                       sc->t_start, true, NULL);
+                       sc->t_start, true, NULL, NAN);
         return srv_respond_error(sc, &e);
     }
     gen_req *g = gen_new(sc, j, SW_ROUTE_LOCAL, reason);
     if (!g) return respond_oom(sc);
     g->refs = 2; /* the engine's reference, taken before it can call back */
+    if (learn) g->hidden_want = srv_learned_hidden(s);
     sw_err err = {{0}};
     sw_status st = local_submit(s, j, g, &err);
     if (st != SW_OK) {
@@ -843,6 +967,14 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
         return srv_respond_error(sc, &e);
     }
     sc->gen = g;
+    if (learn && learned_route(s, j, g)) {
+        g->record = false; /* the cloud's answer is the request's line */
+        sc->gen = NULL;
+        srv_gen_release(g);
+        j->escalate_reason = SW_REASON_ROUTE_SCORE;
+        *escalate = true;
+        return MHD_YES;
+    }
     if (monitor) {
         sw_monitor *m = NULL;
         if (sw_monitor_create(&s->route.monitor, SW_MONITOR_WINDOW, &m, &err) == SW_OK) {
@@ -850,6 +982,7 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
             sw_monitor_stats_get(m, &j->mon);
             j->have_mon = true;
             sw_monitor_free(m);
+            v = budget_verdict(s, j, g, v);
             if (v == SW_MONITOR_ESCALATE && !g->cancelled && !g->lost) {
                 g->record = false; /* the cloud's answer is the request's line */
                 sc->gen = NULL;
@@ -909,7 +1042,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
             return MHD_YES;
         }
         srv_ledger_add(s, j->id_str, SW_ROUTE_CLOUD, reason, sw_cloud_model(s->cloud), 0, 0,
-                       sc->t_start, true, NULL);
+                       sc->t_start, true, NULL, j->route_score);
         srv_error e;
         srv_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.msg);
         return srv_respond_error(sc, &e);
@@ -1011,6 +1144,8 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     srv *s = sc->s;
     job j;
     memset(&j, 0, sizeof j);
+    j.route_score = NAN;
+    j.escalate_reason = SW_REASON_LOW_CONFIDENCE;
     srv_error e;
     int ret;
     if (!prepare(sc, wire, &j, &e)) {
@@ -1021,7 +1156,7 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     if (j.d.route == SW_ROUTE_REJECT) {
         srv_route_reject_error(s, &j.d, &j.r, (int32_t)j.n_ids, &e);
         srv_ledger_add(s, j.id_str, SW_ROUTE_REJECT, j.d.reason, s->model_id, (int64_t)j.n_ids, 0,
-                       sc->t_start, true, NULL);
+                       sc->t_start, true, NULL, NAN);
         ret = srv_respond_error(sc, &e);
         goto done;
     }
@@ -1029,7 +1164,10 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     sw_route route = j.d.route;
     sw_route_reason reason = j.d.reason;
     bool fallback = j.d.local_fallback;
-    bool monitor = j.d.may_escalate && s->route.monitor.enabled;
+    /* The learned router scores auto requests from the prefill and needs no
+     * probe: with it, nothing is held back. */
+    bool learn = s->rtr && j.d.route == SW_ROUTE_LOCAL && j.d.reason == SW_REASON_DEFAULT;
+    bool monitor = j.d.may_escalate && s->route.monitor.enabled && !s->rtr;
     for (int hop = 0;; hop++) {
         bool again = false;
         if (route == SW_ROUTE_CLOUD) {
@@ -1037,12 +1175,12 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
             route = SW_ROUTE_LOCAL;
             reason = SW_REASON_CLOUD_FAILED;
         } else {
-            ret = run_local(sc, &j, reason, monitor, &again);
+            ret = run_local(sc, &j, reason, monitor, learn, &again);
             route = SW_ROUTE_CLOUD;
-            reason = SW_REASON_LOW_CONFIDENCE;
+            reason = j.escalate_reason;
             fallback = true;
         }
-        monitor = false;
+        monitor = learn = false;
         if (!again) break;
         if (hop >= 2) { /* cannot happen: only the first local try probes */
             srv_error_set(&e, 500, "server_error", NULL, NULL, "routing did not converge");

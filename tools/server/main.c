@@ -23,6 +23,7 @@
 
 #include "embed.h"
 #include "hf_download.h"
+#include "learned.h"
 #include "spill.h"
 
 /* How long a shutdown waits for in-flight requests to finish their last chunk. */
@@ -72,6 +73,12 @@ static void usage(FILE *f) {
             "  --route-config FILE       routing policy (JSON): thresholds, monitor, keys, prices,\n"
             "                            ledger, cloud; flags override it\n"
             "  --ledger FILE             append one JSON line per request (cost ledger)\n"
+            "  --router FILE             learned router (spillway-router train): route_score for\n"
+            "                            every auto-routed request\n"
+            "  --cloud-share S           send the auto requests whose score is in the top S\n"
+            "                            (0..1) of recent traffic to the cloud\n"
+            "  --shadow-rate R           also ask the cloud for a fraction R (0..1) of local auto\n"
+            "                            answers and learn from the agreement (needs --router)\n"
             "  -h, --help, --version\n",
             sw_chat_names());
 }
@@ -154,6 +161,7 @@ enum {
     OPT_KV_MEMORY, OPT_NO_PREFIX_CACHE, OPT_HOST, OPT_PORT, OPT_API_KEY, OPT_API_KEY_FILE,
     OPT_MAX_BODY, OPT_TIMEOUT, OPT_CORS_ORIGIN, OPT_STRICT_MODEL_NAMES, OPT_CLOUD_PROVIDER,
     OPT_CLOUD_URL, OPT_CLOUD_MODEL, OPT_CLOUD_KEY_ENV, OPT_ROUTE_CONFIG, OPT_LEDGER, OPT_VERSION,
+    OPT_ROUTER, OPT_CLOUD_SHARE, OPT_SHADOW_RATE,
 };
 
 static const struct option k_options[] = {
@@ -189,6 +197,9 @@ static const struct option k_options[] = {
     {"cloud-key-env", required_argument, NULL, OPT_CLOUD_KEY_ENV},
     {"route-config", required_argument, NULL, OPT_ROUTE_CONFIG},
     {"ledger", required_argument, NULL, OPT_LEDGER},
+    {"router", required_argument, NULL, OPT_ROUTER},
+    {"cloud-share", required_argument, NULL, OPT_CLOUD_SHARE},
+    {"shadow-rate", required_argument, NULL, OPT_SHADOW_RATE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -303,6 +314,22 @@ static int apply_option(int opt, const char *name, const char *v, srv_config *c)
         if (!*v) BAD();
         c->ledger = v;
         break;
+    case OPT_ROUTER:
+        if (!*v) BAD();
+        c->router = v;
+        break;
+    case OPT_CLOUD_SHARE:
+    case OPT_SHADOW_RATE: {
+        char *end;
+        double x = strtod(v, &end);
+        if (end == v || *end || !(x >= 0.0 && x <= 1.0)) {
+            fprintf(stderr, "spillway-server: --%s: '%s' is not a share in [0, 1]\n", name, v);
+            return 2;
+        }
+        if (opt == OPT_CLOUD_SHARE) c->cloud_share = x;
+        else c->shadow_rate = x;
+        break;
+    }
     default: return 2;
     }
     return 0;
@@ -324,6 +351,7 @@ static int parse_args(int argc, char **argv, srv_config *c) {
     c->device = -1;
     c->max_body = 1 << 20;
     c->timeout_s = 600;
+    c->cloud_share = -1;
     opterr = 0; /* our own messages */
     optind = 1;
     /* llama.cpp's single-dash -np, kept as an alias of --parallel */
@@ -470,6 +498,7 @@ static sw_status load(loader *L, sw_err *err) {
     ep.max_batch_tokens = c->batch_tokens;
     ep.kv_memory_bytes = c->kv_memory;
     ep.no_prefix_cache = c->no_prefix_cache;
+    if ((st = srv_learned_check_model(s, err)) != SW_OK) return st;
     if ((st = sw_engine_create(s->model, &ep, &s->engine, err)) != SW_OK) return st;
     s->n_ctx = sw_engine_n_ctx(s->engine);
     if ((st = srv_embedder_engine_create(s, &s->embedder, err)) != SW_OK) return st;

@@ -12,12 +12,15 @@
 
 #include <spillway.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "config.h"
 #include "engine.h"
 #include "metrics.h"
 #include "req.h"
+#include "route_model.h"
+#include "share.h"
 
 typedef struct srv_config {
     const char *model_path;  /* -m (or the --hf download) */
@@ -52,6 +55,10 @@ typedef struct srv_config {
     const char *cloud_model;   /* --cloud-model */
     const char *cloud_key_env; /* --cloud-key-env: the variable holding the provider key */
     const char *ledger;        /* --ledger FILE */
+    /* The learned router (learned.c). */
+    const char *router;        /* --router FILE */
+    double cloud_share;        /* --cloud-share S in [0, 1]; < 0: not given */
+    double shadow_rate;        /* --shadow-rate R in [0, 1]; 0: off */
 } srv_config;
 
 typedef enum srv_state {
@@ -87,6 +94,13 @@ typedef struct srv {
     atomic_int cloud_workers;       /* cloud calls still running on worker threads */
     struct srv_embedder *embedder;  /* /v1/embeddings' source (embed.h); set by the loader */
     struct srv_gcache *gcache;      /* compiled output grammars (constrain.c); may be NULL */
+    /* The learned router (learned.c): NULL when not configured. */
+    sw_rtr *rtr;
+    sw_share_ctl *share;
+    pthread_mutex_t shadow_mu;      /* shadow_debt and the state file */
+    bool shadow_mu_init;
+    double shadow_debt;
+    atomic_ullong shadow_labels, shadow_agree;
 } srv;
 
 /* ---- the HTTP layer (http.c) ---- */

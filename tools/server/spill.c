@@ -3,6 +3,8 @@
  * cloud request body, cloud calls on worker threads, and GET /v1/usage. */
 #include "spill.h"
 
+#include "learned.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -73,7 +75,7 @@ sw_status srv_spill_init(srv *s, sw_err *err) {
                            .reference_price = rc->have_reference_price ? &rc->reference_price : NULL};
     if ((st = sw_ledger_create(&lp, &s->ledger, err)) != SW_OK)
         return st == SW_E_INVALID_ARG ? st : sw_err_wrap(err, SW_E_IO, "--ledger");
-    return SW_OK;
+    return srv_learned_init(s, err);
 }
 
 void srv_spill_free(srv *s, double wait_s) {
@@ -93,6 +95,7 @@ void srv_spill_free(srv *s, double wait_s) {
     }
     sw_ledger_free(s->ledger);
     s->ledger = NULL;
+    if (atomic_load(&s->cloud_workers) == 0) srv_learned_free(s); /* shadow calls use it */
     sw_route_config_free(&s->route);
 }
 
@@ -180,6 +183,8 @@ char *srv_spillway_json(const srv *s, const srv_route_info *ri) {
     cJSON_AddStringToObject(o, "route", sw_route_str(ri->route));
     cJSON_AddStringToObject(o, "reason", sw_route_reason_str(ri->reason));
     if (ri->message && ri->message[0]) cJSON_AddStringToObject(o, "message", ri->message);
+    if (ri->has_route_score && isfinite(ri->route_score))
+        cJSON_AddNumberToObject(o, "route_score", round(ri->route_score * 1e4) / 1e4);
     if (ri->monitor) {
         char *ms = sw_monitor_stats_json(ri->monitor);
         cJSON *m = ms ? cJSON_Parse(ms) : NULL;
@@ -233,7 +238,7 @@ char *srv_spillway_json(const srv *s, const srv_route_info *ri) {
 
 void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_reason reason,
                     const char *model, int64_t tokens_in, int64_t tokens_out, double t_start,
-                    bool error, const cloud_call *cc) {
+                    bool error, const cloud_call *cc, double route_score) {
     if (!s->ledger) return;
     unsigned kinds = 0;
     size_t spans = cc ? cloud_call_redacted(cc, &kinds) : 0;
@@ -247,7 +252,9 @@ void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_rea
                          .latency_ms = (sw_time_s() - t_start) * 1000.0,
                          .error = error,
                          .redacted_spans = (int32_t)SW_MIN(spans, (size_t)INT32_MAX),
-                         .redacted_kinds = kinds};
+                         .redacted_kinds = kinds,
+                         .has_route_score = isfinite(route_score),
+                         .route_score = route_score};
     sw_err err = {{0}};
     if (sw_ledger_record(s->ledger, &e, NULL, &err) != SW_OK)
         sw_log(SW_LOG_WARN, "ledger: %s", err.msg);

@@ -54,9 +54,8 @@ typedef struct srv_route_info {
     int cloud_error_status;
     const char *cloud_error_type;
     const char *cloud_error;              /* message, scrubbed of the key by the library */
-    /* personal data replaced by placeholders before the request went out */
-    size_t redacted_spans;
-    unsigned redacted_kinds;
+                    bool error, const cloud_call *cc,
+                    double route_score /* NaN: not scored */);
 } srv_route_info;
 
 /* {"route":..,"reason":..,"message":..,"monitor":{..,"thresholds":{..}},
@@ -72,7 +71,8 @@ typedef struct cloud_call cloud_call;
  * logged, not returned: the request itself succeeded. */
 void srv_ledger_add(srv *s, const char *request_id, sw_route route, sw_route_reason reason,
                     const char *model, int64_t tokens_in, int64_t tokens_out, double t_start,
-                    bool error, const cloud_call *cc);
+                    bool error, const cloud_call *cc,
+                    double route_score /* NaN: not scored */);
 
 /* ---- cloud requests ---- */
 
