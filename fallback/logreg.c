@@ -55,10 +55,10 @@ double sw_logreg_logit(const sw_logreg *m, const float *x) {
     return z;
 }
 
-void sw_logreg_sgd(sw_logreg *m, const float *x, int y, double lr) {
+void sw_logreg_sgd(sw_logreg *m, const float *x, int y, double lr, double decay) {
     double g = sw_sigmoid(sw_logreg_logit(m, x)) - (y ? 1.0 : 0.0);
     for (int32_t j = 0; j < m->d; j++)
-        m->w[j] -= lr * (g * ((x[j] - m->mean[j]) / m->scale[j]) + m->lambda * m->w[j]);
+        m->w[j] -= lr * (g * ((x[j] - m->mean[j]) / m->scale[j]) + decay * m->w[j]);
     m->b -= lr * g;
 }
 

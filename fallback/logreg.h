@@ -41,9 +41,11 @@ sw_status sw_logreg_fit(sw_logreg *m, const float *X, const uint8_t *y, int32_t 
 double sw_logreg_logit(const sw_logreg *m, const float *x);
 double sw_sigmoid(double z);
 
-/* One online step on a new example (SGD on the same penalized loss, the
- * standardization kept fixed): w -= lr * (grad of logloss + lambda * w). */
-void sw_logreg_sgd(sw_logreg *m, const float *x, int y, double lr);
+/* One online step on a new example, the standardization kept fixed:
+ * w -= lr * (grad of its log-loss + decay * w). decay is the per-example
+ * share of the L2 penalty (lambda / the number of training examples), so that
+ * a few online steps do not shrink away what the fit learned. */
+void sw_logreg_sgd(sw_logreg *m, const float *x, int y, double lr, double decay);
 
 /* k-fold cross-validation over lambdas[n_lambdas] (folds stratified by label,
  * shuffled with seed). Outputs (each optional): the chosen lambda, the

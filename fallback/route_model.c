@@ -245,7 +245,8 @@ sw_status sw_rtr_update(sw_rtr *r, const sw_rtr_input *in, bool local_ok, double
     sw_status st = with_vector(r, in, &v, err);
     if (st != SW_OK) return st;
     pthread_mutex_lock(&r->mu);
-    sw_logreg_sgd(&r->clf, v, local_ok ? 0 : 1, lr > 0 ? lr : 0.01);
+    sw_logreg_sgd(&r->clf, v, local_ok ? 0 : 1, lr > 0 ? lr : 0.01,
+                  r->clf.lambda / SW_MAX(r->n_train, 1));
     r->n_updates++;
     pthread_mutex_unlock(&r->mu);
     free(v);

@@ -22,7 +22,7 @@ extern "C" {
 
 typedef struct sw_share_ctl sw_share_ctl;
 
-#define SW_SHARE_DEFAULT_WINDOW 1000
+#define SW_SHARE_DEFAULT_WINDOW 500
 
 /* share in [0, 1] (anything else, NaN included, is SW_E_INVALID_ARG naming
  * the value); window <= 0: SW_SHARE_DEFAULT_WINDOW. warm[n_warm] (borrowed)

@@ -55,8 +55,8 @@ def q(text, ref, cat):
 
 
 def arithmetic(rng):
-    kind = rng.choice(["add", "sub", "mul", "add3"])
-    digits = rng.choice([1, 2, 2, 3, 4])
+    kind = rng.choice(["add", "add", "sub", "mul", "add3"])
+    digits = rng.choice([1, 1, 1, 2, 2, 3])
     hi = 10 ** digits - 1
     a, b = rng.randint(1, hi), rng.randint(1, hi)
     if kind == "add":
@@ -67,7 +67,7 @@ def arithmetic(rng):
         return q(rng.choice(["What is {a} - {b}?", "What is {a} minus {b}?"]).format(a=a, b=b),
                  a - b, "arithmetic")
     if kind == "mul":
-        b = rng.randint(2, 12 if digits > 2 else 99)
+        b = rng.randint(2, 12 if digits > 1 else 9)
         return q(rng.choice(["What is {a} * {b}?", "What is {a} times {b}?",
                              "Multiply {a} by {b}."]).format(a=a, b=b), a * b, "arithmetic")
     c = rng.randint(1, hi)
@@ -97,7 +97,7 @@ def facts(rng, src):
 
 def words(rng, src):
     w = rng.choice(src[4])
-    kind = rng.choice(["len", "rev", "first", "last", "vowels"])
+    kind = rng.choice(["len", "rev", "first", "first", "last", "vowels"])
     if kind == "len":
         return q("How many letters are in the word \"{}\"?".format(w), len(w), "words")
     if kind == "rev":
@@ -116,7 +116,8 @@ def fmt_date(d):
 
 def calendar_q(rng):
     d = datetime.date(rng.randint(1950, 2030), 1, 1) + datetime.timedelta(days=rng.randint(0, 364))
-    kind = rng.choice(["weekday", "after", "days_in", "month_after", "leap"])
+    kind = rng.choice(["weekday", "after", "days_in", "month_after", "month_after", "leap",
+                       "year_after"])
     if kind == "weekday":
         return q("What day of the week was {}?".format(fmt_date(d)), calendar.day_name[d.weekday()],
                  "calendar")
@@ -131,6 +132,10 @@ def calendar_q(rng):
         n = rng.randint(1, 11)
         return q("Which month comes {} month{} after {}?".format(n, "s" if n > 1 else "", MONTHS[d.month - 1]),
                  MONTHS[(d.month - 1 + n) % 12], "calendar")
+    if kind == "year_after":
+        n = rng.randint(1, 30)
+        return q("Which year comes {} year{} after {}?".format(n, "s" if n > 1 else "", d.year),
+                 d.year + n, "calendar")
     return q("Is {} a leap year? Answer yes or no.".format(d.year),
              "yes" if calendar.isleap(d.year) else "no", "calendar")
 

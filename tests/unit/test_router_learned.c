@@ -85,7 +85,7 @@ static void test_logreg_separable_and_shuffled(void **state) {
     make_data(N, D, X, y, 0.0);
     assert_int_equal(sw_logreg_fit(&m, X, y, N, D, 0.01, &err), SW_OK);
     double before = sw_logreg_logit(&m, X);
-    for (int k = 0; k < 20; k++) sw_logreg_sgd(&m, X, !y[0], 0.1);
+    for (int k = 0; k < 20; k++) sw_logreg_sgd(&m, X, !y[0], 0.1, 0.01 / N);
     double after = sw_logreg_logit(&m, X);
     assert_true(y[0] ? after < before : after > before);
     /* too few of one class for the folds */
