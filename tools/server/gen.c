@@ -116,6 +116,7 @@ struct gen_req {
     /* shadow sampling: the cloud body, the query text; started when the
      * local answer is complete (gen_free) */
     cJSON *shadow_body;
+    bool shadow_native;  /* the body is an Anthropic request (sw_cloud_messages) */
     char *shadow_query;
     bool collect_text;   /* streaming: keep the text too (for the shadow) */
 };
@@ -145,7 +146,8 @@ static void gen_shadow(gen_req *g) {
     bool ok = !g->lost && !g->cancelled &&
               (g->finish == SW_FINISH_STOP || g->finish == SW_FINISH_LENGTH);
     if (ok) {
-        srv_shadow_start(g->s, g->shadow_body, g->shadow_query, g->text.p ? g->text.p : "",
+        srv_shadow_start(g->s, g->shadow_body, g->shadow_native, g->shadow_query,
+                         g->text.p ? g->text.p : "",
                          g->shadow_query, g->usage.prompt_tokens, g->h_last, g->h_mean, g->n_embd);
     } else {
         cJSON_Delete(g->shadow_body);
@@ -920,7 +922,9 @@ static bool learned_route(srv *s, job *j, gen_req *g) {
                  srv_shadow_pick(s)) { /* never personal data, even redacted */
             bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS;
             char *ptext = cmpl ? prompt_text(s, j) : NULL;
-            g->shadow_body = !cmpl || ptext ? srv_cloud_body(&j->r, ptext) : NULL;
+            bool native = false;
+            g->shadow_body = !cmpl || ptext ? srv_cloud_body(s, &j->r, ptext, &native) : NULL;
+            g->shadow_native = native;
             free(ptext);
             g->shadow_query = query;
             query = NULL;

@@ -132,6 +132,7 @@ bool srv_shadow_pick(srv *s) {
 typedef struct shadow_job {
     srv *s;
     cJSON *body;
+    bool native;
     char *prompt, *local, *query;
     int32_t n_prompt, n_embd;
     float *hl, *hm;
@@ -144,8 +145,17 @@ static void shadow_free(shadow_job *j) {
     free(j);
 }
 
-/* The cloud answer's text from an OpenAI chat.completion. */
+/* The cloud answer's text: an OpenAI chat.completion's message, or the first
+ * text block of an Anthropic message. */
 static const char *answer_text(const cJSON *resp) {
+    const cJSON *blocks = cJSON_GetObjectItemCaseSensitive(resp, "content");
+    if (cJSON_IsArray(blocks)) {
+        for (const cJSON *b = blocks->child; b; b = b->next) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "text");
+            if (cJSON_IsString(t)) return t->valuestring;
+        }
+        return NULL;
+    }
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(resp, "choices");
     const cJSON *c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
     const cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
@@ -158,7 +168,8 @@ static void *shadow_main(void *arg) {
     srv *s = j->s;
     sw_cloud_result res;
     sw_err err = {{0}};
-    sw_status st = sw_cloud_chat(s->cloud, j->body, NULL, NULL, &res, &err);
+    sw_status st = j->native ? sw_cloud_messages(s->cloud, j->body, NULL, NULL, &res, &err)
+                             : sw_cloud_chat(s->cloud, j->body, NULL, NULL, &res, &err);
     const char *cloud = st == SW_OK ? answer_text(res.response) : NULL;
     if (cloud) {
         /* the cloud's answer is the reference; either may restate the question */
@@ -197,7 +208,8 @@ static float *dup_vec(const float *v, int32_t n) {
     return c;
 }
 
-void srv_shadow_start(srv *s, cJSON *body, const char *prompt, const char *local_answer,
+void srv_shadow_start(srv *s, cJSON *body, bool native, const char *prompt,
+                      const char *local_answer,
                       const char *query, int32_t n_prompt, const float *hidden_last,
                       const float *hidden_mean, int32_t n_embd) {
     shadow_job *j = calloc(1, sizeof *j);
@@ -208,6 +220,7 @@ void srv_shadow_start(srv *s, cJSON *body, const char *prompt, const char *local
     }
     j->s = s;
     j->body = body;
+    j->native = native;
     j->prompt = strdup(prompt ? prompt : "");
     j->local = strdup(local_answer ? local_answer : "");
     j->query = strdup(query ? query : "");

@@ -51,8 +51,10 @@ bool srv_learned_has_budget(const srv *s);
 
 /* Shadow sampling: should this locally answered auto request be shadowed? */
 bool srv_shadow_pick(srv *s);
-/* Start a shadow call (detached): body is taken; the features are copied. */
-void srv_shadow_start(srv *s, cJSON *body, const char *prompt, const char *local_answer,
+/* Start a shadow call (detached): body is taken (native: an Anthropic
+ * Messages body, see srv_cloud_body); the features are copied. */
+void srv_shadow_start(srv *s, cJSON *body, bool native, const char *prompt,
+                      const char *local_answer,
                       const char *query, int32_t n_prompt, const float *hidden_last,
                       const float *hidden_mean, int32_t n_embd);
 

@@ -54,8 +54,11 @@ typedef struct srv_route_info {
     int cloud_error_status;
     const char *cloud_error_type;
     const char *cloud_error;              /* message, scrubbed of the key by the library */
-                    bool error, const cloud_call *cc,
-                    double route_score /* NaN: not scored */);
+    /* personal data replaced by placeholders before the request went out */
+    size_t redacted_spans;
+    unsigned redacted_kinds;
+    bool has_route_score;                 /* the learned router scored the request: */
+    double route_score;                   /* P(local answer not good enough) */
 } srv_route_info;
 
 /* {"route":..,"reason":..,"message":..,"monitor":{..,"thresholds":{..}},
