@@ -256,9 +256,9 @@ def test_real_model():
         return
     refs = path("refs.jsonl")
     subprocess.run([sys.executable, os.path.join(SRC, "scripts", "router", "make_devset.py"),
-                    "--seed", "11", "--n", "80", "--out", refs], check=True)
+                    "--seed", "11", "--n", "64", "--out", refs], check=True)
     labelled = path("real-labelled.jsonl")
-    rtr("label", "-m", model, "--data", refs, "--out", labelled, "-q", "--max-tokens", "96")
+    rtr("label", "-m", model, "--data", refs, "--out", labelled, "-q", "--max-tokens", "64")
     rows = [json.loads(x) for x in open(labelled)]
     train, test = rows[::2], rows[1::2]
     tr = write_lines("real-train.jsonl", train)
@@ -271,7 +271,7 @@ def test_real_model():
         scores, clouds = [], 0
         for row in test:
             st, h, body = request(srv.port, "POST", "/v1/chat/completions",
-                                  chat(row["messages"][0]["content"], max_tokens=96), timeout=300)
+                                  chat(row["messages"][0]["content"], max_tokens=64), timeout=300)
             sp = json.loads(body)["spillway"]
             scores.append(sp["route_score"])
             clouds += sp["reason"] == "route_score"
