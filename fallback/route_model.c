@@ -486,17 +486,23 @@ sw_status sw_rtr_load(const char *path, sw_rtr **out, sw_err *err) {
         free(buf);
         return sw_err_set(err, SW_E_IO, "%s: read error", path);
     }
+    sw_status st = sw_rtr_load_memory(buf, len, path, out, err);
+    free(buf);
+    return st;
+}
+
+sw_status sw_rtr_load_memory(const char *buf, size_t len, const char *path, sw_rtr **out,
+                             sw_err *err) {
+    *out = NULL;
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(buf, len, &end, false);
     if (!o) {
         size_t at = end ? (size_t)(end - buf) : len;
-        free(buf);
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "%s: not valid JSON at byte %zu of %zu (truncated or corrupt router "
                           "file?)",
                           path, at, len);
     }
-    free(buf);
     sw_rtr *r = rtr_alloc();
     sw_status st = r ? parse(o, path, r, err) : sw_err_set(err, SW_E_NOMEM, "out of memory");
     cJSON_Delete(o);

@@ -82,6 +82,9 @@ sw_status sw_rtr_save(sw_rtr *r, const char *path, sw_err *err);
 /* Read one. Errors name the file and the field ("r.json: classifier.w: expected
  * 584 numbers, got 12"); a truncated file is "not valid JSON". */
 sw_status sw_rtr_load(const char *path, sw_rtr **out, sw_err *err);
+/* The same over a buffer (borrowed); name is used in error messages. */
+sw_status sw_rtr_load_memory(const char *buf, size_t len, const char *name, sw_rtr **out,
+                             sw_err *err);
 /* SW_E_INVALID_ARG unless the router was trained for this model (same
  * fingerprint); the message names both models. */
 sw_status sw_rtr_check_model(const sw_rtr *r, const char *model_name, const char *model_id,

@@ -107,6 +107,13 @@ sw_status data_load(const char *path, need_field need, dataset *out, sw_err *err
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "r");
     if (!f) return sw_err_set(err, SW_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    sw_status st = data_read(f, path, need, out, err);
+    fclose(f);
+    return st;
+}
+
+sw_status data_read(FILE *f, const char *path, need_field need, dataset *out, sw_err *err) {
+    memset(out, 0, sizeof *out);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -149,7 +156,6 @@ sw_status data_load(const char *path, need_field need, dataset *out, sw_err *err
         out->n++;
     }
     free(line);
-    fclose(f);
     if (st == SW_OK && out->n == 0)
         st = sw_err_set(err, SW_E_INVALID_ARG, "%s: no items", path);
     if (st != SW_OK) data_free(out);

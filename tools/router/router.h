@@ -7,6 +7,7 @@
 #include <spillway.h>
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "route_model.h"
 
@@ -49,6 +50,8 @@ typedef enum need_field { NEED_NONE = 0, NEED_LABEL, NEED_REFERENCE } need_field
  * and "category" are optional. Blank lines are skipped. An error names the
  * file, the line and the field. */
 sw_status data_load(const char *path, need_field need, dataset *out, sw_err *err);
+/* The same from an open stream; path names it in errors. */
+sw_status data_read(FILE *f, const char *path, need_field need, dataset *out, sw_err *err);
 void data_free(dataset *d);
 
 /* ---- local runs (run.c) ---- */
