@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "rtool.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int need = NEED_NONE; need <= NEED_REFERENCE; need++) {

@@ -1,6 +1,6 @@
 /* data.c — the labelled data set: JSON lines with a prompt or chat messages,
  * and a label or a reference answer. */
-#include "router.h"
+#include "rtool.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
 
 #include "logreg.h"
 #include "route_eval.h"
-#include "router.h"
+#include "rtool.h"
 
 const char *const k_sig_names[SIG_COUNT] = {"probe_window", "whole_answer", "novel_tokens",
                                             "novel_min"};

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "answer.h"
-#include "router.h"
+#include "rtool.h"
 
 static void label_usage(FILE *f) {
     fprintf(f, "usage: spillway-router label -m MODEL --data refs.jsonl --out labelled.jsonl\n"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "rtool.h"
 
 bool parse_int(const char *s, int32_t lo, int32_t hi, int32_t *out) {
     char *end;

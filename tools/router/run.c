@@ -1,6 +1,6 @@
 /* run.c — load the model, and run items through the engine the way
  * spillway-server would: same chat template, same BOS rule, greedy. */
-#include "router.h"
+#include "rtool.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "logreg.h"
-#include "router.h"
+#include "rtool.h"
 
 static const double k_lambdas[] = {3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001};
 #define N_LAMBDAS ((int32_t)(sizeof k_lambdas / sizeof k_lambdas[0]))

@@ -1,4 +1,4 @@
-/* router.h — spillway-router's pieces: the labelled data set (data.c), the
+/* rtool.h — spillway-router's pieces: the labelled data set (data.c), the
  * local runs that give each item its hidden states and local answer (run.c),
  * and the three commands (label.c, train.c, eval.c). */
 #ifndef SW_TOOL_ROUTER_H
