@@ -51,6 +51,7 @@ static void eval_usage(FILE *f) {
                "      --probe-tokens N    probe window (default 16)\n"
                "      --folds K, --seed N cross-validation (default 5, 1)\n"
                "      --json              one JSON object on stdout\n"
+               "      --scores FILE       also write every item's scores (JSON lines)\n"
                "  -t, --threads N         CPU threads (default 2)\n"
                "  -q, --quiet             no progress\n");
 }
@@ -83,8 +84,9 @@ int cmd_eval(int argc, char **argv) {
         {"probe-tokens", required_argument, NULL, 'p'}, {"folds", required_argument, NULL, 'k'},
         {"seed", required_argument, NULL, 's'},     {"json", no_argument, NULL, 'j'},
         {"threads", required_argument, NULL, 't'},  {"quiet", no_argument, NULL, 'q'},
+        {"scores", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    const char *model = NULL, *data = NULL, *router = NULL;
+    const char *model = NULL, *data = NULL, *router = NULL, *scores_out = NULL;
     int32_t threads = 2, folds = 5, seed = 1, max_tokens = 128, probe = 16;
     unsigned hidden = SW_HIDDEN_LAST;
     bool text = true, json = false, quiet = false;
@@ -96,6 +98,7 @@ int cmd_eval(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 'd': data = optarg; break;
         case 'r': router = optarg; break;
+        case 'o': scores_out = optarg; break;
         case 'f':
             if (!parse_hidden(optarg, &hidden)) {
                 fprintf(stderr, "spillway-router eval: --features: '%s' is not last, mean, "
@@ -242,6 +245,25 @@ int cmd_eval(int argc, char **argv) {
     for (int32_t k = 0; k < n_sig; k++)
         sig[k].ok = sw_route_evaluate(sig[k].score, lok, cok, n, &sig[k].ev, &err) == SW_OK;
     if (!sig[0].ok) goto fail;
+    if (scores_out) {
+        FILE *f = fopen(scores_out, "w");
+        if (!f) {
+            sw_err_set(&err, SW_E_IO, "%s: cannot write", scores_out);
+            goto fail;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            const item *it = &d.items[rows[i]];
+            fprintf(f, "{\"line\":%d,\"local_ok\":%s", it->line, it->local_ok ? "true" : "false");
+            for (int32_t k = 0; k < n_sig; k++)
+                fprintf(f, ",\"%s\":%.6g", sig[k].name,
+                        k == 0 && rt ? sw_sigmoid(sig[k].score[i]) : sig[k].score[i]);
+            fprintf(f, "}\n");
+        }
+        if (fclose(f) != 0) {
+            sw_err_set(&err, SW_E_IO, "%s: write failed", scores_out);
+            goto fail;
+        }
+    }
     if (json) {
         cJSON *o = cJSON_CreateObject(), *arr;
         cJSON_AddStringToObject(o, "model", r.model_name);
