@@ -302,7 +302,7 @@ int srv_handle_embeddings(srv_conn *sc) {
     }
     /* embeddings are always local; the ledger sees them like any request */
     srv_ledger_add(s, id, SW_ROUTE_LOCAL, SW_REASON_DEFAULT, em->model, (int64_t)tokens, 0,
-                   sc->t_start, !ok, NULL);
+                   sc->t_start, !ok, NULL, NAN);
     free(out);
     srv_embed_req_free(&r);
     cJSON_Delete(root);
