@@ -81,7 +81,7 @@ sw_status sw_share_ctl_create(double share, int32_t window, const double *warm, 
     int32_t m = 0;
     for (int32_t i = 0; i < n_warm; i++)
         if (isfinite(warm[i])) w[m++] = warm[i];
-    qsort(w, (size_t)m, sizeof *w, cmp_double);
+    if (m > 0) qsort(w, (size_t)m, sizeof *w, cmp_double);
     /* k evenly spaced quantiles of the warm set, pushed in a fixed shuffled
      * order (stride p, coprime with k) so that as live scores push the oldest
      * out, the window's warm part keeps the training distribution's shape */
