@@ -437,11 +437,15 @@ const sw_model_route *sw_route_config_model(const sw_route_config *c, const char
 static sw_status parse_root(const pctx *p, const cJSON *root) {
     if (!cJSON_IsObject(root)) return bad(p, "(top level)", "expected a JSON object");
     ALLOWED(root, "", "default_route", "queue_threshold", "kv_pressure_threshold", "pii", "keys",
-            "monitor", "cloud", "prices", "reference_price", "ledger", "models");
+            "monitor", "cloud", "prices", "reference_price", "ledger", "models", "tools");
     sw_route_config *c = p->c;
     const cJSON *dr = cJSON_GetObjectItemCaseSensitive(root, "default_route");
     if (dr && !route_pref(dr, &c->policy.default_route))
         return bad(p, "default_route", "expected \"auto\", \"local\" or \"cloud\"");
+    /* "tools": "cloud" sends requests that may call tools to the cloud */
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    if (tr && !route_pref(tr, &c->policy.tools_route))
+        return bad(p, "tools", "expected \"auto\", \"local\" or \"cloud\"");
     TRY(get_int(p, root, "queue_threshold", "queue_threshold", 0, INT32_MAX, &c->policy.queue_threshold));
     TRY(get_num(p, root, "kv_pressure_threshold", "kv_pressure_threshold", 0, 1,
                 &c->policy.kv_pressure_threshold));

@@ -333,6 +333,9 @@ sw_status sw_router_decide(const sw_router *r, const sw_route_request *q, sw_rou
     } else if (r->p.default_route == SW_PREF_CLOUD) {
         want = SW_REASON_POLICY_CLOUD;
         snprintf(why, sizeof why, "the server's default route is cloud");
+    } else if (q->tools && r->p.tools_route == SW_PREF_CLOUD) {
+        want = SW_REASON_POLICY_CLOUD;
+        snprintf(why, sizeof why, "the request offers tools and the policy sends tool use to the cloud");
     }
     /* With no cloud configured at all, load is not a routing question. */
     if (want != SW_REASON_DEFAULT && r->available) {

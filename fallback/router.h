@@ -112,6 +112,8 @@ typedef struct sw_router_policy {
     unsigned pii_kinds;          /* detectors to run (SW_PII_*); 0: none */
     sw_pii_action pii_action;    /* INHERIT is taken as LOCAL */
     bool escalation;             /* the monitor may escalate local answers */
+    sw_route_pref tools_route;   /* requests that may call tools: CLOUD sends them out (reason
+                                    policy_cloud: local models fumble tools); AUTO, LOCAL: no effect */
     const sw_key_policy *keys;   /* [n_keys] borrowed at create, copied */
     size_t n_keys;
 } sw_router_policy;
@@ -154,6 +156,7 @@ typedef struct sw_route_request {
     /* Local load, from sw_engine_stats_get (waiting, (used+0)/total). */
     int32_t queue_waiting;
     double kv_used_frac;
+    bool tools;                 /* the request offers tools it may call (for tools_route) */
 } sw_route_request;
 
 typedef struct sw_route_decision {

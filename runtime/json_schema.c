@@ -1007,45 +1007,181 @@ done:
     return ok && c->st == SW_OK;
 }
 
+/* A compiler over a fresh arena and builder; false (err set) when out of memory. */
+static bool sc_open(sc *c, const cJSON *root, sw_err *err) {
+    memset(c, 0, sizeof *c);
+    c->root = root;
+    c->err = err;
+    c->any_rule = -1;
+    c->a = sw_arena_create();
+    c->b = c->a ? sw_gb_create(c->a) : NULL;
+    c->ws = c->b ? sw_rx_json_ws(c->a) : NULL;
+    if (!c->ws) sw_err_set(err, SW_E_NOMEM, "schema: out of memory");
+    return c->ws != NULL;
+}
+
+static void sc_close(sc *c) {
+    for (int32_t i = 0; i < c->n_dfas; i++) {
+        sw_dfa_free(c->dfas[i]);
+        free(c->dfas[i]);
+    }
+    free(c->dfas);
+    free(c->memo);
+    sw_gb_free(c->b);
+    sw_arena_free(c->a);
+}
+
+/* The status of a compilation that stopped: the compiler's, the builder's, or
+ * out of memory. */
+static sw_status sc_status(sc *c) {
+    if (c->st != SW_OK) return c->st;
+    if (sw_gb_failed(c->b, c->err)) return SW_E_RANGE;
+    return sw_err_set(c->err, SW_E_NOMEM, "schema: out of memory");
+}
+
 sw_status sw_grammar_from_json_schema_tree(const cJSON *schema, sw_grammar **out, sw_err *err) {
     *out = NULL;
-    sc c = {0};
-    c.root = schema;
-    c.err = err;
-    c.any_rule = -1;
-    c.a = sw_arena_create();
-    c.b = c.a ? sw_gb_create(c.a) : NULL;
+    sc c;
     sw_status st;
-    if (!c.a || !c.b) {
-        st = sw_err_set(err, SW_E_NOMEM, "schema: out of memory");
+    if (!sc_open(&c, schema, err)) {
+        st = SW_E_NOMEM;
         goto done;
     }
-    c.ws = sw_rx_json_ws(c.a);
     int32_t root = sw_gb_rule(c.b, "root");
     sw_gelem e;
-    if (root < 0 || !c.ws) {
-        st = sw_err_set(err, SW_E_NOMEM, "schema: out of memory");
-        goto done;
-    }
-    if (!compile(&c, schema, &e)) {
-        st = c.st != SW_OK ? c.st : sw_err_set(err, SW_E_NOMEM, "schema: out of memory");
+    if (root < 0 || !compile(&c, schema, &e)) {
+        st = sc_status(&c);
         goto done;
     }
     sw_gelem top[2] = {sw_ge_term(c.ws), e};
     if (!sw_gb_alt(c.b, root, top, 2)) {
-        st = sw_gb_failed(c.b, err) ? SW_E_RANGE : sw_err_set(err, SW_E_NOMEM, "schema: out of memory");
+        st = sc_status(&c);
         goto done;
     }
     st = sw_gb_finish(c.b, root, "schema", out, err);
 done:
-    for (int32_t i = 0; i < c.n_dfas; i++) {
-        sw_dfa_free(c.dfas[i]);
-        free(c.dfas[i]);
+    sc_close(&c);
+    return st;
+}
+
+/* ---- tool calls ------------------------------------------------------------------ */
+
+/* Free text that never contains the marker that opens a call (or, with no
+ * marker, that does not open with optional whitespace and '{'): the part of
+ * an answer before its calls when the model may also just talk. */
+static sw_rx *free_text(sc *c, const sw_tool_call_syntax *syn) {
+    sw_arena *a = c->a;
+    sw_rx *any = sw_rx_rep(a, sw_rx_cprange(a, 0, SW_CP_MAX), 0, -1);
+    const char *mark = syn->list_open && *syn->list_open ? syn->list_open : syn->open;
+    sw_rx *bad = mark && *mark ? sw_rx_cat3(a, any, sw_rx_str(a, mark), any)
+                               : sw_rx_cat3(a, c->ws, sw_rx_str(a, "{"), any);
+    sw_dfa *all = keep_dfa(c), *taken = keep_dfa(c), *rest = keep_dfa(c);
+    if (!all || !taken || !rest || !bad) return NULL;
+    sw_err e2;
+    sw_status st = sw_dfa_build(any, SW_GRAMMAR_MAX_DFA_STATES, all, "free text", &e2);
+    if (st == SW_OK) st = sw_dfa_build(bad, SW_GRAMMAR_MAX_DFA_STATES, taken, "free text", &e2);
+    if (st == SW_OK) st = sw_dfa_subtract(all, taken, SW_GRAMMAR_MAX_DFA_STATES, rest, "free text", &e2);
+    if (st != SW_OK) {
+        sfail(c, st, "%s", e2.msg);
+        return NULL;
     }
-    free(c.dfas);
-    free(c.memo);
-    sw_gb_free(c.b);
-    sw_arena_free(c.a);
+    return sw_rx_from_dfa(a, rest);
+}
+
+/* One call: open {"name": "NAME", "args": ARGS} close, an alternative per tool. */
+static int32_t call_rule(sc *c, const sw_tool_call_syntax *syn, const sw_tool_def *tools, int32_t n) {
+    sw_arena *a = c->a;
+    int32_t call = sw_gb_rule(c->b, "tool call");
+    if (call < 0) return oom(c), -1;
+    cJSON *no_params = cJSON_Parse("{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}");
+    if (!no_params) return oom(c), -1;
+    for (int32_t i = 0; i < n && c->st == SW_OK; i++) {
+        /* each tool's schema is its own document: $refs resolve within it */
+        const cJSON *params = tools[i].parameters ? tools[i].parameters : no_params;
+        c->root = params;
+        c->path_len = 0;
+        size_t old = path_push_i(c, "tools", i);
+        sw_gelem args;
+        bool ok = compile(c, params, &args);
+        path_pop(c, old);
+        if (!ok) break;
+        sw_rx *head = sw_rx_cat(a, (sw_rx *[]){sw_rx_str(a, syn->open ? syn->open : ""), sw_rx_str(a, "{"), c->ws,
+                                               json_string_lit(c, syn->name_key), c->ws, sw_rx_str(a, ":"), c->ws,
+                                               json_string_lit(c, tools[i].name), c->ws, sw_rx_str(a, ","), c->ws,
+                                               json_string_lit(c, syn->args_key), c->ws, sw_rx_str(a, ":"), c->ws},
+                                15);
+        sw_rx *tail = sw_rx_cat3(a, c->ws, sw_rx_str(a, "}"), sw_rx_str(a, syn->close ? syn->close : ""));
+        sw_gelem e[3] = {sw_ge_term(head), args, sw_ge_term(tail)};
+        if (!sw_gb_alt(c->b, call, e, 3)) oom(c);
+    }
+    cJSON_Delete(no_params);
+    return c->st == SW_OK ? call : -1;
+}
+
+sw_status sw_grammar_tool_calls(const sw_tool_call_syntax *syn, const sw_tool_def *tools, int32_t n_tools,
+                                sw_grammar **out, sw_err *err) {
+    *out = NULL;
+    if (!syn || !tools || n_tools < 1 || syn->max_calls < 0 || !syn->name_key || !syn->args_key)
+        return sw_err_set(err, SW_E_INVALID_ARG, "tool calls: no tools, or a bad syntax");
+    sc c;
+    sw_status st;
+    if (!sc_open(&c, NULL, err)) {
+        st = SW_E_NOMEM;
+        goto done;
+    }
+    sw_arena *a = c.a;
+    int32_t call = call_rule(&c, syn, tools, n_tools);
+    int32_t more = sw_gb_rule(c.b, "more tool calls"), root = sw_gb_rule(c.b, "root");
+    if (call < 0 || more < 0 || root < 0) {
+        st = sc_status(&c);
+        goto done;
+    }
+    /* the calls after the first: up to max_calls - 1 (0: any number) */
+    sw_rx *sep = sw_rx_str(a, syn->sep ? syn->sep : "");
+    bool ok = true;
+    if (syn->max_calls == 0) {
+        sw_gelem e[3] = {sw_ge_term(sep), sw_ge_ref(call), sw_ge_ref(more)};
+        ok = sw_gb_alt(c.b, more, e, 3) && sw_gb_alt(c.b, more, NULL, 0);
+    } else if (syn->max_calls == 1) {
+        ok = sw_gb_alt(c.b, more, NULL, 0);
+    } else {
+        /* R_k ::= sep call R_{k+1} | empty, for k = max_calls-1 down to 1; more is R_1 */
+        int32_t next = -1;
+        for (int32_t k = syn->max_calls - 1; k >= 1 && ok; k--) {
+            int32_t r = k == 1 ? more : sw_gb_rule(c.b, "more tool calls");
+            sw_gelem e[3] = {sw_ge_term(sep), sw_ge_ref(call), sw_ge_ref(next)};
+            ok = r >= 0 && sw_gb_alt(c.b, r, e, next >= 0 ? 3 : 2) && sw_gb_alt(c.b, r, NULL, 0);
+            next = r;
+        }
+    }
+    sw_rx *open = sw_rx_str(a, syn->list_open ? syn->list_open : "");
+    sw_rx *close = sw_rx_str(a, syn->list_close ? syn->list_close : "");
+    sw_gelem body[4] = {sw_ge_term(open), sw_ge_ref(call), sw_ge_ref(more), sw_ge_term(close)};
+    if (syn->text_before) {
+        sw_rx *text = free_text(&c, syn);
+        if (!text) {
+            st = sc_status(&c);
+            goto done;
+        }
+        bool marker = (syn->list_open && *syn->list_open) || (syn->open && *syn->open);
+        /* with a marker the text may precede the calls; without one, a call
+         * is the whole answer */
+        body[0] = sw_ge_term(sw_rx_cat2(a, marker ? text : c.ws, open));
+        ok = ok && sw_gb_alt1(c.b, root, sw_ge_term(text)) && sw_gb_alt(c.b, root, body, 4);
+    } else {
+        /* calls only: a marker opens the answer at once; a bare JSON call may
+         * follow whitespace */
+        bool marker = (syn->list_open && *syn->list_open) || (syn->open && *syn->open);
+        body[0] = sw_ge_term(marker ? open : sw_rx_cat2(a, c.ws, open));
+        ok = ok && sw_gb_alt(c.b, root, body, 4);
+    }
+    if (!ok) {
+        st = sc_status(&c);
+        goto done;
+    }
+    st = sw_gb_finish(c.b, root, "tool calls", out, err);
+done:
+    sc_close(&c);
     return st;
 }
 

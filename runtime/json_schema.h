@@ -45,6 +45,37 @@ struct cJSON;
 sw_status sw_grammar_from_json_schema_tree(const struct cJSON *schema, sw_grammar **out,
                                            sw_err *err);
 
+/* ---- tool calls ---- */
+
+/* How a model writes tool calls: each call is
+ *     open {"<name_key>": "<tool name>", "<args_key>": <arguments>} close
+ * (whitespace between JSON tokens), calls are separated by sep, and the list
+ * sits between list_open and list_close. NULL strings are "". Examples:
+ * Hermes/Qwen: open "<tool_call>\n", close "\n</tool_call>", sep "\n",
+ * args_key "arguments"; Llama 3.x: no markers, args_key "parameters". */
+typedef struct sw_tool_call_syntax {
+    const char *open, *close, *sep, *list_open, *list_close;
+    const char *name_key, *args_key;
+    /* The model may answer in text instead, or before its calls (tool_choice
+     * "auto"): free text that never contains the opening marker (list_open,
+     * else open; with no marker, text that does not start with '{'). Without
+     * a marker a call is then the whole answer. */
+    bool text_before;
+    int32_t max_calls; /* most calls in one answer; 0: no limit */
+} sw_tool_call_syntax;
+
+typedef struct sw_tool_def {
+    const char *name;               /* the tool's name (a JSON string's content) */
+    const struct cJSON *parameters; /* JSON Schema of its arguments object; NULL:
+                                       no parameters (arguments {}) */
+} sw_tool_def;
+
+/* The grammar of an answer made of tool calls in syntax syn, each call naming
+ * one of tools[0..n_tools) with arguments valid under that tool's schema.
+ * Errors name the tool ("schema at #/tools/2/...: keyword ..."). */
+sw_status sw_grammar_tool_calls(const sw_tool_call_syntax *syn, const sw_tool_def *tools,
+                                int32_t n_tools, sw_grammar **out, sw_err *err);
+
 #ifdef __cplusplus
 }
 #endif

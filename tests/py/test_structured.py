@@ -227,8 +227,20 @@ class Suite:
         st, r = self.chat(self.schemas[0])
         assert st == 200, r
 
+    def test_anthropic_format(self):
+        schema = self.schemas[0]
+        body = {"model": "local", "max_tokens": self.max_tokens, "messages": [{"role": "user", "content": "JSON"}],
+                "output_config": {"format": {"type": "json_schema", "schema": schema}}}
+        st, r = post_json(self.port, "/v1/messages", body, timeout=300)
+        assert st == 200, r
+        text = "".join(b["text"] for b in r["content"] if b["type"] == "text")
+        check_answer(schema, text, "stop" if r["stop_reason"] == "end_turn" else "length", "anthropic format")
+        body["output_config"]["format"]["schema"] = {"type": "array", "contains": {}}
+        st, r = post_json(self.port, "/v1/messages", body)
+        assert st == 400 and r["type"] == "error" and "'contains'" in r["error"]["message"], r
+
     def tests(self):
-        return [("chat_schemas", self.test_chat_schemas), ("greedy_schemas", self.test_greedy_schemas),
+        return [("anthropic_format", self.test_anthropic_format), ("chat_schemas", self.test_chat_schemas), ("greedy_schemas", self.test_greedy_schemas),
                 ("completions", self.test_completions), ("grammar_field", self.test_grammar_field),
                 ("stream", self.test_stream), ("pydantic_parse", self.test_pydantic_parse),
                 ("errors", self.test_errors)]

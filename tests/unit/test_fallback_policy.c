@@ -165,6 +165,22 @@ static void test_router_reasons(void **state) {
     q = base_req(); q.messages = msgs;                       EXPECT(q, SW_ROUTE_LOCAL, SW_REASON_PII);
     cJSON_Delete(msgs);
     sw_router_free(r);
+    /* tools to the cloud: only requests that may call tools; privacy and an
+     * explicit local route still win; cloud down -> local */
+    sw_router_policy_default(&pol);
+    pol.tools_route = SW_PREF_CLOUD;
+    r = make_router(&pol);
+    q = base_req();                                          EXPECT(q, SW_ROUTE_LOCAL, SW_REASON_DEFAULT);
+    q = base_req(); q.tools = true;                          EXPECT(q, SW_ROUTE_CLOUD, SW_REASON_POLICY_CLOUD);
+    d = decide(r, &q);
+    assert_true(d.local_fallback);
+    assert_non_null(strstr(d.message, "tools"));
+    q = base_req(); q.tools = true; q.private_request = true; EXPECT(q, SW_ROUTE_LOCAL, SW_REASON_PRIVATE);
+    q = base_req(); q.tools = true; q.route = SW_PREF_LOCAL; EXPECT(q, SW_ROUTE_LOCAL, SW_REASON_EXPLICIT_LOCAL);
+    g_cloud_up = false;
+    q = base_req(); q.tools = true;                          EXPECT(q, SW_ROUTE_LOCAL, SW_REASON_CLOUD_UNAVAILABLE);
+    g_cloud_up = true;
+    sw_router_free(r);
     /* no cloud at all */
     sw_router_policy_default(&pol);
     sw_err err = {{0}};

@@ -16,7 +16,7 @@
 #define GCACHE_SLOTS 16
 
 typedef struct gc_entry {
-    int kind;   /* 0 empty, 1 schema, 2 GBNF */
+    int kind;   /* 0 empty, 1 schema, 2 GBNF, 3 tool calls */
     char *text; /* the key: compact schema JSON or grammar text */
     sw_grammar *g;
     uint64_t used;
@@ -74,17 +74,15 @@ static void gcache_put(srv_gcache *c, int kind, const char *text, sw_grammar *g)
 /* The request field the constraint came from, for error messages. */
 static const char *constraint_param(const srv_request *r) {
     if (r->format.type == SRV_FORMAT_GRAMMAR) return "grammar";
+    if (r->wire == SRV_WIRE_ANTHROPIC) return "output_config.format";
     if (cJSON_GetObjectItemCaseSensitive(r->raw, "json_schema")) return "json_schema";
     return "response_format";
 }
 
-/* Compile (or find) the grammar for kind/text; 400 naming param on failure. */
-static bool compile_cached(srv *s, int kind, const char *text, const char *param, sw_grammar **out,
-                           srv_error *e) {
-    if (s->gcache && (*out = gcache_get(s->gcache, kind, text))) return true;
-    sw_err err = {{0}};
-    sw_status st = kind == 1 ? sw_grammar_from_json_schema(text, strlen(text), out, &err)
-                             : sw_grammar_from_gbnf(text, strlen(text), out, &err);
+/* The outcome of a compilation: kept in the cache, or the client's error. */
+static bool compiled(srv *s, int kind, const char *text, const char *param, sw_status st,
+                     const sw_err *cerr, sw_grammar **out, srv_error *e) {
+    const sw_err err = *cerr;
     if (st == SW_E_NOMEM) {
         srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory compiling the %s", param);
         return false;
@@ -99,6 +97,16 @@ static bool compile_cached(srv *s, int kind, const char *text, const char *param
     return true;
 }
 
+/* Compile (or find) the grammar for kind/text; 400 naming param on failure. */
+static bool compile_cached(srv *s, int kind, const char *text, const char *param, sw_grammar **out,
+                           srv_error *e) {
+    if (s->gcache && (*out = gcache_get(s->gcache, kind, text))) return true;
+    sw_err err = {{0}};
+    sw_status st = kind == 1 ? sw_grammar_from_json_schema(text, strlen(text), out, &err)
+                             : sw_grammar_from_gbnf(text, strlen(text), out, &err);
+    return compiled(s, kind, text, param, st, &err, out, e);
+}
+
 bool srv_format_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error *e) {
     *out = NULL;
     if (r->format.type == SRV_FORMAT_GRAMMAR)
@@ -111,5 +119,43 @@ bool srv_format_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_erro
     }
     bool ok = compile_cached(s, 1, text, constraint_param(r), out, e);
     free(text);
+    return ok;
+}
+
+bool srv_compile_tool_grammar(srv *s, const sw_tool_call_syntax *syn, const sw_tool_def *defs,
+                              int32_t n, sw_grammar **out, srv_error *e) {
+    *out = NULL;
+    /* the key: everything the grammar depends on */
+    cJSON *k = cJSON_CreateObject(), *tools = k ? cJSON_AddArrayToObject(k, "tools") : NULL;
+    const char *strs[] = {syn->open, syn->close, syn->sep, syn->list_open, syn->list_close,
+                          syn->name_key, syn->args_key};
+    cJSON *sx = tools ? cJSON_AddArrayToObject(k, "syntax") : NULL;
+    for (size_t i = 0; sx && i < sizeof strs / sizeof *strs; i++)
+        cJSON_AddItemToArray(sx, cJSON_CreateString(strs[i] ? strs[i] : ""));
+    if (sx) {
+        cJSON_AddBoolToObject(k, "text_before", syn->text_before);
+        cJSON_AddNumberToObject(k, "max_calls", syn->max_calls);
+    }
+    for (int32_t i = 0; tools && i < n; i++) {
+        cJSON *t = cJSON_CreateArray();
+        cJSON_AddItemToArray(tools, t);
+        cJSON_AddItemToArray(t, cJSON_CreateString(defs[i].name));
+        cJSON_AddItemToArray(t, defs[i].parameters ? cJSON_Duplicate(defs[i].parameters, true) : cJSON_CreateNull());
+    }
+    char *key = sx ? cJSON_PrintUnformatted(k) : NULL;
+    cJSON_Delete(k);
+    if (!key) {
+        srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return false;
+    }
+    bool ok;
+    if (s->gcache && (*out = gcache_get(s->gcache, 3, key))) {
+        ok = true;
+    } else {
+        sw_err err = {{0}};
+        sw_status st = sw_grammar_tool_calls(syn, defs, n, out, &err);
+        ok = compiled(s, 3, key, "tools", st, &err, out, e);
+    }
+    free(key);
     return ok;
 }

@@ -103,6 +103,7 @@ struct gen_req {
     size_t out_off;
     bool out_done;   /* everything, including [DONE], is in out */
     sbuf text;       /* non-streaming: the completion so far */
+    srv_tool_parser *tp; /* local answers with tools: reads calls out of the text; NULL: none */
     sw_token_info *lps; /* non-streaming: the tokens, for logprobs */
     size_t n_lps, cap_lps;
     char cloud_finish[32];
@@ -170,6 +171,7 @@ static void gen_free(gen_req *g) {
     free(g->spillway);
     sbuf_free(&g->out);
     sbuf_free(&g->text);
+    srv_tool_parser_free(g->tp);
     free(g->lps);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
@@ -350,18 +352,47 @@ static bool gen_error(const gen_req *g, srv_error *e) {
     }
 }
 
-/* The outcome of a local generation that ended with stop or length. */
-static srv_result local_result(const gen_req *g) {
+/* The outcome of a local generation that ended with stop or length: an
+ * answer that stopped with tool calls ends with tool_calls. */
+static srv_result local_result(gen_req *g) {
     srv_result r = {.finish = g->finish == SW_FINISH_LENGTH ? SRV_FINISH_LENGTH : SRV_FINISH_STOP,
                     .usage = g->usage};
     /* the engine names the stop string that matched (empty for an end token) */
     if (g->finish == SW_FINISH_STOP && g->final_msg[0]) r.stop_sequence = g->final_msg;
+    if (g->tp) {
+        r.n_calls = srv_tool_parser_calls(g->tp, &r.calls);
+        if (r.n_calls && r.finish == SRV_FINISH_STOP) r.finish = SRV_FINISH_TOOL_CALLS;
+        if (srv_tool_parser_failed(g->tp)) g->lost = true;
+    }
     return r;
+}
+
+/* What the tool-call parser decides goes to the stream as text and as
+ * tool_calls deltas, or (whole responses) into the text. */
+static void sink_text(void *user, const char *t, size_t n) {
+    gen_req *g = user;
+    if (g->stream) g->o.w->stream_text(&g->o, &g->out, t, n, NULL);
+    else sbuf_add(&g->text, t, n);
+}
+
+static void sink_call(void *user, size_t index, const char *id, const char *name, const char *args, size_t n) {
+    gen_req *g = user;
+    if (g->stream) g->o.w->stream_tool_call(&g->o, &g->out, index, id, name, args, n);
+}
+
+static void tools_feed(gen_req *g, const char *t, size_t n, bool last) {
+    srv_tool_sink sink = {g, sink_text, sink_call};
+    srv_tool_parser_feed(g->tp, t, n, &sink);
+    if (last) srv_tool_parser_finish(g->tp, &sink);
 }
 
 /* ---- writing the stream ---------------------------------------------------------------- */
 
 static void stream_token(gen_req *g, const ev_item *it) {
+    if (g->tp) {
+        tools_feed(g, it->text, it->text_len, false);
+        return;
+    }
     if (it->text_len == 0 && !g->o.logprobs) return; /* held back: nothing to say yet */
     g->o.w->stream_text(&g->o, &g->out, it->text, it->text_len, &it->tok);
 }
@@ -373,7 +404,8 @@ static void stream_open(gen_req *g) { g->o.w->stream_start(&g->o, &g->out); }
 static void stream_final(gen_req *g) {
     srv_error e;
     /* the flushed text belongs to tokens already reported: no logprobs */
-    if (g->final_len > 0) g->o.w->stream_text(&g->o, &g->out, g->final_text, g->final_len, NULL);
+    if (g->tp) tools_feed(g, g->final_text ? g->final_text : "", g->final_len, true);
+    else if (g->final_len > 0) g->o.w->stream_text(&g->o, &g->out, g->final_text, g->final_len, NULL);
     if (gen_error(g, &e)) {
         g->o.w->stream_error(&g->o, &g->out, &e);
     } else {
@@ -542,7 +574,8 @@ static void consume(gen_req *g, const ev_item *it) {
         if (g->collect_text) sbuf_add(&g->text, it->text, it->text_len);
         return;
     }
-    sbuf_add(&g->text, it->text, it->text_len);
+    if (g->tp) tools_feed(g, it->text, it->text_len, false);
+    else sbuf_add(&g->text, it->text, it->text_len);
     if (g->o.logprobs && !lps_push(g, &it->tok)) g->lost = true;
 }
 
@@ -553,7 +586,8 @@ static void consume_final(gen_req *g) {
         stream_final(g);
         return;
     }
-    sbuf_add(&g->text, g->final_text ? g->final_text : "", g->final_len);
+    if (g->tp) tools_feed(g, g->final_text ? g->final_text : "", g->final_len, true);
+    else sbuf_add(&g->text, g->final_text ? g->final_text : "", g->final_len);
     if (g->text.oom) g->lost = true;
 }
 
@@ -868,21 +902,23 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     return sw_engine_submit(s->engine, &req, &g->id, err);
 }
 
-/* What the local model cannot do (yet) is refused before it starts; its
- * output constraint (response_format json_schema, json_schema, grammar) is
- * compiled (once per request: a fall-back keeps it). Tool calls: the request
- * already carries tools, tool_choice and format from both wire formats, and
- * every writer already writes tool calls (stream_tool_call, srv_result.calls
- * with SRV_FINISH_TOOL_CALLS), Anthropic's included. */
+/* The local answer's constraint, compiled once per request (a fall-back
+ * keeps it): tool calls (toolcall.c) when the request may call tools, else
+ * its output format (constrain.c). A tool or schema we cannot enforce is the
+ * client's 400. */
 static bool local_supported(srv *s, job *j, srv_error *e) {
     const srv_request *r = &j->r;
-    if (r->n_tools && r->tool_choice != SRV_TOOL_NONE) {
-        srv_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "tools",
-                      "tool use is not available on the local model yet: send tool_choice "
-                      "'none', or ask for the cloud (\"spillway\": {\"route\": \"cloud\"})");
-        return false;
+    if (j->grammar) return true;
+    if (srv_tools_active(r)) {
+        if (r->format.type != SRV_FORMAT_TEXT) {
+            srv_error_set(e, 400, "invalid_request_error", "unsupported_value", "response_format",
+                          "an output format together with tools is not supported on the local "
+                          "model: ask for one or the other");
+            return false;
+        }
+        return srv_tools_grammar(s, r, &j->grammar, e);
     }
-    return j->grammar || srv_format_grammar(s, r, &j->grammar, e);
+    return srv_format_grammar(s, r, &j->grammar, e);
 }
 
 /* Wait for the prompt's hidden states, which come at the end of the prefill,
@@ -961,6 +997,11 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
     }
     gen_req *g = gen_new(sc, j, SW_ROUTE_LOCAL, reason);
     if (!g) return respond_oom(sc);
+    if (srv_tools_active(&j->r) &&
+        !(g->tp = srv_tool_parser_create(s, j->r.wire == SRV_WIRE_ANTHROPIC ? "toolu_" : "call_"))) {
+        gen_free(g);
+        return respond_oom(sc);
+    }
     g->refs = 2; /* the engine's reference, taken before it can call back */
     if (learn) g->hidden_want = srv_learned_hidden(s);
     sw_err err = {{0}};

@@ -23,6 +23,14 @@
 bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vocab,
                        srv_request *out, srv_error *e);
 
+/* Tool calling (oai_tools.c): "tools", "tool_choice" and "parallel_tool_calls"
+ * of a chat request; an assistant message's "tool_calls" (into m, message
+ * index i); a "tool" message (a TOOL_RESULT block in a user message after the
+ * assistant message whose call it answers). false with e filled. */
+bool oai_parse_tools(const cJSON *root, srv_request *r, srv_error *e);
+bool oai_parse_tool_calls(const cJSON *calls, size_t i, srv_msg *m, srv_error *e);
+bool oai_parse_tool_message(const cJSON *msg, size_t i, srv_request *r, srv_error *e);
+
 /* ---- writing ---- */
 
 /* Append s[0..n) as a JSON string literal. Invalid UTF-8 becomes U+FFFD, so the

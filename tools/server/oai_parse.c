@@ -3,9 +3,10 @@
  * Every field is checked for its JSON type and range before anything reaches
  * the engine, and each failure names the parameter the way OpenAI does
  * ("messages[2].role", "temperature"), with status 400. Unknown fields are
- * ignored (clients send vendor extras); features we do not implement (tools,
- * n > 1, suffix) are refused rather than silently dropped, because an answer
- * that ignored them would be wrong. */
+ * ignored (clients send vendor extras); features we do not implement (the
+ * legacy functions API, n > 1, suffix) are refused rather than silently
+ * dropped, because an answer that ignored them would be wrong. Tool calling:
+ * oai_tools.c. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -102,25 +103,32 @@ static bool parse_messages(const cJSON *root, srv_request *r, srv_error *e) {
         if (!strcmp(rs, "system") || !strcmp(rs, "developer")) canon = "system";
         else if (!strcmp(rs, "user")) canon = "user";
         else if (!strcmp(rs, "assistant")) canon = "assistant";
+        if (!strcmp(rs, "tool")) {
+            if (!oai_parse_tool_message(m, i, r, e)) return false;
+            i++;
+            continue;
+        }
         if (!canon) {
-            bool tool = !strcmp(rs, "tool") || !strcmp(rs, "function");
-            srv_error_set(e, 400, BAD_REQ, tool ? "unsupported_value" : "invalid_value", param,
-                          tool ? "role '%s' is not supported: this server has no tool calling"
-                               : "unknown role '%.40s'; expected system, developer, user or "
-                                 "assistant",
+            bool fn = !strcmp(rs, "function");
+            srv_error_set(e, 400, BAD_REQ, fn ? "unsupported_value" : "invalid_value", param,
+                          fn ? "role 'function' (the legacy functions API) is not supported; use "
+                               "tools and 'tool' messages"
+                             : "unknown role '%.40s'; expected system, developer, user, assistant "
+                               "or tool",
                           rs);
             return false;
         }
-        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (tc && !cJSON_IsNull(tc) && !(cJSON_IsArray(tc) && cJSON_GetArraySize(tc) == 0)) {
+        const cJSON *tc = srv_json_field(m, "tool_calls");
+        if (tc && strcmp(canon, "assistant")) {
             snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
-            srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", param,
-                          "tool calls are not supported by this server");
+            srv_error_set(e, 400, BAD_REQ, "invalid_value", param,
+                          "only assistant messages carry tool_calls");
             return false;
         }
         srv_msg *sm = srv_request_add_msg(r, canon);
         if (!sm) return srv_json_nomem(e);
         if (!parse_content(m, i, sm, e)) return false;
+        if (tc && !oai_parse_tool_calls(tc, i, sm, e)) return false;
         i++;
     }
     return true;
@@ -352,14 +360,11 @@ static bool refuse_unsupported(const cJSON *root, srv_error *e) {
             return false;
         }
     }
-    static const char *const arrays[] = {"tools", "functions"};
-    for (size_t i = 0; i < 2; i++) {
-        v = srv_json_field(root, arrays[i]);
-        if (!v) continue;
-        if (!cJSON_IsArray(v)) return srv_json_type_error(e, arrays[i], "an array", v);
+    if ((v = srv_json_field(root, "functions"))) {
+        if (!cJSON_IsArray(v)) return srv_json_type_error(e, "functions", "an array", v);
         if (cJSON_GetArraySize(v) > 0) {
-            srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", arrays[i],
-                          "'%s' is not supported: this server has no tool calling", arrays[i]);
+            srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", "functions",
+                          "'functions' (the legacy functions API) is not supported; use 'tools'");
             return false;
         }
     }
@@ -446,6 +451,12 @@ bool oai_parse_request(const char *body, size_t len, srv_wire wire, int32_t n_vo
     const cJSON *root = r->raw, *v;
     bool ok = false;
     if (chat ? !parse_messages(root, r, e) : !parse_prompt(root, n_vocab, r, e)) goto done;
+    if (chat && !oai_parse_tools(root, r, e)) goto done;
+    if (!chat && (v = srv_json_field(root, "tools"))) {
+        srv_error_set(e, 400, BAD_REQ, "unsupported_parameter", "tools",
+                      "'tools' belong to /v1/chat/completions, not to /v1/completions");
+        goto done;
+    }
     if (!srv_json_opt_bool(root, "stream", &r->stream, e)) goto done;
     if ((v = srv_json_field(root, "stream_options"))) {
         if (!cJSON_IsObject(v)) {

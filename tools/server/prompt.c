@@ -24,51 +24,62 @@ static bool tokenize(const srv *s, const char *text, bool add_bos, int32_t **ids
     return true;
 }
 
-/* A message's content as one text: text blocks joined by newlines; a tool
- * call as its JSON ({"name": ..., "arguments": ...}); a tool result as its
- * text. (The built-in templates know no tool turns; a model's own template
- * renders them its way.) */
-static char *msg_text(const srv_msg *m) {
+/* A message's content as one text: text blocks joined by newlines; tool
+ * calls and tool results as the model's family writes them (toolcall.c). */
+static char *msg_text(const srv *s, const srv_msg *m) {
     sbuf b = {0};
     sbuf_puts(&b, "");
     for (size_t i = 0; i < m->n_blocks; i++) {
         const srv_block *k = &m->blocks[i];
         if (i) sbuf_puts(&b, "\n");
-        if (k->type == SRV_BLOCK_TOOL_USE) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON *in = cJSON_Parse(k->input ? k->input : "{}");
-            cJSON_AddStringToObject(o, "name", k->name ? k->name : "");
-            if (in) cJSON_AddItemToObject(o, "arguments", in);
-            char *j = cJSON_PrintUnformatted(o);
-            cJSON_Delete(o);
-            if (!j) b.oom = true;
-            else sbuf_puts(&b, j);
-            free(j);
-        } else {
-            if (k->type == SRV_BLOCK_TOOL_RESULT && k->is_error) sbuf_puts(&b, "Error: ");
-            sbuf_puts(&b, k->text ? k->text : "");
-        }
+        if (k->type == SRV_BLOCK_TEXT) sbuf_puts(&b, k->text ? k->text : "");
+        else srv_tools_render_block(s, k, &b);
     }
+    return sbuf_take(&b);
+}
+
+/* A system text with the tools' description after it (either may be NULL). */
+static char *join_system(const char *system, const char *tools) {
+    sbuf b = {0};
+    sbuf_puts(&b, system ? system : "");
+    if (system && *system && tools) sbuf_puts(&b, "\n\n");
+    if (tools) sbuf_puts(&b, tools);
     return sbuf_take(&b);
 }
 
 bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error *e) {
     *out = NULL;
-    size_t n = r->n_msgs + (r->system ? 1 : 0);
+    /* the tools' description joins the system text (or becomes it) */
+    char *tools = srv_tools_system_text(s, r);
+    bool first_system = r->n_msgs && !strcmp(r->msgs[0].role, "system");
+    bool own_system = r->system || (tools && !first_system);
+    size_t n = r->n_msgs + (own_system ? 1 : 0);
     sw_chat_msg *msgs = calloc(n ? n : 1, sizeof *msgs);
     char **texts = calloc(n ? n : 1, sizeof *texts);
     bool ok = false;
-    if (!msgs || !texts) {
+    if (!msgs || !texts || (srv_tools_active(r) && !tools)) {
         nomem(e);
         goto done;
     }
     size_t k = 0;
-    if (r->system) {
+    if (own_system) {
         msgs[k].role = "system";
-        msgs[k++].content = r->system;
+        texts[k] = join_system(r->system, tools);
+        if (!texts[k]) {
+            nomem(e);
+            goto done;
+        }
+        msgs[k].content = texts[k];
+        k++;
     }
     for (size_t i = 0; i < r->n_msgs; i++, k++) {
-        if (!(texts[k] = msg_text(&r->msgs[i]))) {
+        char *t = msg_text(s, &r->msgs[i]);
+        if (t && i == 0 && first_system && !own_system) {
+            char *j = join_system(t, tools);
+            free(t);
+            t = j;
+        }
+        if (!(texts[k] = t)) {
             nomem(e);
             goto done;
         }
@@ -104,6 +115,7 @@ done:
     for (size_t i = 0; texts && i < n; i++) free(texts[i]);
     free(texts);
     free(msgs);
+    free(tools);
     return ok;
 }
 

@@ -195,6 +195,48 @@ void srv_gcache_free(srv_gcache *c);
  * with a 400 naming the field when it does not compile. */
 bool srv_format_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error *e);
 
+/* The grammar of tool calls in syntax syn over defs (constrain.c; cached like
+ * the others). false with a 400 naming "tools" when a tool's parameters
+ * schema cannot be enforced. */
+bool srv_compile_tool_grammar(srv *s, const sw_tool_call_syntax *syn, const sw_tool_def *defs,
+                              int32_t n, sw_grammar **out, srv_error *e);
+
+/* ---- tool calls on the local model (toolcall.c) ---- */
+
+/* r offers tools and may call them (tool_choice other than none). */
+bool srv_tools_active(const srv_request *r);
+/* The text that tells the model about r's tools, for its system prompt
+ * (malloc'd); NULL when r calls no tools. */
+char *srv_tools_system_text(const srv *s, const srv_request *r);
+/* A TOOL_USE or TOOL_RESULT block of the history, as the model writes and
+ * reads them (its family's syntax), appended to b. */
+void srv_tools_render_block(const srv *s, const srv_block *k, sbuf *b);
+/* The grammar r's answer must follow: only calls ("required", named), or
+ * text and then calls ("auto"); parallel_tool_calls false allows one call. */
+bool srv_tools_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error *e);
+
+/* Reading an answer back into text and tool calls, incrementally. */
+typedef struct srv_tool_sink {
+    void *user;
+    void (*text)(void *user, const char *t, size_t n);
+    /* Part of call number index: id and name on its first part (args ""),
+     * then pieces of its arguments' JSON text (id, name NULL). */
+    void (*call)(void *user, size_t index, const char *id, const char *name, const char *args,
+                 size_t n);
+} srv_tool_sink;
+typedef struct srv_tool_parser srv_tool_parser;
+/* Calls get ids "<id_prefix><24 alphanumerics>" (borrowed; a literal). */
+srv_tool_parser *srv_tool_parser_create(const srv *s, const char *id_prefix);
+void srv_tool_parser_free(srv_tool_parser *p);
+/* Feed answer text; the sink hears what is decided (a possible start of a
+ * call marker is held back until it is decided). */
+void srv_tool_parser_feed(srv_tool_parser *p, const char *text, size_t n, const srv_tool_sink *sink);
+/* The answer is over: release held-back text. */
+void srv_tool_parser_finish(srv_tool_parser *p, const srv_tool_sink *sink);
+/* The calls read (views valid until the next call or free). */
+size_t srv_tool_parser_calls(srv_tool_parser *p, const srv_tool_call **calls);
+bool srv_tool_parser_failed(const srv_tool_parser *p);
+
 /* ---- handlers (gen.c: generation; api.c: the small endpoints) ---- */
 
 /* A generation endpoint of any wire format (POST /v1/chat/completions,

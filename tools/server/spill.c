@@ -140,6 +140,7 @@ bool srv_route_decide(srv *s, const srv_request *r, int32_t n_prompt, sw_route_d
     sw_engine_stats st;
     sw_engine_stats_get(s->engine, &st);
     q.queue_waiting = st.waiting;
+    q.tools = srv_tools_active(r);
     q.kv_used_frac = st.kv_blocks_total > 0 ? (double)st.kv_blocks_used / st.kv_blocks_total : 0;
     sw_status rs = sw_router_decide(s->router, &q, d, &err);
     free(texts);
