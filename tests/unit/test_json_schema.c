@@ -328,10 +328,100 @@ static void test_hostile(void **state) {
     sw_grammar_free(g);
 }
 
+/* ---- tool-call grammars ---------------------------------------------------------------- */
+
+/* Split a Hermes-syntax sentence into its text and calls; each call's
+ * arguments must validate against its tool's schema. Returns the count. */
+static int check_hermes(const char *doc, cJSON *const *schemas, const char *const *names, int n_tools,
+                        bool text_allowed, int max_calls) {
+    const char *open = "<tool_call>\n", *close = "\n</tool_call>";
+    const char *p = strstr(doc, open);
+    if (!text_allowed) assert_true(p == doc);
+    int calls = 0;
+    while (p) {
+        p += strlen(open);
+        const char *end = strstr(p, close);
+        assert_non_null(end);
+        char *obj = strndup(p, (size_t)(end - p));
+        cJSON *j = cJSON_Parse(obj);
+        if (!cJSON_IsObject(j)) fail_msg("call is not an object: %s", obj);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(j, "arguments");
+        assert_true(cJSON_IsString(name) && cJSON_IsObject(args));
+        int t = 0;
+        while (t < n_tools && strcmp(names[t], name->valuestring)) t++;
+        assert_true(t < n_tools);
+        char why[256];
+        if (!sw_test_schema_valid(schemas[t], args, why, sizeof why)) fail_msg("%s: %s", obj, why);
+        cJSON_Delete(j);
+        free(obj);
+        calls++;
+        p = end + strlen(close);
+        if (*p) {
+            assert_int_equal(*p, '\n'); /* the separator, then the next call */
+            assert_true(!strncmp(p + 1, open, strlen(open)));
+            p = p + 1;
+        } else {
+            p = NULL;
+        }
+    }
+    if (max_calls) assert_true(calls <= max_calls);
+    return calls;
+}
+
+static void test_tool_calls(void **state) {
+    (void)state;
+    cJSON *schemas[2] = {
+        cJSON_Parse("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":8},"
+                    "\"days\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":7}},\"required\":[\"city\"],\"additionalProperties\":false}"),
+        cJSON_Parse("{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}")};
+    const char *names[2] = {"get_weather", "now"};
+    sw_tool_def defs[2] = {{names[0], schemas[0]}, {names[1], NULL}};
+    for (int mode = 0; mode < 4; mode++) {
+        sw_tool_call_syntax syn = {"<tool_call>\n", "\n</tool_call>", "\n", NULL, NULL, "name", "arguments", mode & 1,
+                                   mode & 2 ? 1 : 0};
+        sw_grammar *g;
+        sw_err err;
+        assert_int_equal(sw_grammar_tool_calls(&syn, defs, 2, &g, &err), SW_OK);
+        int with_calls = 0;
+        for (int k = 0; k < 30; k++) {
+            char *doc;
+            size_t len;
+            assert_int_equal(sw_grammar_sample(g, 77 * mode + (uint64_t)k, 120, &doc, &len, &err), SW_OK);
+            with_calls += check_hermes(doc, schemas, names, 2, syn.text_before, syn.max_calls) > 0;
+            free(doc);
+        }
+        if (!syn.text_before) assert_int_equal(with_calls, 30);
+        /* text that contains the marker is not text: it must be a call */
+        if (syn.text_before) assert_int_equal(judge(g, "see <tool_call>\n{\"name\": \"nope\""), 0);
+        assert_int_equal(judge(g, "<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>"), 2);
+        assert_int_equal(judge(g, "<tool_call>\n{\"name\":\"now\",\"arguments\":{\"x\":1}}"), 0);
+        sw_grammar_free(g);
+    }
+    /* Llama 3: a bare object, one call, "parameters"; with text allowed, text
+     * may not open with '{' */
+    sw_tool_call_syntax l3 = {NULL, NULL, NULL, NULL, NULL, "name", "parameters", true, 1};
+    sw_grammar *g;
+    sw_err err;
+    assert_int_equal(sw_grammar_tool_calls(&l3, defs, 2, &g, &err), SW_OK);
+    assert_int_equal(judge(g, " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}"), 2);
+    assert_int_equal(judge(g, "Hello {\"name\""), 2);
+    assert_int_equal(judge(g, "{\"name\": \"get_weather\", \"parameters\": {\"town\": \"Oslo\"}}"), 0);
+    sw_grammar_free(g);
+    /* a tool whose schema we cannot enforce names it */
+    cJSON *badp = cJSON_Parse("{\"type\":\"object\",\"properties\":{\"x\":{\"not\":{}}}}");
+    sw_tool_def bad = {"f", badp};
+    assert_int_not_equal(sw_grammar_tool_calls(&l3, &bad, 1, &g, &err), SW_OK);
+    assert_non_null(strstr(err.msg, "#/tools/0/properties/x"));
+    cJSON_Delete(badp);
+    cJSON_Delete(schemas[0]);
+    cJSON_Delete(schemas[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tables),  cmocka_unit_test(test_corpus_samples), cmocka_unit_test(test_number_bounds_grid),
-        cmocka_unit_test(test_errors),  cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_errors),  cmocka_unit_test(test_hostile),        cmocka_unit_test(test_tool_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
