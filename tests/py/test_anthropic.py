@@ -162,13 +162,16 @@ class Suite:
                     {"type": "text", "text": "And so?"}]}]
         m = self.create(messages=msgs, tools=tools, tool_choice={"type": "none"}, max_tokens=4)
         assert m.content[0].type == "text" and m.usage.output_tokens == 4, m
-        # local tool use is refused in Anthropic's shape until the engine has it
-        import anthropic
-        try:
-            self.create(messages=msgs, tools=tools, tool_choice={"type": "any"})
-            raise AssertionError("tool use on the local model was not refused")
-        except anthropic.BadRequestError as e:
-            assert e.body["type"] == "error" and "tool" in e.body["error"]["message"], e.body
+        # local tool use (tool choice "tool"): one tool_use block whose input
+        # follows the input_schema (tests/py/test_tools.py checks it in depth)
+        m = self.create(messages=msgs, tools=tools, tool_choice={"type": "tool", "name": "get_weather"},
+                        max_tokens=600)
+        if m.stop_reason == "tool_use":
+            uses = [b for b in m.content if b.type == "tool_use"]
+            assert len(uses) == 1 and uses[0].name == "get_weather", m
+            assert isinstance(uses[0].input, dict), m
+        else:
+            assert m.stop_reason == "max_tokens", m
 
     def test_bad_bodies(self):
         p = self.port
