@@ -117,9 +117,15 @@ static bool time_ok(const char *s) {
     return false;
 }
 
+/* HH:MM:SS alone (no offset) */
+static bool time_ok_plain(const char *s) {
+    return digits(s, 2) && s[2] == ':' && digits(s + 3, 2) && s[5] == ':' && digits(s + 6, 2) && atoi(s) <= 23 &&
+           atoi(s + 3) <= 59 && atoi(s + 6) <= 59;
+}
+
 static bool format_ok(const char *f, const char *s) {
     if (!strcmp(f, "date")) return strlen(s) == 10 && date_ok(s);
-    if (!strcmp(f, "time")) return time_ok(s);
+    if (!strcmp(f, "time")) return time_ok(s) || (strlen(s) == 8 && time_ok_plain(s));
     if (!strcmp(f, "date-time")) return strlen(s) > 11 && date_ok(s) && (s[10] == 'T' || s[10] == 't') && time_ok(s + 11);
     if (!strcmp(f, "uuid")) {
         if (strlen(s) != 36) return false;
