@@ -19,7 +19,8 @@ typedef struct {
     const sw_attn_params *p;
     const int32_t *pos, *bt, *tok_seq;
     float *acc; /* [n_threads][head_dim], indexed by pool slot */
-    bool simd;
+    bool simd;  /* the AVX2 helpers may run */
+    sw_cpu_attend_fn attend; /* the kernel set's row loop for this head_dim, or NULL */
     bool q3d, out3d; /* [head_dim, n_head, T] rather than [head_dim * n_head, T] */
 } attn_ctx;
 
@@ -82,8 +83,8 @@ static void attend_one(const attn_ctx *c, int64_t t, int64_t h, float *acc) {
                           : (float *)sw_cpu_row(c->out, t, 0, 0) + h * hd;
     const int32_t *table = c->bt + (size_t)c->tok_seq[t] * (size_t)p->max_blocks;
     int64_t n_keys = (int64_t)c->pos[t] + 1;
-    if (c->simd && hd % 8 == 0) {
-        sw_cpu_attend_avx2(q, out, acc, hd, p->scale, n_keys, table, c->kc, c->vc, kvh);
+    if (c->attend) {
+        c->attend(q, out, acc, hd, p->scale, n_keys, table, c->kc, c->vc, kvh);
         return;
     }
     float m = -INFINITY, l = 0.0f, sc[ATTN_CHUNK];
@@ -174,9 +175,16 @@ sw_status sw_cpu_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *
         .bt = (const int32_t *)sw_cpu_ptr(p->block_tables),
         .acc = (float *)scratch,
         .simd = cb->simd,
+        .attend = NULL,
         .q3d = !(q->ne[0] == hd * p->n_head && q->ne[2] == 1),
         .out3d = !(out->ne[0] == hd * p->n_head && out->ne[2] == 1),
     };
+    /* the set's own loop where head_dim suits it, else AVX2's (hd % 8), else
+     * the generic loop */
+    if (cb->k->attend && hd % cb->k->attend_hd == 0)
+        c.attend = cb->k->attend;
+    else if (cb->simd && hd % 8 == 0)
+        c.attend = sw_cpu_attend_avx2;
     int32_t *tok_seq = (int32_t *)(scratch + (size_t)nth * (size_t)hd * sizeof(float));
     sw_status st = check_layout(p, (const int32_t *)sw_cpu_ptr(p->seq_start), c.pos, c.bt, T,
                                 k_cache->ne[3], tok_seq, err);

@@ -1,8 +1,11 @@
 /* cpu_backend.c — the CPU backend object: host buffers, the thread pool, the
- * run-time choice between AVX2 and scalar kernels, and the ops table. The ops
- * themselves live in cpu_ops.c, cpu_matmul.c and cpu_attention.c. */
+ * run-time choice of kernel set (cpuid + XCR0, or SW_CPU_ISA), and the ops
+ * table. The ops themselves live in cpu_ops.c, cpu_matmul.c and
+ * cpu_attention.c; the kernel sets are in cpu_kernels.c. */
 #include "cpu_backend.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -134,22 +137,131 @@ static const sw_backend_ops k_cpu_ops = {
     .logits_summary = NULL, /* the wrapper's host default reads host memory directly */
 };
 
-static bool cpu_has_avx2(void) {
+/* ---- the run-time choice of kernels ---------------------------------------- */
+
+typedef struct {
+    bool avx2, fma, f16c, os_ymm;         /* AVX2 set */
+    bool avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, os_zmm;
+    bool avxvnni;
+} cpu_features;
+
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    /* F16C via cpuid (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports
-     * does not know the "f16c" feature string. */
-    unsigned a, b, c, d;
-    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-#else
-    return false;
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
 #endif
+
+/* From cpuid and XCR0 directly: compilers' __builtin_cpu_supports differ in
+ * which feature names they know (clang 14 has no "f16c"), and the OS must
+ * have enabled the register state (XCR0) for the YMM/ZMM kernels to run. */
+static cpu_features detect_features(void) {
+    cpu_features f;
+    memset(&f, 0, sizeof f);
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    bool osxsave = c & (1u << 27), avx = c & (1u << 28);
+    f.fma = c & (1u << 12);
+    f.f16c = c & (1u << 29);
+    uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    f.os_ymm = avx && (xcr0 & 0x6) == 0x6;          /* SSE + AVX state */
+    f.os_zmm = f.os_ymm && (xcr0 & 0xe0) == 0xe0;   /* opmask + ZMM_Hi256 + Hi16_ZMM */
+    if (__get_cpuid_max(0, NULL) < 7) return f;
+    __cpuid_count(7, 0, a, b, c, d);
+    unsigned max_sub = a;
+    f.avx2 = b & (1u << 5);
+    f.avx512f = b & (1u << 16);
+    f.avx512dq = b & (1u << 17);
+    f.avx512bw = b & (1u << 30);
+    f.avx512vl = b & (1u << 31);
+    f.avx512vnni = c & (1u << 11);
+    if (max_sub >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        f.avxvnni = a & (1u << 4);
+    }
+#endif
+    return f;
 }
 
-sw_status sw_backend_cpu_create(int n_threads, sw_backend **out, sw_err *err) {
+static cpu_features g_features;
+static void features_init(void) {
+    g_features = detect_features();
+}
+static const cpu_features *features(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, features_init);
+    return &g_features;
+}
+
+static const char *const k_isa_names[SW_CPU_ISA_COUNT] = {"scalar", "avx2", "avxvnni", "avx512"};
+
+const char *sw_cpu_isa_name(sw_cpu_isa isa) {
+    return (unsigned)isa < SW_CPU_ISA_COUNT ? k_isa_names[isa] : "?";
+}
+
+/* The first missing feature of isa, or NULL when the host has them all. */
+static const char *isa_missing(sw_cpu_isa isa) {
+    const cpu_features *f = features();
+    if (isa == SW_CPU_ISA_SCALAR) return NULL;
+#if !(defined(__x86_64__) || defined(__i386__))
+    return "not an x86 CPU";
+#endif
+    if (!f->os_ymm) return "avx (CPU or OS)";
+    if (!f->avx2) return "avx2";
+    if (!f->fma) return "fma";
+    if (!f->f16c) return "f16c";
+    if (isa == SW_CPU_ISA_AVXVNNI) return f->avxvnni ? NULL : "avx_vnni";
+    if (isa == SW_CPU_ISA_AVX512) {
+        if (!f->avx512f) return "avx512f";
+        if (!f->avx512bw) return "avx512bw";
+        if (!f->avx512vl) return "avx512vl";
+        if (!f->avx512dq) return "avx512dq";
+        if (!f->avx512vnni) return "avx512_vnni";
+        if (!f->os_zmm) return "OS support for AVX-512 state (XCR0)";
+    }
+    return NULL;
+}
+
+bool sw_cpu_isa_available(sw_cpu_isa isa, char *why, size_t why_len) {
+    const char *miss = (unsigned)isa < SW_CPU_ISA_COUNT ? isa_missing(isa) : "a known ISA";
+    if (miss && why && why_len) snprintf(why, why_len, "host lacks %s", miss);
+    return miss == NULL;
+}
+
+sw_cpu_isa sw_cpu_isa_best(void) {
+    for (int i = SW_CPU_ISA_COUNT - 1; i > 0; i--)
+        if (!isa_missing((sw_cpu_isa)i)) return (sw_cpu_isa)i;
+    return SW_CPU_ISA_SCALAR;
+}
+
+/* SW_CPU_ISA (or the older SW_CPU_NO_SIMD=1) -> the kernel set to run. */
+static sw_status isa_from_env(sw_cpu_isa *isa, sw_err *err) {
+    const char *v = getenv("SW_CPU_ISA"), *no_simd = getenv("SW_CPU_NO_SIMD");
+    *isa = sw_cpu_isa_best();
+    if (no_simd && no_simd[0] && strcmp(no_simd, "0") != 0) *isa = SW_CPU_ISA_SCALAR;
+    if (!v || !v[0] || !strcmp(v, "auto")) return SW_OK;
+    for (int i = 0; i < SW_CPU_ISA_COUNT; i++)
+        if (!strcmp(v, k_isa_names[i])) {
+            char why[96];
+            if (!sw_cpu_isa_available((sw_cpu_isa)i, why, sizeof why))
+                return sw_err_set(err, SW_E_UNSUPPORTED, "SW_CPU_ISA=%s: %s (best here: %s)", v,
+                                  why, sw_cpu_isa_name(sw_cpu_isa_best()));
+            *isa = (sw_cpu_isa)i;
+            return SW_OK;
+        }
+    return sw_err_set(err, SW_E_INVALID_ARG,
+                      "SW_CPU_ISA='%s': expected scalar, avx2, avxvnni, avx512 or auto", v);
+}
+
+sw_status sw_backend_cpu_create_isa(int n_threads, sw_cpu_isa isa, sw_backend **out, sw_err *err) {
     if (!out) return sw_err_set(err, SW_E_INVALID_ARG, "cpu backend: out is NULL");
     *out = NULL;
+    char why[96];
+    if (!sw_cpu_isa_available(isa, why, sizeof why))
+        return sw_err_set(err, SW_E_UNSUPPORTED, "cpu backend: kernel set %s: %s",
+                          sw_cpu_isa_name(isa), why);
     if (n_threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n > 0 ? (int)n : 1;
@@ -159,20 +271,31 @@ sw_status sw_backend_cpu_create(int n_threads, sw_backend **out, sw_err *err) {
     sw_cpu_init_tables();
     be->base.ops = &k_cpu_ops;
     be->base.n_threads = n_threads;
-    const char *no_simd = getenv("SW_CPU_NO_SIMD");
-    bool forced_off = no_simd && no_simd[0] && strcmp(no_simd, "0") != 0;
-    be->simd = !forced_off && cpu_has_avx2();
+    be->k = sw_cpu_kernels_get(isa);
+    be->simd = isa != SW_CPU_ISA_SCALAR;
     sw_status st = sw_threadpool_create(n_threads, &be->pool, err);
     if (st != SW_OK) {
         free(be);
         return sw_err_wrap(err, st, "cpu backend");
     }
-    sw_log(SW_LOG_DEBUG, "cpu backend: %d threads, %s kernels%s", n_threads,
-           be->simd ? "avx2" : "scalar", forced_off ? " (SW_CPU_NO_SIMD)" : "");
+    sw_log(SW_LOG_DEBUG, "cpu backend: %d threads, %s kernels", n_threads, sw_cpu_isa_name(isa));
     *out = &be->base;
     return SW_OK;
 }
 
+sw_status sw_backend_cpu_create(int n_threads, sw_backend **out, sw_err *err) {
+    if (!out) return sw_err_set(err, SW_E_INVALID_ARG, "cpu backend: out is NULL");
+    *out = NULL;
+    sw_cpu_isa isa;
+    sw_status st = isa_from_env(&isa, err);
+    if (st != SW_OK) return st;
+    return sw_backend_cpu_create_isa(n_threads, isa, out, err);
+}
+
+sw_cpu_isa sw_backend_cpu_isa(const sw_backend *b) {
+    return b && b->ops == &k_cpu_ops ? ((const sw_cpu_backend *)b)->k->isa : SW_CPU_ISA_SCALAR;
+}
+
 bool sw_backend_cpu_uses_simd(const sw_backend *b) {
-    return b && b->ops == &k_cpu_ops && ((const sw_cpu_backend *)b)->simd;
+    return sw_backend_cpu_isa(b) != SW_CPU_ISA_SCALAR;
 }

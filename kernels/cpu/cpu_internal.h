@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cpu_backend.h"
 #include "threadpool.h"
 
 /* A weight stored in the packed layout of cpu_pack.c. */
@@ -19,7 +20,8 @@ typedef struct {
     size_t off, size; /* byte range in its buffer */
     sw_type type;     /* a type sw_cpu_pack_type accepts */
     int64_t K;        /* row length */
-    int64_t N8;       /* rows [0, N8) are packed in groups of 8; the rest are plain */
+    int64_t Np;       /* rows [0, Np) are packed in groups of R; the rest are plain */
+    int R;            /* rows per group: 8 (AVX2, AVX-VNNI) or 16 (AVX-512) */
     size_t row_bytes;
 } sw_cpu_packed;
 
@@ -31,10 +33,13 @@ struct sw_buffer {
     int n_packed, cap_packed;
 };
 
+struct sw_cpu_kernels;
+
 typedef struct sw_cpu_backend {
     sw_backend base; /* must be first */
     sw_threadpool *pool;
-    bool simd; /* run the AVX2 kernels */
+    const struct sw_cpu_kernels *k; /* the kernel set (cpu_kernels.c) */
+    bool simd;                      /* isa >= AVX2: the AVX2 helpers may run */
     /* per-call scratch (quantized activations, attention rows), grown on demand;
      * a backend is driven by one thread at a time, so one scratch suffices */
     void *scratch;
@@ -110,8 +115,9 @@ static inline float sw_cpu_bf16_to_f32(uint16_t h) {
  * scale and the scaled sum (for the 32-element weight types), or sw_block_q8_K
  * (256 with 16-element sums, for the K-quants). */
 typedef struct {
-    float d; /* scale: x ~= d * qs */
-    float s; /* d * sum(qs), for the weight types with an offset m */
+    float d;        /* scale: x ~= d * qs */
+    float s;        /* d * sum(qs), for the weight types with an offset m */
+    int16_t sum[2]; /* sum(qs) (|sum| <= 32 * 127), 0: exact integer offsets (VNNI kernels) */
     int8_t qs[32];
 } sw_cpu_q8;
 
@@ -128,9 +134,12 @@ typedef enum { SW_CPU_ACT_F32 = 0, SW_CPU_ACT_Q8 = 1, SW_CPU_ACT_Q8K = 2 } sw_cp
 /* Activation format the kernels for weight type t take, and whether t is a
  * matmul weight type at all. */
 bool sw_cpu_matmul_type(sw_type t, sw_cpu_act *act);
-/* Kernel tables: NULL when the type has no kernel in that flavour. */
+/* Plain-row kernel tables: NULL when the type has no kernel in that set.
+ * Each set's functions may only run on a CPU that has its ISA. */
 sw_cpu_dot_fn sw_cpu_dot_scalar(sw_type t);
-sw_cpu_dot_fn sw_cpu_dot_avx2(sw_type t); /* only call when the CPU has AVX2+FMA+F16C */
+sw_cpu_dot_fn sw_cpu_dot_avx2(sw_type t);
+sw_cpu_dot_fn sw_cpu_dot_avxvnni(sw_type t);
+sw_cpu_dot_fn sw_cpu_dot_avx512(sw_type t);
 
 /* Quantize n (multiple of 32 / 256) floats to the activation blocks. */
 void sw_cpu_quantize_q8(const float *x, sw_cpu_q8 *y, int64_t n);
@@ -145,33 +154,44 @@ float sw_cpu_dot_f32_f16_avx2(const float *a, const uint16_t *b, int64_t n);
 void sw_cpu_axpy_f32_avx2(float *y, float a, const float *x, int64_t n); /* y += a x */
 void sw_cpu_axpy_f16_avx2(float *y, float a, const uint16_t *x, int64_t n);
 void sw_cpu_scale_f32_avx2(float *y, float a, int64_t n);
-/* One query row (hd % 8 == 0) against keys 0..n_keys-1 of kv head kvh, found
- * through the block table; acc: hd floats of scratch (cpu_attention_avx2.c). */
+/* One query row against keys 0..n_keys-1 of kv head kvh, found through the
+ * block table; acc: hd floats of scratch. The AVX2 one needs hd % 8 == 0
+ * (cpu_attention_avx2.c), the AVX-512 one hd % 16 == 0
+ * (cpu_attention_avx512.c). */
+typedef void (*sw_cpu_attend_fn)(const float *q, float *out, float *acc, int64_t hd, float scale,
+                                 int64_t n_keys, const int32_t *table, const sw_tensor *kc,
+                                 const sw_tensor *vc, int64_t kvh);
 void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, float scale,
                         int64_t n_keys, const int32_t *table, const sw_tensor *kc,
                         const sw_tensor *vc, int64_t kvh);
+void sw_cpu_attend_avx512(const float *q, float *out, float *acc, int64_t hd, float scale,
+                          int64_t n_keys, const int32_t *table, const sw_tensor *kc,
+                          const sw_tensor *vc, int64_t kvh);
 
 /* ---- packed weights (cpu_pack.c: the layout and the table of packed
  * types; the kernels are in cpu_pack_avx2.c for F32 and the 32-element block
- * types, cpu_pack_k_avx2.c for the K-quants) ---- */
+ * types, cpu_pack_k_avx2.c for the K-quants, and cpu_pack_vnni.h, built as
+ * cpu_pack_avx512.c (16 rows, zmm) and cpu_pack_avxvnni.c (8 rows, ymm)) ---- */
 bool sw_cpu_pack_type(sw_type t);
 sw_status sw_cpu_upload_weight(sw_backend *be, const sw_tensor *dst, const void *src, sw_err *err);
 /* The packed range holding byte off of buf, or NULL. */
 const sw_cpu_packed *sw_cpu_pack_find(const sw_buffer *buf, size_t off);
 /* Drop the packed ranges overlapping [off, off + n) (a plain upload over them). */
 void sw_cpu_pack_forget(sw_buffer *buf, size_t off, size_t n);
-/* Plain bytes of packed row r (< N8) of e, whose first byte is at base. */
+/* Plain bytes of packed row r (< Np) of e, whose first byte is at base. */
 void sw_cpu_pack_unpack_row(const sw_cpu_packed *e, const uint8_t *base, int64_t r, uint8_t *dst);
-/* 8 packed rows (one group at w) times nc <= 4 activation columns (in the
- * weight type's activation format: F32 rows, sw_cpu_q8 or sw_block_q8_K
- * blocks; column c at x + c * xs): res[c * 8 + r]. */
+/* R packed rows (one group at w) times nc <= the set's pack_cols activation
+ * columns (in the weight type's activation format: F32 rows, sw_cpu_q8 or
+ * sw_block_q8_K blocks; column c at x + c * xs): res[c * R + r]. */
+#define SW_CPU_PK_MAX_COLS 8
 typedef void (*sw_cpu_pack_fn)(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc,
                                float *res);
-/* The kernel of packed type t, NULL for a type that is not packed; it is
- * AVX2 code: call it only when the CPU has AVX2 (only such backends pack). */
-sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t);
 #define SW_CPU_PACK_KERNEL(name)                                                                   \
     void name(int64_t k, const uint8_t *w, const void *x, size_t xs, int nc, float *res)
+/* The packed kernel of type t in each set, NULL for a type it does not pack. */
+sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t);
+sw_cpu_pack_fn sw_cpu_pack_kernel_avxvnni(sw_type t);
+sw_cpu_pack_fn sw_cpu_pack_kernel_avx512(sw_type t);
 SW_CPU_PACK_KERNEL(sw_cpu_pk_f32);
 SW_CPU_PACK_KERNEL(sw_cpu_pk_q4_0);
 SW_CPU_PACK_KERNEL(sw_cpu_pk_q4_1);
@@ -181,15 +201,29 @@ SW_CPU_PACK_KERNEL(sw_cpu_pk_q8_0);
 SW_CPU_PACK_KERNEL(sw_cpu_pk_q4_K);
 SW_CPU_PACK_KERNEL(sw_cpu_pk_q5_K);
 SW_CPU_PACK_KERNEL(sw_cpu_pk_q6_K);
-/* Byte offsets inside a packed unit (8 rows x one block; cpu_pack.c
- * describes the layouts). */
+/* Byte offsets inside a packed unit (R rows x one block) are R times these
+ * (cpu_pack.c describes the layouts). */
 enum {
-    SW_PK_K4_SCALES = 32, /* Q4_K, Q5_K: Ls, Lm, H after the 8 d and 8 dmin */
-    SW_PK_K4_QS = 128,    /* Q4_K, Q5_K: 32 qs vectors */
-    SW_PK_Q5K_QH = 1152,  /* Q5_K: 8 vectors of 5th bits */
-    SW_PK_Q6K_SCALES = 16, /* Q6_K: 8 x 16 bytes of scales after the 8 d */
-    SW_PK_Q6K_Q = 144,    /* Q6_K: 16 x (2 ql vectors, 1 qh vector) */
+    SW_PK_K4_SCALES = 4,  /* Q4_K, Q5_K: Ls, Lm, H after the R d and R dmin */
+    SW_PK_K4_QS = 16,     /* Q4_K, Q5_K: 32 qs vectors */
+    SW_PK_Q5K_QH = 144,   /* Q5_K: 8 vectors of 5th bits */
+    SW_PK_Q6K_SCALES = 2, /* Q6_K: 8 x 2R bytes of scales after the R d */
+    SW_PK_Q6K_Q = 18,     /* Q6_K: 16 x (2 ql vectors, 1 qh vector) */
 };
+
+/* ---- kernel sets (cpu_kernels.c) ---- */
+typedef struct sw_cpu_kernels {
+    sw_cpu_isa isa;
+    int pack_rows; /* R of the packed layout; 0: weights stay plain */
+    int pack_cols; /* column tile of the packed kernels, <= SW_CPU_PK_MAX_COLS */
+    sw_cpu_dot_fn (*dot)(sw_type t);
+    sw_cpu_pack_fn (*pack)(sw_type t); /* NULL when pack_rows is 0 */
+    void (*quantize_q8)(const float *x, sw_cpu_q8 *y, int64_t n);
+    void (*quantize_q8_K)(const float *x, sw_block_q8_K *y, int64_t n);
+    sw_cpu_attend_fn attend; /* NULL: the generic loop of cpu_attention.c */
+    int attend_hd;           /* attend needs head_dim % attend_hd == 0 */
+} sw_cpu_kernels;
+const sw_cpu_kernels *sw_cpu_kernels_get(sw_cpu_isa isa);
 
 /* ---- op entry points (arguments already validated by the sw_be_* wrappers) ---- */
 sw_status sw_cpu_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,

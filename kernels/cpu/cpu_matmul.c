@@ -14,9 +14,10 @@
  * the T / 4 tiles, so prefill is compute-bound rather than weight-bound.
  *
  * Packed weights (the types in cpu_pack.c's table, uploaded with upload_weight
- * on the AVX2 backend, see cpu_pack.c) go through the 8-row kernels of
- * cpu_pack_avx2.c / cpu_pack_k_avx2.c instead, group by group, with the
- * plain row kernel for the N % 8 tail. */
+ * on a backend whose kernel set packs, see cpu_pack.c) go through the set's
+ * R-row kernels instead (R = 8 for AVX2 and AVX-VNNI, 16 for AVX-512), group
+ * by group, in column tiles of the set's pack_cols, with the plain row kernel
+ * for the N % R tail. */
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -44,35 +45,42 @@ typedef struct {
     /* packed weights (cpu_pack.c): NULL pk = plain rows */
     const sw_cpu_packed *pk;
     const uint8_t *pbase; /* first byte of the packed tensor */
-    int64_t r0;           /* row of the packed tensor that is row 0 of w (multiple of 8) */
+    int64_t r0;           /* row of the packed tensor that is row 0 of w (multiple of R) */
     sw_cpu_pack_fn pfn;
+    int pcols;            /* column tile of pfn */
     int64_t chunk; /* rows per pool task, a multiple of SW_MM_ROWS */
 } mm_ctx;
 
-/* A chunk of rows of a packed weight: whole groups of 8 go through the packed
- * kernel, rows past the last group (the plain tail) through the row kernel. */
+/* A chunk of rows of a packed weight: whole groups of R go through the packed
+ * kernel, rows past the last group (the plain tail) through the row kernel
+ * (at most SW_CPU_MAX_COLS columns a call). */
 static void mm_task_packed(mm_ctx *c, int64_t n0, int64_t n1) {
-    float res[SW_CPU_MAX_COLS * 8];
+    float res[SW_CPU_PK_MAX_COLS * 16];
     size_t rb = c->pk->row_bytes;
-    for (int64_t t0 = 0; t0 < c->T; t0 += SW_CPU_MAX_COLS) {
-        int nc = (int)SW_MIN((int64_t)SW_CPU_MAX_COLS, c->T - t0);
+    int R = c->pk->R;
+    for (int64_t t0 = 0; t0 < c->T; t0 += c->pcols) {
+        int nc = (int)SW_MIN((int64_t)c->pcols, c->T - t0);
         const uint8_t *xt = c->xq + (size_t)t0 * c->xs;
         for (int64_t n = n0; n < n1;) {
             int64_t a = c->r0 + n, nr;
-            if (a < c->pk->N8) { /* a is a multiple of 8 here */
+            if (a < c->pk->Np) { /* a is a multiple of R here */
                 c->pfn(c->K, c->pbase + (size_t)a * rb, xt, c->xs, nc, res);
-                nr = SW_MIN((int64_t)8, n1 - n);
+                nr = SW_MIN((int64_t)R, n1 - n);
                 for (int j = 0; j < nc; j++) {
                     float *o = (float *)sw_cpu_row(c->out, t0 + j, 0, 0) + n;
                     for (int64_t r = 0; r < nr; r++)
-                        o[r] = res[j * 8 + r] + (c->bias ? c->bias[n + r] : 0.0f);
+                        o[r] = res[j * R + r] + (c->bias ? c->bias[n + r] : 0.0f);
                 }
             } else {
                 nr = 1;
-                c->dot(c->K, c->pbase + (size_t)a * rb, xt, c->xs, nc, res);
-                for (int j = 0; j < nc; j++)
-                    ((float *)sw_cpu_row(c->out, t0 + j, 0, 0))[n] =
-                        res[j] + (c->bias ? c->bias[n] : 0.0f);
+                for (int j0 = 0; j0 < nc; j0 += SW_CPU_MAX_COLS) {
+                    int nj = SW_MIN(SW_CPU_MAX_COLS, nc - j0);
+                    c->dot(c->K, c->pbase + (size_t)a * rb, xt + (size_t)j0 * c->xs, c->xs, nj,
+                           res);
+                    for (int j = 0; j < nj; j++)
+                        ((float *)sw_cpu_row(c->out, t0 + j0 + j, 0, 0))[n] =
+                            res[j] + (c->bias ? c->bias[n] : 0.0f);
+                }
             }
             n += nr;
         }
@@ -120,7 +128,7 @@ typedef struct {
     uint8_t *xq;
     size_t xs;
     sw_cpu_act act;
-    bool simd;
+    const sw_cpu_kernels *k;
 } quant_ctx;
 
 static void quant_task(void *p, int64_t t, int slot) {
@@ -129,17 +137,10 @@ static void quant_task(void *p, int64_t t, int slot) {
     int64_t K = c->x->ne[0];
     const float *x = (const float *)sw_cpu_row(c->x, t, 0, 0);
     uint8_t *y = c->xq + (size_t)t * c->xs;
-    if (c->act == SW_CPU_ACT_Q8) {
-        if (c->simd)
-            sw_cpu_quantize_q8_avx2(x, (sw_cpu_q8 *)y, K);
-        else
-            sw_cpu_quantize_q8(x, (sw_cpu_q8 *)y, K);
-    } else {
-        if (c->simd)
-            sw_cpu_quantize_q8_K_avx2(x, (sw_block_q8_K *)y, K);
-        else
-            sw_cpu_quantize_q8_K(x, (sw_block_q8_K *)y, K);
-    }
+    if (c->act == SW_CPU_ACT_Q8)
+        c->k->quantize_q8(x, (sw_cpu_q8 *)y, K);
+    else
+        c->k->quantize_q8_K(x, (sw_block_q8_K *)y, K);
 }
 
 sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
@@ -150,7 +151,7 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
     if (!sw_cpu_matmul_type(w->type, &act))
         return sw_err_set(err, SW_E_UNSUPPORTED, "matmul: no cpu kernel for %s weights",
                           sw_type_name((uint32_t)w->type));
-    sw_cpu_dot_fn dot = cb->simd ? sw_cpu_dot_avx2(w->type) : NULL;
+    sw_cpu_dot_fn dot = cb->k->dot(w->type);
     if (!dot) dot = sw_cpu_dot_scalar(w->type);
     mm_ctx c = {.w = w, .out = out, .dot = dot, .K = K, .N = N, .T = T};
     c.bias = bias ? (const float *)sw_cpu_ptr(bias) : NULL;
@@ -164,17 +165,19 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
     c.kc = K;
     c.pk = sw_cpu_pack_find(w->buf, w->offset);
     if (c.pk) {
-        /* only the AVX2 backend packs, and only contiguous 2-D weights */
-        c.pfn = sw_cpu_pack_kernel_avx2(w->type);
+        /* packed by this backend's kernel set, as contiguous 2-D weights */
+        c.pfn = cb->k->pack_rows == c.pk->R ? cb->k->pack(w->type) : NULL;
+        c.pcols = cb->k->pack_cols;
         c.pbase = (const uint8_t *)w->buf->data + c.pk->off;
         size_t rel = w->offset - c.pk->off;
         c.r0 = (int64_t)(rel / c.pk->row_bytes);
-        if (!c.pfn || w->type != c.pk->type || rel % c.pk->row_bytes != 0 || c.r0 % 8 != 0 ||
-            w->nb[1] != c.pk->row_bytes || c.r0 + N > (int64_t)(c.pk->size / c.pk->row_bytes))
+        if (!c.pfn || w->type != c.pk->type || rel % c.pk->row_bytes != 0 ||
+            c.r0 % c.pk->R != 0 || w->nb[1] != c.pk->row_bytes ||
+            c.r0 + N > (int64_t)(c.pk->size / c.pk->row_bytes))
             return sw_err_set(err, SW_E_UNSUPPORTED,
                               "matmul: weight view at row %" PRId64
-                              " of a packed tensor must start at a multiple of 8 rows",
-                              c.r0);
+                              " of a packed tensor must start at a multiple of %d rows",
+                              c.r0, c.pk->R);
     }
     if (T > 1 && K % SW_QK_K == 0 && !c.pk) {
         int64_t kc = (int64_t)(SW_MM_X_BYTES / (SW_CPU_MAX_COLS * c.x_bytes_per_k));
@@ -199,7 +202,7 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
                               "matmul: cannot allocate %zu bytes for x [%" PRId64 ", %" PRId64 "]",
                               need, K, T);
         c.xq = xq;
-        quant_ctx qc = {x, xq, c.xs, act, cb->simd};
+        quant_ctx qc = {x, xq, c.xs, act, cb->k};
         /* one task per column; T = 1 (decode) runs on the caller, a few
          * microseconds, not worth a wake-up */
         sw_threadpool_run(cb->pool, quant_task, &qc, T);
@@ -210,7 +213,7 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
      * sequential stream the hardware prefetcher can follow rather than
      * 16-row pieces interleaved with the other threads'. */
     c.chunk = SW_MM_ROWS;
-    if (T <= SW_CPU_MAX_COLS) {
+    if (T <= (c.pk ? c.pcols : SW_CPU_MAX_COLS)) {
         int64_t per = (N + 4 * (int64_t)be->n_threads - 1) / (4 * (int64_t)be->n_threads);
         c.chunk = SW_MAX((int64_t)SW_MM_ROWS, (per + SW_MM_ROWS - 1) / SW_MM_ROWS * SW_MM_ROWS);
     }

@@ -41,7 +41,7 @@ static void get_rows_task(void *p, int64_t t, int slot) {
     int64_t n = c->table->ne[0];
     const uint8_t *src = sw_cpu_row(c->table, c->ids[t], 0, 0);
     float *dst = (float *)sw_cpu_row(c->out, t, 0, 0);
-    if (c->pk && c->r0 + c->ids[t] < c->pk->N8) {
+    if (c->pk && c->r0 + c->ids[t] < c->pk->Np) {
         uint8_t *row = c->tmp + (size_t)slot * c->pk->row_bytes;
         sw_cpu_pack_unpack_row(c->pk, (const uint8_t *)c->table->buf->data + c->pk->off,
                                c->r0 + c->ids[t], row);

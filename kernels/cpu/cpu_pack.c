@@ -4,18 +4,20 @@
  *
  * Why: a matmul kernel that reads one weight row at a time must reduce every
  * (row, token) dot product horizontally and reloads each activation block once
- * per row. Interleaving 8 rows lets one 256-bit register hold the same
- * elements of 8 rows, so a broadcast activation is multiplied into 8 rows at
- * once, each lane accumulates its own row, and no horizontal sum is needed
- * (the kernels are in cpu_pack_avx2.c and cpu_pack_k_avx2.c; the table
- * k_packed below names each packed type's layout and kernel).
+ * per row. Interleaving R rows lets one register hold the same elements of R
+ * rows (R = 8 for a 256-bit register of 32-bit lanes, 16 for 512 bits), so a
+ * broadcast activation is multiplied into R rows at once, each lane
+ * accumulates its own row, and no horizontal sum is needed (the kernels are in
+ * cpu_pack_avx2.c and cpu_pack_k_avx2.c for R = 8, cpu_pack_vnni.h for the
+ * VNNI sets; the kernel set decides R, see cpu_kernels.c).
  *
- * Layout (rows [0, N8) with N8 = N - N % 8, in groups of 8; the N % 8 tail rows
- * stay plain where they were, so a packed tensor has exactly its plain size).
- * Quantized types: group g = K / blck units, unit b = block b of rows 8g..8g+7
- * in 8 x (block bytes); a "vector" is 32 bytes whose lane r (4 bytes) belongs
- * to row 8g + r; f16 fields are 8 x f16 (16 bytes), lane r = row r.
- *   F32:  group g = 8 rows as [K][8] floats: element k of row 8g + r at k * 8 + r.
+ * Layout (rows [0, Np) with Np = N - N % R, in groups of R; the N % R tail
+ * rows stay plain where they were, so a packed tensor has exactly its plain
+ * size). Quantized types: group g = K / blck units, unit b = block b of rows
+ * Rg..Rg+R-1 in R x (block bytes); a "vector" is 4R bytes whose lane r (4
+ * bytes) belongs to row Rg + r; f16 fields are R x f16 (2R bytes), lane r =
+ * row r. Offsets below are for R = 8; all of them scale with R.
+ *   F32:  group g = R rows as [K][R] floats: element k of row Rg + r at k R + r.
  *   Q4_0: unit (144 bytes) = the 8 d, then 4 vectors: vector j, lane r = qs[4j ..
  *         4j+3] of row r, so its low nibbles are elements 4j..4j+3 and its high
  *         nibbles elements 16+4j..16+4j+3.
@@ -48,8 +50,8 @@
  * which the kernel turns into byte vectors (lane r = sc[r][0..3], ...) with a
  * few masks and shifts: the same 96 bits per row as GGUF's 12 bytes, so
  * unpacking restores them exactly.
- * Only backends that run the AVX2 kernels pack (the scalar path reads plain
- * rows), and only 2-D tensors with at least 8 rows.
+ * Only backends whose kernel set packs (pack_rows > 0) pack, and only 2-D
+ * tensors with at least R rows.
  *
  * A buffer keeps its packed ranges sorted by offset; a plain upload over a
  * range drops it from the table. Downloading a packed weight returns packed
@@ -60,10 +62,10 @@
 
 #include "cpu_internal.h"
 
-/* ---- one block of one row <-> lane r of an 8-row unit ----
+/* ---- one block of one row <-> lane r of an R-row unit ----
  * Each lane_* function maps the bytes of a plain block (blk) to their places
  * in unit u, copying one way or the other: the same code packs and unpacks,
- * so the two cannot disagree. */
+ * so the two cannot disagree. R is the rows per group; a vector is 4R bytes. */
 
 static void mv(uint8_t *u, uint8_t *blk, size_t n, bool pack) {
     if (pack)
@@ -72,10 +74,10 @@ static void mv(uint8_t *u, uint8_t *blk, size_t n, bool pack) {
         memcpy(blk, u, n);
 }
 
-/* n 4-byte chunks of blk, chunk j to lane r of vector j (32 bytes apart) */
-static void mv_vectors(uint8_t *u, uint8_t *blk, int n, int r, bool pack) {
+/* n 4-byte chunks of blk, chunk j to lane r of vector j (4R bytes apart) */
+static void mv_vectors(uint8_t *u, uint8_t *blk, int n, int r, int R, bool pack) {
     for (int j = 0; j < n; j++)
-        mv(u + 32 * j + 4 * r, blk + 4 * j, 4, pack);
+        mv(u + 4 * R * j + 4 * r, blk + 4 * j, 4, pack);
 }
 
 /* GGUF's qh (bit e = the 5th bit of element e) <-> the 4 bytes of one lane
@@ -96,41 +98,41 @@ static void lane_b32_qh(uint8_t *v, uint8_t *qh, bool pack) {
             }
 }
 
-/* The 32-element types: d (and m) as 8 x f16 each, nq qs vectors, and for
+/* The 32-element types: d (and m) as R x f16 each, nq qs vectors, and for
  * the 5-bit types (qh not NULL) the 5th-bit vector. */
 static void lane_b32(uint8_t *u, uint8_t *d, uint8_t *m, uint8_t *qh, uint8_t *qs, int nq, int r,
-                     bool pack) {
-    int f = m ? 32 : 16; /* bytes of f16 fields */
+                     int R, bool pack) {
+    int f = (m ? 4 : 2) * R; /* bytes of f16 fields */
     mv(u + 2 * r, d, 2, pack);
-    if (m) mv(u + 16 + 2 * r, m, 2, pack);
-    mv_vectors(u + f, qs, nq, r, pack);
-    if (qh) lane_b32_qh(u + f + 32 * nq + 4 * r, qh, pack);
+    if (m) mv(u + 2 * R + 2 * r, m, 2, pack);
+    mv_vectors(u + f, qs, nq, r, R, pack);
+    if (qh) lane_b32_qh(u + f + 4 * R * nq + 4 * r, qh, pack);
 }
 
 #define FIELD(BT, blk, f) ((blk) + offsetof(BT, f))
 
-static void lane_q4_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
-    lane_b32(u, FIELD(sw_block_q4_0, blk, d), NULL, NULL, FIELD(sw_block_q4_0, blk, qs), 4, r,
+static void lane_q4_0(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
+    lane_b32(u, FIELD(sw_block_q4_0, blk, d), NULL, NULL, FIELD(sw_block_q4_0, blk, qs), 4, r, R,
              pack);
 }
 
-static void lane_q4_1(uint8_t *u, uint8_t *blk, int r, bool pack) {
+static void lane_q4_1(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
     lane_b32(u, FIELD(sw_block_q4_1, blk, d), FIELD(sw_block_q4_1, blk, m), NULL,
-             FIELD(sw_block_q4_1, blk, qs), 4, r, pack);
+             FIELD(sw_block_q4_1, blk, qs), 4, r, R, pack);
 }
 
-static void lane_q5_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
+static void lane_q5_0(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
     lane_b32(u, FIELD(sw_block_q5_0, blk, d), NULL, FIELD(sw_block_q5_0, blk, qh),
-             FIELD(sw_block_q5_0, blk, qs), 4, r, pack);
+             FIELD(sw_block_q5_0, blk, qs), 4, r, R, pack);
 }
 
-static void lane_q5_1(uint8_t *u, uint8_t *blk, int r, bool pack) {
+static void lane_q5_1(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
     lane_b32(u, FIELD(sw_block_q5_1, blk, d), FIELD(sw_block_q5_1, blk, m),
-             FIELD(sw_block_q5_1, blk, qh), FIELD(sw_block_q5_1, blk, qs), 4, r, pack);
+             FIELD(sw_block_q5_1, blk, qh), FIELD(sw_block_q5_1, blk, qs), 4, r, R, pack);
 }
 
-static void lane_q8_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
-    lane_b32(u, FIELD(sw_block_q8_0, blk, d), NULL, NULL, FIELD(sw_block_q8_0, blk, qs), 8, r,
+static void lane_q8_0(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
+    lane_b32(u, FIELD(sw_block_q8_0, blk, d), NULL, NULL, FIELD(sw_block_q8_0, blk, qs), 8, r, R,
              pack);
 }
 
@@ -138,8 +140,8 @@ static void lane_q8_0(uint8_t *u, uint8_t *blk, int r, bool pack) {
  * sc[j] = q[j] & 63 and m[j] = q[4+j] & 63 for j < 4; sc[4+j] = low nibble
  * of q[8+j] | (q[j] >> 6) << 4, m[4+j] = high nibble of q[8+j] | (q[4+j] >>
  * 6) << 4. */
-static void lane_k4_scales(uint8_t *u, uint8_t *q, int r, bool pack) {
-    uint8_t *ls = u + 4 * r, *lm = u + 32 + 4 * r, *hb = u + 64 + 4 * r;
+static void lane_k4_scales(uint8_t *u, uint8_t *q, int r, int R, bool pack) {
+    uint8_t *ls = u + 4 * r, *lm = u + 4 * R + 4 * r, *hb = u + 8 * R + 4 * r;
     for (int j = 0; j < 4; j++) {
         unsigned s0, s1, m0, m1; /* sc[j], sc[4+j], m[j], m[4+j] */
         if (pack) {
@@ -164,30 +166,30 @@ static void lane_k4_scales(uint8_t *u, uint8_t *q, int r, bool pack) {
 
 /* Q4_K and Q5_K share d, dmin, scales and qs at the same unit offsets */
 static void lane_k4_common(uint8_t *u, uint8_t *d, uint8_t *dmin, uint8_t *sc, uint8_t *qs, int r,
-                           bool pack) {
+                           int R, bool pack) {
     mv(u + 2 * r, d, 2, pack);
-    mv(u + 16 + 2 * r, dmin, 2, pack);
-    lane_k4_scales(u + SW_PK_K4_SCALES, sc, r, pack);
+    mv(u + 2 * R + 2 * r, dmin, 2, pack);
+    lane_k4_scales(u + R * SW_PK_K4_SCALES, sc, r, R, pack);
     for (int p = 0; p < 4; p++)
-        mv_vectors(u + SW_PK_K4_QS + 256 * p, qs + 32 * p, 8, r, pack);
+        mv_vectors(u + R * SW_PK_K4_QS + 32 * R * p, qs + 32 * p, 8, r, R, pack);
 }
 
-static void lane_q4_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
+static void lane_q4_K(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
     lane_k4_common(u, blk + offsetof(sw_block_q4_K, d), blk + offsetof(sw_block_q4_K, dmin),
-                   blk + offsetof(sw_block_q4_K, scales), blk + offsetof(sw_block_q4_K, qs), r,
+                   blk + offsetof(sw_block_q4_K, scales), blk + offsetof(sw_block_q4_K, qs), r, R,
                    pack);
 }
 
 /* Q5_K's 5th bits: qh[l] bit g is element l of group g. Packed vector (p,
- * half) at u + 64p + 32half, lane r, byte k, bit 2i + odd <-> bit 2p + odd of
- * qh[16half + 4i + k]: one vector holds the bits of a pair of groups' half,
- * each at a bit position the kernel knows at compile time. */
-static void lane_q5_K_qh(uint8_t *u, uint8_t *qh, int r, bool pack) {
+ * half) at u + 8Rp + 4R half, lane r, byte k, bit 2i + odd <-> bit 2p + odd
+ * of qh[16half + 4i + k]: one vector holds the bits of a pair of groups'
+ * half, each at a bit position the kernel knows at compile time. */
+static void lane_q5_K_qh(uint8_t *u, uint8_t *qh, int r, int R, bool pack) {
     if (!pack) memset(qh, 0, SW_QK_K / 8);
     for (int p = 0; p < 4; p++)
         for (int half = 0; half < 2; half++)
             for (int k = 0; k < 4; k++) {
-                uint8_t *v = u + 64 * p + 32 * half + 4 * r + k;
+                uint8_t *v = u + 8 * R * p + 4 * R * half + 4 * r + k;
                 if (pack) *v = 0;
                 for (int i = 0; i < 4; i++)
                     for (int odd = 0; odd < 2; odd++) {
@@ -201,48 +203,41 @@ static void lane_q5_K_qh(uint8_t *u, uint8_t *qh, int r, bool pack) {
             }
 }
 
-static void lane_q5_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
+static void lane_q5_K(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
     lane_k4_common(u, blk + offsetof(sw_block_q5_K, d), blk + offsetof(sw_block_q5_K, dmin),
-                   blk + offsetof(sw_block_q5_K, scales), blk + offsetof(sw_block_q5_K, qs), r,
+                   blk + offsetof(sw_block_q5_K, scales), blk + offsetof(sw_block_q5_K, qs), r, R,
                    pack);
-    lane_q5_K_qh(u + SW_PK_Q5K_QH, blk + offsetof(sw_block_q5_K, qh), r, pack);
+    lane_q5_K_qh(u + R * SW_PK_Q5K_QH, blk + offsetof(sw_block_q5_K, qh), r, R, pack);
 }
 
-static void lane_q6_K(uint8_t *u, uint8_t *blk, int r, bool pack) {
+static void lane_q6_K(uint8_t *u, uint8_t *blk, int r, int R, bool pack) {
     uint8_t *ql = blk + offsetof(sw_block_q6_K, ql), *qh = blk + offsetof(sw_block_q6_K, qh);
     mv(u + 2 * r, blk + offsetof(sw_block_q6_K, d), 2, pack);
     for (int g = 0; g < 8; g++)
-        mv(u + SW_PK_Q6K_SCALES + 16 * g + 2 * r, blk + offsetof(sw_block_q6_K, scales) + 2 * g, 2,
-           pack);
+        mv(u + R * SW_PK_Q6K_SCALES + 2 * R * g + 2 * r,
+           blk + offsetof(sw_block_q6_K, scales) + 2 * g, 2, pack);
     for (int h = 0; h < 2; h++)
         for (int j = 0; j < 8; j++) {
-            uint8_t *v = u + SW_PK_Q6K_Q + 96 * (8 * h + j) + 4 * r;
+            uint8_t *v = u + R * SW_PK_Q6K_Q + 12 * R * (8 * h + j) + 4 * r;
             mv(v, ql + 64 * h + 4 * j, 4, pack);
-            mv(v + 32, ql + 64 * h + 32 + 4 * j, 4, pack);
-            mv(v + 64, qh + 32 * h + 4 * j, 4, pack);
+            mv(v + 4 * R, ql + 64 * h + 32 + 4 * j, 4, pack);
+            mv(v + 8 * R, qh + 32 * h + 4 * j, 4, pack);
         }
 }
 
-typedef void (*lane_fn)(uint8_t *u, uint8_t *blk, int r, bool pack);
+typedef void (*lane_fn)(uint8_t *u, uint8_t *blk, int r, int R, bool pack);
 
-/* The packed types: the one list of them, with the layout (lane function)
- * and the AVX2 kernel of each. */
+/* The packed types: the one list of them, with the layout (lane function) of
+ * each; the kernel sets say which kernel runs each (cpu_kernels.c). */
 typedef struct {
     sw_type type;
     lane_fn lane; /* NULL for F32: xfer_group moves single floats */
-    sw_cpu_pack_fn kernel;
 } pack_desc;
 
 static const pack_desc k_packed[] = {
-    {SW_TYPE_F32, NULL, sw_cpu_pk_f32},
-    {SW_TYPE_Q4_0, lane_q4_0, sw_cpu_pk_q4_0},
-    {SW_TYPE_Q4_1, lane_q4_1, sw_cpu_pk_q4_1},
-    {SW_TYPE_Q5_0, lane_q5_0, sw_cpu_pk_q5_0},
-    {SW_TYPE_Q5_1, lane_q5_1, sw_cpu_pk_q5_1},
-    {SW_TYPE_Q8_0, lane_q8_0, sw_cpu_pk_q8_0},
-    {SW_TYPE_Q4_K, lane_q4_K, sw_cpu_pk_q4_K},
-    {SW_TYPE_Q5_K, lane_q5_K, sw_cpu_pk_q5_K},
-    {SW_TYPE_Q6_K, lane_q6_K, sw_cpu_pk_q6_K},
+    {SW_TYPE_F32, NULL},           {SW_TYPE_Q4_0, lane_q4_0}, {SW_TYPE_Q4_1, lane_q4_1},
+    {SW_TYPE_Q5_0, lane_q5_0},     {SW_TYPE_Q5_1, lane_q5_1}, {SW_TYPE_Q8_0, lane_q8_0},
+    {SW_TYPE_Q4_K, lane_q4_K},     {SW_TYPE_Q5_K, lane_q5_K}, {SW_TYPE_Q6_K, lane_q6_K},
 };
 
 static const pack_desc *desc_of(sw_type t) {
@@ -255,14 +250,9 @@ bool sw_cpu_pack_type(sw_type t) {
     return desc_of(t) != NULL;
 }
 
-sw_cpu_pack_fn sw_cpu_pack_kernel_avx2(sw_type t) {
-    const pack_desc *d = desc_of(t);
-    return d ? d->kernel : NULL;
-}
-
-/* Rows 8g..8g+7 (plain, row_bytes apart, at rows) <-> group g (at grp); for
- * unpacking, rows may be one row (lanes = that row's lane only). */
-static void xfer_group(sw_type t, int64_t K, uint8_t *grp, uint8_t *rows, size_t row_bytes,
+/* Rows Rg..Rg+R-1 (plain, row_bytes apart, at rows) <-> group g (at grp);
+ * for unpacking, rows may be one row (lanes = that row's lane only). */
+static void xfer_group(sw_type t, int64_t K, int R, uint8_t *grp, uint8_t *rows, size_t row_bytes,
                        int lane0, int nlanes, bool pack) {
     if (t == SW_TYPE_F32) {
         float *g = (float *)grp;
@@ -270,9 +260,9 @@ static void xfer_group(sw_type t, int64_t K, uint8_t *grp, uint8_t *rows, size_t
             float *s = (float *)(rows + (size_t)(r - lane0) * row_bytes);
             for (int64_t k = 0; k < K; k++) {
                 if (pack)
-                    g[k * 8 + r] = s[k];
+                    g[k * R + r] = s[k];
                 else
-                    s[k] = g[k * 8 + r];
+                    s[k] = g[k * R + r];
             }
         }
         return;
@@ -282,14 +272,14 @@ static void xfer_group(sw_type t, int64_t K, uint8_t *grp, uint8_t *rows, size_t
     size_t blk = tr->type_size;
     for (int64_t b = 0; b < K / tr->blck_size; b++)
         for (int r = lane0; r < lane0 + nlanes; r++)
-            lane(grp + (size_t)b * 8 * blk,
-                 rows + (size_t)(r - lane0) * row_bytes + (size_t)b * blk, r, pack);
+            lane(grp + (size_t)b * (size_t)R * blk,
+                 rows + (size_t)(r - lane0) * row_bytes + (size_t)b * blk, r, R, pack);
 }
 
 void sw_cpu_pack_unpack_row(const sw_cpu_packed *e, const uint8_t *base, int64_t r, uint8_t *dst) {
     /* the group is only read: pack = false never writes through it */
-    uint8_t *grp = (uint8_t *)(uintptr_t)(base + (size_t)(r / 8) * 8 * e->row_bytes);
-    xfer_group(e->type, e->K, grp, dst, e->row_bytes, (int)(r % 8), 1, false);
+    uint8_t *grp = (uint8_t *)(uintptr_t)(base + (size_t)(r / e->R) * (size_t)e->R * e->row_bytes);
+    xfer_group(e->type, e->K, e->R, grp, dst, e->row_bytes, (int)(r % e->R), 1, false);
 }
 
 const sw_cpu_packed *sw_cpu_pack_find(const sw_buffer *buf, size_t off) {
@@ -348,8 +338,10 @@ sw_status sw_cpu_upload_weight(sw_backend *b, const sw_tensor *dst, const void *
     sw_cpu_pack_forget(buf, dst->offset, n);
     uint8_t *out = (uint8_t *)buf->data + dst->offset;
     /* K-quants: K % 256 == 0 already holds (row_bytes would be 0 otherwise) */
-    bool pack = be->simd && sw_cpu_pack_type(dst->type) && dst->ne[2] == 1 && dst->ne[3] == 1 &&
-                dst->ne[1] >= 8 && dst->ne[0] % sw_type_get((uint32_t)dst->type)->blck_size == 0;
+    int R = be->k->pack_rows;
+    bool pack = R > 0 && be->k->pack(dst->type) && sw_cpu_pack_type(dst->type) &&
+                dst->ne[2] == 1 && dst->ne[3] == 1 && dst->ne[1] >= R &&
+                dst->ne[0] % sw_type_get((uint32_t)dst->type)->blck_size == 0;
     if (!pack) {
         if (n) memcpy(out, src, n);
         return SW_OK;
@@ -358,17 +350,18 @@ sw_status sw_cpu_upload_weight(sw_backend *b, const sw_tensor *dst, const void *
                        .size = n,
                        .type = dst->type,
                        .K = dst->ne[0],
-                       .N8 = rows - rows % 8,
+                       .Np = rows - rows % R,
+                       .R = R,
                        .row_bytes = row_bytes};
     sw_status st = table_insert(buf, &e, err);
     if (st != SW_OK) return st;
     /* the source rows are only read: pack = true never writes through them */
     uint8_t *s = (uint8_t *)(uintptr_t)src;
-    for (int64_t g = 0; g < e.N8 / 8; g++) {
-        size_t o = (size_t)g * 8 * row_bytes;
-        xfer_group(e.type, e.K, out + o, s + o, row_bytes, 0, 8, true);
+    for (int64_t g = 0; g < e.Np / R; g++) {
+        size_t o = (size_t)g * (size_t)R * row_bytes;
+        xfer_group(e.type, e.K, R, out + o, s + o, row_bytes, 0, R, true);
     }
-    size_t tail = (size_t)e.N8 * row_bytes;
+    size_t tail = (size_t)e.Np * row_bytes;
     memcpy(out + tail, s + tail, n - tail);
     return SW_OK;
 }

@@ -98,7 +98,7 @@ static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, s
         const uint8_t *u = w + (size_t)b * (five ? Q5K_UNIT : Q4K_UNIT);
         prefetch_unit(u, five ? Q5K_UNIT : Q4K_UNIT, nc);
         __m256i sv[2], mv[2], isum[SW_CPU_MAX_COLS], corr[SW_CPU_MAX_COLS], scp[8];
-        k4_decode(u + SW_PK_K4_SCALES, sv, mv);
+        k4_decode(u + 8 * SW_PK_K4_SCALES, sv, mv);
         _Pragma("GCC unroll 8")
         for (int g = 0; g < 8; g++)
             scp[g] = _mm256_shuffle_epi8(sv[g / 4], pair_ctrl(g % 4));
@@ -116,11 +116,11 @@ static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, s
                     __m256i q[4];
                     _Pragma("GCC unroll 4")
                     for (int i = 0; i < 4; i++) {
-                        __m256i v = ld(u + SW_PK_K4_QS + 256 * p + 32 * (4 * half + i));
+                        __m256i v = ld(u + 8 * SW_PK_K4_QS + 256 * p + 32 * (4 * half + i));
                         if (odd) v = _mm256_srli_epi16(v, 4);
                         q[i] = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
                         if (five) {
-                            __m256i h = ld(u + SW_PK_Q5K_QH + 64 * p + 32 * half);
+                            __m256i h = ld(u + 8 * SW_PK_Q5K_QH + 64 * p + 32 * half);
                             int bit = 2 * i + odd; /* -> bit 4 */
                             h = bit >= 4 ? _mm256_srli_epi16(h, bit - 4)
                                          : _mm256_slli_epi16(h, 4 - bit);
@@ -198,7 +198,7 @@ static ALWAYS_INLINE void pk_q6_K_nc(int64_t K, const uint8_t *w, const void *x,
         _Pragma("GCC unroll 8")
         for (int g = 0; g < 8; g++) {
             /* lane r = (scale 2g, scale 2g + 1) of row r, as int16 */
-            const uint8_t *sg = u + SW_PK_Q6K_SCALES + 16 * g;
+            const uint8_t *sg = u + 8 * SW_PK_Q6K_SCALES + 16 * g;
             __m256i sp = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sg));
             sc[2 * g] = _mm256_shuffle_epi8(sp, dup0);
             sc[2 * g + 1] = _mm256_shuffle_epi8(sp, dup1);
@@ -210,7 +210,7 @@ static ALWAYS_INLINE void pk_q6_K_nc(int64_t K, const uint8_t *w, const void *x,
         _Pragma("GCC unroll 1")
         for (int hj = 0; hj < 8; hj++) {
             int h = hj / 4, jj = hj % 4; /* elements 8jj..8jj+7 of groups 4h..4h+3 */
-            const uint8_t *v = u + SW_PK_Q6K_Q + 96 * (8 * h + 2 * jj);
+            const uint8_t *v = u + 8 * SW_PK_Q6K_Q + 96 * (8 * h + 2 * jj);
             _Pragma("GCC unroll 4")
             for (int i = 0; i < 4; i++) {
                 int g = 4 * h + i;

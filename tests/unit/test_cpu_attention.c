@@ -2,9 +2,10 @@
  * naive double-precision softmax attention written here: several sequences of
  * different lengths in one batch (a prefill from 0, a long decode, a chunked
  * prefill continuing a cached prefix), shuffled (non-contiguous) block tables,
- * GQA ratios 1, 2 and 4, F32 and F16 caches, head_dim 64 and 40 (SIMD tails),
+ * GQA ratios 1, 2 and 4, F32 and F16 caches, head_dim 40, 64, 80 and 128,
  * q/out as 2-D [head_dim * n_head, T] and 3-D [head_dim, n_head, T] views,
- * scalar and AVX2 paths, 1 and 2 threads.
+ * every kernel set the host has (scalar, AVX2, AVX-VNNI, AVX-512; head_dim 40
+ * runs AVX-512 hosts' AVX2 loop), 1 and 2 threads.
  *
  * Error bound: the kernel's scores differ from exact by at most
  * delta = scale * (hd + 2) u sum_i |q_i k_i| (float dot of hd terms); a
@@ -38,9 +39,7 @@ static sw_test_rng rng = {999}; /* shared LCG: tests/unit/support/sw_test.c */
 typedef sw_test_cpu_grid fixture;
 
 static int setup(void **state) {
-    fixture *f = sw_test_cpu_grid_create();
-    if (!f->have_simd) print_message("note: no AVX2 on this CPU: scalar attention only\n");
-    *state = f;
+    *state = sw_test_cpu_grid_create();
     return 0;
 }
 
@@ -157,10 +156,10 @@ static void run_case(fixture *f, const acase *ac) {
                 free(sc);
             }
 
-    for (int simd = 0; simd < 2; simd++) {
-        if (simd && !f->have_simd) continue;
+    for (int isa = 0; isa < SW_CPU_ISA_COUNT; isa++) {
+        if (!f->be[isa][0]) continue;
         for (int th = 0; th < 2; th++) {
-            sw_backend *be = f->be[simd][th];
+            sw_backend *be = f->be[isa][th];
             sw_type ct = ac->f16 ? SW_TYPE_F16 : SW_TYPE_F32;
             sw_buffer *bk, *bv, *bq, *bo, *bi;
             assert_int_equal(sw_be_buf_alloc(be, cache_elems * es, SW_BUF_KV, &bk, &err), SW_OK);
@@ -201,7 +200,8 @@ static void run_case(fixture *f, const acase *ac) {
                 if (fabs(o[i] - ref[i]) > tol[i])
                     fail_msg("attention hd=%d nh=%d nkv=%d %s %s threads=%d: out[t=%d h=%d i=%d] = "
                              "%.9g, ref %.9g (tol %.3g)",
-                             hd, nh, nkv, ac->f16 ? "f16" : "f32", simd ? "avx2" : "scalar", th + 1,
+                             hd, nh, nkv, ac->f16 ? "f16" : "f32", sw_cpu_isa_name((sw_cpu_isa)isa),
+                             th + 1,
                              i / (hd * nh), (i / hd) % nh, i % hd, o[i], ref[i], tol[i]);
             /* data-dependent errors: a block id past the cache, a position past
              * the block table */
@@ -237,6 +237,7 @@ static void test_attention(void **state) {
     const acase cases[] = {
         {64, 2, 2, false, false}, {64, 4, 2, true, false}, {64, 8, 2, true, true},
         {40, 4, 1, false, true},  {40, 2, 2, true, false}, {64, 8, 2, false, false},
+        {80, 4, 2, true, true},   {128, 2, 1, false, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(f, &cases[i]);
@@ -248,7 +249,7 @@ static void test_attention(void **state) {
 static void test_self_attention_after_write(void **state) {
     fixture *f = *state;
     sw_err err = {{0}};
-    sw_backend *be = f->be[f->have_simd][1];
+    sw_backend *be = f->be[f->best][1];
     const int hd = 32, nh = 2, nkv = 1;
     sw_buffer *b;
     assert_int_equal(sw_be_buf_alloc(be, 1 << 16, SW_BUF_COMPUTE, &b, &err), SW_OK);

@@ -2,7 +2,8 @@
  * "dequantize-then-f64 math": weights dequantized with sw_dequantize_row (the
  * reference dequantizer) and dot products in double, for K = 256, 512, 4096,
  * odd N (7, 33: partial row chunks), T = 1, 3, 8, 17 (partial column tiles),
- * 1 and 2 threads, on the scalar and the AVX2 kernels.
+ * 1 and 2 threads, on every kernel set the host has (scalar, AVX2, AVX-VNNI,
+ * AVX-512 VNNI; the others are named with the reason they are skipped).
  *
  * Two checks per output, both normalised by M = sum_k |w_k x_k|:
  *  1. exact-arithmetic check: the reference takes the same 8-bit activations
@@ -43,9 +44,7 @@ static sw_test_rng rng = {0}; /* shared LCG: tests/unit/support/sw_test.c */
 typedef sw_test_cpu_grid fixture;
 
 static int setup(void **state) {
-    fixture *f = sw_test_cpu_grid_create();
-    if (!f->have_simd) print_message("note: this CPU has no AVX2+FMA+F16C: only the scalar kernels are tested\n");
-    *state = f;
+    *state = sw_test_cpu_grid_create();
     return 0;
 }
 
@@ -135,10 +134,10 @@ static void run_case(fixture *f, sw_type type, int64_t K, int64_t N, int64_t T, 
     double tol1 = blk == 0 ? ((double)K / 8 + 64) * u : 64 * u;
     if (blk == 256) tol1 *= 4;
 
-    for (int simd = 0; simd < 2; simd++) {
-        if (simd && !f->have_simd) continue;
+    for (int isa = 0; isa < SW_CPU_ISA_COUNT; isa++) {
+        if (!f->be[isa][0]) continue;
         for (int th = 0; th < 2; th++) {
-            sw_backend *be = f->be[simd][th];
+            sw_backend *be = f->be[isa][th];
             sw_buffer *bw = NULL, *bx = NULL, *bo = NULL, *bb = NULL;
             assert_int_equal(sw_be_buf_alloc(be, row * (size_t)N, SW_BUF_WEIGHTS, &bw, &err),
                              SW_OK);
@@ -192,7 +191,7 @@ static void run_case(fixture *f, sw_type type, int64_t K, int64_t N, int64_t T, 
                                  "%.9g, ref %.9g (same-x8 ref), %.9g (f32 x); err %.3g > %.3g or "
                                  "%.3g > %.3g",
                                  sw_type_name(type), (long long)K, (long long)N, (long long)T,
-                                 simd ? "avx2" : "scalar", th + 1, (long long)t, (long long)n, got,
+                                 sw_cpu_isa_name((sw_cpu_isa)isa), th + 1, (long long)t, (long long)n, got,
                                  ref_q, ref_x, e1, a1, e2, a2);
                 }
             sw_be_buf_free(be, bw);
@@ -251,7 +250,7 @@ static void test_matmul_strided(void **state) {
     fixture *f = *state;
     sw_err err = {{0}};
     const int64_t K = 256, N = 9, T = 5, XW = 300, OW = 20;
-    sw_backend *be = f->be[f->have_simd][1];
+    sw_backend *be = f->be[f->best][1];
     rng.s = 77;
     float *wf = malloc(sizeof(float) * K * N), *xw = malloc(sizeof(float) * XW * T);
     float *ow = malloc(sizeof(float) * OW * T);
@@ -299,8 +298,8 @@ static void test_matmul_strided(void **state) {
  * huge values, infinities and NaN. */
 static void test_quantize_paths(void **state) {
     fixture *f = *state;
-    if (!f->have_simd) {
-        print_message("skipped: no AVX2 on this CPU\n");
+    if (!f->be[SW_CPU_ISA_AVX2][0]) {
+        print_message("skipped: %s\n", f->why[SW_CPU_ISA_AVX2]);
         return;
     }
     rng.s = 4242;
@@ -329,6 +328,12 @@ static void test_quantize_paths(void **state) {
         /* d, s: equal or both NaN (the inf/NaN blocks) */
         assert_true(a[i].d == b[i].d || (isnan(a[i].d) && isnan(b[i].d)));
         assert_true(a[i].s == b[i].s || (isnan(a[i].s) && isnan(b[i].s)));
+        assert_memory_equal(a[i].sum, b[i].sum, sizeof a[i].sum);
+        int32_t sum = 0;
+        for (int j = 0; j < 32; j++)
+            sum += a[i].qs[j];
+        assert_int_equal(a[i].sum[0], sum);
+        assert_int_equal(a[i].sum[1], 0);
     }
     for (int64_t i = 0; i < n / 256; i++) {
         if (memcmp(ka[i].qs, kb[i].qs, 256) != 0 || memcmp(ka[i].bsums, kb[i].bsums, 32) != 0)
@@ -349,6 +354,41 @@ static void test_quantize_paths(void **state) {
     free(kb);
 }
 
+/* SW_CPU_ISA picks the kernel set of a new backend; one the host lacks, or a
+ * name that is none, is a clear error, never a silent fallback. */
+static void test_isa_selection(void **state) {
+    fixture *f = *state;
+    sw_err err = {{0}};
+    sw_backend *be = NULL;
+    for (int isa = 0; isa < SW_CPU_ISA_COUNT; isa++) {
+        setenv("SW_CPU_ISA", sw_cpu_isa_name((sw_cpu_isa)isa), 1);
+        sw_status st = sw_backend_cpu_create(1, &be, &err);
+        if (f->be[isa][0]) {
+            assert_int_equal(st, SW_OK);
+            assert_int_equal(sw_backend_cpu_isa(be), isa);
+            sw_backend_free(be);
+        } else {
+            assert_int_equal(st, SW_E_UNSUPPORTED);
+            assert_null(be);
+            assert_non_null(strstr(err.msg, f->why[isa]));
+            print_message("SW_CPU_ISA=%s: %s\n", sw_cpu_isa_name((sw_cpu_isa)isa), err.msg);
+        }
+    }
+    setenv("SW_CPU_ISA", "avx9000", 1);
+    assert_int_equal(sw_backend_cpu_create(1, &be, &err), SW_E_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "avx9000"));
+    setenv("SW_CPU_ISA", "auto", 1);
+    assert_int_equal(sw_backend_cpu_create(1, &be, &err), SW_OK);
+    assert_int_equal(sw_backend_cpu_isa(be), f->best);
+    sw_backend_free(be);
+    unsetenv("SW_CPU_ISA");
+    setenv("SW_CPU_NO_SIMD", "1", 1); /* the older spelling of scalar */
+    assert_int_equal(sw_backend_cpu_create(1, &be, &err), SW_OK);
+    assert_int_equal(sw_backend_cpu_isa(be), SW_CPU_ISA_SCALAR);
+    sw_backend_free(be);
+    unsetenv("SW_CPU_NO_SIMD");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_f32),     cmocka_unit_test(test_matmul_f16),
@@ -358,7 +398,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_q2_K),    cmocka_unit_test(test_matmul_q3_K),
         cmocka_unit_test(test_matmul_q4_K),    cmocka_unit_test(test_matmul_q5_K),
         cmocka_unit_test(test_matmul_q6_K),    cmocka_unit_test(test_matmul_strided),
-        cmocka_unit_test(test_quantize_paths),
+        cmocka_unit_test(test_quantize_paths),  cmocka_unit_test(test_isa_selection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

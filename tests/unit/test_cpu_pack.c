@@ -1,7 +1,9 @@
 /* test_cpu_pack.c — the CPU backend's packed weight layout (cpu_pack.c):
- * a weight uploaded with sw_be_upload_weight (packed, on the AVX2 backend)
- * must give the same matmul results as the same bytes uploaded with
- * sw_be_upload (plain rows), and get_rows must read the same rows from it.
+ * on every kernel set that packs (AVX2 and AVX-VNNI: R = 8 rows per group,
+ * AVX-512: R = 16) that the host has, a weight uploaded with
+ * sw_be_upload_weight (packed) must give the same matmul results as the same
+ * bytes uploaded with sw_be_upload (plain rows), and get_rows must read the
+ * same rows from it.
  *
  * Both paths quantize the activations identically and form exact integer block
  * sums; only the float summation order differs (8-lane accumulators vs row
@@ -12,10 +14,10 @@
  * the kernels' 8-bit activations re-derived here, with test_cpu_matmul's
  * bounds: 64 * 2^-24 * M for the 32-element types, 4x that for the K-quants
  * (d * sum and dmin * sum may cancel), (K / 8 + 64) * 2^-24 * M for F32.
- * Shapes: N with and without a plain tail (N % 8), T = 1..9 (partial column
+ * Shapes: N with and without a plain tail (N % R), T = 1..9 (partial column
  * tiles; the K-quants and the 32-element types also T = 37, a prefill, and the
  * 32-element types K = 896 and 4864, Qwen2.5-0.5B's), row views starting at
- * multiples of 8, 1 and 2 threads; and a plain upload over a packed range must
+ * multiples of R, 1 and 2 threads; and a plain upload over a packed range must
  * turn it back into plain rows.
  * Exactly: with power-of-two d, dmin and m and integer activations of block
  * maximum 127 (so dx = 1) every float step of both kernels is exact, and
@@ -45,32 +47,27 @@ static sw_test_rng rng = {12345}; /* shared LCG: tests/unit/support/sw_test.c */
 #define urand() sw_test_urand(&rng)
 #define nrand() sw_test_nrand(&rng)
 
-typedef struct {
-    sw_backend *be[2]; /* AVX2 backends, 1 and 2 threads; NULL without AVX2 */
-} fixture;
+typedef sw_test_cpu_grid fixture;
+
+/* The kernel sets that pack, as the loop over them: isa takes each one the
+ * host has, R its rows per group. */
+static int pack_rows(sw_cpu_isa isa) {
+    return isa == SW_CPU_ISA_AVX512 ? 16 : isa == SW_CPU_ISA_SCALAR ? 0 : 8;
+}
+#define FOR_PACKING_ISA(f, isa)                                                                    \
+    for (int isa = SW_CPU_ISA_AVX2; isa < SW_CPU_ISA_COUNT; isa++)                                 \
+        if ((f)->be[isa][0])
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    sw_err err = {{0}};
-    unsetenv("SW_CPU_NO_SIMD");
-    for (int th = 1; th <= 2; th++)
-        if (sw_backend_cpu_create(th, &f->be[th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
-    if (!sw_backend_cpu_uses_simd(f->be[0])) {
-        print_message("note: no AVX2 on this CPU: nothing is packed, nothing to test\n");
-        for (int i = 0; i < 2; i++) {
-            sw_backend_free(f->be[i]);
-            f->be[i] = NULL;
-        }
-    }
-    *state = f;
+    *state = sw_test_cpu_grid_create();
     return 0;
 }
 
+static void weights_free(void);
+
 static int teardown(void **state) {
-    fixture *f = *state;
-    for (int i = 0; i < 2; i++)
-        sw_backend_free(f->be[i]);
-    free(f);
+    sw_test_cpu_grid_free(*state);
+    weights_free();
     return 0;
 }
 
@@ -128,22 +125,56 @@ static void quantize_ref(const float *x, int64_t K, int64_t blk, double *xq) {
 
 static double worst_ref; /* largest err / allowed against the f64 reference */
 
+/* Random weights of one (type, K, N): quantized (wq) and dequantized (wd).
+ * Quantizing is most of this test's time, so the last set is kept and
+ * reused while the callers sweep T, threads and kernel sets over it. */
+static struct {
+    sw_type type;
+    int64_t K, N;
+    uint8_t *wq;
+    float *wd, *bias;
+} wcache;
+
+static void weights_free(void) {
+    free(wcache.wq);
+    free(wcache.wd);
+    free(wcache.bias);
+    memset(&wcache, 0, sizeof wcache);
+}
+
+static void weights(sw_type type, int64_t K, int64_t N) {
+    if (wcache.wq && wcache.type == type && wcache.K == K && wcache.N == N) return;
+    weights_free();
+    sw_err err = {{0}};
+    size_t row = sw_row_size(type, K);
+    float *wf = malloc(sizeof(float) * K * N);
+    wcache.wq = malloc(row * (size_t)N);
+    wcache.wd = malloc(sizeof(float) * K * N);
+    wcache.bias = malloc(sizeof(float) * N);
+    for (int64_t i = 0; i < K * N; i++)
+        wf[i] = nrand();
+    for (int64_t i = 0; i < N; i++)
+        wcache.bias[i] = nrand();
+    for (int64_t r = 0; r < N; r++) {
+        assert_int_equal(sw_quantize_row(type, wf + r * K, wcache.wq + r * row, K, &err), SW_OK);
+        assert_int_equal(sw_dequantize_row(type, wcache.wq + r * row, wcache.wd + r * K, K, &err),
+                         SW_OK);
+    }
+    free(wf);
+    wcache.type = type;
+    wcache.K = K;
+    wcache.N = N;
+}
+
 static void check_type(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T, int64_t r0) {
     sw_err err = {{0}};
     size_t row = sw_row_size(type, K), nbytes = row * (size_t)N;
-    float *wf = malloc(sizeof(float) * K * N), *x = malloc(sizeof(float) * K * T);
-    float *bias = malloc(sizeof(float) * N), *wd = malloc(sizeof(float) * K * N);
-    uint8_t *wq = malloc(nbytes);
-    for (int64_t i = 0; i < K * N; i++)
-        wf[i] = nrand();
+    weights(type, K, N);
+    const uint8_t *wq = wcache.wq;
+    const float *wd = wcache.wd, *bias = wcache.bias;
+    float *x = malloc(sizeof(float) * K * T);
     for (int64_t i = 0; i < K * T; i++)
         x[i] = nrand();
-    for (int64_t i = 0; i < N; i++)
-        bias[i] = nrand();
-    for (int64_t r = 0; r < N; r++) {
-        assert_int_equal(sw_quantize_row(type, wf + r * K, wq + r * row, K, &err), SW_OK);
-        assert_int_equal(sw_dequantize_row(type, wq + r * row, wd + r * K, K, &err), SW_OK);
-    }
     sw_buffer *bp, *bq; /* packed, plain */
     assert_int_equal(sw_be_buf_alloc(be, nbytes, SW_BUF_WEIGHTS, &bp, &err), SW_OK);
     assert_int_equal(sw_be_buf_alloc(be, nbytes, SW_BUF_WEIGHTS, &bq, &err), SW_OK);
@@ -221,43 +252,46 @@ static void check_type(sw_backend *be, sw_type type, int64_t K, int64_t N, int64
     free(g);
     free(op);
     free(oq);
-    free(wf);
     free(x);
-    free(bias);
-    free(wd);
-    free(wq);
 }
 
 static void test_types(void **state, sw_type type) {
     fixture *f = *state;
-    if (!f->be[0]) return;
     static const int64_t Ks[] = {64, 96, 512};
-    static const int64_t Ns[] = {8, 21, 64};
     static const int64_t Ts[] = {1, 2, 4, 5, 9};
     worst_ref = 0;
-    for (int th = 0; th < 2; th++)
-        for (size_t a = 0; a < 3; a++)
-            for (size_t b = 0; b < 3; b++)
-                for (size_t c = 0; c < 5; c++)
-                    check_type(f->be[th], type, Ks[a], Ns[b], Ts[c], c % 2 && Ns[b] > 8 ? 8 : 0);
+    for (size_t a = 0; a < 3; a++)
+        for (int nv = 0; nv < 3; nv++)
+            FOR_PACKING_ISA(f, isa) {
+                int R = pack_rows((sw_cpu_isa)isa);
+                const int64_t N = nv == 0 ? 16 : nv == 1 ? 21 : 64; /* 16: R = 8's 2 groups */
+                for (int th = 0; th < 2; th++)
+                    for (size_t c = 0; c < 5; c++)
+                        check_type(f->be[isa][th], type, Ks[a], N, Ts[c], c % 2 && N > R ? R : 0);
+            }
 }
 
-/* N = one group, one group and a 1-row tail, a 7-row tail, two groups, 8
- * groups + 3 rows; T = 1..5 (every partial column tile) and 37 (a prefill);
- * for each K of Ks, 1 and 2 threads, a third of them as row views. */
+/* N = one group, one group and a 1-row tail, an R-1-row tail, two groups, 4
+ * groups + 3 rows (for R = 8 and 16 both); T = 1 .. the set's column tile + 1
+ * (every partial tile) and 37 (a prefill), with 1 thread, and T = 1, 37 with
+ * 2; for each K of Ks, a third of them as row views. */
 static void test_shapes(void **state, sw_type type, const int64_t *Ks, size_t nK) {
     fixture *f = *state;
-    if (!f->be[0]) return;
-    static const int64_t Ns[] = {8, 9, 15, 16, 67};
-    static const int64_t Ts[] = {1, 2, 3, 4, 5, 37};
+    static const int64_t Ns[] = {8, 9, 15, 16, 17, 31, 32, 35, 67};
     worst_ref = 0;
     int i = 0;
-    for (int th = 0; th < 2; th++)
-        for (size_t a = 0; a < nK; a++)
-            for (size_t b = 0; b < 5; b++)
-                for (size_t c = 0; c < 6; c++, i++)
-                    check_type(f->be[th], type, Ks[a], Ns[b], Ts[c],
-                               i % 3 == 1 && Ns[b] > 8 ? 8 : 0);
+    for (size_t a = 0; a < nK; a++)
+        for (size_t b = 0; b < sizeof Ns / sizeof Ns[0]; b++)
+            FOR_PACKING_ISA(f, isa) {
+                int R = pack_rows((sw_cpu_isa)isa);
+                int P = sw_cpu_kernels_get((sw_cpu_isa)isa)->pack_cols;
+                for (int th = 0; th < 2; th++)
+                    for (int64_t T = 1; T <= P + 2; T++, i++) {
+                        if (th == 1 && T > 1 && T < P + 2) continue;
+                        check_type(f->be[isa][th], type, Ks[a], Ns[b], T == P + 2 ? 37 : T,
+                                   i % 3 == 1 && Ns[b] > R ? R : 0);
+                    }
+            }
     print_message("%-5s worst err/allowed vs f64 reference: %.3f\n", sw_type_name((uint32_t)type),
                   worst_ref);
 }
@@ -278,7 +312,8 @@ static void test_types_b32(void **state, sw_type type) {
 static void test_pack_f32(void **state) {
     test_types(state, SW_TYPE_F32);
     fixture *f = *state;
-    if (f->be[0]) check_type(f->be[1], SW_TYPE_F32, 172, 19, 6, 0); /* K not a multiple of 32 */
+    FOR_PACKING_ISA(f, isa) /* K not a multiple of 32 */
+        check_type(f->be[isa][1], SW_TYPE_F32, 172, pack_rows((sw_cpu_isa)isa) + 3, 6, 0);
     print_message("f32   worst err/allowed vs f64 reference: %.3f\n", worst_ref);
 }
 static void test_pack_q4_0(void **state) {
@@ -412,15 +447,17 @@ static void check_exact(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
 
 static void test_pack_exact(void **state) {
     fixture *f = *state;
-    if (!f->be[0]) return;
     static const sw_type types[] = {SW_TYPE_Q4_0, SW_TYPE_Q4_1, SW_TYPE_Q5_0, SW_TYPE_Q5_1,
                                     SW_TYPE_Q8_0, SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
-    for (int th = 0; th < 2; th++)
-        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-            for (int64_t T = 1; T <= 5; T++) {
-                check_exact(f->be[th], types[i], 256, 17, T);
-                check_exact(f->be[th], types[i], 512, 24, T);
-            }
+    FOR_PACKING_ISA(f, isa) {
+        int R = pack_rows((sw_cpu_isa)isa), P = sw_cpu_kernels_get((sw_cpu_isa)isa)->pack_cols;
+        for (int th = 0; th < 2; th++)
+            for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+                for (int64_t T = 1; T <= P + 1; T++) {
+                    check_exact(f->be[isa][th], types[i], 256, 2 * R + 1, T);
+                    check_exact(f->be[isa][th], types[i], 512, 3 * R, T);
+                }
+    }
 }
 
 /* ---- unpack_row round trip ---- */
@@ -445,18 +482,19 @@ static void check_roundtrip(sw_backend *be, sw_type type, int64_t K, int64_t N) 
                  (long long)N);
     assert_int_equal(e->type, type);
     assert_int_equal(e->size, nbytes);
-    assert_int_equal(e->N8, N - N % 8);
+    assert_int_equal(e->Np, N - N % e->R);
+    assert_int_equal(e->R, sw_cpu_kernels_get(sw_backend_cpu_isa(be))->pack_rows);
     const uint8_t *base = (const uint8_t *)b->data + e->off;
-    assert_true(memcmp(base, w, (size_t)e->N8 * row) != 0); /* really repacked */
-    for (int64_t r = 0; r < e->N8; r++) {
+    assert_true(memcmp(base, w, (size_t)e->Np * row) != 0); /* really repacked */
+    for (int64_t r = 0; r < e->Np; r++) {
         memset(r1, 0xa5, row);
         sw_cpu_pack_unpack_row(e, base, r, r1);
         if (memcmp(r1, w + (size_t)r * row, row) != 0)
             fail_msg("%s K=%lld N=%lld: row %lld does not unpack to its plain bytes",
                      sw_type_name((uint32_t)type), (long long)K, (long long)N, (long long)r);
     }
-    assert_memory_equal(base + (size_t)e->N8 * row, w + (size_t)e->N8 * row,
-                        (size_t)(N - e->N8) * row); /* the tail stays plain */
+    assert_memory_equal(base + (size_t)e->Np * row, w + (size_t)e->Np * row,
+                        (size_t)(N - e->Np) * row); /* the tail stays plain */
     sw_be_buf_free(be, b);
     free(w);
     free(r1);
@@ -464,16 +502,18 @@ static void check_roundtrip(sw_backend *be, sw_type type, int64_t K, int64_t N) 
 
 static void test_pack_unpack_roundtrip(void **state) {
     fixture *f = *state;
-    if (!f->be[0]) return;
     static const sw_type types[] = {SW_TYPE_F32,  SW_TYPE_Q4_0, SW_TYPE_Q4_1,
                                     SW_TYPE_Q5_0, SW_TYPE_Q5_1, SW_TYPE_Q8_0,
                                     SW_TYPE_Q4_K, SW_TYPE_Q5_K, SW_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         assert_true(sw_cpu_pack_type(types[i]));
         int64_t K = act_block(types[i]) == 256 ? 512 : 96;
-        check_roundtrip(f->be[0], types[i], K, 8);
-        check_roundtrip(f->be[0], types[i], K, 21);
-        check_roundtrip(f->be[0], types[i], 2 * K, 64);
+        FOR_PACKING_ISA(f, isa) {
+            int R = pack_rows((sw_cpu_isa)isa);
+            check_roundtrip(f->be[isa][0], types[i], K, R);
+            check_roundtrip(f->be[isa][0], types[i], K, 2 * R + 5);
+            check_roundtrip(f->be[isa][0], types[i], 2 * K, 64);
+        }
     }
 }
 

@@ -27,20 +27,27 @@ sw_test_cpu_grid *sw_test_cpu_grid_create(void) {
     sw_test_cpu_grid *g = calloc(1, sizeof *g);
     if (!g) fail_msg("out of memory");
     sw_err err = {{0}};
-    for (int th = 1; th <= 2; th++) {
-        setenv("SW_CPU_NO_SIMD", "1", 1);
-        if (sw_backend_cpu_create(th, &g->be[0][th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
-        unsetenv("SW_CPU_NO_SIMD");
-        if (sw_backend_cpu_create(th, &g->be[1][th - 1], &err) != SW_OK) fail_msg("%s", err.msg);
+    for (int isa = 0; isa < SW_CPU_ISA_COUNT; isa++) {
+        if (!sw_cpu_isa_available((sw_cpu_isa)isa, g->why[isa], sizeof g->why[isa])) {
+            print_message("note: %s kernels not tested: %s\n", sw_cpu_isa_name((sw_cpu_isa)isa),
+                          g->why[isa]);
+            continue;
+        }
+        for (int th = 1; th <= 2; th++) {
+            if (sw_backend_cpu_create_isa(th, (sw_cpu_isa)isa, &g->be[isa][th - 1], &err) != SW_OK)
+                fail_msg("%s", err.msg);
+            if (sw_backend_cpu_isa(g->be[isa][th - 1]) != (sw_cpu_isa)isa)
+                fail_msg("asked for %s kernels, got %s", sw_cpu_isa_name((sw_cpu_isa)isa),
+                         sw_cpu_isa_name(sw_backend_cpu_isa(g->be[isa][th - 1])));
+        }
     }
-    if (sw_backend_cpu_uses_simd(g->be[0][0])) fail_msg("SW_CPU_NO_SIMD=1 did not force scalar");
-    g->have_simd = sw_backend_cpu_uses_simd(g->be[1][0]);
+    g->best = sw_cpu_isa_best();
     return g;
 }
 
 void sw_test_cpu_grid_free(sw_test_cpu_grid *g) {
     if (!g) return;
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < SW_CPU_ISA_COUNT; s++)
         for (int t = 0; t < 2; t++) sw_backend_free(g->be[s][t]);
     free(g);
 }

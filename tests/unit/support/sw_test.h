@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "cpu_backend.h"
 
 /* A deterministic LCG: the same seed gives the same numbers on every platform,
  * so a failing case can be replayed. The state is the caller's. */
@@ -17,12 +18,14 @@ typedef struct sw_test_rng {
 double sw_test_urand(sw_test_rng *r); /* uniform in [0, 1) */
 float sw_test_nrand(sw_test_rng *r);  /* roughly normal (sum of 4 uniforms), sd ~1 */
 
-/* CPU backends for every kernel path: be[simd][threads - 1], simd 0 forced
- * scalar (SW_CPU_NO_SIMD), simd 1 the run-time choice (AVX2 where present);
- * threads 1 and 2. Fails the test (cmocka fail_msg) if one cannot be made. */
+/* CPU backends for every kernel set the host can run: be[isa][threads - 1]
+ * (threads 1 and 2), NULL where the host lacks the set (why[isa] says why;
+ * creating the grid prints it). Fails the test (cmocka fail_msg) if one that
+ * the host has cannot be made. */
 typedef struct sw_test_cpu_grid {
-    sw_backend *be[2][2];
-    bool have_simd; /* be[1][*] really run the AVX2 kernels */
+    sw_backend *be[SW_CPU_ISA_COUNT][2];
+    char why[SW_CPU_ISA_COUNT][96];
+    sw_cpu_isa best; /* what a default backend runs here */
 } sw_test_cpu_grid;
 
 sw_test_cpu_grid *sw_test_cpu_grid_create(void);
