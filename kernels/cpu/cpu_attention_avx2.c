@@ -9,6 +9,7 @@
  * Compiled with -mavx2 -mfma -mf16c; run only after the run-time CPU check. */
 #include <immintrin.h>
 
+#include "cpu_exp_simd.h"
 #include "cpu_internal.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -32,26 +33,6 @@ static ALWAYS_INLINE __m256 hsum8(const __m256 *v) {
     __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
     __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-/* e^x for x <= 0 (|rel err| ~ 2 ulp): x = n ln2 + r, |r| <= ln2/2, e^r by a
- * degree-6 polynomial, 2^n put into the exponent. Inputs below -87 give
- * ~1e-38 instead of 0, which is below anything the softmax sum can notice. */
-static ALWAYS_INLINE __m256 exp_neg(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
 void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, float scale,
@@ -115,7 +96,7 @@ void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, floa
         /* weights */
         __m256 vm = _mm256_set1_ps(m), vl = _mm256_setzero_ps();
         for (j = 0; j + 8 <= nj; j += 8) {
-            __m256 w = exp_neg(_mm256_sub_ps(_mm256_load_ps(sc + j), vm));
+            __m256 w = sw_exp_neg8(_mm256_sub_ps(_mm256_load_ps(sc + j), vm));
             _mm256_store_ps(sc + j, w);
             vl = _mm256_add_ps(vl, w);
         }

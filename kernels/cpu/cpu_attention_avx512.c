@@ -8,6 +8,7 @@
  * after the run-time CPU check. */
 #include <immintrin.h>
 
+#include "cpu_exp_simd.h"
 #include "cpu_internal.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -28,25 +29,6 @@ static ALWAYS_INLINE __m256 hsum8x16(const __m512 *v) {
     __m256 t2 = _mm256_hadd_ps(f[4], f[5]), t3 = _mm256_hadd_ps(f[6], f[7]);
     __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-/* e^x for x <= 0, as exp_neg of cpu_attention_avx2.c (|rel err| ~ 2 ulp;
- * inputs below -87 give ~1e-38), 16 at a time. */
-static ALWAYS_INLINE __m512 exp_neg16(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
 void sw_cpu_attend_avx512(const float *q, float *out, float *acc, int64_t hd, float scale,
@@ -111,7 +93,7 @@ void sw_cpu_attend_avx512(const float *q, float *out, float *acc, int64_t hd, fl
         __m512 vm = _mm512_set1_ps(m), vl = _mm512_setzero_ps();
         for (j = 0; j < nj; j += 16) {
             __mmask16 k = nj - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nj - j)) - 1);
-            __m512 w = exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), vm));
+            __m512 w = sw_exp_neg16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), vm));
             w = _mm512_maskz_mov_ps(k, w);
             _mm512_mask_storeu_ps(sc + j, k, w);
             vl = _mm512_add_ps(vl, w);

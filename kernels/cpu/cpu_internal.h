@@ -211,6 +211,25 @@ enum {
     SW_PK_Q6K_Q = 18,     /* Q6_K: 16 x (2 ql vectors, 1 qh vector) */
 };
 
+/* ---- rows of the small ops (cpu_ops.c: scalar; cpu_ops_avx2.c, cpu_ops_avx512.c) ---- */
+/* y = silu(g) u */
+typedef void (*sw_cpu_swiglu_fn)(const float *g, const float *u, float *y, int64_t n);
+void sw_cpu_swiglu_row(const float *g, const float *u, float *y, int64_t n);
+void sw_cpu_swiglu_row_avx2(const float *g, const float *u, float *y, int64_t n);
+void sw_cpu_swiglu_row_avx512(const float *g, const float *u, float *y, int64_t n);
+/* y = f16(x), rounded to nearest even */
+typedef void (*sw_cpu_to_f16_fn)(const float *x, uint16_t *y, int64_t n);
+void sw_cpu_to_f16_row(const float *x, uint16_t *y, int64_t n);
+void sw_cpu_to_f16_row_avx2(const float *x, uint16_t *y, int64_t n);
+/* y = x / rms(x) * w, the sum of squares in double */
+typedef void (*sw_cpu_rms_fn)(const float *x, const float *w, float *y, int64_t n, float eps);
+void sw_cpu_rms_row(const float *x, const float *w, float *y, int64_t n, float eps);
+void sw_cpu_rms_row_avx2(const float *x, const float *w, float *y, int64_t n, float eps);
+/* 1 / sqrt(ss / n + eps) from the sum of squares, as every rms row rounds it */
+static inline float sw_cpu_rms_scale(double ss, int64_t n, float eps) {
+    return (float)(1.0 / sqrt(ss / (double)n + (double)eps));
+}
+
 /* ---- kernel sets (cpu_kernels.c) ---- */
 typedef struct sw_cpu_kernels {
     sw_cpu_isa isa;
@@ -222,6 +241,9 @@ typedef struct sw_cpu_kernels {
     void (*quantize_q8_K)(const float *x, sw_block_q8_K *y, int64_t n);
     sw_cpu_attend_fn attend; /* NULL: the generic loop of cpu_attention.c */
     int attend_hd;           /* attend needs head_dim % attend_hd == 0 */
+    sw_cpu_swiglu_fn swiglu;
+    sw_cpu_to_f16_fn to_f16;
+    sw_cpu_rms_fn rms;
 } sw_cpu_kernels;
 const sw_cpu_kernels *sw_cpu_kernels_get(sw_cpu_isa isa);
 

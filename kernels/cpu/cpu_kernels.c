@@ -25,7 +25,10 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
     [SW_CPU_ISA_SCALAR] = {.isa = SW_CPU_ISA_SCALAR,
                            .dot = sw_cpu_dot_scalar,
                            .quantize_q8 = sw_cpu_quantize_q8,
-                           .quantize_q8_K = sw_cpu_quantize_q8_K},
+                           .quantize_q8_K = sw_cpu_quantize_q8_K,
+                           .swiglu = sw_cpu_swiglu_row,
+                           .to_f16 = sw_cpu_to_f16_row,
+                           .rms = sw_cpu_rms_row},
     [SW_CPU_ISA_AVX2] = {.isa = SW_CPU_ISA_AVX2,
                          .pack_rows = 8,
                          .pack_cols = 4, /* 16 ymm registers */
@@ -34,7 +37,10 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
                          .quantize_q8 = sw_cpu_quantize_q8_avx2,
                          .quantize_q8_K = sw_cpu_quantize_q8_K_avx2,
                          .attend = sw_cpu_attend_avx2,
-                         .attend_hd = 8},
+                         .attend_hd = 8,
+                         .swiglu = sw_cpu_swiglu_row_avx2,
+                         .to_f16 = sw_cpu_to_f16_row_avx2,
+                         .rms = sw_cpu_rms_row_avx2},
     /* AVX-VNNI: the AVX2 layout (8 rows in a ymm), VPDPBUSD kernels */
     [SW_CPU_ISA_AVXVNNI] = {.isa = SW_CPU_ISA_AVXVNNI,
                             .pack_rows = 8,
@@ -44,7 +50,10 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
                             .quantize_q8 = sw_cpu_quantize_q8_avx2,
                             .quantize_q8_K = sw_cpu_quantize_q8_K_avx2,
                             .attend = sw_cpu_attend_avx2,
-                            .attend_hd = 8},
+                            .attend_hd = 8,
+                            .swiglu = sw_cpu_swiglu_row_avx2,
+                            .to_f16 = sw_cpu_to_f16_row_avx2,
+                            .rms = sw_cpu_rms_row_avx2},
     /* AVX-512: 16 rows in a zmm; 32 registers hold more columns */
     [SW_CPU_ISA_AVX512] = {.isa = SW_CPU_ISA_AVX512,
                            .pack_rows = 16,
@@ -54,7 +63,10 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
                            .quantize_q8 = sw_cpu_quantize_q8_avx2,
                            .quantize_q8_K = sw_cpu_quantize_q8_K_avx2,
                            .attend = sw_cpu_attend_avx512,
-                           .attend_hd = 16},
+                           .attend_hd = 16,
+                           .swiglu = sw_cpu_swiglu_row_avx512,
+                           .to_f16 = sw_cpu_to_f16_row_avx2,
+                           .rms = sw_cpu_rms_row_avx2},
 };
 
 const sw_cpu_kernels *sw_cpu_kernels_get(sw_cpu_isa isa) {

@@ -86,29 +86,32 @@ typedef struct {
     const sw_tensor *x, *out;
     const float *w;
     float eps;
+    sw_cpu_rms_fn row;
 } rms_ctx;
 
-static void rms_task(void *p, int64_t r, int slot) {
-    (void)slot;
-    rms_ctx *c = p;
-    int64_t n = c->x->ne[0];
-    const float *x = (const float *)flat_row(c->x, r);
-    float *y = (float *)flat_row(c->out, r);
+void sw_cpu_rms_row(const float *x, const float *w, float *y, int64_t n, float eps) {
     /* sum of squares in double: no cancellation (all terms >= 0), so double
      * makes it exact to ~1e-16 for any row length, and the adds cost little */
     double ss = 0.0;
     for (int64_t i = 0; i < n; i++)
         ss += (double)x[i] * (double)x[i];
-    float scale = (float)(1.0 / sqrt(ss / (double)n + (double)c->eps));
+    float scale = sw_cpu_rms_scale(ss, n, eps);
     /* (x * scale) * w in float, as ggml's rms_norm followed by mul */
     for (int64_t i = 0; i < n; i++)
-        y[i] = (x[i] * scale) * c->w[i];
+        y[i] = (x[i] * scale) * w[i];
+}
+
+static void rms_task(void *p, int64_t r, int slot) {
+    (void)slot;
+    rms_ctx *c = p;
+    c->row((const float *)flat_row(c->x, r), c->w, (float *)flat_row(c->out, r), c->x->ne[0],
+           c->eps);
 }
 
 sw_status sw_cpu_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
                           sw_tensor *out, sw_err *err) {
     (void)err;
-    rms_ctx c = {x, out, (const float *)sw_cpu_ptr(w), eps};
+    rms_ctx c = {x, out, (const float *)sw_cpu_ptr(w), eps, cpu(be)->k->rms};
     run(be, rms_task, &c, n_rows(x));
     return SW_OK;
 }
@@ -182,21 +185,25 @@ sw_status sw_cpu_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const 
 typedef struct {
     const sw_tensor *src[2], *cache[2];
     const int32_t *slots;
+    sw_cpu_to_f16_fn to_f16;
 } kv_ctx;
 
-static void kv_store(const sw_tensor *src, const sw_tensor *cache, int64_t t, int32_t slot) {
+void sw_cpu_to_f16_row(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] = sw_cpu_f32_to_f16(x[i]);
+}
+
+static void kv_store(const kv_ctx *c, int j, int64_t t, int32_t slot) {
+    const sw_tensor *src = c->src[j], *cache = c->cache[j];
     int64_t hd = cache->ne[0], nkv = cache->ne[1], bs = cache->ne[2];
     const float *x = (const float *)sw_cpu_row(src, t, 0, 0);
     for (int64_t h = 0; h < nkv; h++) {
         uint8_t *dst = sw_cpu_row(cache, h, slot % bs, slot / bs);
         const float *xh = x + h * hd;
-        if (cache->type == SW_TYPE_F32) {
+        if (cache->type == SW_TYPE_F32)
             memcpy(dst, xh, (size_t)hd * sizeof(float));
-        } else {
-            uint16_t *d16 = (uint16_t *)dst;
-            for (int64_t i = 0; i < hd; i++)
-                d16[i] = sw_cpu_f32_to_f16(xh[i]);
-        }
+        else
+            c->to_f16(xh, (uint16_t *)dst, hd);
     }
 }
 
@@ -204,7 +211,7 @@ static void kv_task(void *p, int64_t t, int slot) {
     (void)slot;
     kv_ctx *c = p;
     for (int j = 0; j < 2; j++)
-        kv_store(c->src[j], c->cache[j], t, c->slots[t]);
+        kv_store(c, j, t, c->slots[t]);
 }
 
 sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
@@ -218,7 +225,7 @@ sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v
                               "kv_write: slots[%" PRId64 "] = %d outside a cache of %" PRId64
                               " slots",
                               t, sl[t], cap);
-    kv_ctx c = {{k, v}, {k_cache, v_cache}, sl};
+    kv_ctx c = {{k, v}, {k_cache, v_cache}, sl, cpu(be)->k->to_f16};
     run(be, kv_task, &c, T);
     return SW_OK;
 }
@@ -227,8 +234,15 @@ sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v
 
 typedef struct {
     const sw_tensor *a, *b, *out;
-    bool swiglu;
+    sw_cpu_swiglu_fn swiglu; /* NULL: add */
 } ew_ctx;
+
+void sw_cpu_swiglu_row(const float *g, const float *u, float *y, int64_t n) {
+    /* silu(g) = g * sigmoid(g); for g -> -inf expf overflows to inf and the
+     * quotient is -0, the right limit */
+    for (int64_t i = 0; i < n; i++)
+        y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
 
 /* Rows are cut into segments so that one long row (decode: T = 1, n_ff
  * elements) still spreads over the threads. */
@@ -243,10 +257,7 @@ static void ew_task(void *p, int64_t task, int slot) {
     const float *b = (const float *)flat_row(c->b, r);
     float *y = (float *)flat_row(c->out, r);
     if (c->swiglu) {
-        /* silu(g) = g * sigmoid(g); for g -> -inf expf overflows to inf and
-         * the quotient is -0, the right limit */
-        for (int64_t i = i0; i < i1; i++)
-            y[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+        c->swiglu(a + i0, b + i0, y + i0, i1 - i0);
     } else {
         for (int64_t i = i0; i < i1; i++)
             y[i] = a[i] + b[i];
@@ -260,7 +271,7 @@ static int64_t ew_tasks(const sw_tensor *t) {
 sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
                         sw_err *err) {
     (void)err;
-    ew_ctx c = {gate, up, out, true};
+    ew_ctx c = {gate, up, out, cpu(be)->k->swiglu};
     run(be, ew_task, &c, ew_tasks(gate));
     return SW_OK;
 }
@@ -268,7 +279,7 @@ sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *
 sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                      sw_err *err) {
     (void)err;
-    ew_ctx c = {a, b, out, false};
+    ew_ctx c = {a, b, out, NULL};
     run(be, ew_task, &c, ew_tasks(a));
     return SW_OK;
 }

@@ -3,7 +3,9 @@
  * get_rows (every dequantizable type), rms_norm, rope (NORM and NEOX, partial
  * n_dims, freq_factors, strided heads view), kv_write (F32 and F16 caches),
  * swiglu, add, logits_summary; plus backend creation and the wrappers' shape
- * and type validation (errors must name the op). Ops run with 1 and 2 threads.
+ * and type validation (errors must name the op). Ops run with 1 and 2 threads;
+ * those with a row per kernel set (rms_norm, kv_write, swiglu) on every set
+ * the host has.
  *
  * Tolerances are in units of u = 2^-24 (float rounding) relative to the
  * magnitude of the terms involved, with the count of float roundings each op
@@ -35,8 +37,12 @@ static sw_test_rng rng = {12345}; /* shared LCG: tests/unit/support/sw_test.c */
 #define urand() sw_test_urand(&rng)
 #define nrand() sw_test_nrand(&rng)
 
+/* be[0], be[1]: the default kernel set with 1 and 2 threads; then every
+ * other set the host has, 1 thread each (the ops with per-set rows, rms_norm,
+ * kv_write and swiglu, run them all; n counts them). */
 typedef struct {
-    sw_backend *be[2]; /* 1 and 2 threads */
+    sw_backend *be[2 + SW_CPU_ISA_COUNT];
+    int n;
 } fixture;
 
 static int setup(void **state) {
@@ -44,14 +50,25 @@ static int setup(void **state) {
     sw_err err = {{0}};
     for (int i = 0; i < 2; i++)
         if (sw_backend_cpu_create(i + 1, &f->be[i], &err) != SW_OK) fail_msg("%s", err.msg);
+    f->n = 2;
+    for (int isa = 0; isa < SW_CPU_ISA_COUNT; isa++) {
+        char why[96];
+        if (isa == (int)sw_backend_cpu_isa(f->be[0])) continue;
+        if (!sw_cpu_isa_available((sw_cpu_isa)isa, why, sizeof why)) {
+            print_message("note: %s rows not tested: %s\n", sw_cpu_isa_name((sw_cpu_isa)isa), why);
+            continue;
+        }
+        if (sw_backend_cpu_create_isa(1, (sw_cpu_isa)isa, &f->be[f->n++], &err) != SW_OK)
+            fail_msg("%s", err.msg);
+    }
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture *f = *state;
-    sw_backend_free(f->be[0]);
-    sw_backend_free(f->be[1]);
+    for (int i = 0; i < f->n; i++)
+        sw_backend_free(f->be[i]);
     free(f);
     return 0;
 }
@@ -133,7 +150,7 @@ static void test_rms_norm(void **state) {
     sw_err err = {{0}};
     const int64_t n = 4096 + 8, R = 5;
     const float eps = 1e-5f;
-    for (int th = 0; th < 2; th++)
+    for (int th = 0; th < f->n; th++)
         for (int inplace = 0; inplace < 2; inplace++) {
             sw_backend *be = f->be[th];
             float *x = malloc(sizeof(float) * n * R), *w = malloc(sizeof(float) * n);
@@ -266,7 +283,7 @@ static void test_kv_write(void **state) {
     const int64_t hd = 16, nkv = 2, bs = 4, nblk = 5, T = 6, E = hd * nkv;
     int32_t slots[6] = {0, 5, 19, 7, 8, 13};
     for (int ct = 0; ct < 2; ct++)
-        for (int th = 0; th < 2; th++) {
+        for (int th = 0; th < f->n; th++) {
             sw_backend *be = f->be[th];
             sw_type type = ct ? SW_TYPE_F16 : SW_TYPE_F32;
             float *k = malloc(sizeof(float) * E * T), *v = malloc(sizeof(float) * E * T);
@@ -324,7 +341,7 @@ static void test_swiglu_add(void **state) {
     fixture *f = *state;
     sw_err err = {{0}};
     const int64_t n = 1000, R = 3;
-    for (int th = 0; th < 2; th++) {
+    for (int th = 0; th < f->n; th++) {
         sw_backend *be = f->be[th];
         float *a = malloc(sizeof(float) * n * R), *b = malloc(sizeof(float) * n * R);
         for (int64_t i = 0; i < n * R; i++) {
