@@ -117,7 +117,8 @@ static inline float sw_cpu_bf16_to_f32(uint16_t h) {
 typedef struct {
     float d;        /* scale: x ~= d * qs */
     float s;        /* d * sum(qs), for the weight types with an offset m */
-    int16_t sum[2]; /* sum(qs) (|sum| <= 32 * 127), 0: exact integer offsets (VNNI kernels) */
+    int32_t sum;    /* sum(qs); times -o for the VNNI kernels of a weight type with an
+                       offset o (cpu_matmul.c, sw_cpu_kernels.q8_offset_sum) */
     int8_t qs[32];
 } sw_cpu_q8;
 
@@ -244,6 +245,10 @@ typedef struct sw_cpu_kernels {
     sw_cpu_swiglu_fn swiglu;
     sw_cpu_to_f16_fn to_f16;
     sw_cpu_rms_fn rms;
+    /* the packed kernels take sw_cpu_q8.sum as -o sum(qs) for the weight
+     * types with an offset o (Q4_0 8, Q5_0 16, Q8_0 128 as w + 128): the
+     * integer sum then starts from it at no cost */
+    bool q8_offset_sum;
 } sw_cpu_kernels;
 const sw_cpu_kernels *sw_cpu_kernels_get(sw_cpu_isa isa);
 

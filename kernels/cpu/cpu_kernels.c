@@ -53,7 +53,8 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
                             .attend_hd = 8,
                             .swiglu = sw_cpu_swiglu_row_avx2,
                             .to_f16 = sw_cpu_to_f16_row_avx2,
-                            .rms = sw_cpu_rms_row_avx2},
+                            .rms = sw_cpu_rms_row_avx2,
+                            .q8_offset_sum = true},
     /* AVX-512: 16 rows in a zmm; 32 registers hold more columns */
     [SW_CPU_ISA_AVX512] = {.isa = SW_CPU_ISA_AVX512,
                            .pack_rows = 16,
@@ -66,7 +67,8 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
                            .attend_hd = 16,
                            .swiglu = sw_cpu_swiglu_row_avx512,
                            .to_f16 = sw_cpu_to_f16_row_avx2,
-                           .rms = sw_cpu_rms_row_avx2},
+                           .rms = sw_cpu_rms_row_avx2,
+                           .q8_offset_sum = true},
 };
 
 const sw_cpu_kernels *sw_cpu_kernels_get(sw_cpu_isa isa) {

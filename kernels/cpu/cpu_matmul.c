@@ -129,6 +129,7 @@ typedef struct {
     size_t xs;
     sw_cpu_act act;
     const sw_cpu_kernels *k;
+    int32_t neg_off; /* -o: the sums the packed kernels want (q8_offset_sum), or 1 */
 } quant_ctx;
 
 static void quant_task(void *p, int64_t t, int slot) {
@@ -137,10 +138,26 @@ static void quant_task(void *p, int64_t t, int slot) {
     int64_t K = c->x->ne[0];
     const float *x = (const float *)sw_cpu_row(c->x, t, 0, 0);
     uint8_t *y = c->xq + (size_t)t * c->xs;
-    if (c->act == SW_CPU_ACT_Q8)
-        c->k->quantize_q8(x, (sw_cpu_q8 *)y, K);
-    else
+    if (c->act == SW_CPU_ACT_Q8) {
+        sw_cpu_q8 *b = (sw_cpu_q8 *)y;
+        c->k->quantize_q8(x, b, K);
+        if (c->neg_off != 1)
+            for (int64_t i = 0; i < K / 32; i++)
+                b[i].sum *= c->neg_off;
+    } else {
         c->k->quantize_q8_K(x, (sw_block_q8_K *)y, K);
+    }
+}
+
+/* The -o of weight type t's packed VNNI kernels (cpu_pack_vnni.h), 1 for none. */
+static int32_t q8_neg_offset(const sw_cpu_kernels *k, sw_type t) {
+    if (!k->q8_offset_sum) return 1;
+    switch (t) {
+    case SW_TYPE_Q4_0: return -8;
+    case SW_TYPE_Q5_0: return -16;
+    case SW_TYPE_Q8_0: return -128;
+    default: return 1;
+    }
 }
 
 sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
@@ -202,7 +219,7 @@ sw_status sw_cpu_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
                               "matmul: cannot allocate %zu bytes for x [%" PRId64 ", %" PRId64 "]",
                               need, K, T);
         c.xq = xq;
-        quant_ctx qc = {x, xq, c.xs, act, cb->k};
+        quant_ctx qc = {x, xq, c.xs, act, cb->k, c.pk ? q8_neg_offset(cb->k, w->type) : 1};
         /* one task per column; T = 1 (decode) runs on the caller, a few
          * microseconds, not worth a wake-up */
         sw_threadpool_run(cb->pool, quant_task, &qc, T);

@@ -26,6 +26,15 @@ typedef __m512 vf;
 #define VI_SHUF8(v, c) _mm512_shuffle_epi8((v), (c))
 #define VI_DPBUSD(acc, u, s) _mm512_dpbusd_epi32((acc), (u), (s))
 #define VI_DPWSSD(acc, a, b) _mm512_dpwssd_epi32((acc), (a), (b))
+/* GCC emits a separate VPBROADCASTD for _mm512_set1_epi32(load) rather than
+ * the embedded {1to16} broadcast: one VPDPBUSD with a memory operand halves
+ * the instructions the front end must deliver in the inner loops. */
+static inline __attribute__((always_inline)) __m512i pk_dpbusd_bc(__m512i acc, __m512i u,
+                                                                  const void *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*(const int *)p));
+    return acc;
+}
+#define VI_DPBUSD_BC(acc, u, p) pk_dpbusd_bc((acc), (u), (p))
 /* 32 signed bytes -> 32 int16 */
 #define VI_LD_S8_S16(p) _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(p)))
 #define VF_ZERO _mm512_setzero_ps()

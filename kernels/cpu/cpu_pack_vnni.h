@@ -15,7 +15,8 @@
  * bound: one instruction per 4 elements x R rows where AVX2 needs maddubs,
  * an int16 add and (every few) a madd.
  *   Q4_0, Q5_0: isum = sum u qx - o sum(qx) (o = 8, 16; the activation
- *               block's sum as one VPDPWSSD with -o), out += dw dx isum.
+ *               block carries -o sum(qx), see sw_cpu_kernels.q8_offset_sum,
+ *               and the sum starts there), out += dw dx isum.
  *   Q8_0:       codes w + 128 (w xor 0x80) are unsigned, o = 128, as above.
  *   Q4_1, Q5_1: out += dw dx sum(u qx) + m s, s = dx sum(qx).
  *   Q4_K, Q5_K: per group g of 32, sum u qx times the 6-bit scale in float
@@ -42,9 +43,13 @@ static ALWAYS_INLINE uint32_t pk_rd32(const void *p) {
     return v;
 }
 
-/* 4 bytes at p in every lane (on AVX-512 the compiler folds this into the
- * VPDPBUSD as an embedded {1to16} broadcast) */
+/* 4 bytes at p in every lane */
 #define VI_BC32(p) VI_SET1_32((int)pk_rd32(p))
+/* VPDPBUSD with the 4 bytes at p broadcast as its signed operand; the
+ * includer may define it as one instruction with a memory broadcast */
+#ifndef VI_DPBUSD_BC
+#define VI_DPBUSD_BC(acc, u, p) VI_DPBUSD((acc), (u), VI_BC32(p))
+#endif
 
 /* Decode (one or two columns) is bound by the memory stream: ask for each
  * unit PF_AHEAD bytes ahead of its use, as the AVX2 kernels do (see
@@ -129,9 +134,6 @@ static ALWAYS_INLINE void pk_b32_nc(int64_t K, const uint8_t *w, const void *x, 
                                     const bool q8) {
     const int nq = q8 ? 8 : 4, qs_off = (has_m ? 4 : 2) * PK_R;
     const int unit = qs_off + nq * PK_V + (five ? PK_V : 0);
-    /* minus the offset o, and 0, as the int16 pair VPDPWSSD multiplies
-     * (sum, 0) with */
-    const vi neg_off = VI_SET1_32(q8 ? 0xff80 : five ? 0xfff0 : 0xfff8);
     vf acc[PK_COLS];
     _Pragma("GCC unroll 8")
     for (int c = 0; c < nc; c++)
@@ -141,15 +143,15 @@ static ALWAYS_INLINE void pk_b32_nc(int64_t K, const uint8_t *w, const void *x, 
         pk_prefetch(u, unit, nc);
         vi is[PK_COLS];
         _Pragma("GCC unroll 8")
-        for (int c = 0; c < nc; c++)
-            is[c] = has_m ? VI_ZERO : VI_DPWSSD(VI_ZERO, VI_BC32(XQ8(x, xs, c)[b].sum), neg_off);
+        for (int c = 0; c < nc; c++) /* -o sum(qx), see q8_offset_sum */
+            is[c] = has_m ? VI_ZERO : VI_BC32(&XQ8(x, xs, c)[b].sum);
         _Pragma("GCC unroll 8")
         for (int j = 0; j < 8; j++) {
             vi q = pk_b32_codes(u, qs_off, j, five, q8);
             int pos = q8 || j < 4 ? 4 * j : 16 + 4 * (j - 4);
             _Pragma("GCC unroll 8")
             for (int c = 0; c < nc; c++)
-                is[c] = VI_DPBUSD(is[c], q, VI_BC32(XQ8(x, xs, c)[b].qs + pos));
+                is[c] = VI_DPBUSD_BC(is[c], q, XQ8(x, xs, c)[b].qs + pos);
         }
         vf dw = VF_LDF16(u), mw = has_m ? VF_LDF16(u + 2 * PK_R) : VF_ZERO;
         _Pragma("GCC unroll 8")
@@ -179,81 +181,101 @@ static ALWAYS_INLINE void pk_k4_decode(const uint8_t *p, vi s[2], vi m[2]) {
     m[1] = VI_OR(VI_AND(VI_SRLI16(lm, 4), m4), VI_AND(VI_SRLI16(h, 2), m30));
 }
 
-/* acc[c] -= (dm dx) corr[c] and acc[c] += (d dx) fs[c], the block's end */
-static ALWAYS_INLINE void pk_k_finish(vf d, vf dm, const void *x, size_t xs, int64_t b,
-                                      const vi *corr, const vf *fs, vf *acc, const int nc) {
+/* The K-quant kernels keep their per-column accumulators in res between
+ * super-blocks (one load and store per column and block): the registers go to
+ * two sets of integer chains and the float sums of the block. */
+static ALWAYS_INLINE void pk_k_zero(float *res, const int nc) {
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < nc; c++)
+        VF_ST(res + PK_R * c, VF_ZERO);
+}
+
+/* res[c] -= (dm dx) corr[c], the correction of the block's mins or offset */
+static ALWAYS_INLINE void pk_k_corr(vf dm, const void *x, size_t xs, int64_t b, const vi *corr,
+                                    float *res, const int nc) {
     _Pragma("GCC unroll 8")
     for (int c = 0; c < nc; c++) {
         vf dx = VF_SET1(XQ8K(x, xs, c)[b].d);
-        acc[c] = VF_FNMA(VF_MUL(dm, dx), VF_CVT(corr[c]), acc[c]);
-        acc[c] = VF_FMA(VF_MUL(d, dx), fs[c], acc[c]);
+        VF_ST(res + PK_R * c, VF_FNMA(VF_MUL(dm, dx), VF_CVT(corr[c]), VF_LD(res + PK_R * c)));
     }
 }
 
-/* Q4_K and Q5_K (five). Group g = 2p + odd: codes of elements 4(4 half + i)
- * .. +3 are the low (odd = 0) or high nibbles of qs vector 8p + 4 half + i;
- * Q5_K's 5th bits come from the qh vector of (p, half), bit 2i + odd. */
+/* res[c] += (d dx) fs[c], the block's end */
+static ALWAYS_INLINE void pk_k_finish(vf d, const void *x, size_t xs, int64_t b, const vf *fs,
+                                      float *res, const int nc) {
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < nc; c++) {
+        vf dx = VF_SET1(XQ8K(x, xs, c)[b].d);
+        VF_ST(res + PK_R * c, VF_FMA(VF_MUL(d, dx), fs[c], VF_LD(res + PK_R * c)));
+    }
+}
+
+/* Q4_K and Q5_K (five). Groups 2p (low nibbles) and 2p + 1 (high nibbles)
+ * share qs vectors 8p .. 8p + 7 (vector 8p + j: elements 4j .. 4j + 3 of
+ * both) and run as two sets of chains side by side; Q5_K's 5th bits come
+ * from the qh vector of (p, half = j / 4), bit 2 (j % 4) + odd. */
 static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, size_t xs,
                                    float *res, const int nc, const bool five) {
     const int unit = PK_R * (int)(five ? sizeof(sw_block_q5_K) : sizeof(sw_block_q4_K));
-    vf acc[PK_COLS];
-    _Pragma("GCC unroll 8")
-    for (int c = 0; c < nc; c++)
-        acc[c] = VF_ZERO;
+    pk_k_zero(res, nc);
     for (int64_t b = 0; b < K / SW_QK_K; b++) {
         const uint8_t *u = w + (size_t)b * unit;
         pk_prefetch(u, unit, nc);
-        vi sv[2], mv[2], corr[PK_COLS];
-        vf fs[PK_COLS];
+        vi sv[2], mv[2];
         pk_k4_decode(u + PK_R * SW_PK_K4_SCALES, sv, mv);
-        /* corr[c] = sum_g m_g (bsum[2g] + bsum[2g + 1]) */
-        _Pragma("GCC unroll 8")
-        for (int c = 0; c < nc; c++) {
-            corr[c] = VI_ZERO;
-            fs[c] = VF_ZERO;
-        }
-        _Pragma("GCC unroll 8")
-        for (int g = 0; g < 8; g++) {
-            vi mn = VI_SHUF8(mv[g / 4], pk_pair_ctrl(g % 4));
+        {
+            /* corr[c] = sum_g m_g (bsum[2g] + bsum[2g + 1]) */
+            vi corr[PK_COLS];
             _Pragma("GCC unroll 8")
             for (int c = 0; c < nc; c++)
-                corr[c] = VI_DPWSSD(corr[c], mn, VI_BC32(XQ8K(x, xs, c)[b].bsums + 2 * g));
+                corr[c] = VI_ZERO;
+            _Pragma("GCC unroll 8")
+            for (int g = 0; g < 8; g++) {
+                vi mn = VI_SHUF8(mv[g / 4], pk_pair_ctrl(g % 4));
+                _Pragma("GCC unroll 8")
+                for (int c = 0; c < nc; c++)
+                    corr[c] = VI_DPWSSD(corr[c], mn, VI_BC32(XQ8K(x, xs, c)[b].bsums + 2 * g));
+            }
+            pk_k_corr(VF_LDF16(u + 2 * PK_R), x, xs, b, corr, res, nc);
         }
+        vf fs[PK_COLS];
+        _Pragma("GCC unroll 8")
+        for (int c = 0; c < nc; c++)
+            fs[c] = VF_ZERO;
         _Pragma("GCC unroll 1")
         for (int p = 0; p < 4; p++) {
-            _Pragma("GCC unroll 2")
-            for (int odd = 0; odd < 2; odd++) {
-                int g = 2 * p + odd;
-                vi is[PK_COLS];
-                _Pragma("GCC unroll 8")
-                for (int c = 0; c < nc; c++)
-                    is[c] = VI_ZERO;
-                _Pragma("GCC unroll 8")
-                for (int j = 0; j < 8; j++) {
-                    vi v = VI_LD(u + PK_R * SW_PK_K4_QS + PK_V * (8 * p + j));
-                    if (odd) v = VI_SRLI16(v, 4);
-                    vi q = VI_AND(v, VI_SET1_8(0x0f));
-                    if (five) {
-                        int half = j / 4, bit = 2 * (j % 4) + odd; /* -> bit 4 */
-                        vi h = VI_LD(u + PK_R * SW_PK_Q5K_QH + 2 * PK_V * p + PK_V * half);
-                        h = bit >= 4 ? VI_SRLI16(h, bit - 4) : VI_SLLI16(h, 4 - bit);
-                        q = VI_OR(q, VI_AND(h, VI_SET1_8(0x10)));
-                    }
-                    _Pragma("GCC unroll 8")
-                    for (int c = 0; c < nc; c++)
-                        is[c] = VI_DPBUSD(is[c], q, VI_BC32(XQ8K(x, xs, c)[b].qs + 32 * g + 4 * j));
+            vi is0[PK_COLS], is1[PK_COLS];
+            _Pragma("GCC unroll 8")
+            for (int c = 0; c < nc; c++)
+                is0[c] = is1[c] = VI_ZERO;
+            _Pragma("GCC unroll 8")
+            for (int j = 0; j < 8; j++) {
+                vi v = VI_LD(u + PK_R * SW_PK_K4_QS + PK_V * (8 * p + j));
+                vi q0 = VI_AND(v, VI_SET1_8(0x0f)), q1 = VI_AND(VI_SRLI16(v, 4), VI_SET1_8(0x0f));
+                if (five) {
+                    vi h = VI_LD(u + PK_R * SW_PK_Q5K_QH + 2 * PK_V * p + PK_V * (j / 4));
+                    int bit = 2 * (j % 4); /* and bit + 1 for the high nibbles; -> bit 4 */
+                    vi h0 = bit >= 4 ? VI_SRLI16(h, bit - 4) : VI_SLLI16(h, 4 - bit);
+                    vi h1 = bit + 1 >= 4 ? VI_SRLI16(h, bit + 1 - 4) : VI_SLLI16(h, 3 - bit);
+                    q0 = VI_OR(q0, VI_AND(h0, VI_SET1_8(0x10)));
+                    q1 = VI_OR(q1, VI_AND(h1, VI_SET1_8(0x10)));
                 }
-                vf scf = VF_CVT(VI_SHUF8(sv[g / 4], pk_byte_ctrl(g % 4)));
                 _Pragma("GCC unroll 8")
-                for (int c = 0; c < nc; c++)
-                    fs[c] = VF_FMA(scf, VF_CVT(is[c]), fs[c]);
+                for (int c = 0; c < nc; c++) {
+                    const int8_t *xq = XQ8K(x, xs, c)[b].qs + 64 * p + 4 * j;
+                    is0[c] = VI_DPBUSD_BC(is0[c], q0, xq);
+                    is1[c] = VI_DPBUSD_BC(is1[c], q1, xq + 32);
+                }
             }
+            int g = 2 * p;
+            vf s0 = VF_CVT(VI_SHUF8(sv[g / 4], pk_byte_ctrl(g % 4)));
+            vf s1 = VF_CVT(VI_SHUF8(sv[g / 4], pk_byte_ctrl(g % 4 + 1)));
+            _Pragma("GCC unroll 8")
+            for (int c = 0; c < nc; c++)
+                fs[c] = VF_FMA(s1, VF_CVT(is1[c]), VF_FMA(s0, VF_CVT(is0[c]), fs[c]));
         }
-        pk_k_finish(VF_LDF16(u), VF_LDF16(u + 2 * PK_R), x, xs, b, corr, fs, acc, nc);
+        pk_k_finish(VF_LDF16(u), x, xs, b, fs, res, nc);
     }
-    _Pragma("GCC unroll 8")
-    for (int c = 0; c < nc; c++)
-        VF_ST(res + PK_R * c, acc[c]);
 }
 
 /* Q6_K: the codes of group 4h + i, elements 4j..4j+3 (v = the 3 vectors of
@@ -268,62 +290,61 @@ static ALWAYS_INLINE vi pk_q6_codes(const uint8_t *v, int i) {
 }
 
 /* Q6_K: elements 0-15 of group g take scale 2g, 16-31 scale 2g + 1 (signed
- * bytes, stored as int16 pairs per lane after cvt). */
+ * bytes, stored as int16 pairs per lane after cvt); the two halves run as
+ * two sets of chains side by side. */
 static ALWAYS_INLINE void pk_q6_K_nc(int64_t K, const uint8_t *w, const void *x, size_t xs,
                                      float *res, const int nc) {
     const int unit = PK_R * (int)sizeof(sw_block_q6_K);
-    vf acc[PK_COLS];
-    _Pragma("GCC unroll 8")
-    for (int c = 0; c < nc; c++)
-        acc[c] = VF_ZERO;
+    pk_k_zero(res, nc);
     for (int64_t b = 0; b < K / SW_QK_K; b++) {
         const uint8_t *u = w + (size_t)b * unit;
         pk_prefetch(u, unit, nc);
-        vi corr[PK_COLS];
-        vf fs[PK_COLS];
-        _Pragma("GCC unroll 8")
-        for (int c = 0; c < nc; c++) {
-            corr[c] = VI_ZERO;
-            fs[c] = VF_ZERO;
-        }
-        _Pragma("GCC unroll 8")
-        for (int g = 0; g < 8; g++) {
-            vi sp = VI_LD_S8_S16(u + PK_R * SW_PK_Q6K_SCALES + 2 * PK_R * g);
+        vf d = VF_LDF16(u);
+        {
+            vi corr[PK_COLS];
             _Pragma("GCC unroll 8")
             for (int c = 0; c < nc; c++)
-                corr[c] = VI_DPWSSD(corr[c], sp, VI_BC32(XQ8K(x, xs, c)[b].bsums + 2 * g));
+                corr[c] = VI_ZERO;
+            _Pragma("GCC unroll 8")
+            for (int g = 0; g < 8; g++) {
+                vi sp = VI_LD_S8_S16(u + PK_R * SW_PK_Q6K_SCALES + 2 * PK_R * g);
+                _Pragma("GCC unroll 8")
+                for (int c = 0; c < nc; c++)
+                    corr[c] = VI_DPWSSD(corr[c], sp, VI_BC32(XQ8K(x, xs, c)[b].bsums + 2 * g));
+            }
+            pk_k_corr(VF_MUL(d, VF_SET1(32.0f)), x, xs, b, corr, res, nc);
         }
+        vf fs[PK_COLS];
+        _Pragma("GCC unroll 8")
+        for (int c = 0; c < nc; c++)
+            fs[c] = VF_ZERO;
         _Pragma("GCC unroll 1")
         for (int g = 0; g < 8; g++) {
             int h = g / 4, i = g % 4;
             const uint8_t *v = u + PK_R * SW_PK_Q6K_Q + 3 * PK_V * 8 * h;
-            vi sp = VI_LD_S8_S16(u + PK_R * SW_PK_Q6K_SCALES + 2 * PK_R * g);
-            _Pragma("GCC unroll 2")
-            for (int half = 0; half < 2; half++) {
-                /* the int16 scale of this half, sign-extended */
-                vf sf = VF_CVT(half ? VI_SRAI32(sp, 16) : VI_SRAI32(VI_SLLI32(sp, 16), 16));
-                vi is[PK_COLS];
+            vi is0[PK_COLS], is1[PK_COLS];
+            _Pragma("GCC unroll 8")
+            for (int c = 0; c < nc; c++)
+                is0[c] = is1[c] = VI_ZERO;
+            _Pragma("GCC unroll 4")
+            for (int j = 0; j < 4; j++) {
+                vi q0 = pk_q6_codes(v + 3 * PK_V * j, i), q1 = pk_q6_codes(v + 3 * PK_V * (j + 4), i);
                 _Pragma("GCC unroll 8")
-                for (int c = 0; c < nc; c++)
-                    is[c] = VI_ZERO;
-                _Pragma("GCC unroll 4")
-                for (int j = 4 * half; j < 4 * half + 4; j++) {
-                    vi q = pk_q6_codes(v + 3 * PK_V * j, i);
-                    _Pragma("GCC unroll 8")
-                    for (int c = 0; c < nc; c++)
-                        is[c] = VI_DPBUSD(is[c], q, VI_BC32(XQ8K(x, xs, c)[b].qs + 32 * g + 4 * j));
+                for (int c = 0; c < nc; c++) {
+                    const int8_t *xq = XQ8K(x, xs, c)[b].qs + 32 * g + 4 * j;
+                    is0[c] = VI_DPBUSD_BC(is0[c], q0, xq);
+                    is1[c] = VI_DPBUSD_BC(is1[c], q1, xq + 16);
                 }
-                _Pragma("GCC unroll 8")
-                for (int c = 0; c < nc; c++)
-                    fs[c] = VF_FMA(sf, VF_CVT(is[c]), fs[c]);
             }
+            /* the int16 scales of the two halves, sign-extended */
+            vi sp = VI_LD_S8_S16(u + PK_R * SW_PK_Q6K_SCALES + 2 * PK_R * g);
+            vf s0 = VF_CVT(VI_SRAI32(VI_SLLI32(sp, 16), 16)), s1 = VF_CVT(VI_SRAI32(sp, 16));
+            _Pragma("GCC unroll 8")
+            for (int c = 0; c < nc; c++)
+                fs[c] = VF_FMA(s1, VF_CVT(is1[c]), VF_FMA(s0, VF_CVT(is0[c]), fs[c]));
         }
-        vf d = VF_LDF16(u);
-        pk_k_finish(d, VF_MUL(d, VF_SET1(32.0f)), x, xs, b, corr, fs, acc, nc);
+        pk_k_finish(d, x, xs, b, fs, res, nc);
     }
-    _Pragma("GCC unroll 8")
-    for (int c = 0; c < nc; c++)
-        VF_ST(res + PK_R * c, acc[c]);
 }
 
 /* ------------------------------------------------------ instantiation -- */

@@ -81,8 +81,7 @@ void sw_cpu_quantize_q8(const float *x, sw_cpu_q8 *y, int64_t n) {
         }
         y[b].d = d;
         y[b].s = d * (float)sum;
-        y[b].sum[0] = (int16_t)sum;
-        y[b].sum[1] = 0;
+        y[b].sum = sum;
     }
 }
 

@@ -63,8 +63,7 @@ void sw_cpu_quantize_q8_avx2(const float *x, sw_cpu_q8 *y, int64_t n) {
         int32_t sum = hsum_epi32(_mm256_add_epi32(sums[0], sums[1]));
         y[b].d = d;
         y[b].s = d * (float)sum;
-        y[b].sum[0] = (int16_t)sum;
-        y[b].sum[1] = 0;
+        y[b].sum = sum;
     }
 }
 
