@@ -155,6 +155,39 @@ void sw_kv_free_block(sw_kv_cache *kv, int32_t block) {
     kv->free_list[kv->n_free++] = block;
 }
 
+/* One block of one layer's K or V is contiguous (the block index is the
+ * outermost dimension): a host copy where the buffer is host memory, a round
+ * trip through host memory otherwise. */
+static sw_status copy_block_bytes(sw_kv_cache *kv, const sw_tensor *t, int32_t src, int32_t dst,
+                                  void *tmp, sw_err *err) {
+    size_t n = t->nb[3], so = t->offset + (size_t)src * n, d = t->offset + (size_t)dst * n;
+    uint8_t *host = sw_be_host_ptr(kv->be, t->buf);
+    if (host) {
+        memcpy(host + d, host + so, n);
+        return SW_OK;
+    }
+    sw_status st = sw_be_download(kv->be, t->buf, so, tmp, n, err);
+    return st == SW_OK ? sw_be_upload(kv->be, t->buf, d, tmp, n, err) : st;
+}
+
+sw_status sw_kv_copy_block(sw_kv_cache *kv, int32_t src, int32_t dst, sw_err *err) {
+    if (src < 0 || src >= kv->n_blocks || dst < 0 || dst >= kv->n_blocks || src == dst ||
+        !kv->in_use[src] || !kv->in_use[dst])
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "KV cache: cannot copy block %d to %d (of %d; both must be allocated)",
+                          src, dst, kv->n_blocks);
+    void *tmp = NULL;
+    if (!sw_be_host_ptr(kv->be, kv->bufs[0]) && !(tmp = malloc(kv->k[0].nb[3])))
+        return sw_err_set(err, SW_E_NOMEM, "KV cache: out of memory copying a block");
+    sw_status st = SW_OK;
+    for (int64_t l = 0; l < kv->n_layer && st == SW_OK; l++) {
+        st = copy_block_bytes(kv, &kv->k[l], src, dst, tmp, err);
+        if (st == SW_OK) st = copy_block_bytes(kv, &kv->v[l], src, dst, tmp, err);
+    }
+    free(tmp);
+    return st;
+}
+
 sw_tensor *sw_kv_layer_k(sw_kv_cache *kv, int64_t layer) { return &kv->k[layer]; }
 sw_tensor *sw_kv_layer_v(sw_kv_cache *kv, int64_t layer) { return &kv->v[layer]; }
 const sw_model *sw_kv_model(const sw_kv_cache *kv) { return kv->model; }

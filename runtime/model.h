@@ -53,6 +53,10 @@ uint64_t sw_kv_bytes(const sw_kv_cache *kv);
 /* Free list. alloc returns -1 when no block is free. */
 int32_t sw_kv_alloc_block(sw_kv_cache *kv);
 void sw_kv_free_block(sw_kv_cache *kv, int32_t block);
+/* Copy the K and V of every layer of block src (allocated) into block dst
+ * (allocated, not src): a sequence takes a private copy of a shared block it
+ * must write into. */
+sw_status sw_kv_copy_block(sw_kv_cache *kv, int32_t src, int32_t dst, sw_err *err);
 
 /* ---- forward ---- */
 /* One step over T tokens from n_seqs sequences. The tokens of sequence s are

@@ -182,23 +182,30 @@ int32_t sw_bm_block_size(const sw_block_manager *bm) { return bm->block_size; }
 
 /* ---- prefix cache ---- */
 
+int32_t sw_bm_match_next(sw_block_manager *bm, uint64_t parent, const int32_t *tokens,
+                         uint64_t *hash) {
+    if (!bm->prefix_cache) return -1;
+    uint64_t h = sw_bm_hash_block(parent, tokens, bm->block_size);
+    int32_t b = table_find(bm, h, tokens);
+    if (b < 0) return -1;
+    if (bm->refcnt[b] == 0) {
+        lru_remove(bm, b);
+        bm->n_used++;
+    }
+    bm->refcnt[b]++;
+    *hash = h;
+    return b;
+}
+
 int32_t sw_bm_match_prefix(sw_block_manager *bm, const int32_t *tokens, int32_t n_blocks,
                            int32_t *blocks, uint64_t *hashes) {
-    if (!bm->prefix_cache || n_blocks <= 0) return 0;
     int32_t bs = bm->block_size, matched = 0;
-    uint64_t h = SW_BM_HASH_ROOT;
     for (; matched < n_blocks; matched++) {
-        const int32_t *t = tokens + (size_t)matched * (size_t)bs;
-        h = sw_bm_hash_block(h, t, bs);
-        int32_t b = table_find(bm, h, t);
+        uint64_t parent = matched ? hashes[matched - 1] : SW_BM_HASH_ROOT;
+        int32_t b = sw_bm_match_next(bm, parent, tokens + (size_t)matched * (size_t)bs,
+                                     &hashes[matched]);
         if (b < 0) break;
-        if (bm->refcnt[b] == 0) {
-            lru_remove(bm, b);
-            bm->n_used++;
-        }
-        bm->refcnt[b]++;
         blocks[matched] = b;
-        hashes[matched] = h;
     }
     return matched;
 }

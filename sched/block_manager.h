@@ -58,6 +58,11 @@ uint64_t sw_bm_hash_block(uint64_t parent, const int32_t *tokens, int32_t n);
  * sw_bm_note_lookup once the lookup is used. */
 int32_t sw_bm_match_prefix(sw_block_manager *bm, const int32_t *tokens, int32_t n_blocks,
                            int32_t *blocks, uint64_t *hashes);
+/* One step of sw_bm_match_prefix: the block holding the prefix whose chain
+ * hash is parent followed by the block_size ids at tokens. On a hit it gets
+ * one more reference, *hash its chain hash, and it is returned; -1 on a miss. */
+int32_t sw_bm_match_next(sw_block_manager *bm, uint64_t parent, const int32_t *tokens,
+                         uint64_t *hash);
 /* Record that block (referenced, full, its KV computed) holds the prefix with
  * this chain hash. No-op when the prefix cache is off, the block is already
  * registered, or another block already holds this hash. */

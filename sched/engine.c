@@ -435,6 +435,31 @@ static void plan_add(sw_engine *e, seq *s, int32_t n_tok) {
     e->plan_budget -= n_tok;
 }
 
+/* The prefix cache holds whole blocks, and the last token must always be
+ * computed (its logits are needed), so a prompt that ends on a block boundary
+ * would recompute its whole last block. When that block is cached (the same
+ * prompt came before: retries, regenerations, a benchmark's repeats), copy its
+ * K/V into a fresh block of s's own instead -- the cached one is never written
+ * -- and compute only the last token: that token's step is then a decode step,
+ * not a block_size-token prefill. */
+static void reuse_last_block(sw_engine *e, seq *s) {
+    int32_t bs = e->block_size, nb = s->n_blocks;
+    if (s->n_tokens != (nb + 1) * bs || nb + 1 > s->cap_blocks) return;
+    uint64_t parent = nb ? s->hashes[nb - 1] : SW_BM_HASH_ROOT, h;
+    int32_t src = sw_bm_match_next(e->bm, parent, s->tokens + (size_t)nb * (size_t)bs, &h);
+    if (src < 0) return;
+    int32_t dst = sw_bm_alloc(e->bm); /* src is referenced: it cannot be evicted for this */
+    sw_err err = {{0}};
+    if (dst >= 0 && sw_kv_copy_block(e->kv, src, dst, &err) == SW_OK) {
+        s->blocks[s->n_blocks++] = dst; /* private: registering it later is a no-op */
+        s->n_computed = s->n_tokens - 1;
+    } else if (dst >= 0) {
+        sw_log(SW_LOG_WARN, "engine: %s; computing the block again", err.msg);
+        sw_bm_release(e->bm, dst);
+    }
+    sw_bm_release(e->bm, src);
+}
+
 /* Try to admit the head of the queue. Returns false when it has to wait. */
 static bool admit_head(sw_engine *e) {
     seq *s = e->waiting[0];
@@ -450,6 +475,7 @@ static bool admit_head(sw_engine *e) {
         matched = sw_bm_match_prefix(e->bm, s->tokens, n_lookup, s->blocks, s->hashes);
         s->n_blocks = s->n_hashes = matched;
         s->n_computed = matched * e->block_size;
+        if (matched == n_lookup) reuse_last_block(e, s);
     }
     int32_t chunk = SW_MIN(s->n_tokens - s->n_computed, e->plan_budget);
     int32_t need = blocks_for(e, s->n_computed + chunk) - s->n_blocks;

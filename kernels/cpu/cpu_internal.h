@@ -145,9 +145,12 @@ sw_cpu_dot_fn sw_cpu_dot_avx512(sw_type t);
 /* Quantize n (multiple of 32 / 256) floats to the activation blocks. */
 void sw_cpu_quantize_q8(const float *x, sw_cpu_q8 *y, int64_t n);
 void sw_cpu_quantize_q8_K(const float *x, sw_block_q8_K *y, int64_t n);
-/* The same, bit for bit, with AVX2 (cpu_vec_dot_avx2.c). */
+/* The same, bit for bit, with AVX2 (cpu_vec_dot_avx2.c) and AVX-512
+ * (cpu_quant_avx512.c). */
 void sw_cpu_quantize_q8_avx2(const float *x, sw_cpu_q8 *y, int64_t n);
 void sw_cpu_quantize_q8_K_avx2(const float *x, sw_block_q8_K *y, int64_t n);
+void sw_cpu_quantize_q8_avx512(const float *x, sw_cpu_q8 *y, int64_t n);
+void sw_cpu_quantize_q8_K_avx512(const float *x, sw_block_q8_K *y, int64_t n);
 
 /* AVX2 helpers for attention (cpu_vec_dot_avx2.c). */
 float sw_cpu_dot_f32_avx2(const float *a, const float *b, int64_t n);

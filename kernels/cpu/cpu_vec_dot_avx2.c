@@ -71,9 +71,12 @@ void sw_cpu_quantize_q8_K_avx2(const float *x, sw_block_q8_K *y, int64_t n) {
     for (int64_t b = 0; b < n / SW_QK_K; b++, x += SW_QK_K) {
         /* one scale for 256: the block max first, then 8 groups of 32 with it */
         const __m256 sign = _mm256_set1_ps(-0.0f);
-        __m256 m = _mm256_setzero_ps();
-        for (int i = 0; i < SW_QK_K; i += 8)
-            m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+        __m256 m4[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                        _mm256_setzero_ps()}; /* four chains: max's latency */
+        for (int i = 0; i < SW_QK_K; i += 32)
+            for (int k = 0; k < 4; k++)
+                m4[k] = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i + 8 * k)), m4[k]);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(m4[0], m4[1]), _mm256_max_ps(m4[2], m4[3]));
         __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));

@@ -293,17 +293,14 @@ static void test_matmul_strided(void **state) {
     free(ow);
 }
 
-/* The AVX2 activation quantizers must produce the scalar ones' bytes exactly
- * (the matmul results of the two paths depend on it), also for zeros, ties,
- * huge values, infinities and NaN. */
+/* Every kernel set's activation quantizers must produce the scalar ones'
+ * bytes exactly (the matmul results of the paths depend on it), also for
+ * zeros, ties, huge values, infinities and NaN; n covers a partial group of
+ * 16 blocks (the AVX-512 q8 quantizer's). */
 static void test_quantize_paths(void **state) {
     fixture *f = *state;
-    if (!f->be[SW_CPU_ISA_AVX2][0]) {
-        print_message("skipped: %s\n", f->why[SW_CPU_ISA_AVX2]);
-        return;
-    }
     rng.s = 4242;
-    const int64_t n = 256 * 6;
+    const int64_t n = 256 * 6 + 128;
     float *x = malloc(sizeof(float) * n);
     for (int64_t i = 0; i < n; i++)
         x[i] = nrand() * (i % 97 == 0 ? 1000.0f : 1.0f);
@@ -315,29 +312,41 @@ static void test_quantize_paths(void **state) {
     x[600] = INFINITY;
     x[900] = NAN;
     x[1200] = -1e30f;
+    x[1300] = NAN; /* a NaN as the second half of a 32-block's first 16 */
+    x[1290] = -NAN;
     sw_cpu_q8 *a = calloc((size_t)n / 32, sizeof *a), *b = calloc((size_t)n / 32, sizeof *b);
     sw_block_q8_K *ka = calloc((size_t)n / 256, sizeof *ka),
                   *kb = calloc((size_t)n / 256, sizeof *kb);
     sw_cpu_quantize_q8(x, a, n);
-    sw_cpu_quantize_q8_avx2(x, b, n);
     sw_cpu_quantize_q8_K(x, ka, n);
-    sw_cpu_quantize_q8_K_avx2(x, kb, n);
     for (int64_t i = 0; i < n / 32; i++) {
-        if (memcmp(a[i].qs, b[i].qs, 32) != 0)
-            fail_msg("q8 block %lld: quants differ", (long long)i);
-        /* d, s: equal or both NaN (the inf/NaN blocks) */
-        assert_true(a[i].d == b[i].d || (isnan(a[i].d) && isnan(b[i].d)));
-        assert_true(a[i].s == b[i].s || (isnan(a[i].s) && isnan(b[i].s)));
         int32_t sum = 0;
         for (int j = 0; j < 32; j++)
             sum += a[i].qs[j];
         assert_int_equal(a[i].sum, sum);
-        assert_int_equal(b[i].sum, sum);
     }
-    for (int64_t i = 0; i < n / 256; i++) {
-        if (memcmp(ka[i].qs, kb[i].qs, 256) != 0 || memcmp(ka[i].bsums, kb[i].bsums, 32) != 0)
-            fail_msg("q8_K block %lld: quants or bsums differ", (long long)i);
-        assert_true(ka[i].d == kb[i].d || (isnan(ka[i].d) && isnan(kb[i].d)));
+    for (int isa = SW_CPU_ISA_AVX2; isa < SW_CPU_ISA_COUNT; isa++) {
+        if (!f->be[isa][0]) continue;
+        const sw_cpu_kernels *k = sw_cpu_kernels_get((sw_cpu_isa)isa);
+        memset(b, 0, sizeof *b * (size_t)(n / 32));
+        memset(kb, 0, sizeof *kb * (size_t)(n / 256));
+        k->quantize_q8(x, b, n);
+        k->quantize_q8_K(x, kb, n / 256 * 256);
+        for (int64_t i = 0; i < n / 32; i++) {
+            if (memcmp(a[i].qs, b[i].qs, 32) != 0)
+                fail_msg("%s q8 block %lld: quants differ", sw_cpu_isa_name((sw_cpu_isa)isa),
+                         (long long)i);
+            /* d, s: equal or both NaN (the inf/NaN blocks) */
+            assert_true(a[i].d == b[i].d || (isnan(a[i].d) && isnan(b[i].d)));
+            assert_true(a[i].s == b[i].s || (isnan(a[i].s) && isnan(b[i].s)));
+            assert_int_equal(a[i].sum, b[i].sum);
+        }
+        for (int64_t i = 0; i < n / 256; i++) {
+            if (memcmp(ka[i].qs, kb[i].qs, 256) != 0 || memcmp(ka[i].bsums, kb[i].bsums, 32) != 0)
+                fail_msg("%s q8_K block %lld: quants or bsums differ",
+                         sw_cpu_isa_name((sw_cpu_isa)isa), (long long)i);
+            assert_true(ka[i].d == kb[i].d || (isnan(ka[i].d) && isnan(kb[i].d)));
+        }
     }
     /* the tie block (elements 288..319 = -8.0, -7.5, ... 7.5, with x[300] = 127):
      * amax 127 gives d = id = 1 exactly, so the x.5 values round to even */

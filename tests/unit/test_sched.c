@@ -634,6 +634,30 @@ static void test_prefix_cache(void **state) {
     assert_same_output(&ref[0], &again, 0);
     assert_int_equal(again.usage.cached_prompt_tokens, ((ps[0].n - 1) / 16) * 16);
     result_destroy(&again);
+    /* A prompt that ends on a block boundary, again: its cached last block is
+     * copied and only the last token computed (one prompt token), twice, the
+     * output unchanged; the copies stay private (the cache keeps one block per
+     * prefix) and are freed. */
+    prompt whole;
+    make_prompt(&whole, 48, 777);
+    assert_int_equal(whole.n % 16, 0);
+    result wref;
+    run_solo(&whole, 1, GEN, &wref, false);
+    for (int k = 0; k < 3; k++) {
+        sw_engine_stats before, after;
+        sw_engine_stats_get(e, &before);
+        result_init(&again);
+        q = greedy_request(&whole, GEN, &again);
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+        assert_true(wait_final(&again, 300));
+        assert_same_output(&wref, &again, 0);
+        sw_engine_stats_get(e, &after);
+        assert_int_equal(again.usage.cached_prompt_tokens, k == 0 ? 0 : whole.n - 1);
+        assert_int_equal(after.total_prompt_tokens - before.total_prompt_tokens,
+                         k == 0 ? whole.n : 1);
+        result_destroy(&again);
+    }
+    result_destroy(&wref);
     check_idle(e);
     sw_engine_free(e);
     for (int i = 0; i < N; i++) result_destroy(&ref[i]);
