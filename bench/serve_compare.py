@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """Serve the same GGUF file with spillway-server and llama.cpp's llama-server,
 drive both with `spillway-bench serve` at the same concurrency levels in the
-same run (one level at a time, ours then theirs), and write one JSON file with
-both sides and the throughput ratios under bench/results/.
+same run (one level at a time, ours then theirs, --rounds times: each value is
+the median over the rounds), and write one JSON file with both sides, the
+throughput ratios, the host's CPU flags and its load average before every run
+under bench/results/.
 
 llama.cpp is NOT part of this repository: build it yourself outside the tree
 and point --llama-server at its binary.
 
 usage: bench/serve_compare.py --llama-server PATH [--threads N] [--parallel 64]
            [--ctx 320] [--concurrency 1,8,64] [--prompt-tokens 128]
-           [--max-tokens 128] [--peer-commit C] MODEL.gguf
+           [--max-tokens 128] [--rounds 1] [--peer-commit C] MODEL.gguf
 """
-import argparse, datetime, json, os, socket, subprocess, sys, time, urllib.request
+import argparse, datetime, json, os, signal, socket, statistics, subprocess, sys, time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_compare import cpu_info, load  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,6 +61,7 @@ def main():
     ap.add_argument("--concurrency", default="1,8,64")
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--peer-commit", default="unknown")
     ap.add_argument("--out", default=None)
     ap.add_argument("model")
@@ -70,37 +77,56 @@ def main():
     ours_url, peer_url = f"http://127.0.0.1:{p1}", f"http://127.0.0.1:{p2}"
     logs = [open(os.devnull, "w"), open(os.devnull, "w")]
     procs = []
+    # a timeout's SIGTERM must not leave the servers running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"terminated"))
+    keys = ("gen_tok_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "errors")
     try:
         # one server at a time, so the two never compete for the cores
         results = []
         for level in [int(x) for x in a.concurrency.split(",")]:
+            runs = []
+            for _ in range(a.rounds):
+                one = {}
+                for side, cmd, url, log in (("", ours_cmd, ours_url, logs[0]),
+                                            ("peer_", peer_cmd, peer_url, logs[1])):
+                    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+                    p = subprocess.Popen(cmd, stdout=log, stderr=log)
+                    procs.append(p)
+                    wait_ready(url, p)
+                    one[side + "load_avg"] = load()
+                    r = bench(bench_bin, url, level, a)
+                    p.terminate()
+                    p.wait(timeout=30)
+                    for k in keys:
+                        if k in r:
+                            one[side + k] = r[k]
+                runs.append(one)
             row = {"concurrency": level}
-            for side, cmd, url, log in (("", ours_cmd, ours_url, logs[0]),
-                                        ("peer_", peer_cmd, peer_url, logs[1])):
-                print("+", " ".join(cmd), file=sys.stderr, flush=True)
-                p = subprocess.Popen(cmd, stdout=log, stderr=log)
-                procs.append(p)
-                wait_ready(url, p)
-                r = bench(bench_bin, url, level, a)
-                p.terminate()
-                p.wait(timeout=30)
-                for k in ("gen_tok_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms",
-                          "errors"):
-                    if k in r:
-                        row[side + k] = r[k]
+            for k in runs[0]:
+                if not k.endswith("load_avg"):
+                    row[k] = statistics.median(r[k] for r in runs if k in r)
             if row.get("peer_gen_tok_s"):
                 row["ratio_gen_tok_s"] = row["gen_tok_s"] / row["peer_gen_tok_s"]
+            if row.get("peer_ttft_p50_ms"):
+                row["ratio_ttft_p50"] = row["ttft_p50_ms"] / row["peer_ttft_p50_ms"]
+            row["per_round"] = runs
             results.append(row)
+            print(f"c={level}: gen {row.get('gen_tok_s')} vs {row.get('peer_gen_tok_s')} tok/s, "
+                  f"ttft p50 {row.get('ttft_p50_ms')} vs {row.get('peer_ttft_p50_ms')} ms; "
+                  f"load {load()}", file=sys.stderr, flush=True)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
+    cpu, flags = cpu_info()
     doc = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": commit,
-        "device": f"{os.cpu_count()} CPU cores (shared VM)",
+        "device": f"{cpu}, {os.cpu_count()} CPU cores (shared VM)",
+        "cpu_flags": flags,
+        "cpu_isa": os.environ.get("SW_CPU_ISA", "auto"),
         "command": " ".join(ours_cmd[:1] + ["-m", os.path.basename(a.model)] + ours_cmd[3:]),
         "peer_command": " ".join([os.path.basename(a.llama_server), "-m",
                                   os.path.basename(a.model)] + peer_cmd[3:]),

@@ -12,6 +12,7 @@
 #include "tokenizer.h"
 #include "chat.h"
 #include "backend.h"
+#include "cpu_backend.h"
 #include "model.h"
 #include "sampler.h"
 #include "grammar.h"

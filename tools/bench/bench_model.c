@@ -218,6 +218,8 @@ int sw_bench_model_main(int argc, char **argv) {
         cJSON_AddStringToObject(j, "model_name", cfg->name);
         cJSON_AddStringToObject(j, "arch", cfg->arch_name);
         cJSON_AddStringToObject(j, "backend", bname);
+        if (!strcmp(bname, "cpu"))
+            cJSON_AddStringToObject(j, "cpu_isa", sw_cpu_isa_name(sw_backend_cpu_isa(be)));
         cJSON_AddNumberToObject(j, "threads", threads);
         cJSON_AddNumberToObject(j, "n_prompt", o.n_prompt);
         cJSON_AddNumberToObject(j, "n_gen", o.n_gen);
