@@ -122,6 +122,10 @@ struct sw_engine {
     /* Step scratch (scheduler thread). */
     plan_entry *plan; /* [max_running] */
     int32_t n_plan, plan_budget;
+    /* Chain hashes of the full blocks this plan's chunks complete (see
+     * wait_for_planned); [cap_plan_hashes], NULL when the prefix cache is off. */
+    uint64_t *plan_hashes;
+    int32_t n_plan_hashes, cap_plan_hashes;
     int32_t *b_tokens, *b_pos;   /* [budget] */
     int32_t *b_seq_start;        /* [max_running + 1] */
     int32_t *b_nblocks;          /* [max_running] */
@@ -426,7 +430,39 @@ static int32_t grow_blocks(sw_engine *e, seq *s, int32_t n_pos, bool may_preempt
     return s->n_blocks * e->block_size;
 }
 
+/* Note the chain hashes of the full blocks that n_tok tokens of s from
+ * s->n_computed on complete (the parent of the first is known: every
+ * computed full block of s is hashed). */
+static void note_planned_blocks(sw_engine *e, const seq *s, int32_t n_tok) {
+    int32_t bs = e->block_size, i0 = s->n_computed / bs, i1 = (s->n_computed + n_tok) / bs;
+    if (!e->plan_hashes || i0 > s->n_hashes) return;
+    uint64_t h = i0 ? s->hashes[i0 - 1] : SW_BM_HASH_ROOT;
+    for (int32_t i = i0; i < i1 && e->n_plan_hashes < e->cap_plan_hashes; i++) {
+        h = sw_bm_hash_block(h, s->tokens + (size_t)i * (size_t)bs, bs);
+        e->plan_hashes[e->n_plan_hashes++] = h;
+    }
+}
+
+/* Whether the first block s still has to compute (s's lookup done) is one
+ * that a chunk of this step completes: then s waits one step and takes it
+ * from the prefix cache instead of computing the same prefix twice in one
+ * step -- a burst of requests with one system prompt, or one prompt sent
+ * many times at once, costs one prefill of the shared blocks. A request that
+ * needs every position computed (the mean hidden state) does not wait. */
+static bool wait_for_planned(const sw_engine *e, const seq *s) {
+    int32_t bs = e->block_size, m = s->n_blocks;
+    if (!e->n_plan_hashes || s->n_computed != m * bs || (int64_t)(m + 1) * bs > s->n_tokens ||
+        m > s->n_hashes || ((s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent))
+        return false;
+    uint64_t h = sw_bm_hash_block(m ? s->hashes[m - 1] : SW_BM_HASH_ROOT,
+                                  s->tokens + (size_t)m * (size_t)bs, bs);
+    for (int32_t i = 0; i < e->n_plan_hashes; i++)
+        if (e->plan_hashes[i] == h) return true;
+    return false;
+}
+
 static void plan_add(sw_engine *e, seq *s, int32_t n_tok) {
+    note_planned_blocks(e, s, n_tok);
     plan_entry *p = &e->plan[e->n_plan++];
     p->s = s;
     p->n_tok = n_tok;
@@ -460,9 +496,11 @@ static void reuse_last_block(sw_engine *e, seq *s) {
     sw_bm_release(e->bm, src);
 }
 
-/* Try to admit the head of the queue. Returns false when it has to wait. */
-static bool admit_head(sw_engine *e) {
-    seq *s = e->waiting[0];
+/* Try to admit waiting request i (in arrival order). Returns 1 when admitted,
+ * 0 when it waits a step for a block this step computes (the next may go),
+ * -1 when it has to wait for KV blocks (so do the ones behind it). */
+static int admit(sw_engine *e, int32_t i) {
+    seq *s = e->waiting[i];
     int32_t matched = 0, n_lookup = 0;
     if (s->n_blocks == 0) {
         /* Reuse cached full blocks, but always leave the last token to compute
@@ -476,6 +514,10 @@ static bool admit_head(sw_engine *e) {
         s->n_blocks = s->n_hashes = matched;
         s->n_computed = matched * e->block_size;
         if (matched == n_lookup) reuse_last_block(e, s);
+    }
+    if (wait_for_planned(e, s)) {
+        release_blocks(e, s);
+        return 0;
     }
     int32_t chunk = SW_MIN(s->n_tokens - s->n_computed, e->plan_budget);
     int32_t need = blocks_for(e, s->n_computed + chunk) - s->n_blocks;
@@ -492,14 +534,14 @@ static bool admit_head(sw_engine *e) {
             chunk = (s->n_blocks + avail) * e->block_size - s->n_computed;
         if (e->n_running > 0 || e->n_plan > 0 || chunk <= 0) {
             release_blocks(e, s);
-            return false;
+            return -1;
         }
     }
     /* waiting_reserve keeps room for every running sequence to be requeued by
      * a preemption, so preempt never needs to allocate. */
     if (!waiting_reserve(e, e->n_running + 1)) {
         release_blocks(e, s);
-        return false;
+        return -1;
     }
     sw_bm_note_lookup(e->bm, matched, n_lookup);
     if (!s->admitted_once) {
@@ -511,7 +553,7 @@ static bool admit_head(sw_engine *e) {
     s->state = SEQ_RUNNING;
     grow_blocks(e, s, s->n_computed + chunk, false);
     plan_add(e, s, chunk);
-    return true;
+    return 1;
 }
 
 /* Decide what the next step computes: every running decode (one token each,
@@ -519,6 +561,7 @@ static bool admit_head(sw_engine *e) {
  * admissions in arrival order, all within the token budget. */
 static void plan_step(sw_engine *e) {
     e->n_plan = 0;
+    e->n_plan_hashes = 0;
     e->plan_budget = e->budget;
     e->n_plans++;
     /* Decodes first, so that running streams never stall behind a prefill.
@@ -543,9 +586,11 @@ static void plan_step(sw_engine *e) {
         chunk = SW_MIN(chunk, covered - s->n_computed);
         if (chunk > 0) plan_add(e, s, chunk);
     }
-    while (e->n_waiting > 0 && e->plan_budget > 0 && e->n_running < e->max_running) {
-        if (e->waiting[0]->preempted_at == e->n_plans) break; /* not back in the same step */
-        if (!admit_head(e)) break;
+    for (int32_t i = 0; i < e->n_waiting && e->plan_budget > 0 && e->n_running < e->max_running;) {
+        if (e->waiting[i]->preempted_at == e->n_plans) break; /* not back in the same step */
+        int r = admit(e, i);
+        if (r < 0) break;
+        if (r == 0) i++; /* admitted ones leave the list; a waiting one keeps its place */
     }
 }
 
@@ -1096,6 +1141,11 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     e->plan = calloc(mr, sizeof *e->plan);
     e->b_tokens = malloc((size_t)e->budget * sizeof *e->b_tokens);
     e->b_pos = malloc((size_t)e->budget * sizeof *e->b_pos);
+    if (!p.no_prefix_cache) { /* a step completes at most budget / bs + one per sequence */
+        e->cap_plan_hashes = e->budget / e->block_size + e->max_running + 1;
+        e->plan_hashes = malloc((size_t)e->cap_plan_hashes * sizeof *e->plan_hashes);
+        if (!e->plan_hashes) e->cap_plan_hashes = 0; /* no deferral then; nothing breaks */
+    }
     e->b_seq_start = malloc((mr + 1) * sizeof *e->b_seq_start);
     e->b_nblocks = malloc(mr * sizeof *e->b_nblocks);
     e->b_tables = malloc(mr * sizeof *e->b_tables);
@@ -1142,6 +1192,7 @@ void sw_engine_free(sw_engine *e) {
     free(e->plan);
     free(e->b_tokens);
     free(e->b_pos);
+    free(e->plan_hashes);
     free(e->b_seq_start);
     free(e->b_nblocks);
     free(e->b_tables);

@@ -663,6 +663,69 @@ static void test_prefix_cache(void **state) {
     for (int i = 0; i < N; i++) result_destroy(&ref[i]);
 }
 
+/* A burst of one prompt, submitted at once (from the first token callback of
+ * another request, so that all of it waits when the scheduler plans its next
+ * step): the first computes the prompt, the others wait that step for its
+ * blocks and then compute only their last token -- one prefill for the
+ * burst, not one each -- with outputs unchanged. */
+typedef struct burst {
+    result r; /* the trigger request's own */
+    sw_engine *e;
+    const prompt *p;
+    result *out;
+    int n;
+    bool fired;
+} burst;
+
+static void on_event_burst(void *user, const sw_event *ev) {
+    burst *b = user;
+    on_event(&b->r, ev);
+    if (ev->type != SW_EVENT_TOKEN || b->fired) return;
+    b->fired = true;
+    for (int i = 0; i < b->n; i++) {
+        sw_request q = greedy_request(b->p, 8, &b->out[i]);
+        if (sw_engine_submit(b->e, &q, NULL, NULL) != SW_OK) b->out[i].n_final = -1;
+    }
+}
+
+static void test_burst_shares_prefix(void **state) {
+    (void)state;
+    enum { N = 6 };
+    prompt trig, same;
+    make_prompt(&trig, 20, 31337);
+    make_prompt(&same, 48, 4711);
+    result ref;
+    run_solo(&same, 1, 8, &ref, false);
+    sw_engine_params p;
+    sw_engine_params_default(&p);
+    p.kv_block_size = 16;
+    sw_engine *e = make_engine(&p);
+    result out[N];
+    for (int i = 0; i < N; i++) result_init(&out[i]);
+    burst b = {.e = e, .p = &same, .out = out, .n = N};
+    result_init(&b.r);
+    sw_engine_stats before, after;
+    sw_engine_stats_get(e, &before);
+    sw_request q = greedy_request(&trig, 4, &b.r);
+    q.on_event = on_event_burst;
+    q.user = &b;
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(&b.r, 300));
+    for (int i = 0; i < N; i++) {
+        assert_true(wait_final(&out[i], 300));
+        assert_same_output(&ref, &out[i], i);
+        assert_int_equal(out[i].usage.cached_prompt_tokens, i == 0 ? 0 : same.n - 1);
+    }
+    sw_engine_stats_get(e, &after);
+    assert_int_equal(after.total_prompt_tokens - before.total_prompt_tokens,
+                     trig.n + same.n + (N - 1));
+    for (int i = 0; i < N; i++) result_destroy(&out[i]);
+    result_destroy(&b.r);
+    result_destroy(&ref);
+    check_idle(e);
+    sw_engine_free(e);
+}
+
 /* ---- (e) stop strings ------------------------------------------------------------- */
 
 static bool utf8_boundary(const char *t, size_t i) {
@@ -1336,6 +1399,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_preemption_equals_solo),
     cmocka_unit_test(test_seeded_sampling_through_preemption),
     cmocka_unit_test(test_prefix_cache),
+    cmocka_unit_test(test_burst_shares_prefix),
     cmocka_unit_test(test_stop_strings),
     cmocka_unit_test(test_json_mode),
     cmocka_unit_test(test_limits_and_errors),
