@@ -57,6 +57,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--isa", default="auto", help="SW_CPU_ISA for our runs")
     ap.add_argument("--peer-label", default="", help="how the peer was built, for the JSON")
+    ap.add_argument("--peer-env", action="append", default=[],
+                    help="NAME=VALUE for the peer's environment (repeatable), e.g. "
+                         "OMP_WAIT_POLICY=passive: on a loaded host llama.cpp's spinning "
+                         "OpenMP threads otherwise wait whole time slices at every barrier")
     ap.add_argument("--out", default=None)
     ap.add_argument("--peer-commit", default=None,
                     help="llama.cpp commit (default: read from the git tree around --llama-bench)")
@@ -70,6 +74,7 @@ def main():
          "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     cpu, flags = cpu_info()
     env = dict(os.environ, SW_CPU_ISA=a.isa)
+    peer_env = dict(os.environ, **dict(kv.split("=", 1) for kv in a.peer_env))
     results = []
     for m in a.models:
         for threads in [int(t) for t in a.threads.split(",")]:
@@ -83,7 +88,7 @@ def main():
                 l0 = load()
                 ours = json.loads(run(ours_cmd, env))
                 l1 = load()
-                peer = json.loads(run(peer_cmd))
+                peer = json.loads(run(peer_cmd, peer_env))
                 l2 = load()
                 peer_pp = next(r["avg_ts"] for r in peer
                                if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0)
@@ -103,7 +108,7 @@ def main():
                 "cpu_flags": flags,
                 "cpu_isa": rounds[0]["cpu_isa"],
                 "command": f"SW_CPU_ISA={a.isa} " + " ".join(ours_cmd),
-                "peer_command": " ".join(peer_cmd),
+                "peer_command": " ".join(a.peer_env + peer_cmd),
                 "model": os.path.basename(m),
                 "model_bytes": os.path.getsize(m),
                 "backend": "cpu",

@@ -62,6 +62,9 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--peer-env", action="append", default=[],
+                    help="NAME=VALUE for llama-server's environment (repeatable), e.g. "
+                         "OMP_WAIT_POLICY=passive on a loaded host")
     ap.add_argument("--peer-commit", default="unknown")
     ap.add_argument("--out", default=None)
     ap.add_argument("model")
@@ -79,6 +82,7 @@ def main():
     procs = []
     # a timeout's SIGTERM must not leave the servers running
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"terminated"))
+    peer_env = dict(os.environ, **dict(kv.split("=", 1) for kv in a.peer_env))
     keys = ("gen_tok_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "errors")
     try:
         # one server at a time, so the two never compete for the cores
@@ -87,10 +91,10 @@ def main():
             runs = []
             for _ in range(a.rounds):
                 one = {}
-                for side, cmd, url, log in (("", ours_cmd, ours_url, logs[0]),
-                                            ("peer_", peer_cmd, peer_url, logs[1])):
+                for side, cmd, url, log, env in (("", ours_cmd, ours_url, logs[0], None),
+                                                 ("peer_", peer_cmd, peer_url, logs[1], peer_env)):
                     print("+", " ".join(cmd), file=sys.stderr, flush=True)
-                    p = subprocess.Popen(cmd, stdout=log, stderr=log)
+                    p = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
                     procs.append(p)
                     wait_ready(url, p)
                     one[side + "load_avg"] = load()
@@ -128,8 +132,8 @@ def main():
         "cpu_flags": flags,
         "cpu_isa": os.environ.get("SW_CPU_ISA", "auto"),
         "command": " ".join(ours_cmd[:1] + ["-m", os.path.basename(a.model)] + ours_cmd[3:]),
-        "peer_command": " ".join([os.path.basename(a.llama_server), "-m",
-                                  os.path.basename(a.model)] + peer_cmd[3:]),
+        "peer_command": " ".join(a.peer_env + [os.path.basename(a.llama_server), "-m",
+                                               os.path.basename(a.model)] + peer_cmd[3:]),
         "bench_command": f"spillway-bench serve --url URL --concurrency LEVEL --prompt-tokens "
                          f"{a.prompt_tokens} --max-tokens {a.max_tokens} --json",
         "model": os.path.basename(a.model),
