@@ -259,8 +259,8 @@ static sw_status parse_keys(const pctx *p, const cJSON *v) {
 
 static sw_status parse_monitor(const pctx *p, const cJSON *v) {
     if (!cJSON_IsObject(v)) return bad(p, "monitor", "expected an object");
-    ALLOWED(v, "monitor.", "enabled", "probe_tokens", "min_tokens", "low_prob", "min_mean_logprob",
-            "max_low_share", "max_mean_entropy");
+    ALLOWED(v, "monitor.", "enabled", "probe_tokens", "min_tokens", "low_prob", "cloud_share",
+            "min_mean_logprob", "max_low_share", "max_mean_entropy");
     sw_monitor_params *m = &p->c->monitor;
     TRY(get_bool(p, v, "enabled", "monitor.enabled", &m->enabled));
     TRY(get_int(p, v, "probe_tokens", "monitor.probe_tokens", 1, 4096, &m->probe_tokens));
@@ -275,6 +275,19 @@ static sw_status parse_monitor(const pctx *p, const cJSON *v) {
     TRY(get_threshold(p, v, "max_low_share", "monitor.max_low_share", 0, 1, &m->max_low_share));
     TRY(get_threshold(p, v, "max_mean_entropy", "monitor.max_mean_entropy", 0, 1e6,
                       &m->max_mean_entropy));
+    /* A fixed threshold given as a number means fixed thresholds: the
+     * self-calibrating share (the default) steps aside, unless the file asks
+     * for both, which is contradictory. */
+    static const char *const fixed[] = {"min_mean_logprob", "max_low_share", "max_mean_entropy"};
+    const char *named = NULL;
+    for (size_t i = 0; i < 3 && !named; i++)
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(v, fixed[i]))) named = fixed[i];
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(v, "cloud_share");
+    if (cs && cJSON_IsNumber(cs) && named)
+        return bad(p, "monitor.cloud_share",
+                   "a share and a fixed threshold (monitor.%s) exclude each other: give one", named);
+    if (named) m->cloud_share = NAN;
+    TRY(get_threshold(p, v, "cloud_share", "monitor.cloud_share", 0, 1, &m->cloud_share));
     return SW_OK;
 }
 

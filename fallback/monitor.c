@@ -15,6 +15,7 @@ struct sw_monitor {
     int32_t n_low;
     double low_logprob; /* log(low_prob) */
     sw_monitor_stats decided; /* frozen at the verdict */
+    sw_share_ctl *budget;     /* self-calibrating: borrowed; NULL: none */
     char *held;
     size_t held_len, held_cap;
 };
@@ -24,9 +25,24 @@ void sw_monitor_params_default(sw_monitor_params *p) {
     p->probe_tokens = 16;
     p->min_tokens = 4;
     p->low_prob = 0.1f;
-    p->min_mean_logprob = -2.0f;
-    p->max_low_share = 0.4f;
-    p->max_mean_entropy = 3.0f;
+    p->cloud_share = SW_MONITOR_DEFAULT_SHARE;
+    p->min_mean_logprob = NAN;
+    p->max_low_share = NAN;
+    p->max_mean_entropy = NAN;
+}
+
+double sw_monitor_score(double mean_logprob) {
+    return isfinite(mean_logprob) ? 1.0 - exp(fmin(mean_logprob, 0.0)) : 1.0;
+}
+
+/* 1 - exp(-x) at the midpoints of 16 equal steps of x over [0.05, 1.5] nats */
+static const double k_prior[] = {
+    0.0909, 0.1697, 0.2416, 0.3073, 0.3673, 0.4221, 0.4722, 0.5179,
+    0.5597, 0.5979, 0.6327, 0.6645, 0.6936, 0.7201, 0.7444, 0.7665};
+
+const double *sw_monitor_share_prior(int32_t *n) {
+    *n = (int32_t)(sizeof k_prior / sizeof k_prior[0]);
+    return k_prior;
 }
 
 const char *sw_monitor_verdict_str(sw_monitor_verdict v) {
@@ -53,6 +69,11 @@ sw_status sw_monitor_create(const sw_monitor_params *p, sw_monitor_mode mode, sw
         free(m);
         return sw_err_set(err, SW_E_INVALID_ARG, "monitor.low_prob: %g is not in (0, 1]", lp);
     }
+    if (!isnan(m->p.cloud_share) && !(m->p.cloud_share >= 0 && m->p.cloud_share <= 1)) {
+        float cs = m->p.cloud_share;
+        free(m);
+        return sw_err_set(err, SW_E_INVALID_ARG, "monitor.cloud_share: %g is not in [0, 1]", cs);
+    }
     m->low_logprob = log((double)m->p.low_prob);
     m->mode = mode;
     m->verdict = m->p.enabled ? SW_MONITOR_PROBING : SW_MONITOR_PASS;
@@ -60,6 +81,10 @@ sw_status sw_monitor_create(const sw_monitor_params *p, sw_monitor_mode mode, sw
     m->decided.failed_check = "";
     *out = m;
     return SW_OK;
+}
+
+void sw_monitor_set_budget(sw_monitor *m, sw_share_ctl *budget) {
+    if (m) m->budget = budget;
 }
 
 void sw_monitor_free(sw_monitor *m) {
@@ -72,6 +97,7 @@ static void running_stats(const sw_monitor *m, sw_monitor_stats *s) {
     memset(s, 0, sizeof *s);
     s->verdict = m->verdict;
     s->n_tokens = m->n;
+    s->score = NAN;
     s->failed_check = "";
     if (m->n > 0) {
         s->mean_logprob = m->sum_logprob / m->n;
@@ -96,9 +122,24 @@ static sw_monitor_verdict judge_stats(const sw_monitor_params *p, sw_monitor_sta
     return s->verdict;
 }
 
+/* Self-calibrating: the budget decides on the score (share.h). */
+static sw_monitor_verdict judge_share(sw_share_ctl *budget, int32_t min_tokens,
+                                      sw_monitor_stats *s) {
+    s->failed_check = "";
+    s->verdict = SW_MONITOR_PASS;
+    if (s->n_tokens < min_tokens || s->n_tokens == 0 || !budget) return s->verdict;
+    s->score = sw_monitor_score(s->mean_logprob);
+    if (sw_share_ctl_decide(budget, s->score)) {
+        s->failed_check = "cloud_share";
+        s->verdict = SW_MONITOR_ESCALATE;
+    }
+    return s->verdict;
+}
+
 static void decide(sw_monitor *m) {
     running_stats(m, &m->decided);
-    m->verdict = judge_stats(&m->p, &m->decided);
+    m->verdict = isnan(m->p.cloud_share) ? judge_stats(&m->p, &m->decided)
+                                         : judge_share(m->budget, m->p.min_tokens, &m->decided);
 }
 
 static bool hold(sw_monitor *m, const char *text, size_t len) {
@@ -165,6 +206,7 @@ void sw_monitor_stats_get(const sw_monitor *m, sw_monitor_stats *out) {
     if (!m) {
         memset(out, 0, sizeof *out);
         out->verdict = SW_MONITOR_PASS;
+        out->score = NAN;
         out->failed_check = "";
         return;
     }
@@ -181,6 +223,7 @@ char *sw_monitor_stats_json(const sw_monitor_stats *s) {
     cJSON_AddNumberToObject(o, "mean_logprob", round(s->mean_logprob * 1e4) / 1e4);
     cJSON_AddNumberToObject(o, "low_share", round(s->low_share * 1e4) / 1e4);
     cJSON_AddNumberToObject(o, "mean_entropy", round(s->mean_entropy * 1e4) / 1e4);
+    if (isfinite(s->score)) cJSON_AddNumberToObject(o, "score", round(s->score * 1e4) / 1e4);
     if (s->failed_check && s->failed_check[0])
         cJSON_AddStringToObject(o, "failed_check", s->failed_check);
     char *out = cJSON_PrintUnformatted(o);
@@ -197,6 +240,7 @@ sw_monitor_verdict sw_monitor_judge(const sw_monitor_params *p, const float *log
     }
     sw_monitor_stats s;
     memset(&s, 0, sizeof s);
+    s.score = NAN;
     s.failed_check = "";
     if (!p->enabled) {
         s.verdict = SW_MONITOR_PASS;

@@ -14,25 +14,30 @@ struct sw_share_ctl {
     int32_t head;    /* ring: the oldest score when full */
     double *ring;    /* [cap] in arrival order */
     double *sorted;  /* [n] ascending */
-    double debt;     /* error diffusion for ties at the threshold */
+    int32_t n_warm;  /* warm-start scores still in the window (the oldest) */
+    double debt;     /* share x decisions - cloud decisions, within +-SW_SHARE_FEEDBACK */
     uint64_t decided, cloud;
 };
+
+static double clamp(double x, double lo, double hi) { return fmin(fmax(x, lo), hi); }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-/* first index whose value is >= v */
-static int32_t lower_bound(const double *a, int32_t n, double v) {
+/* first index whose value is >= v (upper: > v) */
+static int32_t bound(const double *a, int32_t n, double v, bool upper) {
     int32_t lo = 0, hi = n;
     while (lo < hi) {
         int32_t mid = (lo + hi) / 2;
-        if (a[mid] < v) lo = mid + 1;
+        if (a[mid] < v || (upper && a[mid] == v)) lo = mid + 1;
         else hi = mid;
     }
     return lo;
 }
+
+static int32_t lower_bound(const double *a, int32_t n, double v) { return bound(a, n, v, false); }
 
 static void sorted_insert(sw_share_ctl *c, double v) {
     int32_t i = lower_bound(c->sorted, c->n, v);
@@ -48,15 +53,17 @@ static void sorted_remove(sw_share_ctl *c, double v) {
     c->n--;
 }
 
-static void push(sw_share_ctl *c, double v) {
-    if (c->n == c->cap) {
+/* Add a score; the oldest leaves when the window is full, and while warm
+ * scores remain a live one replaces the oldest of them. */
+static void push(sw_share_ctl *c, double v, bool warm) {
+    if (c->n == c->cap || (!warm && c->n_warm > 0)) {
         sorted_remove(c, c->ring[c->head]);
-        c->ring[c->head] = v;
         c->head = (c->head + 1) % c->cap;
-    } else {
-        c->ring[(c->head + c->n) % c->cap] = v;
+        if (c->n_warm > 0) c->n_warm--;
     }
+    c->ring[(c->head + c->n) % c->cap] = v; /* sorted_insert counts it */
     sorted_insert(c, v);
+    if (warm) c->n_warm++;
 }
 
 sw_status sw_share_ctl_create(double share, int32_t window, const double *warm, int32_t n_warm,
@@ -89,7 +96,7 @@ sw_status sw_share_ctl_create(double share, int32_t window, const double *warm, 
     int64_t p = k % 7919 ? 7919 : 1;
     for (int32_t i = 0; i < k; i++) {
         int64_t j = ((int64_t)i * p) % k;
-        push(c, w[(j * m + m / 2) / k]);
+        push(c, w[(j * m + m / 2) / k], true);
     }
     free(w);
     *out = c;
@@ -104,39 +111,39 @@ void sw_share_ctl_free(sw_share_ctl *c) {
     free(c);
 }
 
-/* The (1 - share) quantile: the score above which `share` of the window lies.
- * Under the lock. */
+/* The share aimed at for the next decision: the target plus the shortfall
+ * spread over SW_SHARE_FEEDBACK decisions. Under the lock. */
+static double aim(const sw_share_ctl *c) {
+    return clamp(c->share + c->debt / SW_SHARE_FEEDBACK, 0.0, 1.0);
+}
+
+/* How many of the window's scores may lie above a score that goes to the
+ * cloud: those with fewer than slots - 1/2 above (ties at their middle). */
+static double slots(const sw_share_ctl *c) { return aim(c) * (c->n + 1); }
+
+/* Under the lock: the lowest score (exclusive) that goes to the cloud now. */
 static double threshold(const sw_share_ctl *c) {
     if (c->n == 0) return NAN;
-    double pos = (1.0 - c->share) * c->n; /* scores strictly above index pos - 1 */
-    int32_t i = (int32_t)ceil(pos) - 1;
-    if (i < 0) return -INFINITY;
-    if (i >= c->n) return INFINITY;
-    return c->sorted[i];
+    /* a score above sorted[i] has at most n - 1 - i above it */
+    int32_t k = (int32_t)ceil(slots(c) - 0.5) - 1; /* most allowed above */
+    if (k < 0) return INFINITY;
+    if (k >= c->n) return -INFINITY;
+    return c->sorted[c->n - 1 - k];
 }
 
 bool sw_share_ctl_decide(sw_share_ctl *c, double score) {
+    if (isnan(score)) return false;
     pthread_mutex_lock(&c->mu);
     bool cloud;
     if (c->share <= 0.0) cloud = false;
     else if (c->share >= 1.0) cloud = true;
-    else if (c->n == 0) cloud = false;
     else {
-        double t = threshold(c);
-        if (score > t) cloud = true;
-        else if (score < t) cloud = false;
-        else {
-            /* a tie: of the window's scores equal to t, the share wants
-             * `want` of `eq` above the line */
-            int32_t lo = lower_bound(c->sorted, c->n, t), hi = lo;
-            while (hi < c->n && c->sorted[hi] == t) hi++;
-            double above = c->n - hi, want = c->share * c->n - above;
-            c->debt += fmax(0.0, want) / (double)(hi - lo);
-            cloud = c->debt >= 1.0;
-            if (cloud) c->debt -= 1.0;
-        }
+        int32_t lo = lower_bound(c->sorted, c->n, score), hi = bound(c->sorted, c->n, score, true);
+        double above = c->n - hi, mid = above + (hi - lo + 1) / 2.0; /* rank from the top */
+        cloud = mid - 0.5 < slots(c);
+        c->debt = clamp(c->debt + c->share - cloud, -SW_SHARE_FEEDBACK, SW_SHARE_FEEDBACK);
     }
-    if (isfinite(score)) push(c, score);
+    if (isfinite(score)) push(c, score, false);
     c->decided++;
     c->cloud += cloud;
     pthread_mutex_unlock(&c->mu);

@@ -9,6 +9,10 @@ is computed here, never written by hand. Output: JSON lines
 for `spillway-router label`.
 
     make_devset.py --seed 1 --n 400 --out refs.jsonl
+    make_devset.py --seed 3 --n 400 --mix arithmetic=1,facts=3,words=2,calendar=2
+
+Without --mix the kinds take turns (equal shares); with it each item's kind is
+drawn with the given weights (another mix of the same kinds).
 """
 import argparse
 import calendar
@@ -147,6 +151,8 @@ def main():
     ap.add_argument("--out", default="-", help="output file (default stdout)")
     ap.add_argument("--kinds", default="arithmetic,facts,words,calendar",
                     help="comma-separated kinds to draw from")
+    ap.add_argument("--mix", default="",
+                    help="kind=weight,... : draw kinds with these weights instead of in turn")
     a = ap.parse_args()
     try:
         src = load_sources()
@@ -157,12 +163,23 @@ def main():
     gens = {"arithmetic": lambda: arithmetic(rng), "facts": lambda: facts(rng, src),
             "words": lambda: words(rng, src), "calendar": lambda: calendar_q(rng)}
     kinds = [k for k in a.kinds.split(",") if k]
+    weights = None
+    if a.mix:
+        try:
+            pairs = [kv.split("=") for kv in a.mix.split(",") if kv]
+            kinds, weights = [k for k, _ in pairs], [float(w) for _, w in pairs]
+        except ValueError:
+            ap.error("--mix: expected kind=weight,... (got '{}')".format(a.mix))
+        if not all(w >= 0 for w in weights) or sum(weights) <= 0:
+            ap.error("--mix: weights must be >= 0 with a positive sum")
     for k in kinds:
         if k not in gens:
             ap.error("unknown kind '{}' (have {})".format(k, ", ".join(gens)))
     seen, items = set(), []
     while len(items) < a.n:
-        it = gens[kinds[len(items) % len(kinds)]]()
+        kind = (rng.choices(kinds, weights)[0] if weights
+                else kinds[len(items) % len(kinds)])
+        it = gens[kind]()
         key = it["messages"][0]["content"]
         if key in seen:
             continue

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ledger.h"
+#include "config.h"
 #include "monitor.h"
 #include "resilience.h"
 #include "router.h"
@@ -234,10 +235,20 @@ static void test_router_extension(void **state) {
 
 /* ---- monitor ------------------------------------------------------------------------- */
 
+/* The fixed thresholds the tests below judge by (no longer the defaults:
+ * the default monitor calibrates a share, test_monitor_self_calibrating). */
+static void fixed_thresholds(sw_monitor_params *p) {
+    sw_monitor_params_default(p);
+    p->cloud_share = NAN;
+    p->min_mean_logprob = -2.0f;
+    p->max_low_share = 0.4f;
+    p->max_mean_entropy = 3.0f;
+}
+
 static void test_monitor_window(void **state) {
     (void)state;
     sw_monitor_params p;
-    sw_monitor_params_default(&p);
+    fixed_thresholds(&p);
     p.probe_tokens = 4;
     sw_monitor *m = NULL;
     sw_err err = {{0}};
@@ -333,12 +344,155 @@ static void test_monitor_judge(void **state) {
         lp[i] = -0.3f;
         h[i] = 1.0f;
     }
+    sw_monitor_params p;
+    fixed_thresholds(&p);
     sw_monitor_stats s;
-    assert_int_equal(sw_monitor_judge(NULL, lp, h, 8, &s), SW_MONITOR_PASS);
+    assert_int_equal(sw_monitor_judge(&p, lp, h, 8, &s), SW_MONITOR_PASS);
     for (int i = 0; i < 8; i++) h[i] = 4.0f;
-    assert_int_equal(sw_monitor_judge(NULL, lp, h, 8, &s), SW_MONITOR_ESCALATE);
+    assert_int_equal(sw_monitor_judge(&p, lp, h, 8, &s), SW_MONITOR_ESCALATE);
     assert_string_equal(s.failed_check, "mean_entropy");
-    assert_int_equal(sw_monitor_judge(NULL, lp, NULL, 8, &s), SW_MONITOR_PASS);
+    assert_int_equal(sw_monitor_judge(&p, lp, NULL, 8, &s), SW_MONITOR_PASS);
+    /* the defaults have no fixed threshold: the judge alone never escalates */
+    for (int i = 0; i < 8; i++) lp[i] = -9.0f;
+    assert_int_equal(sw_monitor_judge(NULL, lp, h, 8, &s), SW_MONITOR_PASS);
+}
+
+/* The default monitor: the probe window's score goes to a share controller
+ * warm-started from the prior, which escalates about cloud_share of the
+ * answers, whatever the model's confidence scale: a confident model (mean
+ * logprob around -0.2) and an unsure one (around -2.5, where no answer is
+ * near the prior) both escalate near the target; the ones escalated are the
+ * least confident. */
+static uint64_t g_mrng = 7;
+static double mrand(void) {
+    g_mrng = g_mrng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return ((g_mrng >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static void test_monitor_self_calibrating(void **state) {
+    (void)state;
+    sw_monitor_params p;
+    sw_monitor_params_default(&p);
+    assert_true(fabsf(p.cloud_share - SW_MONITOR_DEFAULT_SHARE) < 1e-6f);
+    assert_true(isnan(p.min_mean_logprob) && isnan(p.max_low_share) && isnan(p.max_mean_entropy));
+    p.probe_tokens = 8;
+    sw_err err = {{0}};
+    const double centers[] = {-0.2, -2.5};
+    const float shares[] = {0.1f, 0.3f};
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 2; k++) {
+            p.cloud_share = shares[k];
+            int32_t n_prior = 0;
+            const double *prior = sw_monitor_share_prior(&n_prior);
+            assert_true(n_prior > 0 && prior[0] > 0 && prior[n_prior - 1] < 1);
+            sw_share_ctl *budget = NULL;
+            assert_int_equal(sw_share_ctl_create(p.cloud_share, 0, prior, n_prior, &budget, &err),
+                             SW_OK);
+            int escalated = 0, n = 64;
+            double lp_esc = 0, lp_pass = 0;
+            for (int r = 0; r < n; r++) {
+                sw_monitor *m = NULL;
+                assert_int_equal(sw_monitor_create(&p, SW_MONITOR_WINDOW, &m, &err), SW_OK);
+                sw_monitor_set_budget(m, budget);
+                double mean = centers[c] * (0.5 + mrand()); /* this answer's confidence */
+                sw_monitor_verdict v = SW_MONITOR_PROBING;
+                for (int t = 0; t < 8; t++) v = sw_monitor_feed(m, (float)mean, 1.0f, "x", 1);
+                assert_int_not_equal(v, SW_MONITOR_PROBING);
+                sw_monitor_stats s;
+                sw_monitor_stats_get(m, &s);
+                assert_true(fabs(s.score - (1 - exp(s.mean_logprob))) < 1e-9);
+                if (v == SW_MONITOR_ESCALATE) {
+                    assert_string_equal(s.failed_check, "cloud_share");
+                    escalated++;
+                    lp_esc += mean;
+                } else {
+                    lp_pass += mean;
+                }
+                sw_monitor_free(m);
+            }
+            double got = (double)escalated / n;
+            printf("mean logprob around %.1f, cloud_share %.1f: escalated %.3f of %d answers\n",
+                   centers[c], shares[k], got, n);
+            assert_true(escalated > 0 && fabs(got - shares[k]) <= 0.07);
+            assert_true(lp_esc / escalated < lp_pass / (n - escalated)); /* the least confident */
+            sw_share_ctl_free(budget);
+        }
+    /* fewer than min_tokens: passes unscored (the budget does not see it) */
+    sw_share_ctl *budget = NULL;
+    assert_int_equal(sw_share_ctl_create(1.0, 0, NULL, 0, &budget, &err), SW_OK);
+    sw_monitor *m = NULL;
+    assert_int_equal(sw_monitor_create(&p, SW_MONITOR_WINDOW, &m, &err), SW_OK);
+    sw_monitor_set_budget(m, budget);
+    sw_monitor_feed(m, -9.f, 1.f, "No", 2);
+    assert_int_equal(sw_monitor_finish(m), SW_MONITOR_PASS);
+    sw_monitor_stats s;
+    sw_monitor_stats_get(m, &s);
+    assert_true(isnan(s.score));
+    uint64_t decided;
+    sw_share_ctl_counts(budget, &decided, NULL);
+    assert_true(decided == 0);
+    sw_monitor_free(m);
+    /* a share of 1 escalates every scored answer; the JSON carries the score */
+    assert_int_equal(sw_monitor_create(&p, SW_MONITOR_WINDOW, &m, &err), SW_OK);
+    sw_monitor_set_budget(m, budget);
+    for (int t = 0; t < 8; t++) sw_monitor_feed(m, -0.01f, 0.1f, "x", 1);
+    assert_int_equal(sw_monitor_verdict_get(m), SW_MONITOR_ESCALATE);
+    sw_monitor_stats_get(m, &s);
+    char *js = sw_monitor_stats_json(&s);
+    assert_non_null(strstr(js, "\"score\":0.01"));
+    free(js);
+    sw_monitor_free(m);
+    /* without a budget a self-calibrating monitor has nothing to compare with */
+    assert_int_equal(sw_monitor_create(&p, SW_MONITOR_WINDOW, &m, &err), SW_OK);
+    for (int t = 0; t < 8; t++) sw_monitor_feed(m, -9.f, 9.f, "x", 1);
+    assert_int_equal(sw_monitor_verdict_get(m), SW_MONITOR_PASS);
+    sw_monitor_free(m);
+    sw_share_ctl_free(budget);
+    p.cloud_share = 1.5f;
+    assert_int_equal(sw_monitor_create(&p, SW_MONITOR_WINDOW, &m, &err), SW_E_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "cloud_share"));
+}
+
+/* The policy file: a fixed threshold switches the self-calibrating share off;
+ * both at once is an error naming the field. */
+static void test_monitor_config(void **state) {
+    (void)state;
+    static const struct {
+        const char *json;
+        float share, min_mean_logprob; /* NaN: off */
+        const char *error;             /* the field named, or NULL */
+    } cases[] = {
+        {"{}", SW_MONITOR_DEFAULT_SHARE, NAN, NULL},
+        {"{\"monitor\": {\"probe_tokens\": 8}}", SW_MONITOR_DEFAULT_SHARE, NAN, NULL},
+        {"{\"monitor\": {\"min_mean_logprob\": -2}}", NAN, -2.0f, NULL},
+        {"{\"monitor\": {\"min_mean_logprob\": null}}", SW_MONITOR_DEFAULT_SHARE, NAN, NULL},
+        {"{\"monitor\": {\"cloud_share\": 0.3}}", 0.3f, NAN, NULL},
+        {"{\"monitor\": {\"cloud_share\": null, \"max_low_share\": null}}", NAN, NAN, NULL},
+        {"{\"monitor\": {\"cloud_share\": 0.2, \"max_mean_entropy\": 3}}", 0, 0,
+         "monitor.cloud_share"},
+        {"{\"monitor\": {\"cloud_share\": 1.5}}", 0, 0, "monitor.cloud_share"},
+        {"{\"monitor\": {\"cloud_share\": \"10%\"}}", 0, 0, "monitor.cloud_share"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sw_route_config c;
+        sw_route_config_init(&c);
+        sw_err err = {{0}};
+        sw_status st = sw_route_config_parse(&c, cases[i].json, strlen(cases[i].json), "rc.json",
+                                             &err);
+        if (cases[i].error) {
+            assert_int_equal(st, SW_E_INVALID_ARG);
+            if (!strstr(err.msg, cases[i].error)) fail_msg("case %zu: %s", i, err.msg);
+        } else {
+            assert_int_equal(st, SW_OK);
+            float got = c.monitor.cloud_share, want = cases[i].share;
+            if (isnan(want) ? !isnan(got) : fabsf(got - want) > 1e-6f)
+                fail_msg("case %zu: cloud_share %g, want %g", i, got, want);
+            got = c.monitor.min_mean_logprob, want = cases[i].min_mean_logprob;
+            if (isnan(want) ? !isnan(got) : fabsf(got - want) > 1e-6f)
+                fail_msg("case %zu: min_mean_logprob %g, want %g", i, got, want);
+        }
+        sw_route_config_free(&c);
+    }
 }
 
 /* ---- breaker, backoff ---------------------------------------------------------------- */
@@ -623,6 +777,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_router_reasons),   cmocka_unit_test(test_router_extension),
         cmocka_unit_test(test_monitor_window),   cmocka_unit_test(test_monitor_judge),
+        cmocka_unit_test(test_monitor_self_calibrating),
+        cmocka_unit_test(test_monitor_config),
         cmocka_unit_test(test_breaker_states),   cmocka_unit_test(test_breaker_threads),
         cmocka_unit_test(test_backoff_schedule), cmocka_unit_test(test_retry_after_parse),
         cmocka_unit_test(test_ledger),

@@ -87,6 +87,16 @@ static void tool_use_block(sbuf *b, const char *id, const char *name, const char
 
 static void event(sbuf *b, const char *name) { sbuf_printf(b, "event: %s\ndata: ", name); }
 
+/* A pending "spillway" object rides on the next event: message_start, or,
+ * when a probed stream's route is decided later, the next content_block_start
+ * and the closing message_delta. */
+static void spillway_field(srv_out *o, sbuf *b) {
+    if (!o->spillway) return;
+    sbuf_puts(b, ",\"spillway\":");
+    sbuf_puts(b, o->spillway);
+    o->spillway = NULL;
+}
+
 static void stream_start(srv_out *o, sbuf *b) {
     event(b, "message_start");
     sbuf_puts(b, "{\"type\":\"message_start\",\"message\":");
@@ -95,11 +105,7 @@ static void stream_start(srv_out *o, sbuf *b) {
                 ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{"
                 "\"input_tokens\":%d,\"output_tokens\":0}",
                 o->prompt_tokens);
-    if (o->spillway) {
-        sbuf_puts(b, ",\"spillway\":");
-        sbuf_puts(b, o->spillway);
-        o->spillway = NULL;
-    }
+    spillway_field(o, b);
     sbuf_puts(b, "}}\n\n");
     o->block = -1;
     o->n_blocks = 0;
@@ -121,6 +127,7 @@ static void block_start(srv_out *o, sbuf *b, const char *block_json, bool is_tex
     event(b, "content_block_start");
     sbuf_printf(b, "{\"type\":\"content_block_start\",\"index\":%d,\"content_block\":", o->block);
     sbuf_puts(b, block_json);
+    spillway_field(o, b);
     sbuf_puts(b, "}\n\n");
     if (o->block == 0) {
         event(b, "ping");
@@ -166,8 +173,10 @@ static void stream_finish(srv_out *o, sbuf *b, const srv_result *r) {
     event(b, "message_delta");
     sbuf_puts(b, "{\"type\":\"message_delta\",\"delta\":{");
     stop_fields(b, r);
-    sbuf_printf(b, "},\"usage\":{\"input_tokens\":%d,\"output_tokens\":%d}}\n\n",
+    sbuf_printf(b, "},\"usage\":{\"input_tokens\":%d,\"output_tokens\":%d}",
                 r->usage.prompt_tokens, r->usage.completion_tokens);
+    spillway_field(o, b);
+    sbuf_puts(b, "}\n\n");
     event(b, "message_stop");
     sbuf_puts(b, "{\"type\":\"message_stop\"}\n\n");
 }

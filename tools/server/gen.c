@@ -52,6 +52,8 @@
 
 typedef enum { CANCEL_NONE = 0, CANCEL_CLIENT, CANCEL_SHUTDOWN, CANCEL_TIMEOUT } cancel_reason;
 
+typedef struct spill_facts spill_facts; /* what the "spillway" object says */
+
 typedef struct ev_item {
     char *text; /* owned, NUL-terminated */
     size_t text_len;
@@ -120,6 +122,17 @@ struct gen_req {
     bool shadow_native;  /* the body is an Anthropic request (sw_cloud_messages) */
     char *shadow_query;
     bool collect_text;   /* streaming: keep the text too (for the shadow) */
+    /* A stream under the probe window (stream_probed): the role chunk went
+     * out at once, the window's text is held back until the monitor's
+     * verdict, and an escalation continues the same stream from the cloud.
+     * The handler has returned by then: what the spillway object and the
+     * cloud call need is kept here. */
+    sw_monitor *mon;     /* owned; NULL: no probe (or decided, for non-streams) */
+    spill_facts *facts;  /* owned copy of the job's */
+    cJSON *esc_body;     /* the cloud body for an escalation; owned until started */
+    bool esc_native, esc_redact;
+    cloud_call *esc;     /* the escalation's call, until it has text (then cc) or failed */
+    bool detached;       /* under mu: the engine's request was given up, its tokens dropped */
 };
 
 typedef struct gen_req gen_req;
@@ -168,6 +181,10 @@ static void gen_free(gen_req *g) {
     free(g->held);
     free(g->final_text);
     cloud_call_unref(g->cc);
+    cloud_call_unref(g->esc);
+    cJSON_Delete(g->esc_body);
+    sw_monitor_free(g->mon);
+    free(g->facts);
     free(g->spillway);
     sbuf_free(&g->out);
     sbuf_free(&g->text);
@@ -220,6 +237,11 @@ static void on_event(void *user, const sw_event *ev) {
             text[ev->text_len] = '\0';
         }
         pthread_mutex_lock(&g->mu);
+        if (g->detached) { /* the stream went to the cloud: nobody will read this */
+            free(text);
+            pthread_mutex_unlock(&g->mu);
+            return;
+        }
         if (text && g->n_q == g->cap_q) {
             size_t cap = g->cap_q ? 2 * g->cap_q : 16;
             ev_item *q = realloc(g->q, cap * sizeof *q);
@@ -267,8 +289,12 @@ static void gen_cancel(gen_req *g, cancel_reason why) {
     if (g->cancelled) return;
     g->cancelled = why;
     g->t_cancel = sw_time_s();
-    if (g->cc) cloud_call_cancel(g->cc);
-    else sw_engine_cancel(g->s->engine, g->id);
+    if (g->cc) {
+        cloud_call_cancel(g->cc);
+        return;
+    }
+    if (g->esc) cloud_call_cancel(g->esc); /* an escalation still racing the local answer */
+    sw_engine_cancel(g->s->engine, g->id);
 }
 
 /* Wait up to one slice for events and take them. *final is set when the
@@ -401,11 +427,18 @@ static void stream_token(gen_req *g, const ev_item *it) {
  * (completions), the message (Anthropic). */
 static void stream_open(gen_req *g) { g->o.w->stream_start(&g->o, &g->out); }
 
+/* A probed stream repeats its final "spillway" object on its closing event
+ * (the OpenAI chunk with finish_reason, Anthropic's message_delta). */
+static void final_spillway(gen_req *g) {
+    if (g->facts) g->o.spillway = g->spillway;
+}
+
 static void stream_final(gen_req *g) {
     srv_error e;
     /* the flushed text belongs to tokens already reported: no logprobs */
     if (g->tp) tools_feed(g, g->final_text ? g->final_text : "", g->final_len, true);
     else if (g->final_len > 0) g->o.w->stream_text(&g->o, &g->out, g->final_text, g->final_len, NULL);
+    final_spillway(g);
     if (gen_error(g, &e)) {
         g->o.w->stream_error(&g->o, &g->out, &e);
     } else {
@@ -444,6 +477,7 @@ static void cloud_stream_final(gen_req *g) {
     const sw_cloud_result *res;
     const sw_err *err;
     sw_status st = cloud_call_result(g->cc, &res, &err);
+    final_spillway(g);
     if (st == SW_OK) {
         srv_result r = {
             .finish = srv_finish_parse(res->finish_reason[0] ? res->finish_reason : g->cloud_finish),
@@ -472,6 +506,9 @@ static void cloud_stream_step(gen_req *g) {
     if (done) cloud_stream_final(g);
     else gen_checks(g);
 }
+
+static void stream_probe_step(gen_req *g, ev_item *items, size_t n, bool final);
+static void stream_switch_step(gen_req *g);
 
 /* MHD's content reader: hand out pending SSE bytes, waiting for more. */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -509,8 +546,16 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
             cloud_stream_step(g);
             continue;
         }
+        if (g->esc) { /* escalated: the cloud's first text or failure decides */
+            stream_switch_step(g);
+            continue;
+        }
         bool final;
         gen_take(g, &items, &n, &cap, &final);
+        if (g->mon) { /* the probe window is open: its tokens are held */
+            stream_probe_step(g, items, n, final);
+            continue;
+        }
         for (size_t i = 0; i < n; i++) {
             stream_token(g, &items[i]);
             free(items[i].text);
@@ -686,6 +731,31 @@ static int respond_cloud_whole(srv_conn *sc, gen_req *g) {
 
 /* ---- the routes -------------------------------------------------------------------------- */
 
+/* What the "spillway" object says besides the route and the reason, gathered
+ * along the routes a request tries. */
+struct spill_facts {
+    char message[sizeof ((sw_route_decision *)0)->message]; /* the decision's */
+    bool have_mon;          /* the monitor ran: its numbers go into the metadata */
+    sw_monitor_stats mon;
+    double route_score;     /* NaN: not scored */
+    /* a cloud call that failed before an answer fell back to local */
+    bool cloud_failed;
+    int cloud_status;
+    char cloud_type[32];
+    char cloud_msg[SW_ERR_LEN];
+    int cloud_attempts;
+    bool probing;           /* a stream's opening, before the probe's verdict */
+};
+
+static void facts_cloud_failed(spill_facts *f, int status, const char *type, const char *msg,
+                               int attempts) {
+    f->cloud_failed = true;
+    f->cloud_status = status;
+    snprintf(f->cloud_type, sizeof f->cloud_type, "%s", type);
+    snprintf(f->cloud_msg, sizeof f->cloud_msg, "%s", msg);
+    f->cloud_attempts = attempts;
+}
+
 /* The handler's state for one request, across the routes it tries. */
 typedef struct job {
     srv_request r;
@@ -697,18 +767,9 @@ typedef struct job {
     int64_t created;
     double deadline;
     sw_route_decision d;
-    bool have_mon;          /* the monitor ran: its numbers go into the metadata */
-    sw_monitor_stats mon;
     sw_grammar *grammar;    /* the local answer's output constraint; owned; NULL: none */
-    /* a cloud call that failed before an answer fell back to local */
-    bool cloud_failed;
-    int cloud_status;
-    char cloud_type[32];
-    char cloud_msg[SW_ERR_LEN];
-    int cloud_attempts;
-    /* the learned router: the score, and why a local try was given up */
-    double route_score;     /* NaN: not scored */
-    sw_route_reason escalate_reason;
+    spill_facts f;
+    sw_route_reason escalate_reason; /* why a local try was given up */
 } job;
 
 static void submit_error(srv *s, const srv_request *r, int32_t n_prompt, sw_status st,
@@ -775,36 +836,48 @@ static gen_req *gen_new(srv_conn *sc, const job *j, sw_route route, sw_route_rea
     g->reason = reason;
     g->record = true;
     g->t_start = sc->t_start;
-    g->route_score = j->route_score;
+    g->route_score = j->f.route_score;
     return g;
 }
 
-/* Build the "spillway" object for the route that answers. */
-static void set_spillway(gen_req *g, const job *j) {
+/* Build the "spillway" object for the route that answers (or, probing, the
+ * route that answers so far); a stream attaches it to its next event. */
+static void set_spillway(gen_req *g, const spill_facts *f) {
     srv *s = g->s;
     char msg[320];
-    const char *m = j->d.message;
-    if (g->reason == SW_REASON_LOW_CONFIDENCE) {
+    const char *m = f->message;
+    if (g->reason == SW_REASON_LOW_CONFIDENCE && f->mon.failed_check &&
+        !strcmp(f->mon.failed_check, "cloud_share")) {
+        snprintf(msg, sizeof msg,
+                 "the probe window's score %.3f is in the top %.0f%% of recent answers "
+                 "(monitor.cloud_share): asked the cloud",
+                 f->mon.score, 100 * sw_share_ctl_share(s->share));
+        m = msg;
+    } else if (g->reason == SW_REASON_LOW_CONFIDENCE) {
         snprintf(msg, sizeof msg,
                  "the local model's confidence was low in the probe window (%s): asked the cloud",
-                 j->mon.failed_check && j->mon.failed_check[0] ? j->mon.failed_check : "?");
+                 f->mon.failed_check && f->mon.failed_check[0] ? f->mon.failed_check : "?");
         m = msg;
     } else if (g->reason == SW_REASON_CLOUD_FAILED) {
         snprintf(msg, sizeof msg, "the cloud call failed (%s, HTTP %d): answered locally",
-                 j->cloud_type[0] ? j->cloud_type : "error", j->cloud_status);
+                 f->cloud_type[0] ? f->cloud_type : "error", f->cloud_status);
         m = msg;
+    } else if (f->probing) {
+        m = "answering locally; the probe window is judging the first tokens (a later "
+            "\"spillway\" object has the final route)";
     }
     if (g->reason == SW_REASON_ROUTE_SCORE) {
         snprintf(msg, sizeof msg,
                  "route_score %.3f is in the top %.0f%% of recent auto-routed requests "
                  "(--cloud-share): asked the cloud",
-                 j->route_score, 100 * s->cfg.cloud_share);
+                 f->route_score, 100 * sw_share_ctl_share(s->share));
         m = msg;
     }
     srv_route_info ri = {.route = g->route, .reason = g->reason, .message = m,
-                         .monitor = j->have_mon ? &j->mon : NULL,
-                         .has_route_score = isfinite(j->route_score),
-                         .route_score = j->route_score};
+                         .monitor = f->have_mon ? &f->mon : NULL,
+                         .has_route_score = isfinite(f->route_score),
+                         .route_score = f->route_score,
+                         .probing = f->probing};
     if (g->cc) {
         ri.cloud_model = sw_cloud_model(s->cloud);
         ri.redacted_spans = cloud_call_redacted(g->cc, &ri.redacted_kinds);
@@ -814,11 +887,11 @@ static void set_spillway(gen_req *g, const job *j) {
             ri.cloud_attempts = res->attempts;
         }
     }
-    if (j->cloud_failed) {
-        ri.cloud_error_status = j->cloud_status;
-        ri.cloud_error_type = j->cloud_type;
-        ri.cloud_error = j->cloud_msg;
-        if (!g->cc) ri.cloud_attempts = j->cloud_attempts;
+    if (f->cloud_failed) {
+        ri.cloud_error_status = f->cloud_status;
+        ri.cloud_error_type = f->cloud_type;
+        ri.cloud_error = f->cloud_msg;
+        if (!g->cc) ri.cloud_attempts = f->cloud_attempts;
     }
     free(g->spillway);
     g->spillway = srv_spillway_json(s, &ri);
@@ -840,6 +913,21 @@ static bool held_push(gen_req *g, ev_item *it) {
 /* The probe window: take tokens, feed the monitor and hold them back until
  * it has a verdict (or the answer ended, or the request was cancelled, which
  * the regular path then reports). */
+/* Feed taken tokens to the monitor (while it is undecided) and hold them
+ * back; takes their texts. Returns the verdict after them. */
+static sw_monitor_verdict hold_items(gen_req *g, sw_monitor *m, ev_item *items, size_t n) {
+    sw_monitor_verdict v = sw_monitor_verdict_get(m);
+    for (size_t i = 0; i < n; i++) {
+        if (v == SW_MONITOR_PROBING)
+            v = sw_monitor_feed(m, items[i].tok.logprob, items[i].tok.entropy, NULL, 0);
+        if (!held_push(g, &items[i])) {
+            free(items[i].text);
+            g->lost = true;
+        }
+    }
+    return v;
+}
+
 static sw_monitor_verdict probe(gen_req *g, sw_monitor *m) {
     ev_item *items = NULL;
     size_t n = 0, cap = 0;
@@ -847,14 +935,7 @@ static sw_monitor_verdict probe(gen_req *g, sw_monitor *m) {
     while (v == SW_MONITOR_PROBING) {
         bool final;
         gen_take(g, &items, &n, &cap, &final);
-        for (size_t i = 0; i < n; i++) {
-            if (v == SW_MONITOR_PROBING)
-                v = sw_monitor_feed(m, items[i].tok.logprob, items[i].tok.entropy, NULL, 0);
-            if (!held_push(g, &items[i])) {
-                free(items[i].text);
-                g->lost = true;
-            }
-        }
+        v = hold_items(g, m, items, n);
         if (final) {
             g->final_seen = true;
             g->final_pending = true;
@@ -951,10 +1032,10 @@ static bool learned_route(srv *s, job *j, gen_req *g) {
         const float *hl = g->h_last, *hm = g->h_mean;
         int32_t ne = g->n_embd;
         pthread_mutex_unlock(&g->mu);
-        j->route_score = srv_learned_score(s, query, (int32_t)j->n_ids, hl, hm, ne);
-        g->route_score = j->route_score;
-        if (j->d.may_escalate && srv_learned_to_cloud(s, j->route_score)) cloud = true;
-        else if (j->d.may_escalate && isfinite(j->route_score) && j->d.pii_kinds == 0 &&
+        j->f.route_score = srv_learned_score(s, query, (int32_t)j->n_ids, hl, hm, ne);
+        g->route_score = j->f.route_score;
+        if (j->d.may_escalate && srv_learned_to_cloud(s, j->f.route_score)) cloud = true;
+        else if (j->d.may_escalate && isfinite(j->f.route_score) && j->d.pii_kinds == 0 &&
                  srv_shadow_pick(s)) { /* never personal data, even redacted */
             bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS;
             char *ptext = cmpl ? prompt_text(s, j) : NULL;
@@ -971,13 +1052,125 @@ static bool learned_route(srv *s, job *j, gen_req *g) {
     return cloud;
 }
 
-/* Without a router, --cloud-share calibrates the probe window instead of
- * fixed thresholds: its score is 1 - the geometric-mean token probability. */
-static sw_monitor_verdict budget_verdict(srv *s, job *j, gen_req *g, sw_monitor_verdict v) {
-    if (!srv_learned_has_budget(s) || s->rtr || j->mon.n_tokens < 1) return v;
-    j->route_score = 1.0 - exp(j->mon.mean_logprob);
-    g->route_score = j->route_score;
-    return srv_learned_to_cloud(s, j->route_score) ? SW_MONITOR_ESCALATE : SW_MONITOR_PASS;
+/* A probe window's verdict is in: its numbers go into the metadata (and its
+ * score, when self-calibrating, is the request's route_score). */
+static void probe_facts(gen_req *g, spill_facts *f, const sw_monitor *m) {
+    sw_monitor_stats_get(m, &f->mon);
+    f->have_mon = true;
+    if (isfinite(f->mon.score)) f->route_score = g->route_score = f->mon.score;
+}
+
+/* ---- a stream under the probe window ---- */
+
+/* The window's verdict on a probed stream: pass releases the held text; an
+ * escalation starts the cloud call, and the local answer keeps going (held)
+ * until the cloud has text or has failed (stream_switch_step). */
+static void stream_probe_decided(gen_req *g, sw_monitor_verdict v) {
+    probe_facts(g, g->facts, g->mon);
+    sw_monitor_free(g->mon);
+    g->mon = NULL;
+    g->facts->probing = false;
+    if (v == SW_MONITOR_ESCALATE && !g->cancelled && !g->lost) {
+        sw_err err = {{0}};
+        cJSON *body = g->esc_body;
+        g->esc_body = NULL;
+        if (cloud_call_start(g->s, body, g->esc_native, true, g->esc_redact, &g->esc, &err) ==
+            SW_OK)
+            return;
+        facts_cloud_failed(g->facts, 500, "internal_error", err.msg, 0);
+        g->reason = SW_REASON_CLOUD_FAILED;
+    }
+    set_spillway(g, g->facts);
+    release_held(g);
+}
+
+/* Tokens of a probed stream while its window is open: into the monitor, held. */
+static void stream_probe_step(gen_req *g, ev_item *items, size_t n, bool final) {
+    sw_monitor_verdict v = hold_items(g, g->mon, items, n);
+    if (final) {
+        g->final_seen = true;
+        g->final_pending = true;
+        if (v == SW_MONITOR_PROBING) v = sw_monitor_finish(g->mon);
+    }
+    if (v != SW_MONITOR_PROBING) stream_probe_decided(g, v);
+    else gen_checks(g);
+}
+
+/* An escalated stream waits for the cloud: its first text commits the stream
+ * to it (the local request is cancelled, its held text dropped unseen); a
+ * failure before any text keeps the local answer (reason cloud_failed). */
+static void stream_switch_step(gen_req *g) {
+    srv *s = g->s;
+    cloud_piece *p = NULL;
+    size_t n = 0;
+    bool done = cloud_call_take(g->esc, WAIT_SLICE_S, &p, &n, g->cloud_finish,
+                                sizeof g->cloud_finish);
+    const sw_cloud_result *res = NULL;
+    const sw_err *cerr = NULL;
+    sw_status st = done ? cloud_call_result(g->esc, &res, &cerr) : SW_OK;
+    if (st == SW_OK && (n || g->cloud_finish[0] || done)) {
+        pthread_mutex_lock(&g->mu);
+        g->detached = true;
+        bool local_done = g->done;
+        pthread_mutex_unlock(&g->mu);
+        if (!local_done) sw_engine_cancel(s->engine, g->id);
+        for (size_t i = 0; i < g->n_held; i++) free(g->held[i].text);
+        g->n_held = 0;
+        g->final_pending = false;
+        g->cc = g->esc;
+        g->esc = NULL;
+        g->route = SW_ROUTE_CLOUD;
+        g->reason = SW_REASON_LOW_CONFIDENCE;
+        g->o.model = sw_cloud_model(s->cloud);
+        g->o.logprobs = false; /* the provider's answer carries none */
+        set_spillway(g, g->facts);
+        cloud_emit(g, p, n);
+        if (done) cloud_stream_final(g);
+        return;
+    }
+    cloud_pieces_free(p, n);
+    if (!done) {
+        gen_checks(g);
+        return;
+    }
+    facts_cloud_failed(g->facts, res->client_status ? res->client_status : 502,
+                       res->error_type[0] ? res->error_type : "upstream_error", cerr->msg,
+                       res->attempts);
+    cloud_call_unref(g->esc);
+    g->esc = NULL;
+    g->reason = SW_REASON_CLOUD_FAILED;
+    set_spillway(g, g->facts);
+    release_held(g);
+}
+
+/* A streaming request under the probe window: the opening event (the role
+ * chunk, message_start) goes out at once with route local and "probing":
+ * true (the header says "; probing" too); only the window's text waits for
+ * the verdict, in the stream reader. What an escalation needs is prepared
+ * now, since the handler is gone when it comes. */
+static int stream_probed(srv_conn *sc, job *j, gen_req *g) {
+    srv *s = sc->s;
+    sw_err err = {{0}};
+    if (sw_monitor_create(&s->route.monitor, SW_MONITOR_WINDOW, &g->mon, &err) != SW_OK) {
+        sw_log(SW_LOG_WARN, "monitor: %s; answering without it", err.msg);
+    } else if (!(g->facts = malloc(sizeof *g->facts))) {
+        sw_monitor_free(g->mon);
+        g->mon = NULL;
+    } else {
+        sw_monitor_set_budget(g->mon, s->share);
+        *g->facts = j->f;
+        g->facts->probing = true;
+        bool cmpl = j->r.wire == SRV_WIRE_OAI_COMPLETIONS;
+        char *ptext = cmpl ? prompt_text(s, j) : NULL;
+        g->esc_body = !cmpl || ptext ? srv_cloud_body(s, &j->r, ptext, &g->esc_native) : NULL;
+        free(ptext);
+        g->esc_redact = j->d.redact;
+        size_t hl = strlen(sc->route_hdr);
+        snprintf(sc->route_hdr + hl, sizeof sc->route_hdr - hl, "; probing");
+    }
+    set_spillway(g, g->facts ? g->facts : &j->f);
+    stream_open(g);
+    return stream_queue(sc, g);
 }
 
 /* Answer locally. *escalate: the monitor distrusted the answer, or the
@@ -1020,14 +1213,14 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
         *escalate = true;
         return MHD_YES;
     }
+    if (monitor && g->stream) return stream_probed(sc, j, g);
     if (monitor) {
         sw_monitor *m = NULL;
         if (sw_monitor_create(&s->route.monitor, SW_MONITOR_WINDOW, &m, &err) == SW_OK) {
+            sw_monitor_set_budget(m, s->share);
             sw_monitor_verdict v = probe(g, m);
-            sw_monitor_stats_get(m, &j->mon);
-            j->have_mon = true;
+            probe_facts(g, &j->f, m);
             sw_monitor_free(m);
-            v = budget_verdict(s, j, g, v);
             if (v == SW_MONITOR_ESCALATE && !g->cancelled && !g->lost) {
                 g->record = false; /* the cloud's answer is the request's line */
                 sc->gen = NULL;
@@ -1039,7 +1232,7 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
             sw_log(SW_LOG_WARN, "monitor: %s; answering without it", err.msg);
         }
     }
-    set_spillway(g, j);
+    set_spillway(g, &j->f);
     if (!g->stream) {
         release_held(g);
         return respond_whole(sc, g);
@@ -1079,15 +1272,12 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         g->record = false;
         gen_free(g);
         if (fallback) {
-            j->cloud_failed = true;
-            j->cloud_status = 500;
-            snprintf(j->cloud_type, sizeof j->cloud_type, "internal_error");
-            snprintf(j->cloud_msg, sizeof j->cloud_msg, "%s", err.msg);
+            facts_cloud_failed(&j->f, 500, "internal_error", err.msg, 0);
             *fell_back = true;
             return MHD_YES;
         }
         srv_ledger_add(s, j->id_str, SW_ROUTE_CLOUD, reason, sw_cloud_model(s->cloud), 0, 0,
-                       sc->t_start, true, NULL, j->route_score);
+                       sc->t_start, true, NULL, j->f.route_score);
         srv_error e;
         srv_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.msg);
         return srv_respond_error(sc, &e);
@@ -1119,11 +1309,8 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         cloud_pieces_free(pend, n_pend);
         const char *type = res->error_type[0] ? res->error_type : "upstream_error";
         if (fallback) {
-            j->cloud_failed = true;
-            j->cloud_status = res->client_status ? res->client_status : 502;
-            snprintf(j->cloud_type, sizeof j->cloud_type, "%s", type);
-            snprintf(j->cloud_msg, sizeof j->cloud_msg, "%s", cerr->msg);
-            j->cloud_attempts = res->attempts;
+            facts_cloud_failed(&j->f, res->client_status ? res->client_status : 502, type,
+                               cerr->msg, res->attempts);
             g->record = false;
             sc->gen = NULL;
             srv_gen_release(g);
@@ -1137,7 +1324,7 @@ static int run_cloud(srv_conn *sc, job *j, sw_route_reason reason, bool fallback
         sc->retry_after_s = res->retry_after_s;
         return srv_respond_error(sc, &e);
     }
-    set_spillway(g, j);
+    set_spillway(g, &j->f);
     if (!g->stream) {
         cloud_pieces_free(pend, n_pend);
         return respond_cloud_whole(sc, g);
@@ -1189,7 +1376,7 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
     srv *s = sc->s;
     job j;
     memset(&j, 0, sizeof j);
-    j.route_score = NAN;
+    j.f.route_score = NAN;
     j.escalate_reason = SW_REASON_LOW_CONFIDENCE;
     srv_error e;
     int ret;
@@ -1197,6 +1384,7 @@ int srv_handle_generate(srv_conn *sc, srv_wire wire) {
         ret = srv_respond_error(sc, &e);
         goto done;
     }
+    snprintf(j.f.message, sizeof j.f.message, "%s", j.d.message);
     srv_route_set_header(sc, j.d.route, j.d.reason);
     if (j.d.route == SW_ROUTE_REJECT) {
         srv_route_reject_error(s, &j.d, &j.r, (int32_t)j.n_ids, &e);
@@ -1251,6 +1439,7 @@ void srv_gen_release(gen_req *g) {
         bool done = g->done;
         pthread_mutex_unlock(&g->mu);
         if (!done) sw_engine_cancel(g->s->engine, g->id);
+        if (g->esc) cloud_call_cancel(g->esc);
     }
     gen_unref(g);
 }

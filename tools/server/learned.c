@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "monitor.h"
 #include "spill.h"
 
 static char *state_path(const char *router) {
@@ -36,16 +37,26 @@ sw_status srv_learned_init(srv *s, sw_err *err) {
         pthread_mutex_init(&s->shadow_mu, NULL);
         s->shadow_mu_init = true;
     }
-    if (c->cloud_share >= 0) {
+    /* The budget: --cloud-share, else the policy's monitor.cloud_share (the
+     * default), for the router's score or, without a router, the probe
+     * window's. Only fixed thresholds in --route-config (and no router) go
+     * without one. Nothing to budget without a cloud. */
+    sw_monitor_params *mon = &s->route.monitor;
+    double share = c->cloud_share >= 0 ? c->cloud_share
+                   : !isnan(mon->cloud_share) ? mon->cloud_share
+                   : s->rtr ? SW_MONITOR_DEFAULT_SHARE : -1;
+    if (!s->rtr) mon->cloud_share = share >= 0 ? (float)share : NAN;
+    if (share >= 0 && s->cloud) {
         int32_t n = 0;
-        const double *warm = s->rtr ? sw_rtr_train_scores(s->rtr, &n) : NULL;
-        if ((st = sw_share_ctl_create(c->cloud_share, 0, warm, n, &s->share, err)) != SW_OK)
+        const double *warm = s->rtr ? sw_rtr_train_scores(s->rtr, &n) : sw_monitor_share_prior(&n);
+        if ((st = sw_share_ctl_create(share, 0, warm, n, &s->share, err)) != SW_OK)
             return sw_err_wrap(err, SW_E_INVALID_ARG, "--cloud-share");
         fprintf(stderr,
-                "spillway-server: cloud share %.3f of auto-routed requests, by %s (warm start: "
-                "%d scores)\n",
-                c->cloud_share, s->rtr ? "the learned router's score" : "the probe window's "
-                "mean logprob", n);
+                "spillway-server: cloud share %.3f of auto-routed requests (%s), by %s (warm start: "
+                "%d %s)\n",
+                share, c->cloud_share >= 0 ? "--cloud-share" : "monitor.cloud_share",
+                s->rtr ? "the learned router's route_score" : "the probe window's score",
+                n, s->rtr ? "out-of-fold training scores" : "prior scores");
     }
     if (c->shadow_rate > 0 && !s->rtr)
         return sw_err_set(err, SW_E_INVALID_ARG,

@@ -183,6 +183,7 @@ char *srv_spillway_json(const srv *s, const srv_route_info *ri) {
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "route", sw_route_str(ri->route));
     cJSON_AddStringToObject(o, "reason", sw_route_reason_str(ri->reason));
+    if (ri->probing) cJSON_AddTrueToObject(o, "probing");
     if (ri->message && ri->message[0]) cJSON_AddStringToObject(o, "message", ri->message);
     if (ri->has_route_score && isfinite(ri->route_score))
         cJSON_AddNumberToObject(o, "route_score", round(ri->route_score * 1e4) / 1e4);
@@ -196,6 +197,11 @@ char *srv_spillway_json(const srv *s, const srv_route_info *ri) {
             if (t) {
                 cJSON_AddNumberToObject(t, "probe_tokens", p->probe_tokens > 0 ? p->probe_tokens : 16);
                 cJSON_AddNumberToObject(t, "min_tokens", p->min_tokens);
+                if (!isnan(p->cloud_share) && s->share) { /* self-calibrating */
+                    cJSON_AddNumberToObject(t, "cloud_share", round(p->cloud_share * 1e6) / 1e6);
+                    double th = sw_share_ctl_threshold(s->share);
+                    if (isfinite(th)) cJSON_AddNumberToObject(t, "score", round(th * 1e4) / 1e4);
+                }
                 add_threshold(t, "low_prob", p->low_prob);
                 add_threshold(t, "min_mean_logprob", p->min_mean_logprob);
                 add_threshold(t, "max_low_share", p->max_low_share);

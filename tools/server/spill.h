@@ -59,9 +59,12 @@ typedef struct srv_route_info {
     unsigned redacted_kinds;
     bool has_route_score;                 /* the learned router scored the request: */
     double route_score;                   /* P(local answer not good enough) */
+    bool probing;                         /* a stream's opening before the probe's verdict:
+                                             route and reason are not final yet */
 } srv_route_info;
 
-/* {"route":..,"reason":..,"message":..,"monitor":{..,"thresholds":{..}},
+/* {"route":..,"reason":..,"probing":true (only then),"message":..,
+ *  "route_score":..,"monitor":{..,"thresholds":{..}},
  *  "cloud":{"provider":..,"model":..,"attempts":..},"cloud_error":{..},
  *  "redacted":{"spans":N,"kinds":["email",..]}}
  * as a malloc'd string (caller frees), NULL when out of memory. */
