@@ -76,6 +76,18 @@ void sw_rtr_text_features(const char *text, int32_t n_prompt_tokens, float out[S
     out[7] = (float)(quotes / 2);
 }
 
+void sw_rtr_prompt_id(const int32_t *ids, size_t n, char id[17]) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)ids[i];
+        for (int k = 0; k < 4; k++) {
+            h ^= (v >> (8 * k)) & 0xffu;
+            h *= 0x100000001b3ull;
+        }
+    }
+    snprintf(id, 17, "%016llx", (unsigned long long)h);
+}
+
 void sw_rtr_model_id(const sw_gguf *g, char *name, size_t name_cap, char id[17]) {
     uint64_t h = 0xcbf29ce484222325ull;
 #define MIX(ptr, len)                                                   \
@@ -139,7 +151,10 @@ static sw_status set_spec(sw_rtr *r, const sw_rtr_spec *s, sw_err *err) {
     r->spec = *s;
     r->spec.model_name = strdup(s->model_name ? s->model_name : "unnamed");
     r->spec.model_id = strdup(s->model_id ? s->model_id : "");
-    if (!r->spec.model_name || !r->spec.model_id)
+    r->spec.prompt_id = s->prompt_id ? strdup(s->prompt_id) : NULL;
+    r->spec.prompt_probe = s->prompt_probe ? strdup(s->prompt_probe) : NULL;
+    if (!r->spec.model_name || !r->spec.model_id || (s->prompt_id && !r->spec.prompt_id) ||
+        (s->prompt_probe && !r->spec.prompt_probe))
         return sw_err_set(err, SW_E_NOMEM, "out of memory for the router");
     return SW_OK;
 }
@@ -185,6 +200,8 @@ void sw_rtr_free(sw_rtr *r) {
     if (!r) return;
     free((char *)r->spec.model_name);
     free((char *)r->spec.model_id);
+    free((char *)r->spec.prompt_id);
+    free((char *)r->spec.prompt_probe);
     sw_logreg_release(&r->clf);
     free(r->scores);
     pthread_mutex_destroy(&r->mu);
@@ -253,6 +270,42 @@ sw_status sw_rtr_update(sw_rtr *r, const sw_rtr_input *in, bool local_ok, double
     return SW_OK;
 }
 
+/* A rendered probe for a message: at most 160 bytes, control characters as
+ * \n or ?, so that a template's text stays on one line and short. */
+static void quote_probe(const char *p, char *out, size_t cap) {
+    size_t o = 0;
+    for (; p && *p && o + 4 < cap; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = c < 0x20 ? '?' : (char)c;
+        }
+    }
+    if (p && *p && o + 3 < cap) out[o++] = '.', out[o++] = '.', out[o++] = '.';
+    out[o] = '\0';
+}
+
+sw_status sw_rtr_check_prompt(const sw_rtr *r, const char *prompt_id, const char *probe,
+                              sw_err *err) {
+    if (!r->spec.prompt_id)
+        return sw_err_set(err, SW_E_NOT_FOUND,
+                          "the router file does not record the chat rendering it was trained "
+                          "with (an older file): chat requests are scored as rendered now; "
+                          "retrain with this spillway-router to have it checked");
+    if (prompt_id && !strcmp(r->spec.prompt_id, prompt_id)) return SW_OK;
+    char a[168], b[168];
+    quote_probe(r->spec.prompt_probe, a, sizeof a);
+    quote_probe(probe, b, sizeof b);
+    return sw_err_set(err, SW_E_INVALID_ARG,
+                      "the router was trained on chat prompts rendered as \"%s\" (rendering %s), "
+                      "but this server renders \"%s\" (rendering %s): its hidden states would "
+                      "differ; train the router with the server's chat template (or start the "
+                      "server with the template it was trained with)",
+                      a, r->spec.prompt_id, b, prompt_id ? prompt_id : "?");
+}
+
 /* ---- the file ----------------------------------------------------------------------- */
 
 static cJSON *num_array(const double *v, int32_t n) {
@@ -288,6 +341,11 @@ static cJSON *to_json(const sw_rtr *r) {
               cJSON_AddNumberToObject(t, "cv_auroc", r->cv_auroc) &&
               cJSON_AddNumberToObject(t, "online_updates", (double)r->n_updates) &&
               cJSON_AddItemToObject(t, "oof_scores", num_array(r->scores, r->n_scores));
+    cJSON *pr;
+    if (ok && r->spec.prompt_id)
+        ok = (pr = cJSON_AddObjectToObject(o, "prompt")) &&
+             cJSON_AddStringToObject(pr, "fingerprint", r->spec.prompt_id) &&
+             cJSON_AddStringToObject(pr, "probe", r->spec.prompt_probe ? r->spec.prompt_probe : "");
     if (ok && (r->spec.hidden & SW_HIDDEN_LAST))
         ok = cJSON_AddItemToArray(h, cJSON_CreateString("last"));
     if (ok && (r->spec.hidden & SW_HIDDEN_MEAN))
@@ -408,8 +466,19 @@ static sw_status parse(const cJSON *o, const char *path, sw_rtr *r, sw_err *err)
     if (!cJSON_IsString(name)) FAIL("%s: model.name: expected a string", path);
     if (!cJSON_IsString(fp) || strlen(fp->valuestring) != 16)
         FAIL("%s: model.fingerprint: expected 16 hex digits", path);
-    if (!(f = need(o, "features", path, "", err))) return SW_E_INVALID_ARG;
     sw_rtr_spec spec = {.model_name = name->valuestring, .model_id = fp->valuestring};
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    if (pr) { /* optional: files from before it was recorded have none */
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(pr, "fingerprint");
+        const cJSON *probe = cJSON_GetObjectItemCaseSensitive(pr, "probe");
+        if (!cJSON_IsObject(pr)) FAIL("%s: prompt: expected an object", path);
+        if (!cJSON_IsString(pid) || strlen(pid->valuestring) != 16)
+            FAIL("%s: prompt.fingerprint: expected 16 hex digits", path);
+        if (!cJSON_IsString(probe)) FAIL("%s: prompt.probe: expected a string", path);
+        spec.prompt_id = pid->valuestring;
+        spec.prompt_probe = probe->valuestring;
+    }
+    if (!(f = need(o, "features", path, "", err))) return SW_E_INVALID_ARG;
     if (!(h = need(f, "hidden", path, "features.", err))) return SW_E_INVALID_ARG;
     if (!cJSON_IsArray(h)) FAIL("%s: features.hidden: expected an array of \"last\"/\"mean\"", path);
     int32_t i = 0;

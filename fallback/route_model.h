@@ -8,7 +8,9 @@
  * was wrong. The score is its probability, in [0, 1].
  *
  * The router file (JSON) records the model it was trained for (name and a
- * fingerprint of the GGUF's tensor metadata), the feature set, the classifier,
+ * fingerprint of the GGUF's tensor metadata), how chat prompts were rendered
+ * (the tokens of a fixed probe conversation: the hidden states depend on the
+ * chat template, e.g. a default system prompt), the feature set, the classifier,
  * the out-of-fold training scores (the cloud-share controller's warm start)
  * and the cross-validated AUROC. Loading checks every field and names the one
  * at fault; sw_rtr_check_model refuses a router made for another model.
@@ -47,10 +49,23 @@ typedef struct sw_rtr_input {
     int32_t n_prompt_tokens;
 } sw_rtr_input;
 
+/* The chat rendering's identity: the user message of a fixed one-message
+ * conversation; whoever renders chat prompts (spillway-router, the server)
+ * renders it with add_generation_prompt, tokenizes it like a request, and
+ * hashes the ids (sw_rtr_prompt_id). Same id: the same prompt text for the
+ * same messages, so the same hidden states. */
+#define SW_RTR_PROBE_TEXT "What is 2 + 3?"
+void sw_rtr_prompt_id(const int32_t *ids, size_t n, char id[17]);
+
 /* Feature set: SW_HIDDEN_LAST / SW_HIDDEN_MEAN flags (engine.h) and text. */
 typedef struct sw_rtr_spec {
     const char *model_name;
     const char *model_id;
+    /* The chat rendering it was trained with: sw_rtr_prompt_id of the probe
+     * and the probe's rendered text (for messages); NULL when unknown (a file
+     * from before this was recorded). */
+    const char *prompt_id;
+    const char *prompt_probe;
     unsigned hidden;
     bool text;
     int32_t n_embd;
@@ -89,6 +104,13 @@ sw_status sw_rtr_load_memory(const char *buf, size_t len, const char *name, sw_r
  * fingerprint); the message names both models. */
 sw_status sw_rtr_check_model(const sw_rtr *r, const char *model_name, const char *model_id,
                              sw_err *err);
+
+/* The chat rendering: SW_OK when it is the one the router was trained with
+ * (same prompt id); SW_E_INVALID_ARG naming both renderings when not;
+ * SW_E_NOT_FOUND when the router does not record one (an older file: the
+ * caller can only warn). probe is this rendering's probe text (borrowed). */
+sw_status sw_rtr_check_prompt(const sw_rtr *r, const char *prompt_id, const char *probe,
+                              sw_err *err);
 
 const sw_rtr_spec *sw_rtr_spec_get(const sw_rtr *r); /* strings owned by r */
 /* The training scores (borrowed) and facts. */

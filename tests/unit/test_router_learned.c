@@ -341,6 +341,41 @@ static void test_router_file(void **state) {
     assert_int_equal(sw_rtr_check_model(back, "other", "fedcba9876543210", &err), SW_E_INVALID_ARG);
     assert_non_null(strstr(err.msg, "'tiny'"));
     assert_non_null(strstr(err.msg, "'other'"));
+    /* the chat rendering: this file records none (an older file) */
+    assert_int_equal(sw_rtr_check_prompt(back, "0000000000000000", "x", &err), SW_E_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "does not record"));
+    {
+        /* one that records it: the same rendering passes, another is refused
+         * naming both probes; the record survives save and load */
+        const int32_t ids_a[] = {1, 2, 3, 4}, ids_b[] = {1, 2, 3, 5};
+        char ida[17], idb[17];
+        sw_rtr_prompt_id(ids_a, 4, ida);
+        sw_rtr_prompt_id(ids_b, 4, idb);
+        assert_string_not_equal(ida, idb);
+        sw_rtr_spec sp = spec;
+        sp.prompt_id = ida;
+        sp.prompt_probe = "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n";
+        sw_rtr *pr = NULL, *pr2 = NULL;
+        assert_int_equal(sw_rtr_create(&sp, &clf, &info, &pr, &err), SW_OK);
+        assert_int_equal(sw_rtr_save(pr, path, &err), SW_OK);
+        if (sw_rtr_load(path, &pr2, &err) != SW_OK) fail_msg("%s", err.msg);
+        assert_int_equal(sw_rtr_check_prompt(pr2, ida, "same", &err), SW_OK);
+        assert_int_equal(sw_rtr_check_prompt(pr2, idb, "<|im_start|>system\nYou are", &err),
+                         SW_E_INVALID_ARG);
+        assert_non_null(strstr(err.msg, "<|im_start|>user\\nWhat is 2 + 3?"));
+        assert_non_null(strstr(err.msg, "<|im_start|>system\\nYou are"));
+        assert_non_null(strstr(err.msg, ida) && strstr(err.msg, idb));
+        sw_rtr_free(pr);
+        sw_rtr_free(pr2);
+        /* a malformed record names its field */
+        const char *badp = "{\"format\":\"spillway-router\",\"version\":1,\"model\":{\"name\":"
+                           "\"t\",\"fingerprint\":\"0123456789abcdef\"},\"prompt\":{\"fingerprint\":"
+                           "\"xyz\",\"probe\":\"\"}}";
+        assert_int_equal(sw_rtr_load_memory(badp, strlen(badp), "p.json", &pr, &err),
+                         SW_E_INVALID_ARG);
+        assert_non_null(strstr(err.msg, "p.json: prompt.fingerprint"));
+        assert_int_equal(sw_rtr_save(back, path, &err), SW_OK); /* as it was */
+    }
     /* an input of the wrong width */
     sw_rtr_input small = {hl[0], hm[0], E - 1, "x", 3};
     double p;

@@ -156,6 +156,13 @@ int cmd_eval(int argc, char **argv) {
                         .n_embd = (int32_t)sw_model_config_get(r.model)->n_embd};
     if (rt) {
         if (sw_rtr_check_model(rt, r.model_name, r.model_id, &err) != SW_OK) goto fail;
+        char pid[17];
+        char *probe = NULL;
+        sw_err perr = {{0}};
+        if (runner_prompt_id(&r, pid, &probe, &perr) != SW_OK ||
+            sw_rtr_check_prompt(rt, pid, probe, &perr) != SW_OK)
+            fprintf(stderr, "spillway-router eval: warning: %s\n", perr.msg);
+        free(probe);
         spec = *sw_rtr_spec_get(rt);
     }
     run_params rp = {.hidden = spec.hidden, .max_tokens = max_tokens, .quiet = quiet};

@@ -79,6 +79,11 @@ typedef struct run_params {
  * cannot run (e.g. too long) gets run_error and ran = false. */
 sw_status runner_run(runner *r, dataset *d, const run_params *p, sw_err *err);
 
+/* The chat rendering's identity (route_model.h): the probe conversation
+ * rendered and tokenized exactly like every item; *probe (malloc'd) is its
+ * text with special tokens. */
+sw_status runner_prompt_id(runner *r, char id[17], char **probe, sw_err *err);
+
 /* The router's input for an item that ran. */
 sw_rtr_input item_input(const item *it);
 

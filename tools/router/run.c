@@ -64,6 +64,26 @@ static sw_status item_tokens(runner *r, item *it, sw_err *err) {
     return st;
 }
 
+sw_status runner_prompt_id(runner *r, char id[17], char **probe, sw_err *err) {
+    static char line[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"" SW_RTR_PROBE_TEXT
+                         "\"}],\"local_ok\":true}\n";
+    *probe = NULL;
+    FILE *f = fmemopen(line, sizeof line - 1, "r");
+    if (!f) return sw_err_set(err, SW_E_NOMEM, "out of memory for the rendering probe");
+    dataset d;
+    sw_status st = data_read(f, "(rendering probe)", NEED_LABEL, &d, err);
+    fclose(f);
+    if (st != SW_OK) return st;
+    item *it = &d.items[0];
+    if ((st = item_tokens(r, it, err)) == SW_OK) {
+        sw_rtr_prompt_id(it->ids, (size_t)it->n_ids, id);
+        st = sw_detokenize(sw_model_tokenizer(r->model), it->ids, (size_t)it->n_ids, true, probe,
+                           err);
+    }
+    data_free(&d);
+    return st;
+}
+
 typedef struct run_ctx {
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -164,10 +164,14 @@ int cmd_train(int argc, char **argv) {
     int rc = 0;
     sw_rtr *rt = NULL;
     run_params rp = {.hidden = hidden, .max_tokens = 0, .quiet = quiet};
+    char prompt_id[17];
+    char *probe = NULL;
     sw_rtr_spec spec = {.model_name = r.model_name, .model_id = r.model_id, .hidden = hidden,
                         .text = text,
-                        .n_embd = (int32_t)sw_model_config_get(r.model)->n_embd};
-    if (runner_run(&r, &d, &rp, &err) != SW_OK ||
+                        .n_embd = (int32_t)sw_model_config_get(r.model)->n_embd,
+                        .prompt_id = prompt_id};
+    if (runner_prompt_id(&r, prompt_id, &probe, &err) != SW_OK ||
+        (spec.prompt_probe = probe, runner_run(&r, &d, &rp, &err)) != SW_OK ||
         train_router(&d, &spec, folds, (uint64_t)seed, &rt, NULL, &err) != SW_OK ||
         sw_rtr_save(rt, out, &err) != SW_OK) {
         fprintf(stderr, "spillway-router train: %s\n", err.msg);
@@ -179,6 +183,7 @@ int cmd_train(int argc, char **argv) {
                sw_rtr_cv_auroc(rt), folds, n, r.model_name, r.model_id, out);
     }
     sw_rtr_free(rt);
+    free(probe);
     runner_close(&r);
     data_free(&d);
     return rc;

@@ -10,6 +10,7 @@
 
 #include "answer.h"
 #include "monitor.h"
+#include "oai.h"
 #include "spill.h"
 
 static char *state_path(const char *router) {
@@ -64,6 +65,38 @@ sw_status srv_learned_init(srv *s, sw_err *err) {
     return SW_OK;
 }
 
+/* The chat rendering the router was trained with must be the server's: the
+ * probe conversation goes through the request parser and the prompt builder
+ * like any chat request. An older router file without a record: a warning. */
+static sw_status check_prompt(srv *s, sw_err *err) {
+    static const char body[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"" SW_RTR_PROBE_TEXT "\"}]}";
+    srv_request r;
+    srv_error e;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *echo = NULL, *text = NULL, id[17];
+    sw_status st = SW_OK;
+    memset(&r, 0, sizeof r);
+    if (!oai_parse_request(body, sizeof body - 1, SRV_WIRE_OAI_CHAT,
+                           (int32_t)sw_tokenizer_n_vocab(s->tok), &r, &e) ||
+        !srv_prompt_tokens(s, &r, &ids, &n, &echo, &e)) {
+        st = sw_err_set(err, SW_E_INVALID_ARG, "cannot render the rendering probe: %s", e.msg);
+    } else {
+        sw_err derr = {{0}};
+        sw_rtr_prompt_id(ids, n, id);
+        if (sw_detokenize(s->tok, ids, n, true, &text, &derr) != SW_OK) text = NULL;
+        st = sw_rtr_check_prompt(s->rtr, id, text, err);
+        if (st == SW_E_NOT_FOUND) {
+            fprintf(stderr, "spillway-server: --router: warning: %s\n", err->msg);
+            st = SW_OK;
+        }
+    }
+    srv_request_free(&r);
+    free(ids), free(echo), free(text);
+    return st;
+}
+
 sw_status srv_learned_check_model(srv *s, sw_err *err) {
     if (!s->rtr) return SW_OK;
     char name[128], id[17];
@@ -74,6 +107,7 @@ sw_status srv_learned_check_model(srv *s, sw_err *err) {
         st = sw_err_set(err, SW_E_INVALID_ARG, "--router: hidden width %d, the model has %lld",
                         sw_rtr_spec_get(s->rtr)->n_embd,
                         (long long)sw_model_config_get(s->model)->n_embd);
+    if (st == SW_OK) st = check_prompt(s, err);
     return st == SW_OK ? SW_OK : sw_err_wrap(err, SW_E_INVALID_ARG, "--router %s", s->cfg.router);
 }
 
