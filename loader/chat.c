@@ -56,9 +56,6 @@ const char *sw_chat_kind_name(sw_chat_kind k) {
     return k_names[k];
 }
 
-const char *sw_chat_names(void) {
-    return "chatml, llama2, llama3, mistral, zephyr, gemma, phi3, deepseek, deepseek2, deepseek3";
-}
 
 sw_status sw_chat_from_name(const char *name, sw_chat_kind *out, sw_err *err) {
     if (!out) return sw_err_set(err, SW_E_INVALID_ARG, "sw_chat_from_name: out is NULL");

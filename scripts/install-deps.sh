@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config git curl ca-certificates
       libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libpcre2-dev
-      libcmocka-dev libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools
+      libcmocka-dev libstb-dev libvulkan-dev glslc mesa-vulkan-drivers vulkan-tools
       python3 python3-venv python3-pip clang libclang-rt-14-dev)
 [ "${1:-}" = "--test" ] && PKGS+=(chromium)
 
