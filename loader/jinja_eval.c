@@ -59,7 +59,8 @@ void jx_undef_message(const jv *u, char *buf, size_t cap) {
     }
     char nm[200] = "";
     if (d->name.t == JV_STR) {
-        snprintf(nm, sizeof nm, "'%.180s'", d->name.s->s);
+        snprintf(nm, sizeof nm, "'%.*s'", (int)(d->name.s->len > 180 ? 180 : d->name.s->len),
+                 d->name.s->s);
     } else if (d->name.t == JV_INT) {
         snprintf(nm, sizeof nm, "%lld", (long long)d->name.i);
     } else {
@@ -93,15 +94,36 @@ static jscope *scope_new(jctx *c, jscope *parent) {
 }
 
 static const jv *lookup(const jscope *s, const char *name, size_t n) {
-    for (; s; s = s->parent)
+    for (; s; s = s->parent) {
+        for (uint32_t i = 0; i < s->n; i++)
+            if (s->names[i].n == n && !memcmp(s->names[i].s, name, n)) return &s->vals[i];
         if (s->vars) {
             const jv *v = jdict_get_str(s->vars, name, n);
             if (v) return v;
         }
+    }
     return NULL;
 }
 
 static bool scope_set(jctx *c, jscope *s, const char *name, size_t n, const jv *v) {
+    for (uint32_t i = 0; i < s->n; i++)
+        if (s->names[i].n == n && !memcmp(s->names[i].s, name, n)) {
+            s->vals[i] = *v;
+            return true;
+        }
+    if (s->vars) {
+        jv *slot = jdict_get_str(s->vars, name, n);
+        if (slot) {
+            *slot = *v;
+            return true;
+        }
+    }
+    if (s->n < JSCOPE_INLINE) {
+        s->names[s->n].s = name;
+        s->names[s->n].n = n;
+        s->vals[s->n++] = *v;
+        return true;
+    }
     if (!s->vars && !(s->vars = jdict_new(c))) return false;
     jv key;
     if (!jv_str(c, name, n, &key)) return false;
@@ -964,15 +986,18 @@ static bool eval_inner(jctx *c, jscope *s, const jnode *n, jv *out) {
         return eval(c, s, n->a, &a) && eval(c, s, n->b, &b) && binop(c, n->op, &a, &b, out);
     }
     case N_CONCAT: {
-        jbuf b = {0};
+        /* str_join: str() of each operand, left to right; appending to the
+         * first keeps x = x ~ y linear */
+        jv acc;
         for (size_t i = 0; i < (size_t)arrlen(n->list); i++) {
-            jv v;
-            if (!eval(c, s, n->list[i], &v) || !jv_str_to(c, &b, &v)) {
-                free(b.p);
-                return false;
-            }
+            jv v, t;
+            if (!eval(c, s, n->list[i], &v) || !jv_to_str(c, &v, &t)) return false;
+            if (i == 0) acc = t;
+            else if (!jstr_append(c, acc.s, t.s->s, t.s->len, false, &acc)) return false;
         }
-        return jb_take(c, &b, out);
+        acc.safe = false;
+        *out = acc;
+        return true;
     }
     case N_COMPARE: return compare(c, s, n, out);
     case N_AND:
@@ -1107,8 +1132,10 @@ static exres run_for(jctx *c, jscope *s, const jnode *n, const jv *iterable, int
         jv *kept = ja_alloc(c->a, (cnt ? cnt : 1) * sizeof *kept);
         if (!kept) return jx_fail(c, SW_E_NOMEM, "out of memory"), EX_ERR;
         size_t k = 0;
+        jscope *ts = NULL;
         for (size_t i = 0; i < cnt; i++) {
-            jscope *ts = scope_new(c, s);
+            if (!ts || !(n->flags & JF_NOCLOSURE)) ts = scope_new(c, s);
+            else ts->n = 0, ts->vars = NULL;
             jv t;
             if (!ts || !assign(c, ts, n->a, &items[i]) || !eval(c, ts, n->c, &t)) return EX_ERR;
             if (jv_truthy(&t)) kept[k++] = items[i];
@@ -1133,9 +1160,12 @@ static exres run_for(jctx *c, jscope *s, const jnode *n, const jv *iterable, int
         jv lv = {0};
         lv.t = JV_LOOP;
         lv.lp = lp;
+        jscope *it = NULL;
         for (size_t i = 0; i < cnt && r == EX_OK; i++) {
             lp->i = i;
-            jscope *it = scope_new(c, s);
+            /* a fresh scope per iteration; one reused when nothing can keep it */
+            if (!it || !(n->flags & JF_NOCLOSURE)) it = scope_new(c, s);
+            else it->n = 0, it->vars = NULL;
             if (!it || !scope_set(c, it, "loop", 4, &lv) || !assign(c, it, n->a, &items[i])) {
                 r = EX_ERR;
                 break;

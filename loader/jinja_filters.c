@@ -106,7 +106,11 @@ static bool getter_init(jctx *c, getter *g, const jv *attr, bool lower) {
         bool digits = j > i;
         for (size_t k = i; k < j; k++)
             if (s[k] < '0' || s[k] > '9') digits = false;
-        if (digits && j - i < 18) g->parts[g->n++] = jv_int(strtoll(s + i, NULL, 10));
+        if (digits && j - i < 18) {
+            int64_t v = 0;
+            for (size_t k = i; k < j; k++) v = v * 10 + (s[k] - '0');
+            g->parts[g->n++] = jv_int(v);
+        }
         else if (!jv_str(c, s + i, j - i, &g->parts[g->n++])) return false;
         i = j + 1;
     }
@@ -459,7 +463,8 @@ static bool f_map(jctx *c, const jv *v, const jargs *a, jv *out) {
                            jv_type_name(&a->pos[0]));
         fid = jf_filter_id(a->pos[0].s->s, a->pos[0].s->len);
         if (fid < 0)
-            return jx_fail(c, SW_E_INVALID_ARG, "TemplateRuntimeError: No filter named '%s'.", a->pos[0].s->s);
+            return jx_fail(c, SW_E_INVALID_ARG, "TemplateRuntimeError: No filter named '%.*s'.",
+                           (int)a->pos[0].s->len, a->pos[0].s->s);
         rest = *a;
         rest.pos++;
         rest.npos--;
@@ -494,7 +499,8 @@ static bool f_select(jctx *c, const jv *v, const jargs *a, bool attr, bool want,
             return jx_fail(c, SW_E_INVALID_ARG, "TemplateRuntimeError: No test named %s.", jv_type_name(name));
         tid = jf_test_id(name->s->s, name->s->len);
         if (tid < 0)
-            return jx_fail(c, SW_E_INVALID_ARG, "TemplateRuntimeError: No test named '%s'.", name->s->s);
+            return jx_fail(c, SW_E_INVALID_ARG, "TemplateRuntimeError: No test named '%.*s'.",
+                           (int)name->s->len, name->s->s);
         rest.pos = a->pos + off + 1;
         rest.npos = a->npos - off - 1;
     }
@@ -709,10 +715,12 @@ static bool f_round(jctx *c, const jv *v, const jargs *a, jv *out) {
     static const char *const nm[] = {"precision", "method"};
     jv defs[2] = {jv_int(0), jv_undef()}, p[2];
     if (!jv_str(c, "common", 6, &defs[1]) || !jf_bind(c, "round", nm, 2, defs, a, p)) return false;
-    int64_t prec;
+    int64_t prec = 0;
     if (!want_int(c, &p[0], "round", &prec)) return false;
     const char *m = p[1].t == JV_STR ? p[1].s->s : "";
-    bool common = !strcmp(m, "common"), ceil_ = !strcmp(m, "ceil"), floor_ = !strcmp(m, "floor");
+    size_t ml = p[1].t == JV_STR ? p[1].s->len : 0;
+    bool common = ml == 6 && !memcmp(m, "common", 6), ceil_ = ml == 4 && !memcmp(m, "ceil", 4),
+         floor_ = ml == 5 && !memcmp(m, "floor", 5);
     if (!common && !ceil_ && !floor_)
         return jx_fail(c, SW_E_INVALID_ARG, "FilterArgumentError: method must be common, ceil or floor");
     if (v->t == JV_UNDEF) return jx_undef_fail(c, v);
@@ -1071,7 +1079,7 @@ static bool f_truncate(jctx *c, const jv *v, const jargs *a, jv *out) {
     static const char *const nm[] = {"length", "killwords", "end", "leeway"};
     jv defs[4] = {jv_int(255), jv_bool(false), jv_undef(), jv_none()}, p[4];
     if (!jv_str(c, "...", 3, &defs[2]) || !jf_bind(c, "truncate", nm, 4, defs, a, p)) return false;
-    int64_t len, leeway = 5;
+    int64_t len = 0, leeway = 5;
     if (!want_int(c, &p[0], "truncate", &len)) return false;
     if (p[3].t != JV_NONE && !want_int(c, &p[3], "truncate", &leeway)) return false;
     if (v->t != JV_STR) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: object of type '%s' has no len()", jv_type_name(v));
@@ -1457,7 +1465,7 @@ bool jf_call_builtin(jctx *c, const jfunc *f, const jargs *a, jv *out) {
         jv s;
         if (!jv_to_str(c, &msg, &s)) return false;
         c->raised = true;
-        return jx_fail(c, SW_E_INVALID_ARG, "%s", s.s->s);
+        return jx_fail(c, SW_E_INVALID_ARG, "%.*s", (int)s.s->len, s.s->s);
     }
     case JB_STRFTIME: return g_strftime(c, a, out);
     case JB_JOINER: {

@@ -67,10 +67,21 @@ typedef enum {
     SQ_ITER,   /* a generator / iterator: truthy, no len, consumed by iteration */
 } jseq_kind;
 
+/* A growable buffer behind strings built by repeated appends (x = x ~ y): a
+ * string whose bytes end where the buffer's used bytes end may be extended in
+ * place; the shorter strings sharing the buffer keep reading their own prefix. */
+typedef struct jsbuf {
+    char *p;
+    size_t used, cap;
+} jsbuf;
+
+/* Strings are read by length only: s is not NUL-terminated when it is a prefix
+ * of a buffer that has grown since. */
 typedef struct jstr {
     size_t len;   /* bytes */
     size_t ncp;   /* code points (invalid UTF-8 bytes count one each) */
-    char s[];     /* NUL-terminated */
+    char *s;
+    jsbuf *buf;   /* NULL: s is this string's own copy */
 } jstr;
 
 typedef struct jv jv;
@@ -205,6 +216,7 @@ struct jnode {
 
 /* N_FOR flags */
 #define JF_RECURSIVE 1
+#define JF_NOCLOSURE 2 /* the body defines no macro or call block: its scope can be reused */
 /* N_MACRO / N_CALLBLOCK flags: the body refers to these names */
 #define JF_CALLER 1
 #define JF_VARARGS 2
@@ -218,10 +230,17 @@ struct sw_jinja_tmpl {
 
 /* ---- render context ---------------------------------------------------------- */
 
+/* A scope: a few variables inline (a loop iteration holds "loop" and its
+ * target), more in a dict. Names are borrowed: the template's source, or
+ * static strings. */
+#define JSCOPE_INLINE 4
 typedef struct jscope jscope;
 struct jscope {
     jscope *parent;
-    jdict *vars;    /* str -> jv */
+    jdict *vars;    /* str -> jv, past the inline slots (and the globals) */
+    uint32_t n;
+    jname names[JSCOPE_INLINE];
+    jv vals[JSCOPE_INLINE];
 };
 
 struct jmacro {
@@ -377,6 +396,8 @@ bool jstr_percent(jctx *c, const jv *fmt, const jv *args, jv *out);  /* fmt % ar
 bool jstr_format(jctx *c, const jv *fmt, const jargs *a, const jv *mapping, jv *out);
 bool jstr_escape(jctx *c, const jv *v, jv *out);                     /* markupsafe.escape */
 bool jstr_concat(jctx *c, const jv *a, const jv *b, jv *out);        /* a + b on strings */
+/* a's text followed by b bytes, amortised O(b) when a is the latest view of a buffer */
+bool jstr_append(jctx *c, const jstr *a, const char *b, size_t bn, bool safe, jv *out);
 bool jstr_upper(jctx *c, const jv *s, jv *out);
 bool jstr_lower(jctx *c, const jv *s, jv *out);
 bool jstr_title_filter(jctx *c, const jv *s, jv *out);

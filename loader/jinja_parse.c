@@ -881,6 +881,26 @@ static jnode **parse_statements(parser *P, const char *const *ends, bool drop_ne
     return body; /* tracked by the node that owns it (fin) */
 }
 
+/* Does a subtree create a macro or caller (something that keeps its scope)? */
+static bool defines_closure_node(const jnode *n) {
+    if (!n) return false;
+    if (n->kind == N_MACRO || n->kind == N_CALLBLOCK) return true;
+    const jnode *kids[4] = {n->a, n->b, n->c, n->d};
+    for (int k = 0; k < 4; k++)
+        if (defines_closure_node(kids[k])) return true;
+    jnode **lists[3] = {n->list, n->list2, n->list3};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < (size_t)arrlen(lists[k]); i++)
+            if (defines_closure_node(lists[k][i])) return true;
+    return false;
+}
+
+static bool defines_closure(jnode **body) {
+    for (size_t i = 0; i < (size_t)arrlen(body); i++)
+        if (defines_closure_node(body[i])) return true;
+    return false;
+}
+
 static jnode *parse_for(parser *P) {
     jnode *n = mk(P, N_FOR, cur(P)->line);
     if (!n) return NULL;
@@ -908,6 +928,8 @@ static jnode *parse_for(parser *P) {
     n->list = parse_statements(P, ends1, false);
     P->loops = loops;
     if (P->failed) return NULL;
+    if (!defines_closure(n->list) && !(n->c && defines_closure_node(n->c)))
+        n->flags |= JF_NOCLOSURE;
     if (is_name(P, "endfor")) {
         adv(P);
     } else {

@@ -476,25 +476,61 @@ bool jstr_escape(jctx *c, const jv *v, jv *out) {
     return ret(c, &b, true, out);
 }
 
+/* Strings past this size that get appended to become buffers with room to grow. */
+#define APPEND_BUF_MIN 256
+
+bool jstr_append(jctx *c, const jstr *a, const char *b, size_t bn, bool safe, jv *out) {
+    size_t n = a->len + bn;
+    if (n < a->len) return jx_fail(c, SW_E_RANGE, "string too long");
+    if (!jx_step(c, bn / 256 + 1)) return false;
+    jstr *r = ja_alloc(c->a, sizeof *r);
+    if (!r) return jx_fail(c, SW_E_NOMEM, "out of memory");
+    jsbuf *buf = a->buf;
+    if (buf && a->s + a->len == buf->p + buf->used && buf->cap - buf->used > bn) {
+        /* a ends where its buffer ends: extend in place */
+        memcpy(buf->p + buf->used, b, bn);
+        buf->used += bn;
+        buf->p[buf->used] = '\0';
+        r->s = a->s;
+    } else {
+        if (!jx_room(c, n)) return false;
+        size_t cap = n + 1;
+        if (n >= APPEND_BUF_MIN) {
+            cap = n < SIZE_MAX / 4 ? 2 * n + 64 : n + 1;
+            if (!jx_room(c, cap)) cap = n + 1;
+        }
+        char *p = ja_alloc(c->a, cap);
+        if (!p) return jx_fail(c, SW_E_NOMEM, "out of memory");
+        memcpy(p, a->s, a->len);
+        memcpy(p + a->len, b, bn);
+        p[n] = '\0';
+        r->s = p;
+        if (n >= APPEND_BUF_MIN) {
+            buf = ja_alloc(c->a, sizeof *buf);
+            if (!buf) return jx_fail(c, SW_E_NOMEM, "out of memory");
+            buf->p = p;
+            buf->used = n;
+            buf->cap = cap - 1;
+        } else {
+            buf = NULL;
+        }
+    }
+    r->len = n;
+    r->buf = buf;
+    /* a sequence cut at the seam is recounted; valid UTF-8 adds up */
+    bool seam = (a->len && (unsigned char)a->s[a->len - 1] >= 0x80) || (bn && ((unsigned char)b[0] & 0xC0) == 0x80);
+    r->ncp = seam ? ju_count(r->s, n) : a->ncp + ju_count(b, bn);
+    *out = jv_from_jstr(r, safe);
+    return true;
+}
+
 /* a + b for strings; a Markup operand escapes the other (markupsafe) */
 bool jstr_concat(jctx *c, const jv *a, const jv *b, jv *out) {
     jv x = *a, y = *b;
     bool safe = a->safe || b->safe;
     if (safe && !a->safe && !jstr_escape(c, a, &x)) return false;
     if (safe && !b->safe && !jstr_escape(c, b, &y)) return false;
-    size_t n = x.s->len + y.s->len;
-    if (!jx_room(c, n) || !jx_step(c, n / 256)) return false;
-    jstr *r = ja_alloc(c->a, sizeof *r + n + 1);
-    if (!r) return jx_fail(c, SW_E_NOMEM, "out of memory");
-    memcpy(r->s, x.s->s, x.s->len);
-    memcpy(r->s + x.s->len, y.s->s, y.s->len);
-    r->s[n] = '\0';
-    r->len = n;
-    /* a code point never spans the seam of two valid strings; a split byte
-     * sequence is recounted */
-    r->ncp = ju_count(r->s, n);
-    *out = jv_from_jstr(r, safe);
-    return true;
+    return jstr_append(c, x.s, y.s->s, y.s->len, safe, out);
 }
 
 bool jstr_repeat(jctx *c, const jv *s, int64_t k, jv *out) {
@@ -505,6 +541,7 @@ bool jstr_repeat(jctx *c, const jv *s, int64_t k, jv *out) {
     if (!jx_step(c, n / 256)) return false;
     jstr *r = ja_alloc(c->a, sizeof *r + n + 1);
     if (!r) return jx_fail(c, SW_E_NOMEM, "out of memory");
+    r->s = (char *)(r + 1);
     for (int64_t i = 0; i < k; i++) memcpy(r->s + (size_t)i * s->s->len, s->s->s, s->s->len);
     r->s[n] = '\0';
     r->len = n;

@@ -94,6 +94,7 @@ jstr *jstr_new(jarena *a, const char *s, size_t n) {
     jstr *r = ja_alloc(a, sizeof *r + n + 1);
     if (!r) return NULL;
     r->len = n;
+    r->s = (char *)(r + 1);
     if (n) memcpy(r->s, s, n);
     r->s[n] = '\0';
     r->ncp = ju_count(r->s, n);

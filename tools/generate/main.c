@@ -23,6 +23,7 @@ typedef struct opts {
     const char *system;
     const char *messages_file;
     const char *chat_template;
+    const char *chat_template_file;
     bool chat;
     int32_t n_predict;
     sw_sampler_params sp;
@@ -46,7 +47,8 @@ static void usage(FILE *f) {
             "  --chat                    render the prompt with the model's chat template\n"
             "  --system TEXT             system message (with --chat)\n"
             "  --messages FILE.json      OpenAI-style messages array (implies --chat)\n"
-            "  --chat-template NAME      override the template (%s)\n"
+            "  --chat-template NAME      use a built-in template instead of the model's (%s)\n"
+            "  --chat-template-file FILE use this Jinja template instead of the model's\n"
             "  -n, --n-predict N         tokens to generate (default 128)\n"
             "  --temp T                  temperature; 0 is greedy (default 0.8)\n"
             "  --top-k K, --top-p P, --min-p P\n"
@@ -152,6 +154,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         else if (IS("--system")) o->system = val;
         else if (IS("--messages")) o->messages_file = val;
         else if (IS("--chat-template")) o->chat_template = val;
+        else if (IS("--chat-template-file")) o->chat_template_file = val;
         else if (IS("-n") || IS("--n-predict")) ok = parse_i32(val, 0, INT32_MAX, &o->n_predict);
         else if (IS("--temp")) ok = parse_f32(val, &o->sp.temperature) && o->sp.temperature >= 0;
         else if (IS("--top-k")) ok = parse_i32(val, 0, INT32_MAX, &o->sp.top_k);
@@ -192,8 +195,13 @@ static int parse_args(int argc, char **argv, opts *o) {
         fprintf(stderr, "spillway-generate: give a prompt with -p TEXT or --messages FILE\n");
         return 2;
     }
-    if ((o->system || o->chat_template) && !o->chat) {
-        fprintf(stderr, "spillway-generate: --system and --chat-template need --chat\n");
+    if ((o->system || o->chat_template || o->chat_template_file) && !o->chat) {
+        fprintf(stderr, "spillway-generate: --system, --chat-template and --chat-template-file "
+                        "need --chat\n");
+        return 2;
+    }
+    if (o->chat_template && o->chat_template_file) {
+        fprintf(stderr, "spillway-generate: give --chat-template or --chat-template-file, not both\n");
         return 2;
     }
     return 0;
@@ -232,31 +240,32 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
-/* The messages of a chat: --system, then --messages FILE, then -p as a user
- * turn. Strings point into *json (kept alive by the caller) or argv. */
+/* The messages of a chat, OpenAI-shaped: --system, then --messages FILE, then -p
+ * as a user turn (and the turns of an interactive chat). */
 typedef struct chat_list {
-    sw_chat_msg *v;
-    size_t n;
-    cJSON *json; /* owned */
-    char **own;  /* strings the interactive chat added, owned */
-    size_t n_own;
+    cJSON *msgs; /* array, owned */
 } chat_list;
 
 static void chat_list_free(chat_list *c) {
-    for (size_t i = 0; i < c->n_own; i++) free(c->own[i]);
-    free(c->own);
-    free(c->v);
-    cJSON_Delete(c->json);
-    memset(c, 0, sizeof *c);
+    cJSON_Delete(c->msgs);
+    c->msgs = NULL;
+}
+
+static size_t chat_len(const chat_list *c) { return (size_t)cJSON_GetArraySize(c->msgs); }
+
+static const char *chat_role(const chat_list *c, size_t i) {
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(c->msgs, (int)i), "role");
+    return cJSON_IsString(r) ? r->valuestring : "";
 }
 
 static int add_msg(chat_list *c, const char *role, const char *content) {
-    sw_chat_msg *v = realloc(c->v, (c->n + 1) * sizeof *v);
-    if (!v) return 1;
-    c->v = v;
-    c->v[c->n].role = role;
-    c->v[c->n].content = content;
-    c->n++;
+    if (!c->msgs && !(c->msgs = cJSON_CreateArray())) return 1;
+    cJSON *m = cJSON_CreateObject();
+    if (!m || !cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content)) {
+        cJSON_Delete(m);
+        return 1;
+    }
+    cJSON_AddItemToArray(c->msgs, m);
     return 0;
 }
 
@@ -267,57 +276,71 @@ static int load_messages(const char *path, chat_list *c) {
         fprintf(stderr, "spillway-generate: --messages %s: %s\n", path, strerror(errno));
         return 1;
     }
-    c->json = cJSON_ParseWithLength(text, len);
+    cJSON *arr = cJSON_ParseWithLength(text, len);
     free(text);
-    if (!cJSON_IsArray(c->json)) {
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
         fprintf(stderr, "spillway-generate: --messages %s: expected a JSON array of messages\n",
                 path);
         return 1;
     }
     int i = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, c->json) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
-            fprintf(stderr,
-                    "spillway-generate: --messages %s: message %d needs string \"role\" and "
-                    "\"content\"\n",
+    cJSON *m;
+    cJSON_ArrayForEach(m, arr) {
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role"))) {
+            fprintf(stderr, "spillway-generate: --messages %s: message %d needs a string \"role\"\n",
                     path, i);
+            cJSON_Delete(arr);
             return 1;
         }
-        if (add_msg(c, role->valuestring, content->valuestring)) return 1;
         i++;
     }
+    if (!c->msgs && !(c->msgs = cJSON_CreateArray())) {
+        cJSON_Delete(arr);
+        return 1;
+    }
+    while (cJSON_GetArraySize(arr) > 0) cJSON_AddItemToArray(c->msgs, cJSON_DetachItemFromArray(arr, 0));
+    cJSON_Delete(arr);
     return 0;
 }
 
-/* The chat template: --chat-template NAME, else the model's. */
-static int resolve_kind(const opts *o, const sw_model *m, sw_chat_kind *kind) {
+/* The chat template: --chat-template NAME, --chat-template-file FILE, else the model's. */
+static int load_template(const opts *o, const sw_model *m, sw_chat_template **t) {
     sw_err err = {{0}};
     if (o->chat_template) {
-        if (sw_chat_from_name(o->chat_template, kind, &err) != SW_OK) {
+        if (sw_chat_template_builtin(o->chat_template, t, &err) != SW_OK) {
             fprintf(stderr, "spillway-generate: %s\n", err.msg);
             return 2;
         }
-    } else if (sw_chat_from_gguf(sw_model_gguf(m), kind, &err) != SW_OK) {
-        fprintf(stderr, "spillway-generate: %s: %s (choose one with --chat-template NAME: %s)\n",
-                o->model, err.msg, sw_chat_names());
+    } else if (o->chat_template_file) {
+        if (sw_chat_template_file(o->chat_template_file, t, &err) != SW_OK) {
+            fprintf(stderr, "spillway-generate: %s\n", err.msg);
+            return 2;
+        }
+    } else if (sw_chat_template_gguf(sw_model_gguf(m), NULL, t, &err) != SW_OK) {
+        fprintf(stderr, "spillway-generate: %s\n", err.msg);
         return 1;
     }
     return 0;
 }
 
 /* Render messages into prompt text, ending with the assistant's turn. */
-static int render_list(sw_chat_kind kind, const sw_tokenizer *tok, const chat_list *c,
+static int render_list(const sw_chat_template *t, const sw_tokenizer *tok, const chat_list *c,
                        char **out) {
     sw_err err = {{0}};
     int32_t bos = sw_tokenizer_bos(tok), eos = sw_tokenizer_eos(tok);
-    const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(tok, bos) : "";
-    const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : "";
-    if (sw_chat_render(kind, c->v, c->n, true, bos_s, eos_s, out, &err) != SW_OK) {
-        fprintf(stderr, "spillway-generate: chat template %s: %s\n", sw_chat_kind_name(kind),
-                err.msg);
+    cJSON *empty = c->msgs ? NULL : cJSON_CreateArray();
+    sw_chat_input in = {
+        .messages = c->msgs ? c->msgs : empty,
+        .add_generation_prompt = true,
+        .openai = true,
+        .bos_token = bos >= 0 ? sw_tokenizer_token_text(tok, bos) : NULL,
+        .eos_token = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : NULL,
+    };
+    sw_status st = sw_chat_render_template(t, &in, out, NULL, &err);
+    cJSON_Delete(empty);
+    if (st != SW_OK) {
+        fprintf(stderr, "spillway-generate: chat template %s: %s\n", sw_chat_template_label(t), err.msg);
         return 1;
     }
     return 0;
@@ -326,6 +349,7 @@ static int render_list(sw_chat_kind kind, const sw_tokenizer *tok, const chat_li
 /* The messages of the command line: --system, --messages FILE, -p. */
 static int command_line_chat(const opts *o, chat_list *c) {
     int rc = 0;
+    if (!c->msgs && !(c->msgs = cJSON_CreateArray())) return 1;
     if (o->system) rc = add_msg(c, "system", o->system);
     if (!rc && o->messages_file) rc = load_messages(o->messages_file, c);
     if (!rc && o->prompt) rc = add_msg(c, "user", o->prompt);
@@ -353,15 +377,16 @@ static int tokenize_text(const sw_tokenizer *tok, const char *text, bool rendere
 static int tokenize_prompt(const opts *o, const sw_model *m, int32_t **ids, size_t *n) {
     const sw_tokenizer *tok = sw_model_tokenizer(m);
     if (!o->chat) return tokenize_text(tok, o->prompt, false, ids, n);
-    sw_chat_kind kind;
-    int rc = resolve_kind(o, m, &kind);
+    sw_chat_template *t = NULL;
+    int rc = load_template(o, m, &t);
     chat_list c = {0};
     char *text = NULL;
     if (!rc) rc = command_line_chat(o, &c);
-    if (!rc) rc = render_list(kind, tok, &c, &text);
+    if (!rc) rc = render_list(t, tok, &c, &text);
     if (!rc) rc = tokenize_text(tok, text, true, ids, n);
     free(text);
     chat_list_free(&c);
+    sw_chat_template_free(t);
     return rc;
 }
 
@@ -543,28 +568,16 @@ static void print_json(const opts *o, const sw_tokenizer *tok, const int32_t *pr
 
 /* ---- interactive chat ---------------------------------------------------- */
 
-/* Append a message whose content is copied (owned by c). */
-static int add_msg_copy(chat_list *c, const char *role, const char *content) {
-    char **own = realloc(c->own, (c->n_own + 1) * sizeof *own);
-    if (!own) return 1;
-    c->own = own;
-    char *dup = strdup(content);
-    if (!dup) return 1;
-    c->own[c->n_own++] = dup;
-    return add_msg(c, role, dup);
-}
-
 /* Drop the oldest exchange after the system message(s): the first
  * non-system message, and an assistant reply that would then lead. Returns
  * the number of messages dropped: 0 when only the newest one is left. */
 static size_t drop_oldest(chat_list *c) {
-    size_t i = 0;
-    while (i < c->n && !strcmp(c->v[i].role, "system")) i++;
-    if (c->n - i <= 1) return 0;
+    size_t i = 0, n = chat_len(c);
+    while (i < n && !strcmp(chat_role(c, i), "system")) i++;
+    if (n - i <= 1) return 0;
     size_t k = 1;
-    if (i + 1 < c->n - 1 && !strcmp(c->v[i + 1].role, "assistant")) k = 2;
-    memmove(c->v + i, c->v + i + k, (c->n - i - k) * sizeof *c->v);
-    c->n -= k;
+    if (i + 1 < n - 1 && !strcmp(chat_role(c, i + 1), "assistant")) k = 2;
+    for (size_t j = 0; j < k; j++) cJSON_DeleteItemFromArray(c->msgs, (int)i);
     return k;
 }
 
@@ -581,8 +594,8 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
     const sw_model_config *cfg = sw_model_config_get(m);
     const sw_tokenizer *tok = sw_model_tokenizer(m);
     sw_err err = {{0}};
-    sw_chat_kind kind;
-    int rc = resolve_kind(o, m, &kind);
+    sw_chat_template *tmpl = NULL;
+    int rc = load_template(o, m, &tmpl);
     if (rc) return rc;
     chat_list c = {0};
     sw_kv_cache *kv = NULL;
@@ -607,7 +620,7 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
     }
     /* room kept for the answer when old turns must go */
     int32_t reserve = SW_MIN(o->n_predict, ctx / 4);
-    bool pending = c.n > 0 && !strcmp(c.v[c.n - 1].role, "user"); /* -p: the first turn */
+    bool pending = chat_len(&c) > 0 && !strcmp(chat_role(&c, chat_len(&c) - 1), "user"); /* -p */
     for (int turn = 1;; ) {
         if (!pending) {
             if (tty) fputs("> ", stderr);
@@ -618,12 +631,12 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
             if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
             if (!strcmp(line, "/reset")) {
                 size_t keep = 0;
-                while (keep < c.n && !strcmp(c.v[keep].role, "system")) keep++;
-                c.n = keep;
+                while (keep < chat_len(&c) && !strcmp(chat_role(&c, keep), "system")) keep++;
+                while (chat_len(&c) > keep) cJSON_DeleteItemFromArray(c.msgs, (int)keep);
                 fprintf(stderr, "(conversation reset)\n");
                 continue;
             }
-            if (add_msg_copy(&c, "user", line)) goto oom;
+            if (add_msg(&c, "user", line)) goto oom;
         }
         pending = false;
         /* render; drop the oldest exchanges until prompt + reserve fit (on a
@@ -631,15 +644,13 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
         int32_t *ids = NULL;
         size_t n_ids = 0;
         int dropped = 0;
-        sw_chat_msg *saved = malloc(c.n * sizeof *saved);
-        size_t n_saved = c.n;
+        cJSON *saved = cJSON_Duplicate(c.msgs, 1);
         if (!saved) goto oom;
-        memcpy(saved, c.v, c.n * sizeof *saved);
         for (;;) {
             char *text = NULL;
-            if (render_list(kind, tok, &c, &text) || tokenize_text(tok, text, true, &ids, &n_ids)) {
+            if (render_list(tmpl, tok, &c, &text) || tokenize_text(tok, text, true, &ids, &n_ids)) {
                 free(text);
-                free(saved);
+                cJSON_Delete(saved);
                 goto out;
             }
             free(text);
@@ -654,12 +665,12 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
             fprintf(stderr,
                     "spillway-generate: this message does not fit the context of %d tokens "
                     "with room for an answer (raise --ctx); it was not sent\n", ctx);
-            memcpy(c.v, saved, n_saved * sizeof *saved);
-            c.n = n_saved - 1; /* all but the newest user message */
-            free(saved);
+            cJSON_Delete(c.msgs);
+            c.msgs = saved; /* all but the newest user message */
+            cJSON_DeleteItemFromArray(c.msgs, cJSON_GetArraySize(c.msgs) - 1);
             continue;
         }
-        free(saved);
+        cJSON_Delete(saved);
         if (dropped)
             fprintf(stderr, "(context full: dropped the %d oldest message%s)\n", dropped,
                     dropped == 1 ? "" : "s");
@@ -741,7 +752,7 @@ static int run_interactive(const opts *o, sw_model *m, int32_t ctx) {
                 turn, n_ids, keep, n_ids - keep, prompt_ms, g.n, gen_ms,
                 gen_ms > 0 ? n_decode / (gen_ms / 1e3) : 0.0, stop);
         free(ids);
-        if (add_msg_copy(&c, "assistant", g.text ? g.text : "")) goto oom;
+        if (add_msg(&c, "assistant", g.text ? g.text : "")) goto oom;
         turn++;
     }
     rc = 0;
@@ -758,6 +769,7 @@ out:
     free(g.text);
     sw_kv_cache_free(kv);
     chat_list_free(&c);
+    sw_chat_template_free(tmpl);
     return rc;
 }
 
