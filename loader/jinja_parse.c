@@ -26,6 +26,7 @@ typedef struct parser {
     int loops;       /* enclosing for bodies within the current function */
     int nest;        /* recursion guard */
     jnode **pending; /* unknown filters/tests outside a soft frame (so far) */
+    jnode **all;     /* every node made: their arrays go to the arena at the end */
 } parser;
 
 static const jtok *cur(parser *P) { return &P->tk[P->i]; }
@@ -124,6 +125,7 @@ static jnode *mk(parser *P, int kind, int line) {
     n->kind = (uint8_t)kind;
     n->line = line;
     n->fid = -1;
+    arrput(P->all, n);
     return n;
 }
 
@@ -134,7 +136,7 @@ static uint16_t list_depth(jnode **l) {
     return d;
 }
 
-/* A node is complete: track its arrays and check the height of its subtree. */
+/* A node is complete: check the height of its subtree. */
 static jnode *fin(parser *P, jnode *n) {
     if (!n || P->failed) return NULL;
     jnode *kids[4] = {n->a, n->b, n->c, n->d};
@@ -143,12 +145,9 @@ static jnode *fin(parser *P, jnode *n) {
         if (kids[k] && kids[k]->depth > d) d = kids[k]->depth;
     jnode **lists[3] = {n->list, n->list2, n->list3};
     for (int k = 0; k < 3; k++) {
-        if (!lists[k]) continue;
-        uint16_t ld = list_depth(lists[k]);
+        uint16_t ld = lists[k] ? list_depth(lists[k]) : 0;
         if (ld > d) d = ld;
-        ja_track_array(&P->t->arena, lists[k]);
     }
-    if (n->names) ja_track_array(&P->t->arena, n->names);
     if (d + 1 > MAX_AST_DEPTH)
         return pfail(P, "template nested too deeply (more than %d levels)", MAX_AST_DEPTH);
     n->depth = (uint16_t)(d + 1);
@@ -1223,8 +1222,17 @@ sw_status jparse(sw_jinja_tmpl *t, const jtok *toks, size_t ntoks, sw_err *err) 
         P.failed = true;
     }
     arrfree(P.pending);
+    /* each node owns its arrays (attached or not to a finished tree) */
+    for (size_t i = 0; i < (size_t)arrlen(P.all); i++) {
+        jnode *n = P.all[i];
+        ja_track_array(&t->arena, n->list);
+        ja_track_array(&t->arena, n->list2);
+        ja_track_array(&t->arena, n->list3);
+        ja_track_array(&t->arena, n->names);
+    }
+    arrfree(P.all);
+    ja_track_array(&t->arena, body);
     if (P.failed) return SW_E_FORMAT;
-    if (body) ja_track_array(&t->arena, body);
     t->body = body;
     return SW_OK;
 }

@@ -2,7 +2,6 @@
  * strings, sequences, dicts, and Python's semantics for them: truthiness, ==
  * and ordering, len(), iteration, str() and repr() (ints, floats as Python
  * prints them, quoted strings, lists, tuples, dicts, views, namespaces). */
-#define STB_DS_IMPLEMENTATION
 #include "jinja_stb.h"
 
 #include <math.h>
