@@ -1,19 +1,15 @@
 /* jinja_filters.c — jinja2's built-in filters and tests with their Python
  * signatures and quirks (default/d, length, join, map, select/reject and the
  * *attr variants, dictsort, sort, unique, items, indent, round, int, ...),
- * transformers' tojson, and the globals a chat template sees: range (the
- * sandbox's, at most 100000 items), dict, namespace, raise_exception,
- * strftime_now, cycler and joiner; plus the methods of lists and dicts. */
+ * transformers' tojson. The globals and the methods of lists and dicts are in
+ * jinja_globals.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "jinja_impl.h"
 
-#define MAX_RANGE 100000
 
 /* ---- argument binding ------------------------------------------------------------------ */
 
@@ -53,7 +49,7 @@ bool jf_bind(jctx *c, const char *fname, const char *const *names, size_t n, con
 
 #define REQ jv_undef()
 
-static bool want_int(jctx *c, const jv *v, const char *what, int64_t *out) {
+bool jx_want_int(jctx *c, const jv *v, const char *what, int64_t *out) {
     if (v->t == JV_INT) *out = v->i;
     else if (v->t == JV_BOOL) *out = v->b;
     else if (v->t == JV_UNDEF) return jx_undef_fail(c, v);
@@ -65,18 +61,6 @@ static bool want_int(jctx *c, const jv *v, const char *what, int64_t *out) {
 
 static bool soft_str(jctx *c, const jv *v, jv *out) { return jv_to_str(c, v, out); }
 
-static jv seq_val(jseq *q) {
-    jv v = {0};
-    v.t = JV_SEQ;
-    v.q = q;
-    return v;
-}
-
-/* iterate a copy of the items (one-shot iterators are consumed) */
-static bool items_of(jctx *c, const jv *v, const jv **items, size_t *n) {
-    jv *scratch;
-    return jv_iter(c, v, items, n, &scratch);
-}
 
 /* ---- attribute getters (make_attrgetter) --------------------------------------------------- */
 
@@ -211,7 +195,7 @@ static bool f_join(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!jf_bind(c, "join", nm, 2, defs, a, p)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     getter g;
     if (!getter_init(c, &g, &p[1], false)) return false;
     jv sep;
@@ -257,7 +241,7 @@ static bool f_first_last(jctx *c, const jv *v, bool last, jv *out) {
         *out = jv_undef_hint(c, "No first item, sequence was empty.");
         return true;
     }
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     if (n == 0) {
         *out = jv_undef_hint(c, last ? "No last item, sequence was empty." : "No first item, sequence was empty.");
         return true;
@@ -269,7 +253,7 @@ static bool f_first_last(jctx *c, const jv *v, bool last, jv *out) {
 static bool f_list(jctx *c, const jv *v, jv *out) {
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     return jv_seq(c, SQ_LIST, items, n, out);
 }
 
@@ -284,11 +268,11 @@ static bool f_items(jctx *c, const jv *v, jv *out) {
         jv pair[2] = {v->d->e[i].k, v->d->e[i].v};
         if (!jv_seq(c, SQ_TUPLE, pair, 2, &q->v[i])) return false;
     }
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
-static bool dict_items_seq(jctx *c, const jdict *d, uint8_t kind, jv *out) {
+bool jx_dict_view(jctx *c, const jdict *d, uint8_t kind, jv *out) {
     size_t n = jdict_len(d);
     jseq *q = jseq_new(c, kind, n);
     if (!q) return false;
@@ -300,7 +284,7 @@ static bool dict_items_seq(jctx *c, const jdict *d, uint8_t kind, jv *out) {
             if (!jv_seq(c, SQ_TUPLE, pair, 2, &q->v[i])) return false;
         }
     }
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -329,7 +313,7 @@ static bool f_dictsort(jctx *c, const jv *v, const jargs *a, jv *out) {
     jseq *q = jseq_new(c, SQ_LIST, n);
     if (!q) return false;
     for (size_t i = 0; i < n; i++) q->v[i] = e[i].val;
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -339,7 +323,7 @@ static bool f_sort(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!jf_bind(c, "sort", nm, 3, defs, a, p)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     /* attribute may name several comma-separated keys */
     jv attrs[8];
     size_t na = 0;
@@ -371,7 +355,7 @@ static bool f_sort(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!q) return false;
     for (size_t i = 0; i < n; i++) q->v[i] = e[i].val;
     if (!jx_step(c, n)) return false;
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -381,7 +365,7 @@ static bool f_unique(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!jf_bind(c, "unique", nm, 2, defs, a, p)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     getter g;
     if (!getter_init(c, &g, &p[1], !jv_truthy(&p[0]))) return false;
     jdict *seen = jdict_new(c);
@@ -399,7 +383,7 @@ static bool f_unique(jctx *c, const jv *v, const jargs *a, jv *out) {
         q->v[k++] = items[i];
     }
     q->n = k;
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -409,7 +393,7 @@ static bool f_minmax(jctx *c, const jv *v, const jargs *a, bool max, jv *out) {
     if (!jf_bind(c, max ? "max" : "min", nm, 2, defs, a, p)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     if (n == 0) {
         *out = jv_undef_hint(c, "No aggregated item, sequence was empty.");
         return true;
@@ -469,7 +453,7 @@ static bool f_map(jctx *c, const jv *v, const jargs *a, jv *out) {
         rest.pos++;
         rest.npos--;
     }
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     jseq *q = jseq_new(c, SQ_ITER, n);
     if (!q) return false;
     for (size_t i = 0; i < n; i++) {
@@ -477,7 +461,7 @@ static bool f_map(jctx *c, const jv *v, const jargs *a, jv *out) {
                     : !jx_filter(c, fid, &items[i], &rest, &q->v[i]))
             return false;
     }
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -506,7 +490,7 @@ static bool f_select(jctx *c, const jv *v, const jargs *a, bool attr, bool want,
     }
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     jseq *q = jseq_new(c, SQ_ITER, n);
     if (!q) return false;
     size_t k = 0;
@@ -519,7 +503,7 @@ static bool f_select(jctx *c, const jv *v, const jargs *a, bool attr, bool want,
         if (r == want) q->v[k++] = items[i];
     }
     q->n = k;
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -531,7 +515,7 @@ static bool f_replace(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!jv_to_str(c, v, &s) || !jv_to_str(c, &p[0], &o) || !jv_to_str(c, &p[1], &w)) return false;
     s.safe = o.safe = w.safe = false;
     int64_t cnt = -1;
-    if (p[2].t != JV_NONE && !want_int(c, &p[2], "replace", &cnt)) return false;
+    if (p[2].t != JV_NONE && !jx_want_int(c, &p[2], "replace", &cnt)) return false;
     return jstr_replace(c, &s, &o, &w, cnt, out);
 }
 
@@ -544,7 +528,7 @@ static bool f_indent(jctx *c, const jv *v, const jargs *a, jv *out) {
         ind = p[0];
     } else {
         int64_t w = 0;
-        if (!want_int(c, &p[0], "indent", &w)) return false;
+        if (!jx_want_int(c, &p[0], "indent", &w)) return false;
         jv sp;
         if (!jv_str(c, " ", 1, &sp) || !jstr_repeat(c, &sp, w, &ind)) return false;
     }
@@ -653,7 +637,7 @@ static bool f_int(jctx *c, const jv *v, const jargs *a, jv *out) {
     jv defs[2] = {jv_int(0), jv_int(10)}, p[2];
     if (!jf_bind(c, "int", nm, 2, defs, a, p)) return false;
     int64_t base = 10;
-    if (!want_int(c, &p[1], "int", &base)) return false;
+    if (!jx_want_int(c, &p[1], "int", &base)) return false;
     switch (v->t) {
     case JV_UNDEF: return jx_undef_fail(c, v);
     case JV_INT: *out = *v; return true;
@@ -716,7 +700,7 @@ static bool f_round(jctx *c, const jv *v, const jargs *a, jv *out) {
     jv defs[2] = {jv_int(0), jv_undef()}, p[2];
     if (!jv_str(c, "common", 6, &defs[1]) || !jf_bind(c, "round", nm, 2, defs, a, p)) return false;
     int64_t prec = 0;
-    if (!want_int(c, &p[0], "round", &prec)) return false;
+    if (!jx_want_int(c, &p[0], "round", &prec)) return false;
     const char *m = p[1].t == JV_STR ? p[1].s->s : "";
     size_t ml = p[1].t == JV_STR ? p[1].s->len : 0;
     bool common = ml == 6 && !memcmp(m, "common", 6), ceil_ = ml == 4 && !memcmp(m, "ceil", 4),
@@ -780,7 +764,7 @@ static bool f_tojson(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (p[2].t != JV_NONE) {
         const jv *items;
         size_t n;
-        if (p[2].t != JV_SEQ || !items_of(c, &p[2], &items, &n) || n != 2 || items[0].t != JV_STR ||
+        if (p[2].t != JV_SEQ || !jx_items(c, &p[2], &items, &n) || n != 2 || items[0].t != JV_STR ||
             items[1].t != JV_STR)
             return c->failed ? false
                              : jx_fail(c, SW_E_INVALID_ARG, "ValueError: separators must be a pair of strings");
@@ -805,10 +789,10 @@ static bool f_batch_slice(jctx *c, const jv *v, const jargs *a, bool slice, jv *
     jv defs[2] = {REQ, jv_none()}, p[2];
     if (!jf_bind(c, slice ? "slice" : "batch", nm, 2, defs, a, p)) return false;
     int64_t k = 0;
-    if (!want_int(c, &p[0], slice ? "slice" : "batch", &k)) return false;
+    if (!jx_want_int(c, &p[0], slice ? "slice" : "batch", &k)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     if (k <= 0) {
         if (!slice && n == 0) return jv_seq(c, SQ_ITER, NULL, 0, out);
         if (!slice) return jx_fail(c, SW_E_INVALID_ARG, "batch size must be positive");
@@ -835,9 +819,9 @@ static bool f_batch_slice(jctx *c, const jv *v, const jargs *a, bool slice, jv *
         jseq *part = jseq_new(c, SQ_LIST, want);
         if (!part) return false;
         for (size_t i = 0; i < want; i++) part->v[i] = i < len ? items[start + i] : p[1];
-        q->v[g] = seq_val(part);
+        q->v[g] = jx_seq_val(part);
     }
-    *out = seq_val(q);
+    *out = jx_seq_val(q);
     return true;
 }
 
@@ -847,7 +831,7 @@ static bool f_groupby(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!jf_bind(c, "groupby", nm, 3, defs, a, p)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     bool cs = jv_truthy(&p[2]);
     getter g, raw;
     if (!getter_init(c, &g, &p[0], !cs) || !getter_init(c, &raw, &p[0], false)) return false;
@@ -879,7 +863,7 @@ static bool f_groupby(jctx *c, const jv *v, const jargs *a, jv *out) {
         for (size_t k = i; k < j; k++) lst->v[k - i] = e[k].val;
         jv key = e[i].key;
         if (!cs && !getter_get(c, &raw, &e[i].val, &key)) return false;
-        jv pair[2] = {key, seq_val(lst)};
+        jv pair[2] = {key, jx_seq_val(lst)};
         if (!jv_seq(c, SQ_TUPLE, pair, 2, &groups[ng++])) return false;
         i = j;
     }
@@ -890,7 +874,7 @@ static bool f_sum(jctx *c, const jv *v, const jargs *a, jv *out);
 static bool f_truncate(jctx *c, const jv *v, const jargs *a, jv *out);
 static bool f_wordcount(jctx *c, const jv *v, jv *out);
 
-static bool one_arg(jctx *c, const char *name, const jargs *a) {
+bool jx_one_arg(jctx *c, const char *name, const jargs *a) {
     if (a->npos || a->nkw)
         return jx_fail(c, SW_E_INVALID_ARG, "TypeError: %s() takes exactly 1 argument (%zu given)", name,
                        1 + a->npos + a->nkw);
@@ -902,7 +886,7 @@ bool jf_call_filter(jctx *c, int fid, const jv *v, const jargs *a, jv *out) {
     jv s;
     switch (fid) {
     case F_ABS:
-        if (!one_arg(c, "abs", a)) return false;
+        if (!jx_one_arg(c, "abs", a)) return false;
         if (v->t == JV_INT) {
             if (v->i == INT64_MIN) return jx_fail(c, SW_E_RANGE, "integer overflow");
             *out = jv_int(v->i < 0 ? -v->i : v->i);
@@ -924,7 +908,7 @@ bool jf_call_filter(jctx *c, int fid, const jv *v, const jargs *a, jv *out) {
     }
     case F_BATCH: return f_batch_slice(c, v, a, false, out);
     case F_SLICE: return f_batch_slice(c, v, a, true, out);
-    case F_CAPITALIZE: return one_arg(c, "capitalize", a) && soft_str(c, v, &s) && jstr_capitalize(c, &s, out);
+    case F_CAPITALIZE: return jx_one_arg(c, "capitalize", a) && soft_str(c, v, &s) && jstr_capitalize(c, &s, out);
     case F_CENTER: {
         static const char *const nm[] = {"width"};
         jv defs[1] = {jv_int(80)}, p[1];
@@ -933,19 +917,19 @@ bool jf_call_filter(jctx *c, int fid, const jv *v, const jargs *a, jv *out) {
         return jstr_method(c, &s, "center", 6, &ca, out);
     }
     case F_COUNT:
-    case F_LENGTH: return one_arg(c, "length", a) && f_length(c, v, out);
+    case F_LENGTH: return jx_one_arg(c, "length", a) && f_length(c, v, out);
     case F_D:
     case F_DEFAULT: return f_default(c, v, a, out);
     case F_DICTSORT: return f_dictsort(c, v, a, out);
     case F_E:
-    case F_ESCAPE: return one_arg(c, "escape", a) && jstr_escape(c, v, out);
+    case F_ESCAPE: return jx_one_arg(c, "escape", a) && jstr_escape(c, v, out);
     case F_FORCEESCAPE: {
-        if (!one_arg(c, "forceescape", a) || !jv_to_str(c, v, &s)) return false;
+        if (!jx_one_arg(c, "forceescape", a) || !jv_to_str(c, v, &s)) return false;
         s.safe = false;
         return jstr_escape(c, &s, out);
     }
-    case F_FIRST: return one_arg(c, "first", a) && f_first_last(c, v, false, out);
-    case F_LAST: return one_arg(c, "last", a) && f_first_last(c, v, true, out);
+    case F_FIRST: return jx_one_arg(c, "first", a) && f_first_last(c, v, false, out);
+    case F_LAST: return jx_one_arg(c, "last", a) && f_first_last(c, v, true, out);
     case F_FLOAT: return f_float(c, v, a, out);
     case F_INT: return f_int(c, v, a, out);
     case F_FORMAT: {
@@ -971,11 +955,11 @@ bool jf_call_filter(jctx *c, int fid, const jv *v, const jargs *a, jv *out) {
     case F_GROUPBY: return f_groupby(c, v, a, out);
     case F_INDENT: return f_indent(c, v, a, out);
     case F_JOIN: return f_join(c, v, a, out);
-    case F_LIST: return one_arg(c, "list", a) && f_list(c, v, out);
-    case F_LOWER: return one_arg(c, "lower", a) && soft_str(c, v, &s) && jstr_lower(c, &s, out);
-    case F_UPPER: return one_arg(c, "upper", a) && soft_str(c, v, &s) && jstr_upper(c, &s, out);
-    case F_TITLE: return one_arg(c, "title", a) && soft_str(c, v, &s) && jstr_title_filter(c, &s, out);
-    case F_ITEMS: return one_arg(c, "items", a) && f_items(c, v, out);
+    case F_LIST: return jx_one_arg(c, "list", a) && f_list(c, v, out);
+    case F_LOWER: return jx_one_arg(c, "lower", a) && soft_str(c, v, &s) && jstr_lower(c, &s, out);
+    case F_UPPER: return jx_one_arg(c, "upper", a) && soft_str(c, v, &s) && jstr_upper(c, &s, out);
+    case F_TITLE: return jx_one_arg(c, "title", a) && soft_str(c, v, &s) && jstr_title_filter(c, &s, out);
+    case F_ITEMS: return jx_one_arg(c, "items", a) && f_items(c, v, out);
     case F_MAP: return f_map(c, v, a, out);
     case F_MIN: return f_minmax(c, v, a, false, out);
     case F_MAX: return f_minmax(c, v, a, true, out);
@@ -985,35 +969,35 @@ bool jf_call_filter(jctx *c, int fid, const jv *v, const jargs *a, jv *out) {
     case F_REJECTATTR: return f_select(c, v, a, true, false, out);
     case F_REPLACE: return f_replace(c, v, a, out);
     case F_REVERSE: {
-        if (!one_arg(c, "reverse", a)) return false;
+        if (!jx_one_arg(c, "reverse", a)) return false;
         if (v->t == JV_STR) return jstr_slice(c, v, (int64_t)v->s->ncp - 1, -1, -1, out);
         const jv *items;
         size_t n;
         if (v->t == JV_SEQ && v->q->kind == SQ_ITER) {
             /* not reversible: list(value) reversed */
-            if (!items_of(c, v, &items, &n)) return false;
+            if (!jx_items(c, v, &items, &n)) return false;
             jseq *q = jseq_new(c, SQ_LIST, n);
             if (!q) return false;
             for (size_t i = 0; i < n; i++) q->v[i] = items[n - 1 - i];
-            *out = seq_val(q);
+            *out = jx_seq_val(q);
             return true;
         }
         if (v->t != JV_SEQ && v->t != JV_DICT && v->t != JV_UNDEF)
             return jx_fail(c, SW_E_INVALID_ARG, "FilterArgumentError: argument must be iterable");
-        if (!items_of(c, v, &items, &n)) return false;
+        if (!jx_items(c, v, &items, &n)) return false;
         jseq *q = jseq_new(c, SQ_ITER, n);
         if (!q) return false;
         for (size_t i = 0; i < n; i++) q->v[i] = items[n - 1 - i];
-        *out = seq_val(q);
+        *out = jx_seq_val(q);
         return true;
     }
     case F_ROUND: return f_round(c, v, a, out);
     case F_SAFE:
-        if (!one_arg(c, "safe", a) || !jv_to_str(c, v, out)) return false;
+        if (!jx_one_arg(c, "safe", a) || !jv_to_str(c, v, out)) return false;
         out->safe = true;
         return true;
     case F_SORT: return f_sort(c, v, a, out);
-    case F_STRING: return one_arg(c, "string", a) && soft_str(c, v, out);
+    case F_STRING: return jx_one_arg(c, "string", a) && soft_str(c, v, out);
     case F_SUM: return f_sum(c, v, a, out);
     case F_TRIM: {
         static const char *const nm[] = {"chars"};
@@ -1023,7 +1007,7 @@ bool jf_call_filter(jctx *c, int fid, const jv *v, const jargs *a, jv *out) {
     }
     case F_TRUNCATE: return f_truncate(c, v, a, out);
     case F_UNIQUE: return f_unique(c, v, a, out);
-    case F_WORDCOUNT: return one_arg(c, "wordcount", a) && f_wordcount(c, v, out);
+    case F_WORDCOUNT: return jx_one_arg(c, "wordcount", a) && f_wordcount(c, v, out);
     case F_TOJSON: return f_tojson(c, v, a, out);
     default:
         return jx_fail(c, SW_E_UNSUPPORTED, "the '%s' filter is not supported in chat templates",
@@ -1037,7 +1021,7 @@ static bool f_sum(jctx *c, const jv *v, const jargs *a, jv *out) {
     if (!jf_bind(c, "sum", nm, 2, defs, a, p)) return false;
     const jv *items;
     size_t n;
-    if (!items_of(c, v, &items, &n)) return false;
+    if (!jx_items(c, v, &items, &n)) return false;
     getter g;
     if (!getter_init(c, &g, &p[0], false)) return false;
     jv acc = p[1];
@@ -1064,7 +1048,7 @@ static bool f_sum(jctx *c, const jv *v, const jargs *a, jv *out) {
             if (!q) return false;
             if (acc.q->n) memcpy(q->v, acc.q->v, acc.q->n * sizeof(jv));
             if (x.q->n) memcpy(q->v + acc.q->n, x.q->v, x.q->n * sizeof(jv));
-            acc = seq_val(q);
+            acc = jx_seq_val(q);
         } else {
             if (x.t == JV_UNDEF) return jx_undef_fail(c, &x);
             return jx_fail(c, SW_E_INVALID_ARG, "TypeError: unsupported operand type(s) for +: '%s' and '%s'",
@@ -1080,8 +1064,8 @@ static bool f_truncate(jctx *c, const jv *v, const jargs *a, jv *out) {
     jv defs[4] = {jv_int(255), jv_bool(false), jv_undef(), jv_none()}, p[4];
     if (!jv_str(c, "...", 3, &defs[2]) || !jf_bind(c, "truncate", nm, 4, defs, a, p)) return false;
     int64_t len = 0, leeway = 5;
-    if (!want_int(c, &p[0], "truncate", &len)) return false;
-    if (p[3].t != JV_NONE && !want_int(c, &p[3], "truncate", &leeway)) return false;
+    if (!jx_want_int(c, &p[0], "truncate", &len)) return false;
+    if (p[3].t != JV_NONE && !jx_want_int(c, &p[3], "truncate", &leeway)) return false;
     if (v->t != JV_STR) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: object of type '%s' has no len()", jv_type_name(v));
     if (p[2].t != JV_STR) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: end must be a string");
     int64_t endl = (int64_t)p[2].s->ncp;
@@ -1184,45 +1168,45 @@ bool jf_call_test(jctx *c, int tid, const jv *v, const jargs *a, bool *out) {
     switch (tid) {
     case TS_ODD: {
         jv two = jv_int(2);
-        return one_arg(c, "odd", a) && mod_eq(c, v, &two, 1, out);
+        return jx_one_arg(c, "odd", a) && mod_eq(c, v, &two, 1, out);
     }
     case TS_EVEN: {
         jv two = jv_int(2);
-        return one_arg(c, "even", a) && mod_eq(c, v, &two, 0, out);
+        return jx_one_arg(c, "even", a) && mod_eq(c, v, &two, 0, out);
     }
     case TS_DIVISIBLEBY:
         return test_arg(c, "divisibleby", a, &o) && mod_eq(c, v, &o, 0, out);
-    case TS_DEFINED: *out = v->t != JV_UNDEF; return one_arg(c, "defined", a);
-    case TS_UNDEFINED: *out = v->t == JV_UNDEF; return one_arg(c, "undefined", a);
+    case TS_DEFINED: *out = v->t != JV_UNDEF; return jx_one_arg(c, "defined", a);
+    case TS_UNDEFINED: *out = v->t == JV_UNDEF; return jx_one_arg(c, "undefined", a);
     case TS_FILTER: *out = v->t == JV_STR && jf_filter_id(v->s->s, v->s->len) >= 0; return true;
     case TS_TEST: *out = v->t == JV_STR && jf_test_id(v->s->s, v->s->len) >= 0; return true;
-    case TS_NONE: *out = v->t == JV_NONE; return one_arg(c, "none", a);
-    case TS_BOOLEAN: *out = v->t == JV_BOOL; return one_arg(c, "boolean", a);
-    case TS_FALSE: *out = v->t == JV_BOOL && !v->b; return one_arg(c, "false", a);
-    case TS_TRUE: *out = v->t == JV_BOOL && v->b; return one_arg(c, "true", a);
-    case TS_INTEGER: *out = v->t == JV_INT; return one_arg(c, "integer", a);
-    case TS_FLOAT: *out = v->t == JV_FLOAT; return one_arg(c, "float", a);
+    case TS_NONE: *out = v->t == JV_NONE; return jx_one_arg(c, "none", a);
+    case TS_BOOLEAN: *out = v->t == JV_BOOL; return jx_one_arg(c, "boolean", a);
+    case TS_FALSE: *out = v->t == JV_BOOL && !v->b; return jx_one_arg(c, "false", a);
+    case TS_TRUE: *out = v->t == JV_BOOL && v->b; return jx_one_arg(c, "true", a);
+    case TS_INTEGER: *out = v->t == JV_INT; return jx_one_arg(c, "integer", a);
+    case TS_FLOAT: *out = v->t == JV_FLOAT; return jx_one_arg(c, "float", a);
     case TS_LOWER:
     case TS_UPPER: {
         jv s;
-        if (!one_arg(c, "lower", a) || !jv_to_str(c, v, &s)) return false;
+        if (!jx_one_arg(c, "lower", a) || !jv_to_str(c, v, &s)) return false;
         *out = tid == TS_LOWER ? jstr_islower(&s) : jstr_isupper(&s);
         return true;
     }
-    case TS_STRING: *out = v->t == JV_STR; return one_arg(c, "string", a);
-    case TS_MAPPING: *out = v->t == JV_DICT; return one_arg(c, "mapping", a);
-    case TS_NUMBER: *out = v->t == JV_INT || v->t == JV_FLOAT || v->t == JV_BOOL; return one_arg(c, "number", a);
+    case TS_STRING: *out = v->t == JV_STR; return jx_one_arg(c, "string", a);
+    case TS_MAPPING: *out = v->t == JV_DICT; return jx_one_arg(c, "mapping", a);
+    case TS_NUMBER: *out = v->t == JV_INT || v->t == JV_FLOAT || v->t == JV_BOOL; return jx_one_arg(c, "number", a);
     case TS_SEQUENCE:
         /* len() and __getitem__: str, list, tuple, range, dict, and Undefined */
         *out = v->t == JV_STR || v->t == JV_DICT || v->t == JV_UNDEF ||
                (v->t == JV_SEQ && (v->q->kind == SQ_LIST || v->q->kind == SQ_TUPLE || v->q->kind == SQ_RANGE));
-        return one_arg(c, "sequence", a);
+        return jx_one_arg(c, "sequence", a);
     case TS_ITERABLE:
         *out = v->t == JV_STR || v->t == JV_DICT || v->t == JV_UNDEF || v->t == JV_SEQ || v->t == JV_LOOP;
-        return one_arg(c, "iterable", a);
+        return jx_one_arg(c, "iterable", a);
     case TS_CALLABLE:
         *out = v->t == JV_MACRO || v->t == JV_FUNC || v->t == JV_UNDEF || v->t == JV_LOOP;
-        return one_arg(c, "callable", a);
+        return jx_one_arg(c, "callable", a);
     case TS_SAMEAS: {
         if (!test_arg(c, "sameas", a, &o)) return false;
         /* identity: singletons and small ints are shared in CPython; other objects by reference */
@@ -1236,7 +1220,7 @@ bool jf_call_test(jctx *c, int tid, const jv *v, const jargs *a, bool *out) {
         else *out = false;
         return true;
     }
-    case TS_ESCAPED: *out = v->t == JV_STR && v->safe; return one_arg(c, "escaped", a);
+    case TS_ESCAPED: *out = v->t == JV_STR && v->safe; return jx_one_arg(c, "escaped", a);
     case TS_IN: {
         static const char *const nm[] = {"seq"};
         jv defs[1] = {REQ};
@@ -1255,7 +1239,7 @@ bool jf_call_test(jctx *c, int tid, const jv *v, const jargs *a, bool *out) {
         }
         const jv *items;
         size_t n;
-        if (!items_of(c, &hay, &items, &n)) return false;
+        if (!jx_items(c, &hay, &items, &n)) return false;
         *out = false;
         for (size_t i = 0; i < n && !*out; i++)
             if (!jv_eq(c, v, &items[i], out)) return false;
@@ -1284,231 +1268,3 @@ bool jf_call_test(jctx *c, int tid, const jv *v, const jargs *a, bool *out) {
     }
 }
 
-/* ---- globals and methods ------------------------------------------------------------------------- */
-
-static bool g_range(jctx *c, const jargs *a, jv *out) {
-    if (a->nkw) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: range() takes no keyword arguments");
-    if (a->npos < 1 || a->npos > 3)
-        return jx_fail(c, SW_E_INVALID_ARG, "TypeError: range expected at most 3 arguments, got %zu", a->npos);
-    int64_t v[3];
-    for (size_t i = 0; i < a->npos; i++)
-        if (!want_int(c, &a->pos[i], "range", &v[i])) return false;
-    int64_t start = a->npos == 1 ? 0 : v[0], stop = a->npos == 1 ? v[0] : v[1], step = a->npos == 3 ? v[2] : 1;
-    if (step == 0) return jx_fail(c, SW_E_INVALID_ARG, "ValueError: range() arg 3 must not be zero");
-    __int128 span = step > 0 ? (__int128)stop - start : (__int128)start - stop;
-    __int128 st = step > 0 ? step : -(__int128)step;
-    __int128 n = span <= 0 ? 0 : (span + st - 1) / st;
-    if (n > MAX_RANGE)
-        return jx_fail(c, SW_E_RANGE, "OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).",
-                       MAX_RANGE);
-    jseq *q = jseq_new(c, SQ_RANGE, (size_t)n);
-    if (!q) return false;
-    for (size_t i = 0; i < (size_t)n; i++) q->v[i] = jv_int(start + (int64_t)i * step);
-    q->r_start = start;
-    q->r_stop = stop;
-    q->r_step = step;
-    if (!jx_step(c, (uint64_t)n / 8)) return false;
-    *out = seq_val(q);
-    return true;
-}
-
-/* dict(mapping-or-pairs, **kw) / namespace(...) */
-static bool g_dict(jctx *c, const jargs *a, bool ns, jv *out) {
-    if (a->npos > 1)
-        return jx_fail(c, SW_E_INVALID_ARG, "TypeError: dict expected at most 1 argument, got %zu", a->npos);
-    jdict *d = jdict_new(c);
-    if (!d) return false;
-    if (a->npos == 1) {
-        const jv *src = &a->pos[0];
-        if (src->t == JV_DICT) {
-            for (size_t i = 0; i < jdict_len(src->d); i++)
-                if (!jdict_set(c, d, &src->d->e[i].k, &src->d->e[i].v)) return false;
-        } else {
-            if (src->t == JV_UNDEF) return jx_undef_fail(c, src);
-            const jv *items;
-            size_t n;
-            if (!items_of(c, src, &items, &n)) return false;
-            for (size_t i = 0; i < n; i++) {
-                const jv *kv;
-                size_t m;
-                if (items[i].t != JV_SEQ && items[i].t != JV_STR)
-                    return jx_fail(c, SW_E_INVALID_ARG, "TypeError: cannot convert dictionary update sequence element #%zu to a sequence", i);
-                if (!items_of(c, &items[i], &kv, &m)) return false;
-                if (m != 2)
-                    return jx_fail(c, SW_E_INVALID_ARG, "ValueError: dictionary update sequence element #%zu has length %zu; 2 is required", i, m);
-                if (!jdict_set(c, d, &kv[0], &kv[1])) return false;
-            }
-        }
-    }
-    for (size_t k = 0; k < a->nkw; k++) {
-        jv key;
-        if (!jv_str(c, a->kwn[k].s, a->kwn[k].n, &key) || !jdict_set(c, d, &key, &a->kwv[k])) return false;
-    }
-    jv v = {0};
-    v.t = ns ? JV_NS : JV_DICT;
-    v.d = d;
-    *out = v;
-    return true;
-}
-
-static bool g_strftime(jctx *c, const jargs *a, jv *out) {
-    if (a->npos != 1 || a->nkw || a->pos[0].t != JV_STR)
-        return jx_fail(c, SW_E_INVALID_ARG, "TypeError: strftime_now() takes one string argument");
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    time_t t = tv.tv_sec;
-    localtime_r(&t, &tm);
-    /* %f (microseconds) is Python's own; the rest is C strftime */
-    const jstr *f = a->pos[0].s;
-    jbuf fmt = {0};
-    for (size_t i = 0; i < f->len; i++) {
-        if (f->s[i] == '%' && i + 1 < f->len && f->s[i + 1] == 'f') {
-            if (!jb_printf(c, &fmt, "%06ld", (long)tv.tv_usec)) goto fail;
-            i++;
-        } else if (f->s[i] == '%' && i + 1 < f->len && f->s[i + 1] == '%') {
-            if (!jb_put(c, &fmt, "%%", 2)) goto fail;
-            i++;
-        } else if (!jb_putc(c, &fmt, f->s[i])) {
-            goto fail;
-        }
-    }
-    size_t cap = fmt.len * 8 + 256;
-    if (!jx_room(c, cap)) goto fail;
-    char *buf = malloc(cap);
-    if (!buf) {
-        jx_fail(c, SW_E_NOMEM, "out of memory");
-        goto fail;
-    }
-    size_t n = fmt.len ? strftime(buf, cap, fmt.p, &tm) : 0;
-    bool ok = jv_str(c, buf, n, out);
-    free(buf);
-    free(fmt.p);
-    return ok;
-fail:
-    free(fmt.p);
-    return false;
-}
-
-static bool m_dict(jctx *c, const jv *self, const jname *m, const jargs *a, jv *out) {
-    const jdict *d = self->d;
-    if (m->n == 3 && !memcmp(m->s, "get", 3)) {
-        if (a->nkw) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: get() takes no keyword arguments");
-        if (a->npos < 1 || a->npos > 2)
-            return jx_fail(c, SW_E_INVALID_ARG, "TypeError: get expected at most 2 arguments, got %zu", a->npos);
-        if (!jv_hashable(&a->pos[0]))
-            return jx_fail(c, SW_E_INVALID_ARG, "TypeError: unhashable type: '%s'", jv_type_name(&a->pos[0]));
-        const jv *v = jdict_get(d, &a->pos[0]);
-        *out = v ? *v : a->npos == 2 ? a->pos[1] : jv_none();
-        return true;
-    }
-    if (a->npos || a->nkw)
-        return jx_fail(c, SW_E_INVALID_ARG, "TypeError: %.*s() takes no arguments", (int)m->n, m->s);
-    if (m->n == 5 && !memcmp(m->s, "items", 5)) return dict_items_seq(c, d, SQ_ITEMS, out);
-    if (m->n == 4 && !memcmp(m->s, "keys", 4)) return dict_items_seq(c, d, SQ_KEYS, out);
-    if (m->n == 6 && !memcmp(m->s, "values", 6)) return dict_items_seq(c, d, SQ_VALUES, out);
-    if (m->n == 4 && !memcmp(m->s, "copy", 4)) {
-        jargs ca = {.pos = self, .npos = 1};
-        return g_dict(c, &ca, false, out);
-    }
-    return jx_fail(c, SW_E_UNSUPPORTED, "dict.%.*s() is not supported", (int)m->n, m->s);
-}
-
-static bool m_seq(jctx *c, const jv *self, const jname *m, const jargs *a, jv *out) {
-    const jseq *q = self->q;
-    if (a->nkw) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: %.*s() takes no keyword arguments", (int)m->n, m->s);
-    if (m->n == 4 && !memcmp(m->s, "copy", 4)) return jv_seq(c, SQ_LIST, q->v, q->n, out);
-    if (a->npos < 1) return jx_fail(c, SW_E_INVALID_ARG, "TypeError: %.*s() takes at least 1 argument", (int)m->n, m->s);
-    if (m->n == 5 && !memcmp(m->s, "count", 5)) {
-        int64_t k = 0;
-        for (size_t i = 0; i < q->n; i++) {
-            bool e;
-            if (!jv_eq(c, &q->v[i], &a->pos[0], &e)) return false;
-            k += e;
-        }
-        *out = jv_int(k);
-        return true;
-    }
-    /* index(x[, start[, end]]) */
-    int64_t n = (int64_t)q->n, st = 0, en = n;
-    if (a->npos > 1 && !want_int(c, &a->pos[1], "index", &st)) return false;
-    if (a->npos > 2 && !want_int(c, &a->pos[2], "index", &en)) return false;
-    if (st < 0) st = st + n < 0 ? 0 : st + n;
-    if (en < 0) en = en + n < 0 ? 0 : en + n;
-    if (en > n) en = n;
-    for (int64_t i = st; i < en; i++) {
-        bool e;
-        if (!jv_eq(c, &q->v[i], &a->pos[0], &e)) return false;
-        if (e) {
-            *out = jv_int(i);
-            return true;
-        }
-    }
-    return jx_fail(c, SW_E_INVALID_ARG, "ValueError: value is not in %s", q->kind == SQ_TUPLE ? "tuple" : "list");
-}
-
-typedef struct jcycler {
-    jv items;
-    size_t pos;
-} jcycler;
-
-bool jf_call_builtin(jctx *c, const jfunc *f, const jargs *a, jv *out) {
-    switch (f->kind) {
-    case JB_RANGE: return g_range(c, a, out);
-    case JB_DICT: return g_dict(c, a, false, out);
-    case JB_NAMESPACE: return g_dict(c, a, true, out);
-    case JB_RAISE: {
-        jv msg = a->npos ? a->pos[0] : jv_undef();
-        if (a->npos != 1 || a->nkw)
-            return jx_fail(c, SW_E_INVALID_ARG, "TypeError: raise_exception() takes 1 positional argument but %zu were given",
-                           a->npos + a->nkw);
-        jv s;
-        if (!jv_to_str(c, &msg, &s)) return false;
-        c->raised = true;
-        return jx_fail(c, SW_E_INVALID_ARG, "%.*s", (int)s.s->len, s.s->s);
-    }
-    case JB_STRFTIME: return g_strftime(c, a, out);
-    case JB_JOINER: {
-        /* joiner(sep) returns a callable; the call gives "" first, sep afterwards */
-        jfunc *j = ja_alloc(c->a, sizeof *j);
-        if (!j) return jx_fail(c, SW_E_NOMEM, "out of memory");
-        j->kind = JB_METHOD;
-        j->name.s = "__joiner__";
-        j->name.n = 10;
-        if (a->npos) j->self = a->pos[0];
-        else if (!jv_str(c, ", ", 2, &j->self)) return false;
-        jv v = {0};
-        v.t = JV_FUNC;
-        v.fn = j;
-        *out = v;
-        return true;
-    }
-    case JB_METHOD: {
-        const jv *self = &f->self;
-        if (f->name.n == 10 && !memcmp(f->name.s, "__joiner__", 10)) {
-            jfunc *mf = (jfunc *)f;
-            if (mf->name.s[2] == 'j') { /* first call */
-                mf->name.s = "__joined__";
-                return jv_str(c, "", 0, out);
-            }
-            *out = *self;
-            return true;
-        }
-        if (f->name.n == 10 && !memcmp(f->name.s, "__joined__", 10)) {
-            *out = *self;
-            return true;
-        }
-        if (self->t == JV_STR) return jstr_method(c, self, f->name.s, f->name.n, a, out);
-        if (self->t == JV_DICT) return m_dict(c, self, &f->name, a, out);
-        if (self->t == JV_SEQ) return m_seq(c, self, &f->name, a, out);
-        if (self->t == JV_FLOAT) {
-            *out = jv_bool(isfinite(self->f) && self->f == floor(self->f));
-            return true;
-        }
-        return jx_fail(c, SW_E_UNSUPPORTED, "method %.*s is not supported", (int)f->name.n, f->name.s);
-    }
-    default:
-        return jx_fail(c, SW_E_UNSUPPORTED, "%.*s() is not supported in chat templates", (int)f->name.n,
-                       f->name.s);
-    }
-}

@@ -370,6 +370,7 @@ bool jb_take(jctx *c, jbuf *b, jv *out);
 uint32_t ju_decode(const char *s, size_t n, size_t i, size_t *len);
 size_t ju_encode(uint32_t cp, char *out);
 size_t ju_count(const char *s, size_t n);
+int ju_hexval(char ch); /* 0..15, -1 for a non-hex character */
 bool ju_isspace(uint32_t cp); /* Python str.isspace / re \s */
 bool ju_isprintable(uint32_t cp); /* Python str.isprintable for one code point */
 bool ju_is_ident_start(uint32_t cp); /* non-ASCII identifier characters */
@@ -468,6 +469,21 @@ struct jfunc {
 };
 
 bool jf_call_builtin(jctx *c, const jfunc *f, const jargs *a, jv *out);
+/* Helpers the filters and globals share. */
+bool jx_want_int(jctx *c, const jv *v, const char *what, int64_t *out); /* int or bool */
+bool jx_one_arg(jctx *c, const char *name, const jargs *a);             /* no arguments */
+bool jx_dict_view(jctx *c, const jdict *d, uint8_t kind, jv *out);      /* items/keys/values */
+static inline jv jx_seq_val(jseq *q) {
+    jv v = {0};
+    v.t = JV_SEQ;
+    v.q = q;
+    return v;
+}
+/* the items of an iterable (one-shot iterators are consumed) */
+static inline bool jx_items(jctx *c, const jv *v, const jv **items, size_t *n) {
+    jv *scratch;
+    return jv_iter(c, v, items, n, &scratch);
+}
 /* Bind args to a parameter list: names[i] with default defs[i] (JV_UNDEF = required).
  * out[] gets one value per parameter. */
 bool jf_bind(jctx *c, const char *fname, const char *const *names, size_t n, const jv *defs,

@@ -57,9 +57,7 @@ static bool lit(jr *r, const char *w) {
 static int hex4(const char *p) {
     int v = 0;
     for (int k = 0; k < 4; k++) {
-        char ch = p[k];
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        int d = ju_hexval(p[k]);
         if (d < 0) return -1;
         v = v * 16 + d;
     }

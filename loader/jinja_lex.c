@@ -160,12 +160,6 @@ static size_t block_end_at(const lexer *L, size_t i, const char *close) {
 
 /* ---- string literals ------------------------------------------------------------ */
 
-static int hexval(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
 
 /* Decode a string literal body like Python's
  * body.encode("ascii", "backslashreplace").decode("unicode-escape"). */
@@ -210,7 +204,7 @@ static sw_status decode_string(lexer *L, const char *s, size_t n, jtok *t) {
             int w = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             uint32_t cp = 0;
             for (int d = 0; d < w; d++) {
-                int h = i + (size_t)d < n ? hexval(s[i + (size_t)d]) : -1;
+                int h = i + (size_t)d < n ? ju_hexval(s[i + (size_t)d]) : -1;
                 if (h < 0)
                     return lfail(L, "(unicode error) 'unicodeescape' codec can't decode bytes: "
                                     "truncated \\%c escape",
@@ -283,7 +277,7 @@ static size_t float_at(const lexer *L, size_t i) {
 static bool is_base_digit(char ch, int base) {
     if (base == 2) return ch == '0' || ch == '1';
     if (base == 8) return ch >= '0' && ch <= '7';
-    return hexval(ch) >= 0;
+    return ju_hexval(ch) >= 0;
 }
 
 static size_t int_at(const lexer *L, size_t i) {
@@ -354,7 +348,7 @@ static sw_status number_tok(lexer *L, size_t i, size_t e, bool is_float, jtok *t
     }
     uint64_t v = 0;
     for (; *p; p++) {
-        int d = hexval(*p);
+        int d = ju_hexval(*p);
         if (v > (uint64_t)INT64_MAX / (uint64_t)base ||
             v * (uint64_t)base + (uint64_t)d > (uint64_t)INT64_MAX)
             return lfail(L, "integer literal '%s' is out of the 64-bit range", buf);

@@ -235,29 +235,34 @@ static jnode *bin(parser *P, int kind, int op, jnode *l, jnode *r, int line) {
     return fin(P, n);
 }
 
-static jnode *parse_or(parser *P) {
+/* The operator the current token spells for a left-associative level, 0 if none. */
+typedef int (*op_at_fn)(parser *P);
+
+/* operand (op operand)*, folded to the left, as jinja2 builds And, Or, Add ... */
+static jnode *left_chain(parser *P, jnode *(*operand)(parser *), op_at_fn op_at, int kind) {
     int line = cur(P)->line;
-    jnode *l = parse_and(P);
-    while (!P->failed && is_name(P, "or")) {
+    jnode *l = operand(P);
+    int op;
+    while (!P->failed && (op = op_at(P)) != 0) {
         adv(P);
-        jnode *r = parse_and(P);
-        l = bin(P, N_OR, 0, l, r, line);
+        jnode *r = operand(P);
+        l = bin(P, kind, op == -1 ? 0 : op, l, r, line);
         line = cur(P)->line;
     }
     return l;
 }
 
-static jnode *parse_and(parser *P) {
-    int line = cur(P)->line;
-    jnode *l = parse_not(P);
-    while (!P->failed && is_name(P, "and")) {
-        adv(P);
-        jnode *r = parse_not(P);
-        l = bin(P, N_AND, 0, l, r, line);
-        line = cur(P)->line;
-    }
-    return l;
+static int or_at(parser *P) { return is_name(P, "or") ? -1 : 0; }
+static int and_at(parser *P) { return is_name(P, "and") ? -1 : 0; }
+static int add_at(parser *P) { return is_op(P, "+") ? OP_ADD : is_op(P, "-") ? OP_SUB : 0; }
+static int mul_at(parser *P) {
+    return is_op(P, "*") ? OP_MUL : is_op(P, "/") ? OP_DIV : is_op(P, "//") ? OP_FLOORDIV
+           : is_op(P, "%") ? OP_MOD : 0;
 }
+static int pow_at(parser *P) { return is_op(P, "**") ? OP_POW : 0; }
+
+static jnode *parse_or(parser *P) { return left_chain(P, parse_and, or_at, N_OR); }
+static jnode *parse_and(parser *P) { return left_chain(P, parse_not, and_at, N_AND); }
 
 static jnode *parse_not(parser *P) {
     if (is_name(P, "not")) {
@@ -320,18 +325,7 @@ static jnode *parse_compare(parser *P) {
     return fin(P, n);
 }
 
-static jnode *parse_math1(parser *P) {
-    int line = cur(P)->line;
-    jnode *l = parse_concat(P);
-    while (!P->failed && (is_op(P, "+") || is_op(P, "-"))) {
-        int op = is_op(P, "+") ? OP_ADD : OP_SUB;
-        adv(P);
-        jnode *r = parse_concat(P);
-        l = bin(P, N_BINOP, op, l, r, line);
-        line = cur(P)->line;
-    }
-    return l;
-}
+static jnode *parse_math1(parser *P) { return left_chain(P, parse_concat, add_at, N_BINOP); }
 
 static jnode *parse_concat(parser *P) {
     int line = cur(P)->line;
@@ -347,33 +341,9 @@ static jnode *parse_concat(parser *P) {
     return fin(P, n);
 }
 
-static jnode *parse_math2(parser *P) {
-    int line = cur(P)->line;
-    jnode *l = parse_pow(P);
-    for (;;) {
-        if (P->failed) break;
-        int op = is_op(P, "*") ? OP_MUL : is_op(P, "/") ? OP_DIV : is_op(P, "//") ? OP_FLOORDIV
-                 : is_op(P, "%") ? OP_MOD : 0;
-        if (!op) break;
-        adv(P);
-        jnode *r = parse_pow(P);
-        l = bin(P, N_BINOP, op, l, r, line);
-        line = cur(P)->line;
-    }
-    return l;
-}
-
-static jnode *parse_pow(parser *P) {
-    int line = cur(P)->line;
-    jnode *l = parse_unary(P, true);
-    while (!P->failed && is_op(P, "**")) {
-        adv(P);
-        jnode *r = parse_unary(P, true);
-        l = bin(P, N_BINOP, OP_POW, l, r, line);
-        line = cur(P)->line;
-    }
-    return l;
-}
+static jnode *unary_with_filter(parser *P) { return parse_unary(P, true); }
+static jnode *parse_pow(parser *P) { return left_chain(P, unary_with_filter, pow_at, N_BINOP); }
+static jnode *parse_math2(parser *P) { return left_chain(P, parse_pow, mul_at, N_BINOP); }
 
 static jnode *parse_unary(parser *P, bool with_filter) {
     if (!enter(P)) return NULL;

@@ -79,6 +79,13 @@ size_t ju_count(const char *s, size_t n) {
     return k;
 }
 
+int ju_hexval(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
 size_t ju_offset(const jstr *s, size_t k) {
     if (s->ncp == s->len) return k; /* ASCII (or all single bytes) */
     size_t i = 0;
@@ -251,93 +258,64 @@ static bool mk_str(jctx *c, const char *s, size_t n, bool safe, jv *out) {
 
 /* ---- case conversions ------------------------------------------------------------------- */
 
-bool jstr_upper(jctx *c, const jv *s, jv *out) {
+/* Map each code point of s through f (up to 3 code points out); f sees the
+ * whole string for context-dependent rules (final sigma) and keeps a state
+ * (title case: was the previous character cased). Invalid bytes pass as they are. */
+typedef size_t (*case_fn)(const jstr *t, size_t i, uint32_t cp, bool *state, uint32_t out[3]);
+
+static bool map_cases(jctx *c, const jv *s, case_fn f, bool safe, jv *out) {
     jbuf b = {0};
     const jstr *t = s->s;
+    bool state = false;
     for (size_t i = 0; i < t->len;) {
         size_t len;
         uint32_t cp = ju_decode(t->s, t->len, i, &len), m[3];
-        size_t k = len == 1 && cp >= 0x80 ? (m[0] = cp, 1) : to_upper(cp, m);
-        if (len == 1 && cp >= 0x80) {
-            if (!jb_put(c, &b, t->s + i, 1)) goto fail;
-        } else if (!put_cps(c, &b, m, k)) goto fail;
+        bool ok = len == 1 && cp >= 0x80 ? jb_put(c, &b, t->s + i, 1)
+                                         : put_cps(c, &b, m, f(t, i, cp, &state, m));
+        if (!ok) {
+            free(b.p);
+            return false;
+        }
         i += len;
     }
-    return ret(c, &b, s->safe, out);
-fail:
-    free(b.p);
-    return false;
+    return ret(c, &b, safe, out);
 }
 
-bool jstr_lower(jctx *c, const jv *s, jv *out) {
-    jbuf b = {0};
-    const jstr *t = s->s;
-    for (size_t i = 0; i < t->len;) {
-        size_t len;
-        uint32_t cp = ju_decode(t->s, t->len, i, &len), m[3];
-        if (len == 1 && cp >= 0x80) {
-            if (!jb_put(c, &b, t->s + i, 1)) goto fail;
-        } else if (!put_cps(c, &b, m, to_lower_at(t->s, t->len, i, cp, m))) goto fail;
-        i += len;
-    }
-    return ret(c, &b, s->safe, out);
-fail:
-    free(b.p);
-    return false;
+static size_t upper_fn(const jstr *t, size_t i, uint32_t cp, bool *st, uint32_t out[3]) {
+    (void)t, (void)i, (void)st;
+    return to_upper(cp, out);
 }
-
+static size_t lower_fn(const jstr *t, size_t i, uint32_t cp, bool *st, uint32_t out[3]) {
+    (void)st;
+    return to_lower_at(t->s, t->len, i, cp, out);
+}
 /* str.title(): title-case after an uncased character, lower-case after a cased one */
-static bool py_title(jctx *c, const jv *s, jv *out) {
-    jbuf b = {0};
-    const jstr *t = s->s;
-    bool prev_cased = false;
-    for (size_t i = 0; i < t->len;) {
-        size_t len;
-        uint32_t cp = ju_decode(t->s, t->len, i, &len), m[3];
-        size_t k = prev_cased ? to_lower_at(t->s, t->len, i, cp, m) : to_title(cp, m);
-        if (!put_cps(c, &b, m, k)) goto fail;
-        prev_cased = is_cased(cp);
-        i += len;
-    }
-    return ret(c, &b, s->safe, out);
-fail:
-    free(b.p);
-    return false;
+static size_t title_fn(const jstr *t, size_t i, uint32_t cp, bool *prev_cased, uint32_t out[3]) {
+    size_t k = *prev_cased ? to_lower_at(t->s, t->len, i, cp, out) : to_title(cp, out);
+    *prev_cased = is_cased(cp);
+    return k;
+}
+/* str.capitalize(): the first character title-cased, the rest lower-cased */
+static size_t capitalize_fn(const jstr *t, size_t i, uint32_t cp, bool *st, uint32_t out[3]) {
+    (void)st;
+    return i == 0 ? to_title(cp, out) : to_lower_at(t->s, t->len, i, cp, out);
+}
+static size_t swapcase_fn(const jstr *t, size_t i, uint32_t cp, bool *st, uint32_t out[3]) {
+    (void)st;
+    if (is_upper(cp)) return to_lower_at(t->s, t->len, i, cp, out);
+    if (is_lower(cp)) return to_upper(cp, out);
+    out[0] = cp;
+    return 1;
 }
 
+bool jstr_upper(jctx *c, const jv *s, jv *out) { return map_cases(c, s, upper_fn, s->safe, out); }
+bool jstr_lower(jctx *c, const jv *s, jv *out) { return map_cases(c, s, lower_fn, s->safe, out); }
+static bool py_title(jctx *c, const jv *s, jv *out) { return map_cases(c, s, title_fn, s->safe, out); }
 bool jstr_capitalize(jctx *c, const jv *s, jv *out) {
-    jbuf b = {0};
-    const jstr *t = s->s;
-    for (size_t i = 0; i < t->len;) {
-        size_t len;
-        uint32_t cp = ju_decode(t->s, t->len, i, &len), m[3];
-        size_t k = i == 0 ? to_title(cp, m) : to_lower_at(t->s, t->len, i, cp, m);
-        if (!put_cps(c, &b, m, k)) goto fail;
-        i += len;
-    }
-    return ret(c, &b, s->safe, out);
-fail:
-    free(b.p);
-    return false;
+    return map_cases(c, s, capitalize_fn, s->safe, out);
 }
-
 static bool py_swapcase(jctx *c, const jv *s, jv *out) {
-    jbuf b = {0};
-    const jstr *t = s->s;
-    for (size_t i = 0; i < t->len;) {
-        size_t len;
-        uint32_t cp = ju_decode(t->s, t->len, i, &len), m[3];
-        size_t k;
-        if (is_upper(cp)) k = to_lower_at(t->s, t->len, i, cp, m);
-        else if (is_lower(cp)) k = to_upper(cp, m);
-        else m[0] = cp, k = 1;
-        if (!put_cps(c, &b, m, k)) goto fail;
-        i += len;
-    }
-    return ret(c, &b, s->safe, out);
-fail:
-    free(b.p);
-    return false;
+    return map_cases(c, s, swapcase_fn, s->safe, out);
 }
 
 /* jinja2's title filter: upper-case the first character of each piece split at

@@ -99,8 +99,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         sw_tokenizer_free(tok);
     }
-    sw_chat_kind kind;
-    if (sw_chat_from_gguf(g, &kind, &err) == SW_OK) g_sink += (uint64_t)kind;
+    /* a chat template in the file is parsed (and rendered, bounded) */
+    sw_chat_template *t = NULL;
+    if (sw_chat_template_gguf(g, NULL, &t, &err) == SW_OK) {
+        sw_jinja_limits lim = {.max_steps = 100000, .max_memory = 8u << 20, .max_output = 1u << 20};
+        static const char msgs[] = "[{\"role\": \"user\", \"content\": \"hi\"}]";
+        sw_chat_input in = {.messages_json = msgs, .messages_json_len = sizeof msgs - 1,
+                            .add_generation_prompt = true, .limits = &lim};
+        char *out = NULL;
+        if (sw_chat_render_template(t, &in, &out, NULL, &err) == SW_OK) g_sink += strlen(out);
+        free(out);
+        sw_chat_template_free(t);
+    }
     sw_gguf_free(g);
     return 0;
 }

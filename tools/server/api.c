@@ -82,7 +82,7 @@ static void model_obj(sbuf *b, const srv *s) {
                 sw_model_weight_bytes(s->model));
     oai_json_str(b, c->arch_name, strlen(c->arch_name));
     sbuf_puts(b, ",\"chat_template\":");
-    const char *k = sw_chat_kind_name(s->chat);
+    const char *k = sw_chat_template_label(s->chat);
     oai_json_str(b, k, strlen(k));
     sbuf_puts(b, ",\"backend\":");
     const char *be = sw_backend_name(s->be);

@@ -61,6 +61,7 @@ static const route k_routes[] = {
     {"/v1/health", EP_HEALTH, "GET", "/health", OAI},
     {"/metrics", EP_METRICS, "GET", "/metrics", OAI},
     {"/tokenize", EP_TOKENIZE, "POST", "/tokenize", OAI},
+    {"/apply-template", EP_APPLY_TEMPLATE, "POST", "/apply-template", OAI},
     {"/detokenize", EP_DETOKENIZE, "POST", "/detokenize", OAI},
     {"/v1/usage", EP_USAGE, "GET", "/v1/usage", OAI},
     {"/usage", EP_USAGE, "GET", "/v1/usage", OAI},
@@ -394,6 +395,7 @@ static int dispatch(srv_conn *sc) {
     case EP_HEALTH: return handle_health(sc);
     case EP_METRICS: return srv_handle_metrics(sc);
     case EP_TOKENIZE: return srv_handle_tokenize(sc);
+    case EP_APPLY_TEMPLATE: return srv_handle_apply_template(sc);
     case EP_DETOKENIZE: return srv_handle_detokenize(sc);
     case EP_USAGE: return srv_handle_usage(sc);
     case EP_WEB: return srv_handle_web(sc);

@@ -39,7 +39,8 @@ static void usage(FILE *f) {
             "  --cache-dir DIR           download cache (default $SPILLWAY_CACHE or ~/.cache/spillway)\n"
             "  --download-only           with --hf: download, print the path, exit\n"
             "  --model-alias NAME        model name in responses and /v1/models (default: file name)\n"
-            "  --chat-template NAME      override the chat template (%s)\n"
+            "  --chat-template NAME      use a built-in chat template instead of the model's (%s)\n"
+            "  --chat-template-file FILE use this Jinja chat template instead of the model's\n"
             "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
             "  --device N                GPU device index (default: the preferred one)\n"
             "  --list-devices            print the devices each backend sees and exit\n"
@@ -157,6 +158,7 @@ static bool read_key_file(srv_config *c, const char *path) {
 
 enum {
     OPT_HF = 256, OPT_CACHE_DIR, OPT_DOWNLOAD_ONLY, OPT_MODEL_ALIAS, OPT_CHAT_TEMPLATE,
+    OPT_CHAT_TEMPLATE_FILE,
     OPT_BACKEND, OPT_DEVICE, OPT_LIST_DEVICES, OPT_PARALLEL, OPT_MAX_QUEUE, OPT_BATCH_TOKENS,
     OPT_KV_MEMORY, OPT_NO_PREFIX_CACHE, OPT_HOST, OPT_PORT, OPT_API_KEY, OPT_API_KEY_FILE,
     OPT_MAX_BODY, OPT_TIMEOUT, OPT_CORS_ORIGIN, OPT_STRICT_MODEL_NAMES, OPT_CLOUD_PROVIDER,
@@ -172,6 +174,7 @@ static const struct option k_options[] = {
     {"model-alias", required_argument, NULL, OPT_MODEL_ALIAS},
     {"alias", required_argument, NULL, OPT_MODEL_ALIAS},
     {"chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE},
+    {"chat-template-file", required_argument, NULL, OPT_CHAT_TEMPLATE_FILE},
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"device", required_argument, NULL, OPT_DEVICE},
     {"list-devices", no_argument, NULL, OPT_LIST_DEVICES},
@@ -269,6 +272,7 @@ static int apply_option(int opt, const char *name, const char *v, srv_config *c)
         c->alias = v;
         break;
     case OPT_CHAT_TEMPLATE: c->chat_template = v; break;
+    case OPT_CHAT_TEMPLATE_FILE: c->chat_template_file = v; break;
     case OPT_MAX_BODY: {
         uint64_t b;
         if (!parse_size(v, &b) || b == 0 || b > ((uint64_t)1 << 40)) BAD();
@@ -388,10 +392,18 @@ static int parse_args(int argc, char **argv, srv_config *c) {
         fprintf(stderr, "spillway-server: --download-only needs --hf\n");
         return 2;
     }
-    if (c->chat_template) {
-        sw_chat_kind k;
+    if (c->chat_template && c->chat_template_file) {
+        fprintf(stderr, "spillway-server: give --chat-template or --chat-template-file, not both\n");
+        return 2;
+    }
+    if (c->chat_template || c->chat_template_file) {
+        /* a bad name or file is a usage error, found before the model loads */
+        sw_chat_template *t = NULL;
         sw_err err = {{0}};
-        if (sw_chat_from_name(c->chat_template, &k, &err) != SW_OK) {
+        sw_status st = c->chat_template ? sw_chat_template_builtin(c->chat_template, &t, &err)
+                                        : sw_chat_template_file(c->chat_template_file, &t, &err);
+        sw_chat_template_free(t);
+        if (st != SW_OK) {
             fprintf(stderr, "spillway-server: %s\n", err.msg);
             return 2;
         }
@@ -469,26 +481,23 @@ static sw_status load(loader *L, sw_err *err) {
         return sw_err_set(err, SW_E_FORMAT, "%s has no tokenizer; the server needs one", path);
     const sw_model_config *mc = sw_model_config_get(s->model);
 
-    /* Chat template: the flag, else the model's, else chatml (said out loud,
-     * since a wrong template silently degrades every chat answer). */
+    /* Chat template: the flag's, else the model's own (Jinja), else chatml
+     * (said out loud, since a wrong template silently degrades every answer). */
     sw_err terr = {{0}};
-    if (c->chat_template) {
-        sw_chat_from_name(c->chat_template, &s->chat, &terr);
-    } else {
-        sw_status ts = sw_chat_from_gguf(sw_model_gguf(s->model), &s->chat, &terr);
-        if (ts == SW_E_NOT_FOUND) {
-            s->chat = SW_CHAT_CHATML;
+    if (c->chat_template) st = sw_chat_template_builtin(c->chat_template, &s->chat, err);
+    else if (c->chat_template_file) st = sw_chat_template_file(c->chat_template_file, &s->chat, err);
+    else {
+        sw_status ts = sw_chat_template_gguf(sw_model_gguf(s->model), NULL, &s->chat, &terr);
+        if (ts != SW_OK) {
             fprintf(stderr,
-                    "spillway-server: the model has no chat template; using chatml for "
-                    "/v1/chat/completions (override with --chat-template)\n");
-        } else if (ts != SW_OK) {
-            s->chat = SW_CHAT_CHATML;
-            fprintf(stderr,
-                    "spillway-server: the model's chat template is not recognised (%s); using "
-                    "chatml (override with --chat-template NAME: %s)\n",
-                    terr.msg, sw_chat_names());
+                    "spillway-server: %s; using chatml for chat requests (override with "
+                    "--chat-template NAME or --chat-template-file FILE)\n",
+                    ts == SW_E_NOT_FOUND ? "the model has no chat template" : terr.msg);
+            st = sw_chat_template_builtin("chatml", &s->chat, err);
         }
     }
+    if (st != SW_OK) return st;
+    s->chat_native_tools = sw_chat_template_uses_tools(s->chat);
 
     sw_engine_params ep;
     sw_engine_params_default(&ep);
@@ -521,7 +530,7 @@ static sw_status load(loader *L, sw_err *err) {
             "tokens per sequence; chat template %s\n",
             path, mc->arch_name, (double)sw_model_n_params(s->model) / 1e6, wb,
             sw_backend_name(s->be), t_load, es.kv_blocks_total, es.kv_block_size,
-            (long long)kv_tokens, kb, s->n_ctx, sw_chat_kind_name(s->chat));
+            (long long)kv_tokens, kb, s->n_ctx, sw_chat_template_label(s->chat));
     return SW_OK;
 }
 
@@ -557,6 +566,7 @@ static void free_all(srv *s, loader *L) {
     srv_embedder_free(s->embedder);
     sw_engine_free(s->engine);
     srv_gcache_free(s->gcache); /* after the engine: its requests hold grammars */
+    sw_chat_template_free(s->chat);
     sw_model_free(s->model);
     sw_backend_free(s->be);
     free_config(&s->cfg);

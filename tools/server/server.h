@@ -41,7 +41,8 @@ typedef struct srv_config {
     char **api_keys;         /* --api-key / --api-key-file; owned */
     int n_api_keys;
     const char *alias;       /* --model-alias */
-    const char *chat_template; /* --chat-template */
+    const char *chat_template; /* --chat-template: a built-in template by name */
+    const char *chat_template_file; /* --chat-template-file: a Jinja file */
     size_t max_body;         /* --max-body */
     double timeout_s;        /* --timeout: idle connection + per-request deadline */
     const char **cors_origins; /* --cors-origin (argv strings; the array owned); none:
@@ -76,7 +77,8 @@ typedef struct srv {
     sw_model *model;
     sw_engine *engine;
     const sw_tokenizer *tok;
-    sw_chat_kind chat;
+    sw_chat_template *chat;         /* the flag's, else the model's, else chatml */
+    bool chat_native_tools;         /* the template renders tools and tool calls itself */
     int32_t n_ctx;
     char model_id[256];             /* the alias: what responses call the model */
     char model_file[256];           /* basename of the file, also accepted as a name */
@@ -128,6 +130,7 @@ typedef enum srv_endpoint {
     EP_MESSAGES,    /* POST /v1/messages (Anthropic) */
     EP_COUNT_TOKENS,/* POST /v1/messages/count_tokens (Anthropic) */
     EP_EMBEDDINGS,  /* POST /v1/embeddings */
+    EP_APPLY_TEMPLATE, /* POST /apply-template: messages -> prompt text (as llama.cpp) */
 } srv_endpoint;
 
 /* Per-request context of the HTTP layer, visible to the handlers. */
@@ -178,6 +181,9 @@ bool srv_conn_hints(srv_conn *sc, srv_route_hints *h);
  * template); *out malloc'd. false with e filled (400 naming "messages" when
  * the template cannot express them). */
 bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error *e);
+/* POST /apply-template: {"messages", "tools"?, "add_generation_prompt"?,
+ * "chat_template_kwargs"?} -> {"prompt": the text the chat template renders}. */
+int srv_handle_apply_template(srv_conn *sc);
 /* r's prompt in local tokens (*ids malloc'd) and, for a completions request
  * with echo, the prompt text to echo (*echo malloc'd or NULL). */
 bool srv_prompt_tokens(const srv *s, const srv_request *r, int32_t **ids, size_t *n, char **echo,

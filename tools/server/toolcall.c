@@ -27,8 +27,10 @@
 
 typedef enum { TC_HERMES = 0, TC_LLAMA3 } tc_format;
 
+/* Llama 3's syntax for its header-style templates (unless they use Hermes tags) */
 static tc_format format_of(const srv *s) {
-    return s->chat == SW_CHAT_LLAMA3 ? TC_LLAMA3 : TC_HERMES;
+    const char *src = sw_chat_template_source(s->chat);
+    return strstr(src, "<|start_header_id|>") && !strstr(src, "<tool_call>") ? TC_LLAMA3 : TC_HERMES;
 }
 
 static const sw_tool_call_syntax k_syntax[2] = {

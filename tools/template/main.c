@@ -8,8 +8,8 @@
  *   spillway-template TEMPLATE-SOURCE --cases FILE     one render per line of FILE (JSON objects
  *                                                      of variables), one JSON result per line
  *
- * JSON arguments are JSON text, or @FILE to read it from a file ("-" reads
- * stdin). The rendered prompt goes to stdout exactly (no newline added).
+ * JSON arguments are JSON text, or @FILE (or just the path of an existing
+ * file) to read it from a file ("@-" reads stdin). The rendered prompt goes to stdout exactly (no newline added).
  * Exit 0 ok, 1 when the template raises or cannot render, 2 on bad usage. */
 #include <spillway.h>
 
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -40,7 +41,7 @@ static void usage(FILE *f) {
             "  --cases FILE             one render per line (a JSON object of variables each);\n"
             "                           prints {\"ok\": true, \"out\": ...} or {\"ok\": false,\n"
             "                           \"error\": ...} per line\n"
-            "JSON arguments are JSON text or @FILE (@- reads stdin).\n",
+            "JSON arguments are JSON text, @FILE or a file's path (@- reads stdin).\n",
             sw_chat_names());
 }
 
@@ -70,20 +71,24 @@ static char *slurp(FILE *f, size_t *len) {
     return b;
 }
 
-/* JSON text, or @FILE / @- */
+/* JSON text, @FILE / @- (stdin), or the path of a file when the text cannot be
+ * JSON of the kind these flags take (an array or an object) and the file exists */
 static char *json_arg(const char *flag, const char *v, size_t *len) {
-    if (v[0] != '@') {
+    const char *p = v;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    const char *path = v[0] == '@' ? v + 1 : (*p != '[' && *p != '{' && access(v, R_OK) == 0) ? v : NULL;
+    if (!path) {
         *len = strlen(v);
         return strdup(v);
     }
-    FILE *f = strcmp(v, "@-") ? fopen(v + 1, "rb") : stdin;
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
-        fprintf(stderr, "spillway-template: %s %s: cannot open\n", flag, v + 1);
+        fprintf(stderr, "spillway-template: %s %s: cannot open\n", flag, path);
         return NULL;
     }
     char *b = slurp(f, len);
     if (f != stdin) fclose(f);
-    if (!b) fprintf(stderr, "spillway-template: %s %s: read error\n", flag, v + 1);
+    if (!b) fprintf(stderr, "spillway-template: %s %s: read error\n", flag, path);
     return b;
 }
 
