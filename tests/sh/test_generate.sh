@@ -166,6 +166,31 @@ EOF
         else
             fail "unknown --chat-template: rc $rc, $(cat "$TMP/gen.err")"
         fi
+        # --chat-template-file: the prompt is exactly what the file renders
+        printf '%s' '{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<go>' \
+            >"$TMP/test_generate-tmpl.jinja"
+        run "$GEN" -m "$CHAT_MODEL" --chat --chat-template-file "$TMP/test_generate-tmpl.jinja" \
+            --system "S" -p "hi" -n 1 --temp 0 --json --backend cpu --threads 2
+        if [[ $rc -eq 0 ]] && have_python && [[ -x "$BIN/spillway-tokenize" ]] &&
+            python3 - "$TMP/gen.out" "$BIN/spillway-tokenize" "$CHAT_MODEL" <<'EOF'
+import json, subprocess, sys
+ids = json.load(open(sys.argv[1]))["prompt_ids"]
+want = subprocess.run([sys.argv[2], "-m", sys.argv[3], "--parse-special", "-p", "<system>S<user>hi<go>"],
+                      capture_output=True, text=True).stdout.split()
+want = [int(x) for x in want]
+assert ids in (want, ids[:1] + want), (ids, want)
+EOF
+        then
+            pass "--chat-template-file renders the prompt"
+        else
+            fail "--chat-template-file: rc $rc, $(tail -3 "$TMP/gen.err")"
+        fi
+        run "$GEN" -m "$CHAT_MODEL" --chat --chat-template-file "$TMP/no-such.jinja" -p hi -n 2 --backend cpu
+        if [[ $rc -eq 2 ]] && grep -q -- "no-such.jinja" "$TMP/gen.err"; then
+            pass "missing --chat-template-file -> exit 2 naming the file"
+        else
+            fail "missing --chat-template-file: rc $rc, $(cat "$TMP/gen.err")"
+        fi
         # interactive chat: turn 2 answers exactly what a one-shot run with the
         # same history answers, reusing the cached prefix; /reset starts over;
         # a full context drops the oldest turns; an oversize message is refused
