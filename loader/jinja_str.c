@@ -787,6 +787,22 @@ static bool push_piece(jctx *c, jv **items, size_t *n, size_t *cap, const char *
 
 static bool list_of(jctx *c, jv *items, size_t n, jv *out) { return jv_seq(c, SQ_LIST, items, n, out); }
 
+/* Byte length of the code point that ends at byte end (1 for a stray byte). */
+static size_t cp_len_before(const jstr *t, size_t end) {
+    size_t st = end - 1;
+    while (st > 0 && ((unsigned char)t->s[st] & 0xC0) == 0x80 && end - st < 4) st--;
+    size_t len;
+    ju_decode(t->s, end, st, &len);
+    return st + len == end ? len : 1;
+}
+
+/* Length of the whitespace code point ending at byte end, 0 when it is not one. */
+static size_t space_before(const jstr *t, size_t end) {
+    size_t k = cp_len_before(t, end), len;
+    uint32_t cp = k == 1 ? (unsigned char)t->s[end - 1] : ju_decode(t->s, end, end - k, &len);
+    return ju_isspace(cp) ? k : 0;
+}
+
 static bool py_split(jctx *c, const jv *s, const jv *sep, int64_t maxsplit, bool rev, jv *out) {
     const jstr *t = s->s;
     jv *items = NULL;
@@ -824,14 +840,14 @@ static bool py_split(jctx *c, const jv *s, const jv *sep, int64_t maxsplit, bool
             /* from the right: collect pieces then reverse */
             size_t b = e;
             for (;;) {
-                while (b > 0 && ju_isspace((unsigned char)t->s[b - 1])) b--;
+                while (b > 0 && space_before(t, b)) b -= space_before(t, b);
                 if (b == 0) break;
                 if (maxsplit >= 0 && (int64_t)n >= maxsplit) {
                     if (!push_piece(c, &items, &n, &cap, t->s, b, s->safe)) return false;
                     break;
                 }
                 size_t a = b;
-                while (a > 0 && !ju_isspace((unsigned char)t->s[a - 1])) a--;
+                while (a > 0 && !space_before(t, a)) a -= cp_len_before(t, a);
                 if (!push_piece(c, &items, &n, &cap, t->s + a, b - a, s->safe)) return false;
                 b = a;
             }

@@ -792,7 +792,7 @@ bool jv_repr_to(jctx *c, jbuf *b, const jv *v, int depth) {
             if (q->r_step == 1) return jb_printf(c, b, "range(%lld, %lld)", (long long)q->r_start, (long long)q->r_stop);
             return jb_printf(c, b, "range(%lld, %lld, %lld)", (long long)q->r_start,
                              (long long)q->r_stop, (long long)q->r_step);
-        default: return jb_printf(c, b, "<generator object at %p>", (const void *)q);
+        default: return jb_puts(c, b, "<generator object>"); /* Python shows an address */
         }
     }
     default: return jv_str_to(c, b, v);
@@ -811,7 +811,7 @@ bool jv_str_to(jctx *c, jbuf *b, const jv *v) {
         return jb_puts(c, b, t);
     }
     case JV_STR: return jb_put(c, b, v->s->s, v->s->len);
-    case JV_LOOP: return jb_printf(c, b, "<LoopContext>");
+    case JV_LOOP: return jb_printf(c, b, "<LoopContext %zu/%zu>", v->lp->i + 1, v->lp->n);
     case JV_MACRO: return jb_printf(c, b, "<Macro '%.*s'>", (int)v->m->name.n, v->m->name.s);
     case JV_FUNC:
         return jb_printf(c, b, "<built-in method %.*s>", (int)v->fn->name.n, v->fn->name.s);
