@@ -27,7 +27,9 @@ def main():
     srv = Server(path, "--model-alias", MODEL, "--ctx", "1024", timeout=120)
     try:
         c = client(srv)
-        msgs = [{"role": "user", "content": "What is the capital of France?"}]
+        # with SmolLM2's own chat template (its default system prompt included) this
+        # wording is answered "The capital of France is Paris." (llama.cpp agrees)
+        msgs = [{"role": "user", "content": "Tell me the capital of France."}]
 
         def whole():
             r = c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=32,
