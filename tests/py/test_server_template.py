@@ -132,6 +132,35 @@ def test_template_flags(model):
         assert r.returncode == 2 and needle in r.stderr, (args, r.returncode, r.stderr)
 
 
+def test_named_tool_use(model):
+    """A GGUF with tokenizer.chat_template and tokenizer.chat_template.tool_use: a
+    request with tools renders with tool_use, as transformers picks it."""
+    out = os.path.join(tmp_dir(), "named-templates-%d.gguf" % os.getpid())
+    templates = [{"name": "default", "template": "DEFAULT{% for m in messages %}|{{ m.content }}{% endfor %}"},
+                 {"name": "tool_use", "template": "TOOLS{{ tools | map(attribute='function.name') | list }}"
+                                                  "{% for m in messages %}|{{ m.content }}{% endfor %}"}]
+    r = subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", model, out,
+                        "--chat-template", json.dumps(templates), "--force"], capture_output=True, text=True)
+    assert r.returncode == 0 and os.path.exists(out), r.stderr[-500:]
+    try:
+        tool = os.path.join(os.path.dirname(server_bin()), "spillway-template")
+        p = subprocess.run([tool, "--model", out, "--name", "tool_use", "--messages", "[{\"content\": \"x\"}]",
+                            "--tools", "[{\"function\": {\"name\": \"f\"}}]"], capture_output=True, text=True)
+        assert p.returncode == 0 and p.stdout == "TOOLS['f']|x", (p.stdout, p.stderr)
+        srv = Server(out)
+        try:
+            msgs = [{"role": "user", "content": "hi"}]
+            st, body = post_json(srv.port, "/apply-template", {"messages": msgs})
+            assert st == 200 and body["prompt"] == "DEFAULT|hi", body
+            st, body = post_json(srv.port, "/apply-template", {
+                "messages": msgs, "tools": [{"type": "function", "function": {"name": "g"}}]})
+            assert st == 200 and body["prompt"] == "TOOLS['g']|hi", body
+        finally:
+            assert srv.stop() == 0, srv.logs()
+    finally:
+        os.unlink(out)
+
+
 def smollm2():
     r = subprocess.run(["bash", os.path.join(SRC, "scripts", "fetch-model.sh"), "smollm2"],
                        capture_output=True, text=True)
@@ -180,6 +209,7 @@ def main():
     run([("test_echo_template", lambda: test_echo_template(model)),
          ("test_raising_template", lambda: test_raising_template(model)),
          ("test_template_flags", lambda: test_template_flags(model)),
+         ("test_named_tool_use", lambda: test_named_tool_use(model)),
          ("test_smollm2_own_template", test_smollm2_own_template)])
 
 

@@ -20,7 +20,6 @@
 #include "chat.h"
 #include "gguf.h"
 #include "sw_test.h"
-#include "sw_test.h"
 
 #define DS_BOS "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"
 #define DS_EOS "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"

@@ -488,6 +488,12 @@ static sw_status load(loader *L, sw_err *err) {
     else if (c->chat_template_file) st = sw_chat_template_file(c->chat_template_file, &s->chat, err);
     else {
         sw_status ts = sw_chat_template_gguf(sw_model_gguf(s->model), NULL, &s->chat, &terr);
+        /* a named tool_use template serves requests with tools, as in transformers */
+        sw_err uerr = {{0}};
+        sw_status us = sw_chat_template_gguf(sw_model_gguf(s->model), "tool_use", &s->chat_tools, &uerr);
+        if (us != SW_OK && us != SW_E_NOT_FOUND)
+            fprintf(stderr, "spillway-server: ignoring the model's tool_use chat template: %s\n",
+                    uerr.msg);
         if (ts != SW_OK) {
             fprintf(stderr,
                     "spillway-server: %s; using chatml for chat requests (override with "
@@ -567,6 +573,7 @@ static void free_all(srv *s, loader *L) {
     sw_engine_free(s->engine);
     srv_gcache_free(s->gcache); /* after the engine: its requests hold grammars */
     sw_chat_template_free(s->chat);
+    sw_chat_template_free(s->chat_tools);
     sw_model_free(s->model);
     sw_backend_free(s->be);
     free_config(&s->cfg);

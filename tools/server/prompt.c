@@ -49,13 +49,16 @@ static bool render_chat(const srv *s, const cJSON *messages, const cJSON *tools,
         .eos_token = eos >= 0 ? sw_tokenizer_token_text(s->tok, eos) : NULL,
         .limits = &k_template_limits,
     };
+    /* transformers picks the tokenizer's "tool_use" template when tools are given */
+    const sw_chat_template *t =
+        s->chat_tools && cJSON_GetArraySize(tools) > 0 ? s->chat_tools : s->chat;
     sw_err err = {{0}};
-    sw_status st = sw_chat_render_template(s->chat, &in, out, NULL, &err);
+    sw_status st = sw_chat_render_template(t, &in, out, NULL, &err);
     if (st == SW_OK) return true;
     if (st == SW_E_NOMEM) return nomem(e);
     srv_error_set(e, 400, "invalid_request_error", "invalid_value", "messages",
                   "the chat template (%s) cannot render these messages: %s",
-                  sw_chat_template_label(s->chat), err.msg);
+                  sw_chat_template_label(t), err.msg);
     return false;
 }
 
@@ -240,8 +243,8 @@ bool srv_prompt_render(const srv *s, const srv_request *r, char **out, srv_error
     size_t n_render = r->continue_final && r->n_msgs ? r->n_msgs - 1 : r->n_msgs;
     /* a template that knows tools gets them (its own tool prompt and syntax);
      * for one that does not, the tools are described in the system prompt */
-    bool native = s->chat_native_tools;
     bool active = srv_tools_active(r);
+    bool native = s->chat_native_tools || (active && s->chat_tools);
     char *tools_text = !native && active ? srv_tools_system_text(s, r) : NULL;
     cJSON *msgs = request_messages(s, r, n_render, native, tools_text);
     cJSON *tools = native && active ? request_tools(r) : NULL;

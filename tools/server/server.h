@@ -78,7 +78,9 @@ typedef struct srv {
     sw_engine *engine;
     const sw_tokenizer *tok;
     sw_chat_template *chat;         /* the flag's, else the model's, else chatml */
-    bool chat_native_tools;         /* the template renders tools and tool calls itself */
+    bool chat_native_tools;         /* chat renders tools and tool calls itself */
+    sw_chat_template *chat_tools;   /* the model's tokenizer.chat_template.tool_use, used
+                                       for requests with tools (as transformers); may be NULL */
     int32_t n_ctx;
     char model_id[256];             /* the alias: what responses call the model */
     char model_file[256];           /* basename of the file, also accepted as a name */

@@ -29,7 +29,7 @@ typedef enum { TC_HERMES = 0, TC_LLAMA3 } tc_format;
 
 /* Llama 3's syntax for its header-style templates (unless they use Hermes tags) */
 static tc_format format_of(const srv *s) {
-    const char *src = sw_chat_template_source(s->chat);
+    const char *src = sw_chat_template_source(s->chat_tools ? s->chat_tools : s->chat);
     return strstr(src, "<|start_header_id|>") && !strstr(src, "<tool_call>") ? TC_LLAMA3 : TC_HERMES;
 }
 
