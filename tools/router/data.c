@@ -28,9 +28,7 @@ static sw_status parse_item(const char *path, int line, cJSON *o, need_field nee
     } else {
         if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) < 1)
             BAD("messages: expected a non-empty array");
-        it->n_msgs = (size_t)cJSON_GetArraySize(msgs);
-        if (!(it->msgs = calloc(it->n_msgs, sizeof *it->msgs)))
-            return sw_err_set(err, SW_E_NOMEM, "out of memory");
+        it->msgs = msgs;
         size_t i = 0;
         for (const cJSON *m = msgs->child; m; m = m->next, i++) {
             const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
@@ -42,8 +40,6 @@ static sw_status parse_item(const char *path, int line, cJSON *o, need_field nee
                 BAD("messages[%zu].role: \"%.40s\" is not system, user or assistant", i,
                     role->valuestring);
             if (!cJSON_IsString(content)) BAD("messages[%zu].content: expected a string", i);
-            it->msgs[i].role = role->valuestring;
-            it->msgs[i].content = content->valuestring;
             if (!strcmp(role->valuestring, "user")) it->query = content->valuestring;
         }
         if (!it->query) BAD("messages: no user message");
@@ -87,7 +83,6 @@ static sw_status parse_item(const char *path, int line, cJSON *o, need_field nee
 
 static void item_release(item *it) {
     cJSON_Delete(it->json);
-    free(it->msgs);
     free(it->ids);
     free(it->h_last);
     free(it->h_mean);
@@ -149,7 +144,6 @@ sw_status data_read(FILE *f, const char *path, need_field need, dataset *out, sw
         }
         item *it = &out->items[out->n];
         if ((st = parse_item(path, lineno, o, need, it, err)) != SW_OK) {
-            free(it->msgs);
             cJSON_Delete(o);
             break;
         }

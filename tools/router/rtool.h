@@ -16,8 +16,7 @@
 typedef struct item {
     int line;              /* 1-based line in the data file */
     cJSON *json;           /* the line as parsed (label copies it out); owned */
-    sw_chat_msg *msgs;     /* chat items: views into json */
-    size_t n_msgs;
+    const cJSON *msgs;     /* chat items: the "messages" array, a view into json */
     const char *prompt;    /* completions items: view into json */
     const char *query;     /* the last user message or the prompt: text features */
     const char *reference; /* "reference" (label); NULL when absent */
@@ -60,7 +59,7 @@ typedef struct runner {
     sw_backend *be;
     sw_model *model;
     sw_engine *engine;
-    sw_chat_kind chat;
+    sw_chat_template *chat; /* the model's, else chatml (as spillway-server) */
     char model_name[128];
     char model_id[17];
 } runner;

@@ -20,8 +20,9 @@ sw_status runner_open(runner *r, const char *model_path, int32_t threads, sw_err
     sw_rtr_model_id(sw_model_gguf(r->model), r->model_name, sizeof r->model_name, r->model_id);
     /* the server's rule: the model's template, else chatml */
     sw_err terr;
-    if (sw_chat_from_gguf(sw_model_gguf(r->model), &r->chat, &terr) != SW_OK)
-        r->chat = SW_CHAT_CHATML;
+    if (sw_chat_template_gguf(sw_model_gguf(r->model), NULL, &r->chat, &terr) != SW_OK &&
+        (st = sw_chat_template_builtin("chatml", &r->chat, err)) != SW_OK)
+        goto fail;
     sw_engine_params ep;
     sw_engine_params_default(&ep);
     ep.max_running = 32;
@@ -35,6 +36,7 @@ fail:
 
 void runner_close(runner *r) {
     sw_engine_free(r->engine);
+    sw_chat_template_free(r->chat);
     sw_model_free(r->model);
     sw_backend_free(r->be);
     memset(r, 0, sizeof *r);
@@ -49,11 +51,11 @@ static sw_status item_tokens(runner *r, item *it, sw_err *err) {
     const char *src = it->prompt;
     if (it->msgs) {
         const char *bos_s = bos >= 0 ? sw_tokenizer_token_text(tok, bos) : "";
-        const char *eos_s = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : "";
-        sw_status st = sw_chat_render(r->chat, it->msgs, it->n_msgs, true, bos_s ? bos_s : "",
-                                      eos_s ? eos_s : "", &text, err);
+        sw_chat_input in = {.messages = it->msgs, .add_generation_prompt = true, .openai = true,
+                            .bos_token = bos >= 0 ? bos_s : NULL,
+                            .eos_token = eos >= 0 ? sw_tokenizer_token_text(tok, eos) : NULL};
+        sw_status st = sw_chat_render_template(r->chat, &in, &text, NULL, err);
         if (st != SW_OK) return st;
-        add_bos = add_bos && !sw_chat_spells_bos(r->chat);
         if (add_bos && bos_s && *bos_s && !strncmp(text, bos_s, strlen(bos_s))) add_bos = false;
         src = text;
     }
