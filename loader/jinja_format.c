@@ -152,7 +152,8 @@ static bool fmt_int(jctx *c, jbuf *b, int64_t v, const spec *sp) {
 
 static bool fmt_float(jctx *c, jbuf *b, double v, const spec *sp) {
     char t = sp->type;
-    char body[400];
+    /* room for %.300f of 1e308 (309 digits, the point, 300 decimals) and a suffix */
+    char body[1024];
     if (!t && sp->prec < 0) {
         jfloat_repr(fabs(v), body, sizeof body);
     } else {
@@ -177,21 +178,23 @@ static bool fmt_float(jctx *c, jbuf *b, double v, const spec *sp) {
         bool up = t == 'E' || t == 'F' || t == 'G';
         snprintf(body, sizeof body, "%s", up ? (isnan(v) ? "NAN" : "INF") : w);
     }
+    const char *text = body;
+    char grouped[1400]; /* body plus one separator per three digits */
     if (sp->group) {
         /* group the integer part */
-        char *dot = body;
+        const char *dot = body;
         while (*dot >= '0' && *dot <= '9') dot++;
-        char grouped[480];
         group_digits(body, (size_t)(dot - body), sp->group, 3, grouped);
-        strncat(grouped, dot, sizeof grouped - strlen(grouped) - 1);
-        snprintf(body, sizeof body, "%s", grouped);
+        size_t k = strlen(grouped), rest = strlen(dot);
+        memcpy(grouped + k, dot, rest + 1);
+        text = grouped;
     }
     char pre[2];
     size_t pn = 0;
     if (signbit(v) && !isnan(v)) pre[pn++] = '-';
     else if (sp->sign == '+') pre[pn++] = '+';
     else if (sp->sign == ' ') pre[pn++] = ' ';
-    return emit_padded(c, b, sp, pre, pn, body, strlen(body), '>');
+    return emit_padded(c, b, sp, pre, pn, text, strlen(text), '>');
 }
 
 static bool fmt_str(jctx *c, jbuf *b, const jstr *s, const spec *sp) {
