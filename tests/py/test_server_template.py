@@ -161,6 +161,39 @@ def test_named_tool_use(model):
         os.unlink(out)
 
 
+def test_native_tools(model):
+    """A template that renders tools itself gets them, and the history's tool
+    calls and results as OpenAI tool_calls / tool messages: the prompt is what
+    Python's jinja2 renders from the same OpenAI-shaped request."""
+    tmpl = os.path.join(SRC, "tests", "jinja", "templates", "tools-xml.jinja")
+    src = open(tmpl, encoding="utf-8").read()
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather.",
+                                                "parameters": {"type": "object", "properties":
+                                                               {"city": {"type": "string"}},
+                                                               "required": ["city"]}}}]
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather",
+                                                              "arguments": "{\"city\": \"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    srv = Server(model, "--chat-template-file", tmpl)
+    try:
+        st, body = post_json(srv.port, "/v1/chat/completions", {"messages": msgs, "tools": tools,
+                                                                 "max_tokens": 1})
+        assert st == 200, body
+        adapted = json.loads(json.dumps(msgs))
+        adapted[2]["tool_calls"][0]["function"]["arguments"] = {"city": "Paris"}
+        adapted[3]["name"] = "get_weather"
+        ok, want = jinja_ref.render(src, {"messages": adapted, "tools": tools, "documents": None,
+                                          "add_generation_prompt": True})
+        assert ok and "get_weather" in want and "<tool_response>" in want, want
+        st2, tk = post_json(srv.port, "/tokenize", {"content": want})
+        n = body["usage"]["prompt_tokens"]
+        assert n in (len(tk["tokens"]), len(tk["tokens"]) + 1), (n, len(tk["tokens"]), want)
+    finally:
+        assert srv.stop() == 0, srv.logs()
+
+
 def smollm2():
     r = subprocess.run(["bash", os.path.join(SRC, "scripts", "fetch-model.sh"), "smollm2"],
                        capture_output=True, text=True)
@@ -210,6 +243,7 @@ def main():
          ("test_raising_template", lambda: test_raising_template(model)),
          ("test_template_flags", lambda: test_template_flags(model)),
          ("test_named_tool_use", lambda: test_named_tool_use(model)),
+         ("test_native_tools", lambda: test_native_tools(model)),
          ("test_smollm2_own_template", test_smollm2_own_template)])
 
 
