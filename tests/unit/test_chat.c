@@ -224,6 +224,23 @@ static void test_openai(void **state) {
     sw_chat_template_free(t);
 }
 
+static void test_uses_tools(void **state) {
+    (void)state;
+    sw_chat_template *t = NULL;
+    assert_int_equal(sw_chat_template_builtin("chatml", &t, NULL), SW_OK);
+    assert_false(sw_chat_template_uses_tools(t));
+    sw_chat_template_free(t);
+    const char *src = "{% if tools %}{{ tools | tojson }}{% endif %}{{ messages | length }}";
+    assert_int_equal(sw_chat_template_parse(src, strlen(src), "t", &t, NULL), SW_OK);
+    assert_true(sw_chat_template_uses_tools(t));
+    sw_chat_template_free(t);
+    /* a template that raises on the probe does not count as using tools */
+    src = "{{ raise_exception('no') }}";
+    assert_int_equal(sw_chat_template_parse(src, strlen(src), "t", &t, NULL), SW_OK);
+    assert_false(sw_chat_template_uses_tools(t));
+    sw_chat_template_free(t);
+}
+
 static int open_vocab(const char *name, sw_gguf **g) {
     const char *dir = getenv("SW_SHARED_DIR");
     if (!dir) {
@@ -271,7 +288,7 @@ int main(void) {
         cmocka_unit_test(test_builtins), cmocka_unit_test(test_alternation),
         cmocka_unit_test(test_names),    cmocka_unit_test(test_file),
         cmocka_unit_test(test_variables), cmocka_unit_test(test_openai),
-        cmocka_unit_test(test_gguf),
+        cmocka_unit_test(test_gguf),      cmocka_unit_test(test_uses_tools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
