@@ -1,8 +1,8 @@
 /* fuzz_toolcall.c — libFuzzer target for the server's tool-call reader
  * (tools/server/toolcall.c), which turns a model's answer into content text
  * and tool calls, incrementally. Byte 0 picks the syntax (Hermes <tool_call>
- * blocks, or Llama 3's bare JSON) and seeds the chunk sizes; the rest is the
- * answer. Checks: no crash; fed whole or in random chunks, the text and the
+ * blocks, or Llama 3's bare JSON: the server takes it from its chat template's
+ * text) and seeds the chunk sizes; the rest is the answer. Checks: no crash; fed whole or in random chunks, the text and the
  * calls (names, arguments) come out the same; every reported call's
  * arguments parse as a JSON object; the text is never longer than the input. */
 #include <stddef.h>
@@ -62,8 +62,13 @@ static void run(const srv *sv, const char *text, size_t n, uint32_t seed, seen *
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    static srv sv; /* the reader only asks for the chat family */
-    sv.chat = (data[0] & 1) ? SW_CHAT_LLAMA3 : SW_CHAT_CHATML;
+    /* the reader only asks for the chat template's text */
+    static sw_chat_template *tmpl[2];
+    static const char *const names[2] = {"chatml", "llama3"};
+    static srv sv;
+    int k = data[0] & 1;
+    if (!tmpl[k]) CHECK(sw_chat_template_builtin(names[k], &tmpl[k], NULL) == SW_OK);
+    sv.chat = tmpl[k];
     const char *text = (const char *)data + 1;
     size_t n = size - 1;
     seen a = {0}, b = {0};
