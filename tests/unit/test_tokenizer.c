@@ -528,6 +528,105 @@ static void test_wpm_synthetic(void **state) {
     free(p);
 }
 
+/* Rewrite the vocab file at path with extra keys (set_* calls done by fn). */
+static void rewrite_vocab(const char *path, void (*fn)(sw_gguf_writer *w, void *arg), void *arg) {
+    sw_err err = {{0}};
+    sw_gguf *g;
+    assert_int_equal(sw_gguf_open(path, &g, &err), SW_OK);
+    sw_gguf_writer *w = sw_gguf_writer_create();
+    assert_non_null(w);
+    for (int64_t i = 0; i < sw_gguf_n_kv(g); i++)
+        assert_int_equal(sw_gguf_writer_copy_kv(w, g, i), SW_OK);
+    sw_gguf_free(g);
+    fn(w, arg);
+    assert_int_equal(sw_gguf_writer_write(w, path, &err), SW_OK);
+    sw_gguf_writer_free(w);
+}
+
+typedef struct input_keys {
+    int32_t sep, eos; /* -1: key not written */
+    int add_eos, add_sep; /* -1: key not written */
+} input_keys;
+
+static void set_input_keys(sw_gguf_writer *w, void *arg) {
+    const input_keys *k = arg;
+    if (k->sep >= 0)
+        assert_int_equal(
+            sw_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", (uint32_t)k->sep), SW_OK);
+    if (k->eos >= 0)
+        assert_int_equal(
+            sw_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)k->eos), SW_OK);
+    if (k->add_eos >= 0)
+        assert_int_equal(sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", k->add_eos),
+                         SW_OK);
+    if (k->add_sep >= 0)
+        assert_int_equal(sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_sep_token", k->add_sep),
+                         SW_OK);
+}
+
+/* A whole model input: [CLS] text [SEP] for WordPiece by default; EOS and SEP
+ * as the vocab's add_eos/add_sep keys say, SEP once when it is also the EOS
+ * (what gguf's SpecialVocab writes for BERT: eos = [SEP], add_eos). */
+static void test_tokenize_input(void **state) {
+    (void)state;
+    static const synth_tok toks[] = {
+        {"[PAD]", 0, 3}, {"[UNK]", 0, 3}, {"[CLS]", 0, 3}, {"[SEP]", 0, 3},
+        {"\xE2\x96\x81hello", 0, 1}, {"\xE2\x96\x81!", 0, 1},
+    };
+    static const struct {
+        input_keys k;
+        int32_t want[5];
+        size_t n;
+    } cases[] = {
+        {{3, -1, -1, -1}, {2, 4, 5, 3}, 4},  /* WordPiece default: add SEP */
+        {{3, 3, 1, 0}, {2, 4, 5, 3}, 4},     /* SpecialVocab's BERT keys */
+        {{3, 3, 1, 1}, {2, 4, 5, 3}, 4},     /* SEP is the EOS: once */
+        {{3, 0, 1, 1}, {2, 4, 5, 0, 3}, 5},  /* EOS, then SEP */
+        {{3, -1, -1, 0}, {2, 4, 5}, 3},      /* asked not to */
+        {{-1, -1, -1, -1}, {2, 4, 5}, 3},    /* no SEP in this vocab (102 >= n_vocab) */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *p = write_vocab("wpmin", "bert", NULL, toks, sizeof toks / sizeof toks[0], NULL, 0,
+                              2, -1, 1);
+        input_keys k = cases[c].k;
+        rewrite_vocab(p, set_input_keys, &k);
+        sw_gguf *g;
+        sw_tokenizer *t = load_tok(p, &g);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        sw_err err = {{0}};
+        assert_int_equal(sw_tokenize_input(t, "Hello!", 6, &ids, &n, &err), SW_OK);
+        if (n != cases[c].n || memcmp(ids, cases[c].want, n * sizeof *ids) != 0) {
+            print_error("case %zu: got", c);
+            for (size_t i = 0; i < n; i++) print_error(" %d", (int)ids[i]);
+            print_error("\n");
+            fail();
+        }
+        assert_int_equal(sw_tokenizer_sep(t), k.sep >= 0 ? 3 : -1);
+        free(ids);
+        sw_tokenizer_free(t);
+        sw_gguf_free(g);
+        remove(p);
+        free(p);
+    }
+    /* SPM: BOS only (add_bos default), no tail */
+    char *p = write_spm(-1.0f, -2.0f);
+    sw_gguf *g;
+    sw_tokenizer *t = load_tok(p, &g);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    sw_err err = {{0}};
+    assert_int_equal(sw_tokenize_input(t, "", 0, &ids, &n, &err), SW_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 1);
+    free(ids);
+    assert_int_equal(sw_tokenize_input(NULL, "", 0, &ids, &n, &err), SW_E_INVALID_ARG);
+    sw_tokenizer_free(t);
+    sw_gguf_free(g);
+    remove(p);
+    free(p);
+}
+
 static void test_edge_cases(void **state) {
     (void)state;
     char *p = write_spm(-1.0f, -2.0f);
@@ -935,6 +1034,7 @@ int main(void) {
         cmocka_unit_test(test_spm_synthetic),
         cmocka_unit_test(test_bpe_synthetic),
         cmocka_unit_test(test_wpm_synthetic),
+        cmocka_unit_test(test_tokenize_input),
         cmocka_unit_test(test_pre_tokenizers),
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_bad_models),
