@@ -21,12 +21,26 @@ typedef struct arch_info {
     sw_arch arch;
     sw_rope_mode rope_mode;
     float default_rms_eps;
+    bool encoder; /* LayerNorm, learned positions, non-causal, no LM head */
 } arch_info;
 
 static const arch_info k_archs[] = {
-    {"llama", SW_ARCH_LLAMA, SW_ROPE_NORM, 1e-5f},
-    {"qwen2", SW_ARCH_QWEN2, SW_ROPE_NEOX, 1e-6f},
+    {"llama", SW_ARCH_LLAMA, SW_ROPE_NORM, 1e-5f, false},
+    {"qwen2", SW_ARCH_QWEN2, SW_ROPE_NEOX, 1e-6f, false},
+    {"bert", SW_ARCH_BERT, SW_ROPE_NORM, 0.0f, true},
 };
+
+const char *sw_pooling_name(sw_pooling p) {
+    switch (p) {
+    case SW_POOLING_UNSPECIFIED: return "unspecified";
+    case SW_POOLING_NONE: return "none";
+    case SW_POOLING_MEAN: return "mean";
+    case SW_POOLING_CLS: return "cls";
+    case SW_POOLING_LAST: return "last";
+    case SW_POOLING_RANK: return "rank";
+    }
+    return "unknown";
+}
 
 static const char *file_name(const sw_gguf *g) {
     const char *p = sw_gguf_path(g);
@@ -254,6 +268,51 @@ static sw_status load_dims(const sw_gguf *g, const char *arch, sw_model_config *
     return SW_OK;
 }
 
+/* ---- encoders (bert) ---- */
+
+/* The keys an encoder has instead of a decoder's: LayerNorm epsilon,
+ * attention.causal (false unless the file says otherwise), pooling type,
+ * token-type count (from token_types.weight). */
+static sw_status load_encoder(const sw_gguf *g, const char *arch, sw_model_config *cfg,
+                              sw_err *err) {
+    char key[128];
+    bool found = false;
+    sw_status st = get_float_opt(g, arch, "attention.layer_norm_epsilon", &cfg->norm_eps, true,
+                                 &found, err);
+    if (st != SW_OK) return st;
+    if (!found) {
+        arch_key(key, sizeof key, arch, "attention.layer_norm_epsilon");
+        return sw_err_set(err, SW_E_FORMAT, "'%s': missing required key '%s'", file_name(g), key);
+    }
+    cfg->causal = false;
+    arch_key(key, sizeof key, arch, "attention.causal");
+    int64_t idx = sw_gguf_find_key(g, key);
+    if (idx >= 0 && (st = sw_gguf_kv_bool(g, idx, &cfg->causal, err)) != SW_OK)
+        return sw_err_wrap(err, st, "'%s': key '%s'", file_name(g), key);
+    if (cfg->causal)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "'%s': key '%s' is true: a causal %s encoder is not supported",
+                          file_name(g), key, arch);
+    cfg->pooling = SW_POOLING_UNSPECIFIED;
+    arch_key(key, sizeof key, arch, "pooling_type");
+    idx = sw_gguf_find_key(g, key);
+    if (idx >= 0) {
+        int64_t v = -1;
+        if ((st = sw_gguf_kv_int(g, idx, &v, err)) != SW_OK)
+            return sw_err_wrap(err, st, "'%s': key '%s'", file_name(g), key);
+        if (v < SW_POOLING_NONE || v > SW_POOLING_RANK)
+            return sw_err_set(err, SW_E_FORMAT, "'%s': key '%s' = %lld is not a pooling type (0..4)",
+                              file_name(g), key, (long long)v);
+        cfg->pooling = (sw_pooling)v;
+    }
+    const sw_gguf_tensor *tt = sw_gguf_find_tensor(g, "token_types.weight");
+    cfg->n_token_types = tt && tt->n_dims == 2 ? tt->ne[1] : 0;
+    cfg->embed_only = true;
+    cfg->tied_embeddings = false;
+    cfg->has_qkv_bias = true;
+    return SW_OK;
+}
+
 static const arch_info *find_arch(const char *name) {
     for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
         if (!strcmp(k_archs[i].name, name)) return &k_archs[i];
@@ -275,7 +334,8 @@ sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *e
     const arch_info *ai = find_arch(arch);
     if (!ai)
         return sw_err_set(err, SW_E_UNSUPPORTED,
-                          "'%s': architecture '%.64s' is not supported (supported: llama, qwen2)",
+                          "'%s': architecture '%.64s' is not supported (supported: llama, qwen2, "
+                          "bert)",
                           file_name(g), arch);
     cfg->arch = ai->arch;
     cfg->rope_mode = ai->rope_mode;
@@ -295,6 +355,13 @@ sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *e
     st = get_float_opt(g, arch, "rope.freq_base", &cfg->rope_freq_base, true, &found, err);
     if (st != SW_OK) return st;
     if ((st = load_rope_scaling(g, arch, cfg, err)) != SW_OK) return st;
+
+    cfg->causal = true;
+    cfg->pooling = SW_POOLING_UNSPECIFIED;
+    if (ai->encoder) {
+        if ((st = load_vocab_size(g, arch, cfg, err)) != SW_OK) return st;
+        return load_encoder(g, arch, cfg, err);
+    }
 
     cfg->rms_eps = ai->default_rms_eps;
     st = get_float_opt(g, arch, "attention.layer_norm_rms_epsilon", &cfg->rms_eps, true, &found,
@@ -361,11 +428,52 @@ static sw_status check_one(const sw_gguf *g, const char *name, int64_t ne0, int6
     return SW_OK;
 }
 
+/* bert: token, position and (optional) token-type embeddings with a
+ * LayerNorm; per layer q/k/v/output projections with biases, a LayerNorm
+ * after attention, the GELU FFN (up, down, with biases), a LayerNorm after it. */
+static sw_status check_encoder_tensors(const sw_gguf *g, const sw_model_config *cfg,
+                                       sw_err *err) {
+    const int64_t E = cfg->n_embd, F = cfg->n_ff;
+    const int64_t q_dim = cfg->n_head * cfg->head_dim, kv_dim = cfg->n_head_kv * cfg->head_dim;
+    sw_status st;
+    if ((st = check_one(g, "token_embd.weight", E, cfg->n_vocab, false, err)) != SW_OK ||
+        (st = check_one(g, "position_embd.weight", E, cfg->n_ctx_train, false, err)) != SW_OK ||
+        (st = check_one(g, "token_embd_norm.weight", E, 0, true, err)) != SW_OK ||
+        (st = check_one(g, "token_embd_norm.bias", E, 0, true, err)) != SW_OK)
+        return st;
+    if (cfg->n_token_types > 0 &&
+        (st = check_one(g, "token_types.weight", E, cfg->n_token_types, false, err)) != SW_OK)
+        return st;
+    struct {
+        const char *suffix;
+        int64_t ne0, ne1;
+        bool f32;
+    } const layer[] = {
+        {"attn_q.weight", E, q_dim, false},      {"attn_q.bias", q_dim, 0, true},
+        {"attn_k.weight", E, kv_dim, false},     {"attn_k.bias", kv_dim, 0, true},
+        {"attn_v.weight", E, kv_dim, false},     {"attn_v.bias", kv_dim, 0, true},
+        {"attn_output.weight", q_dim, E, false}, {"attn_output.bias", E, 0, true},
+        {"attn_output_norm.weight", E, 0, true}, {"attn_output_norm.bias", E, 0, true},
+        {"ffn_up.weight", E, F, false},          {"ffn_up.bias", F, 0, true},
+        {"ffn_down.weight", F, E, false},        {"ffn_down.bias", E, 0, true},
+        {"layer_output_norm.weight", E, 0, true}, {"layer_output_norm.bias", E, 0, true},
+    };
+    char name[96];
+    for (int64_t il = 0; il < cfg->n_layer; il++)
+        for (size_t k = 0; k < sizeof layer / sizeof layer[0]; k++) {
+            snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, layer[k].suffix);
+            st = check_one(g, name, layer[k].ne0, layer[k].ne1, layer[k].f32, err);
+            if (st != SW_OK) return st;
+        }
+    return SW_OK;
+}
+
 sw_status sw_model_config_check_tensors(const sw_gguf *g, const sw_model_config *cfg, sw_err *err) {
     if (!g || !cfg)
         return sw_err_set(err, SW_E_INVALID_ARG, "sw_model_config_check_tensors: NULL argument");
     if (sw_gguf_n_tensors(g) == 0)
         return sw_err_set(err, SW_E_FORMAT, "'%s' has no weights (vocab-only GGUF?)", file_name(g));
+    if (cfg->arch == SW_ARCH_BERT) return check_encoder_tensors(g, cfg, err);
 
     const int64_t E = cfg->n_embd, V = cfg->n_vocab, F = cfg->n_ff;
     const int64_t q_dim = cfg->n_head * cfg->head_dim, kv_dim = cfg->n_head_kv * cfg->head_dim;

@@ -1,6 +1,7 @@
 /* model_config.h — llama-family hyperparameters read from GGUF metadata
  * ("<arch>.block_count" etc.), and the check of every tensor's shape and type
- * against them. Supported architectures: llama, qwen2. */
+ * against them. Supported architectures: llama, qwen2 (decoders), bert (an
+ * encoder that embeds: post-LayerNorm, non-causal attention, no LM head). */
 #ifndef SW_MODEL_CONFIG_H
 #define SW_MODEL_CONFIG_H
 
@@ -11,7 +12,7 @@
 extern "C" {
 #endif
 
-typedef enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2 } sw_arch;
+typedef enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_BERT } sw_arch;
 
 typedef enum sw_rope_mode {
     SW_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama */
@@ -23,6 +24,18 @@ typedef enum sw_rope_scaling {
     SW_ROPE_SCALING_LINEAR,
     SW_ROPE_SCALING_LLAMA3,
 } sw_rope_scaling;
+
+/* llama.cpp's pooling types (<arch>.pooling_type). */
+typedef enum sw_pooling {
+    SW_POOLING_UNSPECIFIED = -1, /* no key: the model does not say */
+    SW_POOLING_NONE = 0,
+    SW_POOLING_MEAN = 1,
+    SW_POOLING_CLS = 2,
+    SW_POOLING_LAST = 3,
+    SW_POOLING_RANK = 4,
+} sw_pooling;
+
+const char *sw_pooling_name(sw_pooling p); /* "mean", ... */
 
 typedef struct sw_model_config {
     sw_arch arch;
@@ -49,6 +62,12 @@ typedef struct sw_model_config {
     bool tied_embeddings;    /* no output.weight: logits use token_embd */
     bool has_qkv_bias;       /* qwen2: attn_{q,k,v}.bias present */
     bool has_rope_freqs;     /* rope_freqs.weight present (llama3.1 style) */
+    /* Encoders (bert). */
+    bool causal;             /* <arch>.attention.causal (default: true; bert: false) */
+    bool embed_only;         /* no LM head: the model embeds, it cannot generate (bert) */
+    float norm_eps;          /* <arch>.attention.layer_norm_epsilon (LayerNorm) */
+    int64_t n_token_types;   /* token_types.weight rows (bert; 0 = none) */
+    sw_pooling pooling;      /* <arch>.pooling_type: how an input's embedding is made */
 } sw_model_config;
 
 /* Read the hyperparameters. Unknown architecture -> SW_E_UNSUPPORTED naming it;

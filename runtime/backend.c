@@ -541,6 +541,10 @@ sw_status sw_be_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
     if (!isfinite(p->scale))
         return sw_err_set(err, SW_E_INVALID_ARG, "%s: scale %g is not finite", op,
                           (double)p->scale);
+    if (p->non_causal && !be->ops->non_causal_attention)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "%s: the %s backend has no non-causal attention", op,
+                          sw_backend_name(be));
     TRY(check_no_overlap(op, "out", out, "q", q, err));
     TRY(check_index(op, "seq_start", p->seq_start, (int64_t)p->n_seqs + 1, err));
     TRY(check_index(op, "pos", p->pos, T, err));
@@ -575,6 +579,61 @@ sw_status sw_be_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_t
     TRY(check_be("add", be, err));
     TRY(check_elementwise("add", "a", a, "b", b, out, err));
     return be->ops->add(be, a, b, out, err);
+}
+
+/* ----------------------------------------------------------- encoder ops -- */
+
+sw_status sw_be_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                           const sw_tensor *b, float eps, sw_tensor *out, sw_err *err) {
+    const char *op = "layer_norm";
+    char d1[96], d2[96];
+    TRY(check_be(op, be, err));
+    TRY(check_type(op, "x", x, SW_TYPE_F32, err));
+    TRY(check_type(op, "w", w, SW_TYPE_F32, err));
+    TRY(check_type(op, "out", out, SW_TYPE_F32, err));
+    TRY(check_same_shape(op, "x", x, "out", out, err));
+    const sw_tensor *vecs[2] = {w, b};
+    for (int i = 0; i < 2; i++) {
+        if (!vecs[i]) continue;
+        TRY(check_type(op, i ? "b" : "w", vecs[i], SW_TYPE_F32, err));
+        if (sw_tensor_nelements(vecs[i]) != x->ne[0] || vecs[i]->ne[0] != x->ne[0])
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "%s: %s %s must have %" PRId64 " entries for x %s", op,
+                              i ? "b" : "w", tdesc(vecs[i], d1, sizeof d1), x->ne[0],
+                              tdesc(x, d2, sizeof d2));
+    }
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return sw_err_set(err, SW_E_INVALID_ARG, "%s: eps %g must be finite and >= 0", op,
+                          (double)eps);
+    if (!be->ops->layer_norm)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "%s: the %s backend has no kernel for it", op,
+                          sw_backend_name(be));
+    return be->ops->layer_norm(be, x, w, b, eps, out, err);
+}
+
+sw_status sw_be_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err) {
+    const char *op = "gelu";
+    TRY(check_be(op, be, err));
+    TRY(check_type(op, "x", x, SW_TYPE_F32, err));
+    TRY(check_type(op, "out", out, SW_TYPE_F32, err));
+    TRY(check_same_shape(op, "x", x, "out", out, err));
+    if (!be->ops->gelu)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "%s: the %s backend has no kernel for it", op,
+                          sw_backend_name(be));
+    return be->ops->gelu(be, x, out, err);
+}
+
+sw_status sw_be_check_encoder_ops(sw_backend *be, sw_err *err) {
+    TRY(check_be("encoder ops", be, err));
+    const char *missing = !be->ops->layer_norm             ? "layer_norm"
+                          : !be->ops->gelu                 ? "gelu"
+                          : !be->ops->non_causal_attention ? "non-causal attention"
+                                                           : NULL;
+    if (!missing) return SW_OK;
+    return sw_err_set(err, SW_E_UNSUPPORTED,
+                      "the %s backend has no %s, which an encoder model (bert) needs "
+                      "(the cpu and vulkan backends have it)",
+                      sw_backend_name(be), missing);
 }
 
 /* ---------------------------------------------------- logits (host default) -- */

@@ -84,6 +84,11 @@ typedef struct sw_attn_params {
     const sw_tensor *seq_start;      /* I32 [n_seqs + 1] */
     const sw_tensor *pos;            /* I32 [T] */
     const sw_tensor *block_tables;   /* I32 [max_blocks, n_seqs] */
+    /* Non-causal (encoders such as BERT): every token of sequence s attends to
+     * positions 0..P of s, P the last position of s in this batch, i.e. to the
+     * tokens after it as well. Backends without it refuse it (see
+     * sw_backend_ops.non_causal_attention). */
+    bool non_causal;
 } sw_attn_params;
 
 /* Per-row summary of a logits matrix, for the sampler and confidence monitor
@@ -157,6 +162,17 @@ typedef struct sw_backend_ops {
     sw_status (*logits_summary)(sw_backend *be, const sw_tensor *logits, int32_t k,
                                 sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
                                 sw_err *err);
+
+    /* ---- encoder ops (BERT); optional: NULL = SW_E_UNSUPPORTED ---- */
+    /* out = (x - mean(x)) / sqrt(var(x) + eps) * w + b per row (LayerNorm,
+     * biased variance as torch's); w, b: F32 [n]; b may be NULL. out may alias x. */
+    sw_status (*layer_norm)(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                            const sw_tensor *b, float eps, sw_tensor *out, sw_err *err);
+    /* out = gelu(x) = x/2 (1 + erf(x / sqrt(2))), elementwise: the exact GELU
+     * (BERT's "gelu"), not the tanh approximation. out may alias x. */
+    sw_status (*gelu)(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
+    /* attention honours sw_attn_params.non_causal */
+    bool non_causal_attention;
 } sw_backend_ops;
 
 /* Every backend struct starts with this header. */
@@ -210,6 +226,12 @@ sw_status sw_be_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *u
                        sw_tensor *out, sw_err *err);
 sw_status sw_be_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err);
+sw_status sw_be_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                           const sw_tensor *b, float eps, sw_tensor *out, sw_err *err);
+sw_status sw_be_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
+/* SW_OK when be has every op an encoder (bert) needs: layer_norm, gelu and
+ * non-causal attention; else SW_E_UNSUPPORTED naming what is missing. */
+sw_status sw_be_check_encoder_ops(sw_backend *be, sw_err *err);
 sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
                                sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
                                sw_err *err);

@@ -30,6 +30,8 @@ typedef struct step {
     sw_tensor block_tables; /* I32 [max_blocks, S] */
     sw_tensor slots;        /* I32 [T]: KV slot of each token */
     sw_tensor out_rows;     /* I32 [R]: which rows of x produce logits */
+    sw_tensor types;        /* I32 [T]: token type of each token, all 0 ("sentence A");
+                             * only for models with token-type embeddings (bert) */
     /* activations */
     sw_tensor x;      /* [n_embd, T] residual stream */
     sw_tensor h;      /* [n_embd, T] normed input / branch output */
@@ -40,7 +42,7 @@ typedef struct step {
     sw_tensor gate;   /* [n_ff, T] (then silu(gate) * up) */
     sw_tensor up;     /* [n_ff, T] */
     sw_tensor xo;     /* [n_embd, R] rows that produce logits */
-    sw_tensor logits; /* [n_vocab, R] */
+    sw_tensor logits; /* [n_vocab, R]; not allocated for an embed-only model */
 } step;
 
 /* ---- validation ---------------------------------------------------------- */
@@ -78,6 +80,11 @@ static sw_status validate_batch(const sw_model *m, const sw_kv_cache *kv, const 
                                   "batch: sequence %d positions not consecutive at token %d (%d after %d)",
                                   q, t, b->pos[t], b->pos[t - 1]);
         }
+        if (!c->causal && b->pos[t0] != 0)
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "batch: sequence %d starts at position %d; a non-causal model (%s) "
+                              "computes each input whole, in one step",
+                              q, b->pos[t0], c->arch_name);
         int32_t need = b->pos[t1 - 1] / bs + 1;
         if (!b->block_tables[q] || b->n_blocks[q] < need)
             return sw_err_set(err, SW_E_RANGE,
@@ -134,6 +141,8 @@ static sw_status stage_indices(sw_model *m, sw_kv_cache *kv, const sw_batch *b, 
     s->block_tables = carve(&off, SW_TYPE_I32, s->max_blocks, s->S, 1);
     s->slots = carve(&off, SW_TYPE_I32, s->T, 1, 1);
     s->out_rows = carve(&off, SW_TYPE_I32, s->R, 1, 1);
+    bool types = m->w.token_types.buf != NULL;
+    if (types) s->types = carve(&off, SW_TYPE_I32, s->T, 1, 1);
     size_t need = off;
     sw_status st = ensure_buffer(m->be, &rs->idx, &rs->idx_size, need, SW_BUF_HOST_VISIBLE,
                                  "step indices", err);
@@ -166,9 +175,10 @@ static sw_status stage_indices(sw_model *m, sw_kv_cache *kv, const sw_batch *b, 
     if (b->all_logits)
         for (int32_t t = 0; t < s->T; t++) rows[t] = t;
 #undef AT
+    /* the types stay 0 (memset above): every input is one segment */
     sw_tensor *idx[] = {&s->tokens, &s->pos, &s->seq_start, &s->block_tables, &s->slots,
-                        &s->out_rows};
-    set_buf(idx, sizeof idx / sizeof idx[0], rs->idx);
+                        &s->out_rows, &s->types}; /* types last: it exists only with types */
+    set_buf(idx, sizeof idx / sizeof idx[0] - (types ? 0 : 1), rs->idx);
     return sw_be_upload(m->be, rs->idx, 0, rs->host_idx, need, err);
 }
 
@@ -185,13 +195,13 @@ static sw_status prepare_activations(sw_model *m, step *s, sw_err *err) {
     s->gate = carve(&off, SW_TYPE_F32, c->n_ff, T, 1);
     s->up = carve(&off, SW_TYPE_F32, c->n_ff, T, 1);
     s->xo = carve(&off, SW_TYPE_F32, c->n_embd, R, 1);
-    s->logits = carve(&off, SW_TYPE_F32, c->n_vocab, R, 1);
+    if (!c->embed_only) s->logits = carve(&off, SW_TYPE_F32, c->n_vocab, R, 1);
     sw_status st = ensure_buffer(m->be, &m->rs.act, &m->rs.act_size, off, SW_BUF_COMPUTE,
                                  "activations", err);
     if (st != SW_OK) return st;
     sw_tensor *acts[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->gate, &s->up, &s->xo,
-                         &s->logits};
-    set_buf(acts, sizeof acts / sizeof acts[0], m->rs.act);
+                         &s->logits}; /* logits last: an embed-only model has none */
+    set_buf(acts, sizeof acts / sizeof acts[0] - (c->embed_only ? 1 : 0), m->rs.act);
     return SW_OK;
 }
 
@@ -220,7 +230,9 @@ typedef struct fwd {
     sw_kv_cache *kv;
     step *s;
     sw_err *err;
-    bool want_hidden; /* every token's normed final state into s->h (sw_batch.hidden) */
+    bool want_hidden; /* every token's final state (sw_batch.hidden) ... */
+    const sw_tensor *hidden; /* ... is left here by the architecture's step */
+    bool want_logits; /* sw_batch's caller asked for logits */
 } fwd;
 
 static const sw_tensor *opt(const sw_tensor *t) { return t->buf ? t : NULL; }
@@ -261,6 +273,7 @@ static attn_desc attn_default(const fwd *f) {
             .seq_start = &s->seq_start,
             .pos = &s->pos,
             .block_tables = &s->block_tables,
+            .non_causal = !c->causal,
         },
     };
     return d;
@@ -298,12 +311,14 @@ static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw
     TRY(sw_be_matmul(be, &w->wv, in, opt(&w->bv), &s->v, err));
     sw_tensor qh = heads_view(&s->q, c->head_dim, c->n_head);
     sw_tensor kh = heads_view(&s->k, c->head_dim, c->n_head_kv);
-    TRY(sw_be_rope(be, &qh, &s->pos, &d->rope, err));
-    TRY(sw_be_rope(be, &kh, &s->pos, &d->rope, err));
+    if (d->rope.n_dims > 0) { /* 0: positions come from embeddings (bert) */
+        TRY(sw_be_rope(be, &qh, &s->pos, &d->rope, err));
+        TRY(sw_be_rope(be, &kh, &s->pos, &d->rope, err));
+    }
     sw_tensor *kc = sw_kv_layer_k(f->kv, il), *vc = sw_kv_layer_v(f->kv, il);
     TRY(sw_be_kv_write(be, &s->k, &s->v, kc, vc, &s->slots, err));
     TRY(sw_be_attention(be, &s->q, kc, vc, &d->attn, &s->att, err));
-    return sw_be_matmul(be, &w->wo, &s->att, NULL, out, err);
+    return sw_be_matmul(be, &w->wo, &s->att, opt(&w->bo), out, err);
 }
 
 /* out = (silu(in Wgate) * (in Wup)) Wdown; out may be in. */
@@ -325,7 +340,9 @@ static sw_status output_head(fwd *f) {
     const sw_weights *w = &f->m->w;
     step *s = f->s;
     sw_status st;
+    f->hidden = &s->h;
     if (f->want_hidden) TRY(norm(f, &s->x, &w->output_norm, &s->h));
+    if (!f->want_logits) return SW_OK;
     TRY(sw_be_get_rows(f->be, &s->x, &s->out_rows, &s->xo, f->err));
     TRY(norm(f, &s->xo, &w->output_norm, &s->xo));
     return sw_be_matmul(f->be, &w->output, &s->xo, NULL, &s->logits, f->err);
@@ -364,20 +381,82 @@ static sw_status llama_step(fwd *f) {
     return output_head(f);
 }
 
+/* out = LayerNorm(x) * w + b with the model's epsilon */
+static sw_status layer_norm(fwd *f, const sw_tensor *x, const sw_tensor *w, const sw_tensor *b,
+                            sw_tensor *out) {
+    return sw_be_layer_norm(f->be, x, w, b, f->c->norm_eps, out, f->err);
+}
+
+/* out = gelu(in Wup + b_up) Wdown + b_down (exact GELU); out may be in. */
+static sw_status ffn_gelu(fwd *f, int64_t il, const sw_tensor *in, sw_tensor *out) {
+    const sw_layer_weights *w = &f->m->w.layers[il];
+    step *s = f->s;
+    sw_status st;
+    TRY(sw_be_matmul(f->be, &w->w_up, in, opt(&w->b_up), &s->up, f->err));
+    TRY(sw_be_gelu(f->be, &s->up, &s->up, f->err));
+    return sw_be_matmul(f->be, &w->w_down, &s->up, opt(&w->b_down), out, f->err);
+}
+
+/* bert: a post-norm encoder. Each sublayer's output joins the residual and
+ * the sum is LayerNorm-ed; attention sees the whole input (non-causal, set
+ * from the config by attn_default); no rope (positions are embedded). */
+static sw_status bert_layer(fwd *f, int64_t il, const attn_desc *d) {
+    const sw_layer_weights *w = &f->m->w.layers[il];
+    step *s = f->s;
+    sw_status st;
+    /* x = LayerNorm(x + attention(x)) */
+    TRY(self_attention(f, il, d, &s->x, &s->h));
+    TRY(residual(f, &s->x, &s->h));
+    TRY(layer_norm(f, &s->x, &w->attn_out_norm, &w->attn_out_norm_b, &s->x));
+    /* x = LayerNorm(x + ffn(x)) */
+    TRY(ffn_gelu(f, il, &s->x, &s->h));
+    TRY(residual(f, &s->x, &s->h));
+    return layer_norm(f, &s->x, &w->out_norm, &w->out_norm_b, &s->x);
+}
+
+/* The final hidden states are the last layer's output, every token's (the
+ * engine pools them into an embedding); there is no LM head. */
+static sw_status bert_step(fwd *f) {
+    const sw_weights *w = &f->m->w;
+    step *s = f->s;
+    attn_desc d = attn_default(f);
+    d.rope.n_dims = 0;
+    sw_status st;
+    /* x = LayerNorm(token_embd[tokens] + position_embd[pos] + token_types[types]) */
+    TRY(embed(f));
+    TRY(sw_be_get_rows(f->be, &w->pos_embd, &s->pos, &s->h, f->err));
+    TRY(residual(f, &s->x, &s->h));
+    if (w->token_types.buf) {
+        TRY(sw_be_get_rows(f->be, &w->token_types, &s->types, &s->h, f->err));
+        TRY(residual(f, &s->x, &s->h));
+    }
+    TRY(layer_norm(f, &s->x, &w->embd_norm, &w->embd_norm_b, &s->x));
+    for (int64_t il = 0; il < f->c->n_layer; il++)
+        TRY(in_layer(f, il, bert_layer(f, il, &d)));
+    f->hidden = &s->x;
+    return SW_OK;
+}
+
 typedef sw_status (*arch_step_fn)(fwd *f);
 
 static arch_step_fn arch_step(sw_arch arch) {
     switch (arch) {
     case SW_ARCH_LLAMA:
     case SW_ARCH_QWEN2: return llama_step;
+    case SW_ARCH_BERT: return bert_step;
     }
     return NULL;
 }
 
 sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
                            sw_err *err) {
-    if (!m || !kv || !b || !logits)
+    if (!m || !kv || !b)
         return sw_err_set(err, SW_E_INVALID_ARG, "sw_model_forward: NULL argument");
+    if (logits && m->cfg.embed_only)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "sw_model_forward: %s is an embedding model (%s): it has no LM head "
+                          "to give logits",
+                          sw_gguf_path(m->gguf), m->cfg.arch_name);
     if (sw_kv_model(kv) != m)
         return sw_err_set(err, SW_E_INVALID_ARG, "sw_model_forward: KV cache belongs to another model");
     step s;
@@ -391,7 +470,7 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     if (!run)
         return sw_err_set(err, SW_E_UNSUPPORTED, "forward: no forward pass for architecture %s",
                           m->cfg.arch_name);
-    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL};
+    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL, NULL, logits != NULL};
     if ((st = sw_be_begin(m->be, err)) != SW_OK) return st;
     st = run(&f);
     if (st != SW_OK) {
@@ -401,9 +480,10 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     }
     if ((st = sw_be_end(m->be, err)) != SW_OK) return st;
     size_t n = (size_t)s.R * (size_t)m->cfg.n_vocab * sizeof(float);
-    if ((st = sw_be_download(m->be, s.logits.buf, s.logits.offset, logits, n, err)) != SW_OK)
+    if (logits &&
+        (st = sw_be_download(m->be, s.logits.buf, s.logits.offset, logits, n, err)) != SW_OK)
         return st;
     if (!b->hidden) return SW_OK;
     n = (size_t)s.T * (size_t)m->cfg.n_embd * sizeof(float);
-    return sw_be_download(m->be, s.h.buf, s.h.offset, b->hidden, n, err);
+    return sw_be_download(m->be, f.hidden->buf, f.hidden->offset, b->hidden, n, err);
 }

@@ -1,4 +1,4 @@
-/* model.c — loading a llama-family model: config and tensor checks, tokenizer,
+/* model.c — loading a model (llama, qwen2; bert): config and tensor checks, tokenizer,
  * backend buffers, and the upload of every weight. The weights end up in
  * per-group buffers (group 0 = embeddings, final norm, output, rope factors;
  * group 1 + i = layer i) so that no single device allocation has to hold the
@@ -59,8 +59,55 @@ static sw_status spec_add(spec_list *l, const sw_gguf *g, const char *name, sw_t
     return SW_OK;
 }
 
+/* bert's tensors (checked by sw_model_config_check_tensors already). */
+static sw_status list_encoder_weights(sw_model *m, spec_list *l, sw_err *err) {
+    const sw_gguf *g = m->gguf;
+    sw_weights *w = &m->w;
+    bool types = m->cfg.n_token_types > 0;
+    sw_status st;
+    if ((st = spec_add(l, g, "token_embd.weight", &w->token_embd, 0, W_ROWS, true, err)) ||
+        (st = spec_add(l, g, "position_embd.weight", &w->pos_embd, 0, W_ROWS, true, err)) ||
+        (st = spec_add(l, g, "token_types.weight", &w->token_types, 0, W_ROWS, types, err)) ||
+        (st = spec_add(l, g, "token_embd_norm.weight", &w->embd_norm, 0, W_VECTOR, true, err)) ||
+        (st = spec_add(l, g, "token_embd_norm.bias", &w->embd_norm_b, 0, W_VECTOR, true, err)))
+        return st;
+    for (int64_t i = 0; i < m->cfg.n_layer; i++) {
+        sw_layer_weights *lw = &w->layers[i];
+        const struct {
+            const char *suffix;
+            sw_tensor *dst;
+            weight_use use;
+        } t[] = {
+            {"attn_q.weight", &lw->wq, W_MATMUL},
+            {"attn_q.bias", &lw->bq, W_VECTOR},
+            {"attn_k.weight", &lw->wk, W_MATMUL},
+            {"attn_k.bias", &lw->bk, W_VECTOR},
+            {"attn_v.weight", &lw->wv, W_MATMUL},
+            {"attn_v.bias", &lw->bv, W_VECTOR},
+            {"attn_output.weight", &lw->wo, W_MATMUL},
+            {"attn_output.bias", &lw->bo, W_VECTOR},
+            {"attn_output_norm.weight", &lw->attn_out_norm, W_VECTOR},
+            {"attn_output_norm.bias", &lw->attn_out_norm_b, W_VECTOR},
+            {"ffn_up.weight", &lw->w_up, W_MATMUL},
+            {"ffn_up.bias", &lw->b_up, W_VECTOR},
+            {"ffn_down.weight", &lw->w_down, W_MATMUL},
+            {"ffn_down.bias", &lw->b_down, W_VECTOR},
+            {"layer_output_norm.weight", &lw->out_norm, W_VECTOR},
+            {"layer_output_norm.bias", &lw->out_norm_b, W_VECTOR},
+        };
+        char name[96];
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+            snprintf(name, sizeof name, "blk.%lld.%s", (long long)i, t[k].suffix);
+            if ((st = spec_add(l, g, name, t[k].dst, 1 + i, t[k].use, true, err)) != SW_OK)
+                return st;
+        }
+    }
+    return SW_OK;
+}
+
 /* List every tensor the forward pass reads, with its destination descriptor. */
 static sw_status list_weights(sw_model *m, spec_list *l, sw_err *err) {
+    if (m->cfg.arch == SW_ARCH_BERT) return list_encoder_weights(m, l, err);
     const sw_gguf *g = m->gguf;
     const sw_model_config *c = &m->cfg;
     sw_weights *w = &m->w;
@@ -266,6 +313,10 @@ sw_status sw_model_load(const char *path, sw_backend *be, const sw_model_params 
     }
     if ((st = sw_model_config_load(m->gguf, &m->cfg, err)) != SW_OK) goto fail;
     if ((st = sw_model_config_check_tensors(m->gguf, &m->cfg, err)) != SW_OK) goto fail;
+    if (m->cfg.arch == SW_ARCH_BERT && (st = sw_be_check_encoder_ops(be, err)) != SW_OK) {
+        sw_err_wrap(err, st, "%s", path);
+        goto fail;
+    }
     if ((st = sw_tokenizer_create(m->gguf, &m->tok, err)) != SW_OK) {
         sw_err_wrap(err, st, "%s: tokenizer", path);
         goto fail;

@@ -75,11 +75,17 @@ typedef struct sw_batch {
     bool all_logits;
     /* Optional host array [n_tokens][n_embd]: receives the final hidden state
      * of every token of the batch, after the output norm (the vector the
-     * output matrix turns into logits). NULL: not computed. */
+     * output matrix turns into logits; bert: the last layer's output). NULL:
+     * not computed. */
     float *hidden;
 } sw_batch;
 
-/* logits: host array of n_seqs (or n_tokens when all_logits) rows of n_vocab. */
+/* logits: host array of n_seqs (or n_tokens when all_logits) rows of n_vocab;
+ * NULL when no logits are wanted (a step that only fills the KV cache or
+ * takes hidden states; the LM head is then skipped). An embedding model
+ * (sw_model_config.embed_only, bert) has no LM head: logits must be NULL.
+ * A non-causal model (bert) computes each sequence whole: every sequence of
+ * the batch starts at position 0. */
 sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
                            sw_err *err);
 

@@ -26,13 +26,27 @@ typedef struct sw_layer_weights {
     sw_tensor w_gate;    /* [n_embd, n_ff] */
     sw_tensor w_up;      /* [n_embd, n_ff] */
     sw_tensor w_down;    /* [n_ff, n_embd] */
+    /* bert (post-norm encoder) only; buf NULL otherwise */
+    sw_tensor bo;              /* F32 [n_embd] attn_output.bias */
+    sw_tensor attn_out_norm;   /* F32 [n_embd] LayerNorm after attention ... */
+    sw_tensor attn_out_norm_b; /* F32 [n_embd] ... and its bias */
+    sw_tensor b_up;            /* F32 [n_ff] */
+    sw_tensor b_down;          /* F32 [n_embd] */
+    sw_tensor out_norm;        /* F32 [n_embd] LayerNorm after the FFN ... */
+    sw_tensor out_norm_b;      /* F32 [n_embd] ... and its bias */
 } sw_layer_weights;
 
 typedef struct sw_weights {
     sw_tensor token_embd;     /* [n_embd, n_vocab], any type (get_rows dequantizes) */
-    sw_tensor output_norm;    /* F32 [n_embd] */
-    sw_tensor output;         /* [n_embd, n_vocab]; a copy of token_embd's descriptor when tied */
+    sw_tensor output_norm;    /* F32 [n_embd]; buf NULL for bert (post-norm layers) */
+    sw_tensor output;         /* [n_embd, n_vocab]; a copy of token_embd's descriptor when
+                               * tied; buf NULL for an embed-only model (bert) */
     sw_tensor rope_freqs;     /* F32 [n_rot / 2]; buf NULL when every factor is 1 */
+    /* bert only (buf NULL otherwise) */
+    sw_tensor pos_embd;       /* [n_embd, n_ctx_train] learned positions, any type */
+    sw_tensor token_types;    /* [n_embd, n_token_types], any type; buf NULL when absent */
+    sw_tensor embd_norm;      /* F32 [n_embd] LayerNorm of the summed embeddings ... */
+    sw_tensor embd_norm_b;    /* F32 [n_embd] ... and its bias */
     sw_layer_weights *layers; /* [n_layer] */
 } sw_weights;
 

@@ -100,6 +100,11 @@ struct sw_engine {
     sw_kv_cache *kv;         /* owned */
     sw_block_manager *bm;    /* owned */
     int32_t n_vocab, n_embd, n_ctx, block_size, budget, max_running, max_queued;
+    /* An encoder (bert) attends non-causally, so each prompt is computed
+     * whole in one step and no KV block is shared (a block's K/V depends on
+     * the tokens after it); an embed-only model takes only no_generate
+     * requests. */
+    bool causal, embed_only;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -208,11 +213,23 @@ static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *
     if (r->n_stop_ids < 0 || (r->n_stop_ids > 0 && !r->stop_ids))
         return sw_err_set(err, SW_E_INVALID_ARG, "submit: bad stop token list (%d ids)",
                           r->n_stop_ids);
-    if (r->n_prompt >= e->n_ctx)
+    if (e->embed_only && !r->no_generate)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "submit: this is an embedding model: it cannot generate (set "
+                          "no_generate)");
+    if (r->no_generate && r->n_prompt > e->n_ctx)
+        return sw_err_set(err, SW_E_RANGE, "prompt has %d tokens but the context is %d tokens",
+                          r->n_prompt, e->n_ctx);
+    if (!r->no_generate && r->n_prompt >= e->n_ctx)
         return sw_err_set(err, SW_E_RANGE,
                           "prompt has %d tokens but the context is %d tokens; it must leave room "
                           "for at least one generated token",
                           r->n_prompt, e->n_ctx);
+    if (!e->causal && r->n_prompt > e->budget)
+        return sw_err_set(err, SW_E_RANGE,
+                          "prompt has %d tokens but this model computes each input whole in one "
+                          "step of at most %d tokens",
+                          r->n_prompt, e->budget);
     if (r->hidden & ~(SW_HIDDEN_LAST | SW_HIDDEN_MEAN))
         return sw_err_set(err, SW_E_INVALID_ARG, "submit: unknown hidden-state flags 0x%x",
                           r->hidden);
@@ -520,6 +537,11 @@ static int admit(sw_engine *e, int32_t i) {
         return 0;
     }
     int32_t chunk = SW_MIN(s->n_tokens - s->n_computed, e->plan_budget);
+    /* non-causal: the whole prompt in this step, or wait for the next */
+    if (!e->causal && chunk < s->n_tokens - s->n_computed) {
+        release_blocks(e, s);
+        return false;
+    }
     int32_t need = blocks_for(e, s->n_computed + chunk) - s->n_blocks;
     /* Leave one block of headroom per running sequence: admitting into the
      * last free blocks would only get the newcomer preempted by the next
@@ -530,9 +552,9 @@ static int admit(sw_engine *e, int32_t i) {
          * take a smaller chunk rather than wait forever; with others running,
          * wait for blocks instead of starting something that would only be
          * preempted again. */
-        if (e->n_running == 0 && e->n_plan == 0 && s->n_blocks + avail > 0)
+        if (e->causal && e->n_running == 0 && e->n_plan == 0 && s->n_blocks + avail > 0)
             chunk = (s->n_blocks + avail) * e->block_size - s->n_computed;
-        if (e->n_running > 0 || e->n_plan > 0 || chunk <= 0) {
+        if (!e->causal || e->n_running > 0 || e->n_plan > 0 || chunk <= 0) {
             release_blocks(e, s);
             return -1;
         }
@@ -1023,8 +1045,13 @@ static void *sched_main(void *arg) {
         sw_batch b;
         sw_err err = {{0}};
         sw_status st = build_batch(e, &b, &err);
+        /* logits only when a sequence samples after this step */
+        bool want_logits = false;
+        for (int32_t k = 0; k < e->n_plan; k++)
+            if (e->plan[k].sample && !e->plan[k].s->no_generate) want_logits = true;
         pthread_mutex_unlock(&e->mu);
-        if (st == SW_OK) st = sw_model_forward(e->model, e->kv, &b, e->logits, &err);
+        if (st == SW_OK)
+            st = sw_model_forward(e->model, e->kv, &b, want_logits ? e->logits : NULL, &err);
         if (st == SW_OK) sample_plan(e);
         pthread_mutex_lock(&e->mu);
         e->n_steps++;
@@ -1098,6 +1125,8 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     e->tok = sw_model_tokenizer(m);
     e->n_vocab = (int32_t)c->n_vocab;
     e->n_embd = (int32_t)c->n_embd;
+    e->causal = c->causal;
+    e->embed_only = c->embed_only;
     e->budget = p.max_batch_tokens;
     e->max_running = SW_MIN(p.max_running, p.max_batch_tokens);
     e->max_queued = p.max_queued;
@@ -1134,7 +1163,8 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
         }
     }
     e->n_ctx = (int32_t)n_ctx;
-    if ((st = sw_bm_create(e->kv, !p.no_prefix_cache, &e->bm, err)) != SW_OK) goto fail;
+    bool prefix = !p.no_prefix_cache && e->causal;
+    if ((st = sw_bm_create(e->kv, prefix, &e->bm, err)) != SW_OK) goto fail;
 
     size_t mr = (size_t)e->max_running;
     e->running = calloc(mr, sizeof *e->running);
@@ -1149,11 +1179,12 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     e->b_seq_start = malloc((mr + 1) * sizeof *e->b_seq_start);
     e->b_nblocks = malloc(mr * sizeof *e->b_nblocks);
     e->b_tables = malloc(mr * sizeof *e->b_tables);
-    e->logits = malloc(mr * (size_t)e->n_vocab * sizeof *e->logits);
+    if (!e->embed_only) e->logits = malloc(mr * (size_t)e->n_vocab * sizeof *e->logits);
     e->sampled = malloc(mr * sizeof *e->sampled);
     e->sample_st = malloc(mr * sizeof *e->sample_st);
     if (!e->running || !e->plan || !e->b_tokens || !e->b_pos || !e->b_seq_start ||
-        !e->b_nblocks || !e->b_tables || !e->logits || !e->sampled || !e->sample_st ||
+        !e->b_nblocks || !e->b_tables || (!e->logits && !e->embed_only) || !e->sampled ||
+        !e->sample_st ||
         !waiting_reserve(e, 64)) {
         st = sw_err_set(err, SW_E_NOMEM, "out of memory for the engine's step buffers");
         goto fail;
@@ -1168,7 +1199,7 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
            "%d running max, %d queued max, prefix cache %s",
            sw_kv_n_blocks(e->kv), e->block_size, (long long)capacity,
            (double)sw_kv_bytes(e->kv) / (1 << 20), e->n_ctx, e->budget, e->max_running,
-           e->max_queued, p.no_prefix_cache ? "off" : "on");
+           e->max_queued, prefix ? "on" : "off");
     *out = e;
     return SW_OK;
 fail:

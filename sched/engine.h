@@ -27,7 +27,14 @@
  * for the mean computes every prompt position itself: the prefix cache does
  * not skip its positions (it still shares its blocks with later requests).
  * With no_generate the request ends after its prefill (events: HIDDEN, then
- * FINAL with reason length and 0 completion tokens). */
+ * FINAL with reason length and 0 completion tokens), and its prompt may fill
+ * the whole context.
+ *
+ * Encoders (bert: sw_model_config.causal false, embed_only): every request
+ * must be no_generate; each prompt is computed whole in one step (so it may
+ * have at most max_batch_tokens tokens) and the prefix cache is off (a
+ * block's K/V depends on the tokens after it). Requests are still batched:
+ * many prompts share a step. */
 #ifndef SW_ENGINE_H
 #define SW_ENGINE_H
 

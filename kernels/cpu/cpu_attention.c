@@ -1,7 +1,8 @@
 /* cpu_attention.c — paged causal attention with GQA for the CPU backend.
  *
  * Each (token, head) pair is one pool task: its query attends to positions
- * 0..pos[t] of its own sequence, read from the paged cache through the block
+ * 0..pos[t] of its own sequence (non-causal: 0..the sequence's last position
+ * in the batch), read from the paged cache through the block
  * table. Softmax is online (flash-style): keys are visited once in chunks, a
  * running max m and sum l are kept in f32 and the f32 output accumulator is
  * rescaled only when a chunk raises the max, so no [T, ctx] score matrix is
@@ -17,7 +18,7 @@
 typedef struct {
     const sw_tensor *q, *kc, *vc, *out;
     const sw_attn_params *p;
-    const int32_t *pos, *bt, *tok_seq;
+    const int32_t *pos, *bt, *tok_seq, *seq_start;
     float *acc; /* [n_threads][head_dim], indexed by pool slot */
     bool simd;  /* the AVX2 helpers may run */
     sw_cpu_attend_fn attend; /* the kernel set's row loop for this head_dim, or NULL */
@@ -82,7 +83,9 @@ static void attend_one(const attn_ctx *c, int64_t t, int64_t h, float *acc) {
     float *out = c->out3d ? (float *)sw_cpu_row(c->out, h, t, 0)
                           : (float *)sw_cpu_row(c->out, t, 0, 0) + h * hd;
     const int32_t *table = c->bt + (size_t)c->tok_seq[t] * (size_t)p->max_blocks;
-    int64_t n_keys = (int64_t)c->pos[t] + 1;
+    /* causal: up to the token itself; non-causal: the whole sequence so far */
+    int64_t last = p->non_causal ? c->seq_start[c->tok_seq[t] + 1] - 1 : t;
+    int64_t n_keys = (int64_t)c->pos[last] + 1;
     if (c->attend) {
         c->attend(q, out, acc, hd, p->scale, n_keys, table, c->kc, c->vc, kvh);
         return;
@@ -186,8 +189,8 @@ sw_status sw_cpu_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *
     else if (cb->simd && hd % 8 == 0)
         c.attend = sw_cpu_attend_avx2;
     int32_t *tok_seq = (int32_t *)(scratch + (size_t)nth * (size_t)hd * sizeof(float));
-    sw_status st = check_layout(p, (const int32_t *)sw_cpu_ptr(p->seq_start), c.pos, c.bt, T,
-                                k_cache->ne[3], tok_seq, err);
+    c.seq_start = (const int32_t *)sw_cpu_ptr(p->seq_start);
+    sw_status st = check_layout(p, c.seq_start, c.pos, c.bt, T, k_cache->ne[3], tok_seq, err);
     if (st != SW_OK) return st;
     c.tok_seq = tok_seq;
     sw_threadpool_run(cb->pool, attn_task, &c, T * p->n_head);

@@ -135,6 +135,9 @@ static const sw_backend_ops k_cpu_ops = {
     .swiglu = sw_cpu_swiglu,
     .add = sw_cpu_add,
     .logits_summary = NULL, /* the wrapper's host default reads host memory directly */
+    .layer_norm = sw_cpu_layer_norm,
+    .gelu = sw_cpu_gelu,
+    .non_causal_attention = true,
 };
 
 /* ---- the run-time choice of kernels ---------------------------------------- */

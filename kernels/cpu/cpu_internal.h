@@ -272,6 +272,9 @@ sw_status sw_cpu_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *
                            sw_err *err);
 sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
                         sw_err *err);
+sw_status sw_cpu_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                            const sw_tensor *b, float eps, sw_tensor *out, sw_err *err);
+sw_status sw_cpu_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
 sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                      sw_err *err);
 

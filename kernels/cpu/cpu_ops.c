@@ -116,6 +116,65 @@ sw_status sw_cpu_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w
     return SW_OK;
 }
 
+/* ----------------------------------------- encoder ops: layer_norm, gelu -- */
+
+typedef struct {
+    const sw_tensor *x, *out;
+    const float *w, *b; /* b may be NULL */
+    float eps;
+} ln_ctx;
+
+static void ln_task(void *p, int64_t r, int slot) {
+    (void)slot;
+    ln_ctx *c = p;
+    int64_t n = c->x->ne[0];
+    const float *x = (const float *)flat_row(c->x, r);
+    float *y = (float *)flat_row(c->out, r);
+    /* two passes in double: the mean, then the squared deviations from it
+     * (no cancellation, unlike E[x^2] - E[x]^2) */
+    double sum = 0.0, ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)x[i];
+    double mean = sum / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)x[i] - mean;
+        ss += d * d;
+    }
+    float fmean = (float)mean, scale = (float)(1.0 / sqrt(ss / (double)n + (double)c->eps));
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] - fmean) * scale * c->w[i] + (c->b ? c->b[i] : 0.0f);
+}
+
+sw_status sw_cpu_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                            const sw_tensor *b, float eps, sw_tensor *out, sw_err *err) {
+    (void)err;
+    ln_ctx c = {x, out, (const float *)sw_cpu_ptr(w), b ? (const float *)sw_cpu_ptr(b) : NULL,
+                eps};
+    run(be, ln_task, &c, n_rows(x));
+    return SW_OK;
+}
+
+typedef struct {
+    const sw_tensor *x, *out;
+} gelu_ctx;
+
+static void gelu_task(void *p, int64_t r, int slot) {
+    (void)slot;
+    gelu_ctx *c = p;
+    int64_t n = c->x->ne[0];
+    const float *x = (const float *)flat_row(c->x, r);
+    float *y = (float *)flat_row(c->out, r);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+sw_status sw_cpu_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err) {
+    (void)err;
+    gelu_ctx c = {x, out};
+    run(be, gelu_task, &c, n_rows(x));
+    return SW_OK;
+}
+
 /* ----------------------------------------------------------------- rope -- */
 
 typedef struct {

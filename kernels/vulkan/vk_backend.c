@@ -388,6 +388,9 @@ static const sw_backend_ops k_vk_ops = {
     .swiglu = sw_vk_swiglu,
     .add = sw_vk_add,
     .logits_summary = NULL,
+    .layer_norm = sw_vk_layer_norm,
+    .gelu = sw_vk_gelu,
+    .non_causal_attention = true,
 };
 
 bool sw_vk_backend_fast_path(sw_backend *be) {

@@ -37,13 +37,14 @@ typedef enum sw_vk_shader_id {
     SW_VK_SH_ROPE,
     SW_VK_SH_KV_WRITE,
     SW_VK_SH_ATTENTION,
-    SW_VK_SH_ELEMENTWISE, /* add, swiglu (spec constant) */
+    SW_VK_SH_ELEMENTWISE, /* add, swiglu, gelu (spec constant) */
     /* fast paths (16/8-bit storage + shaderFloat16, see sw_vk_backend.fast) */
     SW_VK_SH_MATVEC_FAST,    /* T <= SW_VK_MATVEC_MAX_T, rows per workgroup, shared-memory reduction */
     SW_VK_SH_MATVEC_FAST_SG, /* same, subgroupAdd reduction */
     SW_VK_SH_MATMUL_FAST,    /* 64x64 tiles, f16 weight tile: quantized types and F16 */
     SW_VK_SH_MATMUL_FAST32,  /* 64x64 tiles, f32 weight tile: F32 and BF16 */
     SW_VK_SH_MATMUL_COOP,    /* 64x64 tiles on VK_NV_cooperative_matrix (see vk_coop.c) */
+    SW_VK_SH_LAYER_NORM,     /* encoders (bert) */
     SW_VK_SH_COUNT
 } sw_vk_shader_id;
 
@@ -234,6 +235,9 @@ sw_status sw_vk_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
 sw_status sw_vk_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k_cache,
                           const sw_tensor *v_cache, const sw_attn_params *p, sw_tensor *out,
                           sw_err *err);
+sw_status sw_vk_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                           const sw_tensor *bias, float eps, sw_tensor *out, sw_err *err);
+sw_status sw_vk_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
 sw_status sw_vk_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
                        sw_tensor *out, sw_err *err);
 sw_status sw_vk_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,

@@ -163,6 +163,32 @@ sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
     return dispatch(vk, op, SW_VK_SH_RMS_NORM, 0, b, 3, &pc, sizeof pc, g, err);
 }
 
+/* ---------------------------------------------------------- layer_norm -- */
+
+sw_status sw_vk_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
+                           const sw_tensor *bias, float eps, sw_tensor *out, sw_err *err) {
+    const char *op = "layer_norm";
+    sw_vk_backend *vk = sw_vk(be);
+    struct {
+        uint32_t x_off, x_nb[3], o_off, o_nb[3], w_off, b_off, n, ne1, ne2, n_rows;
+        float eps;
+    } pc;
+    sw_vk_bind b[4];
+    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, pc.x_nb, err));
+    TRY(bind_f32(vk, op, "w", w, &b[1], &pc.w_off, NULL, err));
+    /* without a bias the shader (HAS_B 0) never reads binding 2 */
+    TRY(bind_f32(vk, op, "b", bias ? bias : w, &b[2], &pc.b_off, NULL, err));
+    TRY(bind_f32(vk, op, "out", out, &b[3], &pc.o_off, pc.o_nb, err));
+    pc.n = (uint32_t)x->ne[0];
+    pc.ne1 = (uint32_t)x->ne[1];
+    pc.ne2 = (uint32_t)x->ne[2];
+    pc.n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
+    pc.eps = eps;
+    uint32_t g[3];
+    sw_vk_grid(vk, pc.n_rows, g);
+    return dispatch(vk, op, SW_VK_SH_LAYER_NORM, bias != NULL, b, 4, &pc, sizeof pc, g, err);
+}
+
 /* -------------------------------------------------------------- matmul -- */
 
 /* Whether the fast shaders can read these weights: they load 16-bit fields
@@ -440,8 +466,8 @@ sw_status sw_vk_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
     pc.scale = p->scale;
     uint32_t g[3];
     sw_vk_grid(vk, (uint64_t)T * (uint64_t)p->n_head, g);
-    return dispatch(vk, op, SW_VK_SH_ATTENTION, k_cache->type == SW_TYPE_F16, b, 7, &pc,
-                    sizeof pc, g, err);
+    const uint32_t spec[SW_VK_MAX_SPEC] = {k_cache->type == SW_TYPE_F16, p->non_causal, 0, 0};
+    return dispatch_spec(vk, op, SW_VK_SH_ATTENTION, spec, b, 7, &pc, sizeof pc, g, err);
 }
 
 /* --------------------------------------------------------- elementwise -- */
@@ -454,7 +480,8 @@ static sw_status elementwise(sw_backend *be, const char *op, uint32_t kind, cons
     } pc;
     sw_vk_bind b[3];
     TRY(bind_f32(vk, op, "a", a, &b[0], &pc.a_off, pc.a_nb, err));
-    TRY(bind_f32(vk, op, "b", bt, &b[1], &pc.b_off, pc.b_nb, err));
+    /* a unary kind never reads b: bind a there */
+    TRY(bind_f32(vk, op, "b", bt ? bt : a, &b[1], &pc.b_off, pc.b_nb, err));
     TRY(bind_f32(vk, op, "out", out, &b[2], &pc.o_off, pc.o_nb, err));
     uint64_t total = (uint64_t)sw_tensor_nelements(a);
     if (total > UINT32_MAX)
@@ -477,4 +504,8 @@ sw_status sw_vk_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *u
 sw_status sw_vk_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err) {
     return elementwise(be, "add", 0, a, b, out, err);
+}
+
+sw_status sw_vk_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err) {
+    return elementwise(be, "gelu", 2, x, NULL, out, err);
 }

@@ -20,6 +20,7 @@
 #include "elementwise.spv.h"
 #include "get_rows.spv.h"
 #include "kv_write.spv.h"
+#include "layer_norm.spv.h"
 #include "matmul.spv.h"
 #include "matmul_coop.spv.h"
 #include "matmul_fast.spv.h"
@@ -55,6 +56,7 @@ static const shader_info k_shaders[SW_VK_SH_COUNT] = {
     [SW_VK_SH_MATMUL_FAST32] = {"matmul_fast32", sw_spv_matmul_fast32,
                                 sizeof sw_spv_matmul_fast32, 4},
     [SW_VK_SH_MATMUL_COOP] = {"matmul_coop", sw_spv_matmul_coop, sizeof sw_spv_matmul_coop, 4},
+    [SW_VK_SH_LAYER_NORM] = {"layer_norm", sw_spv_layer_norm, sizeof sw_spv_layer_norm, 4},
 };
 
 sw_vk_shader_id sw_vk_shader_by_name(const char *name) {

@@ -5,11 +5,13 @@
  * softmax state (online softmax: earlier sums and outputs are rescaled by
  * exp(m_old - m_new)), then each thread accumulates its own output dims
  * d = tid, tid + 64, ... over the tile's values. Token t of sequence s attends
- * to positions 0..pos[t] of s, found through s's block table. */
+ * to positions 0..pos[t] of s (NON_CAUSAL: 0..the last position of s in the
+ * batch), found through s's block table. */
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint CACHE_F16 = 1u;
+layout(constant_id = 1) const uint NON_CAUSAL = 0u; /* attend to the whole sequence so far */
 
 #define MAX_HD 256u
 #define PER_THREAD 4u /* MAX_HD / 64 */
@@ -79,7 +81,10 @@ void main() {
     uint s = 0u;
     for (uint i = 1u; i < pc.n_seqs; i++)
         if (uint(seq_start[pc.ss_off + i]) <= t) s = i;
-    uint ctx = uint(posv[pc.pos_off + t]) + 1u;
+    /* causal: up to the token itself; non-causal: to the sequence's last
+     * token in this batch */
+    uint last = NON_CAUSAL != 0u ? uint(seq_start[pc.ss_off + s + 1u]) - 1u : t;
+    uint ctx = uint(posv[pc.pos_off + last]) + 1u;
     uint qb = pc.q_off + t * pc.q_st + h * pc.q_sh;
     for (uint d = tid; d < pc.hd; d += 64u) qs[d] = qv[qb + d] * pc.scale;
     barrier();
