@@ -65,14 +65,15 @@ static void batch_unref(emb_batch *b) {
     free(b);
 }
 
-/* On the scheduler thread: copy the mean, count the final. */
+/* On the scheduler thread: copy the pooled state, count the final. */
 static void emb_event(void *user, const sw_event *ev) {
     emb_slot *sl = user;
     emb_batch *b = sl->b;
     if (ev->type == SW_EVENT_HIDDEN) {
-        if (ev->hidden_mean && ev->n_embd == b->dim) {
+        const float *v = ev->hidden_mean ? ev->hidden_mean : ev->hidden_last;
+        if (v && ev->n_embd == b->dim) {
             pthread_mutex_lock(&b->mu);
-            memcpy(b->out + sl->i * (size_t)b->dim, ev->hidden_mean, (size_t)b->dim * sizeof(float));
+            memcpy(b->out + sl->i * (size_t)b->dim, v, (size_t)b->dim * sizeof(float));
             b->got[sl->i] = true;
             pthread_mutex_unlock(&b->mu);
         }
@@ -96,10 +97,9 @@ static void emb_event(void *user, const sw_event *ev) {
 
 static bool engine_tokenize(const srv_embedder *em, const char *text, int32_t **ids, size_t *n,
                             srv_error *e) {
-    const srv *s = em->ctx;
+    const srv_embed_engine *src = em->ctx;
     sw_err err = {{0}};
-    bool add_bos = sw_tokenizer_add_bos(s->tok) && sw_tokenizer_bos(s->tok) >= 0;
-    if (sw_tokenize(s->tok, text, strlen(text), add_bos, false, ids, n, &err) != SW_OK) {
+    if (sw_tokenize_input(src->tok, text, strlen(text), ids, n, &err) != SW_OK) {
         srv_error_set(e, 400, "invalid_request_error", "invalid_value", "input",
                       "cannot tokenize the input: %s", err.msg);
         return false;
@@ -127,14 +127,14 @@ static void stop_error(int why, double timeout_s, srv_error *e) {
                       "the request was cancelled: the server is shutting down");
 }
 
-static bool submit_error(const srv *s, size_t i, size_t n_ids, sw_status st, const sw_err *err,
-                         srv_error *e) {
+static bool submit_error(const srv_embedder *em, size_t i, size_t n_ids, sw_status st,
+                         const sw_err *err, srv_error *e) {
     char param[32];
     snprintf(param, sizeof param, "input[%zu]", i);
     if (st == SW_E_RANGE)
         srv_error_set(e, 400, "invalid_request_error", "context_length_exceeded", param,
                       "input %zu has %zu tokens; this model embeds at most %d", i, n_ids,
-                      s->n_ctx - 1);
+                      em->max_tokens);
     else if (st == SW_E_BUSY)
         srv_error_set(e, 429, "rate_limit_error", "queue_full", NULL,
                       "the server is busy (%s); retry later", err->msg);
@@ -148,7 +148,8 @@ static bool submit_error(const srv *s, size_t i, size_t n_ids, sw_status st, con
 
 static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size_t n, float *out,
                          srv_conn *sc, srv_error *e) {
-    srv *s = em->ctx;
+    const srv_embed_engine *src = em->ctx;
+    const srv *s = src->s;
     emb_batch *b = calloc(1, sizeof *b);
     emb_slot *slots = calloc(n, sizeof *slots);
     uint64_t *ids = calloc(n, sizeof *ids);
@@ -180,7 +181,7 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
         req.prompt = in[i].ids;
         req.n_prompt = (int32_t)in[i].n;
         sw_sampler_params_default(&req.sampling);
-        req.hidden = SW_HIDDEN_MEAN;
+        req.hidden = src->hidden;
         req.no_generate = true;
         req.on_event = emb_event;
         req.user = &slots[i];
@@ -188,12 +189,12 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
         b->refs++; /* the engine's, before it can call back */
         pthread_mutex_unlock(&b->mu);
         sw_err err = {{0}};
-        sw_status st = sw_engine_submit(s->engine, &req, &ids[i], &err);
+        sw_status st = sw_engine_submit(src->engine, &req, &ids[i], &err);
         if (st != SW_OK) {
             pthread_mutex_lock(&b->mu);
             b->refs--;
             pthread_mutex_unlock(&b->mu);
-            ok = submit_error(s, i, in[i].n, st, &err, e);
+            ok = submit_error(em, i, in[i].n, st, &err, e);
         } else {
             submitted++;
         }
@@ -207,7 +208,7 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
             if (t_cancel == 0) {
                 /* give up on the rest: cancel what is still running */
                 pthread_mutex_unlock(&b->mu);
-                for (size_t i = 0; i < submitted; i++) sw_engine_cancel(s->engine, ids[i]);
+                for (size_t i = 0; i < submitted; i++) sw_engine_cancel(src->engine, ids[i]);
                 pthread_mutex_lock(&b->mu);
                 t_cancel = sw_time_s();
             } else if (sw_time_s() - t_cancel > CANCEL_GRACE_S) {
@@ -257,20 +258,34 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
     return ok;
 }
 
-static void engine_free(srv_embedder *em) { free(em); }
+void srv_embedder_engine_init(srv_embedder *em, srv_embed_engine *src) {
+    em->ctx = src;
+    em->tokenize = engine_tokenize;
+    em->embed = engine_embed;
+}
+
+/* The served model's source: the embedder and what it embeds with, in one
+ * allocation. */
+typedef struct served_source {
+    srv_embedder em;
+    srv_embed_engine src;
+} served_source;
+
+static void served_free(srv_embedder *em) { free((served_source *)em); }
 
 sw_status srv_embedder_engine_create(srv *s, srv_embedder **out, sw_err *err) {
-    srv_embedder *em = calloc(1, sizeof *em);
-    if (!em) return sw_err_set(err, SW_E_NOMEM, "out of memory creating the embedder");
+    served_source *ss = calloc(1, sizeof *ss);
+    if (!ss) return sw_err_set(err, SW_E_NOMEM, "out of memory creating the embedder");
+    srv_embedder *em = &ss->em;
     const sw_model_config *c = sw_model_config_get(s->model);
     em->model = s->model_id;
     em->dim = (int32_t)c->n_embd;
     em->n_vocab = (int32_t)sw_tokenizer_n_vocab(s->tok);
     em->max_tokens = s->n_ctx - 1;
-    em->ctx = s;
-    em->tokenize = engine_tokenize;
-    em->embed = engine_embed;
-    em->free = engine_free;
+    ss->src = (srv_embed_engine){.s = s, .engine = s->engine, .tok = s->tok,
+                                 .hidden = SW_HIDDEN_MEAN};
+    srv_embedder_engine_init(em, &ss->src);
+    em->free = served_free;
     *out = em;
     return SW_OK;
 }

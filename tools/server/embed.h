@@ -41,6 +41,27 @@ struct srv_embedder {
 sw_status srv_embedder_engine_create(srv *s, srv_embedder **out, sw_err *err);
 void srv_embedder_free(srv_embedder *em); /* NULL is a no-op */
 
+/* What an engine-backed source embeds with: the served model's engine
+ * (srv_embedder_engine_create) or a dedicated model's (embed_model.c). */
+typedef struct srv_embed_engine {
+    srv *s;                  /* the server: request deadline, shutdown state (borrowed) */
+    sw_engine *engine;       /* borrowed */
+    const sw_tokenizer *tok; /* borrowed */
+    unsigned hidden;         /* SW_HIDDEN_MEAN or SW_HIDDEN_LAST: the pooling */
+} srv_embed_engine;
+
+/* Fill em's tokenize and embed callbacks for an engine source; em->ctx is
+ * set to src (borrowed: it must live as long as em). Texts are tokenized as
+ * whole inputs (sw_tokenize_input: BOS, and EOS/SEP where the vocab adds
+ * them, e.g. BERT's [CLS] ... [SEP]). */
+void srv_embedder_engine_init(srv_embedder *em, srv_embed_engine *src);
+
+/* --embedding-model FILE (embed_model.c): load FILE on the server's backend
+ * with its own engine (every input computed in one step, so inputs up to the
+ * model's context), pooled as the file says (mean, or last); the source owns
+ * the model and the engine. */
+sw_status srv_embedder_model_create(srv *s, const char *path, srv_embedder **out, sw_err *err);
+
 /* ---- the wire format (embed_parse.c) ---- */
 
 /* A checked /v1/embeddings request. */

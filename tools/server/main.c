@@ -41,6 +41,8 @@ static void usage(FILE *f) {
             "  --model-alias NAME        model name in responses and /v1/models (default: file name)\n"
             "  --chat-template NAME      use a built-in chat template instead of the model's (%s)\n"
             "  --chat-template-file FILE use this Jinja chat template instead of the model's\n"
+            "  --embedding-model FILE    serve /v1/embeddings from this GGUF (e.g. a BERT model from\n"
+            "                            scripts/convert-bert.py) instead of the served model\n"
             "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
             "  --device N                GPU device index (default: the preferred one)\n"
             "  --list-devices            print the devices each backend sees and exit\n"
@@ -163,7 +165,7 @@ enum {
     OPT_KV_MEMORY, OPT_NO_PREFIX_CACHE, OPT_HOST, OPT_PORT, OPT_API_KEY, OPT_API_KEY_FILE,
     OPT_MAX_BODY, OPT_TIMEOUT, OPT_CORS_ORIGIN, OPT_STRICT_MODEL_NAMES, OPT_CLOUD_PROVIDER,
     OPT_CLOUD_URL, OPT_CLOUD_MODEL, OPT_CLOUD_KEY_ENV, OPT_ROUTE_CONFIG, OPT_LEDGER, OPT_VERSION,
-    OPT_ROUTER, OPT_CLOUD_SHARE, OPT_SHADOW_RATE,
+    OPT_ROUTER, OPT_CLOUD_SHARE, OPT_SHADOW_RATE, OPT_EMBEDDING_MODEL,
 };
 
 static const struct option k_options[] = {
@@ -175,6 +177,7 @@ static const struct option k_options[] = {
     {"alias", required_argument, NULL, OPT_MODEL_ALIAS},
     {"chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE},
     {"chat-template-file", required_argument, NULL, OPT_CHAT_TEMPLATE_FILE},
+    {"embedding-model", required_argument, NULL, OPT_EMBEDDING_MODEL},
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"device", required_argument, NULL, OPT_DEVICE},
     {"list-devices", no_argument, NULL, OPT_LIST_DEVICES},
@@ -273,6 +276,10 @@ static int apply_option(int opt, const char *name, const char *v, srv_config *c)
         break;
     case OPT_CHAT_TEMPLATE: c->chat_template = v; break;
     case OPT_CHAT_TEMPLATE_FILE: c->chat_template_file = v; break;
+    case OPT_EMBEDDING_MODEL:
+        if (!*v) BAD();
+        c->embedding_model = v;
+        break;
     case OPT_MAX_BODY: {
         uint64_t b;
         if (!parse_size(v, &b) || b == 0 || b > ((uint64_t)1 << 40)) BAD();
@@ -516,7 +523,9 @@ static sw_status load(loader *L, sw_err *err) {
     if ((st = srv_learned_check_model(s, err)) != SW_OK) return st;
     if ((st = sw_engine_create(s->model, &ep, &s->engine, err)) != SW_OK) return st;
     s->n_ctx = sw_engine_n_ctx(s->engine);
-    if ((st = srv_embedder_engine_create(s, &s->embedder, err)) != SW_OK) return st;
+    st = c->embedding_model ? srv_embedder_model_create(s, c->embedding_model, &s->embedder, err)
+                            : srv_embedder_engine_create(s, &s->embedder, err);
+    if (st != SW_OK) return st;
     snprintf(s->fingerprint, sizeof s->fingerprint, "fp_spillway_%s_%s", SW_VERSION,
              sw_backend_name(s->be));
     s->created = (int64_t)time(NULL);
