@@ -140,9 +140,11 @@ static void ln_task(void *p, int64_t r, int slot) {
         double d = (double)x[i] - mean;
         ss += d * d;
     }
-    float fmean = (float)mean, scale = (float)(1.0 / sqrt(ss / (double)n + (double)c->eps));
+    double scale = 1.0 / sqrt(ss / (double)n + (double)c->eps);
+    /* the deviation in double too: a float mean would round away the spread
+     * of a row with a large common offset */
     for (int64_t i = 0; i < n; i++)
-        y[i] = (x[i] - fmean) * scale * c->w[i] + (c->b ? c->b[i] : 0.0f);
+        y[i] = (float)(((double)x[i] - mean) * scale) * c->w[i] + (c->b ? c->b[i] : 0.0f);
 }
 
 sw_status sw_cpu_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
