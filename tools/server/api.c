@@ -9,6 +9,7 @@
 #include "cloud.h"
 #include "cloud_wire.h"
 #include "anthropic.h"
+#include "embed.h"
 #include "oai.h"
 
 /* The local model's names. */
@@ -90,6 +91,22 @@ static void model_obj(sbuf *b, const srv *s) {
     sbuf_puts(b, ",\"route\":\"local\"}}");
 }
 
+/* The dedicated embedding model (--embedding-model), or NULL. */
+static const srv_embedder *embed_model(const srv *s) {
+    return s->cfg.embedding_model && s->embedder ? s->embedder : NULL;
+}
+
+/* It as a list entry: it answers /v1/embeddings only. */
+static void embed_model_obj(sbuf *b, const srv *s, const srv_embedder *em) {
+    sbuf_puts(b, "{\"id\":");
+    oai_json_str(b, em->model, strlen(em->model));
+    sbuf_printf(b,
+                ",\"object\":\"model\",\"created\":%" PRId64
+                ",\"owned_by\":\"spillway\",\"meta\":{\"route\":\"local\",\"endpoints\":"
+                "[\"/v1/embeddings\"],\"dimensions\":%d,\"n_ctx\":%d}}",
+                s->created, em->dim, em->max_tokens);
+}
+
 /* A name of the policy's "models" (or any other name the server serves): a
  * list entry saying which route it takes. */
 static void mapped_model_obj(sbuf *b, const srv *s, const char *name, sw_route_pref route) {
@@ -106,17 +123,23 @@ int srv_handle_models(srv_conn *sc) {
     sbuf b = {0};
     if (sc->endpoint == EP_MODEL) {
         const char *id = sc->url_arg;
-        if (!srv_model_name_ok(s, id)) {
+        const srv_embedder *em = embed_model(s);
+        if (!srv_model_name_ok(s, id) && !(em && !strcmp(id, em->model))) {
             srv_error e;
             srv_model_not_found(s, id, &e);
             return srv_respond_error(sc, &e);
         }
         if (local_name(s, id)) model_obj(&b, s);
+        else if (em && !strcmp(id, em->model)) embed_model_obj(&b, s, em);
         else if (srv_model_is_cloud(s, id)) cloud_model_obj(&b, s);
         else mapped_model_obj(&b, s, id, srv_model_route(s, id));
     } else {
         sbuf_puts(&b, "{\"object\":\"list\",\"data\":[");
         model_obj(&b, s);
+        if (embed_model(s)) {
+            sbuf_puts(&b, ",");
+            embed_model_obj(&b, s, embed_model(s));
+        }
         if (s->cloud) {
             sbuf_puts(&b, ",");
             cloud_model_obj(&b, s);
