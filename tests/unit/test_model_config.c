@@ -376,7 +376,7 @@ static void test_unknown_arch(void **state) {
     sw_model_config c;
     sw_err err = {{0}};
     assert_int_equal(sw_model_config_load(g, &c, &err), SW_E_UNSUPPORTED);
-    ASSERT_MSG_HAS(err, "architecture 'gpt2' is not supported (supported: llama, qwen2)");
+    ASSERT_MSG_HAS(err, "architecture 'gpt2' is not supported (supported: llama, qwen2, bert)");
     sw_gguf_free(g);
 
     s = default_spec();

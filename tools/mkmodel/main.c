@@ -1,6 +1,6 @@
-/* spillway-mkmodel — writes a synthetic llama/qwen2 GGUF with deterministic
- * random weights, in any supported tensor type, for tests and benchmarks of
- * shapes we have no real weights for.
+/* spillway-mkmodel — writes a synthetic llama/qwen2 GGUF (or a bert encoder,
+ * see build_bert_plan) with deterministic random weights, in any supported
+ * tensor type, for tests and benchmarks of shapes we have no real weights for.
  *
  * Weight scheme (why: numerically sane activations at any depth, and logits
  * whose top entry stands far clear of the rest, so that greedy decoding gives
@@ -43,15 +43,19 @@ typedef struct mk_shape {
     int64_t n_layer, n_embd, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
     double rope_base; /* 0: the architecture's default */
     bool tied, rope_freqs;
+    sw_arch arch;     /* the preset's architecture (--arch overrides) */
 } mk_shape;
 
 static const mk_shape k_shapes[] = {
     /* every row length a multiple of 256, so every tensor type fits */
-    {"tiny", 2, 256, 4, 2, 512, 512, 512, 0, false, false},
-    {"100m", 12, 768, 12, 4, 2048, 32000, 2048, 0, false, false},
+    {"tiny", 2, 256, 4, 2, 512, 512, 512, 0, false, false, SW_ARCH_LLAMA},
+    {"100m", 12, 768, 12, 4, 2048, 32000, 2048, 0, false, false, SW_ARCH_LLAMA},
     /* Llama-3.2-1B: tied embeddings and llama3 rope factors, as in its GGUF */
-    {"1b", 16, 2048, 32, 8, 8192, 128256, 131072, 500000, true, true},
-    {"llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 500000, false, false},
+    {"1b", 16, 2048, 32, 8, 8192, 128256, 131072, 500000, true, true, SW_ARCH_LLAMA},
+    {"llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 500000, false, false, SW_ARCH_LLAMA},
+    /* bert encoders: a small one for tests, and all-MiniLM-L6-v2's shape */
+    {"bert-tiny", 2, 256, 4, 4, 512, 512, 512, 0, false, false, SW_ARCH_BERT},
+    {"minilm", 6, 384, 12, 12, 1536, 30522, 512, 0, false, false, SW_ARCH_BERT},
 };
 
 typedef struct mk_opts {
@@ -67,10 +71,11 @@ typedef struct mk_opts {
 } mk_opts;
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: spillway-mkmodel -o OUT.gguf [--shape tiny|100m|1b|llama3-8b]\n"
+    fprintf(f, "usage: spillway-mkmodel -o OUT.gguf\n"
+               "         [--shape tiny|100m|1b|llama3-8b|bert-tiny|minilm]\n"
                "         [--layers N] [--dim N] [--heads N] [--kv-heads N] [--ff N] [--vocab N]\n"
                "         [--ctx N] [--type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q2_k|q3_k|q4_k|\n"
-               "                       q5_k|q6_k|q4_k_m] [--arch llama|qwen2]\n"
+               "                       q5_k|q6_k|q4_k_m] [--arch llama|qwen2|bert]\n"
                "         [--vocab-from FILE.gguf] [--seed N] [--rope-base F]\n"
                "         [--tied|--untied] [--rope-freqs|--no-rope-freqs] [--threads N] [-v]\n"
                "Writes a synthetic model with deterministic random weights (default: tiny, f32,\n"
@@ -116,9 +121,11 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
         for (; k < sizeof k_shapes / sizeof k_shapes[0]; k++)
             if (!strcmp(argv[i + 1], k_shapes[k].name)) break;
         if (k == sizeof k_shapes / sizeof k_shapes[0])
-            return bad("--shape '%s': unknown (use tiny, 100m, 1b or llama3-8b)%s", argv[i + 1],
-                       "");
+            return bad("--shape '%s': unknown (use tiny, 100m, 1b, llama3-8b, bert-tiny or "
+                       "minilm)%s",
+                       argv[i + 1], "");
         o->shape = k_shapes[k];
+        o->arch = o->shape.arch;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -194,8 +201,10 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
                 o->arch = SW_ARCH_LLAMA;
             else if (!strcmp(v, "qwen2"))
                 o->arch = SW_ARCH_QWEN2;
+            else if (!strcmp(v, "bert"))
+                o->arch = SW_ARCH_BERT;
             else
-                return bad("--arch '%s': unknown (use llama or qwen2)%s", v, "");
+                return bad("--arch '%s': unknown (use llama, qwen2 or bert)%s", v, "");
         } else if (!strcmp(a, "--seed")) {
             char *end = NULL;
             errno = 0;
@@ -233,9 +242,15 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
     }
     if (o->vocab_from && o->set_vocab)
         return bad("--vocab and --vocab-from exclude each other%s%s", "", "");
-    if (!o->vocab_from && s->n_vocab < MK_MIN_VOCAB) {
-        snprintf(buf, sizeof buf, "%d", MK_MIN_VOCAB);
+    int min_vocab = o->arch == SW_ARCH_BERT ? MK_MIN_WPM_VOCAB : MK_MIN_VOCAB;
+    if (!o->vocab_from && s->n_vocab < min_vocab) {
+        snprintf(buf, sizeof buf, "%d", min_vocab);
         return bad("--vocab must be at least %s for a generated vocabulary%s", buf, "");
+    }
+    if (o->arch == SW_ARCH_BERT && s->n_head_kv != s->n_head) {
+        snprintf(buf, sizeof buf, "%lld != %lld", (long long)s->n_head_kv, (long long)s->n_head);
+        return bad("bert has no grouped-query attention: --kv-heads must equal --heads (%s)%s",
+                   buf, "");
     }
     return 0;
 }
@@ -276,6 +291,30 @@ static sw_status set_hparams(sw_gguf_writer *w, const mk_opts *o, const char *ar
     F32("attention.layer_norm_rms_epsilon", o->arch == SW_ARCH_QWEN2 ? 1e-6 : 1e-5);
 #undef U32
 #undef F32
+    if (st != SW_OK) return sw_err_set(err, st, "setting model metadata: %s", sw_status_str(st));
+    return SW_OK;
+}
+
+/* bert: llama.cpp's keys; non-causal, mean pooling, two token types. */
+static sw_status set_bert_hparams(sw_gguf_writer *w, const mk_opts *o, sw_err *err) {
+    const mk_shape *s = &o->shape;
+    char name[160];
+    snprintf(name, sizeof name, "spillway-mkmodel %s bert %s seed %llu", s->name, o->type_name,
+             (unsigned long long)o->seed);
+    sw_status st = sw_gguf_writer_set_str(w, "general.architecture", "bert");
+    if (st == SW_OK) st = sw_gguf_writer_set_str(w, "general.name", name);
+    if (st == SW_OK)
+        st = sw_gguf_writer_set_u32(w, "general.file_type", sw_model_file_type(o->type, o->q4_k_m));
+    const struct {
+        const char *key;
+        int64_t v;
+    } u32[] = {{"bert.context_length", s->n_ctx},      {"bert.embedding_length", s->n_embd},
+               {"bert.block_count", s->n_layer},       {"bert.feed_forward_length", s->n_ff},
+               {"bert.attention.head_count", s->n_head}, {"bert.pooling_type", 1}};
+    for (size_t i = 0; st == SW_OK && i < sizeof u32 / sizeof u32[0]; i++)
+        st = sw_gguf_writer_set_u32(w, u32[i].key, (uint32_t)u32[i].v);
+    if (st == SW_OK) st = sw_gguf_writer_set_f32(w, "bert.attention.layer_norm_epsilon", 1e-12f);
+    if (st == SW_OK) st = sw_gguf_writer_set_bool(w, "bert.attention.causal", false);
     if (st != SW_OK) return sw_err_set(err, st, "setting model metadata: %s", sw_status_str(st));
     return SW_OK;
 }
@@ -421,6 +460,64 @@ static sw_status build_plan(mk_plan *p, const mk_opts *o, const sw_gguf *vsrc, s
     return SW_OK;
 }
 
+/* bert: token, position and token-type embeddings (the last two f32, as
+ * scripts/convert-bert.py writes them) and a LayerNorm; per layer q/k/v/output
+ * projections, the LayerNorm after attention, the GELU FFN, the LayerNorm
+ * after it. Every matrix N(0, 1/fan_in) (post-norm layers keep the stream at
+ * unit scale whatever they add), biases N(0, 0.1^2), norm weights 1 and
+ * biases N(0, 0.1^2). */
+static sw_status build_bert_plan(mk_plan *p, const mk_opts *o, sw_err *err) {
+    const mk_shape *s = &o->shape;
+    const int64_t E = s->n_embd, F = s->n_ff;
+    const float inv_e = 1.0f / sqrtf((float)E), inv_f = 1.0f / sqrtf((float)F);
+    char name[96];
+    sw_status st;
+    if ((st = plan_add(p, o, "token_embd.weight", MK_GAUSS, 1.0f, E, s->n_vocab, err)) != SW_OK)
+        return st;
+    const char *f32_tables[] = {"position_embd.weight", "token_types.weight"};
+    const int64_t rows[] = {s->n_ctx, 2};
+    for (int i = 0; i < 2; i++) {
+        if ((st = plan_add(p, o, f32_tables[i], MK_GAUSS, 0.5f, E, rows[i], err)) != SW_OK)
+            return st;
+        mk_tensor *t = &p->t[p->n - 1];
+        t->type = SW_TYPE_F32;
+        t->row_bytes = sw_row_size(SW_TYPE_F32, E);
+    }
+    if ((st = plan_add(p, o, "token_embd_norm.weight", MK_CONST, 1.0f, E, 0, err)) != SW_OK ||
+        (st = plan_add(p, o, "token_embd_norm.bias", MK_GAUSS, 0.1f, E, 0, err)) != SW_OK)
+        return st;
+    const struct {
+        const char *suffix;
+        mk_kind kind;
+        float scale;
+        int64_t ne0, ne1;
+    } layer[] = {
+        {"attn_q.weight", MK_GAUSS, inv_e, E, E},   {"attn_q.bias", MK_GAUSS, 0.1f, E, 0},
+        {"attn_k.weight", MK_GAUSS, inv_e, E, E},   {"attn_k.bias", MK_GAUSS, 0.1f, E, 0},
+        {"attn_v.weight", MK_GAUSS, inv_e, E, E},   {"attn_v.bias", MK_GAUSS, 0.1f, E, 0},
+        {"attn_output.weight", MK_GAUSS, inv_e, E, E},
+        {"attn_output.bias", MK_GAUSS, 0.1f, E, 0},
+        {"attn_output_norm.weight", MK_CONST, 1.0f, E, 0},
+        {"attn_output_norm.bias", MK_GAUSS, 0.1f, E, 0},
+        {"ffn_up.weight", MK_GAUSS, inv_e, E, F},   {"ffn_up.bias", MK_GAUSS, 0.1f, F, 0},
+        {"ffn_down.weight", MK_GAUSS, inv_f, F, E}, {"ffn_down.bias", MK_GAUSS, 0.1f, E, 0},
+        {"layer_output_norm.weight", MK_CONST, 1.0f, E, 0},
+        {"layer_output_norm.bias", MK_GAUSS, 0.1f, E, 0},
+    };
+    for (int64_t il = 0; il < s->n_layer; il++)
+        for (size_t k = 0; k < sizeof layer / sizeof layer[0]; k++) {
+            snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, layer[k].suffix);
+            st = plan_add(p, o, name, layer[k].kind, layer[k].scale, layer[k].ne0, layer[k].ne1,
+                          err);
+            if (st != SW_OK) return st;
+        }
+    for (int i = 0; i < p->n; i++) {
+        p->t[i].index = i + 1;
+        p->t[i].count = p->n;
+    }
+    return SW_OK;
+}
+
 /* Re-open the written file and run the loader's own checks on it. */
 static sw_status self_check(const char *path, sw_err *err) {
     sw_gguf *g = NULL;
@@ -438,7 +535,8 @@ static int run(const mk_opts *o) {
     sw_gguf *vsrc = NULL;
     mk_plan plan = {0};
     mk_opts opt = *o;
-    const char *arch = opt.arch == SW_ARCH_QWEN2 ? "qwen2" : "llama";
+    bool bert = opt.arch == SW_ARCH_BERT;
+    const char *arch = bert ? "bert" : opt.arch == SW_ARCH_QWEN2 ? "qwen2" : "llama";
     double t0 = sw_time_s();
     uint64_t bytes = 0;
 
@@ -450,11 +548,14 @@ static int run(const mk_opts *o) {
     if (opt.vocab_from) {
         if ((st = sw_gguf_open(opt.vocab_from, &vsrc, &err)) != SW_OK) goto done;
         if ((st = mk_copy_vocab(w, vsrc, &opt.shape.n_vocab, &err)) != SW_OK) goto done;
-    } else if ((st = mk_write_vocab(w, opt.shape.n_vocab, &err)) != SW_OK) {
+    } else if ((st = bert ? mk_write_wpm_vocab(w, opt.shape.n_vocab, &err)
+                          : mk_write_vocab(w, opt.shape.n_vocab, &err)) != SW_OK) {
         goto done;
     }
-    if ((st = set_hparams(w, &opt, arch, &err)) != SW_OK) goto done;
-    if ((st = build_plan(&plan, &opt, vsrc, &err)) != SW_OK) goto done;
+    st = bert ? set_bert_hparams(w, &opt, &err) : set_hparams(w, &opt, arch, &err);
+    if (st != SW_OK) goto done;
+    st = bert ? build_bert_plan(&plan, &opt, &err) : build_plan(&plan, &opt, vsrc, &err);
+    if (st != SW_OK) goto done;
     for (int i = 0; i < plan.n; i++) {
         mk_tensor *t = &plan.t[i];
         st = sw_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, NULL, mk_fill, t,

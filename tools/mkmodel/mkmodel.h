@@ -14,6 +14,12 @@
 #define MK_MIN_VOCAB 260
 #define MK_FIRST_NORMAL 259 /* first ordinary piece ("▁") of a generated vocab */
 sw_status mk_write_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err);
+/* Write a small WordPiece ("bert") tokenizer with n_vocab entries: [PAD],
+ * [UNK], [CLS], [SEP], [MASK] (ids 0..4), printable ASCII but capitals as
+ * word starts (U+2581 prefix) and as continuations, then longer lowercase
+ * pieces. Inputs become [CLS] ... [SEP]. n_vocab >= MK_MIN_WPM_VOCAB. */
+#define MK_MIN_WPM_VOCAB 141
+sw_status mk_write_wpm_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err);
 /* Copy every tokenizer.* key of src into w; *n_vocab receives the length of
  * tokenizer.ggml.tokens. */
 sw_status mk_copy_vocab(sw_gguf_writer *w, const sw_gguf *src, int64_t *n_vocab, sw_err *err);

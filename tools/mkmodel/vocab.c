@@ -1,5 +1,6 @@
-/* vocab.c — the tokenizer metadata of a synthetic model: either a generated
- * SentencePiece-style vocabulary or the tokenizer.* keys of another GGUF. */
+/* vocab.c — the tokenizer metadata of a synthetic model: a generated
+ * SentencePiece-style vocabulary, a generated WordPiece one (bert), or the
+ * tokenizer.* keys of another GGUF. */
 #include "mkmodel.h"
 
 #include <stdio.h>
@@ -112,6 +113,58 @@ sw_status mk_write_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err) {
         (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0)) != SW_OK ||
         (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true)) != SW_OK ||
         (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false)) != SW_OK) {
+        sw_err_set(err, st, "setting tokenizer metadata: %s", sw_status_str(st));
+        goto done;
+    }
+    st = SW_OK;
+done:
+    vb_free(&v);
+    return st;
+}
+
+sw_status mk_write_wpm_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err) {
+    if (n_vocab < MK_MIN_WPM_VOCAB || n_vocab > INT32_MAX)
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "--vocab %lld: a generated WordPiece vocab needs %d..%d entries",
+                          (long long)n_vocab, MK_MIN_WPM_VOCAB, INT32_MAX);
+    vocab_build v = {0};
+    v.cap = n_vocab;
+    v.text = calloc((size_t)n_vocab, sizeof *v.text);
+    v.score = calloc((size_t)n_vocab, sizeof *v.score);
+    v.type = calloc((size_t)n_vocab, sizeof *v.type);
+    sw_status st = SW_E_NOMEM;
+    bool ok = v.text && v.score && v.type;
+    static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    for (size_t i = 0; ok && i < sizeof specials / sizeof specials[0]; i++)
+        ok = vb_add(&v, specials[i], 0, TT_CONTROL);
+    /* every printable ASCII char but the capitals (the tokenizer lowercases)
+     * as a word start and as a continuation, so that any text is covered;
+     * then longer pieces of both kinds */
+    for (int space = 1; space >= 0; space--)
+        for (int c = 33; ok && c < 127; c++) {
+            if (c >= 'A' && c <= 'Z') continue;
+            char buf[8];
+            snprintf(buf, sizeof buf, "%s%c", space ? SPM_SPACE : "", c);
+            ok = vb_add(&v, buf, 0, TT_NORMAL);
+        }
+    for (int len = 2; ok && len <= 8 && v.n < v.cap; len++)
+        ok = add_words(&v, len, true) && add_words(&v, len, false);
+    if (!ok) {
+        st = sw_err_set(err, SW_E_NOMEM, "vocabulary of %lld entries", (long long)n_vocab);
+        goto done;
+    }
+    if ((st = sw_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert")) != SW_OK ||
+        (st = sw_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
+                                         (uint64_t)v.n)) != SW_OK ||
+        (st = sw_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", SW_GGUF_INT32, v.type,
+                                     (uint64_t)v.n)) != SW_OK ||
+        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2)) != SW_OK ||
+        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0)) != SW_OK ||
+        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1)) != SW_OK ||
+        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2)) != SW_OK ||
+        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3)) != SW_OK ||
+        (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true)) != SW_OK ||
+        (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_sep_token", true)) != SW_OK) {
         sw_err_set(err, st, "setting tokenizer metadata: %s", sw_status_str(st));
         goto done;
     }
