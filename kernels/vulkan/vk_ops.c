@@ -141,25 +141,40 @@ sw_status sw_vk_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor
 
 /* ------------------------------------------------------------ rms_norm -- */
 
+/* What both norms' shaders take first: x and out with their strides, and
+ * the row layout (one workgroup per row over ne1 x ne2 x ne3). */
+typedef struct norm_rows {
+    uint32_t x_off, x_nb[3], o_off, o_nb[3];
+    uint32_t n, ne1, ne2, n_rows;
+} norm_rows;
+
+static sw_status bind_norm_rows(sw_vk_backend *vk, const char *op, const sw_tensor *x,
+                                const sw_tensor *out, sw_vk_bind *bx, sw_vk_bind *bo,
+                                norm_rows *r, uint32_t groups[3], sw_err *err) {
+    TRY(bind_f32(vk, op, "x", x, bx, &r->x_off, r->x_nb, err));
+    TRY(bind_f32(vk, op, "out", out, bo, &r->o_off, r->o_nb, err));
+    r->n = (uint32_t)x->ne[0];
+    r->ne1 = (uint32_t)x->ne[1];
+    r->ne2 = (uint32_t)x->ne[2];
+    r->n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
+    sw_vk_grid(vk, r->n_rows, groups);
+    return SW_OK;
+}
+
 sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
                          sw_tensor *out, sw_err *err) {
     const char *op = "rms_norm";
     sw_vk_backend *vk = sw_vk(be);
     struct {
-        uint32_t x_off, x_nb[3], o_off, o_nb[3], w_off, n, ne1, ne2, n_rows;
+        norm_rows r;
+        uint32_t w_off;
         float eps;
     } pc;
     sw_vk_bind b[3];
-    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, pc.x_nb, err));
-    TRY(bind_f32(vk, op, "w", w, &b[1], &pc.w_off, NULL, err));
-    TRY(bind_f32(vk, op, "out", out, &b[2], &pc.o_off, pc.o_nb, err));
-    pc.n = (uint32_t)x->ne[0];
-    pc.ne1 = (uint32_t)x->ne[1];
-    pc.ne2 = (uint32_t)x->ne[2];
-    pc.n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
-    pc.eps = eps;
     uint32_t g[3];
-    sw_vk_grid(vk, pc.n_rows, g);
+    TRY(bind_norm_rows(vk, op, x, out, &b[0], &b[2], &pc.r, g, err));
+    TRY(bind_f32(vk, op, "w", w, &b[1], &pc.w_off, NULL, err));
+    pc.eps = eps;
     return dispatch(vk, op, SW_VK_SH_RMS_NORM, 0, b, 3, &pc, sizeof pc, g, err);
 }
 
@@ -170,22 +185,17 @@ sw_status sw_vk_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *
     const char *op = "layer_norm";
     sw_vk_backend *vk = sw_vk(be);
     struct {
-        uint32_t x_off, x_nb[3], o_off, o_nb[3], w_off, b_off, n, ne1, ne2, n_rows;
+        norm_rows r;
+        uint32_t w_off, b_off;
         float eps;
     } pc;
     sw_vk_bind b[4];
-    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, pc.x_nb, err));
+    uint32_t g[3];
+    TRY(bind_norm_rows(vk, op, x, out, &b[0], &b[3], &pc.r, g, err));
     TRY(bind_f32(vk, op, "w", w, &b[1], &pc.w_off, NULL, err));
     /* without a bias the shader (HAS_B 0) never reads binding 2 */
     TRY(bind_f32(vk, op, "b", bias ? bias : w, &b[2], &pc.b_off, NULL, err));
-    TRY(bind_f32(vk, op, "out", out, &b[3], &pc.o_off, pc.o_nb, err));
-    pc.n = (uint32_t)x->ne[0];
-    pc.ne1 = (uint32_t)x->ne[1];
-    pc.ne2 = (uint32_t)x->ne[2];
-    pc.n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
     pc.eps = eps;
-    uint32_t g[3];
-    sw_vk_grid(vk, pc.n_rows, g);
     return dispatch(vk, op, SW_VK_SH_LAYER_NORM, bias != NULL, b, 4, &pc, sizeof pc, g, err);
 }
 

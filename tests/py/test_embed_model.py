@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_server import (Server, assert_error, client, find_model, post_json, request,  # noqa: E402
-                         run, server_bin, skip, tmp_dir)
+                         run, run_suite, server_bin, tmp_dir)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -153,21 +153,13 @@ def test_bad_file(served):
 
 def main():
     served, _ = find_model()
-    tests = [("synthetic bert", lambda: test_synthetic(served)),
-             ("bad --embedding-model", lambda: test_bad_file(served))]
+    more = [("synthetic bert", lambda: test_synthetic(served)),
+            ("bad --embedding-model", lambda: test_bad_file(served))]
     path = minilm()
-    suite = None
     if path:
-        suite = MiniLM(path, served)
-        tests += [(n, getattr(suite, n)) for n in sorted(dir(suite)) if n.startswith("test_")]
-    try:
-        run(tests)
-    finally:
-        if suite:
-            rc = suite.srv.stop()
-            if rc != 0:
-                print(f"server exited with {rc}:\n{suite.srv.logs()}")
-                sys.exit(1)
+        run_suite(MiniLM(path, served), more)
+    else:
+        run(more)
 
 
 if __name__ == "__main__":

@@ -179,22 +179,6 @@ typedef struct ref_sentence {
     float *st, *lc; /* [dim] sentence-transformers, llama.cpp */
 } ref_sentence;
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static int32_t *json_ints(const cJSON *a, size_t *n) {
     assert_true(cJSON_IsArray(a));
     *n = (size_t)cJSON_GetArraySize(a);
@@ -227,7 +211,7 @@ static void test_minilm(void **state) {
     char ref_path[1024];
     snprintf(ref_path, sizeof ref_path, "%s/tests/data/embed/minilm_reference.json",
              src ? src : ".");
-    char *text = read_file(ref_path);
+    char *text = sw_test_read_file(ref_path, NULL);
     if (!text) fail_msg("cannot read %s", ref_path);
     cJSON *root = cJSON_Parse(text);
     assert_non_null(root);
@@ -324,20 +308,8 @@ static void mkmodel(const char *args, const char *name, char *path, size_t cap) 
     if (system(cmd) != 0) fail_msg("spillway-mkmodel failed: %s", cmd);
 }
 
-/* A whole tensor dequantized to f32 (caller frees). */
 static float *deq(const sw_gguf *g, const char *name) {
-    const sw_gguf_tensor *t = sw_gguf_find_tensor(g, name);
-    if (!t) fail_msg("no tensor %s", name);
-    int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
-    float *out = malloc((size_t)(t->ne[0] * rows) * sizeof *out);
-    assert_non_null(out);
-    size_t rs = sw_row_size(t->type, t->ne[0]);
-    sw_err err = {{0}};
-    for (int64_t i = 0; i < rows; i++)
-        if (sw_dequantize_row(t->type, (const char *)t->data + (size_t)i * rs, out + i * t->ne[0],
-                              t->ne[0], &err) != SW_OK)
-            fail_msg("%s: %s", name, err.msg);
-    return out;
+    return sw_test_dequant(g, name, NULL, NULL);
 }
 
 static float *deq_layer(const sw_gguf *g, int64_t l, const char *suffix) {

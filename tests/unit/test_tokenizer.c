@@ -60,25 +60,6 @@ static char *shared_path(const char *rel) {
     return p;
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = (size_t)n;
-    }
-    return b;
-}
-
 static sw_tokenizer *load_tok(const char *path, sw_gguf **g) {
     sw_err err = {{0}};
     sw_tokenizer *t = NULL;
@@ -763,7 +744,7 @@ static bool run_vectors(const char *gguf_path, const char *name, vec_result *r) 
     assert_true(pin && pout);
     snprintf(pin, plen, "%s.inp", gguf_path);
     snprintf(pout, plen, "%s.out", gguf_path);
-    char *in = read_all(pin, &inlen), *out = read_all(pout, &outlen);
+    char *in = sw_test_read_file(pin, &inlen), *out = sw_test_read_file(pout, &outlen);
     assert_non_null(in);
     assert_non_null(out);
     sw_gguf *g;

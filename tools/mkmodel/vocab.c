@@ -51,6 +51,49 @@ static bool add_words(vocab_build *v, int len, bool space) {
     }
 }
 
+/* Room for n entries; false when out of memory (vb_free cleans up either way). */
+static bool vb_init(vocab_build *v, int64_t n) {
+    memset(v, 0, sizeof *v);
+    v->cap = n;
+    v->text = calloc((size_t)n, sizeof *v->text);
+    v->score = calloc((size_t)n, sizeof *v->score);
+    v->type = calloc((size_t)n, sizeof *v->type);
+    return v->text && v->score && v->type;
+}
+
+/* A tokenizer key: a u32, or a bool (v 0/1). */
+typedef struct vocab_key {
+    const char *key;
+    uint32_t v;
+    bool is_bool;
+} vocab_key;
+
+/* Check the built vocab (ok: no allocation failed; it must be full) and
+ * write it with the model name, scores when asked, and the keys. */
+static sw_status vb_finish(sw_gguf_writer *w, const vocab_build *v, bool ok, const char *model,
+                           bool scores, const vocab_key *keys, size_t n_keys, sw_err *err) {
+    if (!ok) return sw_err_set(err, SW_E_NOMEM, "vocabulary of %lld entries", (long long)v->cap);
+    if (v->n != v->cap)
+        return sw_err_set(err, SW_E_INTERNAL, "vocabulary generator made %lld of %lld entries",
+                          (long long)v->n, (long long)v->cap);
+    sw_status st = sw_gguf_writer_set_str(w, "tokenizer.ggml.model", model);
+    if (st == SW_OK)
+        st = sw_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v->text,
+                                        (uint64_t)v->n);
+    if (st == SW_OK && scores)
+        st = sw_gguf_writer_set_arr(w, "tokenizer.ggml.scores", SW_GGUF_FLOAT32, v->score,
+                                    (uint64_t)v->n);
+    if (st == SW_OK)
+        st = sw_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", SW_GGUF_INT32, v->type,
+                                    (uint64_t)v->n);
+    for (size_t i = 0; st == SW_OK && i < n_keys; i++)
+        st = keys[i].is_bool ? sw_gguf_writer_set_bool(w, keys[i].key, keys[i].v != 0)
+                             : sw_gguf_writer_set_u32(w, keys[i].key, keys[i].v);
+    if (st != SW_OK)
+        return sw_err_set(err, st, "setting tokenizer metadata: %s", sw_status_str(st));
+    return SW_OK;
+}
+
 static void vb_free(vocab_build *v) {
     if (v->text)
         for (int64_t i = 0; i < v->n; i++)
@@ -65,13 +108,8 @@ sw_status mk_write_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err) {
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "--vocab %lld: a generated vocab needs %d..%d entries",
                           (long long)n_vocab, MK_MIN_VOCAB, INT32_MAX);
-    vocab_build v = {0};
-    v.cap = n_vocab;
-    v.text = calloc((size_t)n_vocab, sizeof *v.text);
-    v.score = calloc((size_t)n_vocab, sizeof *v.score);
-    v.type = calloc((size_t)n_vocab, sizeof *v.type);
-    sw_status st = SW_E_NOMEM;
-    bool ok = v.text && v.score && v.type;
+    vocab_build v;
+    bool ok = vb_init(&v, n_vocab);
     ok = ok && vb_add(&v, "<unk>", 0, TT_UNKNOWN) && vb_add(&v, "<s>", 0, TT_CONTROL) &&
          vb_add(&v, "</s>", 0, TT_CONTROL);
     for (int b = 0; ok && b < 256; b++) {
@@ -92,32 +130,11 @@ sw_status mk_write_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err) {
     }
     for (int len = 2; ok && len <= 8 && v.n < v.cap; len++)
         ok = add_words(&v, len, false) && add_words(&v, len, true);
-    if (!ok) {
-        st = sw_err_set(err, SW_E_NOMEM, "vocabulary of %lld entries", (long long)n_vocab);
-        goto done;
-    }
-    if (v.n != n_vocab) {
-        st = sw_err_set(err, SW_E_INTERNAL, "vocabulary generator made %lld of %lld entries",
-                        (long long)v.n, (long long)n_vocab);
-        goto done;
-    }
-    if ((st = sw_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama")) != SW_OK ||
-        (st = sw_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
-                                         (uint64_t)v.n)) != SW_OK ||
-        (st = sw_gguf_writer_set_arr(w, "tokenizer.ggml.scores", SW_GGUF_FLOAT32, v.score,
-                                     (uint64_t)v.n)) != SW_OK ||
-        (st = sw_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", SW_GGUF_INT32, v.type,
-                                     (uint64_t)v.n)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0)) != SW_OK ||
-        (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true)) != SW_OK ||
-        (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false)) != SW_OK) {
-        sw_err_set(err, st, "setting tokenizer metadata: %s", sw_status_str(st));
-        goto done;
-    }
-    st = SW_OK;
-done:
+    static const vocab_key keys[] = {
+        {"tokenizer.ggml.bos_token_id", 1, false}, {"tokenizer.ggml.eos_token_id", 2, false},
+        {"tokenizer.ggml.unknown_token_id", 0, false}, {"tokenizer.ggml.add_bos_token", 1, true},
+        {"tokenizer.ggml.add_eos_token", 0, true}};
+    sw_status st = vb_finish(w, &v, ok, "llama", true, keys, sizeof keys / sizeof keys[0], err);
     vb_free(&v);
     return st;
 }
@@ -127,13 +144,8 @@ sw_status mk_write_wpm_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err) {
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "--vocab %lld: a generated WordPiece vocab needs %d..%d entries",
                           (long long)n_vocab, MK_MIN_WPM_VOCAB, INT32_MAX);
-    vocab_build v = {0};
-    v.cap = n_vocab;
-    v.text = calloc((size_t)n_vocab, sizeof *v.text);
-    v.score = calloc((size_t)n_vocab, sizeof *v.score);
-    v.type = calloc((size_t)n_vocab, sizeof *v.type);
-    sw_status st = SW_E_NOMEM;
-    bool ok = v.text && v.score && v.type;
+    vocab_build v;
+    bool ok = vb_init(&v, n_vocab);
     static const char *const specials[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
     for (size_t i = 0; ok && i < sizeof specials / sizeof specials[0]; i++)
         ok = vb_add(&v, specials[i], 0, TT_CONTROL);
@@ -149,27 +161,12 @@ sw_status mk_write_wpm_vocab(sw_gguf_writer *w, int64_t n_vocab, sw_err *err) {
         }
     for (int len = 2; ok && len <= 8 && v.n < v.cap; len++)
         ok = add_words(&v, len, true) && add_words(&v, len, false);
-    if (!ok) {
-        st = sw_err_set(err, SW_E_NOMEM, "vocabulary of %lld entries", (long long)n_vocab);
-        goto done;
-    }
-    if ((st = sw_gguf_writer_set_str(w, "tokenizer.ggml.model", "bert")) != SW_OK ||
-        (st = sw_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.text,
-                                         (uint64_t)v.n)) != SW_OK ||
-        (st = sw_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", SW_GGUF_INT32, v.type,
-                                     (uint64_t)v.n)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 1)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 2)) != SW_OK ||
-        (st = sw_gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 3)) != SW_OK ||
-        (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true)) != SW_OK ||
-        (st = sw_gguf_writer_set_bool(w, "tokenizer.ggml.add_sep_token", true)) != SW_OK) {
-        sw_err_set(err, st, "setting tokenizer metadata: %s", sw_status_str(st));
-        goto done;
-    }
-    st = SW_OK;
-done:
+    static const vocab_key keys[] = {
+        {"tokenizer.ggml.token_type_count", 2, false}, {"tokenizer.ggml.padding_token_id", 0, false},
+        {"tokenizer.ggml.unknown_token_id", 1, false}, {"tokenizer.ggml.bos_token_id", 2, false},
+        {"tokenizer.ggml.seperator_token_id", 3, false}, {"tokenizer.ggml.add_bos_token", 1, true},
+        {"tokenizer.ggml.add_sep_token", 1, true}};
+    sw_status st = vb_finish(w, &v, ok, "bert", false, keys, sizeof keys / sizeof keys[0], err);
     vb_free(&v);
     return st;
 }

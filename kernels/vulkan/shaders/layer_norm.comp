@@ -19,8 +19,8 @@ layout(binding = 3) buffer Out { float outv[]; };
 layout(push_constant) uniform PC {
     uint x_off, x_nb1, x_nb2, x_nb3; /* floats */
     uint o_off, o_nb1, o_nb2, o_nb3;
-    uint w_off, b_off;
     uint n, ne1, ne2, n_rows;
+    uint w_off, b_off;
     float eps;
 } pc;
 

@@ -14,8 +14,8 @@ layout(binding = 2) buffer Out { float outv[]; };
 layout(push_constant) uniform PC {
     uint x_off, x_nb1, x_nb2, x_nb3; /* floats */
     uint o_off, o_nb1, o_nb2, o_nb3;
+    uint n, ne1, ne2, n_rows; /* the layout vk_ops.c's norm_rows shares with layer_norm */
     uint w_off;
-    uint n, ne1, ne2, n_rows;
     float eps;
 } pc;
 

@@ -89,3 +89,38 @@ sw_gguf *sw_test_open_vocab(const char *path) {
         fail_msg("open %s (repeated keys allowed): %s", path, err.msg);
     return g;
 }
+
+char *sw_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1)) &&
+        fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (!b) return NULL;
+    b[n] = '\0';
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+float *sw_test_dequant(const sw_gguf *g, const char *name, int64_t *ne0, int64_t *rows) {
+    const sw_gguf_tensor *t = sw_gguf_find_tensor(g, name);
+    if (!t) fail_msg("no tensor %s", name);
+    int64_t nr = t->ne[1] * t->ne[2] * t->ne[3];
+    float *out = malloc((size_t)(t->ne[0] * nr) * sizeof *out);
+    if (!out) fail_msg("out of memory for %s", name);
+    size_t rs = sw_row_size(t->type, t->ne[0]);
+    sw_err err = {{0}};
+    for (int64_t i = 0; i < nr; i++)
+        if (sw_dequantize_row(t->type, (const char *)t->data + (size_t)i * rs, out + i * t->ne[0],
+                              t->ne[0], &err) != SW_OK)
+            fail_msg("%s: %s", name, err.msg);
+    if (ne0) *ne0 = t->ne[0];
+    if (rows) *rows = nr;
+    return out;
+}

@@ -44,4 +44,14 @@ struct sw_gguf *sw_test_open_vocab(const char *path);
 
 bool sw_test_real_model(const char *name, char *path, size_t path_len, char *why, size_t why_len);
 
+/* The whole file at path, NUL-terminated (malloc'd; *len, when given, gets
+ * its length without the NUL); NULL when it cannot be read. */
+char *sw_test_read_file(const char *path, size_t *len);
+
+/* Every element of tensor `name` of g dequantized to f32 by the reference
+ * dequantizer (malloc'd); *ne0 and *rows (optional) get its row length and
+ * row count. Fails the test when the tensor is absent or cannot be read. */
+struct sw_gguf;
+float *sw_test_dequant(const struct sw_gguf *g, const char *name, int64_t *ne0, int64_t *rows);
+
 #endif
