@@ -1,5 +1,5 @@
-/* test_cpu_attention.c — the CPU backend's paged causal attention against a
- * naive double-precision softmax attention written here: several sequences of
+/* test_cpu_attention.c — the CPU backend's paged causal (and non-causal)
+ * attention against a naive double-precision softmax attention written here: several sequences of
  * different lengths in one batch (a prefill from 0, a long decode, a chunked
  * prefill continuing a cached prefix), shuffled (non-contiguous) block tables,
  * GQA ratios 1, 2 and 4, F32 and F16 caches, head_dim 40, 64, 80 and 128,
@@ -56,6 +56,7 @@ static const int seq_pos0[N_SEQS] = {0, 300, 14};
 typedef struct {
     int hd, nh, nkv;
     bool f16, q3d;
+    bool non_causal; /* each token sees its sequence up to the batch's last position */
 } acase;
 
 static void run_case(fixture *f, const acase *ac) {
@@ -123,7 +124,8 @@ static void run_case(fixture *f, const acase *ac) {
     for (int s = 0; s < N_SEQS; s++)
         for (int t = seq_start[s]; t < seq_start[s + 1]; t++)
             for (int h = 0; h < nh; h++) {
-                int kvh = h / (nh / nkv), n = pos[t] + 1;
+                int kvh = h / (nh / nkv);
+                int n = (ac->non_causal ? pos[seq_start[s + 1] - 1] : pos[t]) + 1;
                 const float *qv = q + ((size_t)t * nh + h) * hd;
                 double *sc = malloc(sizeof(double) * n), mx = -INFINITY, sum = 0, delta = 0,
                        vmax = 0;
@@ -193,7 +195,8 @@ static void run_case(fixture *f, const acase *ac) {
                                 .max_ctx = 301,
                                 .seq_start = &tss,
                                 .pos = &tpos,
-                                .block_tables = &tbt};
+                                .block_tables = &tbt,
+                                .non_causal = ac->non_causal};
             if (sw_be_attention(be, &tq, &tk, &tv, &p, &to, &err) != SW_OK) fail_msg("%s", err.msg);
             const float *o = (const float *)sw_be_host_ptr(be, bo);
             for (int i = 0; i < hd * nh * T; i++)
@@ -235,9 +238,12 @@ static void run_case(fixture *f, const acase *ac) {
 static void test_attention(void **state) {
     fixture *f = *state;
     const acase cases[] = {
-        {64, 2, 2, false, false}, {64, 4, 2, true, false}, {64, 8, 2, true, true},
-        {40, 4, 1, false, true},  {40, 2, 2, true, false}, {64, 8, 2, false, false},
-        {80, 4, 2, true, true},   {128, 2, 1, false, false},
+        {64, 2, 2, false, false, false}, {64, 4, 2, true, false, false},
+        {64, 8, 2, true, true, false},   {40, 4, 1, false, true, false},
+        {40, 2, 2, true, false, false},  {64, 8, 2, false, false, false},
+        {80, 4, 2, true, true, false},   {128, 2, 1, false, false, false},
+        /* non-causal (bert): the later tokens of a sequence are visible too */
+        {64, 4, 4, false, false, true},  {40, 2, 1, true, true, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(f, &cases[i]);

@@ -1,7 +1,7 @@
 /* test_vulkan_ops.c — every op of the Vulkan backend against a reference:
  * matmul and get_rows against the dequantized weights (sw_dequantize_row) in
- * double precision; rms_norm, rope, kv_write, attention, swiglu and add against
- * the CPU backend on the same inputs. Also: transfers at unaligned offsets
+ * double precision; rms_norm, rope, kv_write, attention (causal and
+ * non-causal), swiglu and add against the CPU backend on the same inputs. Also: transfers at unaligned offsets
  * through both the mapped and the staging path, mid-step downloads, error
  * paths, and both matvec reductions (subgroup and shared memory).
  *
@@ -653,6 +653,7 @@ static void test_rope(void **state) {
 typedef struct {
     int32_t hd, nh, nkv, bs, n_blocks; /* n_blocks: set by attention_case */
     sw_type type;
+    bool non_causal; /* attention: every token sees its whole sequence (bert) */
 } kv_shape;
 
 static void test_kv_write(void **state) {
@@ -753,7 +754,8 @@ static void attention_case(kv_shape s, bool heads_layout) {
     pair pbt = pair_make(SW_TYPE_I32, max_blocks, S, 1, 1, bt);
     sw_attn_params p = {.n_head = s.nh, .n_head_kv = s.nkv, .head_dim = s.hd,
                         .scale = 1.0f / sqrtf((float)s.hd), .block_size = s.bs, .n_seqs = S,
-                        .max_blocks = max_blocks, .max_ctx = 151};
+                        .max_blocks = max_blocks, .max_ctx = 151,
+                        .non_causal = s.non_causal};
     sw_err err = {{0}};
     p.seq_start = &pss.c.t;
     p.pos = &ppos.c.t;
@@ -765,8 +767,9 @@ static void attention_case(kv_shape s, bool heads_layout) {
     ok(sw_be_attention(g_fix->vk, &pq.v.t, &kc.v.t, &vc.v.t, &p, &po.v.t, &err), &err);
     /* values are ~N(0, 1), |v| < 4: (151 + 64) 2u * 4 absolute */
     char what[128];
-    snprintf(what, sizeof what, "attention hd=%d nh=%d nkv=%d bs=%d %s%s", s.hd, s.nh, s.nkv,
-             s.bs, sw_type_name(s.type), heads_layout ? " [hd, nh, T]" : "");
+    snprintf(what, sizeof what, "attention hd=%d nh=%d nkv=%d bs=%d %s%s%s", s.hd, s.nh, s.nkv,
+             s.bs, sw_type_name(s.type), heads_layout ? " [hd, nh, T]" : "",
+             s.non_causal ? " non-causal" : "");
     compare_pair(what, &po.c.t, &po.v.t, (151 + 64) * 2 * U * 4, 1.0);
     pair_free(&kc);
     pair_free(&vc);
@@ -797,6 +800,13 @@ static void test_attention(void **state) {
     attention_case(big, true);
     kv_shape odd = {.hd = 72, .nh = 2, .nkv = 2, .bs = 3, .type = SW_TYPE_F32};
     attention_case(odd, false);
+    /* non-causal (bert): each token sees its sequence up to the batch's last
+     * position, the tokens after it included */
+    kv_shape nc = {.hd = 32, .nh = 4, .nkv = 4, .bs = 4, .type = SW_TYPE_F16, .non_causal = true};
+    attention_case(nc, false);
+    nc.type = SW_TYPE_F32;
+    nc.nkv = 2;
+    attention_case(nc, true);
 }
 
 /* ----------------------------------------------------- steps and errors -- */
