@@ -809,6 +809,9 @@ static const sw_backend_ops k_cuda_ops = {
     /* swiglu */ cuda_swiglu,
     /* add */ cuda_add,
     /* logits_summary */ cuda_logits_summary,
+    /* layer_norm */ NULL, // encoder (bert) ops not written for CUDA yet:
+    /* gelu */ NULL,       // loading a bert model here says so
+    /* non_causal_attention */ false,
 };
 
 static const sw_backend_ops *cuda_ops_table(void) { return &k_cuda_ops; }
