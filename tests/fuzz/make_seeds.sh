@@ -53,5 +53,28 @@ w.add_array("t.arr_i16", [-1, 2, -3])
 w.add_key_value("t.arr_bool", [True, False, True], VT.ARRAY, VT.BOOL)
 w.add_tensor("i", np.array([1, -2, 3, -4], dtype=np.int32))
 w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+# a whole (tiny) bert encoder, so that the fuzzer starts inside its config,
+# tensor checks and WordPiece tokenizer: E 8, 2 heads, FFN 16, 1 layer, 4 positions
+E, F, P = 8, 16, 4
+rng = np.random.default_rng(1)
+w = GGUFWriter(f"{out}/seed_bert.gguf", "bert")
+w.add_context_length(P); w.add_embedding_length(E); w.add_feed_forward_length(F)
+w.add_block_count(1); w.add_head_count(2); w.add_layer_norm_eps(1e-12)
+w.add_causal_attention(False); w.add_pooling_type(gguf.PoolingType.MEAN)
+toks = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "\u2581hi", "##x"[2:]]
+w.add_tokenizer_model("bert"); w.add_token_list(toks); w.add_token_types([3, 3, 3, 3, 1, 1])
+w.add_token_type_count(2); w.add_bos_token_id(2); w.add_sep_token_id(3); w.add_unk_token_id(1)
+f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+w.add_tensor("token_embd.weight", f32(len(toks), E))
+w.add_tensor("position_embd.weight", f32(P, E))
+w.add_tensor("token_types.weight", f32(2, E))
+w.add_tensor("token_embd_norm.weight", f32(E)); w.add_tensor("token_embd_norm.bias", f32(E))
+for n, shape in (("attn_q", (E, E)), ("attn_k", (E, E)), ("attn_v", (E, E)),
+                 ("attn_output", (E, E)), ("ffn_up", (F, E)), ("ffn_down", (E, F))):
+    w.add_tensor(f"blk.0.{n}.weight", f32(*shape)); w.add_tensor(f"blk.0.{n}.bias", f32(shape[0]))
+for n in ("attn_output_norm", "layer_output_norm"):
+    w.add_tensor(f"blk.0.{n}.weight", f32(E)); w.add_tensor(f"blk.0.{n}.bias", f32(E))
+w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 PY
 ls -l "$out"
