@@ -530,7 +530,10 @@ static int admit(sw_engine *e, int32_t i) {
         matched = sw_bm_match_prefix(e->bm, s->tokens, n_lookup, s->blocks, s->hashes);
         s->n_blocks = s->n_hashes = matched;
         s->n_computed = matched * e->block_size;
-        if (matched == n_lookup) reuse_last_block(e, s);
+        /* (not while the mean still needs the positions it would skip) */
+        bool mean_pending = (s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent &&
+                            s->hid_summed < s->n_tokens - 1;
+        if (matched == n_lookup && !mean_pending) reuse_last_block(e, s);
     }
     if (wait_for_planned(e, s)) {
         release_blocks(e, s);

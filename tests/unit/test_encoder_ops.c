@@ -1,5 +1,5 @@
 /* test_encoder_ops.c — the encoder (BERT) ops, layer_norm and gelu, on every
- * CPU kernel path (scalar and SIMD backends, 1 and 2 threads) and on Vulkan
+ * CPU kernel set the host has (1 and 2 threads) and on Vulkan
  * (when a device exists), against double-precision references written here
  * from the definitions:
  *   layer_norm: (x - mean) / sqrt(var + eps) * w + b, biased variance, with
@@ -67,9 +67,9 @@ static int teardown(void **state) {
 /* Every backend under test: the CPU grid, then Vulkan. */
 static int list_backends(const fixture *f, sw_backend **out) {
     int n = 0;
-    for (int simd = 0; simd < 2; simd++)
+    for (int isa = 0; isa < SW_CPU_ISA_COUNT; isa++)
         for (int th = 0; th < 2; th++)
-            if (!simd || f->grid->have_simd) out[n++] = f->grid->be[simd][th];
+            if (f->grid->be[isa][th]) out[n++] = f->grid->be[isa][th];
     if (f->vk) out[n++] = f->vk;
     return n;
 }
@@ -134,7 +134,7 @@ static void layer_norm_case(const fixture *f, int64_t n, int64_t ne1, int64_t ne
         b[i] = 0.2f * sw_test_nrand(&rng);
     }
     layer_norm_ref(x, w, bias ? b : NULL, n, rows, eps, ref, tol);
-    sw_backend *bes[8];
+    sw_backend *bes[2 * SW_CPU_ISA_COUNT + 1];
     int nb = list_backends(f, bes);
     for (int k = 0; k < nb; k++) {
         sw_backend *be = bes[k];
@@ -188,7 +188,7 @@ static void test_gelu(void **state) {
     for (size_t i = 0; i < nx; i++)
         x[i] = i < (size_t)n ? -8.0f + 16.0f * (float)i / (float)(n - 1) /* a sweep */
                              : 3.0f * sw_test_nrand(&rng);
-    sw_backend *bes[8];
+    sw_backend *bes[2 * SW_CPU_ISA_COUNT + 1];
     int nb = list_backends(f, bes);
     for (int k = 0; k < nb; k++) {
         for (int in_place = 0; in_place < 2; in_place++) {

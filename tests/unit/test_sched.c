@@ -1321,6 +1321,24 @@ static void test_hidden_prefix_cache_and_no_generate(void **state) {
     assert_int_equal(r[2].usage.prompt_tokens, ps[2].n);
     assert_close_vec(r[2].h_mean, want[2].mean, "mean (prefix cache on)", 2);
     assert_close_vec(r[2].h_last, want[2].last, "last", 2);
+    /* one whole cached block as the prompt: the mean still computes it (the
+     * last-block copy that skips all but its last token must not apply) */
+    prompt one = sys;
+    one.n = 16;
+    hid_ref *w1 = calloc(1, sizeof *w1);
+    assert_non_null(w1);
+    ref_hidden(&one, w1->last, w1->mean);
+    result r1;
+    result_init(&r1);
+    q = greedy_request(&one, 4, &r1);
+    q.hidden = SW_HIDDEN_MEAN;
+    q.no_generate = true;
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(&r1, 300));
+    assert_int_equal(r1.usage.cached_prompt_tokens, 0);
+    assert_close_vec(r1.h_mean, w1->mean, "mean of one cached block", 2);
+    result_destroy(&r1);
+    free(w1);
     /* no_generate without hidden states: just the final event */
     q = greedy_request(&ps[0], 0, &r[3]);
     q.no_generate = true;
