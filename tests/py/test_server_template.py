@@ -2,7 +2,7 @@
 default system prompt, so a 21-token chatml prompt is 42 tokens), POST
 /apply-template (llama.cpp's shape) compared with Python's jinja2, a template
 that raises giving a 400 with its message (OpenAI and Anthropic shapes),
---chat-template-file, chat_template_kwargs, and Anthropic tool_use /
+--chat-template-file, --system-prompt, chat_template_kwargs, and Anthropic tool_use /
 tool_result blocks reaching the template as OpenAI tool_calls / tool messages.
 
 Environment: as test_server.py (SW_BIN_DIR / SW_SERVER_BIN, SW_SHARED_DIR,
@@ -236,12 +236,53 @@ def test_smollm2_own_template():
         assert srv.stop() == 0, srv.logs()
 
 
+def test_system_prompt(model):
+    """--system-prompt is the system message of local chats that bring none; a chat
+    with its own (OpenAI message or Anthropic system) keeps it; /apply-template
+    shows the template alone."""
+    srv = Server(model, "--chat-template-file", write("echo", ECHO), "--system-prompt", "Be brief.")
+    try:
+        def prompt_tokens(path, body, usage_key):
+            st, b = post_json(srv.port, path, body)
+            assert st == 200, b
+            return b["usage"][usage_key] if "usage" in b else b[usage_key]
+
+        def tokens(text):
+            st, tk = post_json(srv.port, "/tokenize", {"content": text})
+            assert st == 200, tk
+            return len(tk["tokens"])
+
+        cases = [
+            ({"messages": [{"role": "user", "content": "hi"}]}, "[system|Be brief.][user|hi]<gen>"),
+            ({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}]},
+             "[system|S][user|hi]<gen>"),
+            ({"messages": [{"role": "developer", "content": "D"}, {"role": "user", "content": "hi"}]},
+             "[system|D][user|hi]<gen>"),
+        ]
+        for body, want in cases:
+            n = prompt_tokens("/v1/chat/completions", dict(body, max_tokens=1), "prompt_tokens")
+            assert n in (tokens(want), tokens(want) + 1), (body, n, want)
+        n = prompt_tokens("/v1/messages/count_tokens",
+                          {"model": served(srv), "messages": [{"role": "user", "content": "hi"}]},
+                          "input_tokens")
+        assert n in (tokens(cases[0][1]), tokens(cases[0][1]) + 1), n
+        n = prompt_tokens("/v1/messages/count_tokens",
+                          {"model": served(srv), "system": "S", "messages": [{"role": "user", "content": "hi"}]},
+                          "input_tokens")
+        assert n in (tokens(cases[1][1]), tokens(cases[1][1]) + 1), n
+        st, body = post_json(srv.port, "/apply-template", {"messages": [{"role": "user", "content": "hi"}]})
+        assert st == 200 and body["prompt"] == "[user|hi]<gen>", body
+    finally:
+        assert srv.stop() == 0, srv.logs()
+
+
 def main():
     model, _ = find_model()
     print("model: %s; server: %s" % (model, server_bin()))
     run([("test_echo_template", lambda: test_echo_template(model)),
          ("test_raising_template", lambda: test_raising_template(model)),
          ("test_template_flags", lambda: test_template_flags(model)),
+         ("test_system_prompt", lambda: test_system_prompt(model)),
          ("test_named_tool_use", lambda: test_named_tool_use(model)),
          ("test_native_tools", lambda: test_native_tools(model)),
          ("test_smollm2_own_template", test_smollm2_own_template)])

@@ -43,6 +43,8 @@ static void usage(FILE *f) {
             "  --chat-template-file FILE use this Jinja chat template instead of the model's\n"
             "  --embedding-model FILE    serve /v1/embeddings from this GGUF (e.g. a BERT model from\n"
             "                            scripts/convert-bert.py) instead of the served model\n"
+            "  --system-prompt TEXT      system message for local chats that bring none (as an\n"
+            "                            Ollama Modelfile's SYSTEM); the cloud gets the request as sent\n"
             "  --backend NAME            cpu|cuda|vulkan|auto (default auto)\n"
             "  --device N                GPU device index (default: the preferred one)\n"
             "  --list-devices            print the devices each backend sees and exit\n"
@@ -160,7 +162,7 @@ static bool read_key_file(srv_config *c, const char *path) {
 
 enum {
     OPT_HF = 256, OPT_CACHE_DIR, OPT_DOWNLOAD_ONLY, OPT_MODEL_ALIAS, OPT_CHAT_TEMPLATE,
-    OPT_CHAT_TEMPLATE_FILE,
+    OPT_CHAT_TEMPLATE_FILE, OPT_SYSTEM_PROMPT,
     OPT_BACKEND, OPT_DEVICE, OPT_LIST_DEVICES, OPT_PARALLEL, OPT_MAX_QUEUE, OPT_BATCH_TOKENS,
     OPT_KV_MEMORY, OPT_NO_PREFIX_CACHE, OPT_HOST, OPT_PORT, OPT_API_KEY, OPT_API_KEY_FILE,
     OPT_MAX_BODY, OPT_TIMEOUT, OPT_CORS_ORIGIN, OPT_STRICT_MODEL_NAMES, OPT_CLOUD_PROVIDER,
@@ -178,6 +180,7 @@ static const struct option k_options[] = {
     {"chat-template", required_argument, NULL, OPT_CHAT_TEMPLATE},
     {"chat-template-file", required_argument, NULL, OPT_CHAT_TEMPLATE_FILE},
     {"embedding-model", required_argument, NULL, OPT_EMBEDDING_MODEL},
+    {"system-prompt", required_argument, NULL, OPT_SYSTEM_PROMPT},
     {"backend", required_argument, NULL, OPT_BACKEND},
     {"device", required_argument, NULL, OPT_DEVICE},
     {"list-devices", no_argument, NULL, OPT_LIST_DEVICES},
@@ -280,6 +283,7 @@ static int apply_option(int opt, const char *name, const char *v, srv_config *c)
         if (!*v) BAD();
         c->embedding_model = v;
         break;
+    case OPT_SYSTEM_PROMPT: c->system_prompt = *v ? v : NULL; break;
     case OPT_MAX_BODY: {
         uint64_t b;
         if (!parse_size(v, &b) || b == 0 || b > ((uint64_t)1 << 40)) BAD();

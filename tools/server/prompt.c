@@ -173,8 +173,10 @@ static cJSON *request_messages(const srv *s, const srv_request *r, size_t n_msgs
     cJSON *arr = cJSON_CreateArray();
     if (!arr) return NULL;
     bool first_system = n_msgs && !strcmp(r->msgs[0].role, "system");
-    if (r->system || (tools_text && !first_system)) {
-        char *sys = join_system(r->system, tools_text);
+    /* --system-prompt stands in for a system message the chat does not bring */
+    const char *system = r->system ? r->system : first_system ? NULL : s->cfg.system_prompt;
+    if (system || (tools_text && !first_system)) {
+        char *sys = join_system(system, tools_text);
         cJSON *o = cJSON_CreateObject();
         if (!o || !sys) {
             free(sys);

@@ -44,6 +44,8 @@ typedef struct srv_config {
     const char *chat_template; /* --chat-template: a built-in template by name */
     const char *chat_template_file; /* --chat-template-file: a Jinja file */
     const char *embedding_model; /* --embedding-model FILE: /v1/embeddings' own model */
+    const char *system_prompt; /* --system-prompt: the system message of local chats
+                                  that bring none; NULL: none */
     size_t max_body;         /* --max-body */
     double timeout_s;        /* --timeout: idle connection + per-request deadline */
     const char **cors_origins; /* --cors-origin (argv strings; the array owned); none:
