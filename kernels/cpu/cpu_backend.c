@@ -302,3 +302,7 @@ sw_cpu_isa sw_backend_cpu_isa(const sw_backend *b) {
 bool sw_backend_cpu_uses_simd(const sw_backend *b) {
     return sw_backend_cpu_isa(b) != SW_CPU_ISA_SCALAR;
 }
+
+struct sw_threadpool *sw_backend_cpu_threadpool(sw_backend *b) {
+    return ((sw_cpu_backend *)b)->pool;
+}

@@ -53,6 +53,11 @@ sw_cpu_isa sw_backend_cpu_isa(const sw_backend *be);
 /* Whether this CPU backend runs SIMD kernels (any ISA but scalar). */
 bool sw_backend_cpu_uses_simd(const sw_backend *be);
 
+/* The thread pool the backend's ops run on (borrowed; be must be a CPU
+ * backend). spillway-bench runs its peak probes on it, so they use the same
+ * threads as the kernels. */
+struct sw_threadpool *sw_backend_cpu_threadpool(sw_backend *be);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,15 @@ bool sw_vk_backend_coop_matrix(sw_backend *be);
 sw_status sw_vk_backend_compare_shaders(sw_backend *be, const char *a, const char *b,
                                         double *nerr, sw_err *err);
 
+/* What be (a Vulkan backend) runs on (borrowed; lives as long as be). */
+const struct sw_vk_device_info *sw_vk_backend_device(sw_backend *be);
+/* Record a device-side copy of n bytes from src+src_off to dst+dst_off into
+ * the current step (run at once outside a step), ordered after the ops
+ * recorded before it and before those after it. spillway-bench's copy
+ * bandwidth probe. */
+sw_status sw_vk_backend_copy(sw_backend *be, sw_buffer *src, size_t src_off, sw_buffer *dst,
+                             size_t dst_off, size_t n, sw_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,8 +71,10 @@ static void describe(VkInstance inst, VkPhysicalDevice pd, sw_vk_device_info *d)
     bool coop_nv = has_extension(pd, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     VkPhysicalDeviceCooperativeMatrixPropertiesNV pcm = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    VkPhysicalDeviceDriverProperties drv = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES, .pNext = coop_nv ? &pcm : NULL};
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
-                                             .pNext = coop_nv ? &pcm : NULL};
+                                             .pNext = &drv};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
                                          .pNext = &sg};
     vkGetPhysicalDeviceProperties2(pd, &props);
@@ -82,6 +84,7 @@ static void describe(VkInstance inst, VkPhysicalDevice pd, sw_vk_device_info *d)
     d->vendor_id = props.properties.vendorID;
     d->device_id = props.properties.deviceID;
     d->api_version = props.properties.apiVersion;
+    snprintf(d->driver, sizeof d->driver, "%s %s", drv.driverName, drv.driverInfo);
     d->subgroup_size = sg.subgroupSize;
     d->subgroup_arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                              (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);

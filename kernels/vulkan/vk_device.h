@@ -21,6 +21,7 @@ typedef enum sw_vk_device_kind {
 
 typedef struct sw_vk_device_info {
     char name[256];
+    char driver[520];            /* driver name and version text, e.g. "llvmpipe Mesa 22.3.6" */
     sw_vk_device_kind kind;
     uint32_t vendor_id, device_id;
     uint32_t api_version;        /* VK_MAKE_API_VERSION packed */

@@ -222,6 +222,36 @@ sw_status sw_vk_download(sw_backend *be, sw_buffer *src, size_t offset, void *ds
     return SW_OK;
 }
 
+const struct sw_vk_device_info *sw_vk_backend_device(sw_backend *be) {
+    return &sw_vk(be)->info;
+}
+
+sw_status sw_vk_backend_copy(sw_backend *be, sw_buffer *src, size_t src_off, sw_buffer *dst,
+                             size_t dst_off, size_t n, sw_err *err) {
+    sw_vk_backend *vk = sw_vk(be);
+    sw_status st = check_range("copy", src, src_off, n, err);
+    if (st == SW_OK) st = check_range("copy", dst, dst_off, n, err);
+    if (st != SW_OK || n == 0) return st;
+    bool implicit = !vk->recording;
+    if (implicit && (st = sw_vk_record_start(vk, err)) != SW_OK) return st;
+    /* ordered after and before everything else in the step, as dispatches are */
+    const VkAccessFlags all = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                              VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    const VkPipelineStageFlags stages =
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = all,
+                          .dstAccessMask = all};
+    vkCmdPipelineBarrier(vk->cmd, stages, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0,
+                         NULL);
+    VkBufferCopy region = {.srcOffset = src_off, .dstOffset = dst_off, .size = n};
+    vkCmdCopyBuffer(vk->cmd, src->buf, dst->buf, 1, &region);
+    vkCmdPipelineBarrier(vk->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, stages, 0, 1, &mb, 0, NULL, 0,
+                         NULL);
+    vk->n_dispatch++; /* makes a later upload or download settle this step first */
+    return implicit ? sw_vk_flush(vk, false, err) : SW_OK;
+}
+
 sw_status sw_vk_mem_info(sw_backend *be, size_t *free_b, size_t *total_b, sw_err *err) {
     sw_vk_backend *vk = sw_vk(be);
     (void)err;

@@ -2,7 +2,8 @@
 # test_bench_model.sh — `spillway-bench model` runs on a synthetic model and
 # prints the JSON fields the benchmark results need; the dispatcher rejects
 # unknown subcommands with exit 2. (Numbers are not checked: performance is
-# proven by benchmarks, not by tests.)
+# proven by benchmarks, not by tests; the kernels subcommand has its own
+# test_bench_kernels.sh.)
 set -u
 
 BIN="${SW_BIN_DIR:-}"
@@ -57,31 +58,6 @@ assert len(d["pp_tok_s_reps"]) == 2 and len(d["tg_tok_s_reps"]) == 2
         fail "bench model table: $(cat "$TMP/bench.out")"
     fi
 fi
-
-# kernels: both weight layouts run and say which they are (the engine's layout
-# is the CPU's 8-row packing for these types on an AVX2 machine)
-for layout in engine plain; do
-    flag=""; [[ $layout == plain ]] && flag=--plain
-    out=$("$BENCH" kernels --backend cpu --threads 1 --type q4_0,q4_K,q5_0 --shape 256,20,1 \
-        --shape 512,8,5 --reps 2 --hot $flag --json 2>"$TMP/bench.err")
-    rc=$?
-    if [[ $rc -ne 0 ]]; then
-        fail "bench kernels $layout exited $rc: $(tail -3 "$TMP/bench.err")"
-    elif command -v python3 >/dev/null 2>&1; then
-        if python3 -c '
-import json, sys
-d = json.loads(sys.argv[1])
-assert len(d) == 6, d
-for r in d:
-    assert r["layout"] == sys.argv[2] and r["op"] == "matmul" and r["threads"] == 1, r
-    assert r["time_us"] > 0 and r["gbps"] > 0 and r["gflops"] > 0, r
-assert sorted({r["type"] for r in d}) == ["q4_0", "q4_K", "q5_0"], d
-' "$out" "$layout"; then pass "bench kernels --json ($layout layout)"; else fail "bench kernels $layout: $out"; fi
-    fi
-done
-"$BENCH" kernels --op softmax >/dev/null 2>&1
-rc=$?
-if [[ $rc -eq 2 ]]; then pass "kernels --op softmax -> 2"; else fail "kernels --op softmax -> $rc"; fi
 
 if [[ $fails -gt 0 ]]; then
     echo "$fails check(s) failed"

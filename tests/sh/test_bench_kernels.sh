@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# test_bench_kernels.sh — `spillway-bench kernels` on the CPU backend: a quick
+# run over every op of a synthetic model's decode step reports bytes, ops,
+# the bound and the level of each row, the peaks it was judged against, and
+# NO ROW ABOVE 100 % OF ITS PEAK (a value over 100 % is a bug in a probe or in
+# a row's byte or op count; docs/bench.md). Also: every distinct matmul shape
+# of the model is a row; --hot rows name cache levels; bad command lines exit
+# 2; on lavapipe (when present) the Vulkan probes and rows obey the same rule.
+# No other timing is checked: performance is proven by benchmarks, not tests.
+set -u
+
+BIN="${SW_BIN_DIR:-}"
+TMP="${SW_TMP_DIR:-/tmp}"
+SRC="${SW_SOURCE_DIR:-}"
+BENCH="$BIN/spillway-bench"
+MK="$BIN/spillway-mkmodel"
+if [[ -z "$BIN" || ! -x "$BENCH" || ! -x "$MK" ]]; then
+    echo "SKIP: spillway-bench or spillway-mkmodel is not built (SW_BIN_DIR='$BIN')"
+    exit 77
+fi
+PY=python3
+[[ -n "$SRC" && -x "$SRC/.venv/bin/python" ]] && PY="$SRC/.venv/bin/python"
+if ! command -v "$PY" >/dev/null 2>&1; then
+    echo "SKIP: no python to read the JSON"
+    exit 77
+fi
+mkdir -p "$TMP"
+fails=0
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+
+for args in "--op softmax" "--shape 1,2" "--shape 0,4,4" "--tokens 0" "--bogus" "--device x" \
+            "--type q9_9"; do
+    # shellcheck disable=SC2086
+    "$BENCH" kernels $args >/dev/null 2>&1
+    rc=$?
+    if [[ $rc -eq 2 ]]; then pass "kernels $args -> 2"; else fail "kernels $args -> $rc"; fi
+done
+
+# What every report must satisfy (argv: json file, backend, ops that must be there).
+check_report() {
+    "$PY" - "$@" <<'EOF'
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+backend, want_ops = sys.argv[2], sys.argv[3].split(",")
+assert d["bench"] == "kernels" and d["backend"] == backend, d.get("backend")
+for k in ("date", "command", "threads", "layout", "operands", "host", "peaks", "rows"):
+    assert k in d, k
+h = d["host"]
+assert h["cpu"] and "simd_flags" in h and h["llc_kib"] >= 0, h
+if backend == "cpu":
+    assert h["cpu_kernels"] in ("scalar", "avx2", "avxvnni", "avx512"), h
+else:
+    assert h["device"]["name"] and h["device"]["driver"], h
+mem = d["peaks"]["memory"]
+assert mem and mem[-1]["level"] == "dram", mem
+for m in mem:
+    assert max(m.get("read_gbps", 0), m.get("copy_gbps", 0), m.get("add_gbps", 0)) > 0, m
+comp = d["peaks"]["compute"]
+if backend == "cpu":
+    assert comp["int8"]["gops"] > 0 and comp["f32"]["gops"] > 0, comp
+else:
+    assert comp["gemm_f16"]["gops"] > 0, comp
+ops = {r["op"] for r in d["rows"]}
+assert set(want_ops) <= ops, (want_ops, ops)
+levels = {m["level"] for m in mem}
+for r in d["rows"]:
+    where = "%s %s %s" % (r["op"], r["type"], r["shape"])
+    assert r["bytes"] > 0 and r["ops"] >= 0 and r["time_us_best"] > 0, where
+    assert r["time_us_best"] <= r["time_us_median"] * (1 + 1e-9), where
+    assert r["bound"] in ("mem", "compute") and r["level"] in levels, where
+    gbps = r["bytes"] / r["time_us_best"] * 1e-3
+    assert math.isclose(gbps, r["gbps"], rel_tol=1e-6), where
+    # the bound follows from the intensity and the ridge, %peak from the bound
+    if r["bound"] == "compute":
+        assert r["ops"] > 0 and r["intensity"] >= r["ridge"], where
+        pct = 100 * r["gops"] / r["peak_gops"]
+    else:
+        assert r["ops"] == 0 or r["intensity"] < r["ridge"], where
+        pct = 100 * r["gbps"] / r["peak_gbps"]
+    assert math.isclose(pct, r["pct_peak"], rel_tol=1e-6), where
+    assert r["pct_peak"] <= 100.0, "%s: %.1f%% of its peak: a probe is too low" % (where, r["pct_peak"])
+    # and the other ratio cannot pass 100 % either
+    assert 100 * r["gbps"] / r["peak_gbps"] <= 100.0 + 1e-9, where
+    if r["ops"] > 0:
+        assert 100 * r["gops"] / r["peak_gops"] <= 100.0 + 1e-9, where
+EOF
+}
+
+MODEL="$TMP/test_bench_kernels-tiny.gguf"
+if ! "$MK" -o "$MODEL" --shape tiny --type q4_0 >/dev/null 2>&1; then
+    fail "spillway-mkmodel could not write $MODEL"
+else
+    OUT="$TMP/test_bench_kernels-cpu.json"
+    "$BENCH" kernels --backend cpu --threads 2 --model "$MODEL" --ctx 64,256 --tokens 1,8 --quick \
+        --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    rc=$?
+    if [[ $rc -ne 0 ]]; then
+        fail "bench kernels --model exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
+    elif check_report "$OUT" cpu matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu; then
+        pass "cpu: every decode op, bound and level per row, none above 100 % of its peak"
+    else
+        fail "cpu report (above)"
+    fi
+    # every distinct matmul (type, K, N) of the model is a row, at each token count
+    if "$PY" -c 'import gguf' 2>/dev/null; then
+        if "$PY" - "$MODEL" "$OUT" <<'EOF'
+import json, sys
+import gguf
+r = gguf.GGUFReader(sys.argv[1])
+want = set()
+names = [t.name for t in r.tensors]
+tied = "output.weight" not in names
+for t in r.tensors:
+    role = t.name.split(".")[-2] if t.name.startswith("blk.") else t.name.split(".")[0]
+    if role in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+                "output") or (tied and t.name == "token_embd.weight"):
+        for T in (1, 8):
+            want.add((t.tensor_type.name.lower(), int(t.shape[0]), int(t.shape[1]), T))
+d = json.load(open(sys.argv[2]))
+got = {(x["type"].lower(), x["K"], x["N"], x["T"]) for x in d["rows"] if x["op"] == "matmul"}
+assert got == want, (sorted(got), sorted(want))
+EOF
+        then pass "cpu --model: one matmul row per distinct shape and token count"
+        else fail "cpu --model matmul shapes"; fi
+    else
+        echo "skip --model shape check: the gguf Python package is not installed"
+    fi
+fi
+
+# --hot: rows are judged against the probe of the cache level their working set reaches
+OUT="$TMP/test_bench_kernels-hot.json"
+for layout in engine plain; do
+    flag=""; [[ $layout == plain ]] && flag=--plain
+    "$BENCH" kernels --backend cpu --threads 1 --type q4_0,q4_K,q5_0 --shape 256,20,1 \
+        --shape 512,8,5 --quick --hot $flag --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    rc=$?
+    if [[ $rc -ne 0 ]]; then
+        fail "bench kernels --hot $layout exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
+    elif check_report "$OUT" cpu matmul && "$PY" - "$OUT" "$layout" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["layout"] == sys.argv[2] and d["operands"] == "hot" and d["threads"] == 1, d["layout"]
+assert len(d["rows"]) == 6 and {r["op"] for r in d["rows"]} == {"matmul"}, d["rows"]
+assert sorted({r["type"] for r in d["rows"]}) == ["q4_0", "q4_K", "q5_0"], d["rows"]
+levels = [m["level"] for m in d["peaks"]["memory"]]
+assert levels[0] == "l1" and levels[-1] == "dram", levels
+for r in d["rows"]:  # a few KiB of weights: the smallest level
+    assert r["working_set"] < 64 * 1024 and r["level"] == "l1", r
+EOF
+    then pass "cpu --hot ($layout layout): cache-level probes, rows at l1, none above 100 %"
+    else fail "cpu --hot $layout (above)"; fi
+done
+
+"$BENCH" kernels --backend cpu --threads 1 --op add,rms_norm --tokens 1 --quick \
+    >"$TMP/bench_kernels.txt" 2>&1
+if grep -q "bound" "$TMP/bench_kernels.txt" && grep -q "%peak" "$TMP/bench_kernels.txt" &&
+    grep -q "memory  dram" "$TMP/bench_kernels.txt" && grep -q "compute int8" "$TMP/bench_kernels.txt"; then
+    pass "table: peaks and the bound and %peak columns"
+else
+    fail "table: $(cat "$TMP/bench_kernels.txt")"
+fi
+
+# Vulkan on lavapipe (skipped without a Vulkan build or device): small ops only,
+# lavapipe is slow
+OUT="$TMP/test_bench_kernels-vk.json"
+if [[ ! -x "$BIN/spillway-generate" ]] ||
+    ! "$BIN/spillway-generate" --list-devices 2>/dev/null | sed -n '/^vulkan:/,$p' | grep -q "^  0:"; then
+    echo "skip vulkan: no Vulkan build or device (spillway-generate --list-devices)"
+else
+    "$BENCH" kernels --backend vulkan --op add,rms_norm,matmul --shape 256,64,1 --tokens 1 \
+        --type q4_0 --quick --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    rc=$?
+    if [[ $rc -ne 0 ]]; then
+        fail "bench kernels --backend vulkan exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
+    elif check_report "$OUT" vulkan matmul,add,rms_norm; then
+        pass "vulkan: device probes (copy, GEMM), rows none above 100 %"
+    else
+        fail "vulkan report (above)"
+    fi
+fi
+
+if [[ $fails -gt 0 ]]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "all checks passed"
