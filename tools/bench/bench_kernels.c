@@ -441,14 +441,17 @@ static const char *row_type(const bk_row *r) {
 }
 
 static void print_table(const bk_row *rows, int n) {
-    printf("%-9s %-5s %-30s %-22s %10s %10s %9s %9s %7s %-7s %-5s %8s %8s %6s\n", "op", "type",
-           "shape", "what", "best_us", "median_us", "MB", "Mop", "op/B", "bound", "level", "GB/s",
-           "Gop/s", "%peak");
+    printf("%-9s %-5s %-26s %-22s %10s %10s %5s %9s %9s %7s %-7s %-5s %8s %8s %6s\n", "op",
+           "type", "shape", "what", "best_us", "median_us", "wait", "MB", "Mop", "op/B", "bound",
+           "level", "GB/s", "Gop/s", "%peak");
     for (int i = 0; i < n; i++) {
         const bk_row *r = &rows[i];
-        printf("%-9s %-5s %-30s %-22s %10.1f %10.1f %9.3f %9.2f %7.2f %-7s %-5s %8.2f %8.2f %5.1f%%\n",
+        char wait[16] = "-";
+        if (r->waited >= 0) snprintf(wait, sizeof wait, "%.0f%%", 100 * r->waited);
+        printf("%-9s %-5s %-26s %-22s %10.1f %10.1f %5s %9.3f %9.2f %7.2f %-7s %-5s %8.2f %8.2f "
+               "%5.1f%%\n",
                bk_op_name(r->spec.op), row_type(r), r->shape,
-               r->spec.what[0] ? r->spec.what : "-", r->t_best * 1e6, r->t_med * 1e6,
+               r->spec.what[0] ? r->spec.what : "-", r->t_best * 1e6, r->t_med * 1e6, wait,
                r->bytes / 1e6, r->ops / 1e6, r->ai, r->compute_bound ? "compute" : "mem",
                r->level->level, r->gbps, r->gops, r->pct);
     }
@@ -508,6 +511,9 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddNumberToObject(e, "ops", r->ops);
         cJSON_AddNumberToObject(e, "time_us_best", r->t_best * 1e6);
         cJSON_AddNumberToObject(e, "time_us_median", r->t_med * 1e6);
+        if (r->waited >= 0) cJSON_AddNumberToObject(e, "waited_best", r->waited);
+        if (r->clean >= 0) cJSON_AddNumberToObject(e, "undisturbed_calls", r->clean);
+        cJSON_AddNumberToObject(e, "calls", x->reps);
         cJSON_AddNumberToObject(e, "gbps", r->gbps);
         cJSON_AddNumberToObject(e, "gops", r->gops);
         cJSON_AddNumberToObject(e, "intensity", r->ai);

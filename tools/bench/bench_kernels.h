@@ -90,6 +90,10 @@ void bk_cpu_peaks_free(bk_ctx *x);
 void bk_cpu_flush(const void *p, size_t n);
 /* Name of the flush bk_cpu_flush does, for the report. */
 const char *bk_cpu_flush_name(void);
+/* Seconds the process's threads have spent runnable but waiting for a CPU
+ * (Linux schedstat; -1 where unknown). A timed call is undisturbed when this
+ * does not grow during it. */
+double bk_cpu_wait_s(void);
 
 /* Vulkan and CUDA (bench_peak_gpu.c). */
 void bk_gpu_host(bk_ctx *x, int device);
@@ -129,6 +133,8 @@ typedef struct bk_row {
     double bytes, ops;  /* per call: operands read + written once each; 2 per multiply-add */
     double written;     /* the part of bytes that is written */
     double t_med, t_best; /* seconds per call */
+    int clean;          /* CPU: calls no thread waited for a CPU during (< 2 %); -1 unknown */
+    double waited;      /* CPU: share of the best call's thread time spent waiting for a CPU */
     size_t working_set; /* bytes cycled between reuses; SIZE_MAX: flushed to DRAM */
     int copies, per_step;
     /* the verdict (bk_judge) */

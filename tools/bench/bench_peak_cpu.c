@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -180,6 +181,29 @@ void bk_cpu_host(bk_ctx *x) {
              "host: %s, %ld cpus, cpu kernels %s, L1d %zu KiB, L2 %zu KiB, LLC %zu MiB, "
              "%.0f GiB\n  simd: %s",
              model, ncpu, isa, c.l1d >> 10, c.l2 >> 10, c.llc >> 20, mem_gib, flags);
+}
+
+/* ---- scheduler waits ------------------------------------------------------------ */
+
+double bk_cpu_wait_s(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    double total = 0;
+    bool any = false;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char p[300];
+        snprintf(p, sizeof p, "/proc/self/task/%s/schedstat", e->d_name);
+        FILE *f = fopen(p, "r");
+        unsigned long long run, wait;
+        if (f && fscanf(f, "%llu %llu", &run, &wait) == 2) {
+            total += (double)wait * 1e-9;
+            any = true;
+        }
+        if (f) fclose(f);
+    }
+    closedir(d);
+    return any ? total : -1;
 }
 
 /* ---- cache flush ---------------------------------------------------------------- */
