@@ -325,7 +325,7 @@ static sw_status model_specs(const opts *o, const bool *want, spec_list *l, sw_e
     const int first = l->n;
     for (int64_t i = 0; want[BK_MATMUL] && i < sw_gguf_n_tensors(g) && st == SW_OK; i++) {
         const sw_gguf_tensor *t = sw_gguf_tensor_at(g, i);
-        char role[64];
+        char role[sizeof l->v->what];
         tensor_role(t->name, role, sizeof role);
         bool tied_out = cfg.tied_embeddings && t == embd;
         if (!(t->n_dims == 2 && (is_matmul_weight(role) || tied_out))) continue;

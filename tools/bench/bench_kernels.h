@@ -69,7 +69,7 @@ typedef struct bk_ctx {
     bk_peaks peaks;
     bk_stream *dram;    /* CPU: the DRAM probe's buffer, kept for the samples between rows */
     cJSON *host;        /* identification of the host and the device (owned) */
-    char host_line[1024];
+    char host_line[2048];
     char device_line[1024]; /* GPUs: the device ("" on the CPU) */
     char cold_how[96];  /* how operands are kept cold, for the report */
 } bk_ctx;

@@ -284,8 +284,9 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *p,
         a2 = _mm512_add_epi64(a2, _mm512_load_si512((const void *)(p + i + 128)));
         a3 = _mm512_add_epi64(a3, _mm512_load_si512((const void *)(p + i + 192)));
     }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    uint64_t v[8]; /* unsigned: the sums wrap, and the header's reduce adds signed */
+    _mm512_storeu_si512((void *)v, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
 }
 
 __attribute__((target("avx512f"))) static void copy_avx512(const uint8_t *s, uint8_t *d,
@@ -595,10 +596,20 @@ static double comp_ops_per_iter(int isa, bool f32) {
     }
 
 #if BK_X86
-__attribute__((target("avx2"))) static int32_t hsum_epi32_ymm(__m256i s) {
-    int32_t v[8];
+/* Horizontal sums in unsigned arithmetic: the accumulators wrap by design
+ * (the value only keeps the loop alive), which signed C addition must not. */
+__attribute__((target("avx2"))) static uint32_t hsum_epi32_ymm(__m256i s) {
+    uint32_t v[8];
     _mm256_storeu_si256((__m256i *)v, s);
     return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+}
+__attribute__((target("avx512f"))) static uint32_t hsum_epi32_zmm(__m512i s) {
+    uint32_t v[16];
+    _mm512_storeu_si512((void *)v, s);
+    uint32_t t = 0;
+    for (int i = 0; i < 16; i++)
+        t += v[i];
+    return t;
 }
 __attribute__((target("avx2"))) static float hsum_ps_ymm(__m256 s) {
     float v[8];
@@ -616,7 +627,7 @@ __attribute__((target("avx2"))) static float hsum_ps_ymm(__m256 s) {
 #define FMA_Y(c) c = _mm256_fmadd_ps(c, a, b)
 PEAK_LOOP(i8_avx512, "avx512f,avx512bw,avx512vnni", __m512i, _mm512_set1_epi8(3),
           _mm512_set1_epi8(-5), INIT_ZI, DPBUSD_Z, OPAQUE_Z, _mm512_add_epi32,
-          _mm512_reduce_add_epi32)
+          hsum_epi32_zmm)
 PEAK_LOOP(i8_avxvnni, "avx2,avxvnni", __m256i, _mm256_set1_epi8(3), _mm256_set1_epi8(-5),
           INIT_YI, DPBUSD_Y, OPAQUE, _mm256_add_epi32, hsum_epi32_ymm)
 PEAK_LOOP(f32_avx512, "avx512f", __m512, _mm512_set1_ps(0.999f), _mm512_set1_ps(1e-3f),
