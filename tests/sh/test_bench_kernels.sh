@@ -70,6 +70,7 @@ for r in d["rows"]:
     assert r["calls"] >= 1, where
     if backend == "cpu" and "waited_best" in r:  # schedstat readable
         assert 0 <= r["waited_best"] and 0 <= r["undisturbed_calls"] <= r["calls"], where
+        assert r["cpu_us"] >= 0, where
     assert r["bound"] in ("mem", "compute") and r["level"] in levels, where
     gbps = r["bytes"] / r["time_us_best"] * 1e-3
     assert math.isclose(gbps, r["gbps"], rel_tol=1e-6), where

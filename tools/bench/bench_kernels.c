@@ -441,17 +441,18 @@ static const char *row_type(const bk_row *r) {
 }
 
 static void print_table(const bk_row *rows, int n) {
-    printf("%-9s %-5s %-26s %-22s %10s %10s %5s %9s %9s %7s %-7s %-5s %8s %8s %6s\n", "op",
-           "type", "shape", "what", "best_us", "median_us", "wait", "MB", "Mop", "op/B", "bound",
-           "level", "GB/s", "Gop/s", "%peak");
+    printf("%-9s %-5s %-26s %-22s %10s %10s %10s %5s %9s %9s %7s %-7s %-5s %8s %8s %6s\n", "op",
+           "type", "shape", "what", "best_us", "median_us", "cpu_us", "wait", "MB", "Mop", "op/B",
+           "bound", "level", "GB/s", "Gop/s", "%peak");
     for (int i = 0; i < n; i++) {
         const bk_row *r = &rows[i];
-        char wait[16] = "-";
+        char wait[16] = "-", cpu[24] = "-";
         if (r->waited >= 0) snprintf(wait, sizeof wait, "%.0f%%", 100 * r->waited);
-        printf("%-9s %-5s %-26s %-22s %10.1f %10.1f %5s %9.3f %9.2f %7.2f %-7s %-5s %8.2f %8.2f "
-               "%5.1f%%\n",
+        if (r->cpu_med >= 0) snprintf(cpu, sizeof cpu, "%.1f", r->cpu_med * 1e6);
+        printf("%-9s %-5s %-26s %-22s %10.1f %10.1f %10s %5s %9.3f %9.2f %7.2f %-7s %-5s %8.2f "
+               "%8.2f %5.1f%%\n",
                bk_op_name(r->spec.op), row_type(r), r->shape,
-               r->spec.what[0] ? r->spec.what : "-", r->t_best * 1e6, r->t_med * 1e6, wait,
+               r->spec.what[0] ? r->spec.what : "-", r->t_best * 1e6, r->t_med * 1e6, cpu, wait,
                r->bytes / 1e6, r->ops / 1e6, r->ai, r->compute_bound ? "compute" : "mem",
                r->level->level, r->gbps, r->gops, r->pct);
     }
@@ -513,6 +514,7 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddNumberToObject(e, "time_us_median", r->t_med * 1e6);
         if (r->waited >= 0) cJSON_AddNumberToObject(e, "waited_best", r->waited);
         if (r->clean >= 0) cJSON_AddNumberToObject(e, "undisturbed_calls", r->clean);
+        if (r->cpu_med >= 0) cJSON_AddNumberToObject(e, "cpu_us", r->cpu_med * 1e6);
         cJSON_AddNumberToObject(e, "calls", x->reps);
         cJSON_AddNumberToObject(e, "gbps", r->gbps);
         cJSON_AddNumberToObject(e, "gops", r->gops);
@@ -523,6 +525,7 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddNumberToObject(e, "peak_gbps", r->peak_gbps);
         cJSON_AddNumberToObject(e, "peak_gops", r->peak_gops);
         cJSON_AddNumberToObject(e, "pct_peak", r->pct);
+        if (r->pct_cpu >= 0) cJSON_AddNumberToObject(e, "pct_peak_cpu", r->pct_cpu);
         if (r->working_set == SIZE_MAX) cJSON_AddStringToObject(e, "working_set", "dram (flushed)");
         else cJSON_AddNumberToObject(e, "working_set", (double)r->working_set);
         cJSON_AddNumberToObject(e, "copies", r->copies);

@@ -90,10 +90,10 @@ void bk_cpu_peaks_free(bk_ctx *x);
 void bk_cpu_flush(const void *p, size_t n);
 /* Name of the flush bk_cpu_flush does, for the report. */
 const char *bk_cpu_flush_name(void);
-/* Seconds the process's threads have spent runnable but waiting for a CPU
- * (Linux schedstat; -1 where unknown). A timed call is undisturbed when this
- * does not grow during it. */
-double bk_cpu_wait_s(void);
+/* The process's CPU seconds, and the seconds its threads have spent runnable
+ * but waiting for a CPU (Linux schedstat, summed over the threads); false
+ * where unknown. A timed call is undisturbed when the waiting does not grow. */
+bool bk_cpu_sched(double *cpu_s, double *wait_s);
 
 /* Vulkan and CUDA (bench_peak_gpu.c). */
 void bk_gpu_host(bk_ctx *x, int device);
@@ -135,11 +135,13 @@ typedef struct bk_row {
     double t_med, t_best; /* seconds per call */
     int clean;          /* CPU: calls no thread waited for a CPU during (< 2 %); -1 unknown */
     double waited;      /* CPU: share of the best call's thread time spent waiting for a CPU */
+    double cpu_med;     /* CPU: the threads' CPU seconds per call, median (-1 unknown) */
     size_t working_set; /* bytes cycled between reuses; SIZE_MAX: flushed to DRAM */
     int copies, per_step;
     /* the verdict (bk_judge) */
     const bk_mem_probe *level;
     double gbps, gops, ai, ridge, peak_gbps, peak_gops, pct;
+    double pct_cpu;     /* one CPU thread: %peak of the median CPU time (-1: not given) */
     bool compute_bound;
 } bk_row;
 

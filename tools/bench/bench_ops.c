@@ -466,17 +466,23 @@ static void flush_copy(bk_ctx *x, bk_case *c, int i) {
 /* CPU: each call timed alone, after a flush (unless hot). waits[r]: the
  * share of the call's thread time the threads spent waiting for a CPU (on a
  * shared machine a call longer than a time slice is often preempted for tens
- * of milliseconds); -1 where the scheduler does not say. */
-static sw_status time_calls(bk_ctx *x, bk_case *c, double *times, double *waits, sw_err *err) {
+ * of milliseconds); cpus[r]: their CPU seconds; -1 where the scheduler does
+ * not say. */
+static sw_status time_calls(bk_ctx *x, bk_case *c, double *times, double *waits, double *cpus,
+                            sw_err *err) {
     sw_status st;
     for (int r = -2; r < x->reps; r++) {
         if (!x->hot) flush_copy(x, c, 0);
-        const double w0 = bk_cpu_wait_s(), t0 = sw_time_s();
+        double run0, wait0, run1, wait1;
+        const bool known0 = bk_cpu_sched(&run0, &wait0);
+        const double t0 = sw_time_s();
         if ((st = c->call(x->be, c, 0, err)) != SW_OK) return st;
-        const double t = sw_time_s() - t0, w1 = bk_cpu_wait_s();
+        const double t = sw_time_s() - t0;
+        const bool known = bk_cpu_sched(&run1, &wait1) && known0;
         if (r < 0) continue;
         times[r] = t;
-        waits[r] = w0 < 0 || w1 < 0 ? -1 : SW_MAX(0.0, (w1 - w0) / (t * x->threads));
+        waits[r] = known ? SW_MAX(0.0, (wait1 - wait0) / (t * x->threads)) : -1;
+        cpus[r] = known ? run1 - run0 : -1;
     }
     return SW_OK;
 }
@@ -507,17 +513,18 @@ sw_status bk_run(bk_ctx *x, const bk_spec *s, bk_row *row, sw_err *err) {
     size_t per_copy = 0;
     sw_status st = describe(s, row, &per_copy, err);
     if (st != SW_OK) return st;
-    double *times = calloc(2 * (size_t)x->reps, sizeof(double)), *waits = times + x->reps;
+    double *times = calloc(3 * (size_t)x->reps, sizeof(double));
     if (!times) return sw_err_set(err, SW_E_NOMEM, "out of memory");
+    double *waits = times + x->reps, *cpus = waits + x->reps;
     for (int r = 0; r < x->reps; r++)
-        waits[r] = -1; /* GPUs: not measured */
+        waits[r] = cpus[r] = -1; /* GPUs: not measured */
     bk_case c;
     memset(&c, 0, sizeof c);
     c.s = s;
     c.copies = 1;
     int per_step = 1;
     if (x->kind == BK_CPU) {
-        if ((st = build(x, &c, err)) == SW_OK) st = time_calls(x, &c, times, waits, err);
+        if ((st = build(x, &c, err)) == SW_OK) st = time_calls(x, &c, times, waits, cpus, err);
         row->working_set = x->hot ? per_copy : SIZE_MAX;
     } else {
         /* one copy first: how long one call takes decides how many copies fit a step */
@@ -553,6 +560,8 @@ sw_status bk_run(bk_ctx *x, const bk_spec *s, bk_row *row, sw_err *err) {
         }
         row->t_best = times[best];
         row->waited = waits[best];
+        qsort(cpus, (size_t)n, sizeof *cpus, cmp_double);
+        row->cpu_med = cpus[0] < 0 ? -1 : n % 2 ? cpus[n / 2] : 0.5 * (cpus[n / 2 - 1] + cpus[n / 2]);
         qsort(times, (size_t)n, sizeof *times, cmp_double);
         row->t_med = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
         row->copies = c.copies;
@@ -590,4 +599,9 @@ void bk_judge(const bk_ctx *x, bk_row *r) {
     r->compute_bound = r->ops > 0 && r->peak_gops > 0 && r->ai >= r->ridge;
     if (r->compute_bound) r->pct = 100.0 * r->gops / r->peak_gops;
     else r->pct = r->peak_gbps > 0 ? 100.0 * r->gbps / r->peak_gbps : 0;
+    /* one thread: its CPU time is the kernel's own time, whatever the machine
+     * ran meanwhile (with more threads it would count the pool's spinning) */
+    r->pct_cpu = x->kind == BK_CPU && x->threads == 1 && r->cpu_med > 0
+                     ? r->pct * r->t_best / r->cpu_med
+                     : -1;
 }

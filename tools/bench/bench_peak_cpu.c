@@ -19,6 +19,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench_kernels.h"
@@ -42,7 +43,7 @@ static int samples(const bk_ctx *x) {
 }
 
 const char *bk_cpu_isa(sw_backend *be) {
-    return sw_backend_cpu_uses_simd(be) ? "avx2" : "scalar";
+    return sw_cpu_isa_name(sw_backend_cpu_isa(be));
 }
 
 /* ---- caches ------------------------------------------------------------------- */
@@ -185,10 +186,15 @@ void bk_cpu_host(bk_ctx *x) {
 
 /* ---- scheduler waits ------------------------------------------------------------ */
 
-double bk_cpu_wait_s(void) {
+bool bk_cpu_sched(double *cpu_s, double *wait_s) {
+    /* CPU time from the clock (exact); waits from schedstat, which the kernel
+     * adds up when a thread gets a CPU back */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return false;
+    *cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
     DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    double total = 0;
+    if (!d) return false;
+    double wait_sum = 0;
     bool any = false;
     for (struct dirent *e; (e = readdir(d));) {
         if (e->d_name[0] == '.') continue;
@@ -197,13 +203,14 @@ double bk_cpu_wait_s(void) {
         FILE *f = fopen(p, "r");
         unsigned long long run, wait;
         if (f && fscanf(f, "%llu %llu", &run, &wait) == 2) {
-            total += (double)wait * 1e-9;
+            wait_sum += (double)wait * 1e-9;
             any = true;
         }
         if (f) fclose(f);
     }
     closedir(d);
-    return any ? total : -1;
+    *wait_s = wait_sum;
+    return any;
 }
 
 /* ---- cache flush ---------------------------------------------------------------- */
