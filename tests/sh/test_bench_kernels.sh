@@ -41,6 +41,68 @@ done
 check_report() {
     "$PY" - "$@" <<'EOF'
 import json, math, sys
+# Recount every row's bytes, ops, level and peaks from its sizes and the probe
+# figures, independently of the bench (docs/bench.md states the rules): a
+# row that moves fewer bytes than it claims, or is judged against the wrong
+# probe or compute peak, fails here even when its %peak looks plausible.
+try:
+    import gguf
+    def row_size(t, n):
+        bs, ts = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[t.upper()]]
+        assert n % bs == 0, (t, n)
+        return n // bs * ts
+except ImportError:
+    row_size = None
+def recount(r):
+    T, op = r["T"], r["op"]
+    if op == "matmul":
+        K, N = r["K"], r["N"]
+        return row_size(r["type"], K) * N + 4 * K * T + 4 * N * T, 4 * N * T, 2 * K * N * T
+    if op == "attention":
+        S, C, nh, nkv, hd = r["n_seqs"], r["ctx"], r["n_head"], r["n_head_kv"], r["head_dim"]
+        q_per = T // S
+        keys = sum(C - q_per + q + 1 for q in range(q_per))
+        return (8 * hd * nh * T + 2 * S * C * nkv * hd * row_size(r["type"], 1), 4 * hd * nh * T,
+                4 * keys * S * nh * hd)
+    if op == "rope":
+        n = r["head_dim"] * r["n_head"] * T
+        return 8 * n, 4 * n, 3 * r["n_rot"] * r["n_head"] * T
+    if op == "kv_write":
+        n = r["head_dim"] * r["n_head_kv"] * T
+        w = 2 * row_size(r["type"], 1) * n
+        return 8 * n + w, w, 0
+    n = r["n"]
+    if op == "rms_norm":
+        return 8 * n * T + 4 * n, 4 * n * T, 4 * n * T
+    if op == "get_rows":
+        return row_size(r["type"], n) * T + 4 * n * T, 4 * n * T, 0
+    assert op in ("add", "swiglu"), op
+    return 12 * n * T, 4 * n * T, (1 if op == "add" else 4) * n * T
+def check_verdict(d, r, where):
+    backend, comp, mem = d["backend"], d["peaks"]["compute"], d["peaks"]["memory"]
+    if row_size:
+        b, w, o = recount(r)
+        assert (r["bytes"], r["bytes_written"], r["ops"]) == (b, w, o), (where, r["bytes"], b, r["ops"], o)
+    quant = r["op"] == "matmul" and r["type"] not in ("f32", "f16", "bf16")
+    if backend == "cpu":
+        want = "int8" if quant else "f32"
+    elif backend == "cuda" and quant and "gemm_i8" in comp:
+        want = "gemm_i8"
+    else:
+        want = "gemm_f16"
+    assert r["peak_compute"] == want and r["peak_gops"] == comp[want]["gops"], where
+    ws = math.inf if r["working_set"] == "dram (flushed)" else r["working_set"]
+    if backend == "cpu" and d["operands"] == "cold":
+        assert ws == math.inf, where
+    fits = [m for m in mem if m["bytes"] <= ws]
+    m = fits[-1] if fits else mem[0]
+    assert r["level"] == m["level"], (where, r["level"], m["level"])
+    best = max(m.get("read_gbps", 0), m.get("copy_gbps", 0), m.get("add_gbps", 0))
+    rd = r["bytes"] - r["bytes_written"]
+    peak = min(best, m["read_gbps"] * r["bytes"] / rd) if m.get("read_gbps", 0) > 0 and rd > 0 else best
+    assert math.isclose(peak, r["peak_gbps"], rel_tol=1e-9), (where, peak, r["peak_gbps"])
+    assert math.isclose(r["ridge"], r["peak_gops"] / r["peak_gbps"], rel_tol=1e-9), where
+    assert math.isclose(r["intensity"], r["ops"] / r["bytes"], rel_tol=1e-9), where
 d = json.load(open(sys.argv[1]))
 backend, want_ops = sys.argv[2], sys.argv[3].split(",")
 assert d["bench"] == "kernels" and d["backend"] == backend, d.get("backend")
@@ -50,6 +112,12 @@ h = d["host"]
 assert h["cpu"] and "simd_flags" in h and h["llc_kib"] >= 0, h
 if backend == "cpu":
     assert h["cpu_kernels"] in ("scalar", "avx2", "avxvnni", "avx512"), h
+    # the int8 probe runs the instructions of the kernel set the rows ran
+    i8 = {"scalar": "C int8", "avx2": "vpmaddubsw", "avxvnni": "vpdpbusd ymm",
+          "avx512": "vpdpbusd zmm"}[h["cpu_kernels"]]
+    assert i8 in d["peaks"]["compute"]["int8"]["how"], (h["cpu_kernels"], d["peaks"]["compute"])
+    if len(sys.argv) > 4:
+        assert h["cpu_kernels"] == sys.argv[4], (h["cpu_kernels"], sys.argv[4])
 else:
     assert h["device"]["name"] and h["device"]["driver"], h
 mem = d["peaks"]["memory"]
@@ -82,6 +150,7 @@ for r in d["rows"]:
         assert r["ops"] == 0 or r["intensity"] < r["ridge"], where
         pct = 100 * r["gbps"] / r["peak_gbps"]
     assert math.isclose(pct, r["pct_peak"], rel_tol=1e-6), where
+    check_verdict(d, r, where)
     assert r["pct_peak"] <= 100.0, "%s: %.1f%% of its peak: a probe is too low" % (where, r["pct_peak"])
     # and the other ratio cannot pass 100 % either
     assert 100 * r["gbps"] / r["peak_gbps"] <= 100.0 + 1e-9, where
@@ -163,6 +232,24 @@ if grep -q "bound" "$TMP/bench_kernels.txt" && grep -q "%peak" "$TMP/bench_kerne
 else
     fail "table: $(cat "$TMP/bench_kernels.txt")"
 fi
+
+# Every other kernel set the host has (SW_CPU_ISA): its probes use its instructions
+# and its rows obey the same rules (a small quantized matmul and an add).
+for isa in avx2 avxvnni scalar; do
+    OUT="$TMP/test_bench_kernels-$isa.json"
+    SW_CPU_ISA=$isa "$BENCH" kernels --backend cpu --threads 2 --type q4_0,q8_0 --op matmul,add \
+        --shape 4096,64,1 --tokens 1 --quick --probe-mib 64 --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    rc=$?
+    if [[ $rc -ne 0 ]] && grep -q "host lacks" "$TMP/bench_kernels.err"; then
+        echo "skip SW_CPU_ISA=$isa: $(tail -1 "$TMP/bench_kernels.err")"
+    elif [[ $rc -ne 0 ]]; then
+        fail "SW_CPU_ISA=$isa bench kernels exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
+    elif check_report "$OUT" cpu matmul,add "$isa"; then
+        pass "cpu SW_CPU_ISA=$isa: its int8 probe, rows none above 100 %"
+    else
+        fail "cpu SW_CPU_ISA=$isa (above)"
+    fi
+done
 
 # Vulkan on lavapipe (skipped without a Vulkan build or device): small ops only,
 # lavapipe is slow

@@ -458,6 +458,27 @@ static void print_table(const bk_row *rows, int n) {
     }
 }
 
+/* The sizes of a row's op, enough to recount its bytes and ops (the test does). */
+static void json_dims(cJSON *e, const bk_spec *s) {
+    const bool heads = s->op == BK_ATTENTION || s->op == BK_ROPE || s->op == BK_KV_WRITE;
+    if (s->op == BK_MATMUL) {
+        cJSON_AddNumberToObject(e, "K", (double)s->K);
+        cJSON_AddNumberToObject(e, "N", (double)s->N);
+    } else if (!heads) {
+        cJSON_AddNumberToObject(e, "n", (double)s->K); /* row length */
+    }
+    cJSON_AddNumberToObject(e, "T", (double)s->T);
+    if (!heads) return;
+    cJSON_AddNumberToObject(e, "head_dim", s->head_dim);
+    if (s->op != BK_KV_WRITE) cJSON_AddNumberToObject(e, "n_head", s->n_head);
+    if (s->op != BK_ROPE) cJSON_AddNumberToObject(e, "n_head_kv", s->n_head_kv);
+    if (s->op == BK_ROPE) cJSON_AddNumberToObject(e, "n_rot", s->n_rot);
+    if (s->op == BK_ATTENTION) {
+        cJSON_AddNumberToObject(e, "ctx", s->ctx);
+        cJSON_AddNumberToObject(e, "n_seqs", s->n_seqs);
+    }
+}
+
 static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, const bk_row *rows,
                           int n) {
     cJSON *j = cJSON_CreateObject();
@@ -503,12 +524,9 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddStringToObject(e, "type", row_type(r));
         cJSON_AddStringToObject(e, "shape", r->shape);
         cJSON_AddStringToObject(e, "what", r->spec.what);
-        if (r->spec.op == BK_MATMUL) {
-            cJSON_AddNumberToObject(e, "K", (double)r->spec.K);
-            cJSON_AddNumberToObject(e, "N", (double)r->spec.N);
-        }
-        cJSON_AddNumberToObject(e, "T", (double)r->spec.T);
+        json_dims(e, &r->spec);
         cJSON_AddNumberToObject(e, "bytes", r->bytes);
+        cJSON_AddNumberToObject(e, "bytes_written", r->written);
         cJSON_AddNumberToObject(e, "ops", r->ops);
         cJSON_AddNumberToObject(e, "time_us_best", r->t_best * 1e6);
         cJSON_AddNumberToObject(e, "time_us_median", r->t_med * 1e6);
@@ -524,6 +542,7 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddStringToObject(e, "level", r->level->level);
         cJSON_AddNumberToObject(e, "peak_gbps", r->peak_gbps);
         cJSON_AddNumberToObject(e, "peak_gops", r->peak_gops);
+        cJSON_AddStringToObject(e, "peak_compute", k_compute_names[r->peak_compute]);
         cJSON_AddNumberToObject(e, "pct_peak", r->pct);
         if (r->pct_cpu >= 0) cJSON_AddNumberToObject(e, "pct_peak_cpu", r->pct_cpu);
         if (r->working_set == SIZE_MAX) cJSON_AddStringToObject(e, "working_set", "dram (flushed)");

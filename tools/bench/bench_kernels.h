@@ -142,6 +142,7 @@ typedef struct bk_row {
     const bk_mem_probe *level;
     double gbps, gops, ai, ridge, peak_gbps, peak_gops, pct;
     double pct_cpu;     /* one CPU thread: %peak of the median CPU time (-1: not given) */
+    bk_compute peak_compute; /* the compute peak the row is judged against */
     bool compute_bound;
 } bk_row;
 

@@ -591,6 +591,7 @@ void bk_judge(const bk_ctx *x, bk_row *r) {
     if (x->kind == BK_CPU) k = r->int8 ? BK_C_INT8 : BK_C_F32;
     else if (x->kind == BK_CUDA && r->int8 && pk->gops[BK_C_GEMM_I8] > 0) k = BK_C_GEMM_I8;
     else k = BK_C_GEMM_F16;
+    r->peak_compute = k;
     r->peak_gops = pk->gops[k];
     r->gbps = r->bytes / r->t_best * 1e-9;
     r->gops = r->ops / r->t_best * 1e-9;
