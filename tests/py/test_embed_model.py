@@ -21,8 +21,10 @@ Under the sanitizers (scripts/test.sh sets ASAN_OPTIONS; a real model runs
 them), fewer one-by-one checks, and a 128-token input instead of 512.
 
 Environment as tests/py/test_server.py (SW_SERVER_BIN for the ASan build)."""
+import base64
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -76,6 +78,42 @@ def check_common(srv, texts, dim, name):
     return vs
 
 
+def check_wire(srv, dim, text):
+    """encoding_format base64 = the float vector's little-endian float32
+    bytes; 'dimensions' = the model's width is accepted, any other is a 400
+    naming it; a text longer than the model's context is a 400
+    context_length_exceeded in OpenAI's error shape."""
+    c = client(srv)
+    f = c.embeddings.create(model="any", input=[text, text + " again"], encoding_format="float")
+    st, body = post_json(srv.port, "/v1/embeddings",
+                         {"model": "any", "input": [text, text + " again"],
+                          "encoding_format": "base64"})
+    assert st == 200, body
+    for d, want in zip(body["data"], f.data):
+        raw = base64.b64decode(d["embedding"])
+        assert len(raw) == 4 * dim, len(raw)
+        got = struct.unpack(f"<{dim}f", raw)
+        assert max(abs(a - b) for a, b in zip(got, want.embedding)) < 1e-6
+    # the SDK asks for base64 by default and decodes it itself
+    sdk = c.embeddings.create(model="any", input=text)
+    assert cos(sdk.data[0].embedding, f.data[0].embedding) > 0.999999
+    ok = c.embeddings.create(model="any", input=text, dimensions=dim)
+    assert len(ok.data[0].embedding) == dim
+    for bad in (dim // 2, dim + 1, 0, -3, "384", 1.5):
+        st, body = post_json(srv.port, "/v1/embeddings",
+                             {"model": "any", "input": text, "dimensions": bad})
+        assert_error(st, body, 400, param="dimensions", what=f"dimensions {bad!r}")
+    st, body = post_json(srv.port, "/v1/embeddings",
+                         {"model": "any", "input": text, "encoding_format": "int8"})
+    assert_error(st, body, 400, param="encoding_format")
+    st, body = post_json(srv.port, "/v1/embeddings",
+                         {"model": "any", "input": ["fine", "word " * 5000]})
+    assert_error(st, body, 400, param="input[1]", code="context_length_exceeded")
+    # and the server still answers after the errors
+    again = c.embeddings.create(model="any", input=text, encoding_format="float")
+    assert cos(again.data[0].embedding, f.data[0].embedding) > 0.99999
+
+
 class MiniLM:
     def __init__(self, path, served):
         self.ref = json.load(open(REF))
@@ -111,6 +149,20 @@ class MiniLM:
         n = sum(len(x["ids"]) for x in s)  # [CLS] ... [SEP] included
         assert by_text.usage.prompt_tokens == n, (by_text.usage, n)
 
+    def test_llama_cpp_vectors(self):
+        """The same file through llama.cpp's llama-embedding (recorded in the
+        reference data), where llama.cpp tokenized the sentence alike."""
+        same = [x for x in self.ref["sentences"] if x["ids"] == x["llama_cpp_ids"]]
+        vs = self.c.embeddings.create(model="any", input=[x["text"] for x in same],
+                                      encoding_format="float").data
+        worst = min(cos(v.embedding, x["llama_cpp"]) for v, x in zip(vs, same))
+        print(f"  worst cosine vs llama.cpp's llama-embedding over {len(same)} sentences: "
+              f"{worst:.7f}")
+        assert worst >= 0.999, worst
+
+    def test_wire(self):
+        check_wire(self.srv, 384, self.texts[0])
+
     def test_too_long(self):
         st, body = post_json(self.srv.port, "/v1/embeddings",
                              {"input": [[1037] * 600], "model": "any"})
@@ -143,6 +195,7 @@ def test_synthetic(served):
         a = c.embeddings.create(model="any", input=ids)
         b = c.embeddings.create(model="any", input=ids[1])
         assert cos(a.data[1].embedding, b.data[0].embedding) > 0.99999
+        check_wire(srv, 256, texts[1])
     finally:
         assert srv.stop() == 0, srv.logs()
 
