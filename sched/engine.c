@@ -69,6 +69,10 @@ typedef struct seq {
     bool hidden_sent;     /* the SW_EVENT_HIDDEN is queued */
     int32_t hid_summed;   /* positions [0, hid_summed) are in hid_sum */
     double *hid_sum;      /* [n_embd] when SW_HIDDEN_MEAN */
+    /* The sum of the block being computed, for the engine's block sums (see
+     * record_block_sums): positions [block start, blk_next) so far. */
+    double *blk_acc;      /* [n_embd], allocated at the first use */
+    int32_t blk_next;     /* the position blk_acc expects next; -1: none */
     float *hid_last;      /* [n_embd] when SW_HIDDEN_LAST */
     sw_gmatch *gm;        /* the output so far under the request's grammar, or NULL */
     /* Under the engine lock. */
@@ -105,6 +109,7 @@ struct sw_engine {
      * the tokens after it); an embed-only model takes only no_generate
      * requests. */
     bool causal, embed_only;
+    bool prefix_cache;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -140,6 +145,14 @@ struct sw_engine {
     float *logits;               /* [max_running * n_vocab] */
     float *hidden;               /* [budget * n_embd], from the first request that wants it */
     bool step_hidden;            /* this step computes hidden (into e->hidden) */
+    /* Hidden-state sums of prompt blocks, keyed by the block's chain hash
+     * (direct-mapped, [n_hsum] slots; key 0 = empty): a request asking for the
+     * mean takes a cached block's positions from here instead of computing
+     * them. Allocated by the first SW_HIDDEN_MEAN request when the prefix
+     * cache is on; from then on every prefill records its prompt blocks. */
+    uint64_t *hsum_key;
+    double *hsum;                /* [n_hsum * n_embd] */
+    int32_t n_hsum;
     sw_token_info *sampled;      /* [max_running] */
     sw_status *sample_st;        /* [max_running] */
     sw_err sample_err;
@@ -189,6 +202,7 @@ static void seq_free(seq *s) {
     free(s->hashes);
     free(s->stop_ids);
     free(s->hid_sum);
+    free(s->blk_acc);
     free(s->hid_last);
     free(s);
 }
@@ -260,6 +274,7 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->greedy = r->sampling.temperature <= 0.0f;
     s->hidden = r->hidden;
     s->no_generate = r->no_generate;
+    s->blk_next = -1;
     if (s->hidden & SW_HIDDEN_MEAN) s->hid_sum = calloc((size_t)e->n_embd, sizeof *s->hid_sum);
     if (s->hidden & SW_HIDDEN_LAST) s->hid_last = calloc((size_t)e->n_embd, sizeof *s->hid_last);
     sw_json_init(&s->js);
@@ -460,16 +475,54 @@ static void note_planned_blocks(sw_engine *e, const seq *s, int32_t n_tok) {
     }
 }
 
+/* The cached hidden-state sum of the prompt block with chain hash h, or NULL. */
+static const double *hsum_find(const sw_engine *e, uint64_t h) {
+    if (!e->hsum || !h) return NULL;
+    int32_t slot = (int32_t)(h % (uint64_t)e->n_hsum);
+    return e->hsum_key[slot] == h ? e->hsum + (size_t)slot * (size_t)e->n_embd : NULL;
+}
+
+static bool mean_pending(const seq *s) {
+    return (s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent;
+}
+
+/* How many of s's first n_lookup blocks a request that still sums its mean
+ * may take from the prefix cache: those already in its sum, then those whose
+ * hidden-state sum is cached. */
+static int32_t summable_blocks(const sw_engine *e, const seq *s, int32_t n_lookup) {
+    int32_t bs = e->block_size, done = s->hid_summed / bs;
+    if (!e->hsum || s->hid_summed % bs) return SW_MIN(done, n_lookup);
+    uint64_t h = SW_BM_HASH_ROOT;
+    for (int32_t i = 0; i < n_lookup; i++) {
+        h = sw_bm_hash_block(h, s->tokens + (size_t)i * (size_t)bs, bs);
+        if (i >= done && !hsum_find(e, h)) return i;
+    }
+    return n_lookup;
+}
+
+/* Add the cached sums of s's blocks [hid_summed / bs, n) (matched, so their
+ * hashes are in s->hashes; summable_blocks checked them) to s's mean. */
+static void take_cached_sums(const sw_engine *e, seq *s, int32_t n) {
+    const size_t ne = (size_t)e->n_embd;
+    for (int32_t i = s->hid_summed / e->block_size; i < n; i++) {
+        const double *v = hsum_find(e, s->hashes[i]);
+        if (!v) return; /* cannot happen: checked under the same lock */
+        for (size_t k = 0; k < ne; k++) s->hid_sum[k] += v[k];
+        s->hid_summed = (i + 1) * e->block_size;
+    }
+}
+
 /* Whether the first block s still has to compute (s's lookup done) is one
  * that a chunk of this step completes: then s waits one step and takes it
  * from the prefix cache instead of computing the same prefix twice in one
  * step -- a burst of requests with one system prompt, or one prompt sent
  * many times at once, costs one prefill of the shared blocks. A request that
- * needs every position computed (the mean hidden state) does not wait. */
+ * sums its mean hidden state waits too once block sums are recorded (the
+ * block's sum comes with it); before that it computes every position. */
 static bool wait_for_planned(const sw_engine *e, const seq *s) {
     int32_t bs = e->block_size, m = s->n_blocks;
     if (!e->n_plan_hashes || s->n_computed != m * bs || (int64_t)(m + 1) * bs > s->n_tokens ||
-        m > s->n_hashes || ((s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent))
+        m > s->n_hashes || (mean_pending(s) && !e->hsum))
         return false;
     uint64_t h = sw_bm_hash_block(m ? s->hashes[m - 1] : SW_BM_HASH_ROOT,
                                   s->tokens + (size_t)m * (size_t)bs, bs);
@@ -501,11 +554,20 @@ static void reuse_last_block(sw_engine *e, seq *s) {
     uint64_t parent = nb ? s->hashes[nb - 1] : SW_BM_HASH_ROOT, h;
     int32_t src = sw_bm_match_next(e->bm, parent, s->tokens + (size_t)nb * (size_t)bs, &h);
     if (src < 0) return;
+    const double *sum = NULL;
+    if (mean_pending(s) && (s->hid_summed != nb * bs || !(sum = hsum_find(e, h)))) {
+        sw_bm_release(e->bm, src); /* its positions are not in the mean: compute them */
+        return;
+    }
     int32_t dst = sw_bm_alloc(e->bm); /* src is referenced: it cannot be evicted for this */
     sw_err err = {{0}};
     if (dst >= 0 && sw_kv_copy_block(e->kv, src, dst, &err) == SW_OK) {
         s->blocks[s->n_blocks++] = dst; /* private: registering it later is a no-op */
         s->n_computed = s->n_tokens - 1;
+        if (sum) { /* the last token is computed again, but summed from here */
+            for (int32_t k = 0; k < e->n_embd; k++) s->hid_sum[k] += sum[k];
+            s->hid_summed = s->n_tokens;
+        }
     } else if (dst >= 0) {
         sw_log(SW_LOG_WARN, "engine: %s; computing the block again", err.msg);
         sw_bm_release(e->bm, dst);
@@ -523,17 +585,15 @@ static int admit(sw_engine *e, int32_t i) {
         /* Reuse cached full blocks, but always leave the last token to compute
          * so that the step yields logits for it. */
         n_lookup = (s->n_tokens - 1) / e->block_size;
-        /* The mean needs every prompt position computed here: reuse only
-         * blocks whose positions are already in the sum. */
-        if ((s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent)
-            n_lookup = SW_MIN(n_lookup, s->hid_summed / e->block_size);
+        /* The mean needs every prompt position: reuse only blocks whose
+         * positions are already in the sum or whose sum is cached. */
+        if (mean_pending(s)) n_lookup = summable_blocks(e, s, n_lookup);
         matched = sw_bm_match_prefix(e->bm, s->tokens, n_lookup, s->blocks, s->hashes);
         s->n_blocks = s->n_hashes = matched;
+        if (mean_pending(s)) take_cached_sums(e, s, matched);
         s->n_computed = matched * e->block_size;
-        /* (not while the mean still needs the positions it would skip) */
-        bool mean_pending = (s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent &&
-                            s->hid_summed < s->n_tokens - 1;
-        if (matched == n_lookup && !mean_pending) reuse_last_block(e, s);
+        /* (for a mean still summing: only with the block's sum cached) */
+        if (matched == n_lookup) reuse_last_block(e, s);
     }
     if (wait_for_planned(e, s)) {
         release_blocks(e, s);
@@ -648,8 +708,11 @@ static sw_status build_batch(sw_engine *e, sw_batch *b, sw_err *err) {
     }
     e->b_seq_start[e->n_plan] = t;
     e->step_hidden = false;
-    for (int32_t k = 0; k < e->n_plan; k++)
-        if (e->plan[k].s->hidden && !e->plan[k].s->hidden_sent) e->step_hidden = true;
+    for (int32_t k = 0; k < e->n_plan; k++) {
+        const seq *s = e->plan[k].s;
+        if ((s->hidden && !s->hidden_sent) || (e->hsum && s->n_computed < s->n_prompt))
+            e->step_hidden = true;
+    }
     memset(b, 0, sizeof *b);
     b->hidden = e->step_hidden ? e->hidden : NULL;
     b->n_tokens = t;
@@ -795,6 +858,36 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
     else if (s->n_tokens >= s->limit) finish_seq(e, s, SW_FINISH_LENGTH, "", flush_text(s));
 }
 
+/* Record the hidden-state sums of the prompt blocks s completes in this step
+ * (batch rows from row0, positions from pos0), keyed by their chain hashes
+ * (register_blocks made them), for later mean requests (hsum_find). Only a
+ * block whose every position this sequence computed in order counts. */
+static void record_block_sums(sw_engine *e, seq *s, int32_t row0, int32_t pos0, int32_t n_tok) {
+    const size_t ne = (size_t)e->n_embd;
+    int32_t bs = e->block_size, end = SW_MIN(pos0 + n_tok, s->n_prompt);
+    if (!e->hsum || pos0 >= end) return;
+    if (!s->blk_acc && !(s->blk_acc = malloc(ne * sizeof *s->blk_acc))) return; /* just not cached */
+    for (int32_t pos = pos0; pos < end; pos++) {
+        if (pos % bs == 0) {
+            memset(s->blk_acc, 0, ne * sizeof *s->blk_acc);
+            s->blk_next = pos;
+        }
+        if (pos != s->blk_next) {
+            s->blk_next = -1;
+            continue;
+        }
+        const float *h = e->hidden + (size_t)(row0 + pos - pos0) * ne;
+        for (size_t i = 0; i < ne; i++) s->blk_acc[i] += h[i];
+        s->blk_next = pos + 1;
+        int32_t b = pos / bs;
+        if (pos % bs == bs - 1 && b < s->n_hashes && s->hashes[b]) {
+            int32_t slot = (int32_t)(s->hashes[b] % (uint64_t)e->n_hsum);
+            e->hsum_key[slot] = s->hashes[b];
+            memcpy(e->hsum + (size_t)slot * ne, s->blk_acc, ne * sizeof *s->blk_acc);
+        }
+    }
+}
+
 /* Take the hidden states of s's prompt positions in this step's chunk (batch
  * rows from row0, positions from pos0) and, once the prompt is complete, queue
  * the SW_EVENT_HIDDEN. Returns false when out of memory (s is then finished). */
@@ -849,6 +942,7 @@ static void apply_step(sw_engine *e) {
         int32_t pos0 = s->n_computed;
         s->n_computed += p->n_tok;
         register_blocks(e, s);
+        if (e->step_hidden) record_block_sums(e, s, e->b_seq_start[k], pos0, p->n_tok);
         if (s->hidden && !s->hidden_sent && e->step_hidden &&
             !take_hidden(e, s, e->b_seq_start[k], pos0, p->n_tok))
             continue;
@@ -1168,6 +1262,7 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     e->n_ctx = (int32_t)n_ctx;
     bool prefix = !p.no_prefix_cache && e->causal;
     if ((st = sw_bm_create(e->kv, prefix, &e->bm, err)) != SW_OK) goto fail;
+    e->prefix_cache = prefix;
 
     size_t mr = (size_t)e->max_running;
     e->running = calloc(mr, sizeof *e->running);
@@ -1233,6 +1328,8 @@ void sw_engine_free(sw_engine *e) {
     free(e->b_table_data);
     free(e->logits);
     free(e->hidden);
+    free(e->hsum_key);
+    free(e->hsum);
     free(e->sampled);
     free(e->sample_st);
     free(e->pieces);
@@ -1243,6 +1340,22 @@ void sw_engine_free(sw_engine *e) {
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     free(e);
+}
+
+/* The block-sum table: one slot per KV block (under the lock). */
+static bool hsum_alloc(sw_engine *e) {
+    int32_t n = sw_kv_n_blocks(e->kv);
+    e->hsum_key = calloc((size_t)n, sizeof *e->hsum_key);
+    e->hsum = malloc((size_t)n * (size_t)e->n_embd * sizeof *e->hsum);
+    if (!e->hsum_key || !e->hsum) {
+        free(e->hsum_key);
+        free(e->hsum);
+        e->hsum_key = NULL;
+        e->hsum = NULL;
+        return false;
+    }
+    e->n_hsum = n;
+    return true;
 }
 
 sw_status sw_engine_submit(sw_engine *e, const sw_request *req, uint64_t *id, sw_err *err) {
@@ -1263,6 +1376,9 @@ sw_status sw_engine_submit(sw_engine *e, const sw_request *req, uint64_t *id, sw
     } else if (req->hidden && !e->hidden &&
                !(e->hidden = malloc((size_t)e->budget * (size_t)e->n_embd * sizeof *e->hidden))) {
         st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the hidden-state buffer");
+    } else if ((req->hidden & SW_HIDDEN_MEAN) && !e->hsum && e->prefix_cache &&
+               !hsum_alloc(e)) {
+        st = sw_err_set(err, SW_E_NOMEM, "submit: out of memory for the hidden-state block sums");
     } else {
         s->id = e->next_id++;
         s->state = SEQ_WAITING;

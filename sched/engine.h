@@ -23,9 +23,13 @@
  * output norm, i.e. the vector the output matrix turns into logits, taken
  * from the prefill that runs anyway. SW_HIDDEN_LAST gives the last prompt
  * token's (the one whose logits give the first generated token); SW_HIDDEN_MEAN
- * gives the mean over all prompt positions (for embeddings). A request asking
- * for the mean computes every prompt position itself: the prefix cache does
- * not skip its positions (it still shares its blocks with later requests).
+ * gives the mean over all prompt positions (for embeddings). A position's
+ * state depends only on the tokens up to it, so a cached prefix block's
+ * states are those of any prompt that shares the prefix: from the first mean
+ * request on (prefix cache on), every prefill records the hidden-state sum of
+ * each prompt block it completes, keyed by the block's chain hash, and a mean
+ * request takes cached blocks whose sum is recorded (blocks cached before
+ * that are computed again).
  * With no_generate the request ends after its prefill (events: HIDDEN, then
  * FINAL with reason length and 0 completion tokens), and its prompt may fill
  * the whole context.

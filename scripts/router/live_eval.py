@@ -16,6 +16,9 @@ in the stream, which is the final decision):
     body; each such request carries a unique marker);
   - TTFT p50 (request sent -> first content) of streaming requests the router
     kept local vs the same prompts forced local, alternating in one run;
+  - with --monitor, the same half on a server without --router (the default,
+    self-calibrating monitor): its escalation share and the AUROC of its
+    route_score (the probe window's score);
   - consistency of train and serve: the live route_score vs the offline score
     of the same item (`spillway-router eval --router --scores`), and the live
     local answer vs the labelled one (greedy: one must be a prefix of the
@@ -129,10 +132,12 @@ def run(cmd):
 
 
 def serve_half(a, router, test, share, fake):
-    """One server run at one share; every measurement comes from responses."""
+    """One server run at one share (router None: the default monitor, no
+    --router and no --cloud-share); every measurement comes from responses."""
+    flags = ["--router", router, "--cloud-share", str(share)] if router else []
     srv = Server(a.model, "--ctx", "1024", "--cloud-provider", "anthropic", "--cloud-url",
                  fake.url, "--cloud-model", CLOUD_MODEL, "--cloud-key-env", KEY_ENV,
-                 "--router", router, "--cloud-share", str(share), env={KEY_ENV: KEY})
+                 *flags, env={KEY_ENV: KEY})
     fake.reset()
     rows, private = [], []
     try:
@@ -142,11 +147,12 @@ def serve_half(a, router, test, share, fake):
             path = "/v1/messages" if anth else "/v1/chat/completions"
             st, sp, text, _ = post(srv.port, path,
                                    chat_body(user_text(it), a.max_tokens, stream, anth), stream)
-            if st != 200 or "route_score" not in sp:
+            # the monitor does not score answers shorter than its min_tokens
+            if st != 200 or (router and "route_score" not in sp):
                 sys.exit(f"item {i}: HTTP {st}, spillway {sp}")
             rows.append({"i": i, "stream": stream, "api": "anthropic" if anth else "openai",
                          "route": sp["route"], "reason": sp["reason"],
-                         "route_score": sp["route_score"], "text": text})
+                         "route_score": sp.get("route_score"), "text": text})
             if i % PRIVATE_EVERY == PRIVATE_EVERY - 1:
                 k = len(private)
                 marker = f"zq{k:03d}marker"
@@ -212,6 +218,8 @@ def main():
     ap.add_argument("--label-tokens", type=int, default=128,
                     help="spillway-router label --max-tokens (default 128)")
     ap.add_argument("--ttft-n", type=int, default=30)
+    ap.add_argument("--monitor", action="store_true",
+                    help="also serve the half with the default monitor (no --router)")
     ap.add_argument("--bin", default=os.path.join(SRC, "build", "bin"))
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/...)")
     a = ap.parse_args()
@@ -277,6 +285,25 @@ def main():
                   f"gain {g['gain_fraction']}, private/PII to cloud {len(leaked)}/{len(private)}, "
                   f"live-offline score |d| max {max(diffs):.4f}, local answers = label "
                   f"{agree}/{n_local}", flush=True)
+        if a.monitor:
+            rows, private, leaked, hits = serve_half(a, None, test, None, fake)
+            cloud = [r["reason"] == "low_confidence" for r in rows]
+            scored = [(r["route_score"], w) for r, w in zip(rows, wrong)
+                      if r["route_score"] is not None]
+            g = gain(wrong, cloud)
+            res["default_monitor"] = {
+                "auroc": auroc([x for x, _ in scored], [w for _, w in scored]),
+                "n_scored": len(scored), **g,
+                "realized_by_half": [sum(cloud[: len(cloud) // 2]) / (len(cloud) // 2),
+                                     sum(cloud[len(cloud) // 2:]) / (len(cloud) - len(cloud) // 2)],
+                "reasons": {k: sum(1 for r in rows if r["reason"] == k)
+                            for k in sorted({r["reason"] for r in rows})},
+                "private_pii_sent": len(private), "private_pii_to_cloud": len(leaked),
+                "provider_hits": hits}
+            dm = res["default_monitor"]
+            print(f"default monitor: escalated {dm['realized']:.3f}, AUROC {dm['auroc']}, "
+                  f"scored {len(scored)}/{len(rows)}, gain {dm['gain_fraction']}, "
+                  f"private/PII to cloud {len(leaked)}/{len(private)}", flush=True)
         res["ttft"] = ttft_run(a, router, test, float(a.shares.split(",")[0]), fake)
         print(f"TTFT p50: {res['ttft']}", flush=True)
     finally:

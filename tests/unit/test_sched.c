@@ -1321,8 +1321,9 @@ static void test_hidden_prefix_cache_and_no_generate(void **state) {
     assert_int_equal(r[2].usage.prompt_tokens, ps[2].n);
     assert_close_vec(r[2].h_mean, want[2].mean, "mean (prefix cache on)", 2);
     assert_close_vec(r[2].h_last, want[2].last, "last", 2);
-    /* one whole cached block as the prompt: the mean still computes it (the
-     * last-block copy that skips all but its last token must not apply) */
+    /* one whole cached block as the prompt: the last-block copy skips all but
+     * its last token, so the mean takes the block's sum (recorded by ps[2]'s
+     * prefill, the first mean request) and stays exact */
     prompt one = sys;
     one.n = 16;
     hid_ref *w1 = calloc(1, sizeof *w1);
@@ -1335,10 +1336,55 @@ static void test_hidden_prefix_cache_and_no_generate(void **state) {
     q.no_generate = true;
     assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
     assert_true(wait_final(&r1, 300));
-    assert_int_equal(r1.usage.cached_prompt_tokens, 0);
+    assert_int_equal(r1.usage.cached_prompt_tokens, 15);
     assert_close_vec(r1.h_mean, w1->mean, "mean of one cached block", 2);
     result_destroy(&r1);
     free(w1);
+    /* from the first mean request on, prefills record their prompt blocks'
+     * hidden-state sums: a mean request takes cached blocks after all and
+     * stays exact -- blocks summed by a mean request (ps[1] after ps[2]) */
+    {
+        result m[5];
+        for (int i = 0; i < 5; i++) result_init(&m[i]);
+        q = greedy_request(&ps[1], 4, &m[0]);
+        q.hidden = SW_HIDDEN_MEAN | SW_HIDDEN_LAST;
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+        assert_true(wait_final(&m[0], 300));
+        assert_int_equal(m[0].usage.cached_prompt_tokens, (SYS / 16) * 16);
+        assert_close_vec(m[0].h_mean, want[1].mean, "mean (cached block sums)", 1);
+        assert_close_vec(m[0].h_last, want[1].last, "last (cached block sums)", 1);
+        assert_same_output(&r[1], &m[0], 1);
+        /* ... by a request that asked for no hidden states */
+        prompt other;
+        hid_ref *w2 = calloc(1, sizeof *w2);
+        assert_non_null(w2);
+        make_prompt(&other, 41, 4545);
+        ref_hidden(&other, w2->last, w2->mean);
+        q = greedy_request(&other, 2, &m[1]);
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+        assert_true(wait_final(&m[1], 300));
+        q = greedy_request(&other, 2, &m[2]);
+        q.hidden = SW_HIDDEN_MEAN;
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+        assert_true(wait_final(&m[2], 300));
+        assert_int_equal(m[2].usage.cached_prompt_tokens, 32);
+        assert_close_vec(m[2].h_mean, w2->mean, "mean (sums of a no-hidden request)", 2);
+        /* a prompt that ends on a block boundary: its last block's K/V is
+         * copied and only the last token computed, its positions summed once */
+        make_prompt(&other, 32, 4646);
+        ref_hidden(&other, w2->last, w2->mean);
+        for (int k = 3; k < 5; k++) {
+            q = greedy_request(&other, 2, &m[k]);
+            q.hidden = SW_HIDDEN_MEAN | SW_HIDDEN_LAST;
+            assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+            assert_true(wait_final(&m[k], 300));
+            assert_int_equal(m[k].usage.cached_prompt_tokens, k == 3 ? 0 : 31);
+            assert_close_vec(m[k].h_mean, w2->mean, "mean (last block copied)", k);
+            assert_close_vec(m[k].h_last, w2->last, "last (last block copied)", k);
+        }
+        free(w2);
+        for (int i = 0; i < 5; i++) result_destroy(&m[i]);
+    }
     /* no_generate without hidden states: just the final event */
     q = greedy_request(&ps[0], 0, &r[3]);
     q.no_generate = true;
