@@ -15,7 +15,7 @@ in the stream, which is the final decision):
   - private / PII requests that reached the cloud (the fake records every
     body; each such request carries a unique marker);
   - TTFT p50 (request sent -> first content) of streaming requests the router
-    kept local vs the same prompts forced local, alternating in one run;
+    kept local vs forced local, taking turns in one run, each prompt once;
   - with --monitor, the same half on a server without --router (the default,
     self-calibrating monitor): its escalation share and the AUROC of its
     route_score (the probe window's score);
@@ -192,12 +192,14 @@ def ttft_run(a, router, test, share, fake):
                  "--router", router, "--cloud-share", str(share), env={KEY_ENV: KEY})
     t = {"local": [], "auto": []}
     try:
-        for it in test[: a.ttft_n]:
-            for mode in ("local", "auto") if len(t["local"]) % 2 == 0 else ("auto", "local"):
-                body = chat_body(user_text(it), 8, True, spillway={"route": mode})
-                st, sp, _, first = post(srv.port, "/v1/chat/completions", body, True)
-                if st == 200 and sp.get("route") == "local" and first is not None:
-                    t[mode].append(first)
+        # each prompt once, the modes taking turns (a repeated prompt would
+        # come from the prefix cache, favouring the mode that goes second)
+        for i, it in enumerate(test[: 2 * a.ttft_n]):
+            mode = ("local", "auto")[i % 2]
+            body = chat_body(user_text(it), 8, True, spillway={"route": mode})
+            st, sp, _, first = post(srv.port, "/v1/chat/completions", body, True)
+            if st == 200 and sp.get("route") == "local" and first is not None:
+                t[mode].append(first)
     finally:
         srv.stop()
     p50 = {m: sorted(v)[len(v) // 2] * 1000 for m, v in t.items() if v}
@@ -217,7 +219,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=32, help="per live request (default 32)")
     ap.add_argument("--label-tokens", type=int, default=128,
                     help="spillway-router label --max-tokens (default 128)")
-    ap.add_argument("--ttft-n", type=int, default=30)
+    ap.add_argument("--ttft-n", type=int, default=30, help="prompts per mode")
     ap.add_argument("--monitor", action="store_true",
                     help="also serve the half with the default monitor (no --router)")
     ap.add_argument("--bin", default=os.path.join(SRC, "build", "bin"))

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Time to first token of streaming chat requests on spillway-server with a
 learned router: forced local ("spillway": {"route": "local"}) vs auto (kept
-local by the router; those it sends to the cloud are not counted), alternating
-in one run, the same prompts. TTFT = request sent -> first chunk with content.
+local by the router; those it sends to the cloud are not counted), taking
+turns in one run, each prompt sent once (a repeated prompt would come from the
+prefix cache). TTFT = request sent -> first chunk with content.
 The cloud is tests/py/fake_provider.py. Writes bench/results JSON.
 
     ttft_bench.py -m MODEL --router ROUTER --data items.jsonl [--n 40] [--share 0.2]
@@ -49,7 +50,7 @@ def main():
     ap.add_argument("-m", "--model", required=True)
     ap.add_argument("--router", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--n", type=int, default=80)
     ap.add_argument("--share", type=float, default=0.2)
     a = ap.parse_args()
     items = [json.loads(x) for x in open(a.data)][: a.n]
@@ -59,14 +60,17 @@ def main():
                  "--router", a.router, "--cloud-share", str(a.share), env={KEY_ENV: KEY})
     t = {"local": [], "auto": []}
     try:
-        for it in items:
+        # each prompt once, the modes taking turns: a prompt sent twice would
+        # find its blocks in the prefix cache the second time, favouring
+        # whichever mode goes second
+        for i, it in enumerate(items):
             text = it["messages"][-1]["content"]
-            for mode in ("local", "auto"):
-                body = {"messages": [{"role": "user", "content": text}], "max_tokens": 8,
-                        "temperature": 0, "stream": True, "spillway": {"route": mode}}
-                first, route = ttft(srv.port, body)
-                if route == "local" and first is not None:
-                    t[mode].append(first)
+            mode = ("local", "auto")[i % 2]
+            body = {"messages": [{"role": "user", "content": text}], "max_tokens": 8,
+                    "temperature": 0, "stream": True, "spillway": {"route": mode}}
+            first, route = ttft(srv.port, body)
+            if route == "local" and first is not None:
+                t[mode].append(first)
     finally:
         srv.stop()
         fake.stop()
