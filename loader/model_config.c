@@ -1,7 +1,11 @@
-/* model_config.c — reads llama-family hyperparameters from GGUF metadata (the
+/* model_config.c — reads transformer hyperparameters from GGUF metadata (the
  * "<arch>.*" keys llama.cpp's converter writes), validates them, checks every
  * tensor the forward pass needs against them, and holds the per-tensor
  * quantization policy shared by spillway-mkmodel and spillway-quantize.
+ *
+ * Gemma 3's RMSNorm multiplies by (1 + w); its GGUF files already store
+ * 1 + w (llama.cpp's converter adds the 1), so its norms are plain RMSNorms
+ * here, like everyone else's.
  *
  * Error messages name the file, then the key or tensor at fault, so that a user
  * holding a broken GGUF can see which field to look at. */
@@ -28,6 +32,7 @@ static const arch_info k_archs[] = {
     {"llama", SW_ARCH_LLAMA, SW_ROPE_NORM, 1e-5f, false},
     {"qwen2", SW_ARCH_QWEN2, SW_ROPE_NEOX, 1e-6f, false},
     {"bert", SW_ARCH_BERT, SW_ROPE_NORM, 0.0f, true},
+    {"gemma3", SW_ARCH_GEMMA3, SW_ROPE_NEOX, 1e-6f, false},
 };
 
 const char *sw_pooling_name(sw_pooling p) {
@@ -313,6 +318,53 @@ static sw_status load_encoder(const sw_gguf *g, const char *arch, sw_model_confi
     return SW_OK;
 }
 
+/* ---- attention scale, embedding scale, soft-capping, sliding windows ---- */
+
+static sw_status load_attention_variants(const sw_gguf *g, const char *arch, sw_model_config *cfg,
+                                         sw_err *err) {
+    sw_status st;
+    bool found = false;
+    bool gemma3 = cfg->arch == SW_ARCH_GEMMA3;
+    /* gemma_pytorch scales queries by query_pre_attn_scalar^-1/2: head_dim,
+     * except the 27B (62 layers), where it is n_embd / n_head. */
+    double qpas = gemma3 && cfg->n_layer == 62 ? (double)(cfg->n_embd / cfg->n_head)
+                                               : (double)cfg->head_dim;
+    cfg->attn_scale = (float)(1.0 / sqrt(qpas));
+    st = get_float_opt(g, arch, "attention.scale", &cfg->attn_scale, true, &found, err);
+    if (st != SW_OK) return st;
+    cfg->embd_scale = gemma3 ? sqrtf((float)cfg->n_embd) : 1.0f;
+    cfg->final_logit_softcap = 0.0f;
+    st = get_float_opt(g, arch, "final_logit_softcapping", &cfg->final_logit_softcap, false,
+                       &found, err);
+    if (st != SW_OK) return st;
+    if (cfg->final_logit_softcap < 0) {
+        char key[128];
+        arch_key(key, sizeof key, arch, "final_logit_softcapping");
+        return sw_err_set(err, SW_E_FORMAT, "'%s': key '%s' = %g must be >= 0 (0 = none)",
+                          file_name(g), key, (double)cfg->final_logit_softcap);
+    }
+
+    cfg->n_swa = 0;
+    cfg->swa_period = 1;
+    cfg->rope_freq_base_swa = 10000.0f;
+    if (!gemma3) return SW_OK; /* llama and qwen2 files with window keys: not read */
+    st = get_dim_opt(g, arch, "attention.sliding_window", &cfg->n_swa, &found, err);
+    if (st != SW_OK || !found) return st;
+    cfg->swa_period = 6; /* Gemma 3: five window layers, then one global */
+    char key[128];
+    arch_key(key, sizeof key, arch, "attention.sliding_window_pattern");
+    int64_t idx = sw_gguf_find_key(g, key);
+    if (idx >= 0 && sw_gguf_kv_type(g, idx) == SW_GGUF_ARRAY)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "'%s': key '%s' is a per-layer array; only a period (one integer) is "
+                          "supported",
+                          file_name(g), key);
+    st = get_dim_opt(g, arch, "attention.sliding_window_pattern", &cfg->swa_period, &found, err);
+    if (st != SW_OK) return st;
+    return get_float_opt(g, arch, "rope.freq_base_swa", &cfg->rope_freq_base_swa, true, &found,
+                         err);
+}
+
 static const arch_info *find_arch(const char *name) {
     for (size_t i = 0; i < sizeof k_archs / sizeof k_archs[0]; i++)
         if (!strcmp(k_archs[i].name, name)) return &k_archs[i];
@@ -335,7 +387,7 @@ sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *e
     if (!ai)
         return sw_err_set(err, SW_E_UNSUPPORTED,
                           "'%s': architecture '%.64s' is not supported (supported: llama, qwen2, "
-                          "bert)",
+                          "bert, gemma3)",
                           file_name(g), arch);
     cfg->arch = ai->arch;
     cfg->rope_mode = ai->rope_mode;
@@ -360,6 +412,7 @@ sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *e
     cfg->pooling = SW_POOLING_UNSPECIFIED;
     if (ai->encoder) {
         if ((st = load_vocab_size(g, arch, cfg, err)) != SW_OK) return st;
+        if ((st = load_attention_variants(g, arch, cfg, err)) != SW_OK) return st;
         return load_encoder(g, arch, cfg, err);
     }
 
@@ -374,6 +427,7 @@ sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *e
     }
 
     if ((st = load_vocab_size(g, arch, cfg, err)) != SW_OK) return st;
+    if ((st = load_attention_variants(g, arch, cfg, err)) != SW_OK) return st;
 
     /* Optional tensors decide variants of the forward pass. qwen2 always has
      * Q/K/V biases (check_tensors insists on them); llama may carry them. */
@@ -381,7 +435,12 @@ sw_status sw_model_config_load(const sw_gguf *g, sw_model_config *cfg, sw_err *e
     cfg->has_qkv_bias =
         cfg->arch == SW_ARCH_QWEN2 || sw_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
     cfg->has_rope_freqs = sw_gguf_find_tensor(g, "rope_freqs.weight") != NULL;
+    cfg->has_qk_norm = cfg->has_post_norms = cfg->arch == SW_ARCH_GEMMA3;
     return SW_OK;
+}
+
+bool sw_model_config_layer_is_swa(const sw_model_config *cfg, int64_t il) {
+    return cfg->n_swa > 0 && il % cfg->swa_period < cfg->swa_period - 1;
 }
 
 /* ---- tensor check ---- */
@@ -487,24 +546,35 @@ sw_status sw_model_config_check_tensors(const sw_gguf *g, const sw_model_config 
         (st = check_one(g, "rope_freqs.weight", cfg->n_rot / 2, 0, true, err)) != SW_OK)
         return st;
 
-    /* Per-layer tensors: name suffix, shape, f32-only. */
+    /* Per-layer tensors: name suffix, shape, f32-only, and whether the config
+     * asks for the group (every layer has the first nine). */
+    const int64_t D = cfg->head_dim;
     struct {
         const char *suffix;
         int64_t ne0, ne1;
-        bool f32;
+        bool f32, wanted;
     } const layer[] = {
-        {"attn_norm.weight", E, 0, true},        {"attn_q.weight", E, q_dim, false},
-        {"attn_k.weight", E, kv_dim, false},     {"attn_v.weight", E, kv_dim, false},
-        {"attn_output.weight", q_dim, E, false}, {"ffn_norm.weight", E, 0, true},
-        {"ffn_gate.weight", E, F, false},        {"ffn_up.weight", E, F, false},
-        {"ffn_down.weight", F, E, false},        {"attn_q.bias", q_dim, 0, true},
-        {"attn_k.bias", kv_dim, 0, true},        {"attn_v.bias", kv_dim, 0, true},
+        {"attn_norm.weight", E, 0, true, true},
+        {"attn_q.weight", E, q_dim, false, true},
+        {"attn_k.weight", E, kv_dim, false, true},
+        {"attn_v.weight", E, kv_dim, false, true},
+        {"attn_output.weight", q_dim, E, false, true},
+        {"ffn_norm.weight", E, 0, true, true},
+        {"ffn_gate.weight", E, F, false, true},
+        {"ffn_up.weight", E, F, false, true},
+        {"ffn_down.weight", F, E, false, true},
+        {"attn_q.bias", q_dim, 0, true, cfg->has_qkv_bias},
+        {"attn_k.bias", kv_dim, 0, true, cfg->has_qkv_bias},
+        {"attn_v.bias", kv_dim, 0, true, cfg->has_qkv_bias},
+        {"attn_q_norm.weight", D, 0, true, cfg->has_qk_norm},
+        {"attn_k_norm.weight", D, 0, true, cfg->has_qk_norm},
+        {"post_attention_norm.weight", E, 0, true, cfg->has_post_norms},
+        {"post_ffw_norm.weight", E, 0, true, cfg->has_post_norms},
     };
-    const size_t n_plain = 9, n_all = sizeof layer / sizeof layer[0];
     char name[96];
     for (int64_t il = 0; il < cfg->n_layer; il++) {
-        size_t n = cfg->has_qkv_bias ? n_all : n_plain;
-        for (size_t k = 0; k < n; k++) {
+        for (size_t k = 0; k < sizeof layer / sizeof layer[0]; k++) {
+            if (!layer[k].wanted) continue;
             snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, layer[k].suffix);
             st = check_one(g, name, layer[k].ne0, layer[k].ne1, layer[k].f32, err);
             if (st != SW_OK) return st;

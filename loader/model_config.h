@@ -1,7 +1,7 @@
-/* model_config.h — llama-family hyperparameters read from GGUF metadata
+/* model_config.h — transformer hyperparameters read from GGUF metadata
  * ("<arch>.block_count" etc.), and the check of every tensor's shape and type
- * against them. Supported architectures: llama, qwen2 (decoders), bert (an
- * encoder that embeds: post-LayerNorm, non-causal attention, no LM head). */
+ * against them. Supported architectures: llama, qwen2, gemma3 (decoders), bert
+ * (an encoder that embeds: post-LayerNorm, non-causal attention, no LM head). */
 #ifndef SW_MODEL_CONFIG_H
 #define SW_MODEL_CONFIG_H
 
@@ -12,7 +12,7 @@
 extern "C" {
 #endif
 
-typedef enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_BERT } sw_arch;
+typedef enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_BERT, SW_ARCH_GEMMA3 } sw_arch;
 
 typedef enum sw_rope_mode {
     SW_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama */
@@ -59,6 +59,18 @@ typedef struct sw_model_config {
     float rope_llama3_high_freq_factor; /* rope.scaling.high_freq_factor (default 4) */
     int64_t rope_llama3_orig_ctx;       /* rope.scaling.original_context_length (8192) */
     float rms_eps;           /* <arch>.attention.layer_norm_rms_epsilon */
+    float attn_scale;        /* q.k scale: <arch>.attention.scale, else 1/sqrt(head_dim)
+                              * (gemma3 27B: 1/sqrt(n_embd / n_head), its
+                              * query_pre_attn_scalar, which GGUF does not carry) */
+    float embd_scale;        /* token embeddings are multiplied by it: gemma3
+                              * sqrt(n_embd), else 1 */
+    float final_logit_softcap; /* <arch>.final_logit_softcapping; 0 = none */
+    /* sliding-window attention (gemma3): layer il is a window layer when
+     * n_swa > 0 and il % swa_period < swa_period - 1 (so every swa_period-th
+     * layer attends globally); window layers rope with rope_freq_base_swa */
+    int64_t n_swa;           /* <arch>.attention.sliding_window; 0 = no window layers */
+    int64_t swa_period;      /* <arch>.attention.sliding_window_pattern (gemma3: 6) */
+    float rope_freq_base_swa; /* <arch>.rope.freq_base_swa (default 10000) */
     bool tied_embeddings;    /* no output.weight: logits use token_embd */
     bool has_qkv_bias;       /* qwen2: attn_{q,k,v}.bias present */
     bool has_rope_freqs;     /* rope_freqs.weight present (llama3.1 style) */
@@ -68,7 +80,12 @@ typedef struct sw_model_config {
     float norm_eps;          /* <arch>.attention.layer_norm_epsilon (LayerNorm) */
     int64_t n_token_types;   /* token_types.weight rows (bert; 0 = none) */
     sw_pooling pooling;      /* <arch>.pooling_type: how an input's embedding is made */
+    bool has_qk_norm;        /* gemma3: attn_{q,k}_norm, RMSNorm of each head */
+    bool has_post_norms;     /* gemma3: post_attention_norm, post_ffw_norm */
 } sw_model_config;
+
+/* Whether layer il attends through a sliding window of cfg->n_swa positions. */
+bool sw_model_config_layer_is_swa(const sw_model_config *cfg, int64_t il);
 
 /* Read the hyperparameters. Unknown architecture -> SW_E_UNSUPPORTED naming it;
  * a missing required key -> SW_E_FORMAT naming the key. */

@@ -545,6 +545,9 @@ sw_status sw_be_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
         return sw_err_set(err, SW_E_UNSUPPORTED,
                           "%s: the %s backend has no non-causal attention", op,
                           sw_backend_name(be));
+    if (p->window < 0)
+        return sw_err_set(err, SW_E_INVALID_ARG, "%s: window %d must be >= 0 (0 = none)", op,
+                          p->window);
     TRY(check_no_overlap(op, "out", out, "q", q, err));
     TRY(check_index(op, "seq_start", p->seq_start, (int64_t)p->n_seqs + 1, err));
     TRY(check_index(op, "pos", p->pos, T, err));
@@ -574,11 +577,43 @@ sw_status sw_be_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *u
     return be->ops->swiglu(be, gate, up, out, err);
 }
 
+sw_status sw_be_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                      sw_err *err) {
+    TRY(check_be("geglu", be, err));
+    TRY(check_elementwise("geglu", "gate", gate, "up", up, out, err));
+    return be->ops->geglu(be, gate, up, out, err);
+}
+
 sw_status sw_be_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err) {
     TRY(check_be("add", be, err));
     TRY(check_elementwise("add", "a", a, "b", b, out, err));
     return be->ops->add(be, a, b, out, err);
+}
+
+static sw_status check_unary(const char *op, const sw_tensor *x, const sw_tensor *out,
+                             sw_err *err) {
+    TRY(check_type(op, "x", x, SW_TYPE_F32, err));
+    TRY(check_type(op, "out", out, SW_TYPE_F32, err));
+    return check_same_shape(op, "x", x, "out", out, err);
+}
+
+sw_status sw_be_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err) {
+    TRY(check_be("scale", be, err));
+    TRY(check_unary("scale", x, out, err));
+    if (!isfinite(s))
+        return sw_err_set(err, SW_E_INVALID_ARG, "scale: factor %g is not finite", (double)s);
+    return be->ops->scale(be, x, s, out, err);
+}
+
+sw_status sw_be_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                        sw_err *err) {
+    TRY(check_be("softcap", be, err));
+    TRY(check_unary("softcap", x, out, err));
+    if (!(cap > 0.0f) || !isfinite(cap))
+        return sw_err_set(err, SW_E_INVALID_ARG, "softcap: cap %g must be finite and > 0",
+                          (double)cap);
+    return be->ops->softcap(be, x, cap, out, err);
 }
 
 /* ----------------------------------------------------------- encoder ops -- */
@@ -614,9 +649,7 @@ sw_status sw_be_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *
 sw_status sw_be_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err) {
     const char *op = "gelu";
     TRY(check_be(op, be, err));
-    TRY(check_type(op, "x", x, SW_TYPE_F32, err));
-    TRY(check_type(op, "out", out, SW_TYPE_F32, err));
-    TRY(check_same_shape(op, "x", x, "out", out, err));
+    TRY(check_unary(op, x, out, err));
     if (!be->ops->gelu)
         return sw_err_set(err, SW_E_UNSUPPORTED, "%s: the %s backend has no kernel for it", op,
                           sw_backend_name(be));

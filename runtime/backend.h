@@ -70,8 +70,9 @@ typedef struct sw_rope_params {
 
 /* Everything attention needs to find each token's context in the paged cache.
  * The tokens of sequence s are rows [seq_start[s], seq_start[s+1]) of q; token
- * t sits at position pos[t] and attends to positions 0..pos[t] of its own
- * sequence (causal), whose KV slot for position p is
+ * t sits at position pos[t] and attends to positions lo..pos[t] of its own
+ * sequence (causal; lo = 0, or max(0, pos[t] - window + 1) with a sliding
+ * window), whose KV slot for position p is
  *   block_tables[s * max_blocks + p / block_size] * block_size + p % block_size.
  * The current tokens' K/V must have been written (sw_be_kv_write) first. */
 typedef struct sw_attn_params {
@@ -89,6 +90,8 @@ typedef struct sw_attn_params {
      * tokens after it as well. Backends without it refuse it (see
      * sw_backend_ops.non_causal_attention). */
     bool non_causal;
+    int32_t window;                  /* sliding window in positions (the token's own
+                                      * included, as llama.cpp's n_swa); 0 = none */
 } sw_attn_params;
 
 /* Per-row summary of a logits matrix, for the sampler and confidence monitor
@@ -153,9 +156,20 @@ typedef struct sw_backend_ops {
      * pass writes it over gate). */
     sw_status (*swiglu)(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
                         sw_tensor *out, sw_err *err);
+    /* out = gelu(gate) * up, elementwise, with the tanh form of GELU:
+     * gelu(g) = g/2 (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) (GeGLU, Gemma).
+     * out may alias gate or up. */
+    sw_status (*geglu)(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
+                       sw_tensor *out, sw_err *err);
     /* out = a + b, elementwise (same shape). out may alias a or b. */
     sw_status (*add)(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                      sw_err *err);
+    /* out = x * s, elementwise. out may alias x. */
+    sw_status (*scale)(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err);
+    /* out = cap * tanh(x / cap), elementwise (logit soft-capping; cap > 0).
+     * out may alias x. */
+    sw_status (*softcap)(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                         sw_err *err);
     /* optional: per row of logits [V, R], write stats (host array [R]) and the
      * top k ids/logprobs (host arrays [R * k]); default downloads the logits and
      * computes on the host. */
@@ -224,6 +238,8 @@ sw_status sw_be_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
                           sw_err *err);
 sw_status sw_be_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
                        sw_tensor *out, sw_err *err);
+sw_status sw_be_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
+                      sw_tensor *out, sw_err *err);
 sw_status sw_be_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err);
 sw_status sw_be_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
@@ -232,6 +248,9 @@ sw_status sw_be_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err 
 /* SW_OK when be has every op an encoder (bert) needs: layer_norm, gelu and
  * non-causal attention; else SW_E_UNSUPPORTED naming what is missing. */
 sw_status sw_be_check_encoder_ops(sw_backend *be, sw_err *err);
+sw_status sw_be_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err);
+sw_status sw_be_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                        sw_err *err);
 sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
                                sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
                                sw_err *err);

@@ -248,8 +248,9 @@ typedef struct attn_desc {
     sw_attn_params attn;
 } attn_desc;
 
-/* The layer-independent parts of attention: rope from the config, attention
- * over this step's sequences with scale 1/sqrt(head_dim). */
+/* Attention as the config describes it for every layer: rope from the
+ * config, attention over this step's sequences with the config's scale, no
+ * window. Architectures with per-layer variants adjust a copy. */
 static attn_desc attn_default(const fwd *f) {
     const sw_model_config *c = f->c;
     const step *s = f->s;
@@ -265,7 +266,7 @@ static attn_desc attn_default(const fwd *f) {
             .n_head = (int32_t)c->n_head,
             .n_head_kv = (int32_t)c->n_head_kv,
             .head_dim = (int32_t)c->head_dim,
-            .scale = 1.0f / sqrtf((float)c->head_dim),
+            .scale = c->attn_scale,
             .block_size = sw_kv_block_size(f->kv),
             .n_seqs = s->S,
             .max_blocks = s->max_blocks,
@@ -295,9 +296,10 @@ static sw_status residual(fwd *f, sw_tensor *x, const sw_tensor *h) {
 }
 
 /* out = attention(in) Wo for layer il: q, k, v projections (+ biases where
- * the model has them), rope on q and k, this step's k, v appended to the
- * paged cache, attention over each sequence's cached context (causal, GQA).
- * out may be in. */
+ * the model has them), RMSNorm of each q and k head (where the layer has
+ * q/k norms), rope on q and k, this step's k, v appended to the paged cache,
+ * attention over each sequence's cached context (causal, GQA, windowed as d
+ * says). out may be in. */
 static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw_tensor *in,
                                 sw_tensor *out) {
     const sw_layer_weights *w = &f->m->w.layers[il];
@@ -311,6 +313,10 @@ static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw
     TRY(sw_be_matmul(be, &w->wv, in, opt(&w->bv), &s->v, err));
     sw_tensor qh = heads_view(&s->q, c->head_dim, c->n_head);
     sw_tensor kh = heads_view(&s->k, c->head_dim, c->n_head_kv);
+    if (w->q_norm.buf) {
+        TRY(norm(f, &qh, &w->q_norm, &qh));
+        TRY(norm(f, &kh, &w->k_norm, &kh));
+    }
     if (d->rope.n_dims > 0) { /* 0: positions come from embeddings (bert) */
         TRY(sw_be_rope(be, &qh, &s->pos, &d->rope, err));
         TRY(sw_be_rope(be, &kh, &s->pos, &d->rope, err));
@@ -321,15 +327,22 @@ static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw
     return sw_be_matmul(be, &w->wo, &s->att, opt(&w->bo), out, err);
 }
 
-/* out = (silu(in Wgate) * (in Wup)) Wdown; out may be in. */
-static sw_status ffn_swiglu(fwd *f, int64_t il, const sw_tensor *in, sw_tensor *out) {
+/* The gate activation of a gated feed-forward block. */
+typedef enum { GLU_SILU, GLU_GELU } glu_act;
+
+/* out = (act(in Wgate) * (in Wup)) Wdown: SwiGLU (silu) or GeGLU (gelu,
+ * tanh form); out may be in. */
+static sw_status ffn(fwd *f, int64_t il, glu_act act, const sw_tensor *in, sw_tensor *out) {
     const sw_layer_weights *w = &f->m->w.layers[il];
     step *s = f->s;
     sw_status st;
     TRY(sw_be_matmul(f->be, &w->w_gate, in, NULL, &s->gate, f->err));
     TRY(sw_be_matmul(f->be, &w->w_up, in, NULL, &s->up, f->err));
     /* in place: elementwise, each output reads only its own inputs */
-    TRY(sw_be_swiglu(f->be, &s->gate, &s->up, &s->gate, f->err));
+    if (act == GLU_GELU)
+        TRY(sw_be_geglu(f->be, &s->gate, &s->up, &s->gate, f->err));
+    else
+        TRY(sw_be_swiglu(f->be, &s->gate, &s->up, &s->gate, f->err));
     return sw_be_matmul(f->be, &w->w_down, &s->gate, NULL, out, f->err);
 }
 
@@ -368,7 +381,7 @@ static sw_status llama_layer(fwd *f, int64_t il, const attn_desc *d) {
     TRY(residual(f, &s->x, &s->h));
     /* x = x + ffn(rmsnorm(x) * ffn_norm) */
     TRY(norm(f, &s->x, &w->ffn_norm, &s->h));
-    TRY(ffn_swiglu(f, il, &s->h, &s->h));
+    TRY(ffn(f, il, GLU_SILU, &s->h, &s->h));
     return residual(f, &s->x, &s->h);
 }
 
@@ -437,6 +450,48 @@ static sw_status bert_step(fwd *f) {
     return SW_OK;
 }
 
+/* gemma3: the embeddings scaled by sqrt(n_embd); every sublayer's output is
+ * normed again before it joins the residual (post-attention and post-FFN
+ * norms); q and k heads are RMS-normed before rope; GeGLU; five of every six
+ * layers attend through a sliding window and rope with the local base, the
+ * sixth attends globally with the global base; logits soft-capped where the
+ * file sets a cap. The norm weights already hold Gemma's 1 + w. */
+static sw_status gemma3_layer(fwd *f, int64_t il, const attn_desc *global) {
+    const sw_model_config *c = f->c;
+    const sw_layer_weights *w = &f->m->w.layers[il];
+    step *s = f->s;
+    sw_status st;
+    attn_desc d = *global;
+    if (sw_model_config_layer_is_swa(c, il)) {
+        d.rope.freq_base = c->rope_freq_base_swa;
+        d.attn.window = (int32_t)c->n_swa;
+    }
+    /* x = x + rmsnorm(attention(rmsnorm(x) * attn_norm)) * post_attn_norm */
+    TRY(norm(f, &s->x, &w->attn_norm, &s->h));
+    TRY(self_attention(f, il, &d, &s->h, &s->h));
+    TRY(norm(f, &s->h, &w->post_attn_norm, &s->h));
+    TRY(residual(f, &s->x, &s->h));
+    /* x = x + rmsnorm(geglu_ffn(rmsnorm(x) * ffn_norm)) * post_ffn_norm */
+    TRY(norm(f, &s->x, &w->ffn_norm, &s->h));
+    TRY(ffn(f, il, GLU_GELU, &s->h, &s->h));
+    TRY(norm(f, &s->h, &w->post_ffn_norm, &s->h));
+    return residual(f, &s->x, &s->h);
+}
+
+static sw_status gemma3_step(fwd *f) {
+    const sw_model_config *c = f->c;
+    attn_desc d = attn_default(f);
+    sw_status st;
+    TRY(embed(f));
+    TRY(sw_be_scale(f->be, &f->s->x, c->embd_scale, &f->s->x, f->err));
+    for (int64_t il = 0; il < c->n_layer; il++)
+        TRY(in_layer(f, il, gemma3_layer(f, il, &d)));
+    TRY(output_head(f));
+    if (f->want_logits && c->final_logit_softcap > 0)
+        TRY(sw_be_softcap(f->be, &f->s->logits, c->final_logit_softcap, &f->s->logits, f->err));
+    return SW_OK;
+}
+
 typedef sw_status (*arch_step_fn)(fwd *f);
 
 static arch_step_fn arch_step(sw_arch arch) {
@@ -444,6 +499,7 @@ static arch_step_fn arch_step(sw_arch arch) {
     case SW_ARCH_LLAMA:
     case SW_ARCH_QWEN2: return llama_step;
     case SW_ARCH_BERT: return bert_step;
+    case SW_ARCH_GEMMA3: return gemma3_step;
     }
     return NULL;
 }

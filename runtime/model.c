@@ -1,4 +1,4 @@
-/* model.c — loading a model (llama, qwen2; bert): config and tensor checks, tokenizer,
+/* model.c — loading a model (llama, qwen2, gemma3; bert): config and tensor checks, tokenizer,
  * backend buffers, and the upload of every weight. The weights end up in
  * per-group buffers (group 0 = embeddings, final norm, output, rope factors;
  * group 1 + i = layer i) so that no single device allocation has to hold the
@@ -142,6 +142,16 @@ static sw_status list_weights(sw_model *m, spec_list *l, sw_err *err) {
         LADD("ffn_gate.weight", &lw->w_gate, W_MATMUL, true);
         LADD("ffn_up.weight", &lw->w_up, W_MATMUL, true);
         LADD("ffn_down.weight", &lw->w_down, W_MATMUL, true);
+        /* loaded only where the architecture has them (the forward pass
+         * applies what is loaded) */
+        if (c->has_qk_norm) {
+            LADD("attn_q_norm.weight", &lw->q_norm, W_VECTOR, true);
+            LADD("attn_k_norm.weight", &lw->k_norm, W_VECTOR, true);
+        }
+        if (c->has_post_norms) {
+            LADD("post_attention_norm.weight", &lw->post_attn_norm, W_VECTOR, true);
+            LADD("post_ffw_norm.weight", &lw->post_ffn_norm, W_VECTOR, true);
+        }
 #undef LADD
     }
 #undef ADD

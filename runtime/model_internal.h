@@ -21,7 +21,10 @@ typedef struct sw_layer_weights {
     sw_tensor bq;        /* F32 [n_head * head_dim]; qwen2 only (buf NULL otherwise) */
     sw_tensor bk;        /* F32 [n_head_kv * head_dim]; qwen2 only */
     sw_tensor bv;        /* F32 [n_head_kv * head_dim]; qwen2 only */
+    sw_tensor q_norm;    /* F32 [head_dim]; gemma3 only (buf NULL otherwise) */
+    sw_tensor k_norm;    /* F32 [head_dim]; gemma3 only */
     sw_tensor wo;        /* [n_head * head_dim, n_embd] */
+    sw_tensor post_attn_norm; /* F32 [n_embd]; gemma3 only */
     sw_tensor ffn_norm;  /* F32 [n_embd] */
     sw_tensor w_gate;    /* [n_embd, n_ff] */
     sw_tensor w_up;      /* [n_embd, n_ff] */
@@ -34,6 +37,7 @@ typedef struct sw_layer_weights {
     sw_tensor b_down;          /* F32 [n_embd] */
     sw_tensor out_norm;        /* F32 [n_embd] LayerNorm after the FFN ... */
     sw_tensor out_norm_b;      /* F32 [n_embd] ... and its bias */
+    sw_tensor post_ffn_norm; /* F32 [n_embd]; gemma3 only */
 } sw_layer_weights;
 
 typedef struct sw_weights {

@@ -2,8 +2,8 @@
  *
  * Each (token, head) pair is one pool task: its query attends to positions
  * 0..pos[t] of its own sequence (non-causal: 0..the sequence's last position
- * in the batch), read from the paged cache through the block
- * table. Softmax is online (flash-style): keys are visited once in chunks, a
+ * in the batch; a sliding window keeps the last `window` of those), read from
+ * the paged cache through the block table. Softmax is online (flash-style): keys are visited once in chunks, a
  * running max m and sum l are kept in f32 and the f32 output accumulator is
  * rescaled only when a chunk raises the max, so no [T, ctx] score matrix is
  * ever materialised. Tasks are numbered token-major so the heads sharing a KV
@@ -83,16 +83,18 @@ static void attend_one(const attn_ctx *c, int64_t t, int64_t h, float *acc) {
     float *out = c->out3d ? (float *)sw_cpu_row(c->out, h, t, 0)
                           : (float *)sw_cpu_row(c->out, t, 0, 0) + h * hd;
     const int32_t *table = c->bt + (size_t)c->tok_seq[t] * (size_t)p->max_blocks;
-    /* causal: up to the token itself; non-causal: the whole sequence so far */
+    /* causal: up to the token itself; non-causal: the whole sequence so far;
+     * keys [k0, n_keys), cut to the window if any */
     int64_t last = p->non_causal ? c->seq_start[c->tok_seq[t] + 1] - 1 : t;
     int64_t n_keys = (int64_t)c->pos[last] + 1;
+    int64_t k0 = p->window > 0 ? SW_MAX((int64_t)0, n_keys - p->window) : 0;
     if (c->attend) {
-        c->attend(q, out, acc, hd, p->scale, n_keys, table, c->kc, c->vc, kvh);
+        c->attend(q, out, acc, hd, p->scale, k0, n_keys, table, c->kc, c->vc, kvh);
         return;
     }
     float m = -INFINITY, l = 0.0f, sc[ATTN_CHUNK];
     memset(acc, 0, (size_t)hd * sizeof(float));
-    for (int64_t j0 = 0; j0 < n_keys; j0 += ATTN_CHUNK) {
+    for (int64_t j0 = k0; j0 < n_keys; j0 += ATTN_CHUNK) {
         int64_t nj = SW_MIN(ATTN_CHUNK, n_keys - j0);
         float cmax = -INFINITY;
         for (int64_t j = 0; j < nj; j++) {

@@ -36,7 +36,7 @@ static ALWAYS_INLINE __m256 hsum8(const __m256 *v) {
 }
 
 void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, float scale,
-                        int64_t n_keys, const int32_t *table, const sw_tensor *kc,
+                        int64_t k0, int64_t n_keys, const int32_t *table, const sw_tensor *kc,
                         const sw_tensor *vc, int64_t kvh) {
     const bool kf16 = kc->type == SW_TYPE_F16, vf16 = vc->type == SW_TYPE_F16;
     const int64_t bs = kc->ne[2];
@@ -47,7 +47,7 @@ void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, floa
     float m = -INFINITY, l = 0.0f;
     for (int64_t d = 0; d < hd; d++)
         acc[d] = 0.0f;
-    for (int64_t j0 = 0; j0 < n_keys; j0 += CHUNK) {
+    for (int64_t j0 = k0; j0 < n_keys; j0 += CHUNK) {
         int nj = (int)SW_MIN((int64_t)CHUNK, n_keys - j0);
         /* row addresses of the chunk's keys: one division per chunk */
         int64_t bi = j0 / bs, wi = j0 % bs;

@@ -158,18 +158,19 @@ float sw_cpu_dot_f32_f16_avx2(const float *a, const uint16_t *b, int64_t n);
 void sw_cpu_axpy_f32_avx2(float *y, float a, const float *x, int64_t n); /* y += a x */
 void sw_cpu_axpy_f16_avx2(float *y, float a, const uint16_t *x, int64_t n);
 void sw_cpu_scale_f32_avx2(float *y, float a, int64_t n);
-/* One query row against keys 0..n_keys-1 of kv head kvh, found through the
- * block table; acc: hd floats of scratch. The AVX2 one needs hd % 8 == 0
+/* One query row against keys k0..n_keys-1 of kv head kvh (the causal
+ * context, cut to a sliding window when k0 > 0), found through the block
+ * table; acc: hd floats of scratch. The AVX2 one needs hd % 8 == 0
  * (cpu_attention_avx2.c), the AVX-512 one hd % 16 == 0
  * (cpu_attention_avx512.c). */
 typedef void (*sw_cpu_attend_fn)(const float *q, float *out, float *acc, int64_t hd, float scale,
-                                 int64_t n_keys, const int32_t *table, const sw_tensor *kc,
-                                 const sw_tensor *vc, int64_t kvh);
+                                 int64_t k0, int64_t n_keys, const int32_t *table,
+                                 const sw_tensor *kc, const sw_tensor *vc, int64_t kvh);
 void sw_cpu_attend_avx2(const float *q, float *out, float *acc, int64_t hd, float scale,
-                        int64_t n_keys, const int32_t *table, const sw_tensor *kc,
+                        int64_t k0, int64_t n_keys, const int32_t *table, const sw_tensor *kc,
                         const sw_tensor *vc, int64_t kvh);
 void sw_cpu_attend_avx512(const float *q, float *out, float *acc, int64_t hd, float scale,
-                          int64_t n_keys, const int32_t *table, const sw_tensor *kc,
+                          int64_t k0, int64_t n_keys, const int32_t *table, const sw_tensor *kc,
                           const sw_tensor *vc, int64_t kvh);
 
 /* ---- packed weights (cpu_pack.c: the layout and the table of packed
@@ -221,6 +222,17 @@ typedef void (*sw_cpu_swiglu_fn)(const float *g, const float *u, float *y, int64
 void sw_cpu_swiglu_row(const float *g, const float *u, float *y, int64_t n);
 void sw_cpu_swiglu_row_avx2(const float *g, const float *u, float *y, int64_t n);
 void sw_cpu_swiglu_row_avx512(const float *g, const float *u, float *y, int64_t n);
+/* y = gelu(g) u, GELU in its tanh form (same row type as swiglu) */
+void sw_cpu_geglu_row(const float *g, const float *u, float *y, int64_t n);
+void sw_cpu_geglu_row_avx2(const float *g, const float *u, float *y, int64_t n);
+void sw_cpu_geglu_row_avx512(const float *g, const float *u, float *y, int64_t n);
+/* GELU, tanh form, as g sigmoid(2v) with v = sqrt(2/pi) (g + 0.044715 g^3):
+ * the same function as g/2 (1 + tanh(v)) without its cancellation for
+ * negative g; for g -> -inf expf overflows to inf and the result is -0. */
+static inline float sw_cpu_gelu_tanh(float g) {
+    const float v = 0.7978845608028654f * (g + 0.044715f * g * g * g);
+    return g / (1.0f + expf(-2.0f * v));
+}
 /* y = f16(x), rounded to nearest even */
 typedef void (*sw_cpu_to_f16_fn)(const float *x, uint16_t *y, int64_t n);
 void sw_cpu_to_f16_row(const float *x, uint16_t *y, int64_t n);
@@ -246,6 +258,7 @@ typedef struct sw_cpu_kernels {
     sw_cpu_attend_fn attend; /* NULL: the generic loop of cpu_attention.c */
     int attend_hd;           /* attend needs head_dim % attend_hd == 0 */
     sw_cpu_swiglu_fn swiglu;
+    sw_cpu_swiglu_fn geglu;
     sw_cpu_to_f16_fn to_f16;
     sw_cpu_rms_fn rms;
     /* the packed kernels take sw_cpu_q8.sum as -o sum(qs) for the weight
@@ -277,6 +290,12 @@ sw_status sw_cpu_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor 
 sw_status sw_cpu_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
 sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                      sw_err *err);
+sw_status sw_cpu_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                       sw_err *err);
+sw_status sw_cpu_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err);
+sw_status sw_cpu_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                         sw_err *err);
+
 
 
 /* Both dot-product files (scalar cpu_vec_dot.c, cpu_vec_dot_avx2.c) name their

@@ -1,5 +1,5 @@
 /* cpu_ops.c — the CPU backend's small ops: get_rows, rms_norm, rope, kv_write,
- * swiglu and add. Each is cut into tasks (a row, a token, a row segment) that
+ * and the elementwise ones (add, swiglu, geglu, scale, softcap). Each is cut into tasks (a row, a token, a row segment) that
  * the thread pool hands out. Shapes and types were validated by the sw_be_*
  * wrappers; the checks here are the data-dependent ones (ids, slots). */
 #include <inttypes.h>
@@ -291,11 +291,15 @@ sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v
     return SW_OK;
 }
 
-/* ------------------------------------------------------ swiglu and add -- */
+/* ---------------------------------------------------------- elementwise -- */
+
+typedef enum { EW_ADD, EW_GLU, EW_SCALE, EW_SOFTCAP } ew_kind;
 
 typedef struct {
-    const sw_tensor *a, *b, *out;
-    sw_cpu_swiglu_fn swiglu; /* NULL: add */
+    const sw_tensor *a, *b, *out; /* b: NULL for the unary kinds */
+    ew_kind kind;
+    sw_cpu_swiglu_fn glu; /* EW_GLU: the kernel set's swiglu or geglu row */
+    float f;              /* EW_SCALE: the factor; EW_SOFTCAP: the cap */
 } ew_ctx;
 
 void sw_cpu_swiglu_row(const float *g, const float *u, float *y, int64_t n) {
@@ -303,6 +307,11 @@ void sw_cpu_swiglu_row(const float *g, const float *u, float *y, int64_t n) {
      * quotient is -0, the right limit */
     for (int64_t i = 0; i < n; i++)
         y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void sw_cpu_geglu_row(const float *g, const float *u, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] = sw_cpu_gelu_tanh(g[i]) * u[i];
 }
 
 /* Rows are cut into segments so that one long row (decode: T = 1, n_ff
@@ -315,32 +324,60 @@ static void ew_task(void *p, int64_t task, int slot) {
     int64_t n = c->a->ne[0], nseg = (n + EW_SEG - 1) / EW_SEG;
     int64_t r = task / nseg, i0 = (task % nseg) * EW_SEG, i1 = SW_MIN(n, i0 + EW_SEG);
     const float *a = (const float *)flat_row(c->a, r);
-    const float *b = (const float *)flat_row(c->b, r);
+    const float *b = c->b ? (const float *)flat_row(c->b, r) : NULL;
     float *y = (float *)flat_row(c->out, r);
-    if (c->swiglu) {
-        c->swiglu(a + i0, b + i0, y + i0, i1 - i0);
-    } else {
+    const float f = c->f;
+    switch (c->kind) {
+    case EW_ADD:
         for (int64_t i = i0; i < i1; i++)
             y[i] = a[i] + b[i];
+        break;
+    case EW_GLU:
+        c->glu(a + i0, b + i0, y + i0, i1 - i0);
+        break;
+    case EW_SCALE:
+        for (int64_t i = i0; i < i1; i++)
+            y[i] = a[i] * f;
+        break;
+    case EW_SOFTCAP:
+        for (int64_t i = i0; i < i1; i++)
+            y[i] = f * tanhf(a[i] / f);
+        break;
     }
 }
 
-static int64_t ew_tasks(const sw_tensor *t) {
-    return n_rows(t) * ((t->ne[0] + EW_SEG - 1) / EW_SEG);
+static sw_status ew_run(sw_backend *be, ew_kind kind, sw_cpu_swiglu_fn glu, const sw_tensor *a,
+                        const sw_tensor *b, float f, sw_tensor *out) {
+    ew_ctx c = {a, b, out, kind, glu, f};
+    run(be, ew_task, &c, n_rows(a) * ((a->ne[0] + EW_SEG - 1) / EW_SEG));
+    return SW_OK;
 }
 
 sw_status sw_cpu_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
                         sw_err *err) {
     (void)err;
-    ew_ctx c = {gate, up, out, cpu(be)->k->swiglu};
-    run(be, ew_task, &c, ew_tasks(gate));
-    return SW_OK;
+    return ew_run(be, EW_GLU, cpu(be)->k->swiglu, gate, up, 0.0f, out);
+}
+
+sw_status sw_cpu_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                       sw_err *err) {
+    (void)err;
+    return ew_run(be, EW_GLU, cpu(be)->k->geglu, gate, up, 0.0f, out);
 }
 
 sw_status sw_cpu_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                      sw_err *err) {
     (void)err;
-    ew_ctx c = {a, b, out, NULL};
-    run(be, ew_task, &c, ew_tasks(a));
-    return SW_OK;
+    return ew_run(be, EW_ADD, NULL, a, b, 0.0f, out);
+}
+
+sw_status sw_cpu_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err) {
+    (void)err;
+    return ew_run(be, EW_SCALE, NULL, x, NULL, s, out);
+}
+
+sw_status sw_cpu_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                         sw_err *err) {
+    (void)err;
+    return ew_run(be, EW_SOFTCAP, NULL, x, NULL, cap, out);
 }

@@ -4,6 +4,9 @@
 // (split-K) with a combine pass, so that a decode step with few tokens still
 // fills the GPU.
 //
+// A sliding window (SWCU_A_WINDOW > 0) cuts each query's keys to the last
+// `window` positions of its causal context; the splits divide that range.
+//
 // Work split: one thread block per (split, kv head x head group, token). The
 // block holds Gb query heads that share one KV head (GQA: K/V tiles are read
 // once for all of them), Gb * head_dim <= 2048. Per tile of KT keys (32, or
@@ -47,6 +50,7 @@ struct attn_args {
     const int32_t *seq_start, *pos, *bt;
     int n_seqs, max_blocks, bs;
     int n_head, D, G, Gb, n_hg, KT, n_splits;
+    int window; // sliding window in positions; 0 = whole causal context
     float scale;
     float *part;     // [T][n_head][n_splits][D]
     float2 *part_ml; // [T][n_head][n_splits]: (m, l)
@@ -120,9 +124,11 @@ __global__ void __launch_bounds__(ATT_THREADS) k_attention(attn_args a) {
             n_keys = p + 1;
         }
     }
-    int chunk = (n_keys + a.n_splits - 1) / a.n_splits;
+    // keys [lo, n_keys): the causal context, cut to the sliding window if any
+    const int key_lo = a.window > 0 ? max(0, n_keys - a.window) : 0;
+    int chunk = (n_keys - key_lo + a.n_splits - 1) / a.n_splits;
     chunk = (chunk + KT - 1) / KT * KT;
-    const int k0 = split * chunk, k1 = min(n_keys, k0 + chunk);
+    const int k0 = key_lo + split * chunk, k1 = min(n_keys, k0 + chunk);
 
     for (int e = tid; e < gn * D; e += ATT_THREADS) {
         const int g = e / D, d = e % D;
@@ -279,6 +285,9 @@ sw_status swcu_attention_plan(const sw_cuda_backend *be, swcu_op *op, int32_t ma
     // hence of the graph signature) changes rarely as the context grows.
     const int64_t blocks = T * nkv * n_hg, target = 2 * (int64_t)SW_MAX(be->info.sm_count, 1);
     int splits = 1;
+    // a sliding window bounds the keys any query reads
+    const int window = op->i[SWCU_A_WINDOW];
+    if (window > 0 && max_ctx > window) max_ctx = window;
     if (blocks < target && max_ctx > ATT_SPLIT_KEYS) {
         int64_t want = SW_MIN((target + blocks - 1) / blocks,
                               ((int64_t)max_ctx + ATT_SPLIT_KEYS - 1) / ATT_SPLIT_KEYS);
@@ -331,6 +340,7 @@ sw_status swcu_run_attention(sw_cuda_backend *be, const swcu_op *op, sw_err *err
     a.n_hg = (a.G + a.Gb - 1) / a.Gb;
     a.KT = attn_kt(D);
     a.n_splits = op->i[SWCU_A_SPLITS];
+    a.window = op->i[SWCU_A_WINDOW];
     a.scale = op->f[0];
     a.errw = be->errw_dev;
     a.opi = op->index;

@@ -25,8 +25,9 @@ static inline sw_cuda_backend *cu(sw_backend *be) { return (sw_cuda_backend *)be
 
 // ------------------------------------------------------------------ errors --
 
-static const char *k_op_names[] = {"?",    "get_rows", "rms_norm", "matmul", "rope",
-                                   "kv_write", "attention", "swiglu", "add"};
+static const char *k_op_names[] = {"?",        "get_rows",  "rms_norm", "matmul",
+                                   "rope",     "kv_write",  "attention", "swiglu",
+                                   "add",      "geglu",     "scale",    "softcap"};
 
 static const char *op_name(int kind) {
     return (kind > 0 && kind < (int)(sizeof k_op_names / sizeof k_op_names[0])) ? k_op_names[kind]
@@ -359,7 +360,10 @@ static sw_status run_op(sw_cuda_backend *b, const swcu_op *op, sw_err *err) {
     case SWCU_KV_WRITE: return swcu_run_kv_write(b, op, err);
     case SWCU_ATTENTION: return swcu_run_attention(b, op, err);
     case SWCU_SWIGLU:
-    case SWCU_ADD: return swcu_run_elementwise(b, op, err);
+    case SWCU_ADD:
+    case SWCU_GEGLU:
+    case SWCU_SCALE:
+    case SWCU_SOFTCAP: return swcu_run_elementwise(b, op, err);
     default: return sw_err_set(err, SW_E_INTERNAL, "cuda: unknown recorded op kind %d", op->kind);
     }
 }
@@ -748,6 +752,7 @@ static sw_status cuda_attention(sw_backend *be, const sw_tensor *q, const sw_ten
     op.i[SWCU_A_BLOCKSIZE] = p->block_size;
     op.i[SWCU_A_NSEQS] = p->n_seqs;
     op.i[SWCU_A_MAXBLOCKS] = p->max_blocks;
+    op.i[SWCU_A_WINDOW] = p->window;
     op.f[0] = p->scale;
     // max_ctx changes every decode step; only the split count derived from it
     // (coarsely bucketed) enters the op, so graphs stay replayable.
@@ -770,9 +775,34 @@ static sw_status cuda_swiglu(sw_backend *be, const sw_tensor *gate, const sw_ten
     return elementwise(cu(be), SWCU_SWIGLU, gate, up, out, err);
 }
 
+static sw_status cuda_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
+                            sw_tensor *out, sw_err *err) {
+    return elementwise(cu(be), SWCU_GEGLU, gate, up, out, err);
+}
+
 static sw_status cuda_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                           sw_err *err) {
     return elementwise(cu(be), SWCU_ADD, a, b, out, err);
+}
+
+static sw_status unary(sw_cuda_backend *b, int kind, const sw_tensor *x, float f, sw_tensor *out,
+                       sw_err *err) {
+    const char *name = op_name(kind);
+    swcu_op op = new_op(kind);
+    REC_TRY(resolve(name, "x", x, &op.t[0], err));
+    REC_TRY(resolve(name, "out", out, &op.t[1], err));
+    op.f[0] = f;
+    return submit(b, &op, err);
+}
+
+static sw_status cuda_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out,
+                            sw_err *err) {
+    return unary(cu(be), SWCU_SCALE, x, s, out, err);
+}
+
+static sw_status cuda_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                              sw_err *err) {
+    return unary(cu(be), SWCU_SOFTCAP, x, cap, out, err);
 }
 
 static sw_status cuda_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
@@ -807,7 +837,10 @@ static const sw_backend_ops k_cuda_ops = {
     /* kv_write */ cuda_kv_write,
     /* attention */ cuda_attention,
     /* swiglu */ cuda_swiglu,
+    /* geglu */ cuda_geglu,
     /* add */ cuda_add,
+    /* scale */ cuda_scale,
+    /* softcap */ cuda_softcap,
     /* logits_summary */ cuda_logits_summary,
     /* layer_norm */ NULL, // encoder (bert) ops not written for CUDA yet:
     /* gelu */ NULL,       // loading a bert model here says so

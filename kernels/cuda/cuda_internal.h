@@ -42,6 +42,9 @@ typedef enum swcu_op_kind {
     SWCU_ATTENTION,    // t: q, k_cache, v_cache, out, seq_start, pos, block_tables; i: SWCU_A_*; f0 scale
     SWCU_SWIGLU,       // t: gate, up, out
     SWCU_ADD,          // t: a, b, out
+    SWCU_GEGLU,        // t: gate, up, out
+    SWCU_SCALE,        // t: x, out; f0 factor
+    SWCU_SOFTCAP,      // t: x, out; f0 cap
 } swcu_op_kind;
 
 // matmul paths (i[0])
@@ -57,6 +60,7 @@ enum {
     SWCU_A_MAXBLOCKS,
     SWCU_A_SPLITS,   // key-range splits per (token, head group); 1 = no combine pass
     SWCU_A_GB,       // query heads per thread block (a divisor-free chunk of the GQA group)
+    SWCU_A_WINDOW,   // sliding window in positions; 0 = the whole causal context
 };
 
 #define SWCU_MAX_T 7

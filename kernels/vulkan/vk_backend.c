@@ -228,6 +228,14 @@ static sw_status pick_device(sw_vk_backend *vk, int32_t device, sw_err *err) {
                           VK_API_VERSION_MINOR(vk->props.apiVersion));
     vk->align = SW_MAX((size_t)vk->props.limits.minStorageBufferOffsetAlignment, (size_t)4);
     vk->max_range = vk->props.limits.maxStorageBufferRange;
+    /* SW_VK_MAX_BINDING=BYTES lowers the binding limit, so that tests can run
+     * the split paths (vk_ops.c) on small tensors */
+    const char *cap = getenv("SW_VK_MAX_BINDING");
+    if (cap && *cap) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cap, &end, 10);
+        if (end && !*end && v >= 4096 && v < vk->max_range) vk->max_range = (size_t)v;
+    }
     return SW_OK;
 }
 
@@ -386,7 +394,10 @@ static const sw_backend_ops k_vk_ops = {
     .kv_write = sw_vk_kv_write,
     .attention = sw_vk_attention,
     .swiglu = sw_vk_swiglu,
+    .geglu = sw_vk_geglu,
     .add = sw_vk_add,
+    .scale = sw_vk_scale,
+    .softcap = sw_vk_softcap,
     .logits_summary = NULL,
     .layer_norm = sw_vk_layer_norm,
     .gelu = sw_vk_gelu,

@@ -240,6 +240,11 @@ sw_status sw_vk_layer_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *
 sw_status sw_vk_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
 sw_status sw_vk_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
                        sw_tensor *out, sw_err *err);
+sw_status sw_vk_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                      sw_err *err);
+sw_status sw_vk_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err);
+sw_status sw_vk_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                        sw_err *err);
 sw_status sw_vk_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err);
 /* Weight types the matmul and get_rows shaders dequantize. */

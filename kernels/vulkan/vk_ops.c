@@ -107,6 +107,23 @@ bool sw_vk_supports_type(sw_backend *be, sw_type type) {
     }
 }
 
+/* Whether a binding of t fits the device's maxStorageBufferRange (the
+ * binding starts at t's offset rounded down to the alignment and ends on a
+ * whole word). Tensors that do not fit are split into pieces that do: a
+ * 262k-token vocabulary (Gemma 3) makes an embedding table and logits larger
+ * than lavapipe's 128 MiB. */
+static bool fits(const sw_vk_backend *vk, const sw_tensor *t) {
+    return (uint64_t)sw_tensor_nbytes(t) + vk->align + 4 <= (uint64_t)vk->max_range;
+}
+
+/* The most units of `stride` bytes after a first one of `first` bytes that
+ * one binding can span. */
+static int64_t fit_count(const sw_vk_backend *vk, size_t first, size_t stride) {
+    uint64_t room = (uint64_t)vk->max_range, used = (uint64_t)first + vk->align + 4;
+    if (used > room) return 0;
+    return 1 + (int64_t)((room - used) / (stride ? stride : 1));
+}
+
 static sw_status need_type(sw_backend *be, const char *op, sw_type type, sw_err *err) {
     if (sw_vk_supports_type(be, type)) return SW_OK;
     return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: no shader for %s tensors", op,
@@ -115,19 +132,23 @@ static sw_status need_type(sw_backend *be, const char *op, sw_type type, sw_err 
 
 /* ------------------------------------------------------------ get_rows -- */
 
-sw_status sw_vk_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,
-                         sw_tensor *out, sw_err *err) {
+/* Rows [row0, row0 + piece->ne[1]) of a table of n_rows: ids in that range
+ * are looked up; other valid ids are left alone (another piece has them);
+ * invalid ids get zeros from the piece at row0 = 0. */
+static sw_status get_rows_piece(sw_vk_backend *vk, const sw_tensor *piece, int64_t row0,
+                                int64_t n_rows, const sw_tensor *ids, sw_tensor *out,
+                                sw_err *err) {
     const char *op = "get_rows";
-    sw_vk_backend *vk = sw_vk(be);
-    TRY(need_type(be, op, table->type, err));
     struct {
-        uint32_t tab_off, tab_nb1, n, n_rows, ids_off, out_off, out_nb1, T;
+        uint32_t tab_off, tab_nb1, n, n_rows, ids_off, out_off, out_nb1, T, row0, rows_total;
     } pc;
     sw_vk_bind b[3];
-    TRY(bind_any(vk, op, "table", table, &b[0], &pc.tab_off, err));
-    TRY(elems(op, "table row stride", table->nb[1], 1, &pc.tab_nb1, err));
-    pc.n = (uint32_t)table->ne[0];
-    pc.n_rows = (uint32_t)table->ne[1];
+    TRY(bind_any(vk, op, "table", piece, &b[0], &pc.tab_off, err));
+    TRY(elems(op, "table row stride", piece->nb[1], 1, &pc.tab_nb1, err));
+    pc.n = (uint32_t)piece->ne[0];
+    pc.n_rows = (uint32_t)piece->ne[1];
+    pc.row0 = (uint32_t)row0;
+    pc.rows_total = (uint32_t)SW_MIN(n_rows, (int64_t)UINT32_MAX);
     TRY(bind_f32(vk, op, "ids", ids, &b[1], &pc.ids_off, NULL, err));
     uint32_t onb[3];
     TRY(bind_f32(vk, op, "out", out, &b[2], &pc.out_off, onb, err));
@@ -135,8 +156,30 @@ sw_status sw_vk_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor
     pc.T = (uint32_t)out->ne[1];
     uint32_t g[3];
     sw_vk_grid(vk, pc.T, g);
-    return dispatch(vk, op, SW_VK_SH_GET_ROWS, (uint32_t)table->type, b, 3, &pc, sizeof pc, g,
+    return dispatch(vk, op, SW_VK_SH_GET_ROWS, (uint32_t)piece->type, b, 3, &pc, sizeof pc, g,
                     err);
+}
+
+sw_status sw_vk_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor *ids,
+                         sw_tensor *out, sw_err *err) {
+    sw_vk_backend *vk = sw_vk(be);
+    TRY(need_type(be, "get_rows", table->type, err));
+    if (!fits(vk, out))
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: get_rows: out spans %zu bytes, over the device's "
+                          "maxStorageBufferRange %zu",
+                          sw_tensor_nbytes(out), vk->max_range);
+    int64_t rows = table->ne[1], step = fits(vk, table) ? rows : fit_count(vk, table->nb[1], table->nb[1]);
+    if (step < 1)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: get_rows: one table row of %zu bytes is over the device's "
+                          "maxStorageBufferRange %zu",
+                          table->nb[1], vk->max_range);
+    for (int64_t r0 = 0; r0 < rows; r0 += step) {
+        sw_tensor piece = sw_tensor_rows(table, r0, SW_MIN(step, rows - r0));
+        TRY(get_rows_piece(vk, &piece, r0, rows, ids, out, err));
+    }
+    return SW_OK;
 }
 
 /* ------------------------------------------------------------ rms_norm -- */
@@ -320,8 +363,41 @@ sw_status sw_vk_matmul_with(sw_backend *be, const sw_tensor *w, const sw_tensor 
     return dispatch_spec(vk, op, sh, spec, b, 4, &pc, sizeof pc, g, err);
 }
 
+/* A matmul whose weights, input or output do not fit one binding: pieces of
+ * N rows of w (and out's matching columns) times T tokens of x (and out's
+ * rows), each of which fits. Rows go in multiples of 64 (the tiles). */
+static sw_status matmul_split(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
+                              const sw_tensor *bias, sw_tensor *out, sw_err *err) {
+    sw_vk_backend *vk = sw_vk(be);
+    const int64_t N = w->ne[1], T = x->ne[1];
+    int64_t nr = fit_count(vk, w->nb[1], w->nb[1]);
+    if (nr < N) nr = nr / 64 * 64;
+    int64_t nt = SW_MIN(fit_count(vk, x->nb[0] * (size_t)x->ne[0], x->nb[1]),
+                        fit_count(vk, sizeof(float) * (size_t)SW_MIN(nr, N), out->nb[1]));
+    if (nr < 1 || nt < 1)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: matmul: rows of %zu (w), %zu (x) or %zu (out) bytes do not "
+                          "fit the device's maxStorageBufferRange %zu",
+                          w->nb[1], x->nb[1], out->nb[1], vk->max_range);
+    for (int64_t t0 = 0; t0 < T; t0 += nt) {
+        int64_t tn = SW_MIN(nt, T - t0);
+        sw_tensor xp = sw_tensor_rows(x, t0, tn), orows = sw_tensor_rows(out, t0, tn);
+        for (int64_t r0 = 0; r0 < N; r0 += nr) {
+            int64_t rn = SW_MIN(nr, N - r0);
+            sw_tensor wp = sw_tensor_rows(w, r0, rn), op = sw_tensor_cols(&orows, r0, rn);
+            sw_tensor bp;
+            if (bias) bp = sw_tensor_cols(bias, r0, rn);
+            TRY(sw_vk_matmul_with(be, &wp, &xp, bias ? &bp : NULL, &op, SW_VK_SH_COUNT, err));
+        }
+    }
+    return SW_OK;
+}
+
 sw_status sw_vk_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
                        const sw_tensor *bias, sw_tensor *out, sw_err *err) {
+    const sw_vk_backend *vk = sw_vk(be);
+    if (!fits(vk, w) || !fits(vk, x) || !fits(vk, out))
+        return matmul_split(be, w, x, bias, out, err);
     return sw_vk_matmul_with(be, w, x, bias, out, SW_VK_SH_COUNT, err);
 }
 
@@ -452,6 +528,7 @@ sw_status sw_vk_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
         uint32_t q_off, q_sh, q_st, o_off, o_sh, o_st, kc[4], vc[4];
         uint32_t hd, n_head, n_head_kv, bs, n_seqs, bt_off, bt_nb1, ss_off, pos_off, T;
         float scale;
+        uint32_t window;
     } pc;
     sw_vk_bind b[7];
     uint32_t nb[3];
@@ -474,6 +551,7 @@ sw_status sw_vk_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
     pc.n_seqs = (uint32_t)p->n_seqs;
     pc.T = (uint32_t)T;
     pc.scale = p->scale;
+    pc.window = (uint32_t)p->window;
     uint32_t g[3];
     sw_vk_grid(vk, (uint64_t)T * (uint64_t)p->n_head, g);
     const uint32_t spec[SW_VK_MAX_SPEC] = {k_cache->type == SW_TYPE_F16, p->non_causal, 0, 0};
@@ -482,11 +560,45 @@ sw_status sw_vk_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
 
 /* --------------------------------------------------------- elementwise -- */
 
+/* Kinds of elementwise.comp (its OP specialization). */
+enum { EW_ADD = 0, EW_SWIGLU = 1, EW_GELU = 2, EW_GEGLU = 3, EW_SCALE = 4, EW_SOFTCAP = 5 };
+
+static sw_status elementwise_one(sw_backend *be, const char *op, uint32_t kind,
+                                 const sw_tensor *a, const sw_tensor *bt, float f, sw_tensor *out,
+                                 sw_err *err);
+
+/* bt: the second input (NULL for the unary kinds, which take f instead).
+ * 2-D tensors too large for one binding (a batch of logits) go in pieces of
+ * rows. */
 static sw_status elementwise(sw_backend *be, const char *op, uint32_t kind, const sw_tensor *a,
-                             const sw_tensor *bt, sw_tensor *out, sw_err *err) {
+                             const sw_tensor *bt, float f, sw_tensor *out, sw_err *err) {
+    const sw_vk_backend *vk = sw_vk(be);
+    if ((fits(vk, a) && (!bt || fits(vk, bt)) && fits(vk, out)) || a->ne[2] * a->ne[3] != 1)
+        return elementwise_one(be, op, kind, a, bt, f, out, err);
+    size_t row = sizeof(float) * (size_t)a->ne[0];
+    int64_t step = SW_MIN(fit_count(vk, row, a->nb[1]), fit_count(vk, row, out->nb[1]));
+    if (bt) step = SW_MIN(step, fit_count(vk, row, bt->nb[1]));
+    if (step < 1)
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: a row of %zu bytes is over the device's "
+                          "maxStorageBufferRange %zu",
+                          op, row, vk->max_range);
+    for (int64_t r0 = 0; r0 < a->ne[1]; r0 += step) {
+        int64_t n = SW_MIN(step, a->ne[1] - r0);
+        sw_tensor ap = sw_tensor_rows(a, r0, n), op_ = sw_tensor_rows(out, r0, n), bp;
+        if (bt) bp = sw_tensor_rows(bt, r0, n);
+        TRY(elementwise_one(be, op, kind, &ap, bt ? &bp : NULL, f, &op_, err));
+    }
+    return SW_OK;
+}
+
+static sw_status elementwise_one(sw_backend *be, const char *op, uint32_t kind,
+                                 const sw_tensor *a, const sw_tensor *bt, float f, sw_tensor *out,
+                                 sw_err *err) {
     sw_vk_backend *vk = sw_vk(be);
     struct {
         uint32_t a_off, a_nb[3], b_off, b_nb[3], o_off, o_nb[3], ne0, ne1, ne2, total;
+        float f;
     } pc;
     sw_vk_bind b[3];
     TRY(bind_f32(vk, op, "a", a, &b[0], &pc.a_off, pc.a_nb, err));
@@ -501,6 +613,7 @@ static sw_status elementwise(sw_backend *be, const char *op, uint32_t kind, cons
     pc.ne1 = (uint32_t)a->ne[1];
     pc.ne2 = (uint32_t)a->ne[2];
     pc.total = (uint32_t)total;
+    pc.f = f;
     uint32_t g[3];
     sw_vk_grid(vk, div_up(total, 256), g);
     return dispatch(vk, op, SW_VK_SH_ELEMENTWISE, kind, b, 3, &pc, sizeof pc, g, err);
@@ -508,14 +621,28 @@ static sw_status elementwise(sw_backend *be, const char *op, uint32_t kind, cons
 
 sw_status sw_vk_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up,
                        sw_tensor *out, sw_err *err) {
-    return elementwise(be, "swiglu", 1, gate, up, out, err);
+    return elementwise(be, "swiglu", EW_SWIGLU, gate, up, 0.0f, out, err);
+}
+
+sw_status sw_vk_geglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *up, sw_tensor *out,
+                      sw_err *err) {
+    return elementwise(be, "geglu", EW_GEGLU, gate, up, 0.0f, out, err);
 }
 
 sw_status sw_vk_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err) {
-    return elementwise(be, "add", 0, a, b, out, err);
+    return elementwise(be, "add", EW_ADD, a, b, 0.0f, out, err);
+}
+
+sw_status sw_vk_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err) {
+    return elementwise(be, "scale", EW_SCALE, x, NULL, s, out, err);
+}
+
+sw_status sw_vk_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
+                        sw_err *err) {
+    return elementwise(be, "softcap", EW_SOFTCAP, x, NULL, cap, out, err);
 }
 
 sw_status sw_vk_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err) {
-    return elementwise(be, "gelu", 2, x, NULL, out, err);
+    return elementwise(be, "gelu", EW_GELU, x, NULL, 0.0f, out, err);
 }

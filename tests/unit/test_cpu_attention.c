@@ -5,7 +5,8 @@
  * GQA ratios 1, 2 and 4, F32 and F16 caches, head_dim 40, 64, 80 and 128,
  * q/out as 2-D [head_dim * n_head, T] and 3-D [head_dim, n_head, T] views,
  * every kernel set the host has (scalar, AVX2, AVX-VNNI, AVX-512; head_dim 40
- * runs AVX-512 hosts' AVX2 loop), 1 and 2 threads.
+ * runs AVX-512 hosts' AVX2 loop), 1 and 2 threads; sliding windows of 1, 7
+ * and 40 positions.
  *
  * Error bound: the kernel's scores differ from exact by at most
  * delta = scale * (hd + 2) u sum_i |q_i k_i| (float dot of hd terms); a
@@ -57,6 +58,7 @@ typedef struct {
     int hd, nh, nkv;
     bool f16, q3d;
     bool non_causal; /* each token sees its sequence up to the batch's last position */
+    int window;      /* sliding window (0 = none) */
 } acase;
 
 static void run_case(fixture *f, const acase *ac) {
@@ -126,10 +128,11 @@ static void run_case(fixture *f, const acase *ac) {
             for (int h = 0; h < nh; h++) {
                 int kvh = h / (nh / nkv);
                 int n = (ac->non_causal ? pos[seq_start[s + 1] - 1] : pos[t]) + 1;
+                int lo = ac->window > 0 && n > ac->window ? n - ac->window : 0;
                 const float *qv = q + ((size_t)t * nh + h) * hd;
                 double *sc = malloc(sizeof(double) * n), mx = -INFINITY, sum = 0, delta = 0,
                        vmax = 0;
-                for (int p = 0; p < n; p++) {
+                for (int p = lo; p < n; p++) {
                     size_t slot = (size_t)tables[s * MAX_BLOCKS + p / BS] * BS + p % BS;
                     const double *kr = kd + (slot * nkv + kvh) * hd;
                     double d = 0, a = 0;
@@ -141,10 +144,10 @@ static void run_case(fixture *f, const acase *ac) {
                     delta = fmax(delta, scale * (hd + 2) * U * a);
                     mx = fmax(mx, sc[p]);
                 }
-                for (int p = 0; p < n; p++)
+                for (int p = lo; p < n; p++)
                     sum += exp(sc[p] - mx);
                 double *o = ref + ((size_t)t * nh + h) * hd;
-                for (int p = 0; p < n; p++) {
+                for (int p = lo; p < n; p++) {
                     size_t slot = (size_t)tables[s * MAX_BLOCKS + p / BS] * BS + p % BS;
                     const double *vr = vd + (slot * nkv + kvh) * hd;
                     double w = exp(sc[p] - mx) / sum;
@@ -154,7 +157,8 @@ static void run_case(fixture *f, const acase *ac) {
                     }
                 }
                 for (int i = 0; i < hd; i++)
-                    tol[((size_t)t * nh + h) * hd + i] = 2 * (2 * delta + (n + 16) * U) * vmax;
+                    tol[((size_t)t * nh + h) * hd + i] =
+                        2 * (2 * delta + (n - lo + 16) * U) * vmax;
                 free(sc);
             }
 
@@ -196,15 +200,16 @@ static void run_case(fixture *f, const acase *ac) {
                                 .seq_start = &tss,
                                 .pos = &tpos,
                                 .block_tables = &tbt,
-                                .non_causal = ac->non_causal};
+                                .non_causal = ac->non_causal,
+                                .window = ac->window};
             if (sw_be_attention(be, &tq, &tk, &tv, &p, &to, &err) != SW_OK) fail_msg("%s", err.msg);
             const float *o = (const float *)sw_be_host_ptr(be, bo);
             for (int i = 0; i < hd * nh * T; i++)
                 if (fabs(o[i] - ref[i]) > tol[i])
-                    fail_msg("attention hd=%d nh=%d nkv=%d %s %s threads=%d: out[t=%d h=%d i=%d] = "
-                             "%.9g, ref %.9g (tol %.3g)",
-                             hd, nh, nkv, ac->f16 ? "f16" : "f32", sw_cpu_isa_name((sw_cpu_isa)isa),
-                             th + 1,
+                    fail_msg("attention hd=%d nh=%d nkv=%d window=%d %s %s threads=%d: "
+                             "out[t=%d h=%d i=%d] = %.9g, ref %.9g (tol %.3g)",
+                             hd, nh, nkv, ac->window, ac->f16 ? "f16" : "f32",
+                             sw_cpu_isa_name((sw_cpu_isa)isa), th + 1,
                              i / (hd * nh), (i / hd) % nh, i % hd, o[i], ref[i], tol[i]);
             /* data-dependent errors: a block id past the cache, a position past
              * the block table */
@@ -237,13 +242,19 @@ static void run_case(fixture *f, const acase *ac) {
 
 static void test_attention(void **state) {
     fixture *f = *state;
+    /* windows: 1 (the token alone), 7 (inside one chunked prefill, not a
+     * block multiple), 40 (cuts the long decode's context mid-block; the short
+     * sequences are inside it) */
     const acase cases[] = {
-        {64, 2, 2, false, false, false}, {64, 4, 2, true, false, false},
-        {64, 8, 2, true, true, false},   {40, 4, 1, false, true, false},
-        {40, 2, 2, true, false, false},  {64, 8, 2, false, false, false},
-        {80, 4, 2, true, true, false},   {128, 2, 1, false, false, false},
+        {64, 2, 2, false, false, false, 0}, {64, 4, 2, true, false, false, 0},
+        {64, 8, 2, true, true, false, 0},   {40, 4, 1, false, true, false, 0},
+        {40, 2, 2, true, false, false, 0},  {64, 8, 2, false, false, false, 0},
+        {80, 4, 2, true, true, false, 0},   {128, 2, 1, false, false, false, 0},
         /* non-causal (bert): the later tokens of a sequence are visible too */
-        {64, 4, 4, false, false, true},  {40, 2, 1, true, true, true},
+        {64, 4, 4, false, false, true, 0},  {40, 2, 1, true, true, true, 0},
+        /* sliding windows (gemma3): only the last `window` positions */
+        {64, 4, 1, true, false, false, 7},  {40, 2, 1, false, true, false, 40},
+        {64, 2, 2, true, false, false, 1},  {80, 4, 1, true, true, false, 40},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(f, &cases[i]);

@@ -2,16 +2,17 @@
  * each against a straightforward double-precision reference written here:
  * get_rows (every dequantizable type), rms_norm, rope (NORM and NEOX, partial
  * n_dims, freq_factors, strided heads view), kv_write (F32 and F16 caches),
- * swiglu, add, logits_summary; plus backend creation and the wrappers' shape
+ * swiglu, geglu, add, scale, softcap, logits_summary; plus backend creation and the wrappers' shape
  * and type validation (errors must name the op). Ops run with 1 and 2 threads;
- * those with a row per kernel set (rms_norm, kv_write, swiglu) on every set
+ * those with a row per kernel set (rms_norm, kv_write, swiglu, geglu) on every set
  * the host has.
  *
  * Tolerances are in units of u = 2^-24 (float rounding) relative to the
  * magnitude of the terms involved, with the count of float roundings each op
  * performs: rms_norm 3 (scale, x*scale, *w) plus the double->float of the
  * scale; rope 4 (cos/sin rounding, two products, one sum); swiglu 8 (expf is
- * within 1-2 ulp, then add, divide, multiply). */
+ * within 1-2 ulp, then add, divide, multiply); geglu 8 plus what the rounding
+ * of u does to e^-2u (8|u|); softcap 6 (divide, tanhf, multiply). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -361,6 +362,26 @@ static void test_swiglu_add(void **state) {
                 fail_msg("swiglu[%lld] (g %g, u %g) = %.9g, ref %.9g", (long long)i, a[i], b[i],
                          o[i], ref);
         }
+        /* geglu: gelu(g) = g sigmoid(2u), u = sqrt(2/pi) (g + 0.044715 g^3); the
+         * float u carries ~4 roundings, which e^-2u turns into an error of
+         * 2|u| * 4u relative, on top of expf, add, divide and multiply */
+        assert_int_equal(sw_be_geglu(be, &ta, &tb, &to, &err), SW_OK);
+        o = hp(be, &to);
+        for (int64_t i = 0; i < n * R; i++) {
+            double g = a[i], u = 0.79788456080286535588 * (g + 0.044715 * g * g * g);
+            double ref = g / (1.0 + exp(-2.0 * u)) * b[i];
+            if (fabs(o[i] - ref) > (8 + 8 * fabs(u)) * U * fabs(ref) + 1e-37)
+                fail_msg("geglu[%lld] (g %g, u %g) = %.9g, ref %.9g", (long long)i, a[i], b[i],
+                         o[i], ref);
+        }
+        /* the same function as its tanh form g/2 (1 + tanh(u)) where that has no
+         * cancellation (g >= 0) */
+        for (int64_t i = 0; i < n * R; i++) {
+            double g = a[i];
+            if (g < 0) continue;
+            double ref = 0.5 * g * (1 + tanh(0.79788456080286535588 * (g + 0.044715 * g * g * g)));
+            assert_true(fabs(o[i] - ref * b[i]) <= 1e-5 * fabs(ref * b[i]) + 1e-30);
+        }
         /* add, in place into a */
         assert_int_equal(sw_be_add(be, &ta, &tb, &ta, &err), SW_OK);
         o = hp(be, &ta);
@@ -371,6 +392,43 @@ static void test_swiglu_add(void **state) {
         rm(be, &to);
         free(a);
         free(b);
+    }
+}
+
+/* ------------------------------------------------------ scale, softcap -- */
+
+static void test_scale_softcap(void **state) {
+    fixture *f = *state;
+    sw_err err = {{0}};
+    const int64_t n = 700, R = 2;
+    const float cap = 30.0f, sc = 25.298221f; /* sqrt(640), Gemma 3 270M's embedding scale */
+    for (int th = 0; th < 2; th++) {
+        sw_backend *be = f->be[th];
+        float *a = malloc(sizeof(float) * n * R);
+        for (int64_t i = 0; i < n * R; i++)
+            a[i] = nrand() * 40;
+        a[0] = 1e4f;
+        a[1] = -1e4f;
+        a[2] = 0.0f;
+        a[3] = 1e-3f;
+        sw_tensor ta = mk(be, SW_TYPE_F32, n, R, 1, 1, a), to = mk(be, SW_TYPE_F32, n, R, 1, 1, NULL);
+        /* scale: one rounding */
+        assert_int_equal(sw_be_scale(be, &ta, sc, &to, &err), SW_OK);
+        const float *o = hp(be, &to);
+        for (int64_t i = 0; i < n * R; i++)
+            assert_true(o[i] == a[i] * sc);
+        /* softcap: cap tanh(x / cap), in place; divide, tanhf (<= 2 ulp), multiply */
+        assert_int_equal(sw_be_softcap(be, &ta, cap, &ta, &err), SW_OK);
+        o = hp(be, &ta);
+        for (int64_t i = 0; i < n * R; i++) {
+            double ref = cap * tanh((double)a[i] / cap);
+            if (fabs(o[i] - ref) > 6 * U * fabs(ref) + 1e-37)
+                fail_msg("softcap[%lld] (%g) = %.9g, ref %.9g", (long long)i, a[i], o[i], ref);
+            assert_true(fabs(o[i]) <= cap);
+        }
+        rm(be, &ta);
+        rm(be, &to);
+        free(a);
     }
 }
 
@@ -626,6 +684,7 @@ int main(void) {
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_kv_write),
         cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_scale_softcap),
         cmocka_unit_test(test_logits_summary),
         cmocka_unit_test(test_backend_create),
         cmocka_unit_test(test_tensor_helpers),

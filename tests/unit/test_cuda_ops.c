@@ -1,8 +1,8 @@
 /* test_cuda_ops.c — every op of the CUDA backend against a double-precision
  * reference written here (no dependency on another backend): get_rows and
  * matmul against the dequantized weights (sw_dequantize_row), rms_norm, rope,
- * kv_write, attention, swiglu, add and logits_summary against straightforward
- * f64 math. Also: the three matmul paths (int8 mat-vec, f32 mat-vec, cuBLAS
+ * kv_write, attention (also with sliding windows), swiglu, geglu, add, scale,
+ * softcap and logits_summary against straightforward f64 math. Also: the three matmul paths (int8 mat-vec, f32 mat-vec, cuBLAS
  * with f16 tiles, several tiles per weight), strided x / out views, ops
  * recorded in a step vs run at once, transfers larger than the staging
  * buffer, data-dependent errors raised by kernels, validation errors, and a
@@ -14,8 +14,9 @@
  * ratio |err| / bound, which must be <= 1):
  * - get_rows: bit-exact (cuda_quant.cuh mirrors the reference's operations).
  * - kv_write: exact (f16 conversion is round-to-nearest-even on both sides).
- * - add: exact. swiglu: same float formula; CUDA expf is within 2 ulp:
- *   8u |y|. rms_norm: the double sum of squares differs only in order, so the
+ * - add, scale: exact. swiglu: same float formula; CUDA expf is within 2 ulp:
+ *   8u |y|; geglu adds what v's rounding does to exp(-2v), 8|v| u; softcap:
+ *   divide, tanhf (2 ulp), multiply: 6u. rms_norm: the double sum of squares differs only in order, so the
  *   float scale may differ by 1 ulp: 4u |y|. rope: theta and cos/sin in double
  *   on both sides, products unfused: 4u (|a| + |b|).
  * - matmul, int8 path (T <= 8, quantized W): x is quantized per 32 elements
@@ -366,6 +367,34 @@ static void test_swiglu_add(void **state) {
                 if (o[i] != x[i] + y[i])
                     fail_msg("add [%lld]: %.9g vs %.9g", (long long)i, (double)o[i],
                              (double)(x[i] + y[i]));
+            /* geglu, scale, softcap on the original inputs, against double:
+             * gelu(g) = g / (1 + exp(-2v)), v = sqrt(2/pi) (g + 0.044715 g^3),
+             * whose float v (4 roundings) moves exp(-2v) by 8|v| u; softcap
+             * (cap 20): divide, tanhf (2 ulp), multiply */
+            dt_write(be, &ta, x);
+            OK(sw_be_begin(be, &g_err));
+            OK(sw_be_geglu(be, &ta, &tb, &to, &g_err));
+            OK(sw_be_softcap(be, &ta, 20.0f, &tb, &g_err)); /* tb no longer needed */
+            OK(sw_be_scale(be, &ta, 0.37f, &ta, &g_err));   /* in place */
+            OK(sw_be_end(be, &g_err));
+            dt_read(be, &to, o);
+            for (int64_t i = 0; i < n * R; i++) {
+                double gg = x[i], v = 0.79788456080286535588 * (gg + 0.044715 * gg * gg * gg);
+                double r = gg / (1.0 + exp(-2.0 * v)) * y[i];
+                if (fabs(o[i] - r) > (8 + 8 * fabs(v)) * U * fabs(r) + 1e-37)
+                    fail_msg("geglu [%lld]: %.9g vs %.9g", (long long)i, (double)o[i], r);
+            }
+            dt_read(be, &tb, o);
+            for (int64_t i = 0; i < n * R; i++) {
+                double r = 20.0 * tanh((double)x[i] / 20.0);
+                if (fabs(o[i] - r) > 6 * U * fabs(r) + 1e-37)
+                    fail_msg("softcap [%lld]: %.9g vs %.9g", (long long)i, (double)o[i], r);
+            }
+            dt_read(be, &ta, o);
+            for (int64_t i = 0; i < n * R; i++)
+                if (o[i] != x[i] * 0.37f)
+                    fail_msg("scale [%lld]: %.9g vs %.9g", (long long)i, (double)o[i],
+                             (double)(x[i] * 0.37f));
             dt_free(be, &ta); dt_free(be, &tb); dt_free(be, &to);
             free(x); free(y); free(o);
         }
@@ -489,6 +518,7 @@ typedef struct {
     bool f16, q3d;
     int n_seqs;
     const int *len, *pos0; /* tokens per sequence, position of each one's first */
+    int window;            /* sliding window (0 = none) */
 } acase;
 
 static void attention_case(sw_backend *be, const acase *ac, worst_t *w) {
@@ -551,15 +581,17 @@ static void attention_case(sw_backend *be, const acase *ac, worst_t *w) {
     sw_tensor tp = dt_make(be, SW_TYPE_I32, T, 1, 1, 1, 0, pos);
     sw_tensor tbt = dt_make(be, SW_TYPE_I32, max_blocks, S, 1, 1, 0, tables);
     sw_attn_params p = {nh, nkv, hd, scale, bs, S, max_blocks, max_pos + 1, &tss, &tp, &tbt};
+    p.window = ac->window;
     OK(sw_be_attention(be, &tq, &tk, &tv, &p, &to, &g_err));
     dt_read(be, &to, o);
     for (int s = 0; s < S; s++)
         for (int t = seq_start[s]; t < seq_start[s + 1]; t++)
             for (int h = 0; h < nh; h++) {
                 const int kvh = h / (nh / nkv), n = pos[t] + 1;
+                const int lo = ac->window > 0 && n > ac->window ? n - ac->window : 0;
                 const float *qv = q + ((size_t)t * nh + h) * hd;
                 double *sc = malloc(sizeof(double) * n), mx = -INFINITY, sum = 0, e = 0, vmax = 0;
-                for (int j = 0; j < n; j++) {
+                for (int j = lo; j < n; j++) {
                     size_t slot = (size_t)tables[s * max_blocks + j / bs] * bs + j % bs;
                     const double *kr = kd + (slot * nkv + kvh) * hd;
                     double dot = 0, mag = 0;
@@ -571,19 +603,20 @@ static void attention_case(sw_backend *be, const acase *ac, worst_t *w) {
                     e = fmax(e, (hd + 4) * U * scale * mag);
                     mx = fmax(mx, sc[j]);
                 }
-                for (int j = 0; j < n; j++) sum += exp(sc[j] - mx);
+                for (int j = lo; j < n; j++) sum += exp(sc[j] - mx);
                 for (int d = 0; d < hd; d++) {
                     double r = 0;
-                    for (int j = 0; j < n; j++) {
+                    for (int j = lo; j < n; j++) {
                         size_t slot = (size_t)tables[s * max_blocks + j / bs] * bs + j % bs;
                         double vv = vd[(slot * nkv + kvh) * hd + d];
                         r += exp(sc[j] - mx) / sum * vv;
                         vmax = fmax(vmax, fabs(vv));
                     }
-                    double bound = 4 * e * vmax + (n + 64) * 2 * U * vmax;
+                    double bound = 4 * e * vmax + (n - lo + 64) * 2 * U * vmax;
                     note(w, fabs((double)o[((size_t)t * nh + h) * hd + d] - r), bound,
-                         "hd=%d nh=%d nkv=%d f16=%d q3d=%d: token %d head %d [%d] = %g, ref %g",
-                         hd, nh, nkv, ac->f16, ac->q3d, t, h, d,
+                         "hd=%d nh=%d nkv=%d f16=%d q3d=%d window=%d: token %d head %d [%d] = "
+                         "%g, ref %g",
+                         hd, nh, nkv, ac->f16, ac->q3d, ac->window, t, h, d,
                          (double)o[((size_t)t * nh + h) * hd + d], r);
                 }
                 free(sc);
@@ -611,6 +644,10 @@ static void test_attention(void **state) {
         {256, 16, 1, true, false, 2, len_dec, pos_dec}, /* hd 256, 16 heads per kv head */
         {80, 6, 2, false, true, 1, len_pre, pos_pre},   /* odd head_dim, prefill */
         {64, 64, 2, true, false, 1, len_pre, pos_pre},  /* 32 heads per kv head: 1 group */
+        /* Gemma 3's sliding-window layers: hd 256, 4 heads on 1 kv head */
+        {256, 4, 1, true, false, 4, len_mix, pos_mix, 512}, /* window inside split-K decode */
+        {256, 4, 1, true, false, 2, len_dec, pos_dec, 300},
+        {64, 4, 2, false, true, 1, len_pre, pos_pre, 7},    /* prefill, window < chunk */
     };
     worst_t w = {0, ""};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) attention_case(g.be, &cases[i], &w);

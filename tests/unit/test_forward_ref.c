@@ -2,8 +2,11 @@
  * a plain-C transformer written from the math (weights dequantized with the
  * reference dequantizer, double accumulators, F32 KV), compared logit by logit
  * at every position of a sequence fed in several steps (all_logits). Covers
- * llama and qwen2 (biases, NeoX rope), tied embeddings and rope factors, and
- * several weight types on synthetic models. */
+ * llama and qwen2 (biases, NeoX rope), tied embeddings and rope factors,
+ * gemma3 (embedding scale, q/k norms, post-norms, GeGLU, sliding-window layers
+ * with their own rope base, soft-capping), and several weight types on
+ * synthetic models. The gemma3 details are read from the GGUF keys here, not
+ * from the loader's config. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,13 +93,13 @@ static void rmsnorm(const float *x, const float *w, int64_t n, float eps, float 
 }
 
 static void rope(float *v, int64_t n_heads, int64_t hd, int32_t pos, const sw_model_config *c,
-                 const float *ff) {
+                 double base, const float *ff) {
     int64_t nr = c->n_rot;
     for (int64_t h = 0; h < n_heads; h++) {
         float *x = v + h * hd;
         for (int64_t i = 0; i < nr / 2; i++) {
             double theta = pos * (double)c->rope_freq_scale *
-                           pow((double)c->rope_freq_base, -2.0 * (double)i / (double)nr) /
+                           pow(base, -2.0 * (double)i / (double)nr) /
                            (ff ? ff[i] : 1.0);
             double cs = cos(theta), sn = sin(theta);
             int64_t a = c->rope_mode == SW_ROPE_NEOX ? i : 2 * i;
@@ -108,11 +111,29 @@ static void rope(float *v, int64_t n_heads, int64_t hd, int32_t pos, const sw_mo
     }
 }
 
+static double key_or(const sw_gguf *g, const char *key, double dflt) {
+    double v = 0;
+    return sw_gguf_find_key(g, key) >= 0 && sw_gguf_get_float(g, key, &v, NULL) == SW_OK ? v : dflt;
+}
+
+/* gelu, tanh form, in double */
+static double gelu(double x) {
+    return 0.5 * x * (1 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x)));
+}
+
 /* Logits [n_vocab] for every one of the T tokens (positions 0..T-1); hidden
  * (optional, [T][n_embd]) receives each token's final hidden state after the
  * output norm. */
 static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T, float *hidden) {
     const sw_model_config *c = r->c;
+    /* gemma3: sqrt(n_embd) embedding scale; window layers (l % period <
+     * period - 1) with the local rope base; optional final soft-cap */
+    const bool gemma = c->arch == SW_ARCH_GEMMA3;
+    const double escale = gemma ? sqrt((double)c->n_embd) : 1.0;
+    const int64_t window = gemma ? (int64_t)key_or(r->g, "gemma3.attention.sliding_window", 0) : 0;
+    const int64_t period = (int64_t)key_or(r->g, "gemma3.attention.sliding_window_pattern", 6);
+    const double base_swa = key_or(r->g, "gemma3.rope.freq_base_swa", 10000.0);
+    const double cap = gemma ? key_or(r->g, "gemma3.final_logit_softcapping", 0) : 0;
     int64_t E = c->n_embd, hd = c->head_dim, H = c->n_head, HK = c->n_head_kv, F = c->n_ff,
             V = c->n_vocab;
     int64_t QD = H * hd, KD = HK * hd;
@@ -128,7 +149,8 @@ static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T, 
     float *ff = deq(r, "rope_freqs.weight", NULL, NULL);
     if (!ff && c->rope_scaling == SW_ROPE_SCALING_LLAMA3 && !r->ignore_llama3)
         ff = llama3_factors(c);
-    for (int32_t t = 0; t < T; t++) memcpy(x + t * E, emb + (int64_t)tokens[t] * E, E * sizeof *x);
+    for (int32_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < E; i++) x[t * E + i] = (float)(emb[(int64_t)tokens[t] * E + i] * escale);
 
     for (int64_t l = 0; l < c->n_layer; l++) {
         float *an = deq_layer(r, l, "attn_norm.weight"), *fn = deq_layer(r, l, "ffn_norm.weight");
@@ -138,6 +160,11 @@ static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T, 
         float *bv = deq_layer(r, l, "attn_v.bias");
         float *wg = deq_layer(r, l, "ffn_gate.weight"), *wu = deq_layer(r, l, "ffn_up.weight");
         float *wd = deq_layer(r, l, "ffn_down.weight");
+        float *qn = deq_layer(r, l, "attn_q_norm.weight"), *kn = deq_layer(r, l, "attn_k_norm.weight");
+        float *pan = deq_layer(r, l, "post_attention_norm.weight");
+        float *pfn = deq_layer(r, l, "post_ffw_norm.weight");
+        const bool swa = window > 0 && l % period < period - 1;
+        const double base = swa ? base_swa : (double)c->rope_freq_base;
         for (int32_t t = 0; t < T; t++) {
             float *xt = x + t * E;
             /* attention */
@@ -145,38 +172,47 @@ static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T, 
             matvec(wq, bq, h, E, QD, q);
             matvec(wk, bk, h, E, KD, kc + t * KD);
             matvec(wv, bv, h, E, KD, vc + t * KD);
-            rope(q, H, hd, t, c, ff);
-            rope(kc + t * KD, HK, hd, t, c, ff);
+            for (int64_t hh = 0; qn && hh < H; hh++) rmsnorm(q + hh * hd, qn, hd, c->rms_eps, q + hh * hd);
+            for (int64_t hh = 0; kn && hh < HK; hh++) {
+                float *kv = kc + t * KD + hh * hd;
+                rmsnorm(kv, kn, hd, c->rms_eps, kv);
+            }
+            rope(q, H, hd, t, c, base, ff);
+            rope(kc + t * KD, HK, hd, t, c, base, ff);
+            const int32_t lo = swa && t >= window ? (int32_t)(t - window + 1) : 0;
             for (int64_t hh = 0; hh < H; hh++) {
                 int64_t kh = hh / (H / HK);
                 double mx = -INFINITY, sum = 0;
-                for (int32_t p = 0; p <= t; p++) {
+                for (int32_t p = lo; p <= t; p++) {
                     double d = 0;
                     for (int64_t i = 0; i < hd; i++)
                         d += (double)q[hh * hd + i] * kc[p * KD + kh * hd + i];
                     sc[p] = (float)(d / sqrt((double)hd));
                     mx = fmax(mx, sc[p]);
                 }
-                for (int32_t p = 0; p <= t; p++) sum += exp(sc[p] - mx);
+                for (int32_t p = lo; p <= t; p++) sum += exp(sc[p] - mx);
                 for (int64_t i = 0; i < hd; i++) {
                     double acc = 0;
-                    for (int32_t p = 0; p <= t; p++)
+                    for (int32_t p = lo; p <= t; p++)
                         acc += exp(sc[p] - mx) / sum * vc[p * KD + kh * hd + i];
                     att[hh * hd + i] = (float)acc;
                 }
             }
             matvec(wo, NULL, att, QD, E, o);
+            if (pan) rmsnorm(o, pan, E, c->rms_eps, o);
             for (int64_t i = 0; i < E; i++) xt[i] += o[i];
             /* feed-forward */
             rmsnorm(xt, fn, E, c->rms_eps, h);
             matvec(wg, NULL, h, E, F, g);
             matvec(wu, NULL, h, E, F, u);
-            for (int64_t i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+            for (int64_t i = 0; i < F; i++)
+                g[i] = gemma ? (float)(gelu(g[i]) * u[i]) : g[i] / (1.0f + expf(-g[i])) * u[i];
             matvec(wd, NULL, g, F, E, o);
+            if (pfn) rmsnorm(o, pfn, E, c->rms_eps, o);
             for (int64_t i = 0; i < E; i++) xt[i] += o[i];
         }
         free(an), free(fn), free(wq), free(wk), free(wv), free(wo), free(bq), free(bk), free(bv);
-        free(wg), free(wu), free(wd);
+        free(wg), free(wu), free(wd), free(qn), free(kn), free(pan), free(pfn);
     }
     float *onorm = deq(r, "output_norm.weight", NULL, NULL);
     float *out = deq(r, "output.weight", NULL, NULL);
@@ -184,6 +220,8 @@ static float *ref_forward(const ref_model *r, const int32_t *tokens, int32_t T, 
         rmsnorm(x + t * E, onorm, E, c->rms_eps, h);
         matvec(out ? out : emb, NULL, h, E, V, logits + t * V);
         if (hidden) memcpy(hidden + t * E, h, (size_t)E * sizeof *h);
+        for (int64_t i = 0; cap > 0 && i < V; i++)
+            logits[t * V + i] = (float)(cap * tanh(logits[t * V + i] / cap));
     }
     free(onorm), free(out), free(emb), free(ff);
     free(x), free(h), free(q), free(att), free(kc), free(vc), free(g), free(u), free(o), free(sc);
@@ -241,7 +279,7 @@ static bool make_model(const char *name, const char *flags, char *path, size_t c
 }
 
 /* max |engine - ref| / max |ref| over all logits of all positions. */
-static void compare(const char *name, const char *flags, sw_type kv_type, double tol) {
+static void compare_n(const char *name, const char *flags, sw_type kv_type, double tol, int32_t T) {
     char path[1024];
     if (!make_model(name, flags, path, sizeof path)) {
         skip();
@@ -258,8 +296,8 @@ static void compare(const char *name, const char *flags, sw_type kv_type, double
     assert_int_equal(sw_kv_cache_create(m, &kp, &kv, &err), SW_OK);
     const sw_model_config *c = sw_model_config_get(m);
 
-    enum { T = 13 };
-    int32_t tokens[T];
+    int32_t tokens[64];
+    assert_true(T <= 64);
     for (int32_t i = 0; i < T; i++) tokens[i] = (int32_t)((i * 97 + 11) % c->n_vocab);
     ref_model r = {.g = sw_model_gguf(m), .c = c};
     int64_t E = c->n_embd, V = c->n_vocab;
@@ -306,6 +344,10 @@ static void compare(const char *name, const char *flags, sw_type kv_type, double
     sw_kv_cache_free(kv);
     sw_model_free(m);
     sw_backend_free(be);
+}
+
+static void compare(const char *name, const char *flags, sw_type kv_type, double tol) {
+    compare_n(name, flags, kv_type, tol, 13);
 }
 
 /* Copy of src with llama3 rope-scaling metadata (and no rope_freqs tensor), so
@@ -401,6 +443,17 @@ static void test_ref_q8_0(void **s) { (void)s; compare("q8_0", "--shape tiny --t
 static void test_ref_q4_0(void **s) { (void)s; compare("q4_0", "--shape tiny --type q4_0", SW_TYPE_F32, 3e-2); }
 static void test_ref_q4_k(void **s) { (void)s; compare("q4_k", "--shape tiny --type q4_k", SW_TYPE_F32, 3e-2); }
 static void test_ref_q6_k(void **s) { (void)s; compare("q6_k", "--shape tiny --type q6_k", SW_TYPE_F32, 3e-2); }
+/* gemma3: 40 positions cross the 16-position window of layers 0 and 1
+ * (layer 2 attends globally); a second file sets a local rope base, a
+ * pattern of 2 (layers 0 and 2 windowed) and a soft-cap */
+static void test_ref_gemma3(void **s) {
+    (void)s;
+    compare_n("gemma3", "--shape gemma3-tiny --type f32", SW_TYPE_F32, 1e-4, 40);
+}
+static void test_ref_gemma3_q8_0(void **s) {
+    (void)s;
+    compare_n("gemma3-q8_0", "--shape gemma3-tiny --type q8_0", SW_TYPE_F16, 3e-2, 40);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -409,6 +462,7 @@ int main(void) {
         cmocka_unit_test(test_ref_f16),  cmocka_unit_test(test_ref_q8_0),
         cmocka_unit_test(test_ref_q4_0), cmocka_unit_test(test_ref_q4_k),
         cmocka_unit_test(test_ref_q6_k), cmocka_unit_test(test_ref_llama3_computed_factors),
+        cmocka_unit_test(test_ref_gemma3), cmocka_unit_test(test_ref_gemma3_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

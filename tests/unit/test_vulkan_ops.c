@@ -1,7 +1,8 @@
 /* test_vulkan_ops.c — every op of the Vulkan backend against a reference:
  * matmul and get_rows against the dequantized weights (sw_dequantize_row) in
  * double precision; rms_norm, rope, kv_write, attention (causal and
- * non-causal), swiglu and add against the CPU backend on the same inputs. Also: transfers at unaligned offsets
+ * non-causal, with and without a sliding window), swiglu, geglu, add, scale
+ * and softcap against the CPU backend on the same inputs. Also: transfers at unaligned offsets
  * through both the mapped and the staging path, mid-step downloads, error
  * paths, and both matvec reductions (subgroup and shared memory).
  *
@@ -305,8 +306,8 @@ static int expected_path(sw_backend *be, sw_type type, int64_t T, size_t wpad) {
 /* wpad: byte offset of the weights in their buffer; 0 picks an odd-looking
  * one (the row size when that is not a multiple of 4, else 8). x sits at
  * offset 16 (16-byte loads on the fast path) when wpad is 64, else at 20. */
-static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T, bool bias,
-                        size_t wpad) {
+static void matmul_check(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T, bool bias,
+                         size_t wpad, bool one_dispatch) {
     float *deq;
     void *q = make_weights(type, K, N, &deq, &mm_rng);
     float *x = malloc(sizeof(float) * (size_t)(K * T));
@@ -325,7 +326,7 @@ static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
     ok(sw_be_matmul(be, &w.t, &xd.t, bias ? &bd.t : NULL, &out.t, &err), &err);
     path_counts(be, c1);
     int want = expected_path(be, type, T, wpad);
-    for (int p = 0; p < N_PATH; p++)
+    for (int p = 0; p < N_PATH && one_dispatch; p++)
         if (c1[p] - c0[p] != (p == want ? 1u : 0u))
             fail_msg("matmul %s K=%lld N=%lld T=%lld (weights at +%zu): expected one dispatch "
                      "of %s, got %llu of %s",
@@ -361,6 +362,11 @@ static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int6
     dt_free(be, &xd);
     dt_free(be, &bd);
     dt_free(be, &out);
+}
+
+static void matmul_case(sw_backend *be, sw_type type, int64_t K, int64_t N, int64_t T, bool bias,
+                        size_t wpad) {
+    matmul_check(be, type, K, N, T, bias, wpad, true);
 }
 
 /* Every type, K from one block to 4096, N odd and across the fast path's
@@ -592,6 +598,45 @@ static void test_swiglu_add(void **state) {
         free(c);
         free(v);
     }
+    /* geglu: gelu(g) u = g u / (1 + exp(-2v)), v = sqrt(2/pi) (g + 0.044715 g^3):
+     * GLSL's exp within 3 + 4|v| ulp, and each side's float v (~4 roundings)
+     * moves exp(-2v) by 8|v| u relative; 10 ulp for the rest */
+    ok(sw_be_geglu(g_fix->cpu, &pa.c.t, &pb.c.t, &po.c.t, &err), &err);
+    ok(sw_be_geglu(g_fix->vk, &pa.v.t, &pb.v.t, &po.v.t, &err), &err);
+    {
+        float *c = malloc(sizeof(float) * (size_t)(n * r)), *v = malloc(sizeof(float) * (size_t)(n * r));
+        dt_read(g_fix->cpu, &po.c.t, c);
+        dt_read(g_fix->vk, &po.v.t, v);
+        for (int64_t i = 0; i < n * r; i++) {
+            double g = a[i], gv = fabs(0.7978845608 * (g + 0.044715 * g * g * g));
+            double m = fmax(fmax(fabs(c[i]), fabs(v[i])), 1e-30);
+            if (!(fabs((double)c[i] - v[i]) <= (13.0 + 20.0 * gv) * U * m))
+                fail_msg("geglu: element %lld (gate %g): cpu %.9g vulkan %.9g", (long long)i,
+                         a[i], c[i], v[i]);
+        }
+        free(c);
+        free(v);
+    }
+    /* scale: one rounding on both sides, the same one */
+    ok(sw_be_scale(g_fix->cpu, &pa.c.t, 0.37f, &po.c.t, &err), &err);
+    ok(sw_be_scale(g_fix->vk, &pa.v.t, 0.37f, &po.v.t, &err), &err);
+    compare_pair("scale", &po.c.t, &po.v.t, 0.0, 1.0);
+    /* softcap cap 5 (the 30x gates saturate): the shader's tanh goes through
+     * exp(2|t|): (8 + 8|t|) u of the cap, absolute */
+    {
+        ok(sw_be_softcap(g_fix->cpu, &pa.c.t, 5.0f, &po.c.t, &err), &err);
+        ok(sw_be_softcap(g_fix->vk, &pa.v.t, 5.0f, &po.v.t, &err), &err);
+        float *c = malloc(sizeof(float) * (size_t)(n * r)), *v = malloc(sizeof(float) * (size_t)(n * r));
+        dt_read(g_fix->cpu, &po.c.t, c);
+        dt_read(g_fix->vk, &po.v.t, v);
+        for (int64_t i = 0; i < n * r; i++)
+            if (!(fabs((double)c[i] - v[i]) <= (8.0 + 8.0 * fabs(a[i] / 5.0)) * U * 5.0) ||
+                !(fabsf(v[i]) <= 5.0f))
+                fail_msg("softcap: element %lld (x %g): cpu %.9g vulkan %.9g", (long long)i, a[i],
+                         c[i], v[i]);
+        free(c);
+        free(v);
+    }
     ok(sw_be_add(g_fix->cpu, &pa.c.t, &pb.c.t, &pa.c.t, &err), &err);
     ok(sw_be_add(g_fix->vk, &pa.v.t, &pb.v.t, &pa.v.t, &err), &err);
     /* a sum's rounding is relative to the operands, not to the (maybe small) result */
@@ -703,7 +748,7 @@ static void test_kv_write(void **state) {
     }
 }
 
-static void attention_case(kv_shape s, bool heads_layout) {
+static void attention_case(kv_shape s, bool heads_layout, int32_t window) {
     /* three sequences: a prefill continuation (3 tokens at 5..7), a fresh
      * prefill of 17 tokens, and one decode token at position 150 (three
      * 64-position tiles: the online softmax rescales across tiles) */
@@ -755,7 +800,7 @@ static void attention_case(kv_shape s, bool heads_layout) {
     sw_attn_params p = {.n_head = s.nh, .n_head_kv = s.nkv, .head_dim = s.hd,
                         .scale = 1.0f / sqrtf((float)s.hd), .block_size = s.bs, .n_seqs = S,
                         .max_blocks = max_blocks, .max_ctx = 151,
-                        .non_causal = s.non_causal};
+                        .non_causal = s.non_causal, .window = window};
     sw_err err = {{0}};
     p.seq_start = &pss.c.t;
     p.pos = &ppos.c.t;
@@ -767,9 +812,9 @@ static void attention_case(kv_shape s, bool heads_layout) {
     ok(sw_be_attention(g_fix->vk, &pq.v.t, &kc.v.t, &vc.v.t, &p, &po.v.t, &err), &err);
     /* values are ~N(0, 1), |v| < 4: (151 + 64) 2u * 4 absolute */
     char what[128];
-    snprintf(what, sizeof what, "attention hd=%d nh=%d nkv=%d bs=%d %s%s%s", s.hd, s.nh, s.nkv,
-             s.bs, sw_type_name(s.type), heads_layout ? " [hd, nh, T]" : "",
-             s.non_causal ? " non-causal" : "");
+    snprintf(what, sizeof what, "attention hd=%d nh=%d nkv=%d bs=%d window=%d %s%s%s", s.hd,
+             s.nh, s.nkv, s.bs, window, sw_type_name(s.type),
+             heads_layout ? " [hd, nh, T]" : "", s.non_causal ? " non-causal" : "");
     compare_pair(what, &po.c.t, &po.v.t, (151 + 64) * 2 * U * 4, 1.0);
     pair_free(&kc);
     pair_free(&vc);
@@ -794,19 +839,89 @@ static void test_attention(void **state) {
         for (int g = 0; g < 3; g++) {
             kv_shape s = {.hd = 16, .nh = gqa[g][0], .nkv = gqa[g][1], .bs = 4,
                           .type = ty ? SW_TYPE_F16 : SW_TYPE_F32};
-            attention_case(s, false);
+            attention_case(s, false, 0);
         }
     kv_shape big = {.hd = 128, .nh = 4, .nkv = 1, .bs = 16, .type = SW_TYPE_F16};
-    attention_case(big, true);
+    attention_case(big, true, 0);
     kv_shape odd = {.hd = 72, .nh = 2, .nkv = 2, .bs = 3, .type = SW_TYPE_F32};
-    attention_case(odd, false);
+    attention_case(odd, false, 0);
     /* non-causal (bert): each token sees its sequence up to the batch's last
      * position, the tokens after it included */
     kv_shape nc = {.hd = 32, .nh = 4, .nkv = 4, .bs = 4, .type = SW_TYPE_F16, .non_causal = true};
-    attention_case(nc, false);
+    attention_case(nc, false, 0);
     nc.type = SW_TYPE_F32;
     nc.nkv = 2;
-    attention_case(nc, true);
+    attention_case(nc, true, 0);
+    /* sliding windows: 1 (the token alone), 6 (inside the prefills), 70 (the
+     * decode at 150 starts mid-tile); head_dim 256 with one kv head: Gemma 3 */
+    kv_shape swa = {.hd = 16, .nh = 4, .nkv = 2, .bs = 4, .type = SW_TYPE_F16};
+    attention_case(swa, false, 1);
+    attention_case(swa, true, 6);
+    attention_case(swa, false, 70);
+    kv_shape gemma = {.hd = 256, .nh = 4, .nkv = 1, .bs = 16, .type = SW_TYPE_F16};
+    attention_case(gemma, false, 70);
+}
+
+/* ------------------------------------------- tensors over one binding -- */
+
+/* A backend whose bindings may span only 64 KiB (SW_VK_MAX_BINDING) runs
+ * get_rows, matmul and the elementwise ops on tensors larger than that in
+ * pieces (as a 262k vocabulary needs on lavapipe's 128 MiB): same results
+ * as the unsplit backend / the reference. */
+static void test_split_bindings(void **state) {
+    (void)state;
+    setenv("SW_VK_MAX_BINDING", "65536", 1);
+    sw_backend *be = make_vk("0", "0", "0");
+    unsetenv("SW_VK_MAX_BINDING");
+    assert_non_null(be);
+    sw_err err = {{0}};
+    /* get_rows: 700 rows of 272 bytes (q8_0, 256) = 186 KiB: three pieces;
+     * ids from every piece, and an invalid one (zeros) */
+    float *deq;
+    const int64_t n = 256, rows = 700, T = 5;
+    void *q = make_weights(SW_TYPE_Q8_0, n, rows, &deq, &rng);
+    int32_t ids[5] = {699, 0, 300, 241, 700};
+    dtensor tab = dt_make(be, SW_TYPE_Q8_0, n, rows, 1, 1, 0, q);
+    dtensor id = dt_make(be, SW_TYPE_I32, T, 1, 1, 1, 0, ids);
+    dtensor out = dt_make(be, SW_TYPE_F32, n, T, 1, 1, 0, NULL);
+    ok(sw_be_get_rows(be, &tab.t, &id.t, &out.t, &err), &err);
+    float *got = malloc(sizeof(float) * (size_t)(n * T));
+    dt_read(be, &out.t, got);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < n; i++) {
+            float want = ids[t] < rows ? deq[ids[t] * n + i] : 0.0f;
+            if (!(fabsf(got[t * n + i] - want) <= 8 * U * 4))
+                fail_msg("split get_rows: token %lld [%lld] = %g, want %g", (long long)t,
+                         (long long)i, got[t * n + i], want);
+        }
+    free(got);
+    free(deq);
+    free(q);
+    dt_free(be, &tab);
+    dt_free(be, &id);
+    dt_free(be, &out);
+    /* matmul: q4_K weights of 100 KiB (decode and prefill), and an output of
+     * 131 KiB (split over tokens too) */
+    matmul_check(be, SW_TYPE_Q4_K, 256, 700, 1, false, 64, false);
+    matmul_check(be, SW_TYPE_Q4_K, 256, 700, 30, true, 64, false);
+    matmul_check(be, SW_TYPE_F16, 512, 48, 700, false, 64, false);
+    /* elementwise: [3000, 20] f32 = 234 KiB */
+    int64_t m = 3000, r = 20;
+    float *a = frand_n(m * r), *c = malloc(sizeof(float) * (size_t)(m * r));
+    dtensor da = dt_make(be, SW_TYPE_F32, m, r, 1, 1, 0, a);
+    dtensor db = dt_make(be, SW_TYPE_F32, m, r, 1, 1, 0, NULL);
+    ok(sw_be_scale(be, &da.t, 3.0f, &db.t, &err), &err);
+    ok(sw_be_add(be, &da.t, &db.t, &db.t, &err), &err);
+    dt_read(be, &db.t, c);
+    for (int64_t i = 0; i < m * r; i++)
+        if (c[i] != a[i] + a[i] * 3.0f)
+            fail_msg("split scale+add: [%lld] = %g, want %g", (long long)i, c[i],
+                     a[i] + a[i] * 3.0f);
+    free(a);
+    free(c);
+    dt_free(be, &da);
+    dt_free(be, &db);
+    sw_backend_free(be);
 }
 
 /* ----------------------------------------------------- steps and errors -- */
@@ -948,6 +1063,7 @@ int main(void) {
         cmocka_unit_test(test_coop_check),
         cmocka_unit_test(test_rms_norm),
         cmocka_unit_test(test_swiglu_add),
+        cmocka_unit_test(test_split_bindings),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_kv_write),
         cmocka_unit_test(test_attention),

@@ -1,6 +1,6 @@
-/* spillway-mkmodel — writes a synthetic llama/qwen2 GGUF (or a bert encoder,
- * see build_bert_plan) with deterministic random weights, in any supported
- * tensor type, for tests and benchmarks of shapes we have no real weights for.
+/* spillway-mkmodel — writes a synthetic llama/qwen2/gemma3 GGUF (or a bert
+ * encoder, see build_bert_plan) with deterministic random weights, in any
+ * supported tensor type, for tests and benchmarks of shapes we have no real weights for.
  *
  * Weight scheme (why: numerically sane activations at any depth, and logits
  * whose top entry stands far clear of the rest, so that greedy decoding gives
@@ -24,7 +24,13 @@
  *                         next(), never hits EOS, with a margin of ~10 logits.
  *                         Tied models (no output.weight) use token_embd, whose
  *                         top logit is the current token by ~n_embd/2.
- *   norms                 1; qwen2 Q/K/V biases N(0, 0.1^2)
+ *   norms                 1; gemma3's 1 + N(0, 0.2^2), every norm its own
+ *                         (its GGUFs store Gemma's 1 + w); qwen2 Q/K/V biases
+ *                         N(0, 0.1^2)
+ *   gemma3                tied, as the real ones; its embeddings are scaled by
+ *                         sqrt(n_embd) in the forward pass and every sublayer
+ *                         output is normed to RMS 1 before it joins, so the
+ *                         stream stays dominated by the current token
  *   rope_freqs            llama3 factors (factor 32, low 1, high 4, ctx 8192)
  * N(0, s^2) is an Irwin-Hall approximation (see weights.c); every row has its own
  * PRNG stream from (--seed, tensor name, row), so output is reproducible and any
@@ -44,18 +50,27 @@ typedef struct mk_shape {
     double rope_base; /* 0: the architecture's default */
     bool tied, rope_freqs;
     sw_arch arch;     /* the preset's architecture (--arch overrides) */
+    int64_t head_dim; /* 0: n_embd / n_head */
+    int64_t n_swa, swa_period; /* gemma3 sliding window (0: none) and its period */
 } mk_shape;
 
 static const mk_shape k_shapes[] = {
     /* every row length a multiple of 256, so every tensor type fits */
-    {"tiny", 2, 256, 4, 2, 512, 512, 512, 0, false, false, SW_ARCH_LLAMA},
-    {"100m", 12, 768, 12, 4, 2048, 32000, 2048, 0, false, false, SW_ARCH_LLAMA},
+    {"tiny", 2, 256, 4, 2, 512, 512, 512, 0, false, false, SW_ARCH_LLAMA, 0, 0, 0},
+    {"100m", 12, 768, 12, 4, 2048, 32000, 2048, 0, false, false, SW_ARCH_LLAMA, 0, 0, 0},
     /* Llama-3.2-1B: tied embeddings and llama3 rope factors, as in its GGUF */
-    {"1b", 16, 2048, 32, 8, 8192, 128256, 131072, 500000, true, true, SW_ARCH_LLAMA},
-    {"llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 500000, false, false, SW_ARCH_LLAMA},
+    {"1b", 16, 2048, 32, 8, 8192, 128256, 131072, 500000, true, true, SW_ARCH_LLAMA, 0, 0, 0},
+    {"llama3-8b", 32, 4096, 32, 8, 14336, 128256, 8192, 500000, false, false, SW_ARCH_LLAMA, 0,
+     0, 0},
     /* bert encoders: a small one for tests, and all-MiniLM-L6-v2's shape */
-    {"bert-tiny", 2, 256, 4, 4, 512, 512, 512, 0, false, false, SW_ARCH_BERT},
-    {"minilm", 6, 384, 12, 12, 1536, 30522, 512, 0, false, false, SW_ARCH_BERT},
+    {"bert-tiny", 2, 256, 4, 4, 512, 512, 512, 0, false, false, SW_ARCH_BERT, 0, 0, 0},
+    {"minilm", 6, 384, 12, 12, 1536, 30522, 512, 0, false, false, SW_ARCH_BERT, 0, 0, 0},
+    /* Gemma 3's code path in small: head_dim 128 != n_embd / n_head, one kv
+     * head, a 16-position window on layers 0 and 1, layer 2 global */
+    {"gemma3-tiny", 3, 256, 4, 1, 512, 512, 512, 0, true, false, SW_ARCH_GEMMA3, 128, 16, 3},
+    /* Gemma 3 270M's shape (its vocabulary: --vocab-from the real file) */
+    {"gemma3-270m", 18, 640, 4, 1, 2048, 262144, 32768, 0, true, false, SW_ARCH_GEMMA3, 256, 512,
+     6},
 };
 
 typedef struct mk_opts {
@@ -72,10 +87,12 @@ typedef struct mk_opts {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: spillway-mkmodel -o OUT.gguf\n"
-               "         [--shape tiny|100m|1b|llama3-8b|bert-tiny|minilm]\n"
-               "         [--layers N] [--dim N] [--heads N] [--kv-heads N] [--ff N] [--vocab N]\n"
-               "         [--ctx N] [--type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q2_k|q3_k|q4_k|\n"
-               "                       q5_k|q6_k|q4_k_m] [--arch llama|qwen2|bert]\n"
+               "         [--shape tiny|100m|1b|llama3-8b|bert-tiny|minilm|gemma3-tiny|\n"
+               "                  gemma3-270m]\n"
+               "         [--layers N] [--dim N] [--heads N] [--kv-heads N] [--head-dim N] [--ff N]\n"
+               "         [--vocab N] [--ctx N] [--swa N] [--swa-period N]\n"
+               "         [--type f32|f16|bf16|q4_0|q4_1|q5_0|q5_1|q8_0|q2_k|q3_k|q4_k|\n"
+               "                       q5_k|q6_k|q4_k_m] [--arch llama|qwen2|gemma3|bert]\n"
                "         [--vocab-from FILE.gguf] [--seed N] [--rope-base F]\n"
                "         [--tied|--untied] [--rope-freqs|--no-rope-freqs] [--threads N] [-v]\n"
                "Writes a synthetic model with deterministic random weights (default: tiny, f32,\n"
@@ -121,8 +138,8 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
         for (; k < sizeof k_shapes / sizeof k_shapes[0]; k++)
             if (!strcmp(argv[i + 1], k_shapes[k].name)) break;
         if (k == sizeof k_shapes / sizeof k_shapes[0])
-            return bad("--shape '%s': unknown (use tiny, 100m, 1b, llama3-8b, bert-tiny or "
-                       "minilm)%s",
+            return bad("--shape '%s': unknown (use tiny, 100m, 1b, llama3-8b, bert-tiny, "
+                       "minilm, gemma3-tiny or gemma3-270m)%s",
                        argv[i + 1], "");
         o->shape = k_shapes[k];
         o->arch = o->shape.arch;
@@ -169,6 +186,12 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
             dim = &o->shape.n_head;
         else if (!strcmp(a, "--kv-heads"))
             dim = &o->shape.n_head_kv;
+        else if (!strcmp(a, "--head-dim"))
+            dim = &o->shape.head_dim;
+        else if (!strcmp(a, "--swa"))
+            dim = &o->shape.n_swa;
+        else if (!strcmp(a, "--swa-period"))
+            dim = &o->shape.swa_period;
         else if (!strcmp(a, "--ff"))
             dim = &o->shape.n_ff;
         else if (!strcmp(a, "--ctx"))
@@ -203,8 +226,10 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
                 o->arch = SW_ARCH_QWEN2;
             else if (!strcmp(v, "bert"))
                 o->arch = SW_ARCH_BERT;
+            else if (!strcmp(v, "gemma3"))
+                o->arch = SW_ARCH_GEMMA3;
             else
-                return bad("--arch '%s': unknown (use llama, qwen2 or bert)%s", v, "");
+                return bad("--arch '%s': unknown (use llama, qwen2, gemma3 or bert)%s", v, "");
         } else if (!strcmp(a, "--seed")) {
             char *end = NULL;
             errno = 0;
@@ -226,13 +251,22 @@ static int parse_args(int argc, char **argv, mk_opts *o) {
             return bad("%s '%s': must be an integer in 1..2^30", a, v);
     }
     if (!o->out) return bad("missing -o OUT.gguf%s%s", "", "");
-    const mk_shape *s = &o->shape;
+    mk_shape *s = &o->shape;
     char buf[64];
-    if (s->n_embd % s->n_head != 0) {
+    if (o->arch == SW_ARCH_GEMMA3) {
+        s->tied = true; /* the forward pass has no untied gemma3; neither do the real ones */
+        if (!s->swa_period) s->swa_period = 6;
+    }
+    if (s->head_dim) {
+        if (s->head_dim % 2 != 0) {
+            snprintf(buf, sizeof buf, "%lld", (long long)s->head_dim);
+            return bad("--head-dim %s must be even%s", buf, "");
+        }
+    } else if (s->n_embd % s->n_head != 0) {
         snprintf(buf, sizeof buf, "%lld / %lld", (long long)s->n_embd, (long long)s->n_head);
         return bad("--dim must be a multiple of --heads (%s)%s", buf, "");
     }
-    if ((s->n_embd / s->n_head) % 2 != 0) {
+    if (!s->head_dim && (s->n_embd / s->n_head) % 2 != 0) {
         snprintf(buf, sizeof buf, "%lld", (long long)(s->n_embd / s->n_head));
         return bad("head dimension --dim/--heads = %s must be even%s", buf, "");
     }
@@ -263,7 +297,8 @@ static sw_status set_hparams(sw_gguf_writer *w, const mk_opts *o, const char *ar
     sw_status st = SW_OK;
     snprintf(name, sizeof name, "spillway-mkmodel %s %s %s seed %llu", s->name, arch, o->type_name,
              (unsigned long long)o->seed);
-    double rope_base = s->rope_base > 0 ? s->rope_base : o->arch == SW_ARCH_QWEN2 ? 1e6 : 1e4;
+    double rope_base = s->rope_base > 0 ? s->rope_base : o->arch == SW_ARCH_LLAMA ? 1e4 : 1e6;
+    const int64_t hd = s->head_dim ? s->head_dim : s->n_embd / s->n_head;
 #define U32(suffix, v)                                                                             \
     do {                                                                                           \
         snprintf(key, sizeof key, "%s.%s", arch, suffix);                                          \
@@ -285,10 +320,20 @@ static sw_status set_hparams(sw_gguf_writer *w, const mk_opts *o, const char *ar
     U32("feed_forward_length", s->n_ff);
     U32("attention.head_count", s->n_head);
     U32("attention.head_count_kv", s->n_head_kv);
-    U32("rope.dimension_count", s->n_embd / s->n_head);
+    U32("rope.dimension_count", hd);
+    if (s->head_dim) {
+        U32("attention.key_length", hd);
+        U32("attention.value_length", hd);
+    }
     U32("vocab_size", s->n_vocab);
     F32("rope.freq_base", rope_base);
-    F32("attention.layer_norm_rms_epsilon", o->arch == SW_ARCH_QWEN2 ? 1e-6 : 1e-5);
+    F32("attention.layer_norm_rms_epsilon", o->arch == SW_ARCH_LLAMA ? 1e-5 : 1e-6);
+    if (o->arch == SW_ARCH_GEMMA3 && s->n_swa > 0) {
+        /* as llama.cpp's converter: the window, but no pattern key (the period
+         * defaults to 6) and no local rope base (10000) unless they differ */
+        U32("attention.sliding_window", s->n_swa);
+        if (s->swa_period != 6) U32("attention.sliding_window_pattern", s->swa_period);
+    }
 #undef U32
 #undef F32
     if (st != SW_OK) return sw_err_set(err, st, "setting model metadata: %s", sw_status_str(st));
@@ -394,8 +439,12 @@ static sw_status pick_targets(const sw_gguf *vsrc, int64_t n_vocab, bool **out, 
 
 static sw_status build_plan(mk_plan *p, const mk_opts *o, const sw_gguf *vsrc, sw_err *err) {
     const mk_shape *s = &o->shape;
-    const int64_t E = s->n_embd, F = s->n_ff, V = s->n_vocab, hd = E / s->n_head;
-    const int64_t kv = s->n_head_kv * hd;
+    const int64_t E = s->n_embd, F = s->n_ff, V = s->n_vocab;
+    const int64_t hd = s->head_dim ? s->head_dim : E / s->n_head;
+    const int64_t q = s->n_head * hd, kv = s->n_head_kv * hd;
+    const bool gemma3 = o->arch == SW_ARCH_GEMMA3;
+    const mk_kind norm = gemma3 ? MK_NORM : MK_CONST;
+    const float norm_s = gemma3 ? 0.2f : 1.0f;
     const float proj = 1.0f, resid = 1.0f / sqrtf(2.0f * (float)s->n_layer);
     char name[96];
     sw_status st;
@@ -414,8 +463,8 @@ static sw_status build_plan(mk_plan *p, const mk_opts *o, const sw_gguf *vsrc, s
         sw_model_config c = {0};
         c.n_rot = hd;
         c.rope_freq_base = (float)(s->rope_base > 0           ? s->rope_base
-                                   : o->arch == SW_ARCH_QWEN2 ? 1e6
-                                                              : 1e4);
+                                   : o->arch == SW_ARCH_LLAMA ? 1e4
+                                                              : 1e6);
         c.rope_scaling = SW_ROPE_SCALING_LLAMA3;
         c.rope_scaling_factor = 32.0f;
         c.rope_llama3_low_freq_factor = 1.0f;
@@ -431,23 +480,33 @@ static sw_status build_plan(mk_plan *p, const mk_opts *o, const sw_gguf *vsrc, s
 #define LAYER(suffix, kind, scale, a, b)                                                           \
     snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, suffix);                             \
     ADD(name, kind, scale, a, b)
-        LAYER("attn_norm.weight", MK_CONST, 1.0f, E, 0);
-        LAYER("attn_q.weight", MK_GAUSS, proj / sqrtf((float)E), E, E);
+        LAYER("attn_norm.weight", norm, norm_s, E, 0);
+        LAYER("attn_q.weight", MK_GAUSS, proj / sqrtf((float)E), E, q);
         LAYER("attn_k.weight", MK_GAUSS, proj / sqrtf((float)E), E, kv);
         LAYER("attn_v.weight", MK_GAUSS, proj / sqrtf((float)E), E, kv);
         if (o->arch == SW_ARCH_QWEN2) {
-            LAYER("attn_q.bias", MK_GAUSS, 0.1f, E, 0);
+            LAYER("attn_q.bias", MK_GAUSS, 0.1f, q, 0);
             LAYER("attn_k.bias", MK_GAUSS, 0.1f, kv, 0);
             LAYER("attn_v.bias", MK_GAUSS, 0.1f, kv, 0);
         }
-        LAYER("attn_output.weight", MK_GAUSS, resid / sqrtf((float)E), E, E);
-        LAYER("ffn_norm.weight", MK_CONST, 1.0f, E, 0);
+        if (gemma3) {
+            LAYER("attn_q_norm.weight", norm, norm_s, hd, 0);
+            LAYER("attn_k_norm.weight", norm, norm_s, hd, 0);
+        }
+        LAYER("attn_output.weight", MK_GAUSS, resid / sqrtf((float)q), q, E);
+        if (gemma3) {
+            LAYER("post_attention_norm.weight", norm, norm_s, E, 0);
+        }
+        LAYER("ffn_norm.weight", norm, norm_s, E, 0);
         LAYER("ffn_gate.weight", MK_GAUSS, proj / sqrtf((float)E), E, F);
         LAYER("ffn_up.weight", MK_GAUSS, proj / sqrtf((float)E), E, F);
         LAYER("ffn_down.weight", MK_GAUSS, resid / sqrtf((float)F), F, E);
+        if (gemma3) {
+            LAYER("post_ffw_norm.weight", norm, norm_s, E, 0);
+        }
 #undef LAYER
     }
-    ADD("output_norm.weight", MK_CONST, 1.0f, E, 0);
+    ADD("output_norm.weight", norm, norm_s, E, 0);
     if (!s->tied) {
         ADD("output.weight", MK_GAUSS, 2.5f / sqrtf((float)E), E, V);
         p->t[p->n - 1].bigram = &p->bigram;
@@ -536,7 +595,10 @@ static int run(const mk_opts *o) {
     mk_plan plan = {0};
     mk_opts opt = *o;
     bool bert = opt.arch == SW_ARCH_BERT;
-    const char *arch = bert ? "bert" : opt.arch == SW_ARCH_QWEN2 ? "qwen2" : "llama";
+    const char *arch = bert                         ? "bert"
+                       : opt.arch == SW_ARCH_QWEN2  ? "qwen2"
+                       : opt.arch == SW_ARCH_GEMMA3 ? "gemma3"
+                                                    : "llama";
     double t0 = sw_time_s();
     uint64_t bytes = 0;
 

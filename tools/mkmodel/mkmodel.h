@@ -30,6 +30,8 @@ typedef enum mk_kind {
     MK_GAUSS, /* approximately normal, mean 0, standard deviation `scale` */
     MK_CONST, /* every element equals `scale` (norm weights) */
     MK_TABLE, /* values copied from `table` (rope frequency factors) */
+    MK_NORM,  /* 1 + approximately normal with standard deviation `scale` (norm
+               * weights that differ, so that swapping two norms shows) */
 } mk_kind;
 
 #define MK_MAX_THREADS 64

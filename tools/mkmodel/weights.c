@@ -57,6 +57,11 @@ void mk_gen_row(const mk_tensor *t, int64_t r, float *out, float *tmp) {
     case MK_TABLE:
         memcpy(out, t->table, (size_t)n * sizeof(float));
         return;
+    case MK_NORM:
+        gauss_row(t->stream, r, t->scale, n, out);
+        for (int64_t i = 0; i < n; i++)
+            out[i] += 1.0f;
+        return;
     case MK_GAUSS:
         break;
     }

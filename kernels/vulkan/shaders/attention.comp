@@ -6,7 +6,8 @@
  * exp(m_old - m_new)), then each thread accumulates its own output dims
  * d = tid, tid + 64, ... over the tile's values. Token t of sequence s attends
  * to positions 0..pos[t] of s (NON_CAUSAL: 0..the last position of s in the
- * batch), found through s's block table. */
+ * batch; a sliding window keeps the last `window` of them), found through s's
+ * block table. */
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
@@ -32,6 +33,7 @@ layout(push_constant) uniform PC {
     uint hd, n_head, n_head_kv, bs;
     uint n_seqs, bt_off, bt_nb1, ss_off, pos_off, T;
     float scale;
+    uint window; /* sliding window in positions; 0 = the whole causal context */
 } pc;
 
 shared float qs[MAX_HD];
@@ -85,6 +87,8 @@ void main() {
      * token in this batch */
     uint last = NON_CAUSAL != 0u ? uint(seq_start[pc.ss_off + s + 1u]) - 1u : t;
     uint ctx = uint(posv[pc.pos_off + last]) + 1u;
+    /* keys [lo, ctx), cut to the window if any */
+    uint lo = (pc.window > 0u && ctx > pc.window) ? ctx - pc.window : 0u;
     uint qb = pc.q_off + t * pc.q_st + h * pc.q_sh;
     for (uint d = tid; d < pc.hd; d += 64u) qs[d] = qv[qb + d] * pc.scale;
     barrier();
@@ -92,7 +96,7 @@ void main() {
     float m = -1e30, l = 0.0;
     float acc[PER_THREAD];
     for (uint i = 0u; i < PER_THREAD; i++) acc[i] = 0.0;
-    for (uint p0 = 0u; p0 < ctx; p0 += 64u) {
+    for (uint p0 = lo; p0 < ctx; p0 += 64u) {
         uint p = p0 + tid;
         float sc = -1e30;
         if (p < ctx) {

@@ -1,7 +1,10 @@
 #version 450
 /* get_rows: out[:, t] = dequantize(table[:, ids[t]]). One workgroup per token;
  * an id outside the table gives a row of zeros (the host cannot check ids that
- * live on the device without a round trip; the CPU backend reports them). */
+ * live on the device without a round trip; the CPU backend reports them).
+ * A table too large for one binding comes in pieces of rows: the bound piece
+ * holds rows row0 .. row0 + n_rows - 1 of rows_total; ids of other pieces
+ * are left to them, and invalid ids are zeroed by the piece at row0 = 0. */
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
@@ -20,6 +23,8 @@ layout(push_constant) uniform PC {
     uint out_off;  /* floats */
     uint out_nb1;  /* floats per output row */
     uint T;
+    uint row0;       /* first table row in this binding */
+    uint rows_total; /* rows of the whole table */
 } pc;
 
 #define QBUF tab
@@ -31,11 +36,13 @@ void main() {
     int id = ids[pc.ids_off + t];
     uint ob = pc.out_off + t * pc.out_nb1;
     uint tid = gl_LocalInvocationID.x;
-    if (id < 0 || uint(id) >= pc.n_rows) {
-        for (uint e = tid; e < pc.n; e += 64u) outv[ob + e] = 0.0;
+    if (id < 0 || uint(id) >= pc.rows_total) {
+        if (pc.row0 == 0u)
+            for (uint e = tid; e < pc.n; e += 64u) outv[ob + e] = 0.0;
         return;
     }
-    uint rb = pc.tab_off + uint(id) * pc.tab_nb1;
+    if (uint(id) < pc.row0 || uint(id) - pc.row0 >= pc.n_rows) return;
+    uint rb = pc.tab_off + (uint(id) - pc.row0) * pc.tab_nb1;
     if (TYPE == T_F32 || TYPE == T_F16 || TYPE == T_BF16) {
         for (uint e = tid; e < pc.n; e += 64u) outv[ob + e] = dq1(rb, e);
     } else {
