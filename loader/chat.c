@@ -249,6 +249,16 @@ sw_status sw_chat_template_gguf(const sw_gguf *g, const char *name, sw_chat_temp
     const char *src = NULL;
     sw_status st = sw_gguf_get_str(g, key, &src, err);
     const char *path = sw_gguf_path(g) ? sw_gguf_path(g) : "model";
+    const char *arch = NULL;
+    if (st == SW_E_NOT_FOUND && !name &&
+        sw_gguf_get_str(g, "general.architecture", &arch, NULL) == SW_OK &&
+        (!strcmp(arch, "gemma") || !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3"))) {
+        /* a Gemma file without a template (the Gemma 3 270M GGUF has none):
+         * Gemma's turn format is known */
+        src = sw_chat_builtin_source("gemma");
+        return sw_chat_template_parse(src, strlen(src), "gemma (built-in; the file has none)",
+                                      out, err);
+    }
     if (st == SW_E_NOT_FOUND)
         return sw_err_set(err, SW_E_NOT_FOUND,
                           "%s: no %s; choose one with --chat-template NAME (%s) or "

@@ -33,7 +33,9 @@ sw_status sw_chat_template_parse(const char *src, size_t len, const char *label,
 /* Read and parse a template file (--chat-template-file). */
 sw_status sw_chat_template_file(const char *path, sw_chat_template **out, sw_err *err);
 /* The model's template: tokenizer.chat_template when name is NULL, else
- * tokenizer.chat_template.<name>. SW_E_NOT_FOUND when the model has none. */
+ * tokenizer.chat_template.<name>. SW_E_NOT_FOUND when the model has none,
+ * except that a gemma/gemma2/gemma3 file without tokenizer.chat_template gets
+ * the built-in gemma template. */
 sw_status sw_chat_template_gguf(const sw_gguf *g, const char *name, sw_chat_template **out,
                                 sw_err *err);
 void sw_chat_template_free(sw_chat_template *t);

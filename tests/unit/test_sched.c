@@ -2,7 +2,8 @@
  * (a), (c) and (d) with stories260K, on the Vulkan backend when a device exists:
  * lavapipe in CI), with
  * stories260K (a tiny real model) when present and a synthetic tiny q8_0 model
- * from spillway-mkmodel, each test run on both:
+ * from spillway-mkmodel, each test run on both (and the batching, preemption,
+ * prefix-cache and hidden-state tests on a synthetic gemma3 too):
  *   (a) concurrent greedy requests give exactly their solo outputs (with a small
  *       token budget, so prefill chunks and decodes share steps);
  *   (b) a storm of submits and cancels from 4 threads: every request gets
@@ -1487,8 +1488,9 @@ static bool file_exists(const char *p) {
     return stat(p, &st) == 0 && st.st_size > 0;
 }
 
-/* Make the synthetic model with spillway-mkmodel; NULL (and why) if we cannot. */
-static const char *synthetic_model(char *buf, size_t cap) {
+/* Make a synthetic q8_0 model of this mkmodel shape; NULL (and why) if we
+ * cannot. */
+static const char *synthetic_model(const char *shape, char *buf, size_t cap) {
     const char *bin = getenv("SW_BIN_DIR"), *tmp = getenv("SW_TMP_DIR");
     if (!bin || !tmp) {
         printf("synthetic model: SW_BIN_DIR / SW_TMP_DIR not set\n");
@@ -1500,8 +1502,8 @@ static const char *synthetic_model(char *buf, size_t cap) {
         printf("synthetic model: %s not built\n", tool);
         return NULL;
     }
-    snprintf(buf, cap, "%s/sched_tiny_q8_0.gguf", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --shape tiny --type q8_0 > /dev/null", tool, buf);
+    snprintf(buf, cap, "%s/sched_%s_q8_0.gguf", tmp, shape);
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --shape %s --type q8_0 > /dev/null", tool, buf, shape);
     if (system(cmd) != 0 || !file_exists(buf)) {
         printf("synthetic model: '%s' failed\n", cmd);
         return NULL;
@@ -1521,10 +1523,19 @@ int main(void) {
     } else {
         printf("stories260K: %s not found\n", stories);
     }
-    if (synthetic_model(synth, sizeof synth)) {
+    if (synthetic_model("tiny", synth, sizeof synth)) {
         g_path = synth;
         failed += cmocka_run_group_tests_name("sched_synthetic_tiny_q8_0", k_tests, group_setup,
                                               group_teardown);
+        groups++;
+    }
+    /* gemma3's forward pass (sliding-window layers) under batching,
+     * preemption and the prefix cache */
+    char gemma[1024];
+    if (synthetic_model("gemma3-tiny", gemma, sizeof gemma)) {
+        g_path = gemma;
+        failed += cmocka_run_group_tests_name("sched_synthetic_gemma3_tiny_q8_0", k_tests_gpu,
+                                              group_setup, group_teardown);
         groups++;
     }
     if (file_exists(stories)) {

@@ -2,7 +2,7 @@
  * (a) stories260K (F32 weights) greedy decoding of "Once upon a time"
  *     (ids 1 403 407 261 378) gives the same 48 tokens as the CPU backend and
  *     as llama.cpp's reference, with F16 and F32 KV caches;
- * (b) a synthetic q8_0 model (spillway-mkmodel --shape tiny --type q8_0):
+ * (b) synthetic q8_0 models (spillway-mkmodel --shape tiny / gemma3-tiny):
  *     several sequences batched in one step (mixed prefill and decode) give
  *     the same greedy tokens as the CPU backend, and the first step's logits
  *     agree within a normalized error of 1e-2 (the CPU backend quantizes
@@ -235,7 +235,7 @@ static void test_stories_plain(void **state) {
 
 /* ---- (b) synthetic q8_0, batched ---- */
 
-static bool synthetic(const char *type, char *path, size_t cap) {
+static bool synthetic(const char *shape, const char *type, char *path, size_t cap) {
     const char *bin = env_dir("SW_BIN_DIR"), *tmp = env_dir("SW_TMP_DIR");
     if (!bin) {
         printf("SKIP: SW_BIN_DIR is not set\n");
@@ -247,17 +247,17 @@ static bool synthetic(const char *type, char *path, size_t cap) {
         printf("SKIP: %s is not built\n", exe);
         return false;
     }
-    snprintf(path, cap, "%s/test_vulkan_model-%s.gguf", tmp ? tmp : "/tmp", type);
-    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --shape tiny --type %s >/dev/null 2>&1", exe, path,
-             type);
+    snprintf(path, cap, "%s/test_vulkan_model-%s-%s.gguf", tmp ? tmp : "/tmp", shape, type);
+    snprintf(cmd, sizeof cmd, "'%s' -o '%s' --shape %s --type %s >/dev/null 2>&1", exe, path,
+             shape, type);
     int rc = system(cmd);
     if (rc != 0) fail_msg("command failed (%d): %s", rc, cmd);
     return true;
 }
 
-static void synthetic_batched(sw_backend *be) {
+static void synthetic_batched(sw_backend *be, const char *shape) {
     char path[1024];
-    if (!synthetic("q8_0", path, sizeof path)) {
+    if (!synthetic(shape, "q8_0", path, sizeof path)) {
         skip();
         return;
     }
@@ -294,23 +294,31 @@ static void synthetic_batched(sw_backend *be) {
         den += (double)lc[i] * lc[i];
     }
     double nerr = sqrt(num / (den > 0 ? den : 1));
-    if (!(nerr <= 1e-2)) fail_msg("q8_0 first-step logits: normalized error %.3g > 1e-2", nerr);
+    if (!(nerr <= 1e-2))
+        fail_msg("%s q8_0 first-step logits: normalized error %.3g > 1e-2", shape, nerr);
     for (int i = 0; i < S * NG; i++)
         if (cpu[i] != vk[i])
-            fail_msg("q8_0 batched: sequence %d token %d: cpu %d vulkan %d (logit nerr %.3g)",
-                     i / NG, i % NG, cpu[i], vk[i], nerr);
+            fail_msg("%s q8_0 batched: sequence %d token %d: cpu %d vulkan %d (logit nerr %.3g)",
+                     shape, i / NG, i % NG, cpu[i], vk[i], nerr);
     free(lc);
     free(lv);
 }
 
 static void test_synthetic_batched(void **state) {
     (void)state;
-    synthetic_batched(g_vk);
+    synthetic_batched(g_vk, "tiny");
 }
 
 static void test_synthetic_batched_plain(void **state) {
     (void)state;
-    synthetic_batched(g_vk_plain);
+    synthetic_batched(g_vk_plain, "tiny");
+}
+
+/* gemma3's path (q/k norms, GeGLU, post-norms, scaled embeddings; the longest
+ * sequence ends at position 24, past layers 0 and 1's 16-position window) */
+static void test_synthetic_gemma3(void **state) {
+    (void)state;
+    synthetic_batched(g_vk, "gemma3-tiny");
 }
 
 int main(void) {
@@ -336,6 +344,7 @@ int main(void) {
         cmocka_unit_test(test_stories_plain),
         cmocka_unit_test(test_synthetic_batched),
         cmocka_unit_test(test_synthetic_batched_plain),
+        cmocka_unit_test(test_synthetic_gemma3),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sw_backend_free(g_vk);
