@@ -55,7 +55,6 @@ static const sw_cpu_kernels k_sets[SW_CPU_ISA_COUNT] = {
                             .attend_hd = 8,
                             .swiglu = sw_cpu_swiglu_row_avx2,
                             .geglu = sw_cpu_geglu_row_avx2,
-                         .geglu = sw_cpu_geglu_row_avx2,
                             .to_f16 = sw_cpu_to_f16_row_avx2,
                             .rms = sw_cpu_rms_row_avx2,
                             .q8_offset_sum = true},

