@@ -376,7 +376,7 @@ static void test_unknown_arch(void **state) {
     sw_model_config c;
     sw_err err = {{0}};
     assert_int_equal(sw_model_config_load(g, &c, &err), SW_E_UNSUPPORTED);
-    ASSERT_MSG_HAS(err, "architecture 'gpt2' is not supported (supported: llama, qwen2, bert)");
+    ASSERT_MSG_HAS(err, "architecture 'gpt2' is not supported (supported: llama, qwen2, bert, gemma3)");
     sw_gguf_free(g);
 
     s = default_spec();
@@ -447,6 +447,96 @@ static void test_vocab_from_embd(void **state) {
     sw_err err = {{0}};
     if (load_check(g, &c, &err) != SW_OK) fail_msg("%s", err.msg);
     assert_int_equal(c.n_vocab, 320);
+    sw_gguf_free(g);
+}
+
+/* ---- gemma3: windows, rope bases, scales, soft-cap ---- */
+
+static void key_g3_window(sw_gguf_writer *w) {
+    sw_gguf_writer_set_u32(w, "gemma3.attention.sliding_window", 512);
+}
+static void key_g3_all(sw_gguf_writer *w) {
+    key_g3_window(w);
+    sw_gguf_writer_set_u32(w, "gemma3.attention.sliding_window_pattern", 2);
+    sw_gguf_writer_set_f32(w, "gemma3.rope.freq_base_swa", 1000.0f);
+    sw_gguf_writer_set_f32(w, "gemma3.final_logit_softcapping", 30.0f);
+    sw_gguf_writer_set_f32(w, "gemma3.attention.scale", 0.125f);
+}
+static void key_g3_array(sw_gguf_writer *w) {
+    key_g3_window(w);
+    const uint32_t pat[2] = {1, 0};
+    sw_gguf_writer_set_arr(w, "gemma3.attention.sliding_window_pattern", SW_GGUF_UINT32, pat, 2);
+}
+static void key_g3_negcap(sw_gguf_writer *w) {
+    sw_gguf_writer_set_f32(w, "gemma3.final_logit_softcapping", -1.0f);
+}
+static void key_llama_window(sw_gguf_writer *w) {
+    sw_gguf_writer_set_u32(w, "llama.attention.sliding_window", 512);
+}
+
+static sw_gguf *g3_model(void (*extra)(sw_gguf_writer *w), const char *arch, int64_t L,
+                         const char *tag) {
+    spec s = default_spec();
+    s.arch = arch;
+    s.L = L;
+    s.no_tensors = true;
+    s.extra = extra;
+    return make_model(&s, tag);
+}
+
+static void test_gemma3_config(void **state) {
+    (void)state;
+    sw_model_config c;
+    sw_err err = {{0}};
+    /* the window alone: Gemma 3's defaults (period 6, local base 10000) */
+    sw_gguf *g = g3_model(key_g3_window, "gemma3", 12, "g3win");
+    if (sw_model_config_load(g, &c, &err) != SW_OK) fail_msg("%s", err.msg);
+    assert_int_equal(c.arch, SW_ARCH_GEMMA3);
+    assert_int_equal(c.rope_mode, SW_ROPE_NEOX);
+    assert_int_equal(c.n_swa, 512);
+    assert_int_equal(c.swa_period, 6);
+    assert_float_equal(c.rope_freq_base_swa, 10000.0f, 0.0f);
+    assert_float_equal(c.attn_scale, 1.0f / sqrtf(64.0f), 1e-7f); /* 1/sqrt(head_dim) */
+    assert_float_equal(c.embd_scale, 16.0f, 1e-6f);               /* sqrt(256) */
+    assert_float_equal(c.final_logit_softcap, 0.0f, 0.0f);
+    for (int64_t il = 0; il < 12; il++)
+        assert_int_equal(sw_model_config_layer_is_swa(&c, il), il % 6 != 5);
+    sw_gguf_free(g);
+
+    /* every key given */
+    g = g3_model(key_g3_all, "gemma3", 4, "g3all");
+    if (sw_model_config_load(g, &c, &err) != SW_OK) fail_msg("%s", err.msg);
+    assert_int_equal(c.swa_period, 2);
+    assert_float_equal(c.rope_freq_base_swa, 1000.0f, 0.0f);
+    assert_float_equal(c.final_logit_softcap, 30.0f, 0.0f);
+    assert_float_equal(c.attn_scale, 0.125f, 0.0f);
+    assert_true(sw_model_config_layer_is_swa(&c, 0));
+    assert_false(sw_model_config_layer_is_swa(&c, 1));
+    assert_true(sw_model_config_layer_is_swa(&c, 2));
+    sw_gguf_free(g);
+
+    /* no window key: every layer global */
+    g = g3_model(NULL, "gemma3", 6, "g3none");
+    if (sw_model_config_load(g, &c, &err) != SW_OK) fail_msg("%s", err.msg);
+    assert_int_equal(c.n_swa, 0);
+    for (int64_t il = 0; il < 6; il++) assert_false(sw_model_config_layer_is_swa(&c, il));
+    sw_gguf_free(g);
+
+    /* a per-layer pattern array and a negative soft-cap are named */
+    g = g3_model(key_g3_array, "gemma3", 2, "g3arr");
+    assert_int_equal(sw_model_config_load(g, &c, &err), SW_E_UNSUPPORTED);
+    ASSERT_MSG_HAS(err, "gemma3.attention.sliding_window_pattern' is a per-layer array");
+    sw_gguf_free(g);
+    g = g3_model(key_g3_negcap, "gemma3", 2, "g3cap");
+    assert_int_equal(sw_model_config_load(g, &c, &err), SW_E_FORMAT);
+    ASSERT_MSG_HAS(err, "gemma3.final_logit_softcapping' = -1 must be >= 0");
+    sw_gguf_free(g);
+
+    /* a llama file's window key is not read; no embedding scale */
+    g = g3_model(key_llama_window, "llama", 2, "llamawin");
+    if (sw_model_config_load(g, &c, &err) != SW_OK) fail_msg("%s", err.msg);
+    assert_int_equal(c.n_swa, 0);
+    assert_float_equal(c.embd_scale, 1.0f, 0.0f);
     sw_gguf_free(g);
 }
 
@@ -643,7 +733,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_arch),    cmocka_unit_test(test_qwen2_biases),
         cmocka_unit_test(test_tied_embeddings), cmocka_unit_test(test_vocab_from_embd),
         cmocka_unit_test(test_llama3_rope),     cmocka_unit_test(test_rope_scaling_kinds),
-        cmocka_unit_test(test_quant_policy),
+        cmocka_unit_test(test_quant_policy),    cmocka_unit_test(test_gemma3_config),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_zeros);
