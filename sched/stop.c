@@ -75,9 +75,11 @@ static bool reserve(char **buf, size_t *cap, size_t need) {
 /* Move the first n held bytes to the output buffer. */
 static bool release(sw_stop *s, size_t n, const char **emit, size_t *emit_len) {
     if (!reserve(&s->out, &s->out_cap, n + 1)) return false;
-    memcpy(s->out, s->hold, n);
+    if (n) { /* hold is NULL until the first byte is held */
+        memcpy(s->out, s->hold, n);
+        memmove(s->hold, s->hold + n, s->hold_len - n);
+    }
     s->out[n] = '\0';
-    memmove(s->hold, s->hold + n, s->hold_len - n);
     s->hold_len -= n;
     *emit = s->out;
     *emit_len = n;

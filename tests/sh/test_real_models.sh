@@ -21,6 +21,12 @@ if ! command -v python3 >/dev/null 2>&1; then
     echo "SKIP: python3 is needed to read the JSON outputs"
     exit 77
 fi
+if [[ -n "${ASAN_OPTIONS:-}" ]]; then
+    # a Debug sanitizer build scores ~10x slower; sh_test_perplexity covers the
+    # same code on synthetic models there, and the Release suite runs this
+    echo "SKIP: sanitizer build (ASAN_OPTIONS set): real-model perplexity runs in the Release suite"
+    exit 77
+fi
 mkdir -p "$TMP"
 fails=0
 ran=0
