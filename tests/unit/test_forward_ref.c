@@ -357,6 +357,21 @@ static void compare(const char *name, const char *flags, sw_type kv_type, double
     compare_n(name, flags, kv_type, tol, 13);
 }
 
+/* Add g's tensors to w (all but `skip`, if given), write w to dst, free both. */
+static void finish_copy(sw_gguf *g, sw_gguf_writer *w, const char *skip, const char *dst) {
+    sw_err err = {{0}};
+    for (int64_t i = 0; i < sw_gguf_n_tensors(g); i++) {
+        const sw_gguf_tensor *t = sw_gguf_tensor_at(g, i);
+        if (skip && !strcmp(t->name, skip)) continue;
+        if (sw_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, NULL, NULL,
+                                      &err) != SW_OK)
+            fail_msg("%s", err.msg);
+    }
+    if (sw_gguf_writer_write(w, dst, &err) != SW_OK) fail_msg("%s", err.msg);
+    sw_gguf_writer_free(w);
+    sw_gguf_free(g);
+}
+
 /* Copy of src with llama3 rope-scaling metadata (and no rope_freqs tensor), so
  * that the loader has to compute the factors. A short original context makes
  * most dimensions scaled, so using or forgetting the factors shows. */
@@ -374,16 +389,7 @@ static void write_llama3(const char *src, const char *dst) {
     assert_int_equal(sw_gguf_writer_set_f32(w, "llama.rope.scaling.high_freq_factor", 4.0f), SW_OK);
     assert_int_equal(sw_gguf_writer_set_u32(w, "llama.rope.scaling.original_context_length", 16),
                      SW_OK);
-    for (int64_t i = 0; i < sw_gguf_n_tensors(g); i++) {
-        const sw_gguf_tensor *t = sw_gguf_tensor_at(g, i);
-        if (!strcmp(t->name, "rope_freqs.weight")) continue;
-        if (sw_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, NULL, NULL,
-                                      &err) != SW_OK)
-            fail_msg("%s", err.msg);
-    }
-    if (sw_gguf_writer_write(w, dst, &err) != SW_OK) fail_msg("%s", err.msg);
-    sw_gguf_writer_free(w);
-    sw_gguf_free(g);
+    finish_copy(g, w, "rope_freqs.weight", dst);
 }
 
 static void test_ref_llama3_computed_factors(void **state) {
@@ -474,15 +480,7 @@ static void write_gemma3_variant(const char *src, const char *dst) {
     assert_int_equal(sw_gguf_writer_set_f32(w, "gemma3.rope.freq_base_swa", 5000.0f), SW_OK);
     assert_int_equal(sw_gguf_writer_set_u32(w, "gemma3.attention.sliding_window_pattern", 2), SW_OK);
     assert_int_equal(sw_gguf_writer_set_f32(w, "gemma3.final_logit_softcapping", 15.0f), SW_OK);
-    for (int64_t i = 0; i < sw_gguf_n_tensors(g); i++) {
-        const sw_gguf_tensor *t = sw_gguf_tensor_at(g, i);
-        if (sw_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, NULL, NULL,
-                                      &err) != SW_OK)
-            fail_msg("%s", err.msg);
-    }
-    if (sw_gguf_writer_write(w, dst, &err) != SW_OK) fail_msg("%s", err.msg);
-    sw_gguf_writer_free(w);
-    sw_gguf_free(g);
+    finish_copy(g, w, NULL, dst);
 }
 
 static void test_ref_gemma3_variant(void **state) {
