@@ -980,8 +980,11 @@ def test_busy_429(model):
             pass
         for s in socks:
             s.close()
+        # both cancelled: the queued one may be admitted (or still wait) until its
+        # disconnect is seen, so wait for the queue too, not just the running slot
         deadline = time.time() + 15
-        while time.time() < deadline and metric(p, "spillway_requests_running") != 0:
+        while time.time() < deadline and (metric(p, "spillway_requests_running") != 0 or
+                                          metric(p, "spillway_requests_waiting") != 0):
             time.sleep(0.05)
         st, r = post_json(p, "/v1/completions", {"prompt": "Once", "max_tokens": 2})
         assert st == 200, r
