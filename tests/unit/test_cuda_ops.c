@@ -580,7 +580,7 @@ static void attention_case(sw_backend *be, const acase *ac, worst_t *w) {
     sw_tensor tss = dt_make(be, SW_TYPE_I32, S + 1, 1, 1, 1, 0, seq_start);
     sw_tensor tp = dt_make(be, SW_TYPE_I32, T, 1, 1, 1, 0, pos);
     sw_tensor tbt = dt_make(be, SW_TYPE_I32, max_blocks, S, 1, 1, 0, tables);
-    sw_attn_params p = {nh, nkv, hd, scale, bs, S, max_blocks, max_pos + 1, &tss, &tp, &tbt};
+    sw_attn_params p = {nh, nkv, hd, scale, bs, S, max_blocks, max_pos + 1, &tss, &tp, &tbt, false, 0};
     p.window = ac->window;
     OK(sw_be_attention(be, &tq, &tk, &tv, &p, &to, &g_err));
     dt_read(be, &to, o);
@@ -660,7 +660,7 @@ static void test_attention(void **state) {
     sw_tensor tk = dt_make(g.be, SW_TYPE_F16, 512, 1, 16, 1, 0, NULL);
     sw_tensor ti = dt_make(g.be, SW_TYPE_I32, 2, 1, 1, 1, 0, NULL);
     sw_tensor t1 = sw_tensor_make(ti.buf, 0, SW_TYPE_I32, 1, 1, 1, 1);
-    sw_attn_params p = {1, 1, 512, 0.1f, 16, 1, 1, 1, &ti, &t1, &t1};
+    sw_attn_params p = {1, 1, 512, 0.1f, 16, 1, 1, 1, &ti, &t1, &t1, false, 0};
     assert_int_equal(sw_be_attention(g.be, &tq, &tk, &tk, &p, &tout, &g_err), SW_E_UNSUPPORTED);
     assert_non_null(strstr(g_err.msg, "head_dim"));
     dt_free(g.be, &tq); dt_free(g.be, &tout); dt_free(g.be, &tk); dt_free(g.be, &ti);
@@ -784,7 +784,7 @@ static float *graph_run(sw_backend *be, int steps) {
     sw_tensor kh = sw_tensor_make(y.buf, (size_t)qd * 4, SW_TYPE_F32, GS_HD, GS_NKV, GS_T, 1);
     kh.nb[2] = y.nb[1];
     sw_rope_params rp = {GS_HD, 2, 10000.0f, 1.0f, NULL};
-    sw_attn_params ap = {GS_NH, GS_NKV, GS_HD, 0.125f, GS_BS, GS_T, 2, 0, &ss, &pos, &bt};
+    sw_attn_params ap = {GS_NH, GS_NKV, GS_HD, 0.125f, GS_BS, GS_T, 2, 0, &ss, &pos, &bt, false, 0};
     float *res = malloc(sizeof(float) * GS_EMB * GS_T * steps);
     for (int s = 0; s < steps; s++) {
         int32_t host[64] = {0};
