@@ -399,13 +399,12 @@ bool sw_chat_template_uses_tools(const sw_chat_template *t) {
     sw_chat_input in = {.messages_json = msgs, .messages_json_len = sizeof msgs - 1,
                         .add_generation_prompt = true};
     char *without = NULL, *with = NULL;
-    bool differ = false;
-    if (sw_chat_render_template(t, &in, &without, NULL, NULL) == SW_OK) {
-        in.tools_json = tools;
-        in.tools_json_len = sizeof tools - 1;
-        if (sw_chat_render_template(t, &in, &with, NULL, NULL) == SW_OK)
-            differ = strcmp(with, without) != 0;
-    }
+    /* a template that renders only with tools (a tool_use one that loops
+     * over them) uses them too */
+    bool plain = sw_chat_render_template(t, &in, &without, NULL, NULL) == SW_OK;
+    in.tools_json = tools;
+    in.tools_json_len = sizeof tools - 1;
+    bool differ = sw_chat_render_template(t, &in, &with, NULL, NULL) == SW_OK && (!plain || strcmp(with, without));
     free(without);
     free(with);
     return differ;

@@ -75,8 +75,8 @@ sw_status sw_chat_render_template(const sw_chat_template *t, const sw_chat_input
                                   size_t *out_len, sw_err *err);
 
 /* Whether the template renders tools (a conversation rendered with a probe
- * tool differs from the same rendered without): such a template describes
- * tools and renders tool calls its own way. */
+ * tool differs from the same rendered without, or renders only with it):
+ * such a template describes tools and renders tool calls its own way. */
 bool sw_chat_template_uses_tools(const sw_chat_template *t);
 
 /* Render with every variable given as one JSON object (name -> value), as

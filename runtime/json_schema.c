@@ -1107,12 +1107,19 @@ static int32_t call_rule(sc *c, const sw_tool_call_syntax *syn, const sw_tool_de
         bool ok = compile(c, params, &args);
         path_pop(c, old);
         if (!ok) break;
-        sw_rx *head = sw_rx_cat(a, (sw_rx *[]){sw_rx_str(a, syn->open ? syn->open : ""), sw_rx_str(a, "{"), c->ws,
-                                               json_string_lit(c, syn->name_key), c->ws, sw_rx_str(a, ":"), c->ws,
-                                               json_string_lit(c, tools[i].name), c->ws, sw_rx_str(a, ","), c->ws,
-                                               json_string_lit(c, syn->args_key), c->ws, sw_rx_str(a, ":"), c->ws},
-                                15);
-        sw_rx *tail = sw_rx_cat3(a, c->ws, sw_rx_str(a, "}"), sw_rx_str(a, syn->close ? syn->close : ""));
+        sw_rx *open = sw_rx_str(a, syn->open ? syn->open : ""), *close = sw_rx_str(a, syn->close ? syn->close : "");
+        sw_rx *head, *tail;
+        if (syn->args_marker) { /* open NAME marker ARGS close */
+            head = sw_rx_cat3(a, open, sw_rx_str(a, tools[i].name), sw_rx_str(a, syn->args_marker));
+            tail = close;
+        } else {
+            head = sw_rx_cat(a, (sw_rx *[]){open, sw_rx_str(a, "{"), c->ws, json_string_lit(c, syn->name_key), c->ws,
+                                            sw_rx_str(a, ":"), c->ws, json_string_lit(c, tools[i].name), c->ws,
+                                            sw_rx_str(a, ","), c->ws, json_string_lit(c, syn->args_key), c->ws,
+                                            sw_rx_str(a, ":"), c->ws},
+                             15);
+            tail = sw_rx_cat3(a, c->ws, sw_rx_str(a, "}"), close);
+        }
         sw_gelem e[3] = {sw_ge_term(head), args, sw_ge_term(tail)};
         if (!sw_gb_alt(c->b, call, e, 3)) oom(c);
     }
@@ -1123,7 +1130,8 @@ static int32_t call_rule(sc *c, const sw_tool_call_syntax *syn, const sw_tool_de
 sw_status sw_grammar_tool_calls(const sw_tool_call_syntax *syn, const sw_tool_def *tools, int32_t n_tools,
                                 sw_grammar **out, sw_err *err) {
     *out = NULL;
-    if (!syn || !tools || n_tools < 1 || syn->max_calls < 0 || !syn->name_key || !syn->args_key)
+    if (!syn || !tools || n_tools < 1 || syn->max_calls < 0 ||
+        (!syn->args_marker && (!syn->name_key || !syn->args_key)))
         return sw_err_set(err, SW_E_INVALID_ARG, "tool calls: no tools, or a bad syntax");
     sc c;
     sw_status st;

@@ -52,7 +52,10 @@ sw_status sw_grammar_from_json_schema_tree(const struct cJSON *schema, sw_gramma
  * (whitespace between JSON tokens), calls are separated by sep, and the list
  * sits between list_open and list_close. NULL strings are "". Examples:
  * Hermes/Qwen: open "<tool_call>\n", close "\n</tool_call>", sep "\n",
- * args_key "arguments"; Llama 3.x: no markers, args_key "parameters". */
+ * args_key "arguments"; Llama 3.x: no markers, args_key "parameters";
+ * Mistral (v3 tokenizers): list_open "[TOOL_CALLS][", sep ", ", list_close "]".
+ * With args_marker set, a call is instead open NAME args_marker <arguments>
+ * close, the name bare (Mistral's later "[TOOL_CALLS]name[ARGS]{...}"). */
 typedef struct sw_tool_call_syntax {
     const char *open, *close, *sep, *list_open, *list_close;
     const char *name_key, *args_key;
@@ -62,6 +65,7 @@ typedef struct sw_tool_call_syntax {
      * a marker a call is then the whole answer. */
     bool text_before;
     int32_t max_calls; /* most calls in one answer; 0: no limit */
+    const char *args_marker; /* NULL: calls are JSON objects as above */
 } sw_tool_call_syntax;
 
 typedef struct sw_tool_def {

@@ -52,6 +52,7 @@ typedef struct seq {
     int32_t limit; /* finish with reason length once n_tokens reaches this */
     int32_t *stop_ids;
     int32_t n_stop_ids;
+    int32_t text_ids[SW_MAX_TEXT_IDS], n_text_ids; /* control tokens written as text */
     bool ignore_eos;
     bool json;            /* output constrained to one JSON object (js below) */
     bool greedy;          /* temperature <= 0 */
@@ -224,6 +225,13 @@ static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *
     if (r->n_top_logprobs < 0 || r->n_top_logprobs > SW_MAX_TOP_LOGPROBS)
         return sw_err_set(err, SW_E_INVALID_ARG, "submit: n_top_logprobs %d must be 0..%d",
                           r->n_top_logprobs, SW_MAX_TOP_LOGPROBS);
+    if (r->n_text_ids < 0 || r->n_text_ids > SW_MAX_TEXT_IDS)
+        return sw_err_set(err, SW_E_INVALID_ARG, "submit: n_text_ids is %d, not 0..%d", (int)r->n_text_ids,
+                          SW_MAX_TEXT_IDS);
+    for (int32_t i = 0; i < r->n_text_ids; i++)
+        if (r->text_ids[i] < 0 || r->text_ids[i] >= e->n_vocab)
+            return sw_err_set(err, SW_E_INVALID_ARG, "submit: text_ids[%d] is %d, outside the vocabulary", (int)i,
+                              (int)r->text_ids[i]);
     if (r->n_stop_ids < 0 || (r->n_stop_ids > 0 && !r->stop_ids))
         return sw_err_set(err, SW_E_INVALID_ARG, "submit: bad stop token list (%d ids)",
                           r->n_stop_ids);
@@ -298,6 +306,8 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->n_tokens = r->n_prompt;
     if (r->n_stop_ids > 0) memcpy(s->stop_ids, r->stop_ids, (size_t)r->n_stop_ids * sizeof *s->stop_ids);
     s->n_stop_ids = r->n_stop_ids;
+    memcpy(s->text_ids, r->text_ids, sizeof s->text_ids);
+    s->n_text_ids = r->n_text_ids;
 
     sw_sampler_params sp = r->sampling;
     sp.n_top_logprobs = r->n_top_logprobs;
@@ -792,6 +802,24 @@ static bool append_token(seq *s, int32_t id) {
     return true;
 }
 
+/* Whether id is one of the control tokens s writes as their text. */
+static bool is_text_id(const seq *s, int32_t id) {
+    for (int32_t i = 0; i < s->n_text_ids; i++)
+        if (s->text_ids[i] == id) return true;
+    return false;
+}
+
+/* The bytes token id adds to s's output, as the grammar sees them. */
+static const char *seq_piece(const sw_engine *e, const seq *s, int32_t id, uint32_t *n) {
+    if (is_text_id(s, id)) {
+        const char *t = sw_tokenizer_token_text(e->tok, id);
+        *n = (uint32_t)strlen(t);
+        return t;
+    }
+    *n = e->piece_len[id];
+    return e->pieces[id];
+}
+
 /* A token was sampled for s: record it, stream it, and finish s if it ends
  * the generation. */
 static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
@@ -810,12 +838,14 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
     if (s->gm) {
         /* an end token only when the output is complete (the mask saw to it);
          * any other token must continue the grammar */
+        uint32_t np;
+        const char *gp = seq_piece(e, s, id, &np);
         if (eog || is_stop_id(s, id)) {
             if (!sw_gmatch_accepting(s->gm)) {
                 finish_seq(e, s, SW_FINISH_ERROR, "grammar: an end token before the output was complete", NULL);
                 return;
             }
-        } else if (!sw_gmatch_feed(s->gm, e->pieces[id], e->piece_len[id])) {
+        } else if (!sw_gmatch_feed(s->gm, gp, np)) {
             const char *why = sw_gmatch_error(s->gm);
             finish_seq(e, s, SW_FINISH_ERROR, why ? why : "grammar: a sampled token broke the grammar", NULL);
             return;
@@ -826,21 +856,33 @@ static void handle_token(sw_engine *e, seq *s, const sw_token_info *ti) {
         return;
     }
     const char *piece = s->detok ? sw_detok_push(s->detok, id) : "";
+    char *joined = NULL;
+    if (s->detok && is_text_id(s, id)) { /* bytes held back, then the token's text */
+        const char *held = sw_detok_flush(s->detok), *t = sw_tokenizer_token_text(e->tok, id);
+        size_t nh = strlen(held), nt = strlen(t);
+        if (!(joined = malloc(nh + nt + 1))) {
+            finish_seq(e, s, SW_FINISH_ERROR, "out of memory for a token's text", NULL);
+            return;
+        }
+        memcpy(joined, held, nh);
+        memcpy(joined + nh, t, nt + 1);
+        piece = joined;
+    }
     const char *emit;
     size_t n_emit;
     int32_t m = sw_stop_push(s->stop, piece, strlen(piece), &emit, &n_emit);
-    if (m == -2) {
-        finish_seq(e, s, SW_FINISH_ERROR, "out of memory in the stop-string matcher", NULL);
-        return;
-    }
-    ev_node *n = malloc(sizeof *n + n_emit + 1);
+    ev_node *n = m == -2 ? NULL : malloc(sizeof *n + n_emit + 1);
     if (!n) {
-        finish_seq(e, s, SW_FINISH_ERROR, "out of memory queueing a token event", NULL);
+        free(joined);
+        finish_seq(e, s, SW_FINISH_ERROR,
+                   m == -2 ? "out of memory in the stop-string matcher" : "out of memory queueing a token event",
+                   NULL);
         return;
     }
     memset(n, 0, sizeof *n);
     n->text = (char *)(n + 1);
     memcpy(n->text, emit, n_emit);
+    free(joined);
     n->text[n_emit] = '\0';
     fill_common(s, &n->ev);
     n->ev.type = SW_EVENT_TOKEN;
@@ -1038,8 +1080,9 @@ static sw_status sample_grammar(sw_engine *e, seq *s, const float *row, sw_token
     if ((st = sw_sampler_sample(s->sampler, row, ti, err)) != SW_OK) return st;
     double t0 = sw_time_s(); /* the grammar's own cost starts here: the draw above is sampling's */
     int32_t id = ti->id;
-    bool ok = is_end_token(e, s, id) ? acc
-                                     : e->piece_len[id] > 0 && sw_gmatch_try(s->gm, e->pieces[id], e->piece_len[id]);
+    uint32_t np;
+    const char *gp = seq_piece(e, s, id, &np);
+    bool ok = is_end_token(e, s, id) ? acc : np > 0 && sw_gmatch_try(s->gm, gp, np);
     if (!ok) {
         e->step_g_masks++;
         int32_t n = sw_gmatch_mask(s->gm, e->gvocab, e->allow);
@@ -1051,6 +1094,11 @@ static sw_status sample_grammar(sw_engine *e, seq *s, const float *row, sw_token
                 if (!s->ignore_eos) n += !e->allow[e->eog_ids[i]], e->allow[e->eog_ids[i]] = 1;
             for (int32_t i = 0; i < s->n_stop_ids; i++)
                 n += !e->allow[s->stop_ids[i]], e->allow[s->stop_ids[i]] = 1;
+        }
+        for (int32_t i = 0; st == SW_OK && i < s->n_text_ids; i++) { /* not in the trie: empty pieces */
+            int32_t t = s->text_ids[i];
+            const char *tp = seq_piece(e, s, t, &np);
+            if (!e->allow[t] && np > 0 && sw_gmatch_try(s->gm, tp, np)) n++, e->allow[t] = 1;
         }
         if (st == SW_OK && n == 0)
             st = sw_err_set(err, SW_E_UNSUPPORTED,

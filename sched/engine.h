@@ -137,6 +137,8 @@ typedef struct sw_event {
 
 typedef void (*sw_event_fn)(void *user, const sw_event *ev);
 
+#define SW_MAX_TEXT_IDS 4
+
 typedef struct sw_request {
     const int32_t *prompt;        /* [n_prompt] token ids, copied; n_prompt >= 1 */
     int32_t n_prompt;
@@ -163,6 +165,11 @@ typedef struct sw_request {
      * apply: the grammar decides where the output ends. Borrowed: the engine
      * keeps its own reference until the final event. NULL: unconstrained. */
     struct sw_grammar *grammar;
+    /* Control tokens this request may write as their vocabulary text (e.g.
+     * Mistral's [TOOL_CALLS], a tool-call marker): the grammar matches that
+     * text and the output includes it; other control tokens render as nothing. */
+    int32_t text_ids[SW_MAX_TEXT_IDS];
+    int32_t n_text_ids;           /* 0..SW_MAX_TEXT_IDS */
     sw_event_fn on_event;         /* required */
     void *user;                   /* passed to on_event; borrowed until the final event */
 } sw_request;

@@ -1,8 +1,10 @@
 /* fuzz_toolcall.c — libFuzzer target for the server's tool-call reader
  * (tools/server/toolcall.c), which turns a model's answer into content text
  * and tool calls, incrementally. Byte 0 picks the syntax (Hermes <tool_call>
- * blocks, or Llama 3's bare JSON: the server takes it from its chat template's
- * text) and seeds the chunk sizes; the rest is the answer. Checks: no crash; fed whole or in random chunks, the text and the
+ * blocks, Llama 3's bare JSON, Mistral's [TOOL_CALLS][...] list or
+ * [TOOL_CALLS]name[ARGS]{...}: the server takes it from its chat template's
+ * text), whether the answer may hold text, and seeds the chunk sizes; the
+ * rest is the answer. Checks: no crash; fed whole or in random chunks, the text and the
  * calls (names, arguments) come out the same; every reported call's
  * arguments parse as a JSON object; the text is never longer than the input. */
 #include <stddef.h>
@@ -36,8 +38,9 @@ static void on_call(void *user, size_t index, const char *id, const char *name, 
     sbuf_add(&s->calls, args, n);
 }
 
-static void run(const srv *sv, const char *text, size_t n, uint32_t seed, seen *out, char **args_out) {
-    srv_tool_parser *p = srv_tool_parser_create(sv, "call_");
+static void run(const srv *sv, bool calls_only, const char *text, size_t n, uint32_t seed, seen *out,
+                char **args_out) {
+    srv_tool_parser *p = srv_tool_parser_create(sv, calls_only, "call_");
     CHECK(p);
     srv_tool_sink sink = {out, on_text, on_call};
     for (size_t off = 0; off < n;) {
@@ -63,18 +66,20 @@ static void run(const srv *sv, const char *text, size_t n, uint32_t seed, seen *
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     /* the reader only asks for the chat template's text */
-    static sw_chat_template *tmpl[2];
-    static const char *const names[2] = {"chatml", "llama3"};
+    static sw_chat_template *tmpl[4];
+    static const char *const src[4] = {"<|im_start|>", "<|start_header_id|>", "[TOOL_CALLS]",
+                                       "[TOOL_CALLS][ARGS]"};
     static srv sv;
-    int k = data[0] & 1;
-    if (!tmpl[k]) CHECK(sw_chat_template_builtin(names[k], &tmpl[k], NULL) == SW_OK);
+    int k = data[0] & 3;
+    bool calls_only = data[0] & 4;
+    if (!tmpl[k]) CHECK(sw_chat_template_parse(src[k], strlen(src[k]), "fuzz", &tmpl[k], NULL) == SW_OK);
     sv.chat = tmpl[k];
     const char *text = (const char *)data + 1;
     size_t n = size - 1;
     seen a = {0}, b = {0};
     char *ca = NULL, *cb = NULL;
-    run(&sv, text, n, 0, &a, &ca);
-    run(&sv, text, n, (uint32_t)data[0] * 2654435761u + 1, &b, &cb);
+    run(&sv, calls_only, text, n, 0, &a, &ca);
+    run(&sv, calls_only, text, n, (uint32_t)data[0] * 2654435761u + 1, &b, &cb);
     CHECK(a.text.n == b.text.n && (!a.text.n || !memcmp(a.text.p, b.text.p, a.text.n)));
     CHECK(a.text.n <= n);
     CHECK(ca && cb && !strcmp(ca, cb));

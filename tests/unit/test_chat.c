@@ -239,6 +239,11 @@ static void test_uses_tools(void **state) {
     assert_int_equal(sw_chat_template_parse(src, strlen(src), "t", &t, NULL), SW_OK);
     assert_false(sw_chat_template_uses_tools(t));
     sw_chat_template_free(t);
+    /* one that renders only with tools (Hermes' tool_use loops over them) does */
+    src = "{% for t in tools %}{{ t.function.name }}{% endfor %}";
+    assert_int_equal(sw_chat_template_parse(src, strlen(src), "t", &t, NULL), SW_OK);
+    assert_true(sw_chat_template_uses_tools(t));
+    sw_chat_template_free(t);
 }
 
 static int open_vocab(const char *name, sw_gguf **g) {

@@ -379,7 +379,7 @@ static void test_tool_calls(void **state) {
     sw_tool_def defs[2] = {{names[0], schemas[0]}, {names[1], NULL}};
     for (int mode = 0; mode < 4; mode++) {
         sw_tool_call_syntax syn = {"<tool_call>\n", "\n</tool_call>", "\n", NULL, NULL, "name", "arguments", mode & 1,
-                                   mode & 2 ? 1 : 0};
+                                   mode & 2 ? 1 : 0, NULL};
         sw_grammar *g;
         sw_err err;
         assert_int_equal(sw_grammar_tool_calls(&syn, defs, 2, &g, &err), SW_OK);
@@ -400,13 +400,33 @@ static void test_tool_calls(void **state) {
     }
     /* Llama 3: a bare object, one call, "parameters"; with text allowed, text
      * may not open with '{' */
-    sw_tool_call_syntax l3 = {NULL, NULL, NULL, NULL, NULL, "name", "parameters", true, 1};
+    sw_tool_call_syntax l3 = {NULL, NULL, NULL, NULL, NULL, "name", "parameters", true, 1, NULL};
     sw_grammar *g;
     sw_err err;
     assert_int_equal(sw_grammar_tool_calls(&l3, defs, 2, &g, &err), SW_OK);
     assert_int_equal(judge(g, " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}"), 2);
     assert_int_equal(judge(g, "Hello {\"name\""), 2);
     assert_int_equal(judge(g, "{\"name\": \"get_weather\", \"parameters\": {\"town\": \"Oslo\"}}"), 0);
+    sw_grammar_free(g);
+    /* Mistral v3: one list of calls after [TOOL_CALLS] */
+    sw_tool_call_syntax ml = {NULL, NULL, ", ", "[TOOL_CALLS][", "]", "name", "arguments", true, 0, NULL};
+    assert_int_equal(sw_grammar_tool_calls(&ml, defs, 2, &g, &err), SW_OK);
+    assert_int_equal(judge(g, "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}, "
+                              "{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}]"), 2);
+    assert_int_equal(judge(g, "Sure.[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}]"), 2);
+    assert_int_equal(judge(g, "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}"), 1);
+    assert_int_equal(judge(g, "[TOOL_CALLS][{\"name\": \"then\""), 0);
+    assert_int_equal(judge(g, "[TOOL_CALLS][{\"name\": \"now\", \"arguments\": {}}]["), 0);
+    sw_grammar_free(g);
+    /* Mistral's later form: [TOOL_CALLS]name[ARGS]{...} per call, the name bare */
+    sw_tool_call_syntax ma = {"[TOOL_CALLS]", NULL, NULL, NULL, NULL, "name", "arguments", true, 0, "[ARGS]"};
+    assert_int_equal(sw_grammar_tool_calls(&ma, defs, 2, &g, &err), SW_OK);
+    assert_int_equal(judge(g, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Oslo\", \"days\": 3}[TOOL_CALLS]now[ARGS]{}"), 2);
+    assert_int_equal(judge(g, "Text first.[TOOL_CALLS]now[ARGS]{}"), 2);
+    assert_int_equal(judge(g, "[TOOL_CALLS]get_weather[ARGS]{\"days\": 3}"), 0);
+    assert_int_equal(judge(g, "[TOOL_CALLS]nope"), 0);
+    assert_int_equal(judge(g, "[TOOL_CALLS]\"now\"[ARGS]{}"), 0);
+    assert_int_equal(judge(g, "[TOOL_CALLS]now[ARGS]"), 1);
     sw_grammar_free(g);
     /* a tool whose schema we cannot enforce names it */
     cJSON *badp = cJSON_Parse("{\"type\":\"object\",\"properties\":{\"x\":{\"not\":{}}}}");

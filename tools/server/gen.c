@@ -977,6 +977,8 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     req.ignore_eos = r->ignore_eos;
     req.json_object = r->format.type == SRV_FORMAT_JSON_OBJECT;
     req.grammar = j->grammar;
+    if (j->grammar && srv_tools_active(r)) /* its call markers, when they are control tokens */
+        req.n_text_ids = (int32_t)srv_tools_special_ids(s, req.text_ids, SW_MAX_TEXT_IDS);
     req.hidden = g->hidden_want;
     req.on_event = on_event;
     req.user = g;
@@ -1191,7 +1193,8 @@ static int run_local(srv_conn *sc, job *j, sw_route_reason reason, bool monitor,
     gen_req *g = gen_new(sc, j, SW_ROUTE_LOCAL, reason);
     if (!g) return respond_oom(sc);
     if (srv_tools_active(&j->r) &&
-        !(g->tp = srv_tool_parser_create(s, j->r.wire == SRV_WIRE_ANTHROPIC ? "toolu_" : "call_"))) {
+        !(g->tp = srv_tool_parser_create(s, j->r.tool_choice == SRV_TOOL_ANY || j->r.tool_choice == SRV_TOOL_NAMED,
+                                         j->r.wire == SRV_WIRE_ANTHROPIC ? "toolu_" : "call_"))) {
         gen_free(g);
         return respond_oom(sc);
     }

@@ -225,6 +225,10 @@ void srv_tools_render_block(const srv *s, const srv_block *k, sbuf *b);
 /* The grammar r's answer must follow: only calls ("required", named), or
  * text and then calls ("auto"); parallel_tool_calls false allows one call. */
 bool srv_tools_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error *e);
+/* The control tokens the model writes its calls with (Mistral's [TOOL_CALLS],
+ * [ARGS]), into ids[0..cap): the engine renders them as text for a request
+ * with tools (sw_request.text_ids). Returns how many. */
+size_t srv_tools_special_ids(const srv *s, int32_t *ids, size_t cap);
 
 /* Reading an answer back into text and tool calls, incrementally. */
 typedef struct srv_tool_sink {
@@ -236,13 +240,16 @@ typedef struct srv_tool_sink {
                  size_t n);
 } srv_tool_sink;
 typedef struct srv_tool_parser srv_tool_parser;
-/* Calls get ids "<id_prefix><24 alphanumerics>" (borrowed; a literal). */
-srv_tool_parser *srv_tool_parser_create(const srv *s, const char *id_prefix);
+/* Calls get ids "<id_prefix><24 alphanumerics>" (borrowed; a literal), or
+ * for Mistral's syntax 9 alphanumerics (its templates check that). calls_only:
+ * the answer may hold no text (tool_choice required or named), so what is held
+ * back when it ends is the start of a call cut short, never content. */
+srv_tool_parser *srv_tool_parser_create(const srv *s, bool calls_only, const char *id_prefix);
 void srv_tool_parser_free(srv_tool_parser *p);
 /* Feed answer text; the sink hears what is decided (a possible start of a
  * call marker is held back until it is decided). */
 void srv_tool_parser_feed(srv_tool_parser *p, const char *text, size_t n, const srv_tool_sink *sink);
-/* The answer is over: release held-back text. */
+/* The answer is over: release held-back text (unless calls_only). */
 void srv_tool_parser_finish(srv_tool_parser *p, const srv_tool_sink *sink);
 /* The calls read (views valid until the next call or free). */
 size_t srv_tool_parser_calls(srv_tool_parser *p, const srv_tool_call **calls);

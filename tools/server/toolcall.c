@@ -3,13 +3,17 @@
  * tool_choice, and leave through the writer's stream_tool_call and
  * srv_result.calls).
  *
- * The model writes calls in its family's syntax: Llama 3.x a bare JSON object
- * {"name", "parameters"}; every other family (and models without tool
- * support, e.g. SmolLM2) the Hermes/Qwen form
+ * The model writes calls in its family's syntax, read from its chat template's
+ * text: Llama 3.x a bare JSON object {"name", "parameters"}; Mistral
+ * [TOOL_CALLS][{"name", "arguments"}, ...] (v3 tokenizers) or
+ * [TOOL_CALLS]name[ARGS]{...} per call (templates that write [ARGS]), the
+ * marker a control token in their vocabularies, which the engine renders as
+ * text for these requests (srv_tools_special_ids); every other family (and
+ * models without tool support, e.g. SmolLM2) the Hermes/Qwen form
  *     <tool_call>
  *     {"name": "...", "arguments": {...}}
  *     </tool_call>
- * which the system prompt describes. Arguments are always generated under the
+ * which the system prompt describes for templates that do not render tools. Arguments are always generated under the
  * grammar of the tool's parameters schema (runtime/json_schema.h,
  * sw_grammar_tool_calls): "required" and named choices allow only calls,
  * "auto" allows text that never contains the call marker, then calls.
@@ -25,18 +29,40 @@
 #include "json_grammar.h"
 #include "server.h"
 
-typedef enum { TC_HERMES = 0, TC_LLAMA3 } tc_format;
+typedef enum { TC_HERMES = 0, TC_LLAMA3, TC_MISTRAL, TC_MISTRAL_ARGS } tc_format;
 
-/* Llama 3's syntax for its header-style templates (unless they use Hermes tags) */
+/* Mistral's for templates that write [TOOL_CALLS]; Llama 3's for its
+ * header-style templates (unless they use Hermes tags); else Hermes */
 static tc_format format_of(const srv *s) {
     const char *src = sw_chat_template_source(s->chat_tools ? s->chat_tools : s->chat);
+    if (strstr(src, "[TOOL_CALLS]")) return strstr(src, "[ARGS]") ? TC_MISTRAL_ARGS : TC_MISTRAL;
     return strstr(src, "<|start_header_id|>") && !strstr(src, "<tool_call>") ? TC_LLAMA3 : TC_HERMES;
 }
 
-static const sw_tool_call_syntax k_syntax[2] = {
-    [TC_HERMES] = {"<tool_call>\n", "\n</tool_call>", "\n", NULL, NULL, "name", "arguments", false, 0},
-    [TC_LLAMA3] = {NULL, NULL, NULL, NULL, NULL, "name", "parameters", false, 1},
+#define MISTRAL_MARK "[TOOL_CALLS]"
+static const sw_tool_call_syntax k_syntax[] = {
+    [TC_HERMES] = {"<tool_call>\n", "\n</tool_call>", "\n", NULL, NULL, "name", "arguments", false, 0, NULL},
+    [TC_LLAMA3] = {NULL, NULL, NULL, NULL, NULL, "name", "parameters", false, 1, NULL},
+    [TC_MISTRAL] = {NULL, NULL, ", ", MISTRAL_MARK "[", "]", "name", "arguments", false, 0, NULL},
+    [TC_MISTRAL_ARGS] = {MISTRAL_MARK, NULL, NULL, NULL, NULL, "name", "arguments", false, 0, "[ARGS]"},
 };
+
+/* The control tokens of a Mistral vocabulary that its calls are written with. */
+static const char *const k_mistral_specials[] = {MISTRAL_MARK, "[ARGS]"};
+
+size_t srv_tools_special_ids(const srv *s, int32_t *ids, size_t cap) {
+    tc_format f = format_of(s);
+    size_t n = 0;
+    if (!s->tok || (f != TC_MISTRAL && f != TC_MISTRAL_ARGS)) return 0;
+    for (size_t i = 0; i < sizeof k_mistral_specials / sizeof *k_mistral_specials && n < cap; i++) {
+        const char *t = k_mistral_specials[i];
+        int32_t id = sw_tokenizer_find(s->tok, t, strlen(t));
+        size_t len;
+        /* a control token: it renders as nothing unless asked */
+        if (id >= 0 && sw_token_piece(s->tok, id, &len) && len == 0) ids[n++] = id;
+    }
+    return n;
+}
 
 bool srv_tools_active(const srv_request *r) {
     return r->n_tools > 0 && r->tool_choice != SRV_TOOL_NONE;
@@ -73,6 +99,12 @@ char *srv_tools_system_text(const srv *s, const srv_request *r) {
     if (f == TC_LLAMA3)
         sbuf_puts(&b, "\nTo call a function, answer with only a JSON object of the form "
                       "{\"name\": function name, \"parameters\": {argument name: value}}.");
+    else if (f == TC_MISTRAL)
+        sbuf_puts(&b, "</tools>\n\nTo call functions, write " MISTRAL_MARK " and a JSON list of the calls:\n"
+                      MISTRAL_MARK "[{\"name\": \"function name\", \"arguments\": {\"argument\": \"value\"}}]");
+    else if (f == TC_MISTRAL_ARGS)
+        sbuf_puts(&b, "</tools>\n\nTo call a function, write " MISTRAL_MARK ", its name, [ARGS] and its "
+                      "arguments as a JSON object:\n" MISTRAL_MARK "function_name[ARGS]{\"argument\": \"value\"}");
     else
         sbuf_puts(&b, "</tools>\n\nTo call a function, write a JSON object with its name and "
                       "arguments between <tool_call> and </tool_call>, one block per call:\n"
@@ -85,20 +117,28 @@ char *srv_tools_system_text(const srv *s, const srv_request *r) {
 
 void srv_tools_render_block(const srv *s, const srv_block *k, sbuf *b) {
     tc_format f = format_of(s);
+    const sw_tool_call_syntax *syn = &k_syntax[f];
     if (k->type == SRV_BLOCK_TOOL_USE) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON *in = cJSON_Parse(k->input ? k->input : "{}");
-        cJSON_AddStringToObject(o, "name", k->name ? k->name : "");
-        cJSON_AddItemToObject(o, k_syntax[f].args_key, in ? in : cJSON_CreateObject());
-        char *j = cJSON_PrintUnformatted(o);
+        cJSON *in = cJSON_Parse(k->input ? k->input : "{}"), *o = syn->args_marker ? in : cJSON_CreateObject();
+        if (!syn->args_marker) {
+            cJSON_AddStringToObject(o, "name", k->name ? k->name : "");
+            cJSON_AddItemToObject(o, syn->args_key, in ? in : cJSON_CreateObject());
+        }
+        char *j = o ? cJSON_PrintUnformatted(o) : strdup("{}");
         cJSON_Delete(o);
         if (!j) {
             b->oom = true;
             return;
         }
-        sbuf_puts(b, k_syntax[f].open ? k_syntax[f].open : "");
+        sbuf_puts(b, syn->list_open ? syn->list_open : "");
+        sbuf_puts(b, syn->open ? syn->open : "");
+        if (syn->args_marker) {
+            sbuf_puts(b, k->name ? k->name : "");
+            sbuf_puts(b, syn->args_marker);
+        }
         sbuf_puts(b, j);
-        sbuf_puts(b, k_syntax[f].close ? k_syntax[f].close : "");
+        sbuf_puts(b, syn->close ? syn->close : "");
+        sbuf_puts(b, syn->list_close ? syn->list_close : "");
         free(j);
     } else if (k->type == SRV_BLOCK_TOOL_RESULT) {
         if (f == TC_HERMES) sbuf_puts(b, "<tool_response>\n");
@@ -117,7 +157,7 @@ bool srv_tools_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error
     syn.text_before = r->tool_choice == SRV_TOOL_AUTO;
     /* a named choice is one call of that function; otherwise as many as
      * parallel_tool_calls allows */
-    if (f == TC_HERMES) syn.max_calls = r->parallel_tool_calls && r->tool_choice != SRV_TOOL_NAMED ? 0 : 1;
+    if (f != TC_LLAMA3) syn.max_calls = r->parallel_tool_calls && r->tool_choice != SRV_TOOL_NAMED ? 0 : 1;
     sw_tool_def *defs = calloc(r->n_tools, sizeof *defs);
     if (!defs) {
         srv_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -136,9 +176,11 @@ bool srv_tools_grammar(srv *s, const srv_request *r, sw_grammar **out, srv_error
 
 /* ---- reading the answer -------------------------------------------------------------- */
 
-/* P_BROKEN: the answer left the syntax (it cannot under our grammar; the
- * reader stays safe anyway): the rest is ignored. */
-enum { P_START = 0, P_TEXT, P_HEAD, P_ARGS, P_TAIL, P_BETWEEN, P_BROKEN };
+/* P_LIST: after Mistral's list marker, its '['; P_NAME: a bare name up to the
+ * args marker; P_PREARGS: whitespace before the arguments; P_LSEP: after a
+ * call of a list, ',' or ']'. P_BROKEN: the answer left the syntax (it cannot
+ * under our grammar; the reader stays safe anyway): the rest is ignored. */
+enum { P_START = 0, P_TEXT, P_HEAD, P_LIST, P_NAME, P_PREARGS, P_ARGS, P_TAIL, P_LSEP, P_BETWEEN, P_BROKEN };
 
 typedef struct pcall {
     char id[40];
@@ -151,8 +193,9 @@ typedef struct pcall {
 struct srv_tool_parser {
     tc_format fmt;
     const char *id_prefix; /* of the calls' ids */
-    const char *open, *close; /* "" when none */
+    const char *open, *close; /* "" when none; open: the text that starts the calls */
     int state;
+    bool calls_only;  /* no content: held-back text at the end is a cut call */
     bool named;       /* P_HEAD: this head's call was announced */
     sbuf pend;        /* P_START / P_TEXT: text held back (maybe the marker's start); else the
                          current call's head or tail, or the text between calls */
@@ -164,12 +207,13 @@ struct srv_tool_parser {
     bool oom;
 };
 
-srv_tool_parser *srv_tool_parser_create(const srv *s, const char *id_prefix) {
+srv_tool_parser *srv_tool_parser_create(const srv *s, bool calls_only, const char *id_prefix) {
     srv_tool_parser *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->calls_only = calls_only;
     p->fmt = format_of(s);
     p->id_prefix = id_prefix;
-    p->open = k_syntax[p->fmt].open ? k_syntax[p->fmt].open : "";
+    p->open = p->fmt == TC_MISTRAL ? MISTRAL_MARK : k_syntax[p->fmt].open ? k_syntax[p->fmt].open : "";
     p->close = k_syntax[p->fmt].close ? k_syntax[p->fmt].close : "";
     p->state = *p->open ? P_TEXT : P_START;
     return p;
@@ -206,6 +250,10 @@ static void drop(sbuf *b, size_t k) { /* remove the first k bytes */
     memmove(b->p, b->p + k, b->n - k);
     b->n -= k;
     if (b->p) b->p[b->n] = '\0';
+}
+
+static bool name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
 /* Give the sink what this feed decided, in order: text, then the current
@@ -245,11 +293,8 @@ static int head_parse(const srv_tool_parser *p, const sbuf *h, size_t *name_star
     WS();
     LIT("\"");
     *name_start = i;
-    while (i < n && s[i] != '"') {
-        char c = s[i++];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return -1; /* names are [A-Za-z0-9_-]: no escapes */
-    }
+    while (i < n && s[i] != '"')
+        if (!name_char(s[i++])) return -1; /* names are [A-Za-z0-9_-]: no escapes */
     if (i >= n) return 0;
     *name_end = i++;
     WS();
@@ -275,7 +320,9 @@ static pcall *new_call(srv_tool_parser *p) {
     }
     pcall *c = &p->calls[p->n_calls++];
     memset(c, 0, sizeof *c);
-    srv_make_id(c->id, sizeof c->id, p->id_prefix);
+    /* Mistral's templates accept only ids of 9 letters and digits */
+    if (p->fmt == TC_MISTRAL || p->fmt == TC_MISTRAL_ARGS) srv_make_id(c->id, 10, "");
+    else srv_make_id(c->id, sizeof c->id, p->id_prefix);
     return c;
 }
 
@@ -286,6 +333,36 @@ static bool is_ws(char ch) {
 static void enter_head(srv_tool_parser *p) {
     p->state = P_HEAD;
     p->named = false;
+}
+
+/* The opening marker has come: what follows it in this syntax. */
+static void enter_calls(srv_tool_parser *p) {
+    if (p->fmt == TC_MISTRAL) p->state = P_LIST;
+    else if (k_syntax[p->fmt].args_marker) p->state = P_NAME;
+    else enter_head(p);
+}
+
+/* The first byte of a call's arguments (an object). */
+static void start_args(srv_tool_parser *p, pcall *c, char ch) {
+    p->state = P_ARGS;
+    p->pend.n = 0;
+    sw_json_init(&p->js);
+    if (ch != '{' || !sw_json_feed(&p->js, &ch, 1)) { /* arguments are an object */
+        p->state = P_BROKEN;
+        return;
+    }
+    sbuf_add(&c->args, &ch, 1);
+}
+
+/* P_NAME: a bare name, then the args marker. 1: both complete; 0: maybe
+ * still; -1: cannot be. */
+static int name_parse(const sbuf *h, const char *marker) {
+    size_t i = 0, m = strlen(marker);
+    while (i < h->n && name_char(h->p[i])) i++;
+    size_t k = h->n - i < m ? h->n - i : m;
+    if (memcmp(h->p + i, marker, k) || (i == 0 && k)) return -1;
+    if (k < m) return h->n - i > m ? -1 : 0;
+    return h->n == i + m ? 1 : -1;
 }
 
 static void feed_byte(srv_tool_parser *p, const srv_tool_sink *sink, char ch) {
@@ -308,7 +385,7 @@ static void feed_byte(srv_tool_parser *p, const srv_tool_sink *sink, char ch) {
         if (*p->open && ends_with(&p->pend, p->open)) {
             sbuf_add(&p->tx, p->pend.p, p->pend.n - strlen(p->open));
             p->pend.n = 0;
-            enter_head(p);
+            enter_calls(p);
         } else if (p->pend.n) {
             /* release what can no longer become the marker */
             size_t keep = *p->open ? marker_overlap(&p->pend, p->open) : 0;
@@ -333,19 +410,40 @@ static void feed_byte(srv_tool_parser *p, const srv_tool_sink *sink, char ch) {
             p->named = true;
             sink->call(sink->user, p->n_calls - 1, c->id, c->name, "", 0);
         }
-        if (complete && c && !is_ws(ch) && ch != ':') {
-            /* the first byte of the arguments */
-            p->state = P_ARGS;
+        if (complete && c && !is_ws(ch) && ch != ':') start_args(p, c, ch); /* their first byte */
+        return;
+    }
+    case P_LIST: /* whitespace, then the list's '[' */
+        if (ch == '[') {
             p->pend.n = 0;
-            sw_json_init(&p->js);
-            if (!sw_json_feed(&p->js, &ch, 1)) { /* arguments are an object */
-                p->state = P_BROKEN;
+            enter_head(p);
+        } else if (!is_ws(ch)) { /* no list: the marker was text ("auto" allows that) */
+            sbuf_puts(&p->tx, MISTRAL_MARK);
+            sbuf_add(&p->tx, p->pend.p, p->pend.n);
+            p->pend.n = 0;
+            p->state = P_TEXT;
+        }
+        return;
+    case P_NAME: {
+        const char *marker = k_syntax[p->fmt].args_marker;
+        int np = name_parse(&p->pend, marker);
+        if (np < 0) {
+            p->state = P_BROKEN;
+        } else if (np > 0) { /* the call starts */
+            flush(p, sink);
+            if (!(c = new_call(p)) || !(c->name = strndup(p->pend.p, p->pend.n - strlen(marker)))) {
+                p->oom = true;
                 return;
             }
-            sbuf_add(&c->args, &ch, 1);
+            sink->call(sink->user, p->n_calls - 1, c->id, c->name, "", 0);
+            p->pend.n = 0;
+            p->state = P_PREARGS;
         }
         return;
     }
+    case P_PREARGS:
+        if (!is_ws(ch) && c) start_args(p, c, ch);
+        return;
     case P_ARGS:
         p->pend.n = 0;
         if (!c) return;
@@ -355,21 +453,28 @@ static void feed_byte(srv_tool_parser *p, const srv_tool_sink *sink, char ch) {
         }
         sbuf_add(&c->args, &ch, 1);
         if (sw_json_done(&p->js)) {
-            p->state = P_TAIL;
+            /* a bare call ends with its arguments */
+            p->state = k_syntax[p->fmt].args_marker && !*p->close ? P_BETWEEN : P_TAIL;
             c->complete = true;
         }
         return;
     case P_TAIL: /* whitespace, '}', the closing marker */
         if ((ch == '}' && !*p->close) || (*p->close && ends_with(&p->pend, p->close))) {
             p->pend.n = 0;
-            p->state = P_BETWEEN;
+            p->state = p->fmt == TC_MISTRAL ? P_LSEP : P_BETWEEN;
         }
+        return;
+    case P_LSEP: /* a list's ',' before its next call, or its ']' */
+        p->pend.n = 0;
+        if (ch == ',') enter_head(p);
+        else if (ch == ']') p->state = P_BETWEEN;
+        else if (!is_ws(ch)) p->state = P_BROKEN;
         return;
     case P_BROKEN: p->pend.n = 0; return;
     default: /* P_BETWEEN: the separator, then the next call's marker */
         if (*p->open && ends_with(&p->pend, p->open)) {
             p->pend.n = 0;
-            enter_head(p);
+            enter_calls(p);
         }
         return;
     }
@@ -394,7 +499,7 @@ void srv_tool_parser_feed(srv_tool_parser *p, const char *text, size_t n, const 
 }
 
 void srv_tool_parser_finish(srv_tool_parser *p, const srv_tool_sink *sink) {
-    if (p->state == P_TEXT || p->state == P_START) sbuf_add(&p->tx, p->pend.p, p->pend.n);
+    if ((p->state == P_TEXT || p->state == P_START) && !p->calls_only) sbuf_add(&p->tx, p->pend.p, p->pend.n);
     p->pend.n = 0;
     flush(p, sink);
 }
