@@ -181,6 +181,23 @@ def family_tests(model, label, tmpl, syntax, native):
                 assert not ch["message"]["content"], ch
                 marker = MARKERS[syntax]
                 assert marker not in (ch["message"]["content"] or ""), ch
+            # streamed: what was sent of the call (its name, argument pieces)
+            # and finish "length", never text
+            cl = client(srv)
+            for n in (6, 24):
+                stream = cl.chat.completions.create(
+                    model="local", messages=ASK, tools=TOOLS, max_tokens=n, seed=3, stream=True,
+                    tool_choice={"type": "function", "function": {"name": "get_weather"}})
+                finish, text, args = None, "", ""
+                for chunk in stream:
+                    ch = chunk.choices[0]
+                    text += ch.delta.content or ""
+                    for d in ch.delta.tool_calls or []:
+                        assert d.index == 0 and (not d.id or d.function.name == "get_weather"), d
+                        args += d.function.arguments or ""
+                    finish = ch.finish_reason or finish
+                assert finish == "length" and not text, (finish, text)
+                assert not args or args.startswith("{"), args
 
         run([(f"{label}: prompt with a tool round", prompt_of_history),
              (f"{label}: required", required),
