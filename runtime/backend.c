@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cpu_backend.h"
+#include "logits.h"
 #if defined(SW_HAVE_CUDA)
 #include "cuda_backend.h"
 #endif
@@ -174,6 +175,8 @@ sw_status sw_backend_create(const sw_backend_config *cfg, sw_backend **out, sw_e
 
 void sw_backend_free(sw_backend *be) {
     if (!be || !be->ops || !be->ops->free) return;
+    free(be->count.sigs);
+    be->count.sigs = NULL;
     be->ops->free(be);
 }
 
@@ -285,6 +288,78 @@ static sw_status check_be(const char *op, sw_backend *be, sw_err *err) {
         if (st_ != SW_OK) return st_;                                                              \
     } while (0)
 
+/* ---------------------------------------------------------------- counting -- */
+
+/* Signatures are 64-bit hashes: a multiply-xorshift fold of every word that a
+ * recorded op depends on (collisions are ~2^-64 per pair of different steps). */
+static uint64_t mix(uint64_t h, uint64_t v) {
+    h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t mix_f(uint64_t h, float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return mix(h, u);
+}
+
+static uint64_t mix_t(uint64_t h, const sw_tensor *t) {
+    if (!t) return mix(h, 0x7E57u);
+    h = mix(h, (uint64_t)(uintptr_t)t->buf);
+    h = mix(h, t->offset);
+    h = mix(h, (uint64_t)t->type);
+    for (int i = 0; i < 4; i++) h = mix(mix(h, (uint64_t)t->ne[i]), t->nb[i]);
+    return h;
+}
+
+/* Op kinds in signatures (and nothing else: the numbers need not be stable). */
+enum { K_GET_ROWS = 1, K_RMS_NORM, K_MATMUL, K_ROPE, K_KV_WRITE, K_ATTENTION, K_SWIGLU, K_ADD };
+
+/* One op goes out: count it, and fold its hash h into the step's signature. */
+static void count_op(sw_backend *be, uint64_t h) {
+    sw_be_count *c = &be->count;
+    c->stats.ops++;
+    if (!c->in_step) return;
+    c->step_ops++;
+    c->step_sig = mix(c->step_sig, h);
+}
+
+/* Remember sig in the sorted set of signatures seen (a failed allocation just
+ * leaves it out of the count). */
+static void note_signature(sw_be_count *c, uint64_t sig) {
+    uint32_t lo = 0, hi = c->stats.n_signatures;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (c->sigs[mid] < sig) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < c->stats.n_signatures && c->sigs[lo] == sig) return;
+    if (c->stats.n_signatures == c->cap_sigs) {
+        uint32_t cap = c->cap_sigs ? 2 * c->cap_sigs : 16;
+        uint64_t *p = realloc(c->sigs, (size_t)cap * sizeof *p);
+        if (!p) return;
+        c->sigs = p;
+        c->cap_sigs = cap;
+    }
+    memmove(c->sigs + lo + 1, c->sigs + lo, (size_t)(c->stats.n_signatures - lo) * sizeof *c->sigs);
+    c->sigs[lo] = sig;
+    c->stats.n_signatures++;
+}
+
+void sw_be_stats_get(const sw_backend *be, sw_be_stats *out) {
+    if (!out) return;
+    if (!be) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = be->count.stats;
+}
+
+void sw_be_stats_reset(sw_backend *be) {
+    if (!be) return;
+    memset(&be->count.stats, 0, sizeof be->count.stats);
+}
+
 /* --------------------------------------------------------- memory wrappers -- */
 
 sw_status sw_be_buf_alloc(sw_backend *be, size_t size, sw_buf_usage usage, sw_buffer **out,
@@ -353,12 +428,35 @@ void *sw_be_host_ptr(sw_backend *be, sw_buffer *buf) {
 
 sw_status sw_be_begin(sw_backend *be, sw_err *err) {
     TRY(check_be("begin", be, err));
+    be->count.in_step = true;
+    be->count.step_ops = 0;
+    be->count.step_sig = 0x5157u;
     return be->ops->begin ? be->ops->begin(be, err) : SW_OK;
 }
 
 sw_status sw_be_end(sw_backend *be, sw_err *err) {
     TRY(check_be("end", be, err));
+    sw_be_count *c = &be->count;
+    if (c->in_step) {
+        c->in_step = false;
+        c->stats.steps++;
+        c->stats.last_step_ops = c->step_ops;
+        c->stats.last_step_sig = mix(c->step_sig, c->step_ops);
+        note_signature(c, c->stats.last_step_sig);
+    }
     return be->ops->end ? be->ops->end(be, err) : SW_OK;
+}
+
+void *sw_be_host_alloc(sw_backend *be, size_t size) {
+    if (!be || !be->ops) return NULL;
+    if (be->ops->host_alloc) return be->ops->host_alloc(be, size);
+    return malloc(size ? size : 1);
+}
+
+void sw_be_host_free(sw_backend *be, void *p) {
+    if (!p || !be || !be->ops) return;
+    if (be->ops->host_free) be->ops->host_free(be, p);
+    else free(p);
 }
 
 /* ------------------------------------------------------------ op wrappers -- */
@@ -381,6 +479,7 @@ sw_status sw_be_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor
         return sw_err_set(err, SW_E_INVALID_ARG, "%s: out %s must be [%" PRId64 ", T] for table %s",
                           op, tdesc(out, d1, sizeof d1), table->ne[0], tdesc(table, d2, sizeof d2));
     TRY(check_index(op, "ids", ids, out->ne[1], err));
+    count_op(be, mix_t(mix_t(mix_t(K_GET_ROWS, table), ids), out));
     return be->ops->get_rows(be, table, ids, out, err);
 }
 
@@ -400,6 +499,7 @@ sw_status sw_be_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
     if (!(eps >= 0.0f) || !isfinite(eps))
         return sw_err_set(err, SW_E_INVALID_ARG, "%s: eps %g must be finite and >= 0", op,
                           (double)eps);
+    count_op(be, mix_f(mix_t(mix_t(mix_t(K_RMS_NORM, x), w), out), eps));
     return be->ops->rms_norm(be, x, w, eps, out, err);
 }
 
@@ -432,6 +532,7 @@ sw_status sw_be_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
         return sw_err_set(
             err, SW_E_UNSUPPORTED, "%s: the %s backend has no kernel for %s weights %s", op,
             sw_backend_name(be), sw_type_name((uint32_t)w->type), tdesc(w, d1, sizeof d1));
+    count_op(be, mix_t(mix_t(mix_t(mix_t(K_MATMUL, w), x), bias), out));
     return be->ops->matmul(be, w, x, bias, out, err);
 }
 
@@ -464,6 +565,10 @@ sw_status sw_be_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const s
                               "%s: freq_factors %s must have n_dims/2 = %d entries", op,
                               tdesc(p->freq_factors, d1, sizeof d1), p->n_dims / 2);
     }
+    uint64_t h = mix_t(mix_t(mix_t(K_ROPE, x), pos), p->freq_factors);
+    h = mix_f(mix_f(mix(mix(h, (uint64_t)p->n_dims), (uint64_t)p->mode), p->freq_base),
+              p->freq_scale);
+    count_op(be, h);
     return be->ops->rope(be, x, pos, p, err);
 }
 
@@ -493,6 +598,7 @@ sw_status sw_be_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
                           "%s: k %s must be [head_dim * n_head_kv, T] for cache %s", op,
                           tdesc(k, d1, sizeof d1), tdesc(k_cache, d2, sizeof d2));
     TRY(check_index(op, "slots", slots, k->ne[1], err));
+    count_op(be, mix_t(mix_t(mix_t(mix_t(mix_t(K_KV_WRITE, k), v), k_cache), v_cache), slots));
     return be->ops->kv_write(be, k, v, k_cache, v_cache, slots, err);
 }
 
@@ -557,6 +663,13 @@ sw_status sw_be_attention(sw_backend *be, const sw_tensor *q, const sw_tensor *k
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "%s: block_tables %s must be [max_blocks %d, n_seqs %d]", op,
                           tdesc(p->block_tables, d1, sizeof d1), p->max_blocks, p->n_seqs);
+    /* max_ctx is left out: it changes every decode step and only bounds scratch */
+    uint64_t h = mix_t(mix_t(mix_t(mix_t(K_ATTENTION, q), k_cache), v_cache), out);
+    h = mix_t(mix_t(mix_t(h, p->seq_start), p->pos), p->block_tables);
+    const int32_t iv[] = {p->n_head, p->n_head_kv, p->head_dim, p->block_size, p->n_seqs,
+                          p->max_blocks};
+    for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) h = mix(h, (uint64_t)iv[i]);
+    count_op(be, mix_f(h, p->scale));
     return be->ops->attention(be, q, k_cache, v_cache, p, out, err);
 }
 
@@ -574,6 +687,7 @@ sw_status sw_be_swiglu(sw_backend *be, const sw_tensor *gate, const sw_tensor *u
                        sw_err *err) {
     TRY(check_be("swiglu", be, err));
     TRY(check_elementwise("swiglu", "gate", gate, "up", up, out, err));
+    count_op(be, mix_t(mix_t(mix_t(K_SWIGLU, gate), up), out));
     return be->ops->swiglu(be, gate, up, out, err);
 }
 
@@ -588,6 +702,7 @@ sw_status sw_be_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_t
                     sw_err *err) {
     TRY(check_be("add", be, err));
     TRY(check_elementwise("add", "a", a, "b", b, out, err));
+    count_op(be, mix_t(mix_t(mix_t(K_ADD, a), b), out));
     return be->ops->add(be, a, b, out, err);
 }
 
@@ -671,54 +786,8 @@ sw_status sw_be_check_encoder_ops(sw_backend *be, sw_err *err) {
 
 /* ---------------------------------------------------- logits (host default) -- */
 
-/* One row: stats in double (a vocabulary of 150k terms summed in float loses
- * ~1e-3 relative), top k by insertion into a sorted list (k is small; a new
- * entry must beat the current k-th, which most of the vocabulary does not).
- * Ties keep the lower id first; NaN logits are ignored. */
-static void summarize_row(const float *l, int64_t V, int32_t k, sw_logits_stats *st, int32_t *ids,
-                          float *lps) {
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < V; j++)
-        if (l[j] > mx) mx = l[j];
-    double se = 0.0, sel = 0.0;
-    if (isfinite(mx)) {
-        for (int64_t j = 0; j < V; j++) {
-            if (isnan(l[j])) continue;
-            double e = exp((double)l[j] - (double)mx);
-            se += e;
-            if (e > 0) sel += e * ((double)l[j] - (double)mx); /* -inf logit: 0 * -inf */
-        }
-    }
-    double lse = isfinite(mx) ? (double)mx + log(se) : (double)mx;
-    st->max = mx;
-    st->logsumexp = (float)lse;
-    /* H = -sum p log p = lse - sum p l = log(se) - sum e (l - mx) / se */
-    st->entropy = isfinite(mx) ? (float)(log(se) - sel / se) : 0.0f;
-    if (k <= 0) return;
-    int32_t n = 0;
-    for (int64_t j = 0; j < V; j++) {
-        float v = l[j];
-        if (isnan(v)) continue;
-        if (n == k && !(v > l[ids[k - 1]])) continue;
-        int32_t i = n < k ? n++ : k - 1;
-        while (i > 0 && v > l[ids[i - 1]]) {
-            ids[i] = ids[i - 1];
-            i--;
-        }
-        ids[i] = (int32_t)j;
-    }
-    for (int32_t i = 0; i < k; i++) {
-        if (i < n) {
-            lps[i] = (float)((double)l[ids[i]] - lse);
-        } else {
-            ids[i] = -1;
-            lps[i] = -INFINITY;
-        }
-    }
-}
-
 sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
-                               sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
+                               sw_logits_stats *stats, int32_t *top_ids, float *top_logits,
                                sw_err *err) {
     const char *op = "logits_summary";
     char d1[96];
@@ -731,11 +800,11 @@ sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t 
     if (k < 0 || k > logits->ne[0])
         return sw_err_set(err, SW_E_INVALID_ARG, "%s: k %d out of [0, V = %" PRId64 "]", op, k,
                           logits->ne[0]);
-    if (k > 0 && (!top_ids || !top_logprobs))
-        return sw_err_set(err, SW_E_INVALID_ARG, "%s: k = %d needs top_ids and top_logprobs", op,
-                          k);
+    if (k > 0 && (!top_ids || !top_logits))
+        return sw_err_set(err, SW_E_INVALID_ARG, "%s: k = %d needs top_ids and top_logits", op, k);
+    be->count.stats.ops++;
     if (be->ops->logits_summary)
-        return be->ops->logits_summary(be, logits, k, stats, top_ids, top_logprobs, err);
+        return be->ops->logits_summary(be, logits, k, stats, top_ids, top_logits, err);
 
     int64_t V = logits->ne[0], R = logits->ne[1];
     uint8_t *host = sw_be_host_ptr(be, logits->buf);
@@ -760,8 +829,8 @@ sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t 
             }
             l = row;
         }
-        summarize_row(l, V, k, &stats[r], k > 0 ? top_ids + r * k : NULL,
-                      k > 0 ? top_logprobs + r * k : NULL);
+        sw_logits_row_stats(l, V, k, &stats[r], k > 0 ? top_ids + r * k : NULL,
+                            k > 0 ? top_logits + r * k : NULL);
     }
     free(row);
     return SW_OK;

@@ -95,12 +95,31 @@ typedef struct sw_attn_params {
 } sw_attn_params;
 
 /* Per-row summary of a logits matrix, for the sampler and confidence monitor
- * without moving whole vocabularies off the device. */
+ * without moving whole vocabularies off the device (runtime/logits.h has the
+ * host implementation, which the sampler shares bit for bit). */
 typedef struct sw_logits_stats {
-    float max;        /* largest logit */
-    float logsumexp;  /* log sum_j exp(logit_j) */
+    float max;        /* largest logit (NaN logits are ignored) */
+    float logsumexp;  /* (float) log_z */
     float entropy;    /* nats, of softmax(logits) */
+    int32_t n_nan;    /* NaN logits in the row (the sampler refuses such a row) */
+    double sum_exp;   /* sum_j exp(logit_j - max) */
+    double log_z;     /* max + log(sum_exp): logprob(j) = logit_j - log_z */
 } sw_logits_stats;
+
+/* Counters the sw_be_* wrappers keep for every backend (sw_be_stats_get):
+ * how many ops a step issues, and how many different steps there were. A
+ * step's signature hashes what a recorded step depends on: each op's kind,
+ * its tensors (buffer, offset, type, shape, strides) and its parameters,
+ * except sw_attn_params.max_ctx (only a scratch bound). Two steps with the
+ * same signature are the same launches on the same addresses: a CUDA graph
+ * captured from one replays the other. */
+typedef struct sw_be_stats {
+    uint64_t steps;         /* completed sw_be_begin .. sw_be_end pairs */
+    uint64_t ops;           /* ops issued (inside steps or not) */
+    uint32_t last_step_ops; /* ops of the last completed step */
+    uint32_t n_signatures;  /* distinct step signatures since the last reset */
+    uint64_t last_step_sig; /* signature of the last completed step */
+} sw_be_stats;
 
 typedef struct sw_backend_ops {
     const char *name; /* "cpu", "cuda", "vulkan" */
@@ -171,10 +190,11 @@ typedef struct sw_backend_ops {
     sw_status (*softcap)(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
                          sw_err *err);
     /* optional: per row of logits [V, R], write stats (host array [R]) and the
-     * top k ids/logprobs (host arrays [R * k]); default downloads the logits and
-     * computes on the host. */
+     * top k ids and their raw logits (host arrays [R * k], best first: logit
+     * descending, then id ascending); outside a step. Default: the host math of
+     * runtime/logits.h, on the logits in place (host memory) or downloaded. */
     sw_status (*logits_summary)(sw_backend *be, const sw_tensor *logits, int32_t k,
-                                sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
+                                sw_logits_stats *stats, int32_t *top_ids, float *top_logits,
                                 sw_err *err);
 
     /* ---- encoder ops (BERT); optional: NULL = SW_E_UNSUPPORTED ---- */
@@ -187,12 +207,27 @@ typedef struct sw_backend_ops {
     sw_status (*gelu)(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err);
     /* attention honours sw_attn_params.non_causal */
     bool non_causal_attention;
+    /* optional: host memory that transfers to and from the device fastest
+     * (CUDA: pinned); default malloc / free. */
+    void *(*host_alloc)(sw_backend *be, size_t size);
+    void (*host_free)(sw_backend *be, void *p);
 } sw_backend_ops;
+
+/* What the wrappers count (backend.c); zero-initialised with the backend. */
+typedef struct sw_be_count {
+    sw_be_stats stats;
+    bool in_step;
+    uint32_t step_ops;
+    uint64_t step_sig;
+    uint64_t *sigs; /* distinct signatures seen, sorted; owned */
+    uint32_t cap_sigs;
+} sw_be_count;
 
 /* Every backend struct starts with this header. */
 struct sw_backend {
     const sw_backend_ops *ops;
     int32_t n_threads; /* CPU threads the backend may use */
+    sw_be_count count; /* the wrappers' counters; backends leave it alone */
 };
 
 /* ---- creation ---- */
@@ -252,8 +287,16 @@ sw_status sw_be_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *ou
 sw_status sw_be_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
                         sw_err *err);
 sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
-                               sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
+                               sw_logits_stats *stats, int32_t *top_ids, float *top_logits,
                                sw_err *err);
+/* Host memory for transfers (pinned on CUDA); NULL when out of memory. Free
+ * with sw_be_host_free on the same backend (NULL is a no-op). */
+void *sw_be_host_alloc(sw_backend *be, size_t size);
+void sw_be_host_free(sw_backend *be, void *p);
+
+/* The counters above; reset zeroes them and forgets the signatures seen. */
+void sw_be_stats_get(const sw_backend *be, sw_be_stats *out);
+void sw_be_stats_reset(sw_backend *be);
 
 /* Host pointer of a CPU buffer (NULL for device buffers); used by tests and by
  * the CPU implementation. */

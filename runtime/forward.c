@@ -98,6 +98,17 @@ static sw_status validate_batch(const sw_model *m, const sw_kv_cache *kv, const 
         s->max_blocks = SW_MAX(s->max_blocks, need);
         s->max_ctx = SW_MAX(s->max_ctx, b->pos[t1 - 1] + 1);
     }
+    if (b->block_table_cap > 0) {
+        if (b->block_table_cap < s->max_blocks)
+            return sw_err_set(err, SW_E_RANGE,
+                              "batch: block_table_cap %d is below the %d blocks a sequence needs",
+                              b->block_table_cap, s->max_blocks);
+        s->max_blocks = b->block_table_cap;
+    } else {
+        int32_t w = 1; /* a power of two: the width changes rarely as contexts grow */
+        while (w < s->max_blocks) w *= 2;
+        s->max_blocks = w;
+    }
     s->T = b->n_tokens;
     s->S = b->n_seqs;
     s->R = b->all_logits ? b->n_tokens : b->n_seqs;
@@ -504,11 +515,51 @@ static arch_step_fn arch_step(sw_arch arch) {
     return NULL;
 }
 
-sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
-                           sw_err *err) {
+/* Download, or summarize, the rows of logits: one call per run of rows that
+ * want the same. */
+static sw_status hand_back(sw_model *m, const step *s, const sw_logits_out *o, sw_err *err) {
+    const size_t V = (size_t)m->cfg.n_vocab;
+    for (int32_t r0 = 0; r0 < s->R;) {
+        const bool full = !o->full_rows || o->full_rows[r0];
+        int32_t r1 = r0 + 1;
+        while (r1 < s->R && (!o->full_rows || o->full_rows[r1]) == full) r1++;
+        sw_status st;
+        if (full) {
+            st = sw_model_last_logits(m, r0, r1 - r0, o->full + (size_t)r0 * V, err);
+        } else {
+            sw_tensor rows = sw_tensor_rows(&s->logits, r0, r1 - r0);
+            st = sw_be_logits_summary(m->be, &rows, o->k, o->stats + r0,
+                                      o->top_ids + (size_t)r0 * (size_t)o->k,
+                                      o->top_logits + (size_t)r0 * (size_t)o->k, err);
+        }
+        if (st != SW_OK) return st;
+        r0 = r1;
+    }
+    return SW_OK;
+}
+
+/* The logits output makes sense: arrays for what it asks for. */
+static sw_status check_out(const sw_model *m, const step *s, const sw_logits_out *o, sw_err *err) {
+    bool any_summary = false, any_full = !o->full_rows;
+    for (int32_t r = 0; o->full_rows && r < s->R; r++) {
+        any_summary |= !o->full_rows[r];
+        any_full |= o->full_rows[r] != 0;
+    }
+    if ((any_summary && (o->k < 1 || o->k > m->cfg.n_vocab || !o->stats || !o->top_ids ||
+                         !o->top_logits)) ||
+        (any_full && !o->full))
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "sw_model_forward: logits output: k %d (1..%lld) with stats and top "
+                          "arrays for summarized rows, a host array for whole rows",
+                          o->k, (long long)m->cfg.n_vocab);
+    return SW_OK;
+}
+
+sw_status sw_model_forward_out(sw_model *m, sw_kv_cache *kv, const sw_batch *b,
+                               const sw_logits_out *out, sw_err *err) {
     if (!m || !kv || !b)
         return sw_err_set(err, SW_E_INVALID_ARG, "sw_model_forward: NULL argument");
-    if (logits && m->cfg.embed_only)
+    if (out && m->cfg.embed_only)
         return sw_err_set(err, SW_E_UNSUPPORTED,
                           "sw_model_forward: %s is an embedding model (%s): it has no LM head "
                           "to give logits",
@@ -519,6 +570,8 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     memset(&s, 0, sizeof s);
     sw_status st = validate_batch(m, kv, b, &s, err);
     if (st != SW_OK) return st;
+    if (out && (st = check_out(m, &s, out, err)) != SW_OK) return st;
+    m->rs.logits.buf = NULL;
     if ((st = stage_indices(m, kv, b, &s, err)) != SW_OK) return st;
     if ((st = prepare_activations(m, &s, err)) != SW_OK) return st;
 
@@ -526,7 +579,7 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
     if (!run)
         return sw_err_set(err, SW_E_UNSUPPORTED, "forward: no forward pass for architecture %s",
                           m->cfg.arch_name);
-    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL, NULL, logits != NULL};
+    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL, NULL, out != NULL};
     if ((st = sw_be_begin(m->be, err)) != SW_OK) return st;
     st = run(&f);
     if (st != SW_OK) {
@@ -535,11 +588,27 @@ sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, floa
         return sw_err_wrap(err, st, "forward");
     }
     if ((st = sw_be_end(m->be, err)) != SW_OK) return st;
-    size_t n = (size_t)s.R * (size_t)m->cfg.n_vocab * sizeof(float);
-    if (logits &&
-        (st = sw_be_download(m->be, s.logits.buf, s.logits.offset, logits, n, err)) != SW_OK)
-        return st;
+    if (out) m->rs.logits = s.logits;
+    if (out && (st = hand_back(m, &s, out, err)) != SW_OK) return st;
     if (!b->hidden) return SW_OK;
-    n = (size_t)s.T * (size_t)m->cfg.n_embd * sizeof(float);
+    size_t n = (size_t)s.T * (size_t)m->cfg.n_embd * sizeof(float);
     return sw_be_download(m->be, f.hidden->buf, f.hidden->offset, b->hidden, n, err);
+}
+
+sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
+                           sw_err *err) {
+    sw_logits_out o = {.full = logits};
+    return sw_model_forward_out(m, kv, b, logits ? &o : NULL, err);
+}
+
+sw_status sw_model_last_logits(sw_model *m, int32_t r0, int32_t n, float *dst, sw_err *err) {
+    if (!m || !dst) return sw_err_set(err, SW_E_INVALID_ARG, "sw_model_last_logits: NULL argument");
+    const sw_tensor *l = &m->rs.logits;
+    if (!l->buf) return sw_err_set(err, SW_E_INVALID_ARG, "sw_model_last_logits: no forward ran");
+    if (r0 < 0 || n < 0 || r0 + (int64_t)n > l->ne[1])
+        return sw_err_set(err, SW_E_RANGE, "sw_model_last_logits: rows [%d, %d + %d) of %lld", r0,
+                          r0, n, (long long)l->ne[1]);
+    size_t V = (size_t)l->ne[0];
+    return sw_be_download(m->be, l->buf, l->offset + (size_t)r0 * l->nb[1], dst,
+                          (size_t)n * V * sizeof(float), err);
 }

@@ -78,6 +78,12 @@ typedef struct sw_batch {
      * output matrix turns into logits; bert: the last layer's output). NULL:
      * not computed. */
     float *hidden;
+    /* Row length of the block tables the step hands the backend: every
+     * sequence's blocks, padded. 0: the longest sequence's need rounded up to a
+     * power of two. A caller that knows the longest context (the engine: n_ctx)
+     * passes its block count, so that the step's shapes, hence its signature
+     * (sw_be_stats), stay the same as sequences grow. */
+    int32_t block_table_cap;
 } sw_batch;
 
 /* logits: host array of n_seqs (or n_tokens when all_logits) rows of n_vocab;
@@ -88,6 +94,26 @@ typedef struct sw_batch {
  * the batch starts at position 0. */
 sw_status sw_model_forward(sw_model *m, sw_kv_cache *kv, const sw_batch *b, float *logits,
                            sw_err *err);
+
+/* What a forward hands back per row of logits: the whole row, or a summary made
+ * on the device (sw_be_logits_summary: statistics and the k best tokens) for a
+ * sampler that can draw from it (sw_sampler_sample_summary). sw_model_forward_out
+ * with out NULL wants no logits (as sw_model_forward with logits NULL). */
+typedef struct sw_logits_out {
+    const uint8_t *full_rows;  /* [R]: nonzero = download the row; NULL = every row */
+    float *full;               /* [R * n_vocab] host: row r at r * n_vocab (rows asked for) */
+    int32_t k;                 /* candidates per summarized row (1..n_vocab) */
+    sw_logits_stats *stats;    /* [R]: summarized rows */
+    int32_t *top_ids;          /* [R * k] */
+    float *top_logits;         /* [R * k] */
+} sw_logits_out;
+
+sw_status sw_model_forward_out(sw_model *m, sw_kv_cache *kv, const sw_batch *b,
+                               const sw_logits_out *out, sw_err *err);
+/* Rows [r0, r0 + n) of the last forward's logits into dst (host, n * n_vocab
+ * floats), e.g. for a row whose summary did not decide its draw. Valid until
+ * the next forward of this model. */
+sw_status sw_model_last_logits(sw_model *m, int32_t r0, int32_t n, float *dst, sw_err *err);
 
 #ifdef __cplusplus
 }

@@ -63,6 +63,7 @@ typedef struct sw_run_state {
     size_t idx_size;
     int32_t *host_idx;   /* staging copy of idx, same layout */
     size_t host_idx_size;
+    sw_tensor logits;    /* [n_vocab, R] of the last forward (buf NULL before one) */
 } sw_run_state;
 
 struct sw_model {

@@ -18,6 +18,8 @@
  * and then incrementally (only as many of the best tokens as the nucleus needs). */
 #include "sampler.h"
 
+#include "logits.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,6 @@ struct sw_sampler {
 
     sw_logit_bias *bias; /* own copy of p.logit_bias (p.logit_bias points here) */
     cand *cands; /* [n_vocab] scratch, reused by every sample call */
-    float *wbuf; /* [n_vocab] scratch: exp(logit - max) of the raw logits */
 };
 
 /* ---- RNG: xoshiro256** seeded through splitmix64 (public-domain algorithms by
@@ -154,7 +155,6 @@ sw_status sw_sampler_create(const sw_sampler_params *p, int32_t n_vocab, sw_samp
     s->n_vocab = n_vocab;
     s->counts = calloc((size_t)n_vocab, sizeof *s->counts);
     s->cands = malloc((size_t)n_vocab * sizeof *s->cands);
-    s->wbuf = malloc((size_t)n_vocab * sizeof *s->wbuf);
     s->p.logit_bias = NULL;
     if (p->n_logit_bias > 0 && (s->bias = malloc((size_t)p->n_logit_bias * sizeof *s->bias))) {
         memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof *s->bias);
@@ -164,7 +164,7 @@ sw_status sw_sampler_create(const sw_sampler_params *p, int32_t n_vocab, sw_samp
         s->hist_cap = p->repeat_last_n > 0 ? (size_t)p->repeat_last_n : 256;
         s->hist = malloc(s->hist_cap * sizeof *s->hist);
     }
-    if (!s->counts || !s->cands || !s->wbuf || (p->repeat_last_n != 0 && !s->hist) ||
+    if (!s->counts || !s->cands || (p->repeat_last_n != 0 && !s->hist) ||
         (p->n_logit_bias > 0 && !s->bias)) {
         sw_sampler_free(s);
         return sw_err_set(err, SW_E_NOMEM, "sampler: out of memory for n_vocab %d",
@@ -180,7 +180,6 @@ void sw_sampler_free(sw_sampler *s) {
     free(s->hist);
     free(s->counts);
     free(s->cands);
-    free(s->wbuf);
     free(s->bias);
     free(s);
 }
@@ -295,114 +294,69 @@ static void select_top(cand *c, size_t n, size_t k) {
     qsort(c + lo, hi - lo, sizeof *c, cmp_cand);
 }
 
-/* ---- exp ------------------------------------------------------------------------ */
-
-static inline uint32_t f2u(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-static inline float u2f(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* exp(x) for x <= 0, within ~2 ulp of the true value. Our own rather than libm's
- * so that (a) the loops over a 128k vocabulary vectorise (no calls, no branches)
- * and (b) weights, hence sampled tokens, are bit-identical on every IEEE-754
- * platform. x < -86 (and -inf) gives exactly 0: such a token weighs < 1e-37 of
- * the most likely one. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a
- * degree-7 Taylor polynomial (truncation < 1e-8 relative) scaled by 2^n. */
-static inline float exp_neg(float x) {
-    /* The clamp is done on the bit pattern: for x <= 0 (sign set), "x < -86" is
-     * "bits(x) > bits(-86)" as unsigned, -inf included. Float compares would keep
-     * GCC from vectorising under its default -ftrapping-math. */
-    const uint32_t lim = 0xC2AC0000u; /* bits of -86.0f */
-    const float magic = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer */
-    uint32_t xb = f2u(x);
-    uint32_t under = xb > lim && (xb >> 31) ? 0xFFFFFFFFu : 0u;
-    float xc = u2f((xb & ~under) | (lim & under));
-    float t = xc * 1.44269504f + magic;
-    float n = t - magic;
-    int32_t ni = (int32_t)(f2u(t) - f2u(magic));
-    float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    return u2f((f2u(p) + ((uint32_t)ni << 23)) & ~under);
-}
-
 /* ---- raw distribution statistics --------------------------------------------- */
 
-/* log Z, entropy and top-n of softmax(logits). Logits must be finite or -inf.
- * w[n] is scratch. */
-static sw_status raw_stats(const float *logits, int32_t n, int32_t n_top, float *w,
-                           sw_token_info *out, double *log_z, sw_err *err) {
-    float m = -INFINITY;
-    bool bad = false;
-    for (int32_t i = 0; i < n; i++) {
-        float l = logits[i];
-        bad |= (l != l) | (l == INFINITY);
-        m = l > m ? l : m;
+/* Entropy and top-n of the raw distribution into out, from a row's statistics
+ * and its best tokens (ids[0..n_top), raw logits tl[0..n_top)). */
+static void fill_raw(const sw_logits_stats *st, const int32_t *ids, const float *tl, int32_t n_top,
+                     sw_token_info *out) {
+    out->entropy = st->entropy;
+    out->n_top = n_top;
+    for (int32_t j = 0; j < n_top; j++) {
+        out->top_ids[j] = ids[j];
+        out->top_logprobs[j] = (float)((double)tl[j] - st->log_z);
     }
-    if (bad) {
+}
+
+/* log Z, entropy and top-n of softmax(logits) (runtime/logits.c, which the
+ * backends' host summary shares). Logits must be finite or -inf. */
+static sw_status raw_stats(const float *logits, int32_t n, int32_t n_top, sw_token_info *out,
+                           double *log_z, sw_err *err) {
+    sw_logits_stats st;
+    int32_t ids[SW_MAX_TOP_LOGPROBS];
+    float tl[SW_MAX_TOP_LOGPROBS];
+    int32_t k = n_top < n ? n_top : n;
+    sw_logits_row_stats(logits, n, k, &st, ids, tl);
+    if (st.n_nan > 0 || st.max == INFINITY) {
         for (int32_t i = 0; i < n; i++)
             if (isnan(logits[i]) || logits[i] == INFINITY)
                 return sw_err_set(err, SW_E_INVALID_ARG, "sampler: logit[%d] is %s", (int)i,
                                   isnan(logits[i]) ? "NaN" : "+inf");
     }
-    if (m == -INFINITY)
+    if (st.max == -INFINITY)
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "sampler: all %d logits are -inf; nothing can be sampled", (int)n);
-    /* exp in float (~2 ulp), accumulation in double: log Z and H come out good to
-     * ~1e-7 relative even for 128k terms. Zero-weight (masked) tokens are skipped
-     * so that 0 * -inf does not poison the entropy sum. */
-    for (int32_t i = 0; i < n; i++) w[i] = exp_neg(logits[i] - m);
-    double sum = 0.0, sum_el = 0.0;
-    for (int32_t i = 0; i < n; i++) {
-        if (w[i] == 0.0f) continue;
-        sum += (double)w[i];
-        sum_el += (double)w[i] * (double)(logits[i] - m);
-    }
-    double lz_rel = log(sum);
-    *log_z = (double)m + lz_rel;
-    /* H = -sum p log p = log S - (sum e*d)/S, with d = l - m */
-    double h = lz_rel - sum_el / sum;
-    out->entropy = (float)(h > 0.0 ? h : 0.0);
-
-    /* top-n: a small insertion-sorted list; most logits fail the first compare */
-    cand top[SW_MAX_TOP_LOGPROBS];
-    int32_t k = n_top < n ? n_top : n, have = 0;
-    for (int32_t i = 0; i < n && k > 0; i++) {
-        /* ids rise with i, so an equal logit never beats the current k-th */
-        if (have == k && logits[i] <= top[k - 1].logit) continue;
-        cand c = {i, logits[i]};
-        int32_t j = have < k ? have++ : k - 1;
-        while (j > 0 && before(&c, &top[j - 1])) {
-            top[j] = top[j - 1];
-            j--;
-        }
-        top[j] = c;
-    }
-    out->n_top = k;
-    for (int32_t j = 0; j < k; j++) {
-        out->top_ids[j] = top[j].id;
-        out->top_logprobs[j] = (float)((double)top[j].logit - *log_z);
-    }
+    *log_z = st.log_z;
+    fill_raw(&st, ids, tl, k, out);
     return SW_OK;
 }
 
 /* ---- pipeline stages --------------------------------------------------------- */
 
+/* Whether the penalties change any logit this draw. */
+static bool penalties_on(const sw_sampler *s) {
+    const sw_sampler_params *p = &s->p;
+    return s->hist_len > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f ||
+                               p->frequency_penalty != 0.0f);
+}
+
+/* The penalties of a token seen cnt > 0 times in the window. */
+static inline float penalise(const sw_sampler_params *p, float l, int32_t cnt) {
+    /* llama.cpp: shrink the logit towards "less likely" whatever its sign */
+    if (l > 0.0f) l /= p->repeat_penalty;
+    else if (l < 0.0f) l *= p->repeat_penalty;
+    /* OpenAI: subtract presence once and frequency per occurrence */
+    return l - ((float)cnt * p->frequency_penalty + p->presence_penalty);
+}
+
+/* The logit bias of one entry, added in list order (a ban is -inf and stays so). */
+static inline float bias_one(const sw_logit_bias *b, float l) {
+    return b->bias <= SW_LOGIT_BIAS_BAN ? -INFINITY : l + b->bias;
+}
+
 /* Copy logits into candidates (-inf where allow says no) with the logit bias
- * added (as llama.cpp, before the penalties; a ban is -inf and stays so), then
- * apply the penalties to tokens seen in the window. */
+ * added (as llama.cpp, before the penalties), then apply the penalties to
+ * tokens seen in the window. */
 static void fill_penalised(const sw_sampler *s, const float *logits, const uint8_t *allow) {
     const sw_sampler_params *p = &s->p;
     for (int32_t i = 0; i < s->n_vocab; i++)
@@ -412,23 +366,11 @@ static void fill_penalised(const sw_sampler *s, const float *logits, const uint8
             if (!allow[i]) s->cands[i].logit = -INFINITY;
     for (int32_t k = 0; k < p->n_logit_bias; k++) {
         const sw_logit_bias *b = &p->logit_bias[k];
-        float *l = &s->cands[b->id].logit;
-        *l = b->bias <= SW_LOGIT_BIAS_BAN ? -INFINITY : *l + b->bias;
+        s->cands[b->id].logit = bias_one(b, s->cands[b->id].logit);
     }
-    bool pen = s->hist_len > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f ||
-                                   p->frequency_penalty != 0.0f);
-    if (!pen) return;
-    for (int32_t i = 0; i < s->n_vocab; i++) {
-        int32_t cnt = s->counts[i];
-        if (cnt <= 0) continue;
-        float l = s->cands[i].logit;
-        /* llama.cpp: shrink the logit towards "less likely" whatever its sign */
-        if (l > 0.0f) l /= p->repeat_penalty;
-        else if (l < 0.0f) l *= p->repeat_penalty;
-        /* OpenAI: subtract presence once and frequency per occurrence */
-        l -= (float)cnt * p->frequency_penalty + p->presence_penalty;
-        s->cands[i].logit = l;
-    }
+    if (!penalties_on(s)) return;
+    for (int32_t i = 0; i < s->n_vocab; i++)
+        if (s->counts[i] > 0) s->cands[i].logit = penalise(p, s->cands[i].logit, s->counts[i]);
 }
 
 /* Keep the smallest prefix (in the total order) whose probability reaches top_p,
@@ -442,7 +384,7 @@ static size_t apply_top_p(cand *c, size_t n, size_t sorted, double top_p) {
         if (c[i].logit > m) m = c[i].logit;
     if (m == -INFINITY) return n; /* penalties overflowed everything: nothing to rank */
     double z = 0.0;
-    for (size_t i = 0; i < n; i++) z += (double)exp_neg(c[i].logit - m);
+    for (size_t i = 0; i < n; i++) z += (double)sw_exp_neg(c[i].logit - m);
     double target = top_p * z, cum = 0.0;
     size_t done = 0, chunk = 256;
     for (;;) {
@@ -453,7 +395,7 @@ static size_t apply_top_p(cand *c, size_t n, size_t sorted, double top_p) {
             sorted = want;
             chunk *= 4;
         }
-        cum += (double)exp_neg(c[done].logit - m);
+        cum += (double)sw_exp_neg(c[done].logit - m);
         done++;
         if (cum >= target || done == n) return done;
     }
@@ -480,11 +422,11 @@ static int32_t draw(sw_sampler *s, const cand *c, size_t n, double temp) {
     if (m == -INFINITY) return c[0].id; /* every weight is 0: no distribution to draw from */
     float inv_t = (float)(1.0 / temp);
     double z = 0.0;
-    for (size_t i = 0; i < n; i++) z += (double)exp_neg((c[i].logit - m) * inv_t);
+    for (size_t i = 0; i < n; i++) z += (double)sw_exp_neg((c[i].logit - m) * inv_t);
     double u = rng_uniform(s->rng) * z, cum = 0.0;
     int32_t last_ok = c[0].id;
     for (size_t i = 0; i < n; i++) {
-        double w = (double)exp_neg((c[i].logit - m) * inv_t);
+        double w = (double)sw_exp_neg((c[i].logit - m) * inv_t);
         if (w > 0.0) last_ok = c[i].id;
         cum += w;
         if (u < cum) return c[i].id;
@@ -527,7 +469,7 @@ static sw_status sample_impl(sw_sampler *s, const float *logits, const uint8_t *
     const sw_sampler_params *p = &s->p;
     memset(out, 0, sizeof *out);
     double log_z = 0.0;
-    sw_status st = raw_stats(logits, s->n_vocab, p->n_top_logprobs, s->wbuf, out, &log_z, err);
+    sw_status st = raw_stats(logits, s->n_vocab, p->n_top_logprobs, out, &log_z, err);
     if (st != SW_OK) return st;
     cand *c = s->cands;
     int32_t id = -1;
@@ -566,4 +508,145 @@ sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uin
 sw_status sw_sampler_sample_allowed(sw_sampler *s, const float *logits, const uint8_t *allow,
                                     sw_token_info *out, sw_err *err) {
     return sample_impl(s, logits, allow, true, out, err);
+}
+
+/* ---- sampling from a logits summary -------------------------------------------- */
+
+/* Whether the bias or the penalties could raise some token's logit: then a
+ * token outside any top-k summary could win, and only the full row decides. */
+static bool may_raise(const sw_sampler *s) {
+    const sw_sampler_params *p = &s->p;
+    if (p->repeat_last_n != 0 && (p->repeat_penalty < 1.0f || p->presence_penalty < 0.0f ||
+                                  p->frequency_penalty < 0.0f))
+        return true;
+    for (int32_t i = 0; i < p->n_logit_bias; i++)
+        if (p->logit_bias[i].bias > 0.0f) return true;
+    return false;
+}
+
+static bool top_k_on(const sw_sampler *s) {
+    return s->p.top_k > 0 && s->p.top_k < s->n_vocab;
+}
+
+/* Whether bias or penalties change any logit of the next draw. */
+static bool transforms_on(const sw_sampler *s) {
+    return s->p.n_logit_bias > 0 || penalties_on(s);
+}
+
+bool sw_sampler_needs_full_logits(const sw_sampler *s) {
+    if (!s) return true;
+    const sw_sampler_params *p = &s->p;
+    if (may_raise(s)) return true;
+    if (p->temperature <= 0.0f) return false;
+    if (top_k_on(s)) return p->top_k > SW_SAMPLER_SUMMARY_MAX_K - SW_SAMPLER_SUMMARY_SLACK;
+    /* no top-k: the nucleus / min-p cut needs the untransformed normaliser, and
+     * a plain temperature draw weighs every token */
+    return transforms_on(s) || (p->top_p >= 1.0f && p->min_p <= 0.0f);
+}
+
+int32_t sw_sampler_summary_k(const sw_sampler *s) {
+    const sw_sampler_params *p = &s->p;
+    int32_t k = SW_MAX(p->n_top_logprobs, 1);
+    if (p->temperature > 0.0f) k = SW_MAX(k, top_k_on(s) ? p->top_k : SW_SAMPLER_SUMMARY_NUCLEUS);
+    if (transforms_on(s)) k += SW_SAMPLER_SUMMARY_SLACK;
+    return SW_MIN(k, SW_SAMPLER_SUMMARY_MAX_K);
+}
+
+static int cmp_id(const void *pa, const void *pb) {
+    const cand *a = pa, *b = pb;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* The candidates after top-p / min-p without top-k (untransformed logits,
+ * c sorted in the total order, every token outside them at or below `bound`),
+ * as sample_masked would leave them; 0 when the summary cannot tell. */
+static size_t cut_untruncated(const sw_sampler *s, const sw_logits_stats *st, cand *c, size_t k,
+                              bool all, float bound) {
+    const sw_sampler_params *p = &s->p;
+    size_t n = k;
+    bool sorted = true;
+    if (p->top_p < 1.0f) {
+        /* apply_top_p over the whole vocabulary: its normaliser is sum_exp,
+         * summed in the same order from the same terms */
+        double target = (double)p->top_p * st->sum_exp, cum = 0.0;
+        size_t done = 0;
+        for (;;) {
+            if (done == k) return 0; /* the nucleus reaches past the summary */
+            cum += (double)sw_exp_neg(c[done].logit - st->max);
+            done++;
+            if (cum >= target || (all && done == k)) break;
+        }
+        n = done;
+    } else if (p->min_p > 0.0f) {
+        /* min-p over the whole vocabulary keeps index order */
+        double thr = (double)st->max + log((double)p->min_p);
+        if (!all && !((double)bound < thr)) return 0;
+        sorted = false;
+    }
+    if (p->min_p > 0.0f) n = apply_min_p(c, n, (double)p->min_p);
+    if (!sorted) qsort(c, n, sizeof *c, cmp_id);
+    return n;
+}
+
+sw_status sw_sampler_sample_summary(sw_sampler *s, const sw_logits_stats *st,
+                                    const int32_t *ids, const float *logits, int32_t k,
+                                    sw_token_info *out, sw_err *err) {
+    if (!s || !st || !out || k < 1 || !ids || !logits)
+        return sw_err_set(err, SW_E_INVALID_ARG, "sw_sampler_sample_summary: bad argument");
+    const sw_sampler_params *p = &s->p;
+#define UNDECIDED() \
+    sw_err_set(err, SW_E_RANGE, "sampler: the %d-token summary cannot decide this draw", (int)k)
+    /* a NaN or +inf row, or an all -inf one: the full row gives the error */
+    if (st->n_nan > 0 || !isfinite(st->max) || may_raise(s)) return UNDECIDED();
+    const bool all = k >= s->n_vocab;
+    if (all) k = s->n_vocab;
+    if (k < SW_MIN(p->n_top_logprobs, s->n_vocab)) return UNDECIDED();
+    /* every token outside the summary has a raw logit <= bound, hence (no
+     * transformation raises one) a transformed logit <= bound too; one equal
+     * to it has a larger id than the last candidate (the total order) */
+    const float bound = all ? -INFINITY : logits[k - 1];
+#define BEATS_OUTSIDE(x) \
+    (all || (x).logit > bound || ((x).logit == bound && (x).id <= ids[k - 1]))
+    cand *c = s->cands;
+    for (int32_t i = 0; i < k; i++) c[i] = (cand){ids[i], logits[i]};
+    const bool tr = transforms_on(s);
+    if (tr) {
+        for (int32_t b = 0; b < p->n_logit_bias; b++)
+            for (int32_t i = 0; i < k; i++)
+                if (c[i].id == p->logit_bias[b].id) c[i].logit = bias_one(&p->logit_bias[b], c[i].logit);
+        if (penalties_on(s))
+            for (int32_t i = 0; i < k; i++)
+                if (s->counts[c[i].id] > 0) c[i].logit = penalise(p, c[i].logit, s->counts[c[i].id]);
+    }
+    size_t n;
+    if (p->temperature <= 0.0f) {
+        size_t best = 0;
+        for (size_t i = 1; i < (size_t)k; i++)
+            if (before(&c[i], &c[best])) best = i;
+        if (c[best].logit == -INFINITY || !BEATS_OUTSIDE(c[best])) return UNDECIDED();
+        c[0] = c[best];
+        n = 1;
+    } else if (top_k_on(s)) {
+        if (tr) qsort(c, (size_t)k, sizeof *c, cmp_cand);
+        size_t tk = (size_t)p->top_k;
+        if (tk > (size_t)k || c[tk - 1].logit == -INFINITY || !BEATS_OUTSIDE(c[tk - 1]))
+            return UNDECIDED();
+        n = tk;
+        if (p->top_p < 1.0f) n = apply_top_p(c, n, n, (double)p->top_p);
+        if (p->min_p > 0.0f) n = apply_min_p(c, n, (double)p->min_p);
+    } else {
+        if (tr || (p->top_p >= 1.0f && p->min_p <= 0.0f)) return UNDECIDED();
+        if (!(n = cut_untruncated(s, st, c, (size_t)k, all, bound))) return UNDECIDED();
+    }
+#undef UNDECIDED
+#undef BEATS_OUTSIDE
+    memset(out, 0, sizeof *out);
+    fill_raw(st, ids, logits, SW_MIN(p->n_top_logprobs, s->n_vocab), out);
+    int32_t id = n == 1 && p->temperature <= 0.0f ? c[0].id : draw(s, c, n, (double)p->temperature);
+    float raw = -INFINITY;
+    for (int32_t i = 0; i < k; i++)
+        if (ids[i] == id) raw = logits[i];
+    out->id = id;
+    out->logprob = raw == -INFINITY ? -INFINITY : (float)((double)raw - st->log_z);
+    return SW_OK;
 }

@@ -7,6 +7,7 @@
 #ifndef SW_SAMPLER_H
 #define SW_SAMPLER_H
 
+#include "backend.h"
 #include "sw_base.h"
 
 #ifdef __cplusplus
@@ -80,6 +81,39 @@ sw_status sw_sampler_sample_masked(sw_sampler *s, const float *logits, const uin
  * (rejection sampling) samples exactly this distribution: constrained
  * decoding needs the full mask only after a rejection. */
 sw_status sw_sampler_sample_allowed(sw_sampler *s, const float *logits, const uint8_t *allow,
+                                    sw_token_info *out, sw_err *err);
+
+/* ---- sampling from a logits summary (sampling on the device) ----
+ * A backend can summarize a row of logits on the device (sw_be_logits_summary:
+ * the row's statistics and its k best tokens), so that only those numbers
+ * cross the bus. sw_sampler_sample_summary draws from such a summary exactly
+ * what sw_sampler_sample draws from the full row (same token, same RNG state
+ * after, the same reported logprobs up to how the backend computed log Z: bit
+ * for bit with the host summary of runtime/logits.c) whenever the summary
+ * decides the draw, and otherwise leaves the sampler untouched and returns
+ * SW_E_RANGE: then sample from the full row. */
+
+/* Most candidates sw_sampler_summary_k asks for; room kept for penalties and
+ * bans that push candidates down; candidates for top-p / min-p without top-k. */
+#define SW_SAMPLER_SUMMARY_MAX_K 256
+#define SW_SAMPLER_SUMMARY_SLACK 16
+#define SW_SAMPLER_SUMMARY_NUCLEUS 64
+
+/* Whether no summary can decide this sampler's draws, so it needs the full row:
+ * a positive logit bias or a penalty that can raise a logit (repeat_penalty < 1,
+ * negative presence / frequency penalty), a temperature draw over the whole
+ * vocabulary (no top_k, top_p or min_p), penalties or biases without top_k
+ * (the nucleus needs the transformed normaliser), or a top_k beyond what a
+ * summary holds. Grammar masks are the caller's to add (engine.c). */
+bool sw_sampler_needs_full_logits(const sw_sampler *s);
+/* Candidates a summary should carry for this sampler's next draw. */
+int32_t sw_sampler_summary_k(const sw_sampler *s);
+/* Sample from a summary of the raw logits: st, and the k best tokens ids[0..k)
+ * with their raw logits in the order logit descending, id ascending (as
+ * sw_be_logits_summary gives them). SW_E_RANGE (nothing changed) when the
+ * summary does not decide the draw. */
+sw_status sw_sampler_sample_summary(sw_sampler *s, const sw_logits_stats *st,
+                                    const int32_t *ids, const float *logits, int32_t k,
                                     sw_token_info *out, sw_err *err);
 
 #ifdef __cplusplus

@@ -143,7 +143,6 @@ struct sw_engine {
     const int32_t **b_tables;    /* [max_running] */
     int32_t *b_table_data;
     size_t cap_table_data;
-    float *logits;               /* [max_running * n_vocab] */
     float *hidden;               /* [budget * n_embd], from the first request that wants it */
     bool step_hidden;            /* this step computes hidden (into e->hidden) */
     /* Hidden-state sums of prompt blocks, keyed by the block's chain hash
@@ -154,6 +153,18 @@ struct sw_engine {
     uint64_t *hsum_key;
     double *hsum;                /* [n_hsum * n_embd] */
     int32_t n_hsum;
+    /* Logits of a step (plan_logits decides per row): whole rows
+     * (downloaded into host memory the backend transfers fastest), or a
+     * summary made on the device for samplers that can draw from one. */
+    float *logits;               /* [max_running * n_vocab], sw_be_host_alloc */
+    uint8_t *full_rows;          /* [max_running]: the row comes whole */
+    sw_logits_stats *sum_stats;  /* [max_running] */
+    int32_t *sum_ids;            /* [max_running * SW_SAMPLER_SUMMARY_MAX_K] */
+    float *sum_logits;           /* [max_running * SW_SAMPLER_SUMMARY_MAX_K] */
+    int32_t sum_k;               /* candidates per summarized row this step */
+    bool always_full;            /* params.full_logits */
+    uint64_t step_from_summary, step_from_full; /* this step's draws (scheduler thread) */
+    uint64_t n_from_summary, n_from_full;       /* all draws (under mu) */
     sw_token_info *sampled;      /* [max_running] */
     sw_status *sample_st;        /* [max_running] */
     sw_err sample_err;
@@ -732,6 +743,9 @@ static sw_status build_batch(sw_engine *e, sw_batch *b, sw_err *err) {
     b->seq_start = e->b_seq_start;
     b->block_tables = e->b_tables;
     b->n_blocks = e->b_nblocks;
+    /* tables as wide as the longest sequence can grow: the same step shapes
+     * as long as the batch's makeup stays (sw_be_stats signatures) */
+    b->block_table_cap = blocks_for(e, e->n_ctx);
     return SW_OK;
 }
 
@@ -1006,6 +1020,9 @@ static void apply_step(sw_engine *e) {
     e->g_seconds += e->step_g_seconds;
     e->step_g_tokens = e->step_g_masks = 0;
     e->step_g_seconds = 0;
+    e->n_from_summary += e->step_from_summary;
+    e->n_from_full += e->step_from_full;
+    e->step_from_summary = e->step_from_full = 0;
 }
 
 static void fail_step(sw_engine *e, const sw_err *err) {
@@ -1109,11 +1126,55 @@ static sw_status sample_grammar(sw_engine *e, seq *s, const float *row, sw_token
     return st;
 }
 
+/* Whether the next draw of s needs its whole row of logits rather than a
+ * device summary: constrained decoding masks the vocabulary (JSON mode, and
+ * any grammar mask), and some sampler settings (sw_sampler_needs_full_logits). */
+static bool needs_full_logits(const sw_engine *e, const seq *s) {
+    return e->always_full || s->json || s->gm || sw_sampler_needs_full_logits(s->sampler);
+}
+
+/* Before the forward (scheduler thread): which rows come whole, and how many
+ * candidates the summarized ones carry. Rows that sample nothing (a prefill
+ * chunk short of the prompt's end) take the cheap summary. */
+static void plan_logits(sw_engine *e, sw_logits_out *o) {
+    int32_t k = 1;
+    for (int32_t r = 0; r < e->n_plan; r++) {
+        const plan_entry *p = &e->plan[r];
+        const bool draws = p->sample && !p->s->no_generate;
+        e->full_rows[r] = draws && needs_full_logits(e, p->s);
+        if (draws && !e->full_rows[r]) k = SW_MAX(k, sw_sampler_summary_k(p->s->sampler));
+    }
+    e->sum_k = SW_MIN(k, e->n_vocab);
+    *o = (sw_logits_out){.full_rows = e->full_rows, .full = e->logits, .k = e->sum_k,
+                         .stats = e->sum_stats, .top_ids = e->sum_ids,
+                         .top_logits = e->sum_logits};
+}
+
+/* Draw row k's token from its summary; false when the summary does not decide
+ * the draw (the row is then downloaded whole into e->logits). */
+static bool sample_from_summary(sw_engine *e, int32_t k) {
+    const plan_entry *p = &e->plan[k];
+    size_t at = (size_t)k * (size_t)e->sum_k;
+    sw_status st = sw_sampler_sample_summary(p->s->sampler, &e->sum_stats[k], e->sum_ids + at,
+                                             e->sum_logits + at, e->sum_k, &e->sampled[k],
+                                             &e->sample_err);
+    if (st == SW_OK) {
+        sw_sampler_accept(p->s->sampler, e->sampled[k].id);
+        e->step_from_summary++;
+        return true;
+    }
+    e->sample_st[k] = sw_model_last_logits(e->model, k, 1, e->logits + (size_t)k * (size_t)e->n_vocab,
+                                           &e->sample_err);
+    return false;
+}
+
 static void sample_plan(sw_engine *e) {
     for (int32_t k = 0; k < e->n_plan; k++) {
         const plan_entry *p = &e->plan[k];
         e->sample_st[k] = SW_OK;
         if (!p->sample || p->s->no_generate) continue;
+        if (!e->full_rows[k] && (sample_from_summary(e, k) || e->sample_st[k] != SW_OK)) continue;
+        e->step_from_full++;
         const float *row = e->logits + (size_t)k * (size_t)e->n_vocab;
         const uint8_t *allow = NULL;
         if (p->s->gm) {
@@ -1188,6 +1249,7 @@ static void *sched_main(void *arg) {
             continue;
         }
         sw_batch b;
+        sw_logits_out lo;
         sw_err err = {{0}};
         sw_status st = build_batch(e, &b, &err);
         /* logits only when a sequence samples after this step */
@@ -1195,8 +1257,10 @@ static void *sched_main(void *arg) {
         for (int32_t k = 0; k < e->n_plan; k++)
             if (e->plan[k].sample && !e->plan[k].s->no_generate) want_logits = true;
         pthread_mutex_unlock(&e->mu);
-        if (st == SW_OK)
-            st = sw_model_forward(e->model, e->kv, &b, want_logits ? e->logits : NULL, &err);
+        if (st == SW_OK) {
+            plan_logits(e, &lo);
+            st = sw_model_forward_out(e->model, e->kv, &b, want_logits ? &lo : NULL, &err);
+        }
         if (st == SW_OK) sample_plan(e);
         pthread_mutex_lock(&e->mu);
         e->n_steps++;
@@ -1325,12 +1389,19 @@ sw_status sw_engine_create(sw_model *m, const sw_engine_params *params, sw_engin
     e->b_seq_start = malloc((mr + 1) * sizeof *e->b_seq_start);
     e->b_nblocks = malloc(mr * sizeof *e->b_nblocks);
     e->b_tables = malloc(mr * sizeof *e->b_tables);
-    if (!e->embed_only) e->logits = malloc(mr * (size_t)e->n_vocab * sizeof *e->logits);
+    if (!e->embed_only)
+        e->logits =
+            sw_be_host_alloc(sw_model_backend(m), mr * (size_t)e->n_vocab * sizeof *e->logits);
+    e->full_rows = malloc(mr);
+    e->sum_stats = malloc(mr * sizeof *e->sum_stats);
+    e->sum_ids = malloc(mr * SW_SAMPLER_SUMMARY_MAX_K * sizeof *e->sum_ids);
+    e->sum_logits = malloc(mr * SW_SAMPLER_SUMMARY_MAX_K * sizeof *e->sum_logits);
+    e->always_full = p.full_logits;
     e->sampled = malloc(mr * sizeof *e->sampled);
     e->sample_st = malloc(mr * sizeof *e->sample_st);
     if (!e->running || !e->plan || !e->b_tokens || !e->b_pos || !e->b_seq_start ||
-        !e->b_nblocks || !e->b_tables || (!e->logits && !e->embed_only) || !e->sampled ||
-        !e->sample_st ||
+        !e->b_nblocks || !e->b_tables || (!e->logits && !e->embed_only) || !e->full_rows ||
+        !e->sum_stats || !e->sum_ids || !e->sum_logits || !e->sampled || !e->sample_st ||
         !waiting_reserve(e, 64)) {
         st = sw_err_set(err, SW_E_NOMEM, "out of memory for the engine's step buffers");
         goto fail;
@@ -1374,10 +1445,14 @@ void sw_engine_free(sw_engine *e) {
     free(e->b_nblocks);
     free(e->b_tables);
     free(e->b_table_data);
-    free(e->logits);
+    sw_be_host_free(sw_model_backend(e->model), e->logits);
     free(e->hidden);
     free(e->hsum_key);
     free(e->hsum);
+    free(e->full_rows);
+    free(e->sum_stats);
+    free(e->sum_ids);
+    free(e->sum_logits);
     free(e->sampled);
     free(e->sample_st);
     free(e->pieces);
@@ -1492,6 +1567,8 @@ void sw_engine_stats_get(sw_engine *e, sw_engine_stats *o) {
     o->grammar_tokens = e->g_tokens;
     o->grammar_masks = e->g_masks;
     o->grammar_seconds = e->g_seconds;
+    o->sampled_from_summary = e->n_from_summary;
+    o->sampled_from_full = e->n_from_full;
     o->requests_finished = e->n_finished;
     pthread_mutex_unlock(&e->mu);
 }

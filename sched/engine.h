@@ -75,6 +75,9 @@ typedef struct sw_engine_params {
                                  Clamped to the training context and to the KV
                                  cache's capacity (a sequence must fit alone). */
     bool no_prefix_cache;     /* disable sharing of full prefix blocks */
+    /* Sample every token from its whole row of logits, never from the device
+     * summary (for tests and debugging: the results are the same). */
+    bool full_logits;
 } sw_engine_params;
 
 /* Fill p with the defaults above (all zero is also valid and means the same). */
@@ -223,6 +226,9 @@ typedef struct sw_engine_stats {
      * allowed), and the seconds spent in grammar work (checks and masks). */
     uint64_t grammar_tokens, grammar_masks;
     double grammar_seconds;
+    /* Tokens drawn from a device summary of the logits, and from whole rows
+     * (constrained decoding, samplers that need them, undecided summaries). */
+    uint64_t sampled_from_summary, sampled_from_full;
     uint64_t requests_finished;
 } sw_engine_stats;
 

@@ -28,6 +28,9 @@ if [[ $rc -eq 2 ]]; then pass "unknown subcommand -> 2"; else fail "unknown subc
 "$BENCH" model --bogus 1 >/dev/null 2>&1
 rc=$?
 if [[ $rc -eq 2 ]]; then pass "model --bogus -> 2"; else fail "model --bogus -> $rc"; fi
+"$BENCH" model -m x -b 0 >/dev/null 2>&1
+rc=$?
+if [[ $rc -eq 2 ]]; then pass "model -b 0 -> 2"; else fail "model -b 0 -> $rc"; fi
 
 MODEL="$TMP/test_bench_model-tiny.gguf"
 if ! "$MK" -o "$MODEL" --shape tiny --type q4_0 >/dev/null 2>&1; then
@@ -47,7 +50,19 @@ assert d["backend"] == "cpu" and d["threads"] == 1 and d["n_prompt"] == 16 and d
 assert d["pp_tok_s"] > 0 and d["tg_tok_s"] > 0 and d["weight_bytes"] > 0
 assert abs(d["tg_gbps"] - d["weight_bytes"] * d["tg_tok_s"] / 1e9) < 1e-6 * max(1, d["tg_gbps"])
 assert len(d["pp_tok_s_reps"]) == 2 and len(d["tg_tok_s_reps"]) == 2
+# the counters: every op of a step is one of the layer ops or one of the four
+# around them; the block tables have a fixed width, so every decode step of a
+# generation has the same signature
+assert d["batch"] == 1 and d["n_layer"] == 2
+assert d["ops_per_decode_step"] > 4 and (d["ops_per_decode_step"] - 4) % d["n_layer"] == 0
+assert d["step_signatures"] == 1
 ' "$out"; then pass "bench model --json fields"; else fail "bench model --json: $out"; fi
+        out=$("$BENCH" model -m "$MODEL" -p 0 -n 20 -b 4 --reps 1 --backend cpu --threads 1 --json 2>"$TMP/bench.err")
+        if python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["batch"] == 4 and d["step_signatures"] == 1 and d["tg_tok_s"] > 0
+' "$out"; then pass "bench model --batch 4"; else fail "bench model --batch 4: $out $(tail -3 "$TMP/bench.err")"; fi
     else
         if grep -q '"tg_tok_s"' <<<"$out"; then pass "bench model --json"; else fail "bench model --json: $out"; fi
     fi

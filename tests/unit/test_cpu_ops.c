@@ -461,6 +461,9 @@ static void test_logits_summary(void **state) {
             sel += exp(x[j] - lse) * (x[j] - lse);
         assert_true(st[r].max == (float)mx);
         assert_true(fabs(st[r].logsumexp - lse) <= 1e-6 * fabs(lse) + 1e-6);
+        assert_true(fabs(st[r].log_z - lse) <= 1e-6 * fabs(lse) + 1e-6);
+        assert_true(fabs(st[r].sum_exp - se) <= 1e-6 * se);
+        assert_int_equal(st[r].n_nan, 0);
         assert_true(fabs(st[r].entropy - (-sel)) <= 1e-5 * fabs(sel) + 1e-6);
         /* top k: strictly the k largest, in order */
         int64_t prev = -1;
@@ -470,7 +473,8 @@ static void test_logits_summary(void **state) {
             for (int64_t j = 0; j < V; j++)
                 above += x[j] > x[id];
             assert_int_equal(above, i);
-            assert_true(fabs(lps[r * k + i] - (x[id] - lse)) <= 1e-5);
+            assert_true(lps[r * k + i] == x[id]); /* the raw logit */
+            assert_true(fabs((lps[r * k + i] - st[r].log_z) - (x[id] - lse)) <= 1e-5);
             assert_true(id != prev);
             prev = id;
         }

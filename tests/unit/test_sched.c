@@ -18,7 +18,8 @@
  *   (g) the prompt's final hidden states (last token and mean) equal a direct
  *       sw_model_forward of the prompt alone, batched and chunked, through
  *       preemption, with the prefix cache on; delivered once, before the
- *       first token; no_generate ends after the prefill.
+ *       first token; no_generate ends after the prefill;
+ *   (h) sampling from the device summary of the logits = from whole rows.
  * Plus the block manager's reference counting and LRU eviction on its own. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,7 @@ typedef struct result {
     bool top1_not_chosen;  /* the sampled id is not the most likely one */
     int min_n_top, max_n_top;
     double t_queued, t_first, t_finished;
+    uint64_t info_hash;    /* of every token event's sw_token_info, bytewise */
     struct result *watch;  /* another request to sample at this one's first token */
     int watch_at_first;    /* watch->n_tokens then */
     int n_hidden;          /* SW_EVENT_HIDDEN events */
@@ -158,6 +160,8 @@ static void on_event(void *user, const sw_event *ev) {
         for (int k = 1; k < ti->n_top; k++)
             if (ti->top_logprobs[k] > ti->top_logprobs[k - 1]) r->bad_logprob = true;
         if (ti->n_top > 0 && ti->top_ids[0] != ti->id) r->top1_not_chosen = true;
+        const unsigned char *tb = (const unsigned char *)ti;
+        for (size_t k = 0; k < sizeof *ti; k++) r->info_hash = (r->info_hash ^ tb[k]) * 0x100000001b3ull;
         r->min_n_top = SW_MIN(r->min_n_top, ti->n_top);
         r->max_n_top = SW_MAX(r->max_n_top, ti->n_top);
         if (r->n_tokens == 0 && r->watch) {
@@ -1159,6 +1163,61 @@ static void test_seeded_sampling_through_preemption(void **state) {
     }
 }
 
+/* Sampling from the device summary of the logits (the default) gives the very
+ * token events (ids, logprobs, entropies, top logprobs, bit for bit) that
+ * sampling from whole rows gives, with several requests sharing each step; and
+ * the summary does decide the draws it can. */
+static void test_summary_sampling_equals_full(void **state) {
+    (void)state;
+    enum { N = 4, GEN = 24 };
+    prompt ps[N];
+    for (int i = 0; i < N; i++) make_prompt(&ps[i], 6 + 3 * i, 700 + (uint64_t)i);
+    result r[2][N];
+    sw_engine_stats st[2];
+    for (int full = 0; full < 2; full++) {
+        sw_engine_params p;
+        sw_engine_params_default(&p);
+        p.full_logits = full;
+        sw_engine *e = make_engine(&p);
+        for (int i = 0; i < N; i++) {
+            result_init(&r[full][i]);
+            sw_request q = greedy_request(&ps[i], GEN, &r[full][i]);
+            q.n_top_logprobs = 3;
+            q.sampling.seed = 50 + (uint64_t)i;
+            if (i == 1) q.sampling.temperature = 0.8f; /* defaults: top_k 40, top_p, min_p */
+            if (i == 2) {
+                q.sampling.temperature = 1.0f;
+                q.sampling.top_k = 0;
+                q.sampling.min_p = 0.0f;
+                q.sampling.top_p = 0.9f;
+            }
+            if (i == 3) {
+                q.sampling.temperature = 0.7f;
+                q.sampling.top_k = 8;
+                q.sampling.repeat_penalty = 1.2f;
+                q.sampling.repeat_last_n = 16;
+                q.sampling.presence_penalty = 0.3f;
+            }
+            assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+        }
+        for (int i = 0; i < N; i++) assert_true(wait_final(&r[full][i], 300));
+        sw_engine_stats_get(e, &st[full]);
+        check_idle(e);
+        sw_engine_free(e);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_same_output(&r[1][i], &r[0][i], i);
+        if (r[0][i].info_hash != r[1][i].info_hash)
+            fail_msg("request %d: token events differ between summary and full-row sampling", i);
+        result_destroy(&r[0][i]);
+        result_destroy(&r[1][i]);
+    }
+    assert_int_equal(st[1].sampled_from_summary, 0);
+    assert_int_equal(st[1].sampled_from_full, N * GEN);
+    assert_int_equal(st[0].sampled_from_summary + st[0].sampled_from_full, N * GEN);
+    assert_true(st[0].sampled_from_summary >= (uint64_t)(N - 1) * GEN);
+}
+
 /* ---- block manager ---------------------------------------------------------------- */
 
 /* ---- (g) hidden states of the prompt ---------------------------------------------- */
@@ -1463,6 +1522,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_submit_cancel_storm),
     cmocka_unit_test(test_preemption_equals_solo),
     cmocka_unit_test(test_seeded_sampling_through_preemption),
+    cmocka_unit_test(test_summary_sampling_equals_full),
     cmocka_unit_test(test_prefix_cache),
     cmocka_unit_test(test_burst_shares_prefix),
     cmocka_unit_test(test_stop_strings),

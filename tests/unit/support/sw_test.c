@@ -11,6 +11,10 @@
 
 #include "cpu_backend.h"
 #include "gguf.h"
+#ifdef SW_HAVE_CUDA
+#include "cuda_backend.h"
+#include "cuda_device.h"
+#endif
 
 double sw_test_urand(sw_test_rng *r) {
     r->s = r->s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -123,4 +127,31 @@ float *sw_test_dequant(const sw_gguf *g, const char *name, int64_t *ne0, int64_t
     if (ne0) *ne0 = t->ne[0];
     if (rows) *rows = nr;
     return out;
+}
+
+int sw_test_cuda_gate(void) {
+#ifdef SW_HAVE_CUDA
+    int n = 0;
+    sw_err err = {{0}};
+    sw_status st = sw_cuda_device_count(&n, &err);
+    if (st == SW_E_NOT_FOUND) { /* no driver, or no device */
+        printf("SKIP: no GPU: %s\n", err.msg);
+        return 77;
+    }
+    if (st != SW_OK) {
+        printf("FAIL: a GPU may be present but CUDA cannot use it: %s\n", err.msg);
+        return 1;
+    }
+    sw_backend *be = NULL;
+    if (sw_backend_cuda_create(0, &be, &err) != SW_OK) {
+        printf("FAIL: %d CUDA device(s) present, but the backend cannot be created: %s\n", n,
+               err.msg);
+        return 1;
+    }
+    sw_backend_free(be);
+    return 0;
+#else
+    printf("SKIP: built without CUDA (configure with -DSW_CUDA=ON)\n");
+    return 77;
+#endif
 }

@@ -54,4 +54,11 @@ char *sw_test_read_file(const char *path, size_t *len);
 struct sw_gguf;
 float *sw_test_dequant(const struct sw_gguf *g, const char *name, int64_t *ne0, int64_t *rows);
 
+/* Whether a CUDA test runs: 0 when a CUDA device is there and a backend can be
+ * made on it; 77 (after printing why: a skip) only when there is no GPU to
+ * test (built without CUDA, no NVIDIA driver, no device); 1 (after printing
+ * why: a failure) when a GPU is there but cannot be used — the driver is too
+ * old, enumeration fails otherwise, or creating the backend fails. */
+int sw_test_cuda_gate(void);
+
 #endif
