@@ -122,8 +122,6 @@ static void cuda_free(sw_backend *be) {
     cudaFreeHost(b->host_small);
     if (b->stream) cudaStreamDestroy(b->stream);
     free(b->ops);
-    free(b->prev);
-    free(b->gsig);
     free(b);
 }
 
@@ -147,6 +145,7 @@ extern "C" sw_status sw_backend_cuda_create(int32_t device, sw_backend **out, sw
     b->info = info;
     b->graphs = env_long("SW_CUDA_GRAPHS", 0, 0, 1) == 1;
     b->mmvq_max_t = (int)env_long("SW_CUDA_MMVQ_MAX_T", 8, 0, 8);
+    b->mmq_max_t = (int)env_long("SW_CUDA_MMQ_MAX_T", 128, 0, 1 << 20);
     b->dequant_tile_bytes = (size_t)env_long("SW_CUDA_DEQUANT_TILE_MB", 64, 1, 4096) << 20;
 
 #define CREATE_TRY(call)                                                           \
@@ -198,8 +197,15 @@ fail:
 extern "C" void sw_backend_cuda_graph_stats(const sw_backend *be, int64_t *captures,
                                             int64_t *replays) {
     const sw_cuda_backend *b = (const sw_cuda_backend *)be;
-    if (captures) *captures = b ? b->n_captures : 0;
-    if (replays) *replays = b ? b->n_replays : 0;
+    if (captures) *captures = b ? b->stats.captures : 0;
+    if (replays) *replays = b ? b->stats.replays : 0;
+}
+
+extern "C" void sw_backend_cuda_stats(const sw_backend *be, sw_cuda_stats *out) {
+    const sw_cuda_backend *b = (const sw_cuda_backend *)be;
+    if (!out) return;
+    if (b) *out = b->stats;
+    else memset(out, 0, sizeof *out);
 }
 
 // ------------------------------------------------------------------ memory --
@@ -211,7 +217,9 @@ static sw_status cuda_buf_alloc(sw_backend *be, size_t size, sw_buf_usage usage,
     if (st != SW_OK) return st;
     sw_buffer *buf = (sw_buffer *)calloc(1, sizeof *buf);
     if (!buf) return sw_err_set(err, SW_E_NOMEM, "cuda: cannot allocate a buffer descriptor");
-    size_t n = size ? size : 1;
+    // 64 bytes of slack: 16-byte loads of a buffer's last bytes may reach past
+    // them (swcu_ld_run32), and must stay inside the allocation.
+    size_t n = size + 64;
     cudaError_t e = cudaMalloc((void **)&buf->dptr, n);
     if (e != cudaSuccess) {
         free(buf);
@@ -440,9 +448,40 @@ static sw_status grow_sig(swcu_op **arr, int *cap, int n, sw_err *err) {
     return SW_OK;
 }
 
-static bool same_sig(const swcu_op *a, int na, const swcu_op *b, int nb) {
-    return na == nb && na > 0 && memcmp(a, b, (size_t)na * sizeof *a) == 0;
+// A step's signature: a 64-bit hash folded over every recorded op (what its
+// kernels receive: kind, resolved tensors, scalars, launch choices) as it is
+// recorded, plus the op count. Equal signatures mean the same launches with
+// the same arguments up to a hash collision (~2^-64 per pair of different
+// steps), and a hash is all that is kept per step (not a copy of the ops).
+static uint64_t sig_mix(uint64_t h, uint64_t v) {
+    h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
 }
+
+static uint64_t sig_words(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = (const uint8_t *)p;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = sig_mix(h, w);
+    }
+    return h;
+}
+
+// Only the tensors an op uses (p != NULL) and its scalars: most of the
+// SWCU_MAX_T slots are empty. The op's index is its place in the fold.
+static uint64_t op_hash(uint64_t h, const swcu_op *op) {
+    h = sig_mix(h, (uint64_t)op->kind);
+    for (int i = 0; i < SWCU_MAX_T; i++) {
+        h = sig_mix(h, (uint64_t)(uintptr_t)op->t[i].p);
+        if (op->t[i].p) h = sig_words(h, &op->t[i], sizeof op->t[i]);
+    }
+    h = sig_words(h, op->f, sizeof op->f);
+    return sig_words(h, op->i, sizeof op->i);
+}
+static_assert(sizeof(swcu_tensor) % 8 == 0 && sizeof(((swcu_op *)0)->f) % 8 == 0 &&
+                  sizeof(((swcu_op *)0)->i) % 8 == 0,
+              "op_hash folds whole 8-byte words");
 
 // Capture the recorded ops into a graph (updating the existing executable
 // when the topology allows), then launch it. On any failure the stream is
@@ -474,15 +513,10 @@ static sw_status capture_and_launch(sw_cuda_backend *b, sw_err *err) {
         }
     }
     cudaGraphDestroy(g);
-    if ((st = grow_sig(&b->gsig, &b->cap_gsig, b->n_ops, err)) != SW_OK) {
-        cudaGraphExecDestroy(b->gexec);
-        b->gexec = NULL;
-        return st;
-    }
-    memcpy(b->gsig, b->ops, (size_t)b->n_ops * sizeof *b->ops);
+    b->gsig = b->step_sig;
     b->n_gsig = b->n_ops;
     b->ggen = b->scratch_gen;
-    b->n_captures++;
+    b->stats.captures++;
     BE_TRY(cudaGraphLaunch(b->gexec, b->stream));
     return SW_OK;
 }
@@ -498,6 +532,7 @@ static sw_status cuda_begin(sw_backend *be, sw_err *err) {
     b->n_ops = 0;
     b->n_run = 0;
     b->step_scratch = 0;
+    b->step_sig = 0x51C0u;
     return SW_OK;
 }
 
@@ -507,13 +542,13 @@ static sw_status launch_step(sw_cuda_backend *b, sw_err *err) {
     sw_status st = swcu_ensure_scratch(b, b->step_scratch, err);
     if (st != SW_OK) return st;
     if (b->graphs && b->step_graphable && b->n_ops > 0) {
-        if (b->gexec && b->ggen == b->scratch_gen &&
-            same_sig(b->ops, b->n_ops, b->gsig, b->n_gsig)) {
+        if (b->gexec && b->ggen == b->scratch_gen && b->n_ops == b->n_gsig &&
+            b->step_sig == b->gsig) {
             BE_TRY(cudaGraphLaunch(b->gexec, b->stream));
-            b->n_replays++;
+            b->stats.replays++;
             return SW_OK;
         }
-        if (same_sig(b->ops, b->n_ops, b->prev, b->n_prev)) {
+        if (b->n_ops == b->n_prev && b->step_sig == b->prev) {
             sw_err cerr;
             if (capture_and_launch(b, &cerr) == SW_OK) return SW_OK;
             sw_log(SW_LOG_WARN, "cuda: graph capture failed, running eagerly: %s", cerr.msg);
@@ -544,14 +579,9 @@ static sw_status cuda_end(sw_backend *be, sw_err *err) {
         sw_err ignored; // the launch error is the one to report; clear any flag too
         sync_and_check(b, NULL, 0, &ignored);
     }
-    // remember this step's ops as the signature the next step is compared to
-    if (st == SW_OK && b->graphs && b->step_graphable &&
-        grow_sig(&b->prev, &b->cap_prev, b->n_ops, err) == SW_OK) {
-        memcpy(b->prev, b->ops, (size_t)b->n_ops * sizeof *b->ops);
-        b->n_prev = b->n_ops;
-    } else {
-        b->n_prev = 0;
-    }
+    // remember this step's signature for the next step to compare with
+    b->prev = b->step_sig;
+    b->n_prev = st == SW_OK && b->graphs && b->step_graphable ? b->n_ops : 0;
     b->n_ops = 0;
     b->n_run = 0;
     return st;
@@ -622,6 +652,7 @@ static sw_status submit(sw_cuda_backend *b, swcu_op *op, sw_err *err) {
         if ((st = grow_sig(&b->ops, &b->cap_ops, b->n_ops + 1, err)) != SW_OK) return st;
         op->index = b->n_ops;
         memcpy(&b->ops[b->n_ops++], op, sizeof *op);
+        b->step_sig = op_hash(b->step_sig, op);
         b->step_scratch = SW_MAX(b->step_scratch, op_scratch(b, op));
         return SW_OK;
     }
@@ -696,6 +727,9 @@ static sw_status cuda_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor
     if (x->ne[1] > INT32_MAX || w->ne[1] > INT32_MAX || w->ne[0] > INT32_MAX)
         return failed(b, sw_err_set(err, SW_E_UNSUPPORTED, "cuda matmul: dimensions over 2^31"));
     swcu_matmul_plan(b, &op);
+    int64_t *path_count[] = {&b->stats.mm_mmvq, &b->stats.mm_float, &b->stats.mm_cublas,
+                             &b->stats.mm_mmq};
+    (*path_count[op.i[0]])++;
     return submit(b, &op, err);
 }
 
@@ -754,9 +788,11 @@ static sw_status cuda_attention(sw_backend *be, const sw_tensor *q, const sw_ten
     op.i[SWCU_A_MAXBLOCKS] = p->max_blocks;
     op.i[SWCU_A_WINDOW] = p->window;
     op.f[0] = p->scale;
-    // max_ctx changes every decode step; only the split count derived from it
-    // (coarsely bucketed) enters the op, so graphs stay replayable.
-    REC_TRY(swcu_attention_plan(b, &op, p->max_ctx, err));
+    // max_ctx (which changes every decode step) stays out of the op: the
+    // split count comes from the tables' capacity, so graphs stay replayable.
+    REC_TRY(swcu_attention_plan(b, &op, err));
+    if (op.i[SWCU_A_SPLITS] > 1) b->stats.attn_split++;
+    if (op.i[SWCU_A_WARP]) b->stats.attn_warp++;
     return submit(b, &op, err);
 }
 
@@ -807,14 +843,32 @@ static sw_status cuda_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_
 
 static sw_status cuda_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
                                      sw_logits_stats *stats, int32_t *top_ids,
-                                     float *top_logprobs, sw_err *err) {
+                                     float *top_logits, sw_err *err) {
     sw_cuda_backend *b = cu(be);
     swcu_tensor lt;
     sw_status st = resolve("logits_summary", "logits", logits, &lt, err);
     if (st != SW_OK) return st;
     if ((st = enter(b, err)) != SW_OK) return st;
     if (b->in_step && b->n_ops > b->n_run && (st = flush_recorded(b, err)) != SW_OK) return st;
-    return swcu_logits_summary(b, &lt, k, stats, top_ids, top_logprobs, err);
+    return swcu_logits_summary(b, &lt, k, stats, top_ids, top_logits, err);
+}
+
+// Pinned host memory: transfers from it need no staging copy (the engine's
+// logits rows).
+static void *cuda_host_alloc(sw_backend *be, size_t size) {
+    sw_cuda_backend *b = cu(be);
+    if (cudaSetDevice(b->device) != cudaSuccess) return NULL;
+    void *p = NULL;
+    if (cudaHostAlloc(&p, size ? size : 1, cudaHostAllocDefault) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_host_free(sw_backend *be, void *p) {
+    (void)be;
+    cudaFreeHost(p);
 }
 
 static const sw_backend_ops k_cuda_ops = {
@@ -845,6 +899,8 @@ static const sw_backend_ops k_cuda_ops = {
     /* layer_norm */ NULL, // encoder (bert) ops not written for CUDA yet:
     /* gelu */ NULL,       // loading a bert model here says so
     /* non_causal_attention */ false,
+    /* host_alloc */ cuda_host_alloc,
+    /* host_free */ cuda_host_free,
 };
 
 static const sw_backend_ops *cuda_ops_table(void) { return &k_cuda_ops; }

@@ -16,9 +16,10 @@
  * later identical steps replay it. Off by default until verified on hardware.
  *
  * Other environment knobs (read at create): SW_CUDA_MMVQ_MAX_T (default 8):
- * the largest batch that uses the mat-vec kernels instead of dequantize +
- * cuBLAS; SW_CUDA_DEQUANT_TILE_MB (default 64): the f16 weight tile of the
- * cuBLAS path. */
+ * the largest batch that uses the mat-vec kernels; SW_CUDA_MMQ_MAX_T (default
+ * 128, 0 = off): the largest that uses the int8 tensor-core matmul on
+ * quantized weights (larger: dequantize + cuBLAS); SW_CUDA_DEQUANT_TILE_MB
+ * (default 64): the f16 weight tile of the cuBLAS path. */
 #ifndef SW_CUDA_BACKEND_H
 #define SW_CUDA_BACKEND_H
 
@@ -37,11 +38,29 @@ sw_status sw_backend_cuda_create(int32_t device, sw_backend **out, sw_err *err);
  * captured into a graph, and steps replayed from one. be must be a CUDA backend. */
 void sw_backend_cuda_graph_stats(const sw_backend *be, int64_t *captures, int64_t *replays);
 
+/* What the backend ran, for tests and benchmarks to see which paths their
+ * shapes took: graph captures and replays, matmuls by path (counted when
+ * recorded), attention ops whose key range was split (split + combine
+ * kernels) and those on the warp-per-key decode kernel. */
+typedef struct sw_cuda_stats {
+    int64_t captures, replays;
+    int64_t mm_mmvq, mm_mmq, mm_float, mm_cublas;
+    int64_t attn_split, attn_warp;
+} sw_cuda_stats;
+void sw_backend_cuda_stats(const sw_backend *be, sw_cuda_stats *out);
+
 /* Checks the per-type quant math of the CUDA kernels (the dequantize and
  * integer dot-product code in cuda_quant.cuh, compiled for the host) against
  * the reference dequantizers. Needs no GPU. SW_E_INTERNAL with the type, unit
  * and element at fault on a mismatch. */
 sw_status sw_cuda_quant_selftest(sw_err *err);
+
+/* Runs on the host what of the kernels' schedules does not need a GPU
+ * (cuda_kernels_selftest.cu): the 16-byte run loads' shifts, whole blocks of
+ * the int8 tensor-core matmul with the mma instruction emulated, and the
+ * decode attention's split / warp / lane-group schedule with its merges.
+ * SW_E_INTERNAL naming the case at fault. */
+sw_status sw_cuda_kernels_selftest(sw_err *err);
 
 #ifdef __cplusplus
 }

@@ -121,6 +121,47 @@ SWCU_HD uint32_t swcu_ld_u32_a4(const uint8_t *p) {
 }
 SWCU_HD int swcu_ld_i32_a4(const int8_t *p) { return (int)swcu_ld_u32_a4((const uint8_t *)p); }
 
+// ---- 32-byte runs with 16-byte loads ----
+// The K-quant blocks are 84, 110, 144, 176 and 210 bytes: a 32-byte run of
+// weights inside one starts on a 2-byte boundary only. The device reads the
+// 16-byte-aligned chunks that cover it (two, or three when it straddles) and
+// shifts the run out of them; the CUDA backend allocates 64 bytes of slack
+// after every buffer, so the third chunk of a buffer's last run stays inside
+// the allocation.
+//
+// v[0..8) = the 8 words starting `off` bytes (even, < 16) into u[0..12).
+SWCU_HD void swcu_run32_shift(const uint32_t u[12], int off, uint32_t v[8]) {
+    const int ws = off >> 2, sh = (off & 3) * 8; // sh is 0 or 16
+SWCU_UNROLL
+    for (int i = 0; i < 8; i++) {
+        // static indices only (a dynamic one would put u in local memory)
+        const uint32_t lo = ws == 0 ? u[i] : ws == 1 ? u[i + 1] : ws == 2 ? u[i + 2] : u[i + 3];
+        const uint32_t hi = ws == 0 ? u[i + 1] : ws == 1 ? u[i + 2] : ws == 2 ? u[i + 3] : u[i + 4];
+        v[i] = sh ? (lo >> 16) | (hi << 16) : lo;
+    }
+}
+
+// The 32 bytes at p (2-byte aligned) as 8 little-endian words.
+SWCU_HD void swcu_ld_run32(const uint8_t *p, uint32_t v[8]) {
+#ifdef __CUDA_ARCH__
+    const uintptr_t a = (uintptr_t)p;
+    const uint4 *b = (const uint4 *)(a & ~(uintptr_t)15);
+    const int off = (int)(a & 15);
+    const uint4 x0 = b[0], x1 = b[1];
+    uint32_t u[12] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w, 0u, 0u, 0u, 0u};
+    if (off) {
+        const uint4 x2 = b[2];
+        u[8] = x2.x;
+        u[9] = x2.y;
+        u[10] = x2.z;
+        u[11] = x2.w;
+    }
+    swcu_run32_shift(u, off, v);
+#else
+    memcpy(v, p, 32);
+#endif
+}
+
 // ---- integer SIMD ----
 // Sum of the four signed byte products of a and b, plus c.
 SWCU_HD int swcu_dp4a(int a, int b, int c) {

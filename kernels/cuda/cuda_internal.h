@@ -6,9 +6,12 @@
 // receive (resolved device addresses, shapes, strides, scalars, and launch
 // choices such as the attention split count). Two steps whose op arrays are
 // bytewise equal therefore launch identical kernels with identical arguments,
-// which is what makes replaying a captured CUDA graph safe (cuda_backend.cu).
-// Launchers must not read anything else that can change between steps,
-// except the backend's scratch (whose reallocation invalidates graphs).
+// which is what makes replaying a captured CUDA graph safe (cuda_backend.cu
+// compares hashes of the arrays). Launchers must not read anything else that
+// can change between steps, except the backend's scratch (whose reallocation
+// invalidates graphs); launch choices must not depend on anything that changes
+// every decode step (the attention split count depends on the block tables'
+// capacity, not on the current context length).
 #ifndef SW_CUDA_INTERNAL_H
 #define SW_CUDA_INTERNAL_H
 
@@ -16,6 +19,7 @@
 #include <cuda_runtime.h>
 
 #include "backend.h"
+#include "cuda_backend.h"
 #include "cuda_device.h"
 
 struct sw_buffer {
@@ -48,7 +52,7 @@ typedef enum swcu_op_kind {
 } swcu_op_kind;
 
 // matmul paths (i[0])
-enum { SWCU_MM_MMVQ = 0, SWCU_MM_MMV_FLOAT = 1, SWCU_MM_CUBLAS = 2 };
+enum { SWCU_MM_MMVQ = 0, SWCU_MM_MMV_FLOAT = 1, SWCU_MM_CUBLAS = 2, SWCU_MM_MMQ = 3 };
 
 // attention integer parameters (i[])
 enum {
@@ -61,6 +65,7 @@ enum {
     SWCU_A_SPLITS,   // key-range splits per (token, head group); 1 = no combine pass
     SWCU_A_GB,       // query heads per thread block (a divisor-free chunk of the GQA group)
     SWCU_A_WINDOW,   // sliding window in positions; 0 = the whole causal context
+    SWCU_A_WARP,     // 1: the warp-per-key decode kernel (cuda_attention.cu)
 };
 
 #define SWCU_MAX_T 7
@@ -113,18 +118,24 @@ typedef struct sw_cuda_backend {
     int n_run;           // ops[0, n_run) already ran (a transfer or free flushed them)
     size_t step_scratch; // max scratch any op of the step needs
 
-    // graphs (SW_CUDA_GRAPHS=1)
+    // graphs (SW_CUDA_GRAPHS=1); a signature is a hash of the recorded ops
+    // and their count (cuda_backend.cu, op_hash)
     bool graphs;
-    swcu_op *prev; // signature of the previous step
-    int n_prev, cap_prev;
-    swcu_op *gsig; // signature the instantiated graph was captured from
-    int n_gsig, cap_gsig;
+    uint64_t step_sig;  // of the step being recorded
+    uint64_t prev;      // of the previous step
+    int n_prev;         // its op count (0: it cannot be captured)
+    uint64_t gsig;      // of the step the instantiated graph was captured from
+    int n_gsig;
     cudaGraphExec_t gexec;
     uint64_t ggen; // scratch_gen at capture
     int64_t n_captures, n_replays;
 
+    // what ran (sw_backend_cuda_stats); counted when recorded
+    sw_cuda_stats stats;
+
     // tuning (environment, read at create)
     int mmvq_max_t;
+    int mmq_max_t;
     size_t dequant_tile_bytes;
 } sw_cuda_backend;
 
@@ -162,8 +173,7 @@ size_t swcu_matmul_scratch(const sw_cuda_backend *be, const swcu_op *op);
 size_t swcu_attention_scratch(const swcu_op *op);
 // Decisions made at record time (kept in the op so the signature covers them).
 void swcu_matmul_plan(const sw_cuda_backend *be, swcu_op *op);
-sw_status swcu_attention_plan(const sw_cuda_backend *be, swcu_op *op, int32_t max_ctx,
-                              sw_err *err);
+sw_status swcu_attention_plan(const sw_cuda_backend *be, swcu_op *op, sw_err *err);
 
 sw_status swcu_run_get_rows(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
 sw_status swcu_run_rms_norm(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
@@ -176,7 +186,7 @@ sw_status swcu_run_elementwise(sw_cuda_backend *be, const swcu_op *op, sw_err *e
 // Per-row logits statistics and top-k on the device (cuda_logits.cu). Runs at
 // once and waits; results land in the host arrays.
 sw_status swcu_logits_summary(sw_cuda_backend *be, const swcu_tensor *logits, int32_t k,
-                              sw_logits_stats *stats, int32_t *top_ids, float *top_logprobs,
+                              sw_logits_stats *stats, int32_t *top_ids, float *top_logits,
                               sw_err *err);
 // Grow be->scratch / be->host_small to at least n bytes (outside capture).
 sw_status swcu_ensure_scratch(sw_cuda_backend *be, size_t n, sw_err *err);
@@ -191,6 +201,10 @@ sw_status swcu_mmvq_legacy(int type, const uint8_t *w, int64_t ws, int64_t K, in
                            const int8_t *xq, const float2 *xds, int64_t T, float *out,
                            int64_t os, const float *bias, cudaStream_t st, const swcu_op *op,
                            sw_err *err);
+// 9..128 rows on the int8 tensor cores (cuda_mmq.cu); x quantized as above.
+sw_status swcu_mmq(int type, const uint8_t *w, int64_t ws, int64_t K, int64_t N,
+                   const int8_t *xq, const float2 *xds, int64_t T, float *out, int64_t os,
+                   const float *bias, cudaStream_t st, const swcu_op *op, sw_err *err);
 sw_status swcu_mmvq_k(int type, const uint8_t *w, int64_t ws, int64_t K, int64_t N,
                       const int8_t *xq, const float2 *xds, int64_t T, float *out, int64_t os,
                       const float *bias, cudaStream_t st, const swcu_op *op, sw_err *err);

@@ -5,7 +5,10 @@
 // - T <= mmvq_max_t (default 8), quantized W: quantize x to int8 groups, then
 //   the integer mat-vec (cuda_mmvq*.cu). Memory-bound: streams W once.
 // - T <= mmvq_max_t, F32/F16/BF16 W: f32 mat-vec (cuda_matvec.cu).
-// - larger T: tensor cores through cuBLAS. F16/BF16 W are used in place (x is
+// - mmvq_max_t < T <= mmq_max_t (default 128), quantized W: the same int8
+//   groups on the int8 tensor cores, straight from the quantized blocks
+//   (cuda_mmq.cu): W streams once, no f16 copy.
+// - larger T (or float W): tensor cores through cuBLAS. F16/BF16 W are used in place (x is
 //   converted to the same 16-bit type); F32 W run as an f32 GEMM (no TF32);
 //   quantized W are dequantized to f16 one tile of rows at a time into scratch
 //   (SW_CUDA_DEQUANT_TILE_MB, default 64 MiB) and each tile is one GemmEx
@@ -40,6 +43,7 @@ void swcu_matmul_plan(const sw_cuda_backend *be, swcu_op *op) {
     const swcu_tensor *w = &op->t[0], *x = &op->t[1];
     const int64_t T = x->ne[1];
     if (T <= be->mmvq_max_t) op->i[0] = is_float_type(w->type) ? SWCU_MM_MMV_FLOAT : SWCU_MM_MMVQ;
+    else if (T <= be->mmq_max_t && !is_float_type(w->type)) op->i[0] = SWCU_MM_MMQ;
     else op->i[0] = SWCU_MM_CUBLAS;
     op->i[1] = op->i[0] == SWCU_MM_CUBLAS && !is_float_type(w->type)
                    ? (int32_t)tile_rows(be, w->ne[0], w->ne[1])
@@ -51,7 +55,8 @@ size_t swcu_matmul_scratch(const sw_cuda_backend *be, const swcu_op *op) {
     const swcu_tensor *w = &op->t[0], *x = &op->t[1];
     const size_t K = (size_t)w->ne[0], T = (size_t)x->ne[1];
     switch (op->i[0]) {
-    case SWCU_MM_MMVQ: return align256(T * K) + align256(T * (K / 32) * sizeof(float2));
+    case SWCU_MM_MMVQ:
+    case SWCU_MM_MMQ: return align256(T * K) + align256(T * (K / 32) * sizeof(float2));
     case SWCU_MM_MMV_FLOAT: return 0;
     default:
         if (w->type == SW_TYPE_F32) return 0;
@@ -71,24 +76,39 @@ k_convert_x(const float *__restrict__ x, int64_t xs, int64_t K, uint16_t *__rest
                         : __half_as_ushort(__float2half_rn(v));
 }
 
-struct swcu_store_f16 {
+// Stores of one unit into the block's shared staging area (f16).
+struct swcu_store_sm {
     __half *o;
     SWCU_HD void operator()(int i, float v) const { o[i] = __float2half_rn(v); }
 };
 
-// Dequantize `rows` rows of W into an f16 tile [rows][K]: one thread per unit.
-// Bytes: reads rows * row_bytes, writes 2 * rows * K.
+// Dequantize `rows` rows of W into an f16 tile [rows][K]. A block takes
+// DQ_THREADS consecutive units of one row (whole quant blocks: DQ_THREADS is a
+// multiple of every type's units per block), one thread per unit, into shared
+// memory; then the block writes its stretch of the row, contiguous, with
+// coalesced 16-byte stores. Bytes: reads rows * row_bytes, writes 2 rows K.
 template <int TYPE>
 __global__ void __launch_bounds__(DQ_THREADS)
 k_dequant_f16(const uint8_t *__restrict__ w, uint64_t ws, int units, int ublocks, int64_t K,
               __half *__restrict__ tile) {
     typedef swcu_q<TYPE> Q;
+    constexpr int EPU = Q::QK / Q::UPB; // elements per unit
+    static_assert(DQ_THREADS % Q::UPB == 0, "k_dequant_f16: a block must take whole quant blocks");
+    __shared__ __align__(16) __half sm[DQ_THREADS * EPU];
     const int64_t r = blockIdx.x / ublocks;
-    const int u = (blockIdx.x % ublocks) * DQ_THREADS + threadIdx.x;
-    if (u >= units) return;
-    const int b = u / Q::UPB, iu = u % Q::UPB;
-    swcu_store_f16 st = {tile + r * K + (int64_t)b * Q::QK};
-    Q::dequant(w + (uint64_t)r * ws + (uint64_t)b * Q::BYTES, iu, st);
+    const int u0 = (blockIdx.x % ublocks) * DQ_THREADS, ul = threadIdx.x, u = u0 + ul;
+    const int n_units = min(DQ_THREADS, units - u0);
+    if (ul < n_units) {
+        const int b = u / Q::UPB, iu = u % Q::UPB;
+        swcu_store_sm st = {sm + (ul / Q::UPB) * Q::QK};
+        Q::dequant(w + (uint64_t)r * ws + (uint64_t)b * Q::BYTES, iu, st);
+    }
+    __syncthreads();
+    // n_units * EPU halves from element (u0 / UPB) * QK of the row; both are
+    // multiples of 8 halves (16 bytes), and so are K and the tile's base
+    uint4 *dst = (uint4 *)(tile + r * K + (int64_t)(u0 / Q::UPB) * Q::QK);
+    const uint4 *src = (const uint4 *)sm;
+    for (int c = threadIdx.x; c < n_units * EPU / 8; c += DQ_THREADS) dst[c] = src[c];
 }
 
 namespace {
@@ -176,11 +196,15 @@ sw_status swcu_run_matmul(sw_cuda_backend *be, const swcu_op *op, sw_err *err) {
     case SWCU_MM_MMV_FLOAT:
         return swcu_mmv_float(w->type, w->p, (int64_t)w->nb[1], K, N, (const float *)x->p, xs, T,
                               (float *)o->p, os, bp, be->stream, op, err);
-    case SWCU_MM_MMVQ: {
+    case SWCU_MM_MMVQ:
+    case SWCU_MM_MMQ: {
         int8_t *xq = (int8_t *)be->scratch;
         float2 *xds = (float2 *)(be->scratch + align256((size_t)T * (size_t)K));
         sw_status st = swcu_quantize_q8((const float *)x->p, xs, K, T, xq, xds, be->stream, op, err);
         if (st != SW_OK) return st;
+        if (op->i[0] == SWCU_MM_MMQ)
+            return swcu_mmq(w->type, w->p, (int64_t)w->nb[1], K, N, xq, xds, T, (float *)o->p, os,
+                            bp, be->stream, op, err);
         const bool kq = w->type == SW_TYPE_Q2_K || w->type == SW_TYPE_Q3_K ||
                         w->type == SW_TYPE_Q4_K || w->type == SW_TYPE_Q5_K || w->type == SW_TYPE_Q6_K;
         return (kq ? swcu_mmvq_k : swcu_mmvq_legacy)(w->type, w->p, (int64_t)w->nb[1], K, N, xq,

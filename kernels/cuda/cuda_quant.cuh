@@ -28,7 +28,9 @@
 // Alignment: a unit reads 32-bit words at offsets that are 4-byte aligned for
 // Q4_1, Q5_1, Q2_K, Q4_K, Q5_K (block sizes are multiples of 4) and only
 // 2-byte aligned for the others; the backend rejects weight tensors whose base
-// or row stride is not aligned to min(block bytes' lowest set bit, 4).
+// or row stride is not aligned to min(block bytes' lowest set bit, 4). The
+// K-quant mat-vec units read their 32-byte runs of quants with 16-byte loads
+// (swcu_ld_run32), whatever the run's alignment.
 #ifndef SW_CUDA_QUANT_CUH
 #define SW_CUDA_QUANT_CUH
 
@@ -90,6 +92,9 @@ SWCU_HD int swcu_spread4(uint32_t b) {
 // xds_st = the per-token strides (in int8s and float2s). Adds the unit's dot
 // product for tokens t < nt (nt <= NT) to acc[t].
 //
+// unpack32 (the int8 tensor-core matmul): one 32-element group of a block as
+// int8 values, integer scales per 16 and float factors (see each type).
+//
 // dequant: st(i, v) is called with every element i (index inside the block)
 // of unit u and its value, computed in exactly the reference's operation
 // order (swcu_fmul etc. are never fused), so the values are bit-identical to
@@ -130,6 +135,20 @@ SWCU_UNROLL
             st(j + 16, swcu_fmul((float)((q >> 4) - 8), d));
         }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        (void)g;
+        for (int j = 0; j < 16; j++) {
+            q[j] = (int8_t)((blk[2 + j] & 0x0F) - 8);
+            q[j + 16] = (int8_t)((blk[2 + j] >> 4) - 8);
+        }
+        sc[0] = sc[1] = 1;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = 0.0f;
+    }
 };
 
 template <> struct swcu_q<SW_TYPE_Q4_1> {
@@ -165,6 +184,20 @@ SWCU_UNROLL
             st(j, swcu_fadd(swcu_fmul((float)(q & 0x0F), d), m));
             st(j + 16, swcu_fadd(swcu_fmul((float)(q >> 4), d), m));
         }
+    }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        (void)g;
+        for (int j = 0; j < 16; j++) {
+            q[j] = (int8_t)(blk[4 + j] & 0x0F);
+            q[j + 16] = (int8_t)(blk[4 + j] >> 4);
+        }
+        sc[0] = sc[1] = 1;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = swcu_h2f(swcu_ld_u16(blk + 2));
     }
 };
 
@@ -206,6 +239,21 @@ SWCU_UNROLL
             st(j + 16, swcu_fmul((float)(hi - 16), d));
         }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        (void)g;
+        const uint32_t qh = swcu_ld_u32_a2(blk + 2);
+        for (int j = 0; j < 16; j++) {
+            q[j] = (int8_t)(((blk[6 + j] & 0x0F) | (int)(((qh >> j) & 1u) << 4)) - 16);
+            q[j + 16] = (int8_t)(((blk[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - 16);
+        }
+        sc[0] = sc[1] = 1;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = 0.0f;
+    }
 };
 
 template <> struct swcu_q<SW_TYPE_Q5_1> {
@@ -246,6 +294,21 @@ SWCU_UNROLL
             st(j + 16, swcu_fadd(swcu_fmul((float)hi, d), m));
         }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        (void)g;
+        const uint32_t qh = swcu_ld_u32_a4(blk + 4);
+        for (int j = 0; j < 16; j++) {
+            q[j] = (int8_t)((blk[8 + j] & 0x0F) | (int)(((qh >> j) & 1u) << 4));
+            q[j + 16] = (int8_t)((blk[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4));
+        }
+        sc[0] = sc[1] = 1;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = swcu_h2f(swcu_ld_u16(blk + 2));
+    }
 };
 
 template <> struct swcu_q<SW_TYPE_Q8_0> {
@@ -273,6 +336,17 @@ SWCU_UNROLL
         const float d = swcu_h2f(swcu_ld_u16(blk));
         for (int j = 0; j < 32; j++) st(j, swcu_fmul((float)(int8_t)blk[2 + j], d));
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        (void)g;
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)blk[2 + j];
+        sc[0] = sc[1] = 1;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = 0.0f;
+    }
 };
 
 // Q2_K: scales[16] @0, qs[64] @16, d @80, dmin @82. Unit = half hf: qs bytes
@@ -286,8 +360,7 @@ template <> struct swcu_q<SW_TYPE_Q2_K> {
         const float d = swcu_h2f(swcu_ld_u16(blk + 80)), dmin = swcu_h2f(swcu_ld_u16(blk + 82));
         const uint8_t *sc = blk + 8 * u;
         uint32_t v[8];
-SWCU_UNROLL
-        for (int i = 0; i < 8; i++) v[i] = swcu_ld_u32_a4(blk + 16 + 32 * u + 4 * i);
+        swcu_ld_run32(blk + 16 + 32 * u, v);
 SWCU_UNROLL
         for (int t = 0; t < NT; t++) {
             if (t >= nt) break;
@@ -326,6 +399,22 @@ SWCU_UNROLL
                        swcu_fsub(swcu_fmul(dl, (float)((q[16 * k + l] >> (2 * j)) & 3)), ml));
             }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    // group g = 32 elements 128 hf + 32 j + l: 2-bit q, a 4-bit scale and min per 16
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        const int hf = g >> 2, j = g & 3;
+        const float dmin = swcu_h2f(swcu_ld_u16(blk + 82));
+        for (int l = 0; l < 32; l++) q[l] = (int8_t)((blk[16 + 32 * hf + l] >> (2 * j)) & 3);
+        for (int h = 0; h < 2; h++) {
+            const int b = blk[8 * hf + 2 * j + h];
+            sc[h] = b & 0x0F;
+            mB[h] = -swcu_fmul(dmin, (float)(b >> 4));
+        }
+        *dA = swcu_h2f(swcu_ld_u16(blk + 80));
+    }
 };
 
 // Q3_K: hmask[32] @0, qs[64] @32, scales[12] @96, d @108. Like Q2_K; the third
@@ -338,11 +427,8 @@ template <> struct swcu_q<SW_TYPE_Q3_K> {
                              int64_t xq_st, int64_t xds_st, int nt, float *acc) {
         const float d = swcu_h2f(swcu_ld_u16(blk + 108));
         uint32_t v[8], hm[8];
-SWCU_UNROLL
-        for (int i = 0; i < 8; i++) {
-            v[i] = swcu_ld_u32_a2(blk + 32 + 32 * u + 4 * i);
-            hm[i] = swcu_ld_u32_a2(blk + 4 * i);
-        }
+        swcu_ld_run32(blk + 32 + 32 * u, v);
+        swcu_ld_run32(blk, hm);
         int sc[8];
 SWCU_UNROLL
         for (int k = 0; k < 8; k++) sc[k] = swcu_scale_q3_K(8 * u + k, blk + 96);
@@ -383,6 +469,20 @@ SWCU_UNROLL
             }
         }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    // group g = 32 elements 128 u + 32 j + l: q - 4 in -4..3, a signed 6-bit scale per 16
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        const int u = g >> 2, j = g & 3, m = 1 << (4 * u + j);
+        for (int l = 0; l < 32; l++)
+            q[l] = (int8_t)(((blk[32 + 32 * u + l] >> (2 * j)) & 3) - ((blk[l] & m) ? 0 : 4));
+        sc[0] = swcu_scale_q3_K(8 * u + 2 * j, blk + 96);
+        sc[1] = swcu_scale_q3_K(8 * u + 2 * j + 1, blk + 96);
+        *dA = swcu_h2f(swcu_ld_u16(blk + 108));
+        mB[0] = mB[1] = 0.0f;
+    }
 };
 
 // Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16. Unit p: qs bytes 32p..,
@@ -397,11 +497,12 @@ template <> struct swcu_q<SW_TYPE_Q4_K> {
         swcu_scale_min_k4(2 * u, blk + 4, &sa, &ma);
         swcu_scale_min_k4(2 * u + 1, blk + 4, &sb, &mb);
         int lo[8], hi[8];
+        uint32_t run[8];
+        swcu_ld_run32(blk + 16 + 32 * u, run);
 SWCU_UNROLL
         for (int i = 0; i < 8; i++) {
-            const uint32_t v = swcu_ld_u32_a4(blk + 16 + 32 * u + 4 * i);
-            lo[i] = (int)(v & 0x0F0F0F0Fu);
-            hi[i] = (int)((v >> 4) & 0x0F0F0F0Fu);
+            lo[i] = (int)(run[i] & 0x0F0F0F0Fu);
+            hi[i] = (int)((run[i] >> 4) & 0x0F0F0F0Fu);
         }
 SWCU_UNROLL
         for (int t = 0; t < NT; t++) {
@@ -432,6 +533,21 @@ SWCU_UNROLL
             st(64 * u + 32 + l, swcu_fsub(swcu_fmul(d2, (float)(q[l] >> 4)), m2));
         }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    // group g = sub-block g: nibbles of qs[32 (g / 2) ..], a 6-bit scale and min
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        const uint8_t *qs = blk + 16 + 32 * (g >> 1);
+        const int sh = 4 * (g & 1);
+        for (int l = 0; l < 32; l++) q[l] = (int8_t)((qs[l] >> sh) & 0x0F);
+        int s, m;
+        swcu_scale_min_k4(g, blk + 4, &s, &m);
+        sc[0] = sc[1] = s;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = -swcu_fmul(swcu_h2f(swcu_ld_u16(blk + 2)), (float)m);
+    }
 };
 
 // Q5_K: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48. As Q4_K; the
@@ -446,10 +562,12 @@ template <> struct swcu_q<SW_TYPE_Q5_K> {
         swcu_scale_min_k4(2 * u, blk + 4, &sa, &ma);
         swcu_scale_min_k4(2 * u + 1, blk + 4, &sb, &mb);
         int lo[8], hi[8];
+        uint32_t run[8], hrun[8];
+        swcu_ld_run32(blk + 48 + 32 * u, run);
+        swcu_ld_run32(blk + 16, hrun);
 SWCU_UNROLL
         for (int i = 0; i < 8; i++) {
-            const uint32_t v = swcu_ld_u32_a4(blk + 48 + 32 * u + 4 * i);
-            const uint32_t h = swcu_ld_u32_a4(blk + 16 + 4 * i);
+            const uint32_t v = run[i], h = hrun[i];
             lo[i] = (int)((v & 0x0F0F0F0Fu) | (((h >> (2 * u)) & 0x01010101u) << 4));
             hi[i] = (int)(((v >> 4) & 0x0F0F0F0Fu) | (((h >> (2 * u + 1)) & 0x01010101u) << 4));
         }
@@ -485,6 +603,22 @@ SWCU_UNROLL
                swcu_fsub(swcu_fmul(d2, (float)((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0))), m2));
         }
     }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    // as Q4_K; the fifth bit of element l of sub-block g is bit g of qh[l]
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        const uint8_t *qs = blk + 48 + 32 * (g >> 1), *qh = blk + 16;
+        const int sh = 4 * (g & 1);
+        for (int l = 0; l < 32; l++)
+            q[l] = (int8_t)(((qs[l] >> sh) & 0x0F) | (((qh[l] >> g) & 1) << 4));
+        int s, m;
+        swcu_scale_min_k4(g, blk + 4, &s, &m);
+        sc[0] = sc[1] = s;
+        *dA = swcu_h2f(swcu_ld_u16(blk));
+        mB[0] = mB[1] = -swcu_fmul(swcu_h2f(swcu_ld_u16(blk + 2)), (float)m);
+    }
 };
 
 // Q6_K: ql[128] @0, qh[64] @128, scales[16] (int8) @192, d @208. Unit
@@ -500,10 +634,12 @@ template <> struct swcu_q<SW_TYPE_Q6_K> {
         const float d = swcu_h2f(swcu_ld_u16(blk + 208));
         const int8_t *sc = (const int8_t *)(blk + 192) + 8 * hf;
         int lo[8], hi[8];
+        uint32_t run[8], hrun[8];
+        swcu_ld_run32(blk + 64 * hf + 32 * a, run);
+        swcu_ld_run32(blk + 128 + 32 * hf, hrun);
 SWCU_UNROLL
         for (int i = 0; i < 8; i++) {
-            const uint32_t v = swcu_ld_u32_a2(blk + 64 * hf + 32 * a + 4 * i);
-            const uint32_t h = swcu_ld_u32_a2(blk + 128 + 32 * hf + 4 * i);
+            const uint32_t v = run[i], h = hrun[i];
             lo[i] = swcu_vsub4((int)((v & 0x0F0F0F0Fu) | (((h >> (2 * a)) & 0x03030303u) << 4)),
                                0x20202020);
             hi[i] = swcu_vsub4(
@@ -541,6 +677,24 @@ SWCU_UNROLL
             st(128 * hf + 64 + 32 * a + l,
                swcu_fmul(swcu_fmul(d, (float)sc[4 + 2 * a + l / 16]), (float)q2));
         }
+    }
+
+    // MMQ (cuda_mmq.cu): weights of group g (32 elements) as int8 q[32] with
+    // w[i] = dA * sc[i / 16] * q[i] + mB[i / 16], up to float rounding.
+    // group g = 32 elements 128 hf + 32 r + l: q - 32, a signed 8-bit scale per 16
+    static SWCU_HD void unpack32(const uint8_t *blk, int g, int8_t *q, int sc[2], float *dA,
+                                 float mB[2]) {
+        const int hf = g >> 2, r = g & 3, a = r & 1, hi = r >> 1;
+        const uint8_t *ql = blk + 64 * hf + 32 * a, *qh = blk + 128 + 32 * hf;
+        for (int l = 0; l < 32; l++) {
+            const int nib = hi ? ql[l] >> 4 : ql[l] & 0x0F;
+            q[l] = (int8_t)((nib | (((qh[l] >> (2 * a + 4 * hi)) & 3) << 4)) - 32);
+        }
+        const int8_t *scales = (const int8_t *)(blk + 192) + 8 * hf + 2 * r;
+        sc[0] = scales[0];
+        sc[1] = scales[1];
+        *dA = swcu_h2f(swcu_ld_u16(blk + 208));
+        mB[0] = mB[1] = 0.0f;
     }
 };
 

@@ -11,6 +11,9 @@
 //   the accumulators of tokens >= nt left untouched;
 // - the activation quantizer's contract that the kernels' error bounds rest
 //   on: |q| <= 127 and |x - d q| <= d (1/2 + 2^-17), zero groups give d = 0;
+// - unpack32 (the int8 tensor-core matmul's view of a block): every group's
+//   int8 values, integer scales and float factors rebuild the reference
+//   weights up to the rounding of a product;
 // - the f16 / bf16 -> f32 conversions, all 65536 inputs of each, bit-exact.
 // What it cannot check: kernel indexing, reductions and memory access, which
 // need the GPU (tests/unit/test_cuda_ops.c).
@@ -112,6 +115,29 @@ struct check_type {
                                     "times, value %.9g, reference %.9g",
                                     sw_type_name(TYPE), r, i, i / Q::QK, cnt[i], (double)got[i],
                                     (double)wref[r * K + i]);
+            // unpack32 (the int8 tensor-core matmul): every group of every block
+            // rebuilt as dA * sc * q + mB equals the reference value up to the
+            // rounding of the few products (the reference multiplies in
+            // another order): 4 ulp of the larger term
+            for (int b = 0; b < nb && st == SW_OK; b++)
+                for (int g = 0; g < Q::QK / 32 && st == SW_OK; g++) {
+                    int8_t q8[32];
+                    int sc[2];
+                    float dA, mB[2];
+                    Q::unpack32(row + b * Q::BYTES, g, q8, sc, &dA, mB);
+                    for (int i = 0; i < 32 && st == SW_OK; i++) {
+                        const int e = b * Q::QK + 32 * g + i;
+                        const double t1 = (double)dA * sc[i / 16] * q8[i], v = t1 + mB[i / 16];
+                        const double ref = wref[r * K + e];
+                        const double tol = 4 * 0x1p-24 * (fabs(t1) + fabs(mB[i / 16])) + 1e-30;
+                        if (fabs(v - ref) > tol)
+                            st = sw_err_set(err, SW_E_INTERNAL,
+                                            "selftest %s unpack32: row %d element %d: %.9g * %d * "
+                                            "%d + %.9g = %.9g, reference %.9g",
+                                            sw_type_name(TYPE), r, e, (double)dA, sc[i / 16],
+                                            q8[i], (double)mB[i / 16], v, ref);
+                    }
+                }
             // vdot with NT = 8 (nt = 6), 4 (nt = 3), 2 (nt = 2) and 1, as the
             // kernels instantiate it; acc[NT] holds the tokens the call owns
             float acc8[8] = {0}, acc4[4] = {0}, acc2[2] = {0}, acc1[1] = {0};
