@@ -313,7 +313,10 @@ static uint64_t mix_t(uint64_t h, const sw_tensor *t) {
 }
 
 /* Op kinds in signatures (and nothing else: the numbers need not be stable). */
-enum { K_GET_ROWS = 1, K_RMS_NORM, K_MATMUL, K_ROPE, K_KV_WRITE, K_ATTENTION, K_SWIGLU, K_ADD };
+enum {
+    K_GET_ROWS = 1, K_RMS_NORM, K_MATMUL, K_ROPE, K_KV_WRITE, K_ATTENTION, K_SWIGLU, K_ADD,
+    K_ADD_RMS_NORM, K_ROPE_KV_WRITE
+};
 
 /* One op goes out: count it, and fold its hash h into the step's signature. */
 static void count_op(sw_backend *be, uint64_t h) {
@@ -483,10 +486,8 @@ sw_status sw_be_get_rows(sw_backend *be, const sw_tensor *table, const sw_tensor
     return be->ops->get_rows(be, table, ids, out, err);
 }
 
-sw_status sw_be_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
-                         sw_tensor *out, sw_err *err) {
-    const char *op = "rms_norm";
-    TRY(check_be(op, be, err));
+static sw_status check_rms_norm(const char *op, const sw_tensor *x, const sw_tensor *w, float eps,
+                                const sw_tensor *out, sw_err *err) {
     TRY(check_type(op, "x", x, SW_TYPE_F32, err));
     TRY(check_type(op, "w", w, SW_TYPE_F32, err));
     TRY(check_type(op, "out", out, SW_TYPE_F32, err));
@@ -499,6 +500,13 @@ sw_status sw_be_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w,
     if (!(eps >= 0.0f) || !isfinite(eps))
         return sw_err_set(err, SW_E_INVALID_ARG, "%s: eps %g must be finite and >= 0", op,
                           (double)eps);
+    return SW_OK;
+}
+
+sw_status sw_be_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
+                         sw_tensor *out, sw_err *err) {
+    TRY(check_be("rms_norm", be, err));
+    TRY(check_rms_norm("rms_norm", x, w, eps, out, err));
     count_op(be, mix_f(mix_t(mix_t(mix_t(K_RMS_NORM, x), w), out), eps));
     return be->ops->rms_norm(be, x, w, eps, out, err);
 }
@@ -536,16 +544,14 @@ sw_status sw_be_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
     return be->ops->matmul(be, w, x, bias, out, err);
 }
 
-sw_status sw_be_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const sw_rope_params *p,
-                     sw_err *err) {
-    const char *op = "rope";
+static sw_status check_rope(const char *op, const char *what, const sw_tensor *x,
+                            const sw_tensor *pos, const sw_rope_params *p, sw_err *err) {
     char d1[96];
-    TRY(check_be(op, be, err));
-    TRY(check_type(op, "x", x, SW_TYPE_F32, err));
+    TRY(check_type(op, what, x, SW_TYPE_F32, err));
     if (!p) return sw_err_set(err, SW_E_INVALID_ARG, "%s: params are NULL", op);
     if (x->ne[3] != 1)
-        return sw_err_set(err, SW_E_INVALID_ARG, "%s: x %s must be [head_dim, n_heads, T]", op,
-                          tdesc(x, d1, sizeof d1));
+        return sw_err_set(err, SW_E_INVALID_ARG, "%s: %s %s must be [head_dim, n_heads, T]", op,
+                          what, tdesc(x, d1, sizeof d1));
     TRY(check_index(op, "pos", pos, x->ne[2], err));
     if (p->n_dims <= 0 || p->n_dims % 2 != 0 || p->n_dims > x->ne[0])
         return sw_err_set(err, SW_E_INVALID_ARG,
@@ -565,10 +571,20 @@ sw_status sw_be_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const s
                               "%s: freq_factors %s must have n_dims/2 = %d entries", op,
                               tdesc(p->freq_factors, d1, sizeof d1), p->n_dims / 2);
     }
-    uint64_t h = mix_t(mix_t(mix_t(K_ROPE, x), pos), p->freq_factors);
-    h = mix_f(mix_f(mix(mix(h, (uint64_t)p->n_dims), (uint64_t)p->mode), p->freq_base),
-              p->freq_scale);
-    count_op(be, h);
+    return SW_OK;
+}
+
+static uint64_t mix_rope(uint64_t h, const sw_rope_params *p) {
+    h = mix_t(h, p->freq_factors);
+    return mix_f(mix_f(mix(mix(h, (uint64_t)p->n_dims), (uint64_t)p->mode), p->freq_base),
+                 p->freq_scale);
+}
+
+sw_status sw_be_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const sw_rope_params *p,
+                     sw_err *err) {
+    TRY(check_be("rope", be, err));
+    TRY(check_rope("rope", "x", x, pos, p, err));
+    count_op(be, mix_rope(mix_t(mix_t(K_ROPE, x), pos), p));
     return be->ops->rope(be, x, pos, p, err);
 }
 
@@ -582,11 +598,10 @@ static sw_status check_cache(const char *op, const char *what, const sw_tensor *
     return SW_OK;
 }
 
-sw_status sw_be_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v, sw_tensor *k_cache,
-                         sw_tensor *v_cache, const sw_tensor *slots, sw_err *err) {
-    const char *op = "kv_write";
+static sw_status check_kv_write(const char *op, const sw_tensor *k, const sw_tensor *v,
+                                const sw_tensor *k_cache, const sw_tensor *v_cache,
+                                const sw_tensor *slots, sw_err *err) {
     char d1[96], d2[96];
-    TRY(check_be(op, be, err));
     TRY(check_type(op, "k", k, SW_TYPE_F32, err));
     TRY(check_type(op, "v", v, SW_TYPE_F32, err));
     TRY(check_same_shape(op, "k", k, "v", v, err));
@@ -597,7 +612,13 @@ sw_status sw_be_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "%s: k %s must be [head_dim * n_head_kv, T] for cache %s", op,
                           tdesc(k, d1, sizeof d1), tdesc(k_cache, d2, sizeof d2));
-    TRY(check_index(op, "slots", slots, k->ne[1], err));
+    return check_index(op, "slots", slots, k->ne[1], err);
+}
+
+sw_status sw_be_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v, sw_tensor *k_cache,
+                         sw_tensor *v_cache, const sw_tensor *slots, sw_err *err) {
+    TRY(check_be("kv_write", be, err));
+    TRY(check_kv_write("kv_write", k, v, k_cache, v_cache, slots, err));
     count_op(be, mix_t(mix_t(mix_t(mix_t(mix_t(K_KV_WRITE, k), v), k_cache), v_cache), slots));
     return be->ops->kv_write(be, k, v, k_cache, v_cache, slots, err);
 }
@@ -782,6 +803,62 @@ sw_status sw_be_check_encoder_ops(sw_backend *be, sw_err *err) {
                       "the %s backend has no %s, which an encoder model (bert) needs "
                       "(the cpu and vulkan backends have it)",
                       sw_backend_name(be), missing);
+}
+
+/* ---------------------------------------------------------- fused ops -- */
+
+sw_status sw_be_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
+                             float eps, sw_tensor *out, sw_err *err) {
+    const char *op = "add_rms_norm";
+    TRY(check_be(op, be, err));
+    TRY(check_elementwise(op, "x", x, "h", h, x, err));
+    TRY(check_rms_norm(op, x, w, eps, out, err));
+    TRY(check_no_overlap(op, "out", out, "x", x, err));
+    count_op(be, mix_f(mix_t(mix_t(mix_t(mix_t(K_ADD_RMS_NORM, x), h), w), out), eps));
+    if (be->ops->add_rms_norm) return be->ops->add_rms_norm(be, x, h, w, eps, out, err);
+    TRY(be->ops->add(be, x, h, x, err));
+    return be->ops->rms_norm(be, x, w, eps, out, err);
+}
+
+/* A [head_dim, n_heads, T] tensor whose heads are contiguous per token, as
+ * the [head_dim * n_heads, T] matrix kv_write takes. */
+static sw_tensor heads_flat(const sw_tensor *t) {
+    sw_tensor f = *t;
+    f.ne[0] = t->ne[0] * t->ne[1];
+    f.ne[1] = t->ne[2];
+    f.ne[2] = 1;
+    f.nb[1] = t->nb[2];
+    f.nb[2] = f.nb[1] * (size_t)f.ne[1];
+    f.nb[3] = f.nb[2];
+    return f;
+}
+
+sw_status sw_be_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                              const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                              sw_tensor *v_cache, const sw_tensor *slots, sw_err *err) {
+    const char *op = "rope_kv_write";
+    char d1[96], d2[96];
+    TRY(check_be(op, be, err));
+    TRY(check_rope(op, "q", q, pos, p, err));
+    TRY(check_rope(op, "k", k, pos, p, err));
+    if (q->ne[0] != k->ne[0] || q->nb[1] != q->nb[0] * (size_t)q->ne[0] ||
+        k->nb[1] != k->nb[0] * (size_t)k->ne[0])
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "%s: q %s and k %s must share head_dim, with each token's heads "
+                          "contiguous",
+                          op, tdesc(q, d1, sizeof d1), tdesc(k, d2, sizeof d2));
+    sw_tensor kf = heads_flat(k);
+    /* (q, k and v are usually interleaved columns of one matrix: their byte
+     * spans overlap while their elements do not, so no overlap check) */
+    TRY(check_kv_write(op, &kf, v, k_cache, v_cache, slots, err));
+    uint64_t hh = mix_t(mix_t(mix_t(mix_t(K_ROPE_KV_WRITE, q), k), v), pos);
+    hh = mix_t(mix_t(mix_t(mix_rope(hh, p), k_cache), v_cache), slots);
+    count_op(be, hh);
+    if (be->ops->rope_kv_write)
+        return be->ops->rope_kv_write(be, q, k, v, pos, p, k_cache, v_cache, slots, err);
+    TRY(be->ops->rope(be, q, pos, p, err));
+    TRY(be->ops->rope(be, k, pos, p, err));
+    return be->ops->kv_write(be, &kf, v, k_cache, v_cache, slots, err);
 }
 
 /* ---------------------------------------------------- logits (host default) -- */

@@ -189,6 +189,21 @@ typedef struct sw_backend_ops {
      * out may alias x. */
     sw_status (*softcap)(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
                          sw_err *err);
+    /* Fused ops: each is one op doing what a sequence of the ops above does,
+     * with the same arithmetic (the CPU reference tests each against its
+     * sequence). Optional: the wrapper runs the sequence where NULL. */
+    /* x = x + h, then out = rmsnorm(x) * w, per row (the residual add and the
+     * norm that follows it). F32 [n, rows]; w: F32 [n]. out may alias h, not x. */
+    sw_status (*add_rms_norm)(sw_backend *be, sw_tensor *x, const sw_tensor *h,
+                              const sw_tensor *w, float eps, sw_tensor *out, sw_err *err);
+    /* rope on q (F32 [head_dim, n_head, T], in place) and on k (F32 [head_dim,
+     * n_head_kv, T]), and the rotated k and v (F32 [head_dim * n_head_kv, T])
+     * stored into the caches at slots[t] (as kv_write): rope, rope, kv_write.
+     * Each token's heads must be contiguous (nb[1] = 4 head_dim). What k holds
+     * afterwards is unspecified (the cache has its rotated values). */
+    sw_status (*rope_kv_write)(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                               const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                               sw_tensor *v_cache, const sw_tensor *slots, sw_err *err);
     /* optional: per row of logits [V, R], write stats (host array [R]) and the
      * top k ids and their raw logits (host arrays [R * k], best first: logit
      * descending, then id ascending); outside a step. Default: the host math of
@@ -286,6 +301,11 @@ sw_status sw_be_check_encoder_ops(sw_backend *be, sw_err *err);
 sw_status sw_be_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *out, sw_err *err);
 sw_status sw_be_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
                         sw_err *err);
+sw_status sw_be_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
+                             float eps, sw_tensor *out, sw_err *err);
+sw_status sw_be_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                              const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                              sw_tensor *v_cache, const sw_tensor *slots, sw_err *err);
 sw_status sw_be_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
                                sw_logits_stats *stats, int32_t *top_ids, float *top_logits,
                                sw_err *err);

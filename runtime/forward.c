@@ -35,12 +35,9 @@ typedef struct step {
     /* activations */
     sw_tensor x;      /* [n_embd, T] residual stream */
     sw_tensor h;      /* [n_embd, T] normed input / branch output */
-    sw_tensor q;      /* [n_head * head_dim, T] */
-    sw_tensor k;      /* [n_head_kv * head_dim, T] */
-    sw_tensor v;      /* [n_head_kv * head_dim, T] */
+    sw_tensor qkv;    /* [(n_head + 2 n_head_kv) head_dim, T]: q, k, v of each token */
     sw_tensor att;    /* [n_head * head_dim, T] */
-    sw_tensor gate;   /* [n_ff, T] (then silu(gate) * up) */
-    sw_tensor up;     /* [n_ff, T] */
+    sw_tensor gu;     /* [2 n_ff, T]: gate, up of each token (then silu(gate) * up) */
     sw_tensor xo;     /* [n_embd, R] rows that produce logits */
     sw_tensor logits; /* [n_vocab, R]; not allocated for an embed-only model */
 } step;
@@ -199,18 +196,15 @@ static sw_status prepare_activations(sw_model *m, step *s, sw_err *err) {
     size_t off = 0;
     s->x = carve(&off, SW_TYPE_F32, c->n_embd, T, 1);
     s->h = carve(&off, SW_TYPE_F32, c->n_embd, T, 1);
-    s->q = carve(&off, SW_TYPE_F32, qd, T, 1);
-    s->k = carve(&off, SW_TYPE_F32, kvd, T, 1);
-    s->v = carve(&off, SW_TYPE_F32, kvd, T, 1);
+    s->qkv = carve(&off, SW_TYPE_F32, qd + 2 * kvd, T, 1);
     s->att = carve(&off, SW_TYPE_F32, qd, T, 1);
-    s->gate = carve(&off, SW_TYPE_F32, c->n_ff, T, 1);
-    s->up = carve(&off, SW_TYPE_F32, c->n_ff, T, 1);
+    s->gu = carve(&off, SW_TYPE_F32, 2 * c->n_ff, T, 1);
     s->xo = carve(&off, SW_TYPE_F32, c->n_embd, R, 1);
     if (!c->embed_only) s->logits = carve(&off, SW_TYPE_F32, c->n_vocab, R, 1);
     sw_status st = ensure_buffer(m->be, &m->rs.act, &m->rs.act_size, off, SW_BUF_COMPUTE,
                                  "activations", err);
     if (st != SW_OK) return st;
-    sw_tensor *acts[] = {&s->x, &s->h, &s->q, &s->k, &s->v, &s->att, &s->gate, &s->up, &s->xo,
+    sw_tensor *acts[] = {&s->x, &s->h, &s->qkv, &s->att, &s->gu, &s->xo,
                          &s->logits}; /* logits last: an embed-only model has none */
     set_buf(acts, sizeof acts / sizeof acts[0] - (c->embed_only ? 1 : 0), m->rs.act);
     return SW_OK;
@@ -248,9 +242,13 @@ typedef struct fwd {
 
 static const sw_tensor *opt(const sw_tensor *t) { return t->buf ? t : NULL; }
 
-/* View a [n_heads * head_dim, T] activation as [head_dim, n_heads, T]. */
+/* View a [n_heads * head_dim, T] activation (rows possibly strided: columns
+ * of a wider one) as [head_dim, n_heads, T]. */
 static sw_tensor heads_view(const sw_tensor *t, int64_t head_dim, int64_t n_heads) {
-    return sw_tensor_make(t->buf, t->offset, t->type, head_dim, n_heads, t->ne[1], 1);
+    sw_tensor v = sw_tensor_make(t->buf, t->offset, t->type, head_dim, n_heads, t->ne[1], 1);
+    v.nb[2] = t->nb[1];
+    v.nb[3] = v.nb[2] * (size_t)v.ne[2];
+    return v;
 }
 
 /* How one layer attends: its rope and its attention parameters. */
@@ -306,9 +304,34 @@ static sw_status residual(fwd *f, sw_tensor *x, const sw_tensor *h) {
     return sw_be_add(f->be, x, h, x, f->err);
 }
 
-/* out = attention(in) Wo for layer il: q, k, v projections (+ biases where
- * the model has them), RMSNorm of each q and k head (where the layer has
- * q/k norms), rope on q and k, this step's k, v appended to the paged cache,
+/* x = x + h, then out = rmsnorm(x) * w: a residual add and the norm after it,
+ * one op (out may be h); plain norm when there is nothing to add (h NULL). */
+static sw_status add_norm(fwd *f, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
+                          sw_tensor *out) {
+    if (!h) return norm(f, x, w, out);
+    return sw_be_add_rms_norm(f->be, x, h, w, f->c->rms_eps, out, f->err);
+}
+
+/* out = in W (+ b) for weights concatenated at load (cat, cat_b), else one
+ * matmul per part (parts[i], biases[i]) into its columns of out. */
+static sw_status project(fwd *f, const sw_tensor *in, const sw_tensor *cat, const sw_tensor *cat_b,
+                         const sw_tensor *const *parts, const sw_tensor *const *biases, int n,
+                         sw_tensor *out) {
+    if (cat->buf) return sw_be_matmul(f->be, cat, in, cat_b ? opt(cat_b) : NULL, out, f->err);
+    sw_status st;
+    int64_t c0 = 0;
+    for (int i = 0; i < n; i++) {
+        sw_tensor cols = sw_tensor_cols(out, c0, parts[i]->ne[1]);
+        TRY(sw_be_matmul(f->be, parts[i], in, biases ? opt(biases[i]) : NULL, &cols, f->err));
+        c0 += parts[i]->ne[1];
+    }
+    return SW_OK;
+}
+
+/* out = attention(in) Wo for layer il: the q, k, v projections (+ biases
+ * where the model has them; one matmul where the weights were concatenated at
+ * load), RMSNorm of each q and k head (where the layer has q/k norms), rope
+ * on q and k with this step's k, v appended to the paged cache (one op),
  * attention over each sequence's cached context (causal, GQA, windowed as d
  * says). out may be in. */
 static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw_tensor *in,
@@ -319,22 +342,23 @@ static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw
     sw_backend *be = f->be;
     sw_err *err = f->err;
     sw_status st;
-    TRY(sw_be_matmul(be, &w->wq, in, opt(&w->bq), &s->q, err));
-    TRY(sw_be_matmul(be, &w->wk, in, opt(&w->bk), &s->k, err));
-    TRY(sw_be_matmul(be, &w->wv, in, opt(&w->bv), &s->v, err));
-    sw_tensor qh = heads_view(&s->q, c->head_dim, c->n_head);
-    sw_tensor kh = heads_view(&s->k, c->head_dim, c->n_head_kv);
+    const sw_tensor *parts[3] = {&w->wq, &w->wk, &w->wv}, *biases[3] = {&w->bq, &w->bk, &w->bv};
+    TRY(project(f, in, &w->wqkv, &w->bqkv, parts, biases, 3, &s->qkv));
+    const int64_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;
+    sw_tensor q = sw_tensor_cols(&s->qkv, 0, qd), k = sw_tensor_cols(&s->qkv, qd, kvd);
+    sw_tensor v = sw_tensor_cols(&s->qkv, qd + kvd, kvd);
+    sw_tensor qh = heads_view(&q, c->head_dim, c->n_head);
+    sw_tensor kh = heads_view(&k, c->head_dim, c->n_head_kv);
     if (w->q_norm.buf) {
         TRY(norm(f, &qh, &w->q_norm, &qh));
         TRY(norm(f, &kh, &w->k_norm, &kh));
     }
-    if (d->rope.n_dims > 0) { /* 0: positions come from embeddings (bert) */
-        TRY(sw_be_rope(be, &qh, &s->pos, &d->rope, err));
-        TRY(sw_be_rope(be, &kh, &s->pos, &d->rope, err));
-    }
     sw_tensor *kc = sw_kv_layer_k(f->kv, il), *vc = sw_kv_layer_v(f->kv, il);
-    TRY(sw_be_kv_write(be, &s->k, &s->v, kc, vc, &s->slots, err));
-    TRY(sw_be_attention(be, &s->q, kc, vc, &d->attn, &s->att, err));
+    if (d->rope.n_dims > 0)
+        TRY(sw_be_rope_kv_write(be, &qh, &kh, &v, &s->pos, &d->rope, kc, vc, &s->slots, err));
+    else /* positions come from embeddings (bert) */
+        TRY(sw_be_kv_write(be, &k, &v, kc, vc, &s->slots, err));
+    TRY(sw_be_attention(be, &q, kc, vc, &d->attn, &s->att, err));
     return sw_be_matmul(be, &w->wo, &s->att, opt(&w->bo), out, err);
 }
 
@@ -342,19 +366,22 @@ static sw_status self_attention(fwd *f, int64_t il, const attn_desc *d, const sw
 typedef enum { GLU_SILU, GLU_GELU } glu_act;
 
 /* out = (act(in Wgate) * (in Wup)) Wdown: SwiGLU (silu) or GeGLU (gelu,
- * tanh form); out may be in. */
+ * tanh form); gate and up: one matmul where concatenated at load; out may
+ * be in. */
 static sw_status ffn(fwd *f, int64_t il, glu_act act, const sw_tensor *in, sw_tensor *out) {
     const sw_layer_weights *w = &f->m->w.layers[il];
     step *s = f->s;
     sw_status st;
-    TRY(sw_be_matmul(f->be, &w->w_gate, in, NULL, &s->gate, f->err));
-    TRY(sw_be_matmul(f->be, &w->w_up, in, NULL, &s->up, f->err));
+    const sw_tensor *parts[2] = {&w->w_gate, &w->w_up};
+    TRY(project(f, in, &w->w_gate_up, NULL, parts, NULL, 2, &s->gu));
+    const int64_t n_ff = f->c->n_ff;
+    sw_tensor gate = sw_tensor_cols(&s->gu, 0, n_ff), up = sw_tensor_cols(&s->gu, n_ff, n_ff);
     /* in place: elementwise, each output reads only its own inputs */
     if (act == GLU_GELU)
-        TRY(sw_be_geglu(f->be, &s->gate, &s->up, &s->gate, f->err));
+        TRY(sw_be_geglu(f->be, &gate, &up, &gate, f->err));
     else
-        TRY(sw_be_swiglu(f->be, &s->gate, &s->up, &s->gate, f->err));
-    return sw_be_matmul(f->be, &w->w_down, &s->gate, NULL, out, f->err);
+        TRY(sw_be_swiglu(f->be, &gate, &up, &gate, f->err));
+    return sw_be_matmul(f->be, &w->w_down, &gate, NULL, out, f->err);
 }
 
 /* logits = rmsnorm(x[out_rows]) * output_norm · Wout: only the rows that
@@ -386,14 +413,13 @@ static sw_status llama_layer(fwd *f, int64_t il, const attn_desc *d) {
     const sw_layer_weights *w = &f->m->w.layers[il];
     step *s = f->s;
     sw_status st;
-    /* x = x + attention(rmsnorm(x) * attn_norm) */
-    TRY(norm(f, &s->x, &w->attn_norm, &s->h));
+    /* x = x + attention(rmsnorm(x) * attn_norm), where the previous layer's
+     * x = x + ffn(...) (its output in h) is done by the op of this norm */
+    TRY(add_norm(f, &s->x, il > 0 ? &s->h : NULL, &w->attn_norm, &s->h));
     TRY(self_attention(f, il, d, &s->h, &s->h));
-    TRY(residual(f, &s->x, &s->h));
-    /* x = x + ffn(rmsnorm(x) * ffn_norm) */
-    TRY(norm(f, &s->x, &w->ffn_norm, &s->h));
-    TRY(ffn(f, il, GLU_SILU, &s->h, &s->h));
-    return residual(f, &s->x, &s->h);
+    /* x = x + h, and x = x + ffn(rmsnorm(x) * ffn_norm) (the add is left in h) */
+    TRY(add_norm(f, &s->x, &s->h, &w->ffn_norm, &s->h));
+    return ffn(f, il, GLU_SILU, &s->h, &s->h);
 }
 
 static sw_status llama_step(fwd *f) {
@@ -402,6 +428,7 @@ static sw_status llama_step(fwd *f) {
     TRY(embed(f));
     for (int64_t il = 0; il < f->c->n_layer; il++)
         TRY(in_layer(f, il, llama_layer(f, il, &d)));
+    TRY(residual(f, &f->s->x, &f->s->h)); /* the last layer's x = x + ffn(...) */
     return output_head(f);
 }
 
@@ -416,9 +443,10 @@ static sw_status ffn_gelu(fwd *f, int64_t il, const sw_tensor *in, sw_tensor *ou
     const sw_layer_weights *w = &f->m->w.layers[il];
     step *s = f->s;
     sw_status st;
-    TRY(sw_be_matmul(f->be, &w->w_up, in, opt(&w->b_up), &s->up, f->err));
-    TRY(sw_be_gelu(f->be, &s->up, &s->up, f->err));
-    return sw_be_matmul(f->be, &w->w_down, &s->up, opt(&w->b_down), out, f->err);
+    sw_tensor up = sw_tensor_cols(&s->gu, 0, f->c->n_ff);
+    TRY(sw_be_matmul(f->be, &w->w_up, in, opt(&w->b_up), &up, f->err));
+    TRY(sw_be_gelu(f->be, &up, &up, f->err));
+    return sw_be_matmul(f->be, &w->w_down, &up, opt(&w->b_down), out, f->err);
 }
 
 /* bert: a post-norm encoder. Each sublayer's output joins the residual and
@@ -477,16 +505,16 @@ static sw_status gemma3_layer(fwd *f, int64_t il, const attn_desc *global) {
         d.rope.freq_base = c->rope_freq_base_swa;
         d.attn.window = (int32_t)c->n_swa;
     }
-    /* x = x + rmsnorm(attention(rmsnorm(x) * attn_norm)) * post_attn_norm */
-    TRY(norm(f, &s->x, &w->attn_norm, &s->h));
+    /* x = x + rmsnorm(attention(rmsnorm(x) * attn_norm)) * post_attn_norm,
+     * where the previous layer's x = x + h is done by the op of this norm */
+    TRY(add_norm(f, &s->x, il > 0 ? &s->h : NULL, &w->attn_norm, &s->h));
     TRY(self_attention(f, il, &d, &s->h, &s->h));
     TRY(norm(f, &s->h, &w->post_attn_norm, &s->h));
-    TRY(residual(f, &s->x, &s->h));
-    /* x = x + rmsnorm(geglu_ffn(rmsnorm(x) * ffn_norm)) * post_ffn_norm */
-    TRY(norm(f, &s->x, &w->ffn_norm, &s->h));
+    /* x = x + h, and x = x + rmsnorm(geglu_ffn(rmsnorm(x) * ffn_norm)) *
+     * post_ffn_norm (the add is left in h) */
+    TRY(add_norm(f, &s->x, &s->h, &w->ffn_norm, &s->h));
     TRY(ffn(f, il, GLU_GELU, &s->h, &s->h));
-    TRY(norm(f, &s->h, &w->post_ffn_norm, &s->h));
-    return residual(f, &s->x, &s->h);
+    return norm(f, &s->h, &w->post_ffn_norm, &s->h);
 }
 
 static sw_status gemma3_step(fwd *f) {
@@ -497,6 +525,7 @@ static sw_status gemma3_step(fwd *f) {
     TRY(sw_be_scale(f->be, &f->s->x, c->embd_scale, &f->s->x, f->err));
     for (int64_t il = 0; il < c->n_layer; il++)
         TRY(in_layer(f, il, gemma3_layer(f, il, &d)));
+    TRY(residual(f, &f->s->x, &f->s->h)); /* the last layer's x = x + h */
     TRY(output_head(f));
     if (f->want_logits && c->final_logit_softcap > 0)
         TRY(sw_be_softcap(f->be, &f->s->logits, c->final_logit_softcap, &f->s->logits, f->err));

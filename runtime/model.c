@@ -28,6 +28,11 @@ typedef struct weight_spec {
     const sw_gguf_tensor *src;   /* borrowed from the gguf; NULL for generated ones */
     const float *gen;            /* generated F32 data (rope factors), else NULL */
     int64_t gen_n;
+    /* A concatenation (concat_weights): src is parts[0]; the rows of parts
+     * 0..n_parts-1 go one after the other into dst. */
+    const sw_gguf_tensor *parts[3];
+    int n_parts;
+    bool absorbed;               /* a part of another spec's concatenation: skip */
 } weight_spec;
 
 typedef struct spec_list {
@@ -158,6 +163,65 @@ static sw_status list_weights(sw_model *m, spec_list *l, sw_err *err) {
     return SW_OK;
 }
 
+/* ---- concatenation at load ---- */
+
+static weight_spec *find_spec(spec_list *l, const sw_tensor *dst) {
+    for (int64_t i = 0; i < l->n; i++)
+        if (l->v[i].dst == dst && !l->v[i].absorbed) return &l->v[i];
+    return NULL;
+}
+
+/* Make the specs of parts[0..n) one spec into *into when they are all there,
+ * of one type and one row length (weights; vectors are converted to F32
+ * anyway); else leave them alone. */
+static bool can_concat(spec_list *l, sw_tensor *const *parts, int n, weight_spec **s) {
+    for (int i = 0; i < n; i++) {
+        s[i] = find_spec(l, parts[i]);
+        if (!s[i] || s[i]->gen || s[i]->src->n_dims > 2) return false;
+        if (i > 0 && s[i]->use != W_VECTOR &&
+            (s[i]->src->type != s[0]->src->type || s[i]->src->ne[0] != s[0]->src->ne[0]))
+            return false;
+    }
+    return true;
+}
+
+static void concat_specs(spec_list *l, sw_tensor *const *parts, int n, sw_tensor *into,
+                         const char *name) {
+    weight_spec *s[3];
+    if (!can_concat(l, parts, n, s)) return;
+    for (int i = 0; i < n; i++) {
+        s[0]->parts[i] = s[i]->src;
+        if (i > 0) s[i]->absorbed = true;
+    }
+    s[0]->n_parts = n;
+    s[0]->dst = into;
+    snprintf(s[0]->name, sizeof s[0]->name, "%s", name);
+}
+
+/* q/k/v (and their biases) and gate/up of every layer, concatenated. */
+static void concat_weights(sw_model *m, spec_list *l) {
+    char name[96];
+    for (int64_t i = 0; i < m->cfg.n_layer; i++) {
+        sw_layer_weights *w = &m->w.layers[i];
+        sw_tensor *qkv[3] = {&w->wq, &w->wk, &w->wv}, *bqkv[3] = {&w->bq, &w->bk, &w->bv};
+        sw_tensor *gu[2] = {&w->w_gate, &w->w_up};
+        /* the biases go with the weights: all three or none (qwen2, bert: all) */
+        weight_spec *tmp[3];
+        const bool biases = can_concat(l, bqkv, 3, tmp);
+        if (biases || !(find_spec(l, &w->bq) || find_spec(l, &w->bk) || find_spec(l, &w->bv))) {
+            snprintf(name, sizeof name, "blk.%lld.attn_qkv (attn_q, attn_k, attn_v)",
+                     (long long)i);
+            concat_specs(l, qkv, 3, &w->wqkv, name);
+            if (biases && find_spec(l, &w->wqkv)) {
+                snprintf(name, sizeof name, "blk.%lld.attn_qkv.bias", (long long)i);
+                concat_specs(l, bqkv, 3, &w->bqkv, name);
+            }
+        }
+        snprintf(name, sizeof name, "blk.%lld.ffn_gate_up (ffn_gate, ffn_up)", (long long)i);
+        concat_specs(l, gu, 2, &w->w_gate_up, name);
+    }
+}
+
 /* Device type of a weight: vectors are always F32 (the ops take F32 norm
  * weights and biases); others keep their file type. */
 static sw_type spec_type(const weight_spec *s) {
@@ -200,16 +264,29 @@ static sw_status check_spec(sw_model *m, const weight_spec *s, sw_err *err) {
 
 /* Assign each spec its descriptor (buffer filled in later) and return the
  * byte size of each group. */
+/* Rows of a tensor (of all its parts when it is a concatenation). */
+static int64_t spec_rows(const weight_spec *s) {
+    const sw_gguf_tensor *const *p = s->n_parts ? s->parts : &s->src;
+    int64_t rows = 0;
+    for (int i = 0; i < SW_MAX(s->n_parts, 1); i++) rows += p[i]->ne[1] * p[i]->ne[2] * p[i]->ne[3];
+    return rows;
+}
+
 static void layout_specs(sw_model *m, spec_list *l, size_t *group_size) {
     for (int64_t i = 0; i < l->n; i++) {
         weight_spec *s = &l->v[i];
+        if (s->absorbed) continue;
         int64_t ne0, ne1;
         if (s->gen) {
             ne0 = s->gen_n;
             ne1 = 1;
+        } else if (s->use == W_VECTOR && s->n_parts) {
+            ne0 = 0; /* vectors: the parts' lengths add up */
+            for (int k = 0; k < s->n_parts; k++) ne0 += s->parts[k]->ne[0];
+            ne1 = 1;
         } else {
             ne0 = s->src->ne[0];
-            ne1 = s->src->ne[1] * s->src->ne[2] * s->src->ne[3];
+            ne1 = spec_rows(s);
         }
         size_t off = sw_align_up(group_size[s->group], SW_TENSOR_ALIGN);
         *s->dst = sw_tensor_make(NULL, off, spec_type(s), ne0, ne1, 1, 1);
@@ -231,9 +308,39 @@ static void progress_draw(uint64_t done, uint64_t total) {
     fflush(stderr);
 }
 
+/* A concatenation: the parts' bytes (vectors: converted to F32) one after the
+ * other on the host, then one upload (the backend may repack the whole). */
+static sw_status upload_concat(sw_model *m, const weight_spec *s, sw_err *err) {
+    size_t n = sw_tensor_nbytes(s->dst), off = 0;
+    uint8_t *tmp = malloc(n);
+    if (!tmp) return sw_err_set(err, SW_E_NOMEM, "out of memory concatenating '%s'", s->name);
+    sw_status st = SW_OK;
+    for (int i = 0; i < s->n_parts && st == SW_OK; i++) {
+        const sw_gguf_tensor *p = s->parts[i];
+        if (s->use != W_VECTOR) {
+            size_t pn = sw_row_size(p->type, p->ne[0]) * (size_t)(p->ne[1] * p->ne[2] * p->ne[3]);
+            memcpy(tmp + off, p->data, pn);
+            off += pn;
+        } else {
+            st = p->type == SW_TYPE_F32
+                     ? (memcpy(tmp + off, p->data, (size_t)p->ne[0] * sizeof(float)), SW_OK)
+                     : sw_dequantize_row(p->type, p->data, (float *)(tmp + off), p->ne[0], err);
+            off += (size_t)p->ne[0] * sizeof(float);
+        }
+    }
+    if (st == SW_OK) st = sw_be_upload_weight(m->be, s->dst, tmp, err);
+    free(tmp);
+    return st;
+}
+
 static sw_status upload_spec(sw_model *m, const weight_spec *s, sw_err *err) {
     sw_status st;
     if (s->gen) return sw_be_upload_weight(m->be, s->dst, s->gen, err);
+    if (s->n_parts) {
+        if ((st = upload_concat(m, s, err)) != SW_OK)
+            return sw_err_wrap(err, st, "uploading tensor '%s'", s->name);
+        return SW_OK;
+    }
     if (spec_type(s) == s->src->type) {
         st = sw_be_upload_weight(m->be, s->dst, s->src->data, err);
     } else {
@@ -268,6 +375,7 @@ static sw_status upload_weights(sw_model *m, spec_list *l, bool progress, sw_err
     double last = 0;
     for (int64_t i = 0; i < l->n; i++) {
         weight_spec *s = &l->v[i];
+        if (s->absorbed) continue;
         s->dst->buf = m->bufs[s->group];
         if ((st = upload_spec(m, s, err)) != SW_OK) return st;
         done += sw_tensor_nbytes(s->dst);
@@ -350,6 +458,7 @@ sw_status sw_model_load(const char *path, sw_backend *be, const sw_model_params 
         goto fail;
     for (int64_t i = 0; i < l.n; i++)
         if ((st = check_spec(m, &l.v[i], err)) != SW_OK) goto fail;
+    if (!(params && params->no_concat)) concat_weights(m, &l);
     if ((st = upload_weights(m, &l, params && params->progress, err)) != SW_OK) goto fail;
     if (m->cfg.tied_embeddings) m->w.output = m->w.token_embd;
 

@@ -18,6 +18,10 @@ typedef struct sw_model sw_model;
 
 typedef struct sw_model_params {
     bool progress;            /* print a progress bar on stderr while uploading */
+    /* Keep q/k/v and gate/up as separate weights (by default each group is
+     * concatenated at load when its parts share a type: fewer, larger
+     * matmuls with the same results). For comparisons and tests. */
+    bool no_concat;
 } sw_model_params;
 
 /* Load path onto be (borrowed; must outlive the model). Validates config and

@@ -38,6 +38,12 @@ typedef struct sw_layer_weights {
     sw_tensor out_norm;        /* F32 [n_embd] LayerNorm after the FFN ... */
     sw_tensor out_norm_b;      /* F32 [n_embd] ... and its bias */
     sw_tensor post_ffn_norm; /* F32 [n_embd]; gemma3 only */
+    /* Concatenated at load when the parts share a type (so one matmul, with
+     * one quantization of its input, does the work of several); the parts'
+     * own descriptors then have no buffer. buf NULL when not concatenated. */
+    sw_tensor wqkv;      /* [n_embd, (n_head + 2 n_head_kv) head_dim]: q, k, v rows */
+    sw_tensor bqkv;      /* F32 [(n_head + 2 n_head_kv) head_dim]: qwen2's biases */
+    sw_tensor w_gate_up; /* [n_embd, 2 n_ff]: gate rows, then up rows */
 } sw_layer_weights;
 
 typedef struct sw_weights {

@@ -141,6 +141,8 @@ static const sw_backend_ops k_cpu_ops = {
     .layer_norm = sw_cpu_layer_norm,
     .gelu = sw_cpu_gelu,
     .non_causal_attention = true,
+    .add_rms_norm = sw_cpu_add_rms_norm,
+    .rope_kv_write = sw_cpu_rope_kv_write,
 };
 
 /* ---- the run-time choice of kernels ---------------------------------------- */

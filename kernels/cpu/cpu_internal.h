@@ -296,6 +296,11 @@ sw_status sw_cpu_scale(sw_backend *be, const sw_tensor *x, float s, sw_tensor *o
 sw_status sw_cpu_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor *out,
                          sw_err *err);
 
+sw_status sw_cpu_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h,
+                              const sw_tensor *w, float eps, sw_tensor *out, sw_err *err);
+sw_status sw_cpu_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                               const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                               sw_tensor *v_cache, const sw_tensor *slots, sw_err *err);
 
 
 /* Both dot-product files (scalar cpu_vec_dot.c, cpu_vec_dot_avx2.c) name their

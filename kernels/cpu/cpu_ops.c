@@ -1,5 +1,7 @@
 /* cpu_ops.c — the CPU backend's small ops: get_rows, rms_norm, rope, kv_write,
- * and the elementwise ones (add, swiglu, geglu, scale, softcap). Each is cut into tasks (a row, a token, a row segment) that
+ * and the elementwise ones (add, swiglu, geglu, scale, softcap), and the fused
+ * add_rms_norm and rope_kv_write (the same arithmetic as their sequences).
+ * Each is cut into tasks (a row, a token, a row segment) that
  * the thread pool hands out. Shapes and types were validated by the sw_be_*
  * wrappers; the checks here are the data-dependent ones (ids, slots). */
 #include <inttypes.h>
@@ -177,22 +179,52 @@ sw_status sw_cpu_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err
     return SW_OK;
 }
 
+/* add_rms_norm: the add's float sums into x, then the kernel set's rms row on
+ * them: the very arithmetic of add followed by rms_norm. */
+typedef struct {
+    const sw_tensor *x, *h, *out;
+    const float *w;
+    float eps;
+    sw_cpu_rms_fn row;
+} add_rms_ctx;
+
+static void add_rms_task(void *p, int64_t r, int slot) {
+    (void)slot;
+    add_rms_ctx *c = p;
+    int64_t n = c->x->ne[0];
+    float *x = (float *)flat_row(c->x, r);
+    const float *h = (const float *)flat_row(c->h, r);
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] + h[i];
+    c->row(x, c->w, (float *)flat_row(c->out, r), n, c->eps);
+}
+
+sw_status sw_cpu_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h,
+                              const sw_tensor *w, float eps, sw_tensor *out, sw_err *err) {
+    (void)err;
+    add_rms_ctx c = {x, h, out, (const float *)sw_cpu_ptr(w), eps, cpu(be)->k->rms};
+    run(be, add_rms_task, &c, n_rows(x));
+    return SW_OK;
+}
+
 /* ----------------------------------------------------------------- rope -- */
 
 typedef struct {
-    const sw_tensor *x;
+    const sw_tensor *x, *x2;  /* rotated in place; x2 (rope_kv_write's k) into tmp */
     const int32_t *pos;
     const sw_rope_params *p;
     const float *ff;  /* [n_dims/2] or NULL */
     double *inv_freq; /* [n_dims/2]: freq_scale * base^(-2i/n_dims) / ff[i] */
     float *cs;        /* [n_threads][n_dims]: cos, sin of the current token */
+    /* rope_kv_write: v, the caches, the slots, and per thread a row of k */
+    const sw_tensor *v, *k_cache, *v_cache;
+    const int32_t *slots;
+    float *tmp;       /* [n_threads][head_dim * n_heads of x2] */
+    sw_cpu_to_f16_fn to_f16;
 } rope_ctx;
 
-static void rope_task(void *p, int64_t t, int slot) {
-    rope_ctx *c = p;
-    const sw_tensor *x = c->x;
+/* cos, sin of token t's angles into cs. */
+static void rope_angles(const rope_ctx *c, int64_t t, float *cs) {
     int64_t half = c->p->n_dims / 2;
-    float *cs = c->cs + (size_t)slot * (size_t)c->p->n_dims;
     /* theta in double and cos/sin in double, rounded once to float: ggml
      * builds theta by repeated float multiplication, which differs from this
      * by its own rounding (~1e-7 relative per step, growing with i) */
@@ -201,42 +233,65 @@ static void rope_task(void *p, int64_t t, int slot) {
         cs[2 * i] = (float)cos(theta);
         cs[2 * i + 1] = (float)sin(theta);
     }
-    for (int64_t h = 0; h < x->ne[1]; h++) {
-        float *v = (float *)sw_cpu_row(x, h, t, 0);
-        if (c->p->mode == 2) { /* NeoX: pairs (i, i + n_dims/2) */
-            for (int64_t i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half], co = cs[2 * i], si = cs[2 * i + 1];
-                v[i] = a * co - b * si;
-                v[i + half] = a * si + b * co;
-            }
-        } else { /* adjacent pairs (2i, 2i+1) */
-            for (int64_t i = 0; i < half; i++) {
-                float a = v[2 * i], b = v[2 * i + 1], co = cs[2 * i], si = cs[2 * i + 1];
-                v[2 * i] = a * co - b * si;
-                v[2 * i + 1] = a * si + b * co;
-            }
+}
+
+/* Rotate the head_dim values at src into dst (may be src). */
+static void rope_head(const rope_ctx *c, const float *cs, const float *src, float *dst) {
+    int64_t half = c->p->n_dims / 2;
+    if (c->p->mode == 2) { /* NeoX: pairs (i, i + n_dims/2) */
+        for (int64_t i = 0; i < half; i++) {
+            float a = src[i], b = src[i + half], co = cs[2 * i], si = cs[2 * i + 1];
+            dst[i] = a * co - b * si;
+            dst[i + half] = a * si + b * co;
+        }
+    } else { /* adjacent pairs (2i, 2i+1) */
+        for (int64_t i = 0; i < half; i++) {
+            float a = src[2 * i], b = src[2 * i + 1], co = cs[2 * i], si = cs[2 * i + 1];
+            dst[2 * i] = a * co - b * si;
+            dst[2 * i + 1] = a * si + b * co;
         }
     }
 }
 
-sw_status sw_cpu_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const sw_rope_params *p,
-                      sw_err *err) {
+/* Token t's angles into this thread's cs; x's heads of t rotated in place. */
+static float *rope_token(rope_ctx *c, int64_t t, int slot) {
+    float *cs = c->cs + (size_t)slot * (size_t)c->p->n_dims;
+    rope_angles(c, t, cs);
+    for (int64_t h = 0; h < c->x->ne[1]; h++) {
+        float *v = (float *)sw_cpu_row(c->x, h, t, 0);
+        rope_head(c, cs, v, v);
+    }
+    return cs;
+}
+
+static void rope_task(void *p, int64_t t, int slot) { rope_token(p, t, slot); }
+
+/* Scratch and angle tables of a rope, with tmp_floats per thread besides. */
+static sw_status rope_setup(sw_backend *be, rope_ctx *c, const sw_rope_params *p,
+                            int64_t tmp_floats, sw_err *err) {
     int nth = be->n_threads;
     int64_t half = p->n_dims / 2;
-    size_t need = (size_t)half * sizeof(double) + (size_t)nth * (size_t)p->n_dims * sizeof(float);
+    size_t need = (size_t)half * sizeof(double) +
+                  (size_t)nth * ((size_t)p->n_dims + (size_t)tmp_floats) * sizeof(float);
     uint8_t *scratch = sw_cpu_scratch(cpu(be), need);
     if (!scratch) return sw_err_set(err, SW_E_NOMEM, "rope: cannot allocate %zu bytes", need);
-    rope_ctx c = {x,
-                  (const int32_t *)sw_cpu_ptr(pos),
-                  p,
-                  NULL,
-                  (double *)scratch,
-                  (float *)(scratch + (size_t)half * sizeof(double))};
-    if (p->freq_factors) c.ff = (const float *)sw_cpu_ptr(p->freq_factors);
+    c->p = p;
+    c->inv_freq = (double *)scratch;
+    c->cs = (float *)(scratch + (size_t)half * sizeof(double));
+    c->tmp = c->cs + (size_t)nth * (size_t)p->n_dims;
+    c->ff = p->freq_factors ? (const float *)sw_cpu_ptr(p->freq_factors) : NULL;
     for (int64_t i = 0; i < half; i++) {
         double f = (double)p->freq_scale * pow((double)p->freq_base, -2.0 * (double)i / p->n_dims);
-        c.inv_freq[i] = c.ff ? f / (double)c.ff[i] : f;
+        c->inv_freq[i] = c->ff ? f / (double)c->ff[i] : f;
     }
+    return SW_OK;
+}
+
+sw_status sw_cpu_rope(sw_backend *be, sw_tensor *x, const sw_tensor *pos, const sw_rope_params *p,
+                      sw_err *err) {
+    rope_ctx c = {.x = x, .pos = (const int32_t *)sw_cpu_ptr(pos)};
+    sw_status st = rope_setup(be, &c, p, 0, err);
+    if (st != SW_OK) return st;
     run(be, rope_task, &c, x->ne[2]);
     return SW_OK;
 }
@@ -254,17 +309,17 @@ void sw_cpu_to_f16_row(const float *x, uint16_t *y, int64_t n) {
         y[i] = sw_cpu_f32_to_f16(x[i]);
 }
 
-static void kv_store(const kv_ctx *c, int j, int64_t t, int32_t slot) {
-    const sw_tensor *src = c->src[j], *cache = c->cache[j];
+/* One token's heads x[head_dim * n_head_kv] into the cache at slot. */
+static void kv_store_row(const float *x, const sw_tensor *cache, int32_t slot,
+                         sw_cpu_to_f16_fn to_f16) {
     int64_t hd = cache->ne[0], nkv = cache->ne[1], bs = cache->ne[2];
-    const float *x = (const float *)sw_cpu_row(src, t, 0, 0);
     for (int64_t h = 0; h < nkv; h++) {
         uint8_t *dst = sw_cpu_row(cache, h, slot % bs, slot / bs);
         const float *xh = x + h * hd;
         if (cache->type == SW_TYPE_F32)
             memcpy(dst, xh, (size_t)hd * sizeof(float));
         else
-            c->to_f16(xh, (uint16_t *)dst, hd);
+            to_f16(xh, (uint16_t *)dst, hd);
     }
 }
 
@@ -272,22 +327,59 @@ static void kv_task(void *p, int64_t t, int slot) {
     (void)slot;
     kv_ctx *c = p;
     for (int j = 0; j < 2; j++)
-        kv_store(c, j, t, c->slots[t]);
+        kv_store_row((const float *)sw_cpu_row(c->src[j], t, 0, 0), c->cache[j], c->slots[t],
+                     c->to_f16);
+}
+
+/* The slots a kv write uses, checked against the cache (named after op). */
+static sw_status check_slots(const char *op, const sw_tensor *slots, int64_t T,
+                             const sw_tensor *cache, sw_err *err) {
+    const int32_t *sl = (const int32_t *)sw_cpu_ptr(slots);
+    int64_t cap = cache->ne[2] * cache->ne[3];
+    for (int64_t t = 0; t < T; t++)
+        if (sl[t] < 0 || sl[t] >= cap)
+            return sw_err_set(err, SW_E_RANGE,
+                              "%s: slots[%" PRId64 "] = %d outside a cache of %" PRId64 " slots", op,
+                              t, sl[t], cap);
+    return SW_OK;
 }
 
 sw_status sw_cpu_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
                           sw_tensor *k_cache, sw_tensor *v_cache, const sw_tensor *slots,
                           sw_err *err) {
-    const int32_t *sl = (const int32_t *)sw_cpu_ptr(slots);
-    int64_t T = k->ne[1], cap = k_cache->ne[2] * k_cache->ne[3];
-    for (int64_t t = 0; t < T; t++)
-        if (sl[t] < 0 || sl[t] >= cap)
-            return sw_err_set(err, SW_E_RANGE,
-                              "kv_write: slots[%" PRId64 "] = %d outside a cache of %" PRId64
-                              " slots",
-                              t, sl[t], cap);
-    kv_ctx c = {{k, v}, {k_cache, v_cache}, sl, cpu(be)->k->to_f16};
-    run(be, kv_task, &c, T);
+    sw_status st = check_slots("kv_write", slots, k->ne[1], k_cache, err);
+    if (st != SW_OK) return st;
+    kv_ctx c = {{k, v}, {k_cache, v_cache}, (const int32_t *)sw_cpu_ptr(slots), cpu(be)->k->to_f16};
+    run(be, kv_task, &c, k->ne[1]);
+    return SW_OK;
+}
+
+/* rope_kv_write, one token: q rotated in place; k rotated into this thread's
+ * row (k itself is left as it was); that row and v stored at the token's slot. */
+static void rope_kv_task(void *p, int64_t t, int slot) {
+    rope_ctx *c = p;
+    const float *cs = rope_token(c, t, slot);
+    int64_t hd = c->x2->ne[0], nkv = c->x2->ne[1];
+    float *row = c->tmp + (size_t)slot * (size_t)(hd * nkv);
+    for (int64_t h = 0; h < nkv; h++) {
+        const float *k = (const float *)sw_cpu_row(c->x2, h, t, 0);
+        memcpy(row + h * hd, k, (size_t)hd * sizeof(float)); /* dims past n_dims as they are */
+        rope_head(c, cs, k, row + h * hd);
+    }
+    kv_store_row(row, c->k_cache, c->slots[t], c->to_f16);
+    kv_store_row((const float *)sw_cpu_row(c->v, t, 0, 0), c->v_cache, c->slots[t], c->to_f16);
+}
+
+sw_status sw_cpu_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                               const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                               sw_tensor *v_cache, const sw_tensor *slots, sw_err *err) {
+    sw_status st = check_slots("rope_kv_write", slots, q->ne[2], k_cache, err);
+    if (st != SW_OK) return st;
+    rope_ctx c = {.x = q, .x2 = k, .pos = (const int32_t *)sw_cpu_ptr(pos), .v = v,
+                  .k_cache = k_cache, .v_cache = v_cache,
+                  .slots = (const int32_t *)sw_cpu_ptr(slots), .to_f16 = cpu(be)->k->to_f16};
+    if ((st = rope_setup(be, &c, p, k->ne[0] * k->ne[1], err)) != SW_OK) return st;
+    run(be, rope_kv_task, &c, q->ne[2]);
     return SW_OK;
 }
 

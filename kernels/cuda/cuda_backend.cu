@@ -27,7 +27,8 @@ static inline sw_cuda_backend *cu(sw_backend *be) { return (sw_cuda_backend *)be
 
 static const char *k_op_names[] = {"?",        "get_rows",  "rms_norm", "matmul",
                                    "rope",     "kv_write",  "attention", "swiglu",
-                                   "add",      "geglu",     "scale",    "softcap"};
+                                   "add",      "geglu",     "scale",    "softcap",
+                                   "add_rms_norm", "rope_kv_write"};
 
 static const char *op_name(int kind) {
     return (kind > 0 && kind < (int)(sizeof k_op_names / sizeof k_op_names[0])) ? k_op_names[kind]
@@ -372,6 +373,8 @@ static sw_status run_op(sw_cuda_backend *b, const swcu_op *op, sw_err *err) {
     case SWCU_GEGLU:
     case SWCU_SCALE:
     case SWCU_SOFTCAP: return swcu_run_elementwise(b, op, err);
+    case SWCU_ADD_RMS_NORM: return swcu_run_add_rms_norm(b, op, err);
+    case SWCU_ROPE_KV_WRITE: return swcu_run_rope_kv_write(b, op, err);
     default: return sw_err_set(err, SW_E_INTERNAL, "cuda: unknown recorded op kind %d", op->kind);
     }
 }
@@ -406,9 +409,11 @@ static sw_status sync_and_check(sw_cuda_backend *b, const swcu_op *ops, int n, s
     case SWCU_EFLAG_ID:
         return sw_err_set(err, SW_E_RANGE, "cuda %s: ids[%d] = %d outside a table of %" PRId64 " rows",
                           d, a, v, op ? op->t[0].ne[1] : (int64_t)-1);
-    case SWCU_EFLAG_SLOT:
+    case SWCU_EFLAG_SLOT: {
+        const swcu_tensor *kc = op ? &op->t[op->kind == SWCU_ROPE_KV_WRITE ? 5 : 2] : NULL;
         return sw_err_set(err, SW_E_RANGE, "cuda %s: slots[%d] = %d outside a cache of %" PRId64 " slots",
-                          d, a, v, op ? op->t[2].ne[2] * op->t[2].ne[3] : (int64_t)-1);
+                          d, a, v, kc ? kc->ne[2] * kc->ne[3] : (int64_t)-1);
+    }
     case SWCU_EFLAG_BLOCK:
         return sw_err_set(err, SW_E_RANGE,
                           "cuda %s: token %d reads KV block %d outside a cache of %" PRId64 " blocks",
@@ -841,6 +846,44 @@ static sw_status cuda_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_
     return unary(cu(be), SWCU_SOFTCAP, x, cap, out, err);
 }
 
+static sw_status cuda_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h,
+                                   const sw_tensor *w, float eps, sw_tensor *out, sw_err *err) {
+    sw_cuda_backend *b = cu(be);
+    swcu_op op = new_op(SWCU_ADD_RMS_NORM);
+    REC_TRY(resolve("add_rms_norm", "x", x, &op.t[0], err));
+    REC_TRY(resolve("add_rms_norm", "h", h, &op.t[1], err));
+    REC_TRY(resolve("add_rms_norm", "w", w, &op.t[2], err));
+    REC_TRY(resolve("add_rms_norm", "out", out, &op.t[3], err));
+    op.f[0] = eps;
+    return submit(b, &op, err);
+}
+
+static sw_status cuda_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                                    const sw_tensor *pos, const sw_rope_params *p,
+                                    sw_tensor *k_cache, sw_tensor *v_cache, const sw_tensor *slots,
+                                    sw_err *err) {
+    sw_cuda_backend *b = cu(be);
+    const char *name = "rope_kv_write";
+    swcu_op op = new_op(SWCU_ROPE_KV_WRITE);
+    REC_TRY(resolve(name, "q", q, &op.t[0], err));
+    REC_TRY(resolve(name, "k", k, &op.t[1], err));
+    REC_TRY(resolve(name, "v", v, &op.t[2], err));
+    REC_TRY(resolve(name, "pos", pos, &op.t[3], err));
+    REC_TRY(resolve(name, "freq_factors", p->freq_factors, &op.t[4], err));
+    REC_TRY(resolve(name, "k_cache", k_cache, &op.t[5], err));
+    REC_TRY(resolve(name, "v_cache", v_cache, &op.t[6], err));
+    REC_TRY(resolve(name, "slots", slots, &op.t[7], err));
+    if (k_cache->nb[1] != v_cache->nb[1] || k_cache->nb[2] != v_cache->nb[2] ||
+        k_cache->nb[3] != v_cache->nb[3] || k_cache->type != v_cache->type)
+        return failed(b, sw_err_set(err, SW_E_INVALID_ARG,
+                                    "cuda rope_kv_write: k_cache and v_cache must have the same type and strides"));
+    op.i[0] = p->n_dims;
+    op.i[1] = p->mode;
+    op.f[0] = p->freq_base;
+    op.f[1] = p->freq_scale;
+    return submit(b, &op, err);
+}
+
 static sw_status cuda_logits_summary(sw_backend *be, const sw_tensor *logits, int32_t k,
                                      sw_logits_stats *stats, int32_t *top_ids,
                                      float *top_logits, sw_err *err) {
@@ -895,6 +938,8 @@ static const sw_backend_ops k_cuda_ops = {
     /* add */ cuda_add,
     /* scale */ cuda_scale,
     /* softcap */ cuda_softcap,
+    /* add_rms_norm */ cuda_add_rms_norm,
+    /* rope_kv_write */ cuda_rope_kv_write,
     /* logits_summary */ cuda_logits_summary,
     /* layer_norm */ NULL, // encoder (bert) ops not written for CUDA yet:
     /* gelu */ NULL,       // loading a bert model here says so

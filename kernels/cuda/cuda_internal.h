@@ -49,6 +49,9 @@ typedef enum swcu_op_kind {
     SWCU_GEGLU,        // t: gate, up, out
     SWCU_SCALE,        // t: x, out; f0 factor
     SWCU_SOFTCAP,      // t: x, out; f0 cap
+    SWCU_ADD_RMS_NORM, // t: x, h, w, out; f0 eps
+    SWCU_ROPE_KV_WRITE, // t: q, k, v, pos, freq_factors (optional), k_cache, v_cache, slots;
+                        // i0 n_dims, i1 mode; f0 base, f1 scale
 } swcu_op_kind;
 
 // matmul paths (i[0])
@@ -68,7 +71,7 @@ enum {
     SWCU_A_WARP,     // 1: the warp-per-key decode kernel (cuda_attention.cu)
 };
 
-#define SWCU_MAX_T 7
+#define SWCU_MAX_T 8
 typedef struct swcu_op {
     int32_t kind;
     int32_t index; // position in the step, for error messages
@@ -182,6 +185,8 @@ sw_status swcu_run_rope(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
 sw_status swcu_run_kv_write(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
 sw_status swcu_run_attention(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
 sw_status swcu_run_elementwise(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
+sw_status swcu_run_add_rms_norm(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
+sw_status swcu_run_rope_kv_write(sw_cuda_backend *be, const swcu_op *op, sw_err *err);
 
 // Per-row logits statistics and top-k on the device (cuda_logits.cu). Runs at
 // once and waits; results land in the host arrays.

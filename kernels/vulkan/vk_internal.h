@@ -45,6 +45,9 @@ typedef enum sw_vk_shader_id {
     SW_VK_SH_MATMUL_FAST32,  /* 64x64 tiles, f32 weight tile: F32 and BF16 */
     SW_VK_SH_MATMUL_COOP,    /* 64x64 tiles on VK_NV_cooperative_matrix (see vk_coop.c) */
     SW_VK_SH_LAYER_NORM,     /* encoders (bert) */
+    /* fused ops */
+    SW_VK_SH_ADD_RMS_NORM,
+    SW_VK_SH_ROPE_KV_WRITE,
     SW_VK_SH_COUNT
 } sw_vk_shader_id;
 
@@ -247,6 +250,11 @@ sw_status sw_vk_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor
                         sw_err *err);
 sw_status sw_vk_add(sw_backend *be, const sw_tensor *a, const sw_tensor *b, sw_tensor *out,
                     sw_err *err);
+sw_status sw_vk_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
+                             float eps, sw_tensor *out, sw_err *err);
+sw_status sw_vk_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                              const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                              sw_tensor *v_cache, const sw_tensor *slots, sw_err *err);
 /* Weight types the matmul and get_rows shaders dequantize. */
 bool sw_vk_supports_type(sw_backend *be, sw_type type);
 

@@ -646,3 +646,90 @@ sw_status sw_vk_softcap(sw_backend *be, const sw_tensor *x, float cap, sw_tensor
 sw_status sw_vk_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err *err) {
     return elementwise(be, "gelu", EW_GELU, x, NULL, 0.0f, out, err);
 }
+
+/* ------------------------------------------------------------ fused ops -- */
+
+sw_status sw_vk_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
+                             float eps, sw_tensor *out, sw_err *err) {
+    const char *op = "add_rms_norm";
+    sw_vk_backend *vk = sw_vk(be);
+    struct {
+        uint32_t x_off, x_nb[3], h_off, h_nb[3], o_off, o_nb[3], w_off, n, ne1, ne2, n_rows;
+        float eps;
+    } pc;
+    sw_vk_bind b[4];
+    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, pc.x_nb, err));
+    TRY(bind_f32(vk, op, "h", h, &b[1], &pc.h_off, pc.h_nb, err));
+    TRY(bind_f32(vk, op, "w", w, &b[2], &pc.w_off, NULL, err));
+    TRY(bind_f32(vk, op, "out", out, &b[3], &pc.o_off, pc.o_nb, err));
+    pc.n = (uint32_t)x->ne[0];
+    pc.ne1 = (uint32_t)x->ne[1];
+    pc.ne2 = (uint32_t)x->ne[2];
+    pc.n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
+    pc.eps = eps;
+    uint32_t g[3];
+    sw_vk_grid(vk, pc.n_rows, g);
+    return dispatch(vk, op, SW_VK_SH_ADD_RMS_NORM, 0, b, 4, &pc, sizeof pc, g, err);
+}
+
+sw_status sw_vk_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
+                              const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
+                              sw_tensor *v_cache, const sw_tensor *slots, sw_err *err) {
+    const char *op = "rope_kv_write";
+    sw_vk_backend *vk = sw_vk(be);
+    if (k_cache->type != v_cache->type)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: k cache %s and v cache %s differ",
+                          op, sw_type_name(k_cache->type), sw_type_name(v_cache->type));
+    struct {
+        uint32_t q_off, q_nb1, q_nb2, k_off, k_nb1, k_nb2, v_off, v_nb1;
+        uint32_t kc[4], vc[4];
+        uint32_t pos_off, ff_off, has_ff, slots_off;
+        uint32_t n_head, nkv, hd, bs, cap, n_dims, mode, T, total;
+        float freq_base, freq_scale;
+    } pc;
+    _Static_assert(sizeof pc <= SW_VK_PUSH_MAX, "rope_kv_write push constants");
+    sw_vk_bind b[8];
+    uint32_t nb[3];
+    TRY(bind_f32(vk, op, "q", q, &b[0], &pc.q_off, nb, err));
+    pc.q_nb1 = nb[0];
+    pc.q_nb2 = nb[1];
+    TRY(bind_f32(vk, op, "k", k, &b[1], &pc.k_off, nb, err));
+    pc.k_nb1 = nb[0];
+    pc.k_nb2 = nb[1];
+    TRY(bind_f32(vk, op, "v", v, &b[2], &pc.v_off, nb, err));
+    pc.v_nb1 = nb[0];
+    TRY(bind_f32(vk, op, "pos", pos, &b[3], &pc.pos_off, NULL, err));
+    pc.has_ff = p->freq_factors != NULL;
+    pc.ff_off = 0;
+    if (p->freq_factors)
+        TRY(bind_f32(vk, op, "freq_factors", p->freq_factors, &b[4], &pc.ff_off, NULL, err));
+    else
+        b[4] = b[3];
+    TRY(bind_cache(vk, op, "k_cache", k_cache, &b[5], pc.kc, err));
+    TRY(bind_cache(vk, op, "v_cache", v_cache, &b[6], pc.vc, err));
+    TRY(bind_f32(vk, op, "slots", slots, &b[7], &pc.slots_off, NULL, err));
+    bool f16 = k_cache->type == SW_TYPE_F16;
+    if (f16 && (!f16_words_ok(pc.kc, k_cache->ne[0]) || !f16_words_ok(pc.vc, v_cache->ne[0])))
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: f16 cache rows must start on 4-byte boundaries "
+                          "(head_dim %" PRId64 " must be even)",
+                          op, k_cache->ne[0]);
+    pc.n_head = (uint32_t)q->ne[1];
+    pc.nkv = (uint32_t)k_cache->ne[1];
+    pc.hd = (uint32_t)k_cache->ne[0];
+    pc.bs = (uint32_t)k_cache->ne[2];
+    pc.cap = (uint32_t)SW_MIN(k_cache->ne[2] * k_cache->ne[3], (int64_t)UINT32_MAX);
+    pc.n_dims = (uint32_t)p->n_dims;
+    pc.mode = (uint32_t)p->mode;
+    pc.T = (uint32_t)q->ne[2];
+    pc.freq_base = p->freq_base;
+    pc.freq_scale = p->freq_scale;
+    uint64_t per = (uint64_t)pc.n_head * (pc.n_dims / 2) + 2ull * pc.nkv * ((pc.hd + 1) / 2);
+    uint64_t total = per * pc.T;
+    if (total > UINT32_MAX)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: batch too large", op);
+    pc.total = (uint32_t)total;
+    uint32_t g[3];
+    sw_vk_grid(vk, div_up(total, 256), g);
+    return dispatch(vk, op, SW_VK_SH_ROPE_KV_WRITE, f16, b, 8, &pc, sizeof pc, g, err);
+}

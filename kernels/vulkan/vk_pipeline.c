@@ -16,6 +16,7 @@
 
 #include "vk_internal.h"
 
+#include "add_rms_norm.spv.h"
 #include "attention.spv.h"
 #include "elementwise.spv.h"
 #include "get_rows.spv.h"
@@ -31,6 +32,7 @@
 #include "matvec_sg.spv.h"
 #include "rms_norm.spv.h"
 #include "rope.spv.h"
+#include "rope_kv_write.spv.h"
 
 typedef struct {
     const char *name;
@@ -57,6 +59,9 @@ static const shader_info k_shaders[SW_VK_SH_COUNT] = {
                                 sizeof sw_spv_matmul_fast32, 4},
     [SW_VK_SH_MATMUL_COOP] = {"matmul_coop", sw_spv_matmul_coop, sizeof sw_spv_matmul_coop, 4},
     [SW_VK_SH_LAYER_NORM] = {"layer_norm", sw_spv_layer_norm, sizeof sw_spv_layer_norm, 4},
+    [SW_VK_SH_ADD_RMS_NORM] = {"add_rms_norm", sw_spv_add_rms_norm, sizeof sw_spv_add_rms_norm, 4},
+    [SW_VK_SH_ROPE_KV_WRITE] = {"rope_kv_write", sw_spv_rope_kv_write,
+                                sizeof sw_spv_rope_kv_write, 8},
 };
 
 sw_vk_shader_id sw_vk_shader_by_name(const char *name) {

@@ -2,10 +2,11 @@
  * each against a straightforward double-precision reference written here:
  * get_rows (every dequantizable type), rms_norm, rope (NORM and NEOX, partial
  * n_dims, freq_factors, strided heads view), kv_write (F32 and F16 caches),
- * swiglu, geglu, add, scale, softcap, logits_summary; plus backend creation and the wrappers' shape
- * and type validation (errors must name the op). Ops run with 1 and 2 threads;
- * those with a row per kernel set (rms_norm, kv_write, swiglu, geglu) on every set
- * the host has.
+ * swiglu, geglu, add, scale, softcap, the fused add_rms_norm and rope_kv_write
+ * (bit for bit against the ops they replace), logits_summary; plus backend
+ * creation and the wrappers' shape and type validation (errors must name the
+ * op). Ops run with 1 and 2 threads; those with a row per kernel set
+ * (rms_norm, kv_write, swiglu, geglu) on every set the host has.
  *
  * Tolerances are in units of u = 2^-24 (float rounding) relative to the
  * magnitude of the terms involved, with the count of float roundings each op
@@ -432,6 +433,99 @@ static void test_scale_softcap(void **state) {
     }
 }
 
+/* -------------------------------------------------------------- fused ops -- */
+
+/* Each fused op against the sequence of ops it replaces: bit for bit (the
+ * CPU backend does the same arithmetic in both). */
+static void fused_add_rms_norm(sw_backend *be, int64_t n, int64_t r) {
+    sw_err err = {{0}};
+    float *x = malloc(sizeof(float) * (size_t)(n * r)), *h = malloc(sizeof(float) * (size_t)(n * r));
+    float *w = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n * r; i++) x[i] = nrand() * 3, h[i] = nrand();
+    for (int64_t i = 0; i < n; i++) w[i] = 1.0f + nrand() * 0.2f;
+    sw_tensor x1 = mk(be, SW_TYPE_F32, n, r, 1, 1, x), x2 = mk(be, SW_TYPE_F32, n, r, 1, 1, x);
+    sw_tensor th = mk(be, SW_TYPE_F32, n, r, 1, 1, h), h2 = mk(be, SW_TYPE_F32, n, r, 1, 1, h);
+    sw_tensor tw = mk(be, SW_TYPE_F32, n, 1, 1, 1, w);
+    sw_tensor o1 = mk(be, SW_TYPE_F32, n, r, 1, 1, NULL), o2 = mk(be, SW_TYPE_F32, n, r, 1, 1, NULL);
+    assert_int_equal(sw_be_add(be, &x1, &th, &x1, &err), SW_OK);
+    assert_int_equal(sw_be_rms_norm(be, &x1, &tw, 1e-5f, &o1, &err), SW_OK);
+    assert_int_equal(sw_be_add_rms_norm(be, &x2, &th, &tw, 1e-5f, &o2, &err), SW_OK);
+    assert_memory_equal(hp(be, &x1), hp(be, &x2), sizeof(float) * (size_t)(n * r));
+    assert_memory_equal(hp(be, &o1), hp(be, &o2), sizeof(float) * (size_t)(n * r));
+    /* out over h, as the forward pass does it */
+    memcpy(hp(be, &x2), x, sizeof(float) * (size_t)(n * r));
+    assert_int_equal(sw_be_add_rms_norm(be, &x2, &h2, &tw, 1e-5f, &h2, &err), SW_OK);
+    assert_memory_equal(hp(be, &o1), hp(be, &h2), sizeof(float) * (size_t)(n * r));
+    /* out over x is refused */
+    assert_int_equal(sw_be_add_rms_norm(be, &x2, &th, &tw, 1e-5f, &x2, &err), SW_E_INVALID_ARG);
+    sw_tensor all[] = {x1, x2, th, h2, tw, o1, o2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rm(be, &all[i]);
+    free(x);
+    free(h);
+    free(w);
+}
+
+/* q, k, v as the forward pass has them: columns of one [qd + 2 kvd, T]
+ * matrix; heads of head_dim hd. */
+static void fused_rope_kv_write(sw_backend *be, int mode, int64_t hd, int32_t n_dims, bool ff,
+                                sw_type ctype) {
+    sw_err err = {{0}};
+    const int64_t nh = 4, nkv = 2, T = 5, qd = nh * hd, kvd = nkv * hd, row = qd + 2 * kvd;
+    const int64_t bs = 4, nb = 8;
+    float *m = malloc(sizeof(float) * (size_t)(row * T)), f[64];
+    for (int64_t i = 0; i < row * T; i++) m[i] = nrand();
+    for (int i = 0; i < n_dims / 2; i++) f[i] = 1.0f + 0.5f * (float)urand();
+    int32_t pos[5] = {0, 1, 7, 40, 1000}, slots[5] = {3, 0, 17, 30, 12};
+    sw_tensor ma = mk(be, SW_TYPE_F32, row, T, 1, 1, m), mb = mk(be, SW_TYPE_F32, row, T, 1, 1, m);
+    sw_tensor tp = mk(be, SW_TYPE_I32, T, 1, 1, 1, pos), ts = mk(be, SW_TYPE_I32, T, 1, 1, 1, slots);
+    sw_tensor tf = mk(be, SW_TYPE_F32, n_dims / 2, 1, 1, 1, f);
+    sw_tensor kca = mk(be, ctype, hd, nkv, bs, nb, NULL), vca = mk(be, ctype, hd, nkv, bs, nb, NULL);
+    sw_tensor kcb = mk(be, ctype, hd, nkv, bs, nb, NULL), vcb = mk(be, ctype, hd, nkv, bs, nb, NULL);
+    sw_rope_params p = {n_dims, mode, 10000.0f, 0.5f, ff ? &tf : NULL};
+    sw_tensor *mats[2] = {&ma, &mb};
+    sw_tensor qh[2], kh[2], kf[2], v[2];
+    for (int i = 0; i < 2; i++) {
+        qh[i] = sw_tensor_make(mats[i]->buf, 0, SW_TYPE_F32, hd, nh, T, 1);
+        kh[i] = sw_tensor_make(mats[i]->buf, (size_t)qd * 4, SW_TYPE_F32, hd, nkv, T, 1);
+        qh[i].nb[2] = kh[i].nb[2] = mats[i]->nb[1];
+        kf[i] = sw_tensor_cols(mats[i], qd, kvd);
+        v[i] = sw_tensor_cols(mats[i], qd + kvd, kvd);
+    }
+    assert_int_equal(sw_be_rope(be, &qh[0], &tp, &p, &err), SW_OK);
+    assert_int_equal(sw_be_rope(be, &kh[0], &tp, &p, &err), SW_OK);
+    assert_int_equal(sw_be_kv_write(be, &kf[0], &v[0], &kca, &vca, &ts, &err), SW_OK);
+    assert_int_equal(sw_be_rope_kv_write(be, &qh[1], &kh[1], &v[1], &tp, &p, &kcb, &vcb, &ts, &err),
+                     SW_OK);
+    for (int64_t t = 0; t < T; t++) /* q rotated alike */
+        assert_memory_equal((float *)hp(be, &ma) + t * row, (float *)hp(be, &mb) + t * row,
+                            sizeof(float) * (size_t)qd);
+    size_t cb = sw_tensor_nbytes(&kca);
+    assert_memory_equal(hp(be, &kca), hp(be, &kcb), cb);
+    assert_memory_equal(hp(be, &vca), hp(be, &vcb), cb);
+    /* a slot past the cache is an error naming the op */
+    int32_t bad[5] = {0, 1, 2, 99, 4};
+    memcpy(hp(be, &ts), bad, sizeof bad);
+    assert_int_equal(sw_be_rope_kv_write(be, &qh[1], &kh[1], &v[1], &tp, &p, &kcb, &vcb, &ts, &err),
+                     SW_E_RANGE);
+    assert_non_null(strstr(err.msg, "rope_kv_write"));
+    sw_tensor all[] = {ma, mb, tp, ts, tf, kca, vca, kcb, vcb};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rm(be, &all[i]);
+    free(m);
+}
+
+static void test_fused_ops(void **state) {
+    fixture *f = *state;
+    for (int b = 0; b < f->n; b++) { /* every kernel set: the fused ops use its rows */
+        fused_add_rms_norm(f->be[b], 37, 5);
+        fused_add_rms_norm(f->be[b], 4096, 3);
+        for (int mode = 0; mode <= 2; mode += 2) {
+            fused_rope_kv_write(f->be[b], mode, 16, 16, false, SW_TYPE_F16);
+            fused_rope_kv_write(f->be[b], mode, 32, 24, true, SW_TYPE_F32);
+            fused_rope_kv_write(f->be[b], mode, 64, 64, true, SW_TYPE_F16);
+        }
+    }
+}
+
 /* -------------------------------------------------------- logits_summary -- */
 
 static void test_logits_summary(void **state) {
@@ -689,6 +783,7 @@ int main(void) {
         cmocka_unit_test(test_kv_write),
         cmocka_unit_test(test_swiglu_add),
         cmocka_unit_test(test_scale_softcap),
+        cmocka_unit_test(test_fused_ops),
         cmocka_unit_test(test_logits_summary),
         cmocka_unit_test(test_backend_create),
         cmocka_unit_test(test_tensor_helpers),

@@ -711,6 +711,75 @@ static void test_attention(void **state) {
     dt_free(g.be, &tq); dt_free(g.be, &tout); dt_free(g.be, &tk); dt_free(g.be, &ti);
 }
 
+/* ----------------------------------------------------------- fused ops -- */
+
+/* The fused ops against the CUDA ops they replace, run in the same step:
+ * bit for bit (the kernels share the arithmetic: k_rms_norm<add>, rope_elem /
+ * rope_heads, __float2half_rn). */
+static void test_fused_ops(void **state) {
+    (void)state;
+    sw_backend *be = g.be;
+    const int64_t n = 300, r = 3, hd = 64, nh = 8, nkv = 2, T = 5, qd = nh * hd, kvd = nkv * hd;
+    const int64_t row = qd + 2 * kvd, bs = 16, nb = 8;
+    float *x = malloc(sizeof(float) * n * r), *h = malloc(sizeof(float) * n * r);
+    float *w = malloc(sizeof(float) * n), *m = malloc(sizeof(float) * row * T);
+    for (int64_t i = 0; i < n * r; i++) x[i] = nrand() * 3, h[i] = nrand();
+    for (int64_t i = 0; i < n; i++) w[i] = 1.0f + nrand() * 0.1f;
+    for (int64_t i = 0; i < row * T; i++) m[i] = nrand();
+    int32_t idx[16] = {0, 1, 17, 40, 100, /* pos */ 3, 0, 17, 30, 70 /* slots */};
+    sw_tensor x1 = dt_make(be, SW_TYPE_F32, n, r, 1, 1, 0, x), x2 = dt_make(be, SW_TYPE_F32, n, r, 1, 1, 0, x);
+    sw_tensor th = dt_make(be, SW_TYPE_F32, n, r, 1, 1, 0, h), tw = dt_make(be, SW_TYPE_F32, n, 1, 1, 1, 0, w);
+    sw_tensor o1 = dt_make(be, SW_TYPE_F32, n, r, 1, 1, 0, NULL), o2 = dt_make(be, SW_TYPE_F32, n, r, 1, 1, 0, NULL);
+    sw_tensor ma = dt_make(be, SW_TYPE_F32, row, T, 1, 1, 0, m), mb = dt_make(be, SW_TYPE_F32, row, T, 1, 1, 0, m);
+    sw_tensor ti = dt_make(be, SW_TYPE_I32, 16, 1, 1, 1, 0, idx);
+    sw_tensor pos = sw_tensor_make(ti.buf, 0, SW_TYPE_I32, T, 1, 1, 1);
+    sw_tensor sl = sw_tensor_make(ti.buf, 20, SW_TYPE_I32, T, 1, 1, 1);
+    sw_tensor kc[2], vc[2];
+    for (int i = 0; i < 2; i++) {
+        kc[i] = dt_make(be, SW_TYPE_F16, hd, nkv, bs, nb, 0, NULL);
+        vc[i] = dt_make(be, SW_TYPE_F16, hd, nkv, bs, nb, 0, NULL);
+    }
+    sw_tensor *mats[2] = {&ma, &mb}, qh[2], kh[2], kf[2], v[2];
+    for (int i = 0; i < 2; i++) {
+        qh[i] = sw_tensor_make(mats[i]->buf, 0, SW_TYPE_F32, hd, nh, T, 1);
+        kh[i] = sw_tensor_make(mats[i]->buf, (size_t)qd * 4, SW_TYPE_F32, hd, nkv, T, 1);
+        qh[i].nb[2] = kh[i].nb[2] = mats[i]->nb[1];
+        kf[i] = sw_tensor_cols(mats[i], qd, kvd);
+        v[i] = sw_tensor_cols(mats[i], qd + kvd, kvd);
+    }
+    sw_rope_params p = {48, 2, 10000.0f, 1.0f, NULL}; /* partial rotation, NeoX */
+    OK(sw_be_begin(be, &g_err));
+    OK(sw_be_add(be, &x1, &th, &x1, &g_err));
+    OK(sw_be_rms_norm(be, &x1, &tw, 1e-5f, &o1, &g_err));
+    OK(sw_be_add_rms_norm(be, &x2, &th, &tw, 1e-5f, &o2, &g_err));
+    OK(sw_be_rope(be, &qh[0], &pos, &p, &g_err));
+    OK(sw_be_rope(be, &kh[0], &pos, &p, &g_err));
+    OK(sw_be_kv_write(be, &kf[0], &v[0], &kc[0], &vc[0], &sl, &g_err));
+    OK(sw_be_rope_kv_write(be, &qh[1], &kh[1], &v[1], &pos, &p, &kc[1], &vc[1], &sl, &g_err));
+    OK(sw_be_end(be, &g_err));
+    const sw_tensor *pairs[][2] = {{&x1, &x2}, {&o1, &o2}, {&kc[0], &kc[1]}, {&vc[0], &vc[1]}};
+    for (size_t i = 0; i < 4; i++) {
+        size_t nbytes = sw_tensor_nbytes(pairs[i][0]);
+        uint8_t *a = malloc(nbytes), *b = malloc(nbytes);
+        dt_read(be, pairs[i][0], a);
+        dt_read(be, pairs[i][1], b);
+        if (memcmp(a, b, nbytes) != 0) fail_msg("fused op differs from its sequence (pair %zu)", i);
+        free(a);
+        free(b);
+    }
+    float *qa = malloc(sizeof(float) * row * T), *qb = malloc(sizeof(float) * row * T);
+    dt_read(be, &ma, qa);
+    dt_read(be, &mb, qb);
+    for (int64_t t = 0; t < T; t++)
+        if (memcmp(qa + t * row, qb + t * row, sizeof(float) * qd) != 0)
+            fail_msg("rope_kv_write: q of token %lld differs from rope's", (long long)t);
+    free(qa);
+    free(qb);
+    sw_tensor all[] = {x1, x2, th, tw, o1, o2, ma, mb, ti, kc[0], kc[1], vc[0], vc[1]};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(be, &all[i]);
+    free(x); free(h); free(w); free(m);
+}
+
 /* -------------------------------------------------------------- logits -- */
 
 static void ref_summary(const float *l, int64_t V, int k, sw_logits_stats *st, int32_t *ids,
@@ -980,6 +1049,7 @@ int main(void) {
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_logits),
+        cmocka_unit_test(test_fused_ops),
         cmocka_unit_test(test_graph_replay),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -126,7 +126,7 @@ static void run_config(sw_backend *be, const config *c, int32_t V) {
     sw_tensor t = sw_tensor_make(buf, 0, SW_TYPE_F32, V, 1, 1, 1);
     int32_t ids[SW_SAMPLER_SUMMARY_MAX_K];
     float tops[SW_SAMPLER_SUMMARY_MAX_K];
-    const int steps = 240;
+    const int steps = 160;
     int decided = 0;
     for (int step = 0; step < steps; step++) {
         make_row(l, V, step % 4);

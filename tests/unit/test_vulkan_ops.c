@@ -693,6 +693,87 @@ static void test_rope(void **state) {
     }
 }
 
+/* ------------------------------------------------------------ fused ops -- */
+
+/* The fused ops against the CPU backend's (which equal the sequences they
+ * replace, test_cpu_ops), with the tolerances of the ops they fuse. */
+static void test_fused_ops(void **state) {
+    (void)state;
+    sw_err err = {{0}};
+    int64_t n = 300, r = 3;
+    float *x = frand_n(n * r), *h = frand_n(n * r), *w = frand_n(n);
+    pair px = pair_make(SW_TYPE_F32, n, r, 1, 1, x), ph = pair_make(SW_TYPE_F32, n, r, 1, 1, h);
+    pair pw = pair_make(SW_TYPE_F32, n, 1, 1, 1, w);
+    ok(sw_be_add_rms_norm(g_fix->cpu, &px.c.t, &ph.c.t, &pw.c.t, 1e-5f, &ph.c.t, &err), &err);
+    ok(sw_be_add_rms_norm(g_fix->vk, &px.v.t, &ph.v.t, &pw.v.t, 1e-5f, &ph.v.t, &err), &err);
+    compare_pair("add_rms_norm x", &px.c.t, &px.v.t, 2 * U, 8.0);
+    compare_pair("add_rms_norm out", &ph.c.t, &ph.v.t, 16 * U * sqrt((double)n), 1e-3);
+    pair_free(&px);
+    pair_free(&ph);
+    pair_free(&pw);
+    free(x);
+    free(h);
+    free(w);
+    /* rope_kv_write on q, k, v as columns of one matrix, both rope modes,
+     * partial rotation, f32 and f16 caches */
+    for (int c = 0; c < 4; c++) {
+        const int mode = c % 2 ? 2 : 0;
+        const sw_type ct = c < 2 ? SW_TYPE_F32 : SW_TYPE_F16;
+        const int64_t hd = 16, nh = 4, nkv = 2, T = 5, qd = nh * hd, kvd = nkv * hd;
+        const int64_t row = qd + 2 * kvd, bs = 4, nb = 8;
+        const int32_t n_dims = c == 2 ? 8 : 16;
+        float *m = frand_n(row * T);
+        int32_t pos[5] = {0, 1, 17, 63, 130}, slots[5] = {3, 0, 17, 30, 12};
+        pair pm = pair_make(SW_TYPE_F32, row, T, 1, 1, m), pp = pair_make(SW_TYPE_I32, T, 1, 1, 1, pos);
+        pair ps = pair_make(SW_TYPE_I32, T, 1, 1, 1, slots);
+        size_t cbytes = sw_row_size(ct, hd) * (size_t)(nkv * bs * nb);
+        uint8_t *zero = calloc(1, cbytes);
+        pair kc = pair_make(ct, hd, nkv, bs, nb, zero), vc = pair_make(ct, hd, nkv, bs, nb, zero);
+        sw_rope_params p = {n_dims, mode, 10000.0f, 0.5f, NULL};
+        for (int b = 0; b < 2; b++) {
+            sw_backend *be = b ? g_fix->vk : g_fix->cpu;
+            const sw_tensor *mt = b ? &pm.v.t : &pm.c.t;
+            sw_tensor qh = sw_tensor_make(mt->buf, mt->offset, SW_TYPE_F32, hd, nh, T, 1);
+            sw_tensor kh = sw_tensor_make(mt->buf, mt->offset + (size_t)qd * 4, SW_TYPE_F32, hd, nkv, T, 1);
+            qh.nb[2] = kh.nb[2] = mt->nb[1];
+            sw_tensor v = sw_tensor_cols(mt, qd + kvd, kvd);
+            ok(sw_be_rope_kv_write(be, &qh, &kh, &v, b ? &pp.v.t : &pp.c.t, &p,
+                                   b ? &kc.v.t : &kc.c.t, b ? &vc.v.t : &vc.c.t,
+                                   b ? &ps.v.t : &ps.c.t, &err),
+               &err);
+        }
+        /* q (and k, v as they were): rope's bound; the caches: the same, plus
+         * f16 rounding (half an f16 ulp, 2^-11 relative) */
+        compare_pair("rope_kv_write q", &pm.c.t, &pm.v.t, 16 * U * 70 * 4, 1.0);
+        for (int w2 = 0; w2 < 2; w2++) {
+            pair *pc = w2 ? &vc : &kc;
+            float *a = malloc(sizeof(float) * (size_t)(hd * nkv * bs * nb));
+            float *bv = malloc(sizeof(float) * (size_t)(hd * nkv * bs * nb));
+            uint8_t *ra = malloc(cbytes), *rb = malloc(cbytes);
+            dt_read(g_fix->cpu, &pc->c.t, ra);
+            dt_read(g_fix->vk, &pc->v.t, rb);
+            sw_dequantize_row(ct, ra, a, hd * nkv * bs * nb, NULL);
+            sw_dequantize_row(ct, rb, bv, hd * nkv * bs * nb, NULL);
+            const double rel = 16 * U * 70 * 4 + (ct == SW_TYPE_F16 ? 0x1p-11 : 0);
+            for (int64_t i = 0; i < hd * nkv * bs * nb; i++)
+                if (!(fabs((double)a[i] - bv[i]) <= rel * fmax(fmax(fabs(a[i]), fabs(bv[i])), 1.0)))
+                    fail_msg("rope_kv_write %s cache (%s, mode %d) element %lld: cpu %.9g vulkan %.9g",
+                             w2 ? "v" : "k", sw_type_name(ct), mode, (long long)i, a[i], bv[i]);
+            free(a);
+            free(bv);
+            free(ra);
+            free(rb);
+        }
+        free(m);
+        free(zero);
+        pair_free(&pm);
+        pair_free(&pp);
+        pair_free(&ps);
+        pair_free(&kc);
+        pair_free(&vc);
+    }
+}
+
 /* --------------------------------------------------- kv cache + attention -- */
 
 typedef struct {
@@ -1066,6 +1147,7 @@ int main(void) {
         cmocka_unit_test(test_split_bindings),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_kv_write),
+        cmocka_unit_test(test_fused_ops),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_step),
         cmocka_unit_test(test_errors),
