@@ -721,6 +721,25 @@ static sw_status cuda_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tens
     return submit(b, &op, err);
 }
 
+// SwiGLU fused with the next matmul's activation quantization: when the op
+// just recorded (not run yet) is a swiglu whose output is this int8-path
+// matmul's input, the swiglu kernel also quantizes what it writes into the
+// scratch the matmul reads (swcu_run_elementwise), and the matmul skips its
+// own quantize launch. Deterministic in the recorded ops, so graph signatures
+// stay valid.
+static void fuse_swiglu_quantize(sw_cuda_backend *b, swcu_op *op) {
+    const swcu_tensor *x = &op->t[1];
+    if (!b->in_step || b->n_ops == 0 || b->n_ops - 1 < b->n_run) return;
+    swcu_op *prev = &b->ops[b->n_ops - 1];
+    if (prev->kind != SWCU_SWIGLU || (op->i[0] != SWCU_MM_MMVQ && op->i[0] != SWCU_MM_MMQ)) return;
+    if (memcmp(&prev->t[2], x, sizeof *x) != 0 || x->ne[2] != 1 || x->ne[3] != 1 ||
+        x->ne[0] % 32 != 0 || prev->t[0].ne[2] != 1 || prev->t[0].ne[3] != 1)
+        return;
+    prev->i[0] = 1; // swiglu: quantize its output into the scratch
+    op->i[2] = 1;   // matmul: x is quantized already
+    b->stats.swiglu_q8++;
+}
+
 static sw_status cuda_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor *x,
                              const sw_tensor *bias, sw_tensor *out, sw_err *err) {
     sw_cuda_backend *b = cu(be);
@@ -732,6 +751,7 @@ static sw_status cuda_matmul(sw_backend *be, const sw_tensor *w, const sw_tensor
     if (x->ne[1] > INT32_MAX || w->ne[1] > INT32_MAX || w->ne[0] > INT32_MAX)
         return failed(b, sw_err_set(err, SW_E_UNSUPPORTED, "cuda matmul: dimensions over 2^31"));
     swcu_matmul_plan(b, &op);
+    fuse_swiglu_quantize(b, &op);
     int64_t *path_count[] = {&b->stats.mm_mmvq, &b->stats.mm_float, &b->stats.mm_cublas,
                              &b->stats.mm_mmq};
     (*path_count[op.i[0]])++;

@@ -41,11 +41,13 @@ void sw_backend_cuda_graph_stats(const sw_backend *be, int64_t *captures, int64_
 /* What the backend ran, for tests and benchmarks to see which paths their
  * shapes took: graph captures and replays, matmuls by path (counted when
  * recorded), attention ops whose key range was split (split + combine
- * kernels) and those on the warp-per-key decode kernel. */
+ * kernels) and those on the warp-per-key decode kernel, swiglus fused with
+ * the next matmul's int8 quantization. */
 typedef struct sw_cuda_stats {
     int64_t captures, replays;
     int64_t mm_mmvq, mm_mmq, mm_float, mm_cublas;
     int64_t attn_split, attn_warp;
+    int64_t swiglu_q8; /* swiglus that also quantized the next matmul's input */
 } sw_cuda_stats;
 void sw_backend_cuda_stats(const sw_backend *be, sw_cuda_stats *out);
 

@@ -6,7 +6,8 @@
 // GELU written as g * sigmoid(2u)), with IEEE division and CUDA's expf and
 // tanhf (<= 2 ulp), so results are within a few ulp of the CPU; add and scale
 // are exact. out may alias a or b (each element is read and written by one
-// thread). Unverified on hardware.
+// thread). swiglu fused with the next matmul's int8 quantization:
+// cuda_matvec.cu. Unverified on hardware.
 #include "cuda_internal.h"
 #include "cuda_common.cuh"
 
@@ -68,6 +69,10 @@ sw_status swcu_run_elementwise(sw_cuda_backend *be, const swcu_op *op, sw_err *e
     const bool unary = op->kind == SWCU_SCALE || op->kind == SWCU_SOFTCAP;
     const swcu_tensor *a = &op->t[0], *b = unary ? &op->t[0] : &op->t[1];
     const swcu_tensor *o = unary ? &op->t[1] : &op->t[2];
+    if (op->kind == SWCU_SWIGLU && op->i[0] == 1) // fused with the next matmul's quantize
+        return swcu_swiglu_q8(op, (int8_t *)be->scratch,
+                              (float2 *)(be->scratch + swcu_xds_offset(a->ne[1], a->ne[0])),
+                              be->stream, err);
     const int64_t rows = a->ne[1] * a->ne[2] * a->ne[3];
     const int64_t chunks = (a->ne[0] + EW_CHUNK - 1) / EW_CHUNK;
     if (rows > INT32_MAX || chunks > 65535)

@@ -40,11 +40,12 @@ typedef struct swcu_tensor {
 typedef enum swcu_op_kind {
     SWCU_GET_ROWS = 1, // t: table, ids, out
     SWCU_RMS_NORM,     // t: x, w, out; f0 eps
-    SWCU_MATMUL,       // t: w, x, bias (optional), out; i0 path (SWCU_MM_*)
+    SWCU_MATMUL,       // t: w, x, bias (optional), out; i0 path (SWCU_MM_*), i1 tile rows,
+                       // i2 1: x already quantized in the scratch (by the swiglu before)
     SWCU_ROPE,         // t: x, pos, freq_factors (optional); i0 n_dims, i1 mode; f0 base, f1 scale
     SWCU_KV_WRITE,     // t: k, v, k_cache, v_cache, slots
     SWCU_ATTENTION,    // t: q, k_cache, v_cache, out, seq_start, pos, block_tables; i: SWCU_A_*; f0 scale
-    SWCU_SWIGLU,       // t: gate, up, out
+    SWCU_SWIGLU,       // t: gate, up, out; i0 1: also quantize out for the next matmul
     SWCU_ADD,          // t: a, b, out
     SWCU_GEGLU,        // t: gate, up, out
     SWCU_SCALE,        // t: x, out; f0 factor
@@ -198,6 +199,16 @@ sw_status swcu_ensure_scratch(sw_cuda_backend *be, size_t n, sw_err *err);
 sw_status swcu_ensure_host_small(sw_cuda_backend *be, size_t n, sw_err *err);
 
 // ---- matmul pieces shared between cuda_matmul.cu and the mat-vec files ----
+// Where the int8 paths keep x quantized in the scratch: xq [T][K] at 0, then
+// xds [T][K/32] (256-byte aligned).
+static inline size_t swcu_xds_offset(int64_t T, int64_t K) {
+    return ((size_t)T * (size_t)K + 255) & ~(size_t)255;
+}
+// out = silu(a) * b for a [K, T] (K % 32 == 0), and out quantized as
+// swcu_quantize_q8 would (into xq, xds): the swiglu fused with the next
+// matmul's quantization.
+sw_status swcu_swiglu_q8(const swcu_op *op, int8_t *xq, float2 *xds, cudaStream_t st,
+                         sw_err *err);
 // Quantize x [K, T] (row stride xs floats) to int8 groups + {d, d*sum}.
 sw_status swcu_quantize_q8(const float *x, int64_t xs, int64_t K, int64_t T, int8_t *xq,
                            float2 *xds, cudaStream_t st, const swcu_op *op, sw_err *err);

@@ -199,9 +199,12 @@ sw_status swcu_run_matmul(sw_cuda_backend *be, const swcu_op *op, sw_err *err) {
     case SWCU_MM_MMVQ:
     case SWCU_MM_MMQ: {
         int8_t *xq = (int8_t *)be->scratch;
-        float2 *xds = (float2 *)(be->scratch + align256((size_t)T * (size_t)K));
-        sw_status st = swcu_quantize_q8((const float *)x->p, xs, K, T, xq, xds, be->stream, op, err);
-        if (st != SW_OK) return st;
+        float2 *xds = (float2 *)(be->scratch + swcu_xds_offset(T, K));
+        if (!op->i[2]) { // else the swiglu before quantized x (fuse_swiglu_quantize)
+            sw_status st =
+                swcu_quantize_q8((const float *)x->p, xs, K, T, xq, xds, be->stream, op, err);
+            if (st != SW_OK) return st;
+        }
         if (op->i[0] == SWCU_MM_MMQ)
             return swcu_mmq(w->type, w->p, (int64_t)w->nb[1], K, N, xq, xds, T, (float *)o->p, os,
                             bp, be->stream, op, err);

@@ -27,6 +27,39 @@ k_quantize_q8(const float *__restrict__ x, int64_t xs, int G, int8_t *__restrict
     if (lane == 0) xds[(int64_t)t * G + g] = make_float2(d, d * (float)sum);
 }
 
+// The swiglu kernel's arithmetic, then k_quantize_q8's, one warp per group.
+// grid (ceil(G / 4), T). Bytes: reads 8K, writes 4K + K + K/4 per token.
+__global__ void __launch_bounds__(Q8_WARPS * 32)
+k_swiglu_q8(const uint8_t *a, uint64_t anb1, const uint8_t *b, uint64_t bnb1, uint8_t *o,
+            uint64_t onb1, int G, int8_t *__restrict__ xq, float2 *__restrict__ xds) {
+    const int lane = threadIdx.x % 32, g = blockIdx.x * Q8_WARPS + threadIdx.x / 32;
+    const int t = blockIdx.y;
+    if (g >= G) return;
+    const int64_t K = (int64_t)G * 32, e = (int64_t)g * 32 + lane;
+    const float x = ((const float *)(a + (uint64_t)t * anb1))[e];
+    const float y = ((const float *)(b + (uint64_t)t * bnb1))[e];
+    const float v = __fmul_rn(__fdiv_rn(x, __fadd_rn(1.0f, expf(-x))), y);
+    ((float *)(o + (uint64_t)t * onb1))[e] = v;
+    const float amax = swcu_warp_max(fabsf(v));
+    const float d = swcu_q8_scale(amax);
+    const int q = swcu_q8_elem(v, d);
+    const int sum = swcu_warp_sum_i(q);
+    xq[(int64_t)t * K + e] = (int8_t)q;
+    if (lane == 0) xds[(int64_t)t * G + g] = make_float2(d, d * (float)sum);
+}
+
+sw_status swcu_swiglu_q8(const swcu_op *op, int8_t *xq, float2 *xds, cudaStream_t st,
+                         sw_err *err) {
+    const swcu_tensor *a = &op->t[0], *b = &op->t[1], *o = &op->t[2];
+    const int64_t G = a->ne[0] / 32, T = a->ne[1];
+    if (T > 65535) return sw_err_set(err, SW_E_UNSUPPORTED, "cuda swiglu: %lld rows", (long long)T);
+    dim3 grid((unsigned)((G + Q8_WARPS - 1) / Q8_WARPS), (unsigned)T);
+    k_swiglu_q8<<<grid, Q8_WARPS * 32, 0, st>>>(a->p, a->nb[1], b->p, b->nb[1], o->p, o->nb[1],
+                                                (int)G, xq, xds);
+    SWCU_LAUNCHED("k_swiglu_q8");
+    return SW_OK;
+}
+
 sw_status swcu_quantize_q8(const float *x, int64_t xs, int64_t K, int64_t T, int8_t *xq,
                            float2 *xds, cudaStream_t st, const swcu_op *op, sw_err *err) {
     const int64_t G = K / 32;

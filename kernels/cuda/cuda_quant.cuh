@@ -716,4 +716,20 @@ template <typename F> static inline bool swcu_dispatch_quant(int type, F &&f) {
     }
 }
 
+// The host self-tests: run checker C (a struct {sw_err *err; sw_status st;}
+// with a template operator()<TYPE>) for every quant type, first failure out.
+template <typename C> static inline sw_status swcu_check_each_quant(sw_err *err) {
+    static const int types[] = {SW_TYPE_Q4_0, SW_TYPE_Q4_1, SW_TYPE_Q5_0, SW_TYPE_Q5_1,
+                                SW_TYPE_Q8_0, SW_TYPE_Q2_K, SW_TYPE_Q3_K, SW_TYPE_Q4_K,
+                                SW_TYPE_Q5_K, SW_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        C c = {err, SW_OK};
+        if (!swcu_dispatch_quant(types[i], c))
+            return sw_err_set(err, SW_E_INTERNAL, "selftest: no swcu_q for %s",
+                              sw_type_name((uint32_t)types[i]));
+        if (c.st != SW_OK) return c.st;
+    }
+    return SW_OK;
+}
+
 #endif

@@ -198,14 +198,5 @@ static sw_status check_half_conversions(sw_err *err) {
 extern "C" sw_status sw_cuda_quant_selftest(sw_err *err) {
     sw_status st0 = check_half_conversions(err);
     if (st0 != SW_OK) return st0;
-    static const int types[] = {SW_TYPE_Q4_0, SW_TYPE_Q4_1, SW_TYPE_Q5_0, SW_TYPE_Q5_1,
-                                SW_TYPE_Q8_0, SW_TYPE_Q2_K, SW_TYPE_Q3_K, SW_TYPE_Q4_K,
-                                SW_TYPE_Q5_K, SW_TYPE_Q6_K};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        check_type c = {err, SW_OK};
-        if (!swcu_dispatch_quant(types[i], c))
-            return sw_err_set(err, SW_E_INTERNAL, "selftest: no swcu_q for %s", sw_type_name(types[i]));
-        if (c.st != SW_OK) return c.st;
-    }
-    return SW_OK;
+    return swcu_check_each_quant<check_type>(err);
 }

@@ -45,8 +45,7 @@ typedef enum sw_vk_shader_id {
     SW_VK_SH_MATMUL_FAST32,  /* 64x64 tiles, f32 weight tile: F32 and BF16 */
     SW_VK_SH_MATMUL_COOP,    /* 64x64 tiles on VK_NV_cooperative_matrix (see vk_coop.c) */
     SW_VK_SH_LAYER_NORM,     /* encoders (bert) */
-    /* fused ops */
-    SW_VK_SH_ADD_RMS_NORM,
+    /* fused ops (add_rms_norm is rms_norm with a spec constant) */
     SW_VK_SH_ROPE_KV_WRITE,
     SW_VK_SH_COUNT
 } sw_vk_shader_id;

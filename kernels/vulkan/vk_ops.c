@@ -204,21 +204,35 @@ static sw_status bind_norm_rows(sw_vk_backend *vk, const char *op, const sw_tens
     return SW_OK;
 }
 
-sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
-                         sw_tensor *out, sw_err *err) {
-    const char *op = "rms_norm";
+/* rms_norm.comp: out = rmsnorm(x) * w, after x = x + h when h is given (the
+ * fused add_rms_norm; without it binding 3 is x again and never read). */
+static sw_status rms_norm_dispatch(sw_backend *be, const char *op, const sw_tensor *x,
+                                   const sw_tensor *h, const sw_tensor *w, float eps,
+                                   sw_tensor *out, sw_err *err) {
     sw_vk_backend *vk = sw_vk(be);
     struct {
         norm_rows r;
         uint32_t w_off;
         float eps;
+        uint32_t h_off, h_nb[3];
     } pc;
-    sw_vk_bind b[3];
+    sw_vk_bind b[4];
     uint32_t g[3];
     TRY(bind_norm_rows(vk, op, x, out, &b[0], &b[2], &pc.r, g, err));
     TRY(bind_f32(vk, op, "w", w, &b[1], &pc.w_off, NULL, err));
+    TRY(bind_f32(vk, op, "h", h ? h : x, &b[3], &pc.h_off, pc.h_nb, err));
     pc.eps = eps;
-    return dispatch(vk, op, SW_VK_SH_RMS_NORM, 0, b, 3, &pc, sizeof pc, g, err);
+    return dispatch(vk, op, SW_VK_SH_RMS_NORM, h != NULL, b, 4, &pc, sizeof pc, g, err);
+}
+
+sw_status sw_vk_rms_norm(sw_backend *be, const sw_tensor *x, const sw_tensor *w, float eps,
+                         sw_tensor *out, sw_err *err) {
+    return rms_norm_dispatch(be, "rms_norm", x, NULL, w, eps, out, err);
+}
+
+sw_status sw_vk_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
+                             float eps, sw_tensor *out, sw_err *err) {
+    return rms_norm_dispatch(be, "add_rms_norm", x, h, w, eps, out, err);
 }
 
 /* ---------------------------------------------------------- layer_norm -- */
@@ -458,14 +472,30 @@ static bool f16_words_ok(const uint32_t v[4], int64_t hd) {
     return hd % 2 == 0 && v[0] % 2 == 0 && v[1] % 2 == 0 && v[2] % 2 == 0 && v[3] % 2 == 0;
 }
 
+/* Bind both caches (kc, vc: their offsets and strides in elements) and check
+ * what the shaders that write them assume: one type, F16 rows on words. */
+static sw_status bind_caches(const sw_vk_backend *vk, const char *op, const sw_tensor *k_cache,
+                             const sw_tensor *v_cache, sw_vk_bind b[2], uint32_t kc[4],
+                             uint32_t vc[4], sw_err *err) {
+    if (k_cache->type != v_cache->type)
+        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: k cache %s and v cache %s differ",
+                          op, sw_type_name(k_cache->type), sw_type_name(v_cache->type));
+    TRY(bind_cache(vk, op, "k_cache", k_cache, &b[0], kc, err));
+    TRY(bind_cache(vk, op, "v_cache", v_cache, &b[1], vc, err));
+    if (k_cache->type == SW_TYPE_F16 &&
+        (!f16_words_ok(kc, k_cache->ne[0]) || !f16_words_ok(vc, v_cache->ne[0])))
+        return sw_err_set(err, SW_E_UNSUPPORTED,
+                          "vulkan: %s: f16 cache rows must start on 4-byte boundaries "
+                          "(head_dim %" PRId64 " must be even)",
+                          op, k_cache->ne[0]);
+    return SW_OK;
+}
+
 sw_status sw_vk_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
                          sw_tensor *k_cache, sw_tensor *v_cache, const sw_tensor *slots,
                          sw_err *err) {
     const char *op = "kv_write";
     sw_vk_backend *vk = sw_vk(be);
-    if (k_cache->type != v_cache->type)
-        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: k cache %s and v cache %s differ",
-                          op, sw_type_name(k_cache->type), sw_type_name(v_cache->type));
     struct {
         uint32_t k_off, k_nb1, v_off, v_nb1, kc[4], vc[4], hd, nkv, bs, cap, slots_off, T, total;
     } pc;
@@ -475,15 +505,9 @@ sw_status sw_vk_kv_write(sw_backend *be, const sw_tensor *k, const sw_tensor *v,
     pc.k_nb1 = nb[0];
     TRY(bind_f32(vk, op, "v", v, &b[1], &pc.v_off, nb, err));
     pc.v_nb1 = nb[0];
-    TRY(bind_cache(vk, op, "k_cache", k_cache, &b[2], pc.kc, err));
-    TRY(bind_cache(vk, op, "v_cache", v_cache, &b[3], pc.vc, err));
+    TRY(bind_caches(vk, op, k_cache, v_cache, &b[2], pc.kc, pc.vc, err));
     TRY(bind_f32(vk, op, "slots", slots, &b[4], &pc.slots_off, NULL, err));
     bool f16 = k_cache->type == SW_TYPE_F16;
-    if (f16 && (!f16_words_ok(pc.kc, k_cache->ne[0]) || !f16_words_ok(pc.vc, v_cache->ne[0])))
-        return sw_err_set(err, SW_E_UNSUPPORTED,
-                          "vulkan: %s: f16 cache rows must start on 4-byte boundaries "
-                          "(head_dim %" PRId64 " must be even)",
-                          op, k_cache->ne[0]);
     pc.hd = (uint32_t)k_cache->ne[0];
     pc.nkv = (uint32_t)k_cache->ne[1];
     pc.bs = (uint32_t)k_cache->ne[2];
@@ -649,37 +673,11 @@ sw_status sw_vk_gelu(sw_backend *be, const sw_tensor *x, sw_tensor *out, sw_err 
 
 /* ------------------------------------------------------------ fused ops -- */
 
-sw_status sw_vk_add_rms_norm(sw_backend *be, sw_tensor *x, const sw_tensor *h, const sw_tensor *w,
-                             float eps, sw_tensor *out, sw_err *err) {
-    const char *op = "add_rms_norm";
-    sw_vk_backend *vk = sw_vk(be);
-    struct {
-        uint32_t x_off, x_nb[3], h_off, h_nb[3], o_off, o_nb[3], w_off, n, ne1, ne2, n_rows;
-        float eps;
-    } pc;
-    sw_vk_bind b[4];
-    TRY(bind_f32(vk, op, "x", x, &b[0], &pc.x_off, pc.x_nb, err));
-    TRY(bind_f32(vk, op, "h", h, &b[1], &pc.h_off, pc.h_nb, err));
-    TRY(bind_f32(vk, op, "w", w, &b[2], &pc.w_off, NULL, err));
-    TRY(bind_f32(vk, op, "out", out, &b[3], &pc.o_off, pc.o_nb, err));
-    pc.n = (uint32_t)x->ne[0];
-    pc.ne1 = (uint32_t)x->ne[1];
-    pc.ne2 = (uint32_t)x->ne[2];
-    pc.n_rows = (uint32_t)(x->ne[1] * x->ne[2] * x->ne[3]);
-    pc.eps = eps;
-    uint32_t g[3];
-    sw_vk_grid(vk, pc.n_rows, g);
-    return dispatch(vk, op, SW_VK_SH_ADD_RMS_NORM, 0, b, 4, &pc, sizeof pc, g, err);
-}
-
 sw_status sw_vk_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const sw_tensor *v,
                               const sw_tensor *pos, const sw_rope_params *p, sw_tensor *k_cache,
                               sw_tensor *v_cache, const sw_tensor *slots, sw_err *err) {
     const char *op = "rope_kv_write";
     sw_vk_backend *vk = sw_vk(be);
-    if (k_cache->type != v_cache->type)
-        return sw_err_set(err, SW_E_UNSUPPORTED, "vulkan: %s: k cache %s and v cache %s differ",
-                          op, sw_type_name(k_cache->type), sw_type_name(v_cache->type));
     struct {
         uint32_t q_off, q_nb1, q_nb2, k_off, k_nb1, k_nb2, v_off, v_nb1;
         uint32_t kc[4], vc[4];
@@ -705,15 +703,9 @@ sw_status sw_vk_rope_kv_write(sw_backend *be, sw_tensor *q, sw_tensor *k, const 
         TRY(bind_f32(vk, op, "freq_factors", p->freq_factors, &b[4], &pc.ff_off, NULL, err));
     else
         b[4] = b[3];
-    TRY(bind_cache(vk, op, "k_cache", k_cache, &b[5], pc.kc, err));
-    TRY(bind_cache(vk, op, "v_cache", v_cache, &b[6], pc.vc, err));
+    TRY(bind_caches(vk, op, k_cache, v_cache, &b[5], pc.kc, pc.vc, err));
     TRY(bind_f32(vk, op, "slots", slots, &b[7], &pc.slots_off, NULL, err));
     bool f16 = k_cache->type == SW_TYPE_F16;
-    if (f16 && (!f16_words_ok(pc.kc, k_cache->ne[0]) || !f16_words_ok(pc.vc, v_cache->ne[0])))
-        return sw_err_set(err, SW_E_UNSUPPORTED,
-                          "vulkan: %s: f16 cache rows must start on 4-byte boundaries "
-                          "(head_dim %" PRId64 " must be even)",
-                          op, k_cache->ne[0]);
     pc.n_head = (uint32_t)q->ne[1];
     pc.nkv = (uint32_t)k_cache->ne[1];
     pc.hd = (uint32_t)k_cache->ne[0];

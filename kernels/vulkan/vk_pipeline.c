@@ -16,7 +16,6 @@
 
 #include "vk_internal.h"
 
-#include "add_rms_norm.spv.h"
 #include "attention.spv.h"
 #include "elementwise.spv.h"
 #include "get_rows.spv.h"
@@ -43,7 +42,7 @@ typedef struct {
 
 static const shader_info k_shaders[SW_VK_SH_COUNT] = {
     [SW_VK_SH_GET_ROWS] = {"get_rows", sw_spv_get_rows, sizeof sw_spv_get_rows, 3},
-    [SW_VK_SH_RMS_NORM] = {"rms_norm", sw_spv_rms_norm, sizeof sw_spv_rms_norm, 3},
+    [SW_VK_SH_RMS_NORM] = {"rms_norm", sw_spv_rms_norm, sizeof sw_spv_rms_norm, 4},
     [SW_VK_SH_MATVEC] = {"matvec", sw_spv_matvec, sizeof sw_spv_matvec, 4},
     [SW_VK_SH_MATVEC_SG] = {"matvec_sg", sw_spv_matvec_sg, sizeof sw_spv_matvec_sg, 4},
     [SW_VK_SH_MATMUL] = {"matmul", sw_spv_matmul, sizeof sw_spv_matmul, 4},
@@ -59,7 +58,6 @@ static const shader_info k_shaders[SW_VK_SH_COUNT] = {
                                 sizeof sw_spv_matmul_fast32, 4},
     [SW_VK_SH_MATMUL_COOP] = {"matmul_coop", sw_spv_matmul_coop, sizeof sw_spv_matmul_coop, 4},
     [SW_VK_SH_LAYER_NORM] = {"layer_norm", sw_spv_layer_norm, sizeof sw_spv_layer_norm, 4},
-    [SW_VK_SH_ADD_RMS_NORM] = {"add_rms_norm", sw_spv_add_rms_norm, sizeof sw_spv_add_rms_norm, 4},
     [SW_VK_SH_ROPE_KV_WRITE] = {"rope_kv_write", sw_spv_rope_kv_write,
                                 sizeof sw_spv_rope_kv_write, 8},
 };

@@ -778,6 +778,36 @@ static void test_fused_ops(void **state) {
     sw_tensor all[] = {x1, x2, th, tw, o1, o2, ma, mb, ti, kc[0], kc[1], vc[0], vc[1]};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) dt_free(be, &all[i]);
     free(x); free(h); free(w); free(m);
+
+    /* swiglu then an int8-path matmul of its output, in a step (the swiglu
+     * also quantizes for the matmul) and op by op outside one (no fusion) */
+    for (int64_t T = 1; T <= 17; T += 16) {
+        const int64_t K = 512, N = 40;
+        float *deq, *g = malloc(sizeof(float) * 2 * K * T), *res[2];
+        for (int64_t i = 0; i < 2 * K * T; i++) g[i] = nrand() * 2;
+        uint8_t *wq = make_weights(SW_TYPE_Q4_K, K, N, &deq);
+        sw_tensor tgu = dt_make(be, SW_TYPE_F32, 2 * K, T, 1, 1, 0, NULL);
+        sw_tensor tww = dt_make(be, SW_TYPE_Q4_K, K, N, 1, 1, 0, wq);
+        sw_tensor to = dt_make(be, SW_TYPE_F32, N, T, 1, 1, 0, NULL);
+        sw_tensor gate = sw_tensor_cols(&tgu, 0, K), up = sw_tensor_cols(&tgu, K, K);
+        sw_cuda_stats s0, s1;
+        for (int fused = 0; fused < 2; fused++) {
+            dt_write(be, &tgu, g);
+            sw_backend_cuda_stats(be, &s0);
+            if (fused) OK(sw_be_begin(be, &g_err));
+            OK(sw_be_swiglu(be, &gate, &up, &gate, &g_err));
+            OK(sw_be_matmul(be, &tww, &gate, NULL, &to, &g_err));
+            if (fused) OK(sw_be_end(be, &g_err));
+            sw_backend_cuda_stats(be, &s1);
+            assert_int_equal(s1.swiglu_q8 - s0.swiglu_q8, fused);
+            res[fused] = malloc(sizeof(float) * N * T);
+            dt_read(be, &to, res[fused]);
+        }
+        if (memcmp(res[0], res[1], sizeof(float) * N * T) != 0)
+            fail_msg("swiglu fused with the quantize (T %lld) differs from the ops apart", (long long)T);
+        dt_free(be, &tgu); dt_free(be, &tww); dt_free(be, &to);
+        free(g); free(deq); free(wq); free(res[0]); free(res[1]);
+    }
 }
 
 /* -------------------------------------------------------------- logits -- */

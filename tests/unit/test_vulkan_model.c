@@ -110,15 +110,9 @@ static void synthetic_batched(sw_backend *be, const char *shape) {
         return;
     }
     enum { S = 3, NG = 8 };
-    /* prompt lengths straddle the block size (8) and include a single token */
-    int32_t lens[S] = {1, 9, 17}, p[S][17];
-    uint32_t r = 11;
-    for (int i = 0; i < S; i++)
-        for (int j = 0; j < lens[i]; j++) {
-            r = r * 1103515245u + 12345u;
-            p[i][j] = 3 + (int32_t)((r >> 16) % 200u);
-        }
-    const int32_t *pp[S] = {p[0], p[1], p[2]};
+    sw_test_prompts tp;
+    sw_test_prompts_make(&tp);
+    const int32_t *const *pp = tp.p, *lens = tp.lens;
     int32_t cpu[S * NG], vk[S * NG];
     int64_t V = sw_test_model_vocab(g_cpu, path);
     float *lc = malloc(sizeof(float) * (size_t)(S * V)), *lv = malloc(sizeof(float) * (size_t)(S * V));

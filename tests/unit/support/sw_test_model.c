@@ -171,6 +171,19 @@ void sw_test_greedy_batch(sw_backend *be, const char *path, sw_type kv_type,
     fx_close(&f);
 }
 
+void sw_test_prompts_make(sw_test_prompts *tp) {
+    static const int32_t lens[3] = {1, 9, 17};
+    uint32_t r = 11;
+    for (int i = 0; i < 3; i++) {
+        tp->lens[i] = lens[i];
+        tp->p[i] = tp->ids[i];
+        for (int j = 0; j < lens[i]; j++) {
+            r = r * 1103515245u + 12345u;
+            tp->ids[i][j] = 3 + (int32_t)((r >> 16) % 200u);
+        }
+    }
+}
+
 double sw_test_nerr(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {

@@ -39,6 +39,15 @@ void sw_test_greedy_batch(sw_backend *be, const char *path, sw_type kv_type,
                           const int32_t *const *prompts, const int32_t *lens, int32_t S,
                           int32_t n_gen, int32_t *out, float *first_logits);
 
+/* Three prompts for batched tests: lengths 1, 9 and 17 (straddling a KV block
+ * of 8, one a single token), ids from a fixed generator in 3..202. */
+typedef struct sw_test_prompts {
+    int32_t lens[3];
+    int32_t ids[3][17];
+    const int32_t *p[3]; /* p[i] = ids[i] */
+} sw_test_prompts;
+void sw_test_prompts_make(sw_test_prompts *tp);
+
 /* sqrt(sum (a - b)^2 / sum a^2) over n values. */
 double sw_test_nerr(const float *a, const float *b, size_t n);
 
