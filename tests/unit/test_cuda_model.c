@@ -65,7 +65,7 @@ enum { S = 3, NG = 8 };
 
 static void synthetic_batched(sw_backend *be, const char *type) {
     char path[1024];
-    if (!sw_test_synthetic_model("test_cuda_model", type, path, sizeof path)) {
+    if (!sw_test_synthetic_model("test_cuda_model", "tiny", type, path, sizeof path)) {
         skip();
         return;
     }
