@@ -674,12 +674,12 @@ static void test_attention(void **state) {
     static const int len_dec[] = {1, 1}, pos_dec[] = {700, 1999};
     static const int len_pre[] = {40}, pos_pre[] = {0};
     const acase cases[] = {
-        {128, 8, 2, true, false, 4, len_mix, pos_mix},  /* GQA 4, mixed prefill/decode */
-        {64, 4, 4, false, true, 4, len_mix, pos_mix},   /* MHA, f32 cache, 3-D q */
-        {128, 32, 8, true, false, 2, len_dec, pos_dec}, /* decode, long ctx: split-K */
-        {256, 16, 1, true, false, 2, len_dec, pos_dec}, /* hd 256, 16 heads per kv head */
-        {80, 6, 2, false, true, 1, len_pre, pos_pre},   /* odd head_dim, prefill */
-        {64, 64, 2, true, false, 1, len_pre, pos_pre},  /* 32 heads per kv head: 1 group */
+        {128, 8, 2, true, false, 4, len_mix, pos_mix, 0},  /* GQA 4, mixed prefill/decode */
+        {64, 4, 4, false, true, 4, len_mix, pos_mix, 0},   /* MHA, f32 cache, 3-D q */
+        {128, 32, 8, true, false, 2, len_dec, pos_dec, 0}, /* decode, long ctx: split-K */
+        {256, 16, 1, true, false, 2, len_dec, pos_dec, 0}, /* hd 256, 16 heads per kv head */
+        {80, 6, 2, false, true, 1, len_pre, pos_pre, 0},   /* odd head_dim, prefill */
+        {64, 64, 2, true, false, 1, len_pre, pos_pre, 0},  /* 32 heads per kv head: 1 group */
         /* Gemma 3's sliding-window layers: hd 256, 4 heads on 1 kv head */
         {256, 4, 1, true, false, 4, len_mix, pos_mix, 512}, /* window inside split-K decode */
         {256, 4, 1, true, false, 2, len_dec, pos_dec, 300},
