@@ -132,6 +132,7 @@ else:
 ops = {r["op"] for r in d["rows"]}
 assert set(want_ops) <= ops, (want_ops, ops)
 levels = {m["level"] for m in mem}
+over = []
 for r in d["rows"]:
     where = "%s %s %s" % (r["op"], r["type"], r["shape"])
     assert r["bytes"] > 0 and r["ops"] >= 0 and r["time_us_best"] > 0, where
@@ -151,12 +152,37 @@ for r in d["rows"]:
         pct = 100 * r["gbps"] / r["peak_gbps"]
     assert math.isclose(pct, r["pct_peak"], rel_tol=1e-6), where
     check_verdict(d, r, where)
-    assert r["pct_peak"] <= 100.0, "%s: %.1f%% of its peak: a probe is too low" % (where, r["pct_peak"])
-    # and the other ratio cannot pass 100 % either
-    assert 100 * r["gbps"] / r["peak_gbps"] <= 100.0 + 1e-9, where
-    if r["ops"] > 0:
-        assert 100 * r["gops"] / r["peak_gops"] <= 100.0 + 1e-9, where
+    # neither ratio may pass 100 % (collected: exit 3 lets the caller measure again)
+    if (r["pct_peak"] > 100.0 or 100 * r["gbps"] / r["peak_gbps"] > 100.0 + 1e-9 or
+            (r["ops"] > 0 and 100 * r["gops"] / r["peak_gops"] > 100.0 + 1e-9)):
+        over.append("%s: %.1f%% of its peak" % (where, r["pct_peak"]))
+if over:
+    print("over 100 %% of the peak (a probe too low, or a count wrong): %s" % "; ".join(over))
+    sys.exit(3)
 EOF
+}
+
+# measure OUT CMD...: run CMD with its JSON into OUT, remembered for check_measured.
+measure() {
+    M_OUT=$1
+    shift
+    M_CMD=("$@")
+    "${M_CMD[@]}" >"$M_OUT" 2>"$TMP/bench_kernels.err"
+}
+# check_report on the last measure; a row over 100 % of its peak is measured once
+# more before it fails: probes and rows are timed at different moments, and a
+# CPU taken away during a probe (ctest runs other tests beside this one) lowers
+# the peak. Over 100 % twice fails; every other check fails the first time.
+check_measured() {
+    check_report "$M_OUT" "$@"
+    local rc=$?
+    if [[ $rc -eq 3 ]]; then
+        echo "note: measuring again (above)"
+        "${M_CMD[@]}" >"$M_OUT" 2>"$TMP/bench_kernels.err" || return 1
+        check_report "$M_OUT" "$@"
+        rc=$?
+    fi
+    return $rc
 }
 
 MODEL="$TMP/test_bench_kernels-tiny.gguf"
@@ -164,12 +190,12 @@ if ! "$MK" -o "$MODEL" --shape tiny --type q4_0 >/dev/null 2>&1; then
     fail "spillway-mkmodel could not write $MODEL"
 else
     OUT="$TMP/test_bench_kernels-cpu.json"
-    "$BENCH" kernels --backend cpu --threads 2 --model "$MODEL" --ctx 64,256 --tokens 1,8 --quick \
-        --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    measure "$OUT" "$BENCH" kernels --backend cpu --threads 2 --model "$MODEL" --ctx 64,256 \
+        --tokens 1,8 --quick --json
     rc=$?
     if [[ $rc -ne 0 ]]; then
         fail "bench kernels --model exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_report "$OUT" cpu matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu; then
+    elif check_measured cpu matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu; then
         pass "cpu: every decode op, bound and level per row, none above 100 % of its peak"
     else
         fail "cpu report (above)"
@@ -204,12 +230,13 @@ fi
 OUT="$TMP/test_bench_kernels-hot.json"
 for layout in engine plain; do
     flag=""; [[ $layout == plain ]] && flag=--plain
-    "$BENCH" kernels --backend cpu --threads 1 --type q4_0,q4_K,q5_0 --shape 256,20,1 \
-        --shape 512,8,5 --quick --hot $flag --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    # shellcheck disable=SC2086
+    measure "$OUT" "$BENCH" kernels --backend cpu --threads 1 --type q4_0,q4_K,q5_0 \
+        --shape 256,20,1 --shape 512,8,5 --quick --hot $flag --json
     rc=$?
     if [[ $rc -ne 0 ]]; then
         fail "bench kernels --hot $layout exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_report "$OUT" cpu matmul && "$PY" - "$OUT" "$layout" <<'EOF'
+    elif check_measured cpu matmul && "$PY" - "$OUT" "$layout" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["layout"] == sys.argv[2] and d["operands"] == "hot" and d["threads"] == 1, d["layout"]
@@ -237,14 +264,14 @@ fi
 # and its rows obey the same rules (a small quantized matmul and an add).
 for isa in avx2 avxvnni scalar; do
     OUT="$TMP/test_bench_kernels-$isa.json"
-    SW_CPU_ISA=$isa "$BENCH" kernels --backend cpu --threads 2 --type q4_0,q8_0 --op matmul,add \
-        --shape 4096,64,1 --tokens 1 --quick --probe-mib 64 --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    measure "$OUT" env SW_CPU_ISA=$isa "$BENCH" kernels --backend cpu --threads 2 --type q4_0,q8_0 \
+        --op matmul,add --shape 4096,64,1 --tokens 1 --quick --probe-mib 64 --json
     rc=$?
     if [[ $rc -ne 0 ]] && grep -q "host lacks" "$TMP/bench_kernels.err"; then
         echo "skip SW_CPU_ISA=$isa: $(tail -1 "$TMP/bench_kernels.err")"
     elif [[ $rc -ne 0 ]]; then
         fail "SW_CPU_ISA=$isa bench kernels exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_report "$OUT" cpu matmul,add "$isa"; then
+    elif check_measured cpu matmul,add "$isa"; then
         pass "cpu SW_CPU_ISA=$isa: its int8 probe, rows none above 100 %"
     else
         fail "cpu SW_CPU_ISA=$isa (above)"
@@ -258,12 +285,12 @@ if [[ ! -x "$BIN/spillway-generate" ]] ||
     ! "$BIN/spillway-generate" --list-devices 2>/dev/null | sed -n '/^vulkan:/,$p' | grep -q "^  0:"; then
     echo "skip vulkan: no Vulkan build or device (spillway-generate --list-devices)"
 else
-    "$BENCH" kernels --backend vulkan --op add,rms_norm,matmul --shape 256,64,1 --tokens 1 \
-        --type q4_0 --quick --json >"$OUT" 2>"$TMP/bench_kernels.err"
+    measure "$OUT" "$BENCH" kernels --backend vulkan --op add,rms_norm,matmul --shape 256,64,1 \
+        --tokens 1 --type q4_0 --quick --json
     rc=$?
     if [[ $rc -ne 0 ]]; then
         fail "bench kernels --backend vulkan exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_report "$OUT" vulkan matmul,add,rms_norm; then
+    elif check_measured vulkan matmul,add,rms_norm; then
         pass "vulkan: device probes (copy, GEMM), rows none above 100 %"
     else
         fail "vulkan report (above)"
