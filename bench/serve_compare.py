@@ -11,7 +11,8 @@ and point --llama-server at its binary.
 
 usage: bench/serve_compare.py --llama-server PATH [--threads N] [--parallel 64]
            [--ctx 320] [--concurrency 1,8,64] [--prompt-tokens 128]
-           [--max-tokens 128] [--rounds 1] [--peer-commit C] MODEL.gguf
+           [--max-tokens 128] [--rounds 1] [--distinct-prompts] [--peer-commit C]
+           MODEL.gguf
 """
 import argparse, datetime, json, os, signal, socket, statistics, subprocess, sys, time
 import urllib.request
@@ -46,6 +47,8 @@ def wait_ready(url, proc, timeout=120):
 def bench(bench_bin, url, level, a):
     cmd = [bench_bin, "serve", "--url", url, "--concurrency", str(level),
            "--prompt-tokens", str(a.prompt_tokens), "--max-tokens", str(a.max_tokens), "--json"]
+    if a.distinct_prompts:
+        cmd.append("--distinct-prompts")
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)[0]
@@ -62,6 +65,8 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--distinct-prompts", action="store_true",
+                    help="no two requests share a prompt prefix (nothing from a prompt cache)")
     ap.add_argument("--peer-env", action="append", default=[],
                     help="NAME=VALUE for llama-server's environment (repeatable), e.g. "
                          "OMP_WAIT_POLICY=passive on a loaded host")
@@ -135,7 +140,8 @@ def main():
         "peer_command": " ".join(a.peer_env + [os.path.basename(a.llama_server), "-m",
                                                os.path.basename(a.model)] + peer_cmd[3:]),
         "bench_command": f"spillway-bench serve --url URL --concurrency LEVEL --prompt-tokens "
-                         f"{a.prompt_tokens} --max-tokens {a.max_tokens} --json",
+                         f"{a.prompt_tokens} --max-tokens {a.max_tokens} --json"
+                         + (" --distinct-prompts" if a.distinct_prompts else ""),
         "model": os.path.basename(a.model),
         "backend": "cpu",
         "peer": f"llama.cpp@{a.peer_commit}",

@@ -8,7 +8,10 @@
  * timings are of the server and the network stack, not of a client library.
  * Requests are the same for every server: a prompt of exactly P token ids
  * (obtained from the server's /tokenize), max_tokens M, ignore_eos so every
- * request generates M tokens, greedy sampling. */
+ * request generates M tokens, greedy sampling. With --distinct-prompts every
+ * request's prompt starts with a different pair of the prompt's own token ids
+ * (same length), so no server can serve one request's prompt from another's
+ * cache: time to first token then includes every prompt's prefill. */
 #include "bench_serve.h"
 
 #include <cjson/cJSON.h>
@@ -39,6 +42,7 @@ typedef struct bopts {
     const char *model;
     const char *api_key;
     bool json;
+    bool distinct;
     double timeout_s;
 } bopts;
 
@@ -355,6 +359,7 @@ done:
 typedef struct level {
     const bopts *o;
     const char *body;
+    char **bodies; /* [requests] with --distinct-prompts, else NULL */
     atomic_int next;
     pthread_mutex_t mu;
     dvec ttft, itl;
@@ -371,7 +376,7 @@ static void *worker(void *arg) {
         if (i >= L->o->requests) break;
         result res;
         itl.n = 0;
-        do_request(L->o, L->body, &res, &itl);
+        do_request(L->o, L->bodies ? L->bodies[i] : L->body, &res, &itl);
         pthread_mutex_lock(&L->mu);
         if (res.ok) {
             dvec_push(&L->ttft, res.ttft);
@@ -387,6 +392,11 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+static void free_bodies(char **b, int n) {
+    for (int i = 0; b && i < n; i++) free(b[i]);
+    free(b);
+}
+
 /* ---- setup -------------------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
@@ -399,6 +409,8 @@ static void usage(FILE *f) {
             "  --model NAME         'model' field of the requests (default: none)\n"
             "  --api-key KEY        send 'Authorization: Bearer KEY'\n"
             "  --timeout S          per-request socket timeout (default 300)\n"
+            "  --distinct-prompts   no two requests share a prompt prefix (its first two\n"
+            "                       tokens vary), so no prompt comes from a server's cache\n"
             "  --json               print a JSON list, one object per level\n");
 }
 
@@ -447,8 +459,9 @@ static bool parse_levels(const char *s, bopts *o) {
 }
 
 /* A prompt of exactly P token ids: tokenize a long text with the server's
- * own tokenizer and cut it, so every server sees the same prompt length. */
-static char *prompt_ids(const bopts *o) {
+ * own tokenizer and cut it, so every server sees the same prompt length.
+ * Returns the ids (P of them) or NULL. */
+static int *prompt_ids(const bopts *o) {
     static const char story[] =
         "Once upon a time, there was a little girl named Lily. She loved to play outside in "
         "the park with her friends. One day, she saw a big red ball under a tree. ";
@@ -474,17 +487,44 @@ static char *prompt_ids(const bopts *o) {
         cJSON_Delete(j);
         return NULL;
     }
-    cJSON *ids = cJSON_CreateArray();
-    for (int i = 0; i < o->prompt_tokens; i++) {
+    int *ids = malloc((size_t)o->prompt_tokens * sizeof *ids);
+    for (int i = 0; ids && i < o->prompt_tokens; i++) {
         const cJSON *t = cJSON_GetArrayItem(toks, i);
         /* llama.cpp can return [id, piece] pairs with with_pieces; take the id. */
-        int id = cJSON_IsNumber(t) ? t->valueint : 0;
-        cJSON_AddItemToArray(ids, cJSON_CreateNumber(id));
+        ids[i] = cJSON_IsNumber(t) ? t->valueint : 0;
     }
     cJSON_Delete(j);
+    return ids;
+}
+
+/* The request body for a prompt of P ids. variant >= 0 replaces the first
+ * two ids with pair number variant of the prompt's distinct ids (u of them:
+ * u * u different prompts); returns NULL when there are not that many. */
+static char *request_body(const bopts *o, const int *ids, long variant) {
+    int P = o->prompt_tokens, u = 0;
+    int *uniq = malloc((size_t)P * sizeof *uniq);
+    if (!uniq) return NULL;
+    for (int i = 0; i < P; i++) {
+        int k = 0;
+        while (k < u && uniq[k] != ids[i]) k++;
+        if (k == u) uniq[u++] = ids[i];
+    }
+    if (variant >= 0 && (P < 2 || variant >= (long)u * u)) {
+        fprintf(stderr, "bench serve: --distinct-prompts: the %d-token prompt has %d distinct "
+                        "ids, too few for request %ld\n", P, u, variant + 1);
+        free(uniq);
+        return NULL;
+    }
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < P; i++) {
+        int id = ids[i];
+        if (variant >= 0 && i < 2) id = uniq[i == 0 ? variant % u : variant / u];
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(id));
+    }
+    free(uniq);
     cJSON *r = cJSON_CreateObject();
     if (o->model) cJSON_AddStringToObject(r, "model", o->model);
-    cJSON_AddItemToObject(r, "prompt", ids);
+    cJSON_AddItemToObject(r, "prompt", arr);
     cJSON_AddNumberToObject(r, "max_tokens", o->max_tokens);
     cJSON_AddNumberToObject(r, "n_predict", o->max_tokens); /* llama.cpp's name */
     cJSON_AddBoolToObject(r, "stream", true);
@@ -513,6 +553,9 @@ int sw_bench_serve_main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--json")) {
             o.json = true;
+            continue;
+        } else if (!strcmp(a, "--distinct-prompts")) {
+            o.distinct = true;
             continue;
         }
         if (!has) {
@@ -555,8 +598,13 @@ int sw_bench_serve_main(int argc, char **argv) {
         fprintf(stderr, "bench serve: --url http://HOST:PORT is required (plain http)\n");
         return 2;
     }
-    char *body = prompt_ids(&o);
-    if (!body) return 1;
+    int *ids = prompt_ids(&o);
+    char *body = ids ? request_body(&o, ids, -1) : NULL;
+    if (!body) {
+        free(ids);
+        return 1;
+    }
+    long variant = 0; /* the next distinct prompt, across levels */
     int rc = 0;
     if (o.json) printf("[");
     else
@@ -567,6 +615,18 @@ int sw_bench_serve_main(int argc, char **argv) {
         bopts lo = o;
         if (lo.requests <= 0) lo.requests = c * 4 < 8 ? 8 : c * 4;
         level L = {.o = &lo, .body = body};
+        if (o.distinct) {
+            L.bodies = calloc((size_t)lo.requests, sizeof *L.bodies);
+            for (int i = 0; L.bodies && i < lo.requests; i++)
+                if (!(L.bodies[i] = request_body(&o, ids, variant++))) {
+                    rc = 1;
+                    break;
+                }
+            if (!L.bodies || rc) {
+                free_bodies(L.bodies, lo.requests);
+                break;
+            }
+        }
         pthread_mutex_init(&L.mu, NULL);
         pthread_t *th = calloc((size_t)c, sizeof *th);
         if (!th) return 1;
@@ -602,9 +662,11 @@ int sw_bench_serve_main(int argc, char **argv) {
         fflush(stdout);
         free(L.ttft.v);
         free(L.itl.v);
+        free_bodies(L.bodies, lo.requests);
         pthread_mutex_destroy(&L.mu);
     }
     if (o.json) printf("\n]\n");
     free(body);
+    free(ids);
     return rc;
 }
