@@ -11,7 +11,7 @@ and point --llama-server at its binary.
 
 usage: bench/serve_compare.py --llama-server PATH [--threads N] [--parallel 64]
            [--ctx 320] [--concurrency 1,8,64] [--prompt-tokens 128]
-           [--max-tokens 128] [--rounds 1] [--distinct-prompts] [--peer-commit C]
+           [--max-tokens 128] [--rounds 1] [--requests N] [--distinct-prompts] [--peer-commit C]
            MODEL.gguf
 """
 import argparse, datetime, json, os, signal, socket, statistics, subprocess, sys, time
@@ -49,6 +49,8 @@ def bench(bench_bin, url, level, a):
            "--prompt-tokens", str(a.prompt_tokens), "--max-tokens", str(a.max_tokens), "--json"]
     if a.distinct_prompts:
         cmd.append("--distinct-prompts")
+    if a.requests:
+        cmd += ["--requests", str(a.requests)]
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)[0]
@@ -65,6 +67,8 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--requests", type=int, default=0,
+                    help="requests per level (default: spillway-bench serve's, 4 x concurrency)")
     ap.add_argument("--distinct-prompts", action="store_true",
                     help="no two requests share a prompt prefix (nothing from a prompt cache)")
     ap.add_argument("--peer-env", action="append", default=[],
@@ -141,7 +145,8 @@ def main():
                                                os.path.basename(a.model)] + peer_cmd[3:]),
         "bench_command": f"spillway-bench serve --url URL --concurrency LEVEL --prompt-tokens "
                          f"{a.prompt_tokens} --max-tokens {a.max_tokens} --json"
-                         + (" --distinct-prompts" if a.distinct_prompts else ""),
+                         + (" --distinct-prompts" if a.distinct_prompts else "")
+                         + (f" --requests {a.requests}" if a.requests else ""),
         "model": os.path.basename(a.model),
         "backend": "cpu",
         "peer": f"llama.cpp@{a.peer_commit}",
