@@ -945,7 +945,9 @@ def test_auth(model):
 
 
 def test_busy_429(model):
-    srv = Server(model, "--parallel", "1", "--max-queue", "1", "--threads", "1")
+    # 20 ms per token: the running request outlasts the checks on an idle machine too
+    srv = Server(model, "--parallel", "1", "--max-queue", "1", "--threads", "1",
+                 env={"SW_SERVER_TEST_TOKEN_DELAY": "0.02"})
     try:
         p = srv.port
         body = json.dumps({"prompt": "Once upon a time", "max_tokens": long_tokens(p),

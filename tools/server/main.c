@@ -606,6 +606,10 @@ int main(int argc, char **argv) {
     static srv s; /* static: large, and the MHD threads point into it */
     static loader L;
     int rc = parse_args(argc, argv, &s.cfg);
+    /* Testing aid: a slow engine, so that tests can hold a request running
+     * (a full queue, a busy slot) even with a model that decodes in microseconds. */
+    const char *tok_delay = getenv("SW_SERVER_TEST_TOKEN_DELAY");
+    if (tok_delay && atof(tok_delay) > 0) s.test_token_delay_s = SW_MIN(atof(tok_delay), 1.0);
     if (rc) {
         free_config(&s.cfg);
         return rc == 1 ? 0 : 2;

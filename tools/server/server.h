@@ -75,6 +75,8 @@ typedef enum srv_state {
 typedef struct srv {
     srv_config cfg;
     _Atomic int state;              /* srv_state */
+    double test_token_delay_s;      /* SW_SERVER_TEST_TOKEN_DELAY (testing aid): the engine's
+                                       thread sleeps this long per generated token */
     /* Set by the loader before state becomes SRV_READY. */
     sw_backend *be;
     sw_model *model;
