@@ -213,6 +213,24 @@ sw_status ppl_kl_read_row(FILE *f, const char *what, uint32_t n_vocab, ppl_kl_ro
                               "%s: row entry %u (id %u, logprob %g) is out of range or order",
                               what, i, r->ids[i], (double)r->lps[i]);
     }
+    /* a distribution: each id once, the listed and the unlisted mass sum to 1 (the
+     * writer's rounding of the stored floats is ~1e-6); else KL could go negative */
+    uint8_t *seen = calloc((size_t)n_vocab / 8 + 1, 1);
+    if (!seen) return sw_err_set(err, SW_E_NOMEM, "%s: out of memory", what);
+    double mass = isfinite(rest) ? exp((double)rest) : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t id = r->ids[i];
+        if (seen[id >> 3] & (1u << (id & 7))) {
+            free(seen);
+            return sw_err_set(err, SW_E_FORMAT, "%s: a row lists id %u twice", what, id);
+        }
+        seen[id >> 3] |= (uint8_t)(1u << (id & 7));
+        mass += exp((double)r->lps[i]);
+    }
+    free(seen);
+    if (!(fabs(mass - 1.0) <= 1e-4))
+        return sw_err_set(err, SW_E_FORMAT,
+                          "%s: a row's probabilities sum to %.9g, not 1", what, mass);
     r->n = n;
     r->rest = rest;
     r->target = target;
