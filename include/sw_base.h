@@ -62,6 +62,8 @@ static inline bool sw_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
 
 /* Monotonic time in seconds. */
 double sw_time_s(void);
+/* Sleeps for s seconds (s <= 0: returns at once). */
+void sw_sleep_s(double s);
 
 /* UTF-8 (strict: no overlongs, surrogates or code points past U+10FFFF).
  * sw_utf8_decode: the length (1-4) of the valid sequence at s[0..n) and its code

@@ -66,6 +66,12 @@ double sw_time_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void sw_sleep_s(double s) {
+    if (!(s > 0)) return;
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
 static int g_log_level = -1;
 
 void sw_log_set_level(sw_log_level lvl) { g_log_level = (int)lvl; }

@@ -207,11 +207,7 @@ static void gen_unref(gen_req *g) {
 static void on_event(void *user, const sw_event *ev) {
     gen_req *g = user;
     srv_metrics *m = &g->s->metrics;
-    if (ev->type == SW_EVENT_TOKEN && g->s->test_token_delay_s > 0) {
-        double d = g->s->test_token_delay_s;
-        struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
+    if (ev->type == SW_EVENT_TOKEN) sw_sleep_s(g->s->test_token_delay_s);
     double now = sw_time_s();
     if (ev->type == SW_EVENT_HIDDEN) {
         float *hl = NULL, *hm = NULL;

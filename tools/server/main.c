@@ -559,11 +559,7 @@ static void *loader_main(void *arg) {
     /* Testing aid: hold the server in the loading state so that tests can
      * observe /health's 503 even with a model that loads in a millisecond. */
     const char *delay = getenv("SW_SERVER_TEST_LOAD_DELAY");
-    if (delay && atof(delay) > 0) {
-        double d = SW_MIN(atof(delay), 60.0);
-        struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - (double)(time_t)d) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
+    if (delay) sw_sleep_s(SW_MIN(atof(delay), 60.0));
     sw_status st = load(L, &err);
     if (st == SW_OK) {
         int expect = SRV_LOADING;
