@@ -238,7 +238,12 @@ static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, s
             }
             pk_k_corr(VF_LDF16(u + 2 * PK_R), x, xs, b, corr, res, nc);
         }
-        vf fs[PK_COLS];
+        /* the 8 scales as floats, made here where g is a constant: inside
+         * the loop over p the shuffle controls would be built at run time */
+        vf sf[8], fs[PK_COLS];
+        _Pragma("GCC unroll 8")
+        for (int g = 0; g < 8; g++)
+            sf[g] = VF_CVT(VI_SHUF8(sv[g / 4], pk_byte_ctrl(g % 4)));
         _Pragma("GCC unroll 8")
         for (int c = 0; c < nc; c++)
             fs[c] = VF_ZERO;
@@ -267,9 +272,7 @@ static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, s
                     is1[c] = VI_DPBUSD_BC(is1[c], q1, xq + 32);
                 }
             }
-            int g = 2 * p;
-            vf s0 = VF_CVT(VI_SHUF8(sv[g / 4], pk_byte_ctrl(g % 4)));
-            vf s1 = VF_CVT(VI_SHUF8(sv[g / 4], pk_byte_ctrl(g % 4 + 1)));
+            vf s0 = sf[2 * p], s1 = sf[2 * p + 1];
             _Pragma("GCC unroll 8")
             for (int c = 0; c < nc; c++)
                 fs[c] = VF_FMA(s1, VF_CVT(is1[c]), VF_FMA(s0, VF_CVT(is0[c]), fs[c]));
@@ -318,9 +321,13 @@ static ALWAYS_INLINE void pk_q6_K_nc(int64_t K, const uint8_t *w, const void *x,
         _Pragma("GCC unroll 8")
         for (int c = 0; c < nc; c++)
             fs[c] = VF_ZERO;
+        /* h runs as a loop, i unrolled: the code shifts of pk_q6_codes
+         * depend on i and must be constants */
         _Pragma("GCC unroll 1")
-        for (int g = 0; g < 8; g++) {
-            int h = g / 4, i = g % 4;
+        for (int h = 0; h < 2; h++)
+        _Pragma("GCC unroll 4")
+        for (int i = 0; i < 4; i++) {
+            int g = 4 * h + i;
             const uint8_t *v = u + PK_R * SW_PK_Q6K_Q + 3 * PK_V * 8 * h;
             vi is0[PK_COLS], is1[PK_COLS];
             _Pragma("GCC unroll 8")
