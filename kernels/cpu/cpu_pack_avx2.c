@@ -99,7 +99,7 @@ static ALWAYS_INLINE void pk_b32_nc(int64_t K, const uint8_t *w, const void *x, 
         acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 32; b++) {
         const uint8_t *u = w + (size_t)b * unit;
-        prefetch_unit(u, unit, nc);
+        prefetch_unit_staged(u, unit, nc);
         __m256 dw = ld_f16x8(u);
         __m256i lo[4], hi[4], h = five ? ld(u + qs_off + 128) : _mm256_setzero_si256();
         _Pragma("GCC unroll 4")
@@ -147,7 +147,7 @@ static ALWAYS_INLINE void pk_q8_0_nc(int64_t K, const uint8_t *w, const void *x,
         acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / 32; b++) {
         const uint8_t *u = w + (size_t)b * 272;
-        prefetch_unit(u, 272, nc);
+        prefetch_unit_staged(u, 272, nc);
         __m256 dw = ld_f16x8(u);
         __m256i s[SW_CPU_MAX_COLS];
         _Pragma("GCC unroll 4")

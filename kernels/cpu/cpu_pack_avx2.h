@@ -41,6 +41,21 @@ static ALWAYS_INLINE void prefetch_unit(const uint8_t *u, int bytes, const int n
     for (int l = 0; l < bytes; l += 64)
         _mm_prefetch((const char *)u + PF_AHEAD + l, _MM_HINT_T0);
 }
+/* In two stages, for the 32-element block types: PF_AHEAD bytes ahead into
+ * L2 only (PREFETCHT1: a request to L1 holds one of its few fill buffers for
+ * the whole DRAM latency, one to L2 does not), then PF_NEAR bytes ahead from
+ * L2 into L1. With one thread on this host's Xeon (Emerald Rapids), over
+ * 33 MB of flushed weights, Q4_0 decode measured 5-10% faster with the first
+ * stage alone (AVX-512; AVX2 10-20%) and another 3-8% with the second: about
+ * the speed of a plain read of the same bytes. */
+#define PF_NEAR 2048
+static ALWAYS_INLINE void prefetch_unit_staged(const uint8_t *u, int bytes, const int nc) {
+    if (nc > 2) return;
+    for (int l = 0; l < bytes; l += 64) {
+        _mm_prefetch((const char *)u + PF_AHEAD + l, _MM_HINT_T1);
+        _mm_prefetch((const char *)u + PF_NEAR + l, _MM_HINT_T0);
+    }
+}
 
 /* An empty asm that claims to change v: GCC's reassociation cannot then merge
  * the integer sums of several groups and columns into one tree, which it

@@ -60,6 +60,17 @@ static ALWAYS_INLINE void pk_prefetch(const uint8_t *u, int bytes, const int nc)
     for (int l = 0; l < bytes; l += 64)
         _mm_prefetch((const char *)u + PF_AHEAD + l, _MM_HINT_T0);
 }
+/* In two stages, for the 32-element block types: into L2 PF_AHEAD bytes
+ * ahead, into L1 PF_NEAR bytes ahead (see prefetch_unit_staged in
+ * cpu_pack_avx2.h, and what it measured) */
+#define PF_NEAR 2048
+static ALWAYS_INLINE void pk_prefetch_staged(const uint8_t *u, int bytes, const int nc) {
+    if (nc > 2) return;
+    for (int l = 0; l < bytes; l += 64) {
+        _mm_prefetch((const char *)u + PF_AHEAD + l, _MM_HINT_T1);
+        _mm_prefetch((const char *)u + PF_NEAR + l, _MM_HINT_T0);
+    }
+}
 
 /* Byte j of each 32-bit lane zero-extended to the lane (pshufb control:
  * 0x80 selects zero), and byte j into both int16 halves of the lane. */
@@ -140,7 +151,7 @@ static ALWAYS_INLINE void pk_b32_nc(int64_t K, const uint8_t *w, const void *x, 
         acc[c] = VF_ZERO;
     for (int64_t b = 0; b < K / 32; b++) {
         const uint8_t *u = w + (size_t)b * unit;
-        pk_prefetch(u, unit, nc);
+        pk_prefetch_staged(u, unit, nc);
         vi is[PK_COLS];
         _Pragma("GCC unroll 8")
         for (int c = 0; c < nc; c++) /* -o sum(qx), see q8_offset_sum */

@@ -71,13 +71,18 @@ def recount(r):
         n = r["head_dim"] * r["n_head_kv"] * T
         w = 2 * row_size(r["type"], 1) * n
         return 8 * n + w, w, 0
+    if op == "rope_kv_write":  # q in place, k and v read, both caches written
+        nq, nk = r["head_dim"] * r["n_head"] * T, r["head_dim"] * r["n_head_kv"] * T
+        w = 2 * row_size(r["type"], 1) * nk
+        return 8 * nq + 8 * nk + w, 4 * nq + w, 3 * r["n_rot"] * (r["n_head"] + r["n_head_kv"]) * T
     n = r["n"]
     if op == "rms_norm":
         return 8 * n * T + 4 * n, 4 * n * T, 4 * n * T
     if op == "get_rows":
         return row_size(r["type"], n) * T + 4 * n * T, 4 * n * T, 0
-    assert op in ("add", "swiglu"), op
-    return 12 * n * T, 4 * n * T, (1 if op == "add" else 4) * n * T
+    if op == "add_rms_norm":  # x read and written, h read, out written, w read
+        return 16 * n * T + 4 * n, 8 * n * T, 5 * n * T
+    return 12 * n * T, 4 * n * T, {"add": 1, "swiglu": 4, "geglu": 9}[op] * n * T
 def check_verdict(d, r, where):
     backend, comp, mem = d["backend"], d["peaks"]["compute"], d["peaks"]["memory"]
     if row_size:
@@ -138,7 +143,7 @@ for r in d["rows"]:
     assert r["bytes"] > 0 and r["ops"] >= 0 and r["time_us_best"] > 0, where
     assert r["calls"] >= 1, where
     if backend == "cpu" and "waited_best" in r:  # schedstat readable
-        assert 0 <= r["waited_best"] and 0 <= r["undisturbed_calls"] <= r["calls"], where
+        assert 0 <= r["waited_best"] <= 1 and 0 <= r["undisturbed_calls"] <= r["calls"], where
         assert r["cpu_us"] >= 0, where
     assert r["bound"] in ("mem", "compute") and r["level"] in levels, where
     gbps = r["bytes"] / r["time_us_best"] * 1e-3
@@ -151,6 +156,10 @@ for r in d["rows"]:
         assert r["ops"] == 0 or r["intensity"] < r["ridge"], where
         pct = 100 * r["gbps"] / r["peak_gbps"]
     assert math.isclose(pct, r["pct_peak"], rel_tol=1e-6), where
+    if "read_same_us" in r:  # CPU, cold, memory-bound matmul: a plain read of its bytes
+        assert backend == "cpu" and r["op"] == "matmul" and r["bound"] == "mem", where
+        assert math.isclose(r["pct_read_same"], 100 * r["read_same_us"] / r["time_us_best"],
+                            rel_tol=1e-6), where
     check_verdict(d, r, where)
     # neither ratio may pass 100 % (collected: exit 3 lets the caller measure again)
     if (r["pct_peak"] > 100.0 or 100 * r["gbps"] / r["peak_gbps"] > 100.0 + 1e-9 or
@@ -195,8 +204,8 @@ else
     rc=$?
     if [[ $rc -ne 0 ]]; then
         fail "bench kernels --model exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_measured cpu matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu; then
-        pass "cpu: every decode op, bound and level per row, none above 100 % of its peak"
+    elif check_measured cpu matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu,add_rms_norm,rope_kv_write; then
+        pass "cpu: every decode op (and the fused ones), bound and level per row, none above 100 % of its peak"
     else
         fail "cpu report (above)"
     fi
@@ -261,17 +270,17 @@ else
 fi
 
 # Every other kernel set the host has (SW_CPU_ISA): its probes use its instructions
-# and its rows obey the same rules (a small quantized matmul and an add).
+# and its rows obey the same rules (a small quantized matmul, an add, a geglu).
 for isa in avx2 avxvnni scalar; do
     OUT="$TMP/test_bench_kernels-$isa.json"
     measure "$OUT" env SW_CPU_ISA=$isa "$BENCH" kernels --backend cpu --threads 2 --type q4_0,q8_0 \
-        --op matmul,add --shape 4096,64,1 --tokens 1 --quick --probe-mib 64 --json
+        --op matmul,add,geglu --shape 4096,64,1 --tokens 1 --quick --probe-mib 64 --json
     rc=$?
     if [[ $rc -ne 0 ]] && grep -q "host lacks" "$TMP/bench_kernels.err"; then
         echo "skip SW_CPU_ISA=$isa: $(tail -1 "$TMP/bench_kernels.err")"
     elif [[ $rc -ne 0 ]]; then
         fail "SW_CPU_ISA=$isa bench kernels exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_measured cpu matmul,add "$isa"; then
+    elif check_measured cpu matmul,add,geglu "$isa"; then
         pass "cpu SW_CPU_ISA=$isa: its int8 probe, rows none above 100 %"
     else
         fail "cpu SW_CPU_ISA=$isa (above)"
@@ -285,12 +294,13 @@ if [[ ! -x "$BIN/spillway-generate" ]] ||
     ! "$BIN/spillway-generate" --list-devices 2>/dev/null | sed -n '/^vulkan:/,$p' | grep -q "^  0:"; then
     echo "skip vulkan: no Vulkan build or device (spillway-generate --list-devices)"
 else
-    measure "$OUT" "$BENCH" kernels --backend vulkan --op add,rms_norm,matmul --shape 256,64,1 \
+    measure "$OUT" "$BENCH" kernels --backend vulkan \
+        --op add,rms_norm,matmul,geglu,add_rms_norm,rope_kv_write --shape 256,64,1 \
         --tokens 1 --type q4_0 --quick --json
     rc=$?
     if [[ $rc -ne 0 ]]; then
         fail "bench kernels --backend vulkan exited $rc: $(tail -3 "$TMP/bench_kernels.err")"
-    elif check_measured vulkan matmul,add,rms_norm; then
+    elif check_measured vulkan matmul,add,rms_norm,geglu,add_rms_norm,rope_kv_write; then
         pass "vulkan: device probes (copy, GEMM), rows none above 100 %"
     else
         fail "vulkan report (above)"

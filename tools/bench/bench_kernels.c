@@ -210,10 +210,11 @@ typedef struct step_dims {
     int32_t n_head, n_head_kv, head_dim, n_rot, rope_mode;
     sw_type embd_type;
     int64_t n_vocab;
+    bool swiglu, geglu; /* the FFN's gated activation (a model has one; the default step both) */
 } step_dims;
 
 static const step_dims k_llama3_8b = {4096, 14336, 1 << 20, 32, 8, 128, 128, 0, SW_TYPE_Q4_0,
-                                      128256};
+                                      128256, true, true};
 
 /* The ops other than matmul, at each token count and context length. */
 static sw_status push_step_ops(const opts *o, const bool *want, const step_dims *d,
@@ -261,6 +262,13 @@ static sw_status push_step_ops(const opts *o, const bool *want, const step_dims 
                           .n_head_kv = d->n_head_kv, .head_dim = d->head_dim};
             if ((st = push(l, &s, err))) break;
         }
+        if (want[BK_ROPE_KV_WRITE]) {
+            s = (bk_spec){.op = BK_ROPE_KV_WRITE, .type = SW_TYPE_F16, .T = T,
+                          .n_head = d->n_head, .n_head_kv = d->n_head_kv,
+                          .head_dim = d->head_dim, .n_rot = d->n_rot, .rope_mode = d->rope_mode};
+            snprintf(s.what, sizeof s.what, "q,k,kv cache");
+            if ((st = push(l, &s, err))) break;
+        }
         for (int k = 0; want[BK_GET_ROWS] && k < n_types; k++) {
             s = (bk_spec){.op = BK_GET_ROWS, .type = types[k], .K = d->n_embd, .T = T};
             snprintf(s.what, sizeof s.what, "token_embd");
@@ -272,9 +280,19 @@ static sw_status push_step_ops(const opts *o, const bool *want, const step_dims 
             snprintf(s.what, sizeof s.what, "residual");
             if ((st = push(l, &s, err))) break;
         }
-        if (want[BK_SWIGLU]) {
+        if (want[BK_ADD_RMS_NORM]) {
+            s = (bk_spec){.op = BK_ADD_RMS_NORM, .K = d->n_embd, .T = T};
+            snprintf(s.what, sizeof s.what, "residual,ffn_norm");
+            if ((st = push(l, &s, err))) break;
+        }
+        if (want[BK_SWIGLU] && d->swiglu) {
             s = (bk_spec){.op = BK_SWIGLU, .K = d->n_ff, .T = T};
             snprintf(s.what, sizeof s.what, "ffn");
+            if ((st = push(l, &s, err))) break;
+        }
+        if (want[BK_GEGLU] && d->geglu) {
+            s = (bk_spec){.op = BK_GEGLU, .K = d->n_ff, .T = T};
+            snprintf(s.what, sizeof s.what, d->swiglu ? "ffn (gemma)" : "ffn");
             if ((st = push(l, &s, err))) break;
         }
     }
@@ -318,7 +336,8 @@ static sw_status model_specs(const opts *o, const bool *want, spec_list *l, sw_e
     }
     step_dims d = {cfg.n_embd, cfg.n_ff, cfg.n_ctx_train, (int32_t)cfg.n_head,
                    (int32_t)cfg.n_head_kv, (int32_t)cfg.head_dim, (int32_t)cfg.n_rot,
-                   (int32_t)cfg.rope_mode, embd->type, embd->ne[1]};
+                   (int32_t)cfg.rope_mode, embd->type, embd->ne[1],
+                   cfg.arch != SW_ARCH_GEMMA3, cfg.arch == SW_ARCH_GEMMA3};
     static const int64_t def_tokens[] = {1, 64};
     const int64_t *tok = o->n_tokens ? o->tokens : def_tokens;
     const int n_tok = o->n_tokens ? o->n_tokens : 2;
@@ -367,7 +386,8 @@ static sw_status build_specs(const opts *o, sw_backend *be, spec_list *l, sw_err
             if (!found)
                 return sw_err_set(err, SW_E_INVALID_ARG,
                                   "--op '%s': unknown (matmul, attention, rms_norm, rope, "
-                                  "kv_write, get_rows, add, swiglu, all)", tok);
+                                  "kv_write, get_rows, add, swiglu, geglu, add_rms_norm, "
+                                  "rope_kv_write, all)", tok);
         }
     }
     if (o->model) return model_specs(o, want, l, err);
@@ -435,13 +455,14 @@ static const char *row_type(const bk_row *r) {
     case BK_MATMUL:
     case BK_GET_ROWS:
     case BK_ATTENTION:
-    case BK_KV_WRITE: return sw_type_name(r->spec.type);
+    case BK_KV_WRITE:
+    case BK_ROPE_KV_WRITE: return sw_type_name(r->spec.type);
     default: return "f32";
     }
 }
 
 static void print_table(const bk_row *rows, int n) {
-    printf("%-9s %-5s %-26s %-22s %10s %10s %10s %5s %9s %9s %7s %-7s %-5s %8s %8s %6s\n", "op",
+    printf("%-13s %-5s %-26s %-22s %10s %10s %10s %5s %9s %9s %7s %-7s %-5s %8s %8s %6s\n", "op",
            "type", "shape", "what", "best_us", "median_us", "cpu_us", "wait", "MB", "Mop", "op/B",
            "bound", "level", "GB/s", "Gop/s", "%peak");
     for (int i = 0; i < n; i++) {
@@ -449,7 +470,7 @@ static void print_table(const bk_row *rows, int n) {
         char wait[16] = "-", cpu[24] = "-";
         if (r->waited >= 0) snprintf(wait, sizeof wait, "%.0f%%", 100 * r->waited);
         if (r->cpu_med >= 0) snprintf(cpu, sizeof cpu, "%.1f", r->cpu_med * 1e6);
-        printf("%-9s %-5s %-26s %-22s %10.1f %10.1f %10s %5s %9.3f %9.2f %7.2f %-7s %-5s %8.2f "
+        printf("%-13s %-5s %-26s %-22s %10.1f %10.1f %10s %5s %9.3f %9.2f %7.2f %-7s %-5s %8.2f "
                "%8.2f %5.1f%%\n",
                bk_op_name(r->spec.op), row_type(r), r->shape,
                r->spec.what[0] ? r->spec.what : "-", r->t_best * 1e6, r->t_med * 1e6, cpu, wait,
@@ -460,7 +481,8 @@ static void print_table(const bk_row *rows, int n) {
 
 /* The sizes of a row's op, enough to recount its bytes and ops (the test does). */
 static void json_dims(cJSON *e, const bk_spec *s) {
-    const bool heads = s->op == BK_ATTENTION || s->op == BK_ROPE || s->op == BK_KV_WRITE;
+    const bool heads = s->op == BK_ATTENTION || s->op == BK_ROPE || s->op == BK_KV_WRITE ||
+                       s->op == BK_ROPE_KV_WRITE;
     if (s->op == BK_MATMUL) {
         cJSON_AddNumberToObject(e, "K", (double)s->K);
         cJSON_AddNumberToObject(e, "N", (double)s->N);
@@ -472,7 +494,7 @@ static void json_dims(cJSON *e, const bk_spec *s) {
     cJSON_AddNumberToObject(e, "head_dim", s->head_dim);
     if (s->op != BK_KV_WRITE) cJSON_AddNumberToObject(e, "n_head", s->n_head);
     if (s->op != BK_ROPE) cJSON_AddNumberToObject(e, "n_head_kv", s->n_head_kv);
-    if (s->op == BK_ROPE) cJSON_AddNumberToObject(e, "n_rot", s->n_rot);
+    if (s->op == BK_ROPE || s->op == BK_ROPE_KV_WRITE) cJSON_AddNumberToObject(e, "n_rot", s->n_rot);
     if (s->op == BK_ATTENTION) {
         cJSON_AddNumberToObject(e, "ctx", s->ctx);
         cJSON_AddNumberToObject(e, "n_seqs", s->n_seqs);
@@ -545,6 +567,10 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddStringToObject(e, "peak_compute", k_compute_names[r->peak_compute]);
         cJSON_AddNumberToObject(e, "pct_peak", r->pct);
         if (r->pct_cpu >= 0) cJSON_AddNumberToObject(e, "pct_peak_cpu", r->pct_cpu);
+        if (r->read_same > 0 && !r->compute_bound) {
+            cJSON_AddNumberToObject(e, "read_same_us", r->read_same * 1e6);
+            cJSON_AddNumberToObject(e, "pct_read_same", 100 * r->read_same / r->t_best);
+        }
         if (r->working_set == SIZE_MAX) cJSON_AddStringToObject(e, "working_set", "dram (flushed)");
         else cJSON_AddNumberToObject(e, "working_set", (double)r->working_set);
         cJSON_AddNumberToObject(e, "copies", r->copies);
@@ -653,6 +679,9 @@ int sw_bench_kernels_main(int argc, char **argv) {
             continue;
         }
         n_rows++;
+        /* what merely reading the row's operands takes, at the same moment */
+        if (x.kind == BK_CPU && !x.hot && r->spec.op == BK_MATMUL)
+            r->read_same = SW_MAX(0.0, bk_cpu_read_time(&x, (size_t)(r->bytes - r->written)));
         if (measure_peaks(&x, BK_BETWEEN, &err) != SW_OK) {
             fprintf(stderr, "kernels: peak probes: %s\n", err.msg);
             rc = 1;

@@ -85,6 +85,11 @@ void bk_cpu_host(bk_ctx *x);
 sw_status bk_cpu_peaks(bk_ctx *x, bk_phase phase, sw_err *err);
 /* Free the DRAM probe's buffer (after an error; BK_LAST frees it too). */
 void bk_cpu_peaks_free(bk_ctx *x);
+/* The best seconds, over 2 x->reps tries (undisturbed ones first, as a row's
+ * best call), of a plain read of `bytes` flushed bytes by the backend's
+ * threads (the read probe's loop, one buffer of that size); -1 if it cannot
+ * be measured. */
+double bk_cpu_read_time(bk_ctx *x, size_t bytes);
 /* Evict [p, p + n) from every cache level (CLFLUSHOPT / CLFLUSH on x86; a
  * sweep over a buffer twice the LLC elsewhere). */
 void bk_cpu_flush(const void *p, size_t n);
@@ -109,6 +114,9 @@ typedef enum bk_op {
     BK_GET_ROWS,
     BK_ADD,
     BK_SWIGLU,
+    BK_GEGLU,
+    BK_ADD_RMS_NORM,   /* fused: residual add + rms_norm */
+    BK_ROPE_KV_WRITE,  /* fused: rope on q and k + kv_write */
     BK_OP_COUNT
 } bk_op;
 
@@ -119,8 +127,10 @@ typedef struct bk_spec {
     bk_op op;
     sw_type type;      /* matmul weights, get_rows table, attention / kv_write cache */
     int64_t K, N, T;   /* matmul [K,N] x [K,T]; get_rows: K = row length, N = table rows;
-                        * rms_norm, add, swiglu: K = row length; T = tokens */
-    int32_t n_head, n_head_kv, head_dim, n_rot, rope_mode; /* attention, rope, kv_write */
+                        * rms_norm, add, swiglu, geglu, add_rms_norm: K = row length;
+                        * T = tokens */
+    int32_t n_head, n_head_kv, head_dim, n_rot, rope_mode; /* attention, rope, kv_write,
+                                                            * rope_kv_write */
     int32_t ctx, n_seqs; /* attention: context length of each sequence, sequences */
     char what[48];     /* the model tensors or role this row stands for ("" = none) */
 } bk_spec;
@@ -142,6 +152,8 @@ typedef struct bk_row {
     const bk_mem_probe *level;
     double gbps, gops, ai, ridge, peak_gbps, peak_gops, pct;
     double pct_cpu;     /* one CPU thread: %peak of the median CPU time (-1: not given) */
+    double read_same;   /* CPU, cold matmul: seconds of a plain read of the bytes the row
+                         * reads, right after it (bk_cpu_read_time); 0: not measured */
     bk_compute peak_compute; /* the compute peak the row is judged against */
     bool compute_bound;
 } bk_row;

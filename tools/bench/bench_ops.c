@@ -6,8 +6,9 @@
  * the KV positions attention reads, the rows get_rows gathers); index tensors
  * (positions, slots, block tables) are not counted. Ops: 2 per multiply-add
  * (int8 or float), plus the nominal arithmetic of the elementwise ops
- * (rms_norm 4, rope 3 per rotated element, swiglu 4, add 1); exp, sin and
- * cos are not counted. Both are lower bounds of what the kernel really does,
+ * (rms_norm 4, rope 3 per rotated element, swiglu 4, geglu 9, add 1; the
+ * fused ops the sum of their parts: add_rms_norm 5); exp, tanh, sin and cos
+ * are not counted. Both are lower bounds of what the kernel really does,
  * so GB/s and Gop/s never flatter it.
  *
  * Cold operands: on the CPU every counted operand is flushed from every cache
@@ -31,7 +32,8 @@
 #define BLOCK 16 /* KV block size, as the engine's default */
 
 static const char *const k_op_names[BK_OP_COUNT] = {
-    "matmul", "attention", "rms_norm", "rope", "kv_write", "get_rows", "add", "swiglu"};
+    "matmul", "attention", "rms_norm", "rope",   "kv_write",
+    "get_rows", "add", "swiglu", "geglu", "add_rms_norm", "rope_kv_write"};
 
 const char *bk_op_name(bk_op op) {
     return op < BK_OP_COUNT ? k_op_names[op] : "?";
@@ -47,6 +49,7 @@ struct bk_case {
     sw_buffer *bufs[MAX_BUFS];
     int n_bufs;
     sw_tensor seq_start, pos, tables, table; /* shared index tensors; get_rows' whole table */
+    sw_tensor slots;                         /* rope_kv_write: the cache slots */
     sw_attn_params ap;
     sw_rope_params rp;
     case_call call;
@@ -204,6 +207,19 @@ static sw_status call_add(sw_backend *be, bk_case *c, int i, sw_err *err) {
 static sw_status call_swiglu(sw_backend *be, bk_case *c, int i, sw_err *err) {
     return sw_be_swiglu(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), err);
 }
+static sw_status call_geglu(sw_backend *be, bk_case *c, int i, sw_err *err) {
+    return sw_be_geglu(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), err);
+}
+/* x = x + h in place: x grows by h (values in [-1, 1]) with every call, far
+ * from any overflow over a row's calls; the time does not depend on it */
+static sw_status call_add_rms_norm(sw_backend *be, bk_case *c, int i, sw_err *err) {
+    return sw_be_add_rms_norm(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), 1e-5f,
+                              slot(c, i, 3), err);
+}
+static sw_status call_rope_kv_write(sw_backend *be, bk_case *c, int i, sw_err *err) {
+    return sw_be_rope_kv_write(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), &c->pos, &c->rp,
+                               slot(c, i, 3), slot(c, i, 4), &c->slots, err);
+}
 
 static bool is_float_type(sw_type t) {
     return t == SW_TYPE_F32 || t == SW_TYPE_F16 || t == SW_TYPE_BF16;
@@ -214,7 +230,9 @@ static bool is_float_type(sw_type t) {
 static sw_status describe(const bk_spec *s, bk_row *r, size_t *per_copy, sw_err *err) {
     const double K = (double)s->K, T = (double)s->T, hd = s->head_dim, nh = s->n_head,
                  nkv = s->n_head_kv;
-    if (s->T < 1 || (s->op != BK_ATTENTION && s->op != BK_ROPE && s->op != BK_KV_WRITE && s->K < 1))
+    const bool heads = s->op == BK_ATTENTION || s->op == BK_ROPE || s->op == BK_KV_WRITE ||
+                       s->op == BK_ROPE_KV_WRITE;
+    if (s->T < 1 || (!heads && s->K < 1))
         return sw_err_set(err, SW_E_INVALID_ARG, "%s: sizes must be positive", bk_op_name(s->op));
     r->int8 = false;
     switch (s->op) {
@@ -287,11 +305,32 @@ static sw_status describe(const bk_spec *s, bk_row *r, size_t *per_copy, sw_err 
     }
     case BK_ADD:
     case BK_SWIGLU:
+    case BK_GEGLU:
         r->bytes = 12 * K * T;
         r->written = 4 * K * T;
-        r->ops = (s->op == BK_ADD ? 1 : 4) * K * T;
+        r->ops = (s->op == BK_ADD ? 1 : s->op == BK_SWIGLU ? 4 : 9) * K * T;
         snprintf(r->shape, sizeof r->shape, "n%lld T%lld", (long long)s->K, (long long)s->T);
         break;
+    case BK_ADD_RMS_NORM: /* x read and written, h read, out written, w read */
+        r->bytes = 16 * K * T + 4 * K;
+        r->written = 8 * K * T;
+        r->ops = 5 * K * T;
+        snprintf(r->shape, sizeof r->shape, "n%lld T%lld", (long long)s->K, (long long)s->T);
+        break;
+    case BK_ROPE_KV_WRITE: {
+        /* q read and written in place, k and v read, both caches written (what
+         * k holds afterwards is unspecified: its write is not counted) */
+        if (s->head_dim < 2 || s->n_head < 1 || s->n_head_kv < 1 || s->n_rot < 2 ||
+            s->n_rot > s->head_dim)
+            return sw_err_set(err, SW_E_INVALID_ARG, "rope_kv_write: bad shape");
+        const double cache = 2 * (double)sw_row_size(s->type, 1) * hd * nkv * T;
+        r->bytes = 8 * hd * nh * T + 8 * hd * nkv * T + cache;
+        r->written = 4 * hd * nh * T + cache;
+        r->ops = 3 * (double)s->n_rot * (nh + nkv) * T;
+        snprintf(r->shape, sizeof r->shape, "d%d h%d/%d rot%d T%lld%s", s->head_dim, s->n_head,
+                 s->n_head_kv, s->n_rot, (long long)s->T, s->rope_mode == 2 ? " neox" : "");
+        break;
+    }
     default:
         return sw_err_set(err, SW_E_INVALID_ARG, "unknown op %d", (int)s->op);
     }
@@ -318,6 +357,18 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
     case BK_ROPE:
         c->n_slots = 1;
         c->call = call_rope;
+        break;
+    case BK_ADD_RMS_NORM:
+        c->n_slots = 4;
+        c->call = call_add_rms_norm;
+        break;
+    case BK_ROPE_KV_WRITE:
+        c->n_slots = 5;
+        c->call = call_rope_kv_write;
+        break;
+    case BK_GEGLU:
+        c->n_slots = 3;
+        c->call = call_geglu;
         break;
     default:
         c->n_slots = 3;
@@ -428,9 +479,36 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
     }
     case BK_ADD:
     case BK_SWIGLU:
+    case BK_GEGLU:
         for (int k = 0; k < 3 && st == SW_OK; k++)
             st = operand(x, c, k, A, FILL_RANDOM, SW_TYPE_F32, s->K, T, 1, 1, err);
         break;
+    case BK_ADD_RMS_NORM:
+        if ((st = operand(x, c, 0, A, FILL_RANDOM, SW_TYPE_F32, s->K, T, 1, 1, err)) ||
+            (st = operand(x, c, 1, A, FILL_RANDOM, SW_TYPE_F32, s->K, T, 1, 1, err)) ||
+            (st = operand(x, c, 2, A, FILL_RANDOM, SW_TYPE_F32, s->K, 1, 1, 1, err)) ||
+            (st = operand(x, c, 3, A, FILL_RANDOM, SW_TYPE_F32, s->K, T, 1, 1, err)))
+            return st;
+        break;
+    case BK_ROPE_KV_WRITE: {
+        const int64_t nb = (T + BLOCK - 1) / BLOCK;
+        if ((st = operand(x, c, 0, A, FILL_RANDOM, SW_TYPE_F32, hd, s->n_head, T, 1, err)) ||
+            (st = operand(x, c, 1, A, FILL_RANDOM, SW_TYPE_F32, hd, s->n_head_kv, T, 1, err)) ||
+            (st = operand(x, c, 2, A, FILL_RANDOM, SW_TYPE_F32, hd * s->n_head_kv, T, 1, 1, err)) ||
+            (st = operand(x, c, 3, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb, err)) ||
+            (st = operand(x, c, 4, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb, err)))
+            return st;
+        if (!(v = malloc(2 * sizeof(int32_t) * (size_t)T)))
+            return sw_err_set(err, SW_E_NOMEM, "out of memory");
+        for (int64_t t = 0; t < T; t++) {
+            v[t] = 100 + (int32_t)t; /* positions, as the rope row's */
+            v[T + t] = (int32_t)t;   /* slots, as the kv_write row's */
+        }
+        if ((st = index_tensor(x, c, &c->pos, v, T, 1, err)) == SW_OK)
+            st = index_tensor(x, c, &c->slots, v + T, T, 1, err);
+        c->rp = (sw_rope_params){s->n_rot, s->rope_mode, 10000.0f, 1.0f, NULL};
+        break;
+    }
     default:
         break;
     }
@@ -463,11 +541,12 @@ static void flush_copy(bk_ctx *x, bk_case *c, int i) {
     }
 }
 
-/* CPU: each call timed alone, after a flush (unless hot). waits[r]: the
- * share of the call's thread time the threads spent waiting for a CPU (on a
- * shared machine a call longer than a time slice is often preempted for tens
- * of milliseconds); cpus[r]: their CPU seconds; -1 where the scheduler does
- * not say. */
+/* CPU: each call timed alone, after a flush (unless hot). waits[r]: of the
+ * time the process's threads were runnable during the call (on a CPU or
+ * waiting for one), the share spent waiting, wait / (wait + CPU time), in
+ * [0, 1] (on a shared machine a call longer than a time slice is often
+ * preempted for tens of milliseconds); cpus[r]: their CPU seconds; -1 where
+ * the scheduler does not say. */
 static sw_status time_calls(bk_ctx *x, bk_case *c, double *times, double *waits, double *cpus,
                             sw_err *err) {
     sw_status st;
@@ -481,8 +560,9 @@ static sw_status time_calls(bk_ctx *x, bk_case *c, double *times, double *waits,
         const bool known = bk_cpu_sched(&run1, &wait1) && known0;
         if (r < 0) continue;
         times[r] = t;
-        waits[r] = known ? SW_MAX(0.0, (wait1 - wait0) / (t * x->threads)) : -1;
-        cpus[r] = known ? run1 - run0 : -1;
+        const double dw = SW_MAX(0.0, wait1 - wait0), dc = SW_MAX(0.0, run1 - run0);
+        waits[r] = !known ? -1 : dw > 0 ? dw / (dw + dc) : 0;
+        cpus[r] = known ? dc : -1;
     }
     return SW_OK;
 }
