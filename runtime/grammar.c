@@ -457,7 +457,8 @@ static bool scr_reserve(sw_gmatch *m, int32_t need) {
 typedef struct step_out {
     int32_t off, n; /* heads written at m->scr[off..off+n) */
     bool accepting;
-    bool failed; /* over SW_GRAMMAR_MAX_HEADS or out of memory */
+    bool failed;   /* over SW_GRAMMAR_MAX_HEADS or out of memory */
+    bool too_many; /* over SW_GRAMMAR_MAX_HEADS */
 } step_out;
 
 static void add_head(sw_gmatch *m, step_out *o, int32_t pos, int32_t q, int32_t parent) {
@@ -468,6 +469,7 @@ static void add_head(sw_gmatch *m, step_out *o, int32_t pos, int32_t q, int32_t 
     }
     if (o->n >= SW_GRAMMAR_MAX_HEADS || !scr_reserve(m, o->off + o->n + 1)) {
         o->failed = true;
+        o->too_many = o->n >= SW_GRAMMAR_MAX_HEADS;
         return;
     }
     gm_head *h = &m->scr[o->off + o->n++];
@@ -542,7 +544,7 @@ static void closure(sw_gmatch *m, step_out *o, int32_t pos0, int32_t parent0) {
  * out_off (after the input). */
 static step_out step(sw_gmatch *m, int32_t in_off, int32_t in_n, uint8_t c, int32_t out_off) {
     const sw_grammar *g = m->g;
-    step_out o = {out_off, 0, false, false};
+    step_out o = {out_off, 0, false, false, false};
     vs_begin(m);
     for (int32_t i = 0; i < in_n && !o.failed; i++) {
         gm_head h = m->scr[in_off + i]; /* copy: scr may move */
@@ -557,16 +559,27 @@ static step_out step(sw_gmatch *m, int32_t in_off, int32_t in_n, uint8_t c, int3
 
 /* ---- matcher: public ---------------------------------------------------------- */
 
+static const char k_oom_start[] = "out of memory starting the grammar";
+static const char k_wide_start[] =
+    "the grammar is too ambiguous: its start holds more live parses than the matcher's limit";
+
+/* The state before any byte; false (m->error set) when it cannot be held. */
 static bool load_initial(sw_gmatch *m) {
     const sw_grammar *g = m->g;
-    step_out o = {0, 0, false, false};
+    step_out o = {0, 0, false, false, false};
     vs_begin(m);
     for (int32_t a = g->rule_alt[g->root]; a < g->rule_alt[g->root + 1] && !o.failed; a++)
         closure(m, &o, g->alt_start[a], -1);
-    if (o.failed) return false;
+    if (o.failed) {
+        m->error = o.too_many ? k_wide_start : k_oom_start;
+        return false;
+    }
     if (m->cap_cur < o.n) {
         gm_head *c = realloc(m->cur, (size_t)o.n * sizeof *c);
-        if (!c) return false;
+        if (!c) {
+            m->error = k_oom_start;
+            return false;
+        }
         m->cur = c;
         m->cap_cur = o.n;
     }
@@ -598,7 +611,6 @@ void sw_gmatch_reset(sw_gmatch *m) {
     if (!load_initial(m)) {
         m->n_cur = 0;
         m->accepting = false;
-        m->error = "out of memory starting the grammar";
     }
 }
 
@@ -618,8 +630,13 @@ sw_status sw_gmatch_create(sw_grammar *g, sw_gmatch **out, sw_err *err) {
     }
     sw_gmatch_reset(m);
     if (m->error) {
+        /* too wide a start is the grammar's fault (the caller's input), not memory */
+        bool wide = m->error == k_wide_start;
         sw_gmatch_free(m);
-        return sw_err_set(err, SW_E_NOMEM, "grammar matcher: out of memory");
+        if (wide)
+            return sw_err_set(err, SW_E_INVALID_ARG, "grammar matcher: %s (%d)", k_wide_start,
+                              SW_GRAMMAR_MAX_HEADS);
+        return sw_err_set(err, SW_E_NOMEM, "grammar matcher: %s", k_oom_start);
     }
     *out = m;
     return SW_OK;
@@ -803,7 +820,7 @@ int32_t sw_gmatch_mask(sw_gmatch *m, const sw_gvocab *v, uint8_t *allow) {
         if (e->n_exits == 0) continue;
         /* the state after the terminal ends here */
         vs_begin(m);
-        step_out o = {0, 0, false, false};
+        step_out o = {0, 0, false, false, false};
         closure(m, &o, h.pos + 1, h.parent);
         if (o.failed) {
             ok = false;

@@ -158,8 +158,8 @@ static int parse_args(int argc, char **argv, opts *o) {
         else if (IS("-n") || IS("--n-predict")) ok = parse_i32(val, 0, INT32_MAX, &o->n_predict);
         else if (IS("--temp")) ok = parse_f32(val, &o->sp.temperature) && o->sp.temperature >= 0;
         else if (IS("--top-k")) ok = parse_i32(val, 0, INT32_MAX, &o->sp.top_k);
-        else if (IS("--top-p")) ok = parse_f32(val, &o->sp.top_p) && o->sp.top_p >= 0;
-        else if (IS("--min-p")) ok = parse_f32(val, &o->sp.min_p) && o->sp.min_p >= 0;
+        else if (IS("--top-p")) ok = parse_f32(val, &o->sp.top_p) && o->sp.top_p >= 0 && o->sp.top_p <= 1;
+        else if (IS("--min-p")) ok = parse_f32(val, &o->sp.min_p) && o->sp.min_p >= 0 && o->sp.min_p <= 1;
         else if (IS("--repeat-penalty")) ok = parse_f32(val, &o->sp.repeat_penalty) && o->sp.repeat_penalty > 0;
         else if (IS("--repeat-last-n")) ok = parse_i32(val, -1, INT32_MAX, &o->sp.repeat_last_n);
         else if (IS("--presence-penalty")) ok = parse_f32(val, &o->sp.presence_penalty);

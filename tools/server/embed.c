@@ -146,6 +146,38 @@ static bool submit_error(const srv_embedder *em, size_t i, size_t n_ids, sw_stat
     return false;
 }
 
+/* Submit one input. A request may hold more inputs than the engine queues
+ * (--max-queue): when the queue is full while inputs of this request are
+ * still in flight, wait for one of them to finish and try again, rather
+ * than answer 429 to a request that no retry could get in. *why is set
+ * when the wait ends for the client's or the server's sake. */
+static sw_status submit_input(const srv_embed_engine *src, emb_batch *b, const sw_request *req,
+                              size_t in_flight_from, uint64_t *id, srv_conn *sc, double deadline,
+                              int *why, sw_err *err) {
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        b->refs++; /* the engine's, before it can call back */
+        pthread_mutex_unlock(&b->mu);
+        sw_status st = sw_engine_submit(src->engine, req, id, err);
+        if (st == SW_OK) return st;
+        pthread_mutex_lock(&b->mu);
+        b->refs--;
+        size_t done = b->finished;
+        bool wait = st == SW_E_BUSY && done < in_flight_from && b->failed == SW_FINISH_NONE;
+        if (wait) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            long ns = ts.tv_nsec + (long)(WAIT_SLICE_S * 1e9);
+            ts.tv_sec += ns / 1000000000L;
+            ts.tv_nsec = ns % 1000000000L;
+            while (b->finished == done && b->failed == SW_FINISH_NONE)
+                if (pthread_cond_timedwait(&b->cv, &b->mu, &ts) != 0) break;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (!wait || (*why = stop_reason(sc, deadline)) != 0) return st;
+    }
+}
+
 static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size_t n, float *out,
                          srv_conn *sc, srv_error *e) {
     const srv_embed_engine *src = em->ctx;
@@ -173,9 +205,11 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
     b->n = n;
     b->dim = em->dim;
     /* every input at once: the engine batches their prefills together */
+    double deadline = s->cfg.timeout_s > 0 ? sw_time_s() + s->cfg.timeout_s : 0;
+    int why = 0;
     bool ok = true;
     size_t submitted = 0;
-    for (size_t i = 0; i < n && ok; i++) {
+    for (size_t i = 0; i < n && ok && !why; i++) {
         slots[i] = (emb_slot){b, i};
         sw_request req = {0};
         req.prompt = in[i].ids;
@@ -185,22 +219,11 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
         req.no_generate = true;
         req.on_event = emb_event;
         req.user = &slots[i];
-        pthread_mutex_lock(&b->mu);
-        b->refs++; /* the engine's, before it can call back */
-        pthread_mutex_unlock(&b->mu);
         sw_err err = {{0}};
-        sw_status st = sw_engine_submit(src->engine, &req, &ids[i], &err);
-        if (st != SW_OK) {
-            pthread_mutex_lock(&b->mu);
-            b->refs--;
-            pthread_mutex_unlock(&b->mu);
-            ok = submit_error(em, i, in[i].n, st, &err, e);
-        } else {
-            submitted++;
-        }
+        sw_status st = submit_input(src, b, &req, submitted, &ids[i], sc, deadline, &why, &err);
+        if (st == SW_OK) submitted++;
+        else if (!why) ok = submit_error(em, i, in[i].n, st, &err, e);
     }
-    double deadline = s->cfg.timeout_s > 0 ? sw_time_s() + s->cfg.timeout_s : 0;
-    int why = 0;
     double t_cancel = 0;
     pthread_mutex_lock(&b->mu);
     while (b->finished < submitted) {

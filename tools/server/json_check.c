@@ -110,6 +110,50 @@ static bool utf8_valid(const unsigned char *s, size_t n, size_t *bad_at) {
     return true;
 }
 
+/* cJSON's number parser is laxer than RFC 8259 section 6: it takes "01",
+ * "1." and "-.5". The body parsed, so its strings and literals are
+ * well formed; find the first number token that is not
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and return its offset. */
+static bool numbers_strict(const char *s, size_t n, size_t *bad_at) {
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            i++;
+            continue;
+        }
+        if (c != '-' && !(c >= '0' && c <= '9')) {
+            i++;
+            continue;
+        }
+        size_t at = i;
+#define DIGITS(p) ((p) < n && s[p] >= '0' && s[p] <= '9')
+        if (s[i] == '-') i++;
+        if (!DIGITS(i)) goto bad;
+        if (s[i] == '0') i++;
+        else
+            while (DIGITS(i)) i++;
+        if (i < n && s[i] == '.') {
+            if (!DIGITS(i + 1)) goto bad;
+            for (i++; DIGITS(i);) i++;
+        }
+        if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+            i++;
+            if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+            if (!DIGITS(i)) goto bad;
+            while (DIGITS(i)) i++;
+        }
+        if (DIGITS(i) || (i < n && s[i] == '.')) goto bad; /* "01", "1.5.5" */
+#undef DIGITS
+        continue;
+    bad:
+        *bad_at = at;
+        return false;
+    }
+    return true;
+}
+
 cJSON *srv_json_parse_object(const char *body, size_t len, srv_error *e) {
     if (!body || len == 0) {
         srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
@@ -148,6 +192,14 @@ cJSON *srv_json_parse_object(const char *body, size_t len, srv_error *e) {
                           (size_t)(end - body));
             return NULL;
         }
+    }
+    if (!numbers_strict(body, len, &bad)) {
+        cJSON_Delete(root);
+        srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
+                      "the number at byte %zu is not JSON (RFC 8259: no leading zeros, "
+                      "digits on both sides of '.')",
+                      bad);
+        return NULL;
     }
     if (!cJSON_IsObject(root)) {
         srv_error_set(e, 400, BAD_REQ, "invalid_json", NULL,
