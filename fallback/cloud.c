@@ -3,7 +3,6 @@
 #include "cloud.h"
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,9 +126,7 @@ static void sleep_s(sw_cloud *c, double s) {
         c->hooks.sleep(c->hooks.user, s);
         return;
     }
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    sw_sleep_s(s);
 }
 
 static double jitter(sw_cloud *c) {

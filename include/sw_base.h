@@ -62,7 +62,8 @@ static inline bool sw_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
 
 /* Monotonic time in seconds. */
 double sw_time_s(void);
-/* Sleeps for s seconds (s <= 0: returns at once). */
+/* Sleeps for s seconds, the whole time even when signals interrupt it (s <= 0:
+ * returns at once). */
 void sw_sleep_s(double s);
 
 /* UTF-8 (strict: no overlongs, surrogates or code points past U+10FFFF).

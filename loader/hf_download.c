@@ -554,8 +554,7 @@ sw_status sw_hf_download(const char *spec, const sw_hf_params *p, char **path, s
         }
         sw_log(SW_LOG_WARN, "download: attempt %d of %d failed (%s); retrying", t, tries,
                err ? err->msg : "");
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 250000000L * (t < 4 ? t : 4)};
-        nanosleep(&ts, NULL);
+        sw_sleep_s(0.25 * (t < 4 ? t : 4));
     }
     if (expect[0]) {
         char got[65];

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "sw_base.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,8 @@ double sw_time_s(void) {
 void sw_sleep_s(double s) {
     if (!(s > 0)) return;
     struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
 }
 
 static int g_log_level = -1;

@@ -27,8 +27,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server import (Server, cancelled_count, find_model, metric, request,  # noqa: E402
-                         run, server_bin, tmp_dir)
+from test_server import (Server, cancelled_count, find_model, metric,  # noqa: E402
+                         raw_exchange, request, run_suite, server_bin, tmp_dir)
 
 CHAT, CMPL, MSGS, COUNT = ("/v1/chat/completions", "/v1/completions", "/v1/messages",
                            "/v1/messages/count_tokens")
@@ -650,30 +650,16 @@ class Suite:
     def raw(self, payload, read=True, timeout=20, half_close=False):
         """Send raw bytes on a fresh connection; the answer (b'' when none).
         half_close: then end the sending side, as a client that gives up."""
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        try:
+        if not read:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
             try:
                 s.sendall(payload)
-                if half_close:
-                    s.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
-            if not read:
-                return b""
-            data = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except (ConnectionResetError, socket.timeout):
-                    break
-                if not chunk:
-                    break
-                data += chunk
-                if b"\r\n\r\n" in data and self._complete(data):
-                    break
-            return data
-        finally:
             s.close()
+            return b""
+        return raw_exchange(self.port, payload, half_close, timeout,
+                            lambda d: b"\r\n\r\n" in d and self._complete(d))
 
     @staticmethod
     def _complete(data):
@@ -947,23 +933,67 @@ def test_tools(model):
     else:
         print(f"SKIP part: no {bench}")
 
+    srv = server_bin()
+    keys_missing = files["missing"]
+    for args in (["-m", model, "--ctx", "-1"], ["-m", model, "--ctx", "abc"],
+                 ["-m", model, "--parallel", "0"], ["-m", model, "--max-queue", "-1"],
+                 ["-m", model, "--batch-tokens", "0"], ["-m", model, "--max-body", "lots"],
+                 ["-m", model, "--max-body", "-1"], ["-m", model, "--kv-memory", "1Q"],
+                 ["-m", model, "--timeout", "-5"], ["-m", model, "--timeout", "nan"],
+                 ["-m", model, "--threads", "-2"], ["-m", model, "--port", "-1"],
+                 ["-m", model, "--host", "not an address", "--port", "0"],
+                 ["-m", model, "--api-key-file", keys_missing],
+                 ["-m", model, "--api-key", ""], ["-m", model, "--cors-origin", "nope"],
+                 ["-m", model, "--route-config", keys_missing],
+                 ["-m", model, "--route-config", files["text"]],
+                 ["-m", model, "--route-config", files["jsonl-wrong"]],
+                 ["-m", model, "--chat-template-file", files["template-bad"]],
+                 ["-m", model, "--chat-template-file", files["dir"]],
+                 ["-m", model, "--cloud-provider", "nope"], ["-m", model, "--cloud-url", "x"],
+                 ["-m", model, "--backend", "nope"], ["-m", model, "--device", "x"],
+                 ["-m", model, "--embedding-model", files["truncated"], "--port", "0"],
+                 ["-m", model, "--embedding-model", files["missing"], "--port", "0"],
+                 ["--hf", "nonsense"], ["-m", files["truncated"], "--port", "0"],
+                 ["-m", files["empty"], "--port", "0"], ["-m", files["dir"], "--port", "0"]):
+        run_tool(fails, [srv, *args])
+
+    small = {
+        "spillway-tokenize": (["-m", files["missing"], "-p", "x"], ["-m", files["truncated"], "-p", "x"],
+                              ["-m", model, "-f", files["missing"]], ["-m", model, "-f", files["dir"]],
+                              ["-m", model], ["--bogus"]),
+        "spillway-template": (["--template", files["template-bad"], "--messages", "[]"],
+                              ["--template", files["missing"], "--messages", "[]"],
+                              ["--model", model, "--messages", "[{"],
+                              ["--model", model, "--messages", "5"],
+                              ["--model", model, "--messages", "[]", "--kwargs", "[1]"],
+                              ["--model", files["truncated"], "--messages", "[]"],
+                              ["--chat-template", "nope", "--messages", "[]"],
+                              ["--model", model, "--messages", "[]", "--max-steps", "-1"],
+                              ["--model", model, "--messages", "@" + files["missing"]],
+                              ["--bogus"]),
+        "spillway-grammar": (["--schema", files["missing"]], ["--schema", files["text"]],
+                             ["--schema", files["dir"]], ["--gbnf", files["text"]],
+                             ["--gbnf", files["empty"]], ["--schema", files["jsonl-wrong"]],
+                             ["--gbnf", files["template-bad"], "--sample", "-1"], ["--bogus"]),
+        "spillway-gguf": ([files[n]] for n in bad_models),
+        "spillway-quantize": ([files["truncated"], out, "q8_0"], [model, out, "q9_9"],
+                              [files["missing"], out, "q8_0"], [model, files["dir"], "q8_0"],
+                              ["--threads", "-1", model, out, "q8_0"], []),
+    }
+    for tool, cases in small.items():
+        b = bin_path(tool)
+        if not os.access(b, os.X_OK):
+            print(f"SKIP part: no {b}")
+            continue
+        for args in cases:
+            run_tool(fails, [b, *args])
     fails.check()
 
 
 def main():
     model, _ = find_model()
     print(f"model: {model}; server: {server_bin()}")
-    suite = Suite(model)
-    try:
-        tests = [(n, getattr(suite, n)) for n in dir(suite) if n.startswith("test_")]
-        tests += [("test_tools", lambda: test_tools(model))]
-        only = os.environ.get("SW_TEST_ONLY")
-        run([t for t in tests if not only or only in t[0]])
-    finally:
-        rc = suite.srv.stop()
-        if rc != 0:
-            print(f"server exited with {rc}:\n{suite.srv.logs()}")
-            sys.exit(1)
+    run_suite(Suite(model), [("test_tools", lambda: test_tools(model))])
 
 
 if __name__ == "__main__":

@@ -160,6 +160,33 @@ def request(port, method, path, body=None, headers=None, timeout=60):
         c.close()
 
 
+def raw_exchange(port, payload, half_close=True, timeout=10, done=None):
+    """Send raw bytes on a fresh connection, then (half_close) end the
+    sending side; returns what comes back until the server closes, the
+    timeout, or done(data) says the answer is whole."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            s.sendall(payload)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may answer and close before we finish
+        data = b""
+        while not (done and done(data)):
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        s.close()
+
+
 def post_json(port, path, obj, headers=None, timeout=60):
     st, h, data = request(port, "POST", path, obj, headers, timeout)
     try:
@@ -796,24 +823,7 @@ class Suite:
              b"\r\nzz\r\n", (400,)),
         ]
         for raw, ok in raw_cases:
-            s = socket.create_connection(("127.0.0.1", p), timeout=10)
-            try:
-                try:
-                    s.sendall(raw)
-                    s.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass  # the server may answer and close before we finish
-                data = b""
-                while True:
-                    try:
-                        chunk = s.recv(65536)
-                    except (ConnectionResetError, socket.timeout):
-                        break
-                    if not chunk:
-                        break
-                    data += chunk
-            finally:
-                s.close()
+            data = raw_exchange(p, raw)
             if data:
                 status = int(data.split(b" ", 2)[1])
                 assert status in ok, (raw[:60], data[:200])

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "json_check.h"
 #include "oai.h"
@@ -164,15 +163,7 @@ static sw_status submit_input(const srv_embed_engine *src, emb_batch *b, const s
         b->refs--;
         size_t done = b->finished;
         bool wait = st == SW_E_BUSY && done < in_flight_from && b->failed == SW_FINISH_NONE;
-        if (wait) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            long ns = ts.tv_nsec + (long)(WAIT_SLICE_S * 1e9);
-            ts.tv_sec += ns / 1000000000L;
-            ts.tv_nsec = ns % 1000000000L;
-            while (b->finished == done && b->failed == SW_FINISH_NONE)
-                if (pthread_cond_timedwait(&b->cv, &b->mu, &ts) != 0) break;
-        }
+        if (wait) srv_cond_wait_s(&b->cv, &b->mu, WAIT_SLICE_S);
         pthread_mutex_unlock(&b->mu);
         if (!wait || (*why = stop_reason(sc, deadline)) != 0) return st;
     }
@@ -238,12 +229,7 @@ static bool engine_embed(const srv_embedder *em, const srv_embed_input *in, size
                 break; /* the batch outlives us through its references */
             }
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + (long)(WAIT_SLICE_S * 1e9);
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+        srv_cond_wait_s(&b->cv, &b->mu, WAIT_SLICE_S);
         if (!why && t_cancel == 0) {
             pthread_mutex_unlock(&b->mu);
             why = stop_reason(sc, deadline);

@@ -300,15 +300,17 @@ static void gen_cancel(gen_req *g, cancel_reason why) {
 
 /* Wait up to one slice for events and take them. *final is set when the
  * final event is among what was taken (it is processed after the tokens). */
-/* Under g->mu: wait one slice for a signal from the callback. */
-static void wait_slice(gen_req *g) {
+void srv_cond_wait_s(pthread_cond_t *cv, pthread_mutex_t *mu, double s) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    long ns = ts.tv_nsec + (long)(WAIT_SLICE_S * 1e9);
+    long ns = ts.tv_nsec + (long)(s * 1e9);
     ts.tv_sec += ns / 1000000000L;
     ts.tv_nsec = ns % 1000000000L;
-    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    pthread_cond_timedwait(cv, mu, &ts);
 }
+
+/* Under g->mu: wait one slice for a signal from the callback. */
+static void wait_slice(gen_req *g) { srv_cond_wait_s(&g->cv, &g->mu, WAIT_SLICE_S); }
 
 static void gen_take(gen_req *g, ev_item **items, size_t *n, size_t *cap, bool *final) {
     *n = 0;

@@ -175,6 +175,10 @@ void srv_add_response_headers(srv_conn *sc, struct MHD_Response *r);
  * decoded; NULL when absent. Borrowed for the request's lifetime. */
 const char *srv_query(srv_conn *sc, const char *name);
 
+/* Under mu: wait on cv for a signal, at most s seconds (one slice of a wait
+ * that polls for a deadline or a client that left). In gen.c. */
+void srv_cond_wait_s(pthread_cond_t *cv, pthread_mutex_t *mu, double s);
+
 /* Whether the peer of c has closed its end (checked without blocking). */
 bool srv_conn_hung_up(struct MHD_Connection *c);
 /* The routing hints the connection carries: X-Spillway-Private and the

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "redact.h"
 
@@ -81,8 +80,7 @@ sw_status srv_spill_init(srv *s, sw_err *err) {
 void srv_spill_free(srv *s, double wait_s) {
     double end = sw_time_s() + wait_s;
     while (atomic_load(&s->cloud_workers) > 0 && sw_time_s() < end) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        sw_sleep_s(0.02);
     }
     if (atomic_load(&s->cloud_workers) > 0) {
         fprintf(stderr, "spillway-server: %d cloud call(s) still running at exit\n",
@@ -750,14 +748,8 @@ sw_status cloud_call_start(srv *s, cJSON *body, bool native, bool stream, bool r
 bool cloud_call_take(cloud_call *c, double slice_s, cloud_piece **pieces, size_t *n, char *finish,
                      size_t finish_cap) {
     pthread_mutex_lock(&c->mu);
-    if (!c->done && c->n_q == 0 && !c->finish[0] && slice_s > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + (long)(slice_s * 1e9);
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
+    if (!c->done && c->n_q == 0 && !c->finish[0] && slice_s > 0)
+        srv_cond_wait_s(&c->cv, &c->mu, slice_s);
     /* hand the queue over whole (appended to what the caller holds) */
     if (c->n_q) {
         cloud_piece *p = realloc(*pieces, (*n + c->n_q) * sizeof *p);
