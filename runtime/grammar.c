@@ -583,7 +583,7 @@ static bool load_initial(sw_gmatch *m) {
         m->cur = c;
         m->cap_cur = o.n;
     }
-    memcpy(m->cur, m->scr, (size_t)o.n * sizeof *m->cur);
+    if (o.n) memcpy(m->cur, m->scr, (size_t)o.n * sizeof *m->cur); /* "root ::=" has none */
     m->n_cur = o.n;
     m->accepting = o.accepting;
     return true;
@@ -674,7 +674,7 @@ static void gc_nodes(sw_gmatch *m) {
  * scr[*off..*off+*nh) with *acc. */
 static bool run(sw_gmatch *m, const uint8_t *b, size_t n, int32_t *off, int32_t *nh, bool *acc) {
     if (!scr_reserve(m, m->n_cur + 1)) return false;
-    memcpy(m->scr, m->cur, (size_t)m->n_cur * sizeof *m->cur);
+    if (m->n_cur) memcpy(m->scr, m->cur, (size_t)m->n_cur * sizeof *m->cur); /* cur may be NULL */
     int32_t in_off = 0, in_n = m->n_cur;
     bool accepting = m->accepting;
     for (size_t i = 0; i < n; i++) {

@@ -120,7 +120,8 @@ class Server:
         raise RuntimeError("server not ready in time")
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read()[-4000:]
 

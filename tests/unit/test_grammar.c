@@ -392,6 +392,22 @@ static void test_ambiguity_cap(void **state) {
     }
 }
 
+static void test_empty_language(void **state) {
+    (void)state;
+    /* a grammar of the empty string alone starts with no live parse: the
+     * matcher holds none (UBSan caught a memcpy from NULL here), accepts at
+     * once and refuses every byte */
+    sw_grammar *g = gbnf("root ::= ");
+    sw_gmatch *m;
+    assert_int_equal(sw_gmatch_create(g, &m, NULL), SW_OK);
+    assert_true(sw_gmatch_accepting(m));
+    assert_false(sw_gmatch_feed(m, "a", 1));
+    sw_gmatch_reset(m);
+    assert_true(sw_gmatch_accepting(m));
+    sw_gmatch_free(m);
+    sw_grammar_free(g);
+}
+
 static void test_long_output(void **state) {
     (void)state;
     /* 200k bytes through a recursive grammar: node collection keeps it cheap */
@@ -520,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_dfa_products),     cmocka_unit_test(test_gbnf_tables),
         cmocka_unit_test(test_gbnf_errors),      cmocka_unit_test(test_samples_and_prefixes),
         cmocka_unit_test(test_depth_limit),      cmocka_unit_test(test_ambiguity_cap),
+        cmocka_unit_test(test_empty_language),
         cmocka_unit_test(test_long_output),      cmocka_unit_test(test_mask_vs_try),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
