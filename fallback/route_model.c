@@ -116,10 +116,50 @@ void sw_rtr_model_id(const sw_gguf *g, char *name, size_t name_cap, char id[17])
     if (name_cap) snprintf(name, name_cap, "%s", gname);
 }
 
+unsigned sw_rtr_engine_hidden(unsigned h) {
+    return (h & (SW_HIDDEN_LAST | SW_HIDDEN_MEAN)) | ((h & SW_RTR_HIDDEN_QUERY) ? SW_HIDDEN_MEAN : 0);
+}
+
+/* The last start of needle[0..m) in hay[0..n), or -1. */
+static int32_t last_run(const int32_t *hay, int32_t n, const int32_t *needle, int32_t m) {
+    for (int32_t i = n - m; m > 0 && i >= 0; i--)
+        if (!memcmp(hay + i, needle, (size_t)m * sizeof *needle)) return i;
+    return -1;
+}
+
+bool sw_rtr_query_span(const sw_tokenizer *tok, const int32_t *ids, int32_t n, const char *query,
+                       int32_t span[2]) {
+    span[0] = 0;
+    span[1] = n;
+    if (!tok || !query) return false;
+    size_t a = 0, b = strlen(query);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) { /* templates often trim the message */
+            while (a < b && isspace((unsigned char)query[a])) a++;
+            while (b > a && isspace((unsigned char)query[b - 1])) b--;
+            if (a == 0 && b == strlen(query)) break;
+        }
+        if (a == b) break;
+        int32_t *q = NULL;
+        size_t m = 0;
+        sw_err err;
+        if (sw_tokenize(tok, query + a, b - a, false, true, &q, &m, &err) != SW_OK) return false;
+        int32_t at = m <= (size_t)n ? last_run(ids, n, q, (int32_t)m) : -1;
+        free(q);
+        if (at >= 0) {
+            span[0] = at;
+            span[1] = at + (int32_t)m;
+            return true;
+        }
+    }
+    return false;
+}
+
 int32_t sw_rtr_dim(const sw_rtr_spec *s) {
     int32_t d = 0;
     if (s->hidden & SW_HIDDEN_LAST) d += s->n_embd;
     if (s->hidden & SW_HIDDEN_MEAN) d += s->n_embd;
+    if (s->hidden & SW_RTR_HIDDEN_QUERY) d += s->n_embd;
     if (s->text) d += SW_RTR_N_TEXT;
     return d;
 }
@@ -129,15 +169,15 @@ sw_status sw_rtr_vector(const sw_rtr_spec *s, const sw_rtr_input *in, float *out
         return sw_err_set(err, SW_E_INVALID_ARG,
                           "router: hidden states have %d dimensions, the router expects %d",
                           in->n_embd, s->n_embd);
-    const float *parts[2] = {(s->hidden & SW_HIDDEN_LAST) ? in->hidden_last : NULL,
-                             (s->hidden & SW_HIDDEN_MEAN) ? in->hidden_mean : NULL};
-    const unsigned flags[2] = {SW_HIDDEN_LAST, SW_HIDDEN_MEAN};
+    static const char *const names[3] = {"last-token", "mean", "query-mean"};
+    const float *parts[3] = {in->hidden_last, in->hidden_mean, in->hidden_mean};
+    const unsigned flags[3] = {SW_HIDDEN_LAST, SW_HIDDEN_MEAN, SW_RTR_HIDDEN_QUERY};
     size_t off = 0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         if (!(s->hidden & flags[k])) continue;
         if (!parts[k])
             return sw_err_set(err, SW_E_INVALID_ARG, "router: the %s hidden state is missing",
-                              k ? "mean" : "last-token");
+                              names[k]);
         memcpy(out + off, parts[k], (size_t)s->n_embd * sizeof *out);
         off += (size_t)s->n_embd;
     }
@@ -350,6 +390,8 @@ static cJSON *to_json(const sw_rtr *r) {
         ok = cJSON_AddItemToArray(h, cJSON_CreateString("last"));
     if (ok && (r->spec.hidden & SW_HIDDEN_MEAN))
         ok = cJSON_AddItemToArray(h, cJSON_CreateString("mean"));
+    if (ok && (r->spec.hidden & SW_RTR_HIDDEN_QUERY))
+        ok = cJSON_AddItemToArray(h, cJSON_CreateString("query"));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -480,13 +522,18 @@ static sw_status parse(const cJSON *o, const char *path, sw_rtr *r, sw_err *err)
     }
     if (!(f = need(o, "features", path, "", err))) return SW_E_INVALID_ARG;
     if (!(h = need(f, "hidden", path, "features.", err))) return SW_E_INVALID_ARG;
-    if (!cJSON_IsArray(h)) FAIL("%s: features.hidden: expected an array of \"last\"/\"mean\"", path);
+    if (!cJSON_IsArray(h))
+        FAIL("%s: features.hidden: expected an array of \"last\"/\"mean\"/\"query\"", path);
     int32_t i = 0;
     for (const cJSON *e = h->child; e; e = e->next, i++) {
         if (cJSON_IsString(e) && !strcmp(e->valuestring, "last")) spec.hidden |= SW_HIDDEN_LAST;
         else if (cJSON_IsString(e) && !strcmp(e->valuestring, "mean")) spec.hidden |= SW_HIDDEN_MEAN;
-        else FAIL("%s: features.hidden[%d]: expected \"last\" or \"mean\"", path, i);
+        else if (cJSON_IsString(e) && !strcmp(e->valuestring, "query")) spec.hidden |= SW_RTR_HIDDEN_QUERY;
+        else FAIL("%s: features.hidden[%d]: expected \"last\", \"mean\" or \"query\"", path, i);
     }
+    if ((spec.hidden & SW_HIDDEN_MEAN) && (spec.hidden & SW_RTR_HIDDEN_QUERY))
+        FAIL("%s: features.hidden: \"mean\" and \"query\" together are not supported (the "
+             "engine gives one mean per request)", path);
     if (!(text = need(f, "text", path, "features.", err))) return SW_E_INVALID_ARG;
     if (!cJSON_IsBool(text)) FAIL("%s: features.text: expected true or false", path);
     spec.text = cJSON_IsTrue(text);

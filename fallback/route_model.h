@@ -22,6 +22,7 @@
 
 #include "gguf.h"
 #include "logreg.h"
+#include "tokenizer.h"
 #include "sw_base.h"
 
 #ifdef __cplusplus
@@ -40,10 +41,30 @@ void sw_rtr_text_features(const char *text, int32_t n_prompt_tokens, float out[S
  * shape. name is truncated to name_cap. */
 void sw_rtr_model_id(const sw_gguf *g, char *name, size_t name_cap, char id[17]);
 
+/* Feature-set flag beside SW_HIDDEN_LAST / SW_HIDDEN_MEAN (engine.h): the
+ * mean final hidden state over the query's tokens only (the last user
+ * message inside the rendered chat prompt, sw_rtr_query_span), not over a
+ * system prompt or the template's text. The engine computes it as
+ * SW_HIDDEN_MEAN over that span, so a feature set has "mean" or "query",
+ * never both. */
+#define SW_RTR_HIDDEN_QUERY 4u
+
+/* The SW_HIDDEN_* flags to ask the engine for, for a feature set's flags. */
+unsigned sw_rtr_engine_hidden(unsigned spec_hidden);
+
+/* The query's span [span[0], span[1]) in the prompt's tokens: the last
+ * occurrence of the query's own tokens (tokenized like the prompt, without
+ * BOS) in ids; the query with surrounding whitespace trimmed when the
+ * template trimmed it. Where neither occurs (an empty query, a template that
+ * rewrites it, a merge across the boundary) the span is the whole prompt, so
+ * the feature degrades to the plain mean. Returns true when found. */
+bool sw_rtr_query_span(const sw_tokenizer *tok, const int32_t *ids, int32_t n,
+                       const char *query, int32_t span[2]);
+
 /* What one request gives the router. Borrowed. */
 typedef struct sw_rtr_input {
     const float *hidden_last;  /* [n_embd] or NULL */
-    const float *hidden_mean;  /* [n_embd] or NULL */
+    const float *hidden_mean;  /* [n_embd] or NULL; with SW_RTR_HIDDEN_QUERY: the query-span mean */
     int32_t n_embd;
     const char *text;          /* the query text; NULL counts as "" */
     int32_t n_prompt_tokens;
@@ -57,7 +78,8 @@ typedef struct sw_rtr_input {
 #define SW_RTR_PROBE_TEXT "What is 2 + 3?"
 void sw_rtr_prompt_id(const int32_t *ids, size_t n, char id[17]);
 
-/* Feature set: SW_HIDDEN_LAST / SW_HIDDEN_MEAN flags (engine.h) and text. */
+/* Feature set: SW_HIDDEN_LAST / SW_HIDDEN_MEAN flags (engine.h) or
+ * SW_RTR_HIDDEN_QUERY, and text. */
 typedef struct sw_rtr_spec {
     const char *model_name;
     const char *model_id;

@@ -68,8 +68,9 @@ typedef struct seq {
     sw_json_state js;     /* the output so far, when json */
     /* Hidden states of the prompt (scheduler thread, under the lock). */
     bool hidden_sent;     /* the SW_EVENT_HIDDEN is queued */
-    int32_t hid_summed;   /* positions [0, hid_summed) are in hid_sum */
-    double *hid_sum;      /* [n_embd] when SW_HIDDEN_MEAN */
+    int32_t hid_summed;   /* positions [0, hid_summed) are accounted for in hid_sum */
+    double *hid_sum;      /* [n_embd] when SW_HIDDEN_MEAN: the sum over the span */
+    int32_t hid_begin, hid_end; /* the mean's span of prompt positions */
     /* The sum of the block being computed, for the engine's block sums (see
      * record_block_sums): positions [block start, blk_next) so far. */
     double *blk_acc;      /* [n_embd], allocated at the first use */
@@ -266,6 +267,13 @@ static sw_status check_request(const sw_engine *e, const sw_request *r, sw_err *
     if (r->hidden & ~(SW_HIDDEN_LAST | SW_HIDDEN_MEAN))
         return sw_err_set(err, SW_E_INVALID_ARG, "submit: unknown hidden-state flags 0x%x",
                           r->hidden);
+    if ((r->hidden_begin || r->hidden_end) &&
+        (!(r->hidden & SW_HIDDEN_MEAN) || r->hidden_begin < 0 ||
+         r->hidden_begin >= r->hidden_end || r->hidden_end > r->n_prompt))
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "submit: hidden-state span [%d, %d) is not a non-empty span of the "
+                          "%d-token prompt with SW_HIDDEN_MEAN",
+                          r->hidden_begin, r->hidden_end, r->n_prompt);
     if ((r->json_object || r->grammar) && !e->tok)
         return sw_err_set(err, SW_E_UNSUPPORTED,
                           "submit: constrained output needs the model's tokenizer, and this model "
@@ -294,6 +302,8 @@ static sw_status seq_create(sw_engine *e, const sw_request *r, seq **out, sw_err
     s->hidden = r->hidden;
     s->no_generate = r->no_generate;
     s->blk_next = -1;
+    s->hid_begin = r->hidden_end ? r->hidden_begin : 0;
+    s->hid_end = r->hidden_end ? r->hidden_end : r->n_prompt;
     if (s->hidden & SW_HIDDEN_MEAN) s->hid_sum = calloc((size_t)e->n_embd, sizeof *s->hid_sum);
     if (s->hidden & SW_HIDDEN_LAST) s->hid_last = calloc((size_t)e->n_embd, sizeof *s->hid_last);
     sw_json_init(&s->js);
@@ -507,16 +517,35 @@ static bool mean_pending(const seq *s) {
     return (s->hidden & SW_HIDDEN_MEAN) && !s->hidden_sent;
 }
 
+/* Block i of s lies wholly outside the mean's span (its states are not
+ * needed), or wholly inside it (a cached block sum can stand for them). */
+static bool block_outside_span(const sw_engine *e, const seq *s, int32_t i) {
+    return (i + 1) * e->block_size <= s->hid_begin || i * e->block_size >= s->hid_end;
+}
+static bool block_inside_span(const sw_engine *e, const seq *s, int32_t i) {
+    return i * e->block_size >= s->hid_begin && (i + 1) * e->block_size <= s->hid_end;
+}
+
+/* The cached sum that block i of s (chain hash h) contributes to s's mean:
+ * *sum NULL and true when it contributes nothing (outside the span); false
+ * when its positions must be computed (part in the span, or not cached). */
+static bool block_sum(const sw_engine *e, const seq *s, int32_t i, uint64_t h, const double **sum) {
+    *sum = NULL;
+    if (block_outside_span(e, s, i)) return true;
+    return block_inside_span(e, s, i) && (*sum = hsum_find(e, h)) != NULL;
+}
+
 /* How many of s's first n_lookup blocks a request that still sums its mean
- * may take from the prefix cache: those already in its sum, then those whose
- * hidden-state sum is cached. */
+ * may take from the prefix cache: those already in its sum, those outside
+ * its span, and those inside it whose hidden-state sum is cached. */
 static int32_t summable_blocks(const sw_engine *e, const seq *s, int32_t n_lookup) {
     int32_t bs = e->block_size, done = s->hid_summed / bs;
-    if (!e->hsum || s->hid_summed % bs) return SW_MIN(done, n_lookup);
+    if (s->hid_summed % bs) return SW_MIN(done, n_lookup);
     uint64_t h = SW_BM_HASH_ROOT;
+    const double *sum;
     for (int32_t i = 0; i < n_lookup; i++) {
         h = sw_bm_hash_block(h, s->tokens + (size_t)i * (size_t)bs, bs);
-        if (i >= done && !hsum_find(e, h)) return i;
+        if (i >= done && !block_sum(e, s, i, h, &sum)) return i;
     }
     return n_lookup;
 }
@@ -526,9 +555,9 @@ static int32_t summable_blocks(const sw_engine *e, const seq *s, int32_t n_looku
 static void take_cached_sums(const sw_engine *e, seq *s, int32_t n) {
     const size_t ne = (size_t)e->n_embd;
     for (int32_t i = s->hid_summed / e->block_size; i < n; i++) {
-        const double *v = hsum_find(e, s->hashes[i]);
-        if (!v) return; /* cannot happen: checked under the same lock */
-        for (size_t k = 0; k < ne; k++) s->hid_sum[k] += v[k];
+        const double *v;
+        if (!block_sum(e, s, i, s->hashes[i], &v)) return; /* cannot happen: checked under the same lock */
+        for (size_t k = 0; v && k < ne; k++) s->hid_sum[k] += v[k];
         s->hid_summed = (i + 1) * e->block_size;
     }
 }
@@ -576,7 +605,7 @@ static void reuse_last_block(sw_engine *e, seq *s) {
     int32_t src = sw_bm_match_next(e->bm, parent, s->tokens + (size_t)nb * (size_t)bs, &h);
     if (src < 0) return;
     const double *sum = NULL;
-    if (mean_pending(s) && (s->hid_summed != nb * bs || !(sum = hsum_find(e, h)))) {
+    if (mean_pending(s) && (s->hid_summed != nb * bs || !block_sum(e, s, nb, h, &sum))) {
         sw_bm_release(e->bm, src); /* its positions are not in the mean: compute them */
         return;
     }
@@ -585,8 +614,8 @@ static void reuse_last_block(sw_engine *e, seq *s) {
     if (dst >= 0 && sw_kv_copy_block(e->kv, src, dst, &err) == SW_OK) {
         s->blocks[s->n_blocks++] = dst; /* private: registering it later is a no-op */
         s->n_computed = s->n_tokens - 1;
-        if (sum) { /* the last token is computed again, but summed from here */
-            for (int32_t k = 0; k < e->n_embd; k++) s->hid_sum[k] += sum[k];
+        if (mean_pending(s)) { /* the last token is computed again, but summed from here */
+            for (int32_t k = 0; sum && k < e->n_embd; k++) s->hid_sum[k] += sum[k];
             s->hid_summed = s->n_tokens;
         }
     } else if (dst >= 0) {
@@ -606,8 +635,9 @@ static int admit(sw_engine *e, int32_t i) {
         /* Reuse cached full blocks, but always leave the last token to compute
          * so that the step yields logits for it. */
         n_lookup = (s->n_tokens - 1) / e->block_size;
-        /* The mean needs every prompt position: reuse only blocks whose
-         * positions are already in the sum or whose sum is cached. */
+        /* The mean needs every position of its span: reuse only blocks whose
+         * positions are already in the sum, outside the span, or whose sum is
+         * cached. */
         if (mean_pending(s)) n_lookup = summable_blocks(e, s, n_lookup);
         matched = sw_bm_match_prefix(e->bm, s->tokens, n_lookup, s->blocks, s->hashes);
         s->n_blocks = s->n_hashes = matched;
@@ -953,7 +983,8 @@ static bool take_hidden(sw_engine *e, seq *s, int32_t row0, int32_t pos0, int32_
     if (s->hid_sum)
         for (int32_t pos = SW_MAX(pos0, s->hid_summed); pos < end; pos++) {
             const float *h = e->hidden + (size_t)(row0 + pos - pos0) * ne;
-            for (size_t i = 0; i < ne; i++) s->hid_sum[i] += h[i];
+            if (pos >= s->hid_begin && pos < s->hid_end)
+                for (size_t i = 0; i < ne; i++) s->hid_sum[i] += h[i];
             s->hid_summed = pos + 1;
         }
     if (s->hid_last && pos0 <= s->n_prompt - 1 && s->n_prompt - 1 < pos0 + n_tok)
@@ -979,7 +1010,7 @@ static bool take_hidden(sw_engine *e, seq *s, int32_t row0, int32_t pos0, int32_
         v += ne;
     }
     if (s->hid_sum) {
-        for (size_t i = 0; i < ne; i++) v[i] = (float)(s->hid_sum[i] / s->n_prompt);
+        for (size_t i = 0; i < ne; i++) v[i] = (float)(s->hid_sum[i] / (s->hid_end - s->hid_begin));
         n->ev.hidden_mean = v;
     }
     n->fn = s->on_event;

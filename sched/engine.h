@@ -23,7 +23,8 @@
  * output norm, i.e. the vector the output matrix turns into logits, taken
  * from the prefill that runs anyway. SW_HIDDEN_LAST gives the last prompt
  * token's (the one whose logits give the first generated token); SW_HIDDEN_MEAN
- * gives the mean over all prompt positions (for embeddings). A position's
+ * gives the mean over all prompt positions (for embeddings), or over a span
+ * of them (sw_request.hidden_begin/end). A position's
  * state depends only on the tokens up to it, so a cached prefix block's
  * states are those of any prompt that shares the prefix: from the first mean
  * request on (prefix cache on), every prefill records the hidden-state sum of
@@ -159,6 +160,10 @@ typedef struct sw_request {
      * sampled, and the request finishes (stop) when the object closes. */
     bool json_object;
     unsigned hidden;              /* SW_HIDDEN_* flags; 0: no SW_EVENT_HIDDEN */
+    /* SW_HIDDEN_MEAN over prompt positions [hidden_begin, hidden_end) only
+     * (e.g. the user's query inside a chat prompt); both 0: every position.
+     * Cached prefix blocks outside the span are taken without their states. */
+    int32_t hidden_begin, hidden_end;
     bool no_generate;             /* prefill only, no token (e.g. embeddings) */
     /* Grammar-constrained output (JSON Schema, GBNF: grammar.h): only tokens
      * that keep the output a viable prefix of a sentence are sampled (exact

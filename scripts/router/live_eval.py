@@ -215,7 +215,8 @@ def main():
     src.add_argument("--refs", help="JSON lines with references: labelled first")
     ap.add_argument("--name", required=True)
     ap.add_argument("--shares", default="0.2,0.4")
-    ap.add_argument("--features", default="last,mean")
+    ap.add_argument("--features", default=None,
+                    help="spillway-router train --features (default: its default)")
     ap.add_argument("--max-tokens", type=int, default=32, help="per live request (default 32)")
     ap.add_argument("--label-tokens", type=int, default=128,
                     help="spillway-router label --max-tokens (default 128)")
@@ -241,8 +242,8 @@ def main():
     open(te, "w").writelines(lines[1::2])
     test = [json.loads(x) for x in lines[1::2]]
     router, scores = os.path.join(tmp, "router.json"), os.path.join(tmp, "scores.jsonl")
-    cmds.append([rbin, "train", "-m", a.model, "--data", tr, "--out", router, "-q",
-                 "--features", a.features])
+    cmds.append([rbin, "train", "-m", a.model, "--data", tr, "--out", router, "-q"] +
+                 (["--features", a.features] if a.features else []))
     train_out = run(cmds[-1]).strip()
     print(train_out, flush=True)
     # offline scores of the same items, for the train/serve consistency check

@@ -47,7 +47,8 @@ def main():
     ap.add_argument("-m", "--model", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--features", default="last,mean")
+    ap.add_argument("--features", default=None,
+                    help="spillway-router train --features (default: its default)")
     ap.add_argument("--bin", default=os.path.join(SRC, "build", "bin", "spillway-router"))
     a = ap.parse_args()
     lines = open(a.data).readlines()
@@ -56,8 +57,8 @@ def main():
     open(tr, "w").writelines(lines[0::2])
     open(te, "w").writelines(lines[1::2])
     router, scores = os.path.join(tmp, "router.json"), os.path.join(tmp, "scores.jsonl")
-    cmds = [[a.bin, "train", "-m", a.model, "--data", tr, "--out", router, "-q",
-             "--features", a.features],
+    cmds = [[a.bin, "train", "-m", a.model, "--data", tr, "--out", router, "-q"] +
+             (["--features", a.features] if a.features else []),
             [a.bin, "eval", "-m", a.model, "--data", te, "--router", router, "--json", "-q",
              "--scores", scores, "--max-tokens", "128"]]
     outs = []

@@ -310,8 +310,7 @@ def test_real_model():
     train, test = rows[::2], rows[1::2]
     tr = write_lines("real-train.jsonl", train)
     router = path("real-router.json")
-    rtr("train", "-m", model, "--data", tr, "--out", router, "-q", "--features", "last,mean",
-        "--folds", "3")
+    rtr("train", "-m", model, "--data", tr, "--out", router, "-q", "--folds", "3")
     fake = Fake()
     # the default monitor on the same model: a share near its target
     dshare, target = default_monitor_share(model, fake, [r["messages"][0]["content"] for r in rows],

@@ -26,6 +26,7 @@
 #include "route_eval.h"
 #include "route_model.h"
 #include "share.h"
+#include "sw_test.h"
 
 static uint64_t g_rng = 12345;
 static double uniform(void) {
@@ -439,6 +440,100 @@ static void test_router_file(void **state) {
     free(X);
 }
 
+/* The query-mean feature set: "query" survives save and load, "mean" and
+ * "query" together are refused, and the engine is asked for a mean. */
+static void test_query_feature_set(void **state) {
+    (void)state;
+    enum { E = 4 };
+    assert_int_equal(sw_rtr_engine_hidden(SW_HIDDEN_LAST | SW_RTR_HIDDEN_QUERY),
+                     SW_HIDDEN_LAST | SW_HIDDEN_MEAN);
+    assert_int_equal(sw_rtr_engine_hidden(SW_HIDDEN_LAST), SW_HIDDEN_LAST);
+    sw_rtr_spec spec = {.model_name = "tiny", .model_id = "0123456789abcdef",
+                        .hidden = SW_HIDDEN_LAST | SW_RTR_HIDDEN_QUERY, .text = false, .n_embd = E};
+    assert_int_equal(sw_rtr_dim(&spec), 2 * E);
+    sw_err err = {{0}};
+    sw_logreg clf = {0};
+    assert_int_equal(sw_logreg_init(&clf, 2 * E, &err), SW_OK);
+    for (int j = 0; j < 2 * E; j++) clf.w[j] = j < E ? 0 : 1; /* only the query mean counts */
+    sw_rtr *r = NULL, *back = NULL;
+    assert_int_equal(sw_rtr_create(&spec, &clf, NULL, &r, &err), SW_OK);
+    char path[512];
+    tmp_path("router_query.json", path, sizeof path);
+    assert_int_equal(sw_rtr_save(r, path, &err), SW_OK);
+    if (sw_rtr_load(path, &back, &err) != SW_OK) fail_msg("%s", err.msg);
+    assert_int_equal(sw_rtr_spec_get(back)->hidden, SW_HIDDEN_LAST | SW_RTR_HIDDEN_QUERY);
+    const float hl[E] = {0}, q[E] = {1, 1, 1, 1};
+    sw_rtr_input in = {hl, q, E, "x", 3};
+    double p;
+    assert_int_equal(sw_rtr_score(back, &in, &p, NULL, &err), SW_OK);
+    assert_true(fabs(p - sw_sigmoid(4.0)) < 1e-9);
+    sw_rtr_input none = {hl, NULL, E, "x", 3};
+    assert_int_equal(sw_rtr_score(back, &none, &p, NULL, &err), SW_E_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "query-mean"));
+    expect_load_error(path,
+                      "{\"format\":\"spillway-router\",\"version\":1,\"model\":{\"name\":\"m\","
+                      "\"fingerprint\":\"0123456789abcdef\"},\"features\":{\"hidden\":[\"mean\","
+                      "\"query\"],\"text\":true,\"n_embd\":4}}",
+                      "\"mean\" and \"query\" together");
+    sw_rtr_free(r);
+    sw_rtr_free(back);
+    sw_logreg_release(&clf);
+}
+
+/* sw_rtr_query_span finds the query's tokens inside a prompt (the last
+ * occurrence, trimmed when the template trimmed it) and falls back to the
+ * whole prompt. stories260K's tokenizer (SW_SHARED_DIR). */
+static void test_query_span(void **state) {
+    (void)state;
+    const char *dir = getenv("SW_SHARED_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/stories260K.gguf", dir ? dir : "");
+    FILE *f = dir && *dir ? fopen(path, "rb") : NULL;
+    if (!f) {
+        print_message("SKIP: %s is absent (SW_SHARED_DIR)\n", path);
+        skip();
+        return;
+    }
+    fclose(f);
+    sw_gguf *g = sw_test_open_vocab(path);
+    sw_tokenizer *t = NULL;
+    sw_err err = {{0}};
+    assert_int_equal(sw_tokenizer_create(g, &t, &err), SW_OK);
+    int32_t ids[256], n = 0, *p;
+    size_t m;
+    const char *parts[] = {"Once upon a time.", "Tom had a big red ball", "The end."};
+    int32_t at[3];
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(sw_tokenize(t, parts[k], strlen(parts[k]), k == 0, true, &p, &m, &err), SW_OK);
+        at[k] = n;
+        memcpy(ids + n, p, m * sizeof *p);
+        n += (int32_t)m;
+        free(p);
+    }
+    int32_t span[2];
+    assert_true(sw_rtr_query_span(t, ids, n, parts[1], span));
+    assert_int_equal(span[0], at[1]);
+    assert_int_equal(span[1], at[2]);
+    /* trimmed by the template */
+    assert_true(sw_rtr_query_span(t, ids, n, "  Tom had a big red ball\n", span));
+    assert_int_equal(span[0], at[1]);
+    /* the last occurrence: the query repeated at the end */
+    int32_t twice[512];
+    memcpy(twice, ids, (size_t)n * sizeof *ids);
+    memcpy(twice + n, ids + at[1], (size_t)(at[2] - at[1]) * sizeof *ids);
+    assert_true(sw_rtr_query_span(t, twice, n + at[2] - at[1], parts[1], span));
+    assert_int_equal(span[0], n);
+    /* absent, empty, NULL: the whole prompt */
+    assert_false(sw_rtr_query_span(t, ids, n, "a dragon flew", span));
+    assert_int_equal(span[0], 0);
+    assert_int_equal(span[1], n);
+    assert_false(sw_rtr_query_span(t, ids, n, "", span));
+    assert_false(sw_rtr_query_span(t, ids, n, NULL, span));
+    assert_int_equal(span[1], n);
+    sw_tokenizer_free(t);
+    sw_gguf_free(g);
+}
+
 static void test_text_features(void **state) {
     (void)state;
     float f[SW_RTR_N_TEXT];
@@ -490,6 +585,8 @@ int main(void) {
         cmocka_unit_test(test_share_controller),
         cmocka_unit_test(test_share_mismatched_warm_start),
         cmocka_unit_test(test_router_file),
+        cmocka_unit_test(test_query_feature_set),
+        cmocka_unit_test(test_query_span),
         cmocka_unit_test(test_text_features),
         cmocka_unit_test(test_answer_match),
     };

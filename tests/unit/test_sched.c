@@ -1225,7 +1225,13 @@ static void test_summary_sampling_equals_full(void **state) {
 /* The reference: the prompt alone through sw_model_forward on a fresh cache,
  * in one step, every token's hidden state; last row and mean (double sums).
  * Runs only while no engine exists (the model's forward scratch is shared). */
+/* The direct forward's last-position state and mean over positions [b, e). */
+static void ref_hidden_span(const prompt *p, int32_t b0, int32_t e0, float *last, float *mean);
 static void ref_hidden(const prompt *p, float *last, float *mean) {
+    ref_hidden_span(p, 0, p->n, last, mean);
+}
+
+static void ref_hidden_span(const prompt *p, int32_t b0, int32_t e0, float *last, float *mean) {
     int32_t E = (int32_t)sw_model_config_get(g_m)->n_embd;
     sw_err err = {{0}};
     sw_kv_cache *kv = NULL;
@@ -1243,8 +1249,8 @@ static void ref_hidden(const prompt *p, float *last, float *mean) {
     if (sw_model_forward(g_m, kv, &b, logits, &err) != SW_OK) fail_msg("forward: %s", err.msg);
     for (int32_t i = 0; i < E; i++) {
         double acc = 0;
-        for (int32_t t = 0; t < p->n; t++) acc += h[(size_t)t * E + i];
-        mean[i] = (float)(acc / p->n);
+        for (int32_t t = b0; t < e0; t++) acc += h[(size_t)t * E + i];
+        mean[i] = (float)(acc / (e0 - b0));
         last[i] = h[(size_t)(p->n - 1) * E + i];
     }
     free(logits);
@@ -1463,6 +1469,100 @@ static void test_hidden_prefix_cache_and_no_generate(void **state) {
     free(want);
 }
 
+/* SW_HIDDEN_MEAN over a span [hidden_begin, hidden_end) (the router's query
+ * mean) equals the mean of the direct forward's per-position states over that
+ * span: computed whole, with cached prefix blocks outside the span taken
+ * without their states, with a span starting mid-block (that block is
+ * computed), with a whole cached block's recorded sum inside the span, and
+ * with the prefix cache off. */
+static void span_request(sw_engine *e, const prompt *p, int32_t b0, int32_t e0, result *r) {
+    result_init(r);
+    sw_request q = greedy_request(p, 2, r);
+    q.hidden = SW_HIDDEN_MEAN | SW_HIDDEN_LAST;
+    q.hidden_begin = b0;
+    q.hidden_end = e0;
+    assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+    assert_true(wait_final(r, 300));
+    assert_int_equal(r->n_hidden, 1);
+}
+
+static void test_hidden_span(void **state) {
+    (void)state;
+    enum { SYS = 48, NP = 4 };
+    if (sw_model_config_get(g_m)->n_embd > 1024) skip();
+    prompt sys, ps[NP];
+    make_prompt(&sys, SYS, 5151);
+    for (int i = 0; i < NP; i++) {
+        prompt suffix;
+        make_prompt(&suffix, 14 + i, 900 + (uint64_t)i);
+        ps[i] = sys;
+        for (int k = g_bos >= 0 ? 1 : 0; k < suffix.n; k++) ps[i].ids[ps[i].n++] = suffix.ids[k];
+        if (ps[i].n % 16 == 0) ps[i].ids[ps[i].n++] = 5; /* no last-block copy here */
+    }
+    /* spans: in the suffix (after 3 whole blocks), from mid-block 2 to
+     * before the last token, and exactly block 1 */
+    const int32_t spans[NP][2] = {{SYS + 1, ps[0].n}, {SYS + 2, ps[1].n - 1}, {40, ps[2].n - 2},
+                                  {16, 32}};
+    hid_ref *want = calloc(NP, sizeof *want);
+    assert_non_null(want);
+    for (int i = 0; i < NP; i++) ref_hidden_span(&ps[i], spans[i][0], spans[i][1], want[i].last, want[i].mean);
+    for (int cache = 0; cache < 2; cache++) {
+        sw_engine_params p;
+        sw_engine_params_default(&p);
+        p.kv_block_size = 16;
+        p.no_prefix_cache = !cache;
+        sw_engine *e = make_engine(&p);
+        result r[NP + 1], warm;
+        /* ps[0] cold */
+        span_request(e, &ps[0], spans[0][0], spans[0][1], &r[0]);
+        assert_int_equal(r[0].usage.cached_prompt_tokens, 0);
+        for (int i = 1; i < NP; i++) {
+            /* ps[i]'s whole prompt cached first by a request without hidden states */
+            result_init(&warm);
+            sw_request q = greedy_request(&ps[i], 1, &warm);
+            assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_OK);
+            assert_true(wait_final(&warm, 300));
+            result_destroy(&warm);
+            span_request(e, &ps[i], spans[i][0], spans[i][1], &r[i]);
+        }
+        for (int i = 0; i < NP; i++) {
+            assert_close_vec(r[i].h_mean, want[i].mean, cache ? "span mean (prefix cache)" : "span mean", i);
+            assert_close_vec(r[i].h_last, want[i].last, "last", i);
+        }
+        if (cache) {
+            /* blocks wholly before the span come from the cache */
+            assert_int_equal(r[1].usage.cached_prompt_tokens, SYS);
+            /* the span starts in block 2: it is computed, blocks 0-1 are cached */
+            assert_int_equal(r[2].usage.cached_prompt_tokens, 32);
+            /* block 1 inside the span: its sum was recorded (hsum on since ps[0]);
+             * every other whole block lies outside it */
+            assert_int_equal(r[3].usage.cached_prompt_tokens, (ps[3].n - 1) / 16 * 16);
+        } else {
+            for (int i = 0; i < NP; i++) assert_int_equal(r[i].usage.cached_prompt_tokens, 0);
+        }
+        /* bad spans */
+        static const int32_t bad[][2] = {{5, 5}, {-1, 3}, {0, 1000}, {7, 3}};
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            sw_request q = greedy_request(&ps[0], 1, &r[NP]);
+            q.hidden = SW_HIDDEN_MEAN;
+            q.hidden_begin = bad[k][0];
+            q.hidden_end = bad[k][1];
+            sw_err err = {{0}};
+            assert_int_equal(sw_engine_submit(e, &q, NULL, &err), SW_E_INVALID_ARG);
+            assert_non_null(strstr(err.msg, "span"));
+        }
+        sw_request q = greedy_request(&ps[0], 1, &r[NP]);
+        q.hidden = SW_HIDDEN_LAST; /* a span without the mean */
+        q.hidden_begin = 1;
+        q.hidden_end = 3;
+        assert_int_equal(sw_engine_submit(e, &q, NULL, NULL), SW_E_INVALID_ARG);
+        check_idle(e);
+        sw_engine_free(e);
+        for (int i = 0; i < NP; i++) result_destroy(&r[i]);
+    }
+    free(want);
+}
+
 static void test_block_manager(void **state) {
     (void)state;
     sw_kv_params kp = {.block_size = 4, .n_blocks = 6, .type = SW_TYPE_F16};
@@ -1532,6 +1632,7 @@ static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_free_with_work_in_flight),
     cmocka_unit_test(test_hidden_states),
     cmocka_unit_test(test_hidden_prefix_cache_and_no_generate),
+    cmocka_unit_test(test_hidden_span),
 };
 
 /* The engine over a GPU backend: the tests whose outputs must not depend on

@@ -45,7 +45,8 @@ static void eval_usage(FILE *f) {
                "  -m, --model PATH        the local model (GGUF)\n"
                "      --data FILE         JSON lines with \"messages\"/\"prompt\" and \"local_ok\"\n"
                "      --router FILE       score with this router (else: cross-validated on the data)\n"
-               "      --features F        without --router: last, mean, last,mean, none (default last,mean)\n"
+               "      --features F        without --router: " RTR_FEATURES_HELP "\n"
+               "                          (default " RTR_DEFAULT_FEATURES ")\n"
                "      --no-text           without --router: no text features\n"
                "      --max-tokens N      local answer length for the post-hoc signals (default 128)\n"
                "      --probe-tokens N    probe window (default 16)\n"
@@ -88,7 +89,7 @@ int cmd_eval(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     const char *model = NULL, *data = NULL, *router = NULL, *scores_out = NULL;
     int32_t threads = 2, folds = 5, seed = 1, max_tokens = 128, probe = 16;
-    unsigned hidden = SW_HIDDEN_LAST | SW_HIDDEN_MEAN;
+    unsigned hidden = RTR_DEFAULT_HIDDEN;
     bool text = true, json = false, quiet = false;
     int c;
     optind = 1;
@@ -101,8 +102,8 @@ int cmd_eval(int argc, char **argv) {
         case 'o': scores_out = optarg; break;
         case 'f':
             if (!parse_hidden(optarg, &hidden)) {
-                fprintf(stderr, "spillway-router eval: --features: '%s' is not last, mean, "
-                                "last,mean or none\n", optarg);
+                fprintf(stderr, "spillway-router eval: --features: '%s' is not " RTR_FEATURES_HELP
+                                "\n", optarg);
                 return 2;
             }
             break;

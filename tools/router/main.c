@@ -20,11 +20,25 @@ bool parse_int(const char *s, int32_t lo, int32_t hi, int32_t *out) {
 }
 
 bool parse_hidden(const char *s, unsigned *out) {
-    if (!strcmp(s, "last")) *out = SW_HIDDEN_LAST;
-    else if (!strcmp(s, "mean")) *out = SW_HIDDEN_MEAN;
-    else if (!strcmp(s, "last,mean") || !strcmp(s, "mean,last")) *out = SW_HIDDEN_LAST | SW_HIDDEN_MEAN;
-    else if (!strcmp(s, "none")) *out = 0;
-    else return false;
+    static const struct { const char *name; unsigned flag; } k[] = {
+        {"last", SW_HIDDEN_LAST}, {"mean", SW_HIDDEN_MEAN}, {"query", SW_RTR_HIDDEN_QUERY}};
+    if (!strcmp(s, "none")) {
+        *out = 0;
+        return true;
+    }
+    unsigned h = 0;
+    for (const char *p = s;;) {
+        size_t n = strcspn(p, ",");
+        unsigned f = 0;
+        for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+            if (n == strlen(k[i].name) && !strncmp(p, k[i].name, n)) f = k[i].flag;
+        if (!f || (h & f)) return false;
+        h |= f;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    if ((h & SW_HIDDEN_MEAN) && (h & SW_RTR_HIDDEN_QUERY)) return false; /* one mean per request */
+    *out = h;
     return true;
 }
 

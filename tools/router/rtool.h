@@ -97,6 +97,12 @@ int cmd_label(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
+/* The default feature set (train, eval): the mean hidden state over the
+ * query's tokens (route_model.h), with the text features. */
+#define RTR_DEFAULT_HIDDEN SW_RTR_HIDDEN_QUERY
+#define RTR_DEFAULT_FEATURES "query"
+#define RTR_FEATURES_HELP "a comma list of last, mean, query (mean or query, not both), or none"
+
 /* shared option parsing */
 bool parse_int(const char *s, int32_t lo, int32_t hi, int32_t *out);
 bool parse_hidden(const char *s, unsigned *out);

@@ -207,7 +207,13 @@ sw_status runner_run(runner *r, dataset *d, const run_params *p, sw_err *err) {
         q.sampling.temperature = 0.0f;
         q.max_tokens = p->max_tokens;
         q.no_generate = p->max_tokens == 0;
-        q.hidden = p->hidden;
+        q.hidden = sw_rtr_engine_hidden(p->hidden);
+        if (p->hidden & SW_RTR_HIDDEN_QUERY) { /* the mean over the query's tokens */
+            int32_t span[2];
+            sw_rtr_query_span(sw_model_tokenizer(r->model), it->ids, it->n_ids, it->query, span);
+            q.hidden_begin = span[0];
+            q.hidden_end = span[1];
+        }
         q.on_event = on_event;
         q.user = &jobs[i];
         if ((st = sw_engine_submit(r->engine, &q, NULL, err)) != SW_OK) break;

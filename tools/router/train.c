@@ -16,7 +16,7 @@ static void train_usage(FILE *f) {
                "  -m, --model PATH        the local model (GGUF) the router is for\n"
                "      --data FILE         JSON lines with \"messages\"/\"prompt\" and \"local_ok\"\n"
                "      --out FILE          the router file to write\n"
-               "      --features F        hidden states: last, mean, last,mean or none (default last,mean)\n"
+               "      --features F        hidden states: " RTR_FEATURES_HELP " (default " RTR_DEFAULT_FEATURES ")\n"
                "      --no-text           leave out the cheap text features\n"
                "      --folds K           cross-validation folds (default 5)\n"
                "      --seed N            fold shuffle seed (default 1)\n"
@@ -99,7 +99,7 @@ int cmd_train(int argc, char **argv) {
         {NULL, 0, NULL, 0}};
     const char *model = NULL, *data = NULL, *out = NULL;
     int32_t threads = 2, folds = 5, seed = 1;
-    unsigned hidden = SW_HIDDEN_LAST | SW_HIDDEN_MEAN;
+    unsigned hidden = RTR_DEFAULT_HIDDEN;
     bool text = true, quiet = false;
     int c;
     optind = 1;
@@ -110,8 +110,8 @@ int cmd_train(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'f':
             if (!parse_hidden(optarg, &hidden)) {
-                fprintf(stderr, "spillway-router train: --features: '%s' is not last, mean, "
-                                "last,mean or none\n", optarg);
+                fprintf(stderr, "spillway-router train: --features: '%s' is not " RTR_FEATURES_HELP
+                                "\n", optarg);
                 return 2;
             }
             break;

@@ -982,7 +982,15 @@ static sw_status local_submit(srv *s, const job *j, gen_req *g, sw_err *err) {
     req.grammar = j->grammar;
     if (j->grammar && srv_tools_active(r)) /* its call markers, when they are control tokens */
         req.n_text_ids = (int32_t)srv_tools_special_ids(s, req.text_ids, SW_MAX_TEXT_IDS);
-    req.hidden = g->hidden_want;
+    req.hidden = sw_rtr_engine_hidden(g->hidden_want);
+    if (g->hidden_want & SW_RTR_HIDDEN_QUERY) { /* the mean over the query's tokens */
+        char *query = srv_query_text(r);
+        int32_t span[2];
+        sw_rtr_query_span(s->tok, j->ids, (int32_t)j->n_ids, query, span);
+        free(query);
+        req.hidden_begin = span[0];
+        req.hidden_end = span[1];
+    }
     req.on_event = on_event;
     req.user = g;
     return sw_engine_submit(s->engine, &req, &g->id, err);
