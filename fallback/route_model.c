@@ -120,39 +120,60 @@ unsigned sw_rtr_engine_hidden(unsigned h) {
     return (h & (SW_HIDDEN_LAST | SW_HIDDEN_MEAN)) | ((h & SW_RTR_HIDDEN_QUERY) ? SW_HIDDEN_MEAN : 0);
 }
 
-/* The last start of needle[0..m) in hay[0..n), or -1. */
-static int32_t last_run(const int32_t *hay, int32_t n, const int32_t *needle, int32_t m) {
-    for (int32_t i = n - m; m > 0 && i >= 0; i--)
-        if (!memcmp(hay + i, needle, (size_t)m * sizeof *needle)) return i;
-    return -1;
+/* The prompt's text, token by token (control tokens as their text): the
+ * concatenation, malloc'd, and off[i] = where token i starts (off[n] = end). */
+static char *prompt_pieces(const sw_tokenizer *tok, const int32_t *ids, int32_t n, size_t *off) {
+    size_t len = 0, cap = 256;
+    char *txt = malloc(cap);
+    for (int32_t i = 0; txt && i < n; i++) {
+        off[i] = len;
+        for (;;) {
+            size_t need = sw_token_to_piece(tok, ids[i], true, txt + len, cap - len - 1);
+            if (len + need < cap) {
+                len += need;
+                break;
+            }
+            char *nt = realloc(txt, 2 * cap + need);
+            if (!nt) {
+                free(txt);
+                return NULL;
+            }
+            txt = nt;
+            cap = 2 * cap + need;
+        }
+    }
+    if (txt) txt[len] = '\0';
+    off[n] = len;
+    return txt;
 }
 
 bool sw_rtr_query_span(const sw_tokenizer *tok, const int32_t *ids, int32_t n, const char *query,
                        int32_t span[2]) {
     span[0] = 0;
     span[1] = n;
-    if (!tok || !query) return false;
-    size_t a = 0, b = strlen(query);
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass) { /* templates often trim the message */
-            while (a < b && isspace((unsigned char)query[a])) a++;
-            while (b > a && isspace((unsigned char)query[b - 1])) b--;
-            if (a == 0 && b == strlen(query)) break;
-        }
-        if (a == b) break;
-        int32_t *q = NULL;
-        size_t m = 0;
-        sw_err err;
-        if (sw_tokenize(tok, query + a, b - a, false, true, &q, &m, &err) != SW_OK) return false;
-        int32_t at = m <= (size_t)n ? last_run(ids, n, q, (int32_t)m) : -1;
-        free(q);
-        if (at >= 0) {
-            span[0] = at;
-            span[1] = at + (int32_t)m;
-            return true;
-        }
+    if (!tok || !query || n < 1) return false;
+    size_t a = 0, b = strlen(query); /* templates often trim the message */
+    while (a < b && isspace((unsigned char)query[a])) a++;
+    while (b > a && isspace((unsigned char)query[b - 1])) b--;
+    size_t *off = malloc(((size_t)n + 1) * sizeof *off);
+    char *txt = off ? prompt_pieces(tok, ids, n, off) : NULL;
+    const char *at = NULL;
+    for (const char *p = txt; a < b && p;) { /* the last occurrence */
+        const char *q = memmem(p, off[n] - (size_t)(p - txt), query + a, b - a);
+        if (q) at = q;
+        p = q ? q + 1 : NULL;
     }
-    return false;
+    if (at) { /* the tokens whose text overlaps [at, at + b - a) */
+        size_t s0 = (size_t)(at - txt), s1 = s0 + (b - a);
+        int32_t i = 0, k = n;
+        while (i < n && off[i + 1] <= s0) i++;
+        while (k > i + 1 && off[k - 1] >= s1) k--;
+        span[0] = i;
+        span[1] = k;
+    }
+    free(txt);
+    free(off);
+    return at != NULL;
 }
 
 int32_t sw_rtr_dim(const sw_rtr_spec *s) {

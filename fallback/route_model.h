@@ -52,12 +52,14 @@ void sw_rtr_model_id(const sw_gguf *g, char *name, size_t name_cap, char id[17])
 /* The SW_HIDDEN_* flags to ask the engine for, for a feature set's flags. */
 unsigned sw_rtr_engine_hidden(unsigned spec_hidden);
 
-/* The query's span [span[0], span[1]) in the prompt's tokens: the last
- * occurrence of the query's own tokens (tokenized like the prompt, without
- * BOS) in ids; the query with surrounding whitespace trimmed when the
- * template trimmed it. Where neither occurs (an empty query, a template that
- * rewrites it, a merge across the boundary) the span is the whole prompt, so
- * the feature degrades to the plain mean. Returns true when found. */
+/* The query's span [span[0], span[1]) in the prompt's tokens: the tokens
+ * whose text overlaps the last occurrence of the query (surrounding
+ * whitespace trimmed, as templates often do) in the prompt's text (the
+ * tokens' pieces, control tokens as their text), so a tokenizer that merges
+ * across the query's edges or adds a leading space still gives its span.
+ * Where the query does not occur (an empty query, a template that rewrites
+ * it) the span is the whole prompt, so the feature degrades to the plain
+ * mean. Returns true when found. */
 bool sw_rtr_query_span(const sw_tokenizer *tok, const int32_t *ids, int32_t n,
                        const char *query, int32_t span[2]);
 

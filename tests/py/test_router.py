@@ -282,6 +282,49 @@ class Reduced:
         assert len(shadow) == 4 and all(x["route"] == "cloud" for x in shadow), lines
         assert not any("route_score" in x for x in lines if x["reason"] in ("private", "pii"))
 
+    def test_query_features_train_serve(self):
+        # the default feature set pools over the query's tokens only: behind
+        # a system prompt, the server must find the same span as
+        # spillway-router (the same score), and that span is not the whole
+        # prompt (a router on the whole-prompt mean scores otherwise)
+        sys_msg = {"role": "system", "content": "You are a careful assistant. Answer briefly."}
+        def with_sys(rows):
+            return [dict(r, messages=[sys_msg] + r["messages"]) for r in rows]
+        data = write_lines("sys-train.jsonl", with_sys(self.rows))
+        unseen = with_sys(self.unseen[:8])
+        test = write_lines("sys-test.jsonl", unseen)
+        routers = {}
+        for feats in (None, "mean"):
+            routers[feats] = path(f"sys-router-{feats}.json")
+            rtr("train", "-m", self.model, "--data", data, "--out", routers[feats], "-q",
+                "--no-text", *(["--features", feats] if feats else []))  # hidden states only
+        doc = json.load(open(routers[None]))
+        assert doc["features"]["hidden"] == ["query"], doc["features"]
+        offline = {}
+        for feats, router in routers.items():
+            sc = path(f"sys-scores-{feats}.jsonl")
+            rtr("eval", "-m", self.model, "--data", test, "--router", router, "-q", "--json",
+                "--max-tokens", "1", "--folds", "2", "--scores", sc)
+            offline[feats] = [json.loads(x)["precall"] for x in open(sc)]
+        fake = Fake()
+        srv = server(self.model, fake, "--router", routers[None], "--cloud-share", "0")
+        try:
+            live = []
+            for row in unseen:
+                st, h, body = request(srv.port, "POST", "/v1/chat/completions",
+                                      dict(chat("x"), messages=row["messages"]))
+                assert st == 200, body
+                live.append(json.loads(body)["spillway"]["route_score"])
+        finally:
+            srv.stop()
+            fake.stop()
+        diff = max(abs(a - b) for a, b in zip(live, offline[None]))
+        other = max(abs(a - b) for a, b in zip(offline["mean"], offline[None]))
+        print(f"reduced: query-mean router, live vs offline score max diff {diff:.2g} "
+              f"(vs a whole-prompt-mean router: {other:.2g})")
+        assert diff < 1e-3, (live, offline[None])
+        assert other > 1e-3, (offline["mean"], offline[None])
+
 
 def real_model():
     r = subprocess.run(["bash", os.path.join(SRC, "scripts", "fetch-model.sh"), "smollm2"],
@@ -363,6 +406,7 @@ def main():
          ("reduced_default_monitor", red.test_default_monitor),
          ("reduced_bad_inputs", red.test_bad_inputs),
          ("reduced_server", red.test_server),
+         ("reduced_query_features", red.test_query_features_train_serve),
          ("real_model_smollm2", test_real_model)])
 
 

@@ -530,6 +530,19 @@ static void test_query_span(void **state) {
     assert_false(sw_rtr_query_span(t, ids, n, "", span));
     assert_false(sw_rtr_query_span(t, ids, n, NULL, span));
     assert_int_equal(span[1], n);
+    /* the prompt tokenized whole: SPM merges the space before the query into
+     * its first token, which then still belongs to the span */
+    const char *whole = "Once upon a time. Tom had a big red ball. The end.";
+    assert_int_equal(sw_tokenize(t, whole, strlen(whole), true, true, &p, &m, &err), SW_OK);
+    assert_true(sw_rtr_query_span(t, p, (int32_t)m, "Tom had a big red ball", span));
+    assert_true(span[0] > 1 && span[1] < (int32_t)m - 2);
+    char *got = NULL;
+    assert_int_equal(sw_detokenize(t, p + span[0], (size_t)(span[1] - span[0]), false, &got, &err),
+                     SW_OK);
+    if (!strstr(got, "Tom had a big red ball") || strstr(got, "time") || strstr(got, "end"))
+        fail_msg("span text '%s'", got);
+    free(got);
+    free(p);
     sw_tokenizer_free(t);
     sw_gguf_free(g);
 }
