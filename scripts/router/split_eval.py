@@ -8,7 +8,7 @@ when above the (1 - S) quantile) at S = 0.2 and 0.4. Reports AUROC of
 route_score, realized share, PGR, and the gain over a random router as a
 fraction of the way to a perfect one. Writes bench/results JSON.
 
-    split_eval.py -m MODEL --data labelled.jsonl --name devset2 [--features last,mean]
+    split_eval.py -m MODEL --data labelled.jsonl --name devset2 [--features F]
 """
 import argparse
 import bisect
