@@ -110,46 +110,45 @@ static bool utf8_valid(const unsigned char *s, size_t n, size_t *bad_at) {
     return true;
 }
 
+static bool digit_at(const char *s, size_t n, size_t i) { return i < n && s[i] >= '0' && s[i] <= '9'; }
+
 /* cJSON's number parser is laxer than RFC 8259 section 6: it takes "01",
  * "1." and "-.5". The body parsed, so its strings and literals are
  * well formed; find the first number token that is not
  * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and return its offset. */
 static bool numbers_strict(const char *s, size_t n, size_t *bad_at) {
     for (size_t i = 0; i < n;) {
-        char c = s[i];
-        if (c == '"') {
+        if (s[i] == '"') {
             for (i++; i < n && s[i] != '"'; i++)
                 if (s[i] == '\\') i++;
             i++;
             continue;
         }
-        if (c != '-' && !(c >= '0' && c <= '9')) {
+        if (s[i] != '-' && !digit_at(s, n, i)) {
             i++;
             continue;
         }
         size_t at = i;
-#define DIGITS(p) ((p) < n && s[p] >= '0' && s[p] <= '9')
+        bool ok = true;
         if (s[i] == '-') i++;
-        if (!DIGITS(i)) goto bad;
-        if (s[i] == '0') i++;
+        if (!digit_at(s, n, i)) ok = false;
+        else if (s[i] == '0') i++;
         else
-            while (DIGITS(i)) i++;
-        if (i < n && s[i] == '.') {
-            if (!DIGITS(i + 1)) goto bad;
-            for (i++; DIGITS(i);) i++;
+            while (digit_at(s, n, i)) i++;
+        if (ok && i < n && s[i] == '.') {
+            ok = digit_at(s, n, ++i);
+            while (digit_at(s, n, i)) i++;
         }
-        if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (ok && i < n && (s[i] == 'e' || s[i] == 'E')) {
             i++;
             if (i < n && (s[i] == '+' || s[i] == '-')) i++;
-            if (!DIGITS(i)) goto bad;
-            while (DIGITS(i)) i++;
+            ok = digit_at(s, n, i);
+            while (digit_at(s, n, i)) i++;
         }
-        if (DIGITS(i) || (i < n && s[i] == '.')) goto bad; /* "01", "1.5.5" */
-#undef DIGITS
-        continue;
-    bad:
-        *bad_at = at;
-        return false;
+        if (!ok || digit_at(s, n, i) || (i < n && s[i] == '.')) { /* "01", "1.5.5" */
+            *bad_at = at;
+            return false;
+        }
     }
     return true;
 }
