@@ -64,10 +64,17 @@ void srv_request_free(srv_request *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* Grow an array of n elements of size sz by one zeroed slot. */
+/* Make room for a zeroed slot n in an array of n elements of size sz. These
+ * arrays only ever grow one element at a time, so their capacity is
+ * implicit: the smallest power of two >= n. Doubling keeps n appends O(n)
+ * (a realloc per element made a 20,000-part message take 43 s under ASan). */
 static void *grow(void *arr, size_t n, size_t sz) {
-    char *p = realloc(arr, (n + 1) * sz);
-    if (p) memset(p + n * sz, 0, sz);
+    char *p = arr;
+    if ((n & (n - 1)) == 0) { /* 0 or a power of two: full */
+        p = realloc(arr, (n ? 2 * n : 1) * sz);
+        if (!p) return NULL;
+    }
+    memset(p + n * sz, 0, sz);
     return p;
 }
 
