@@ -285,14 +285,15 @@ static sw_status push_step_ops(const opts *o, const bool *want, const step_dims 
             snprintf(s.what, sizeof s.what, "residual,ffn_norm");
             if ((st = push(l, &s, err))) break;
         }
-        if (want[BK_SWIGLU] && d->swiglu) {
+        /* the model's own activation, or both when --op names them */
+        if (want[BK_SWIGLU] && (d->swiglu || o->ops)) {
             s = (bk_spec){.op = BK_SWIGLU, .K = d->n_ff, .T = T};
             snprintf(s.what, sizeof s.what, "ffn");
             if ((st = push(l, &s, err))) break;
         }
-        if (want[BK_GEGLU] && d->geglu) {
+        if (want[BK_GEGLU] && (d->geglu || o->ops)) {
             s = (bk_spec){.op = BK_GEGLU, .K = d->n_ff, .T = T};
-            snprintf(s.what, sizeof s.what, d->swiglu ? "ffn (gemma)" : "ffn");
+            snprintf(s.what, sizeof s.what, d->geglu && !d->swiglu ? "ffn" : "ffn (gemma)");
             if ((st = push(l, &s, err))) break;
         }
     }
