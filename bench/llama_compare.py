@@ -3,8 +3,10 @@
 perf` for the same MUL_MAT shapes, in one run (docs/bench.md).
 
 test-backend-ops perf times ggml's MUL_MAT(type_a, f32, m, n, k) on the CPU
-backend with every hardware thread, on the same tensors again and again (no
-flush: a matrix that fits the LLC is read from it). Its perf suite has the
+backend with std::thread::hardware_concurrency() threads (it has no flag; for
+--threads below the CPU count the script interposes that function with a
+2-line shared object built with cc and LD_PRELOAD), on the same tensors again
+and again (no flush: a matrix that fits the LLC is read from it). Its perf suite has the
 shapes m = 4096, k = 14336, n in {1, 2, 3, 4, 5, 8, 512}; ours is
 `spillway-bench kernels --hot --shape 14336,4096,n` with as many threads.
 The two are run alternately, --rounds times; each keeps its best time. GB/s
@@ -12,15 +14,17 @@ counts the bytes as spillway-bench does (the weights, x and out once each),
 GFLOPS 2 k m n, for both.
 
   bench/llama_compare.py [--llama PATH/test-backend-ops] [--types q4_0,q8_0,q4_K]
-                         [--n 1,8,512] [--rounds 3] [--out FILE.json]
+                         [--n 1,8,512] [--threads N] [--rounds 3] [--out FILE.json]
 """
 import argparse
 import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = {"q4_0": (32, 18), "q4_1": (32, 20), "q8_0": (32, 34), "q5_0": (32, 22),
@@ -30,12 +34,34 @@ LINE = re.compile(r"type_a=(\w+),type_b=f32,m=(\d+),n=(\d+),k=(\d+),.*?:\s+(\d+)
                   r"([\d.]+) us/run")
 
 
-def llama_round(exe, types, ns):
+SHIM = r"""#include <stdlib.h>
+unsigned _ZNSt6thread20hardware_concurrencyEv(void) {
+    return (unsigned)atoi(getenv("SW_COMPARE_THREADS"));
+}
+"""
+
+
+def thread_env(threads, tmp):
+    """The environment that gives test-backend-ops `threads` threads."""
+    env = dict(os.environ)
+    if threads == os.cpu_count():
+        return env
+    src, so = os.path.join(tmp, "hc.c"), os.path.join(tmp, "hc.so")
+    with open(src, "w") as f:
+        f.write(SHIM)
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", src, "-o", so],
+                   check=True)
+    env["LD_PRELOAD"] = so
+    env["SW_COMPARE_THREADS"] = str(threads)
+    return env
+
+
+def llama_round(exe, types, ns, env):
     """One test-backend-ops perf run over the shapes: {(type, n): us/run}."""
     cmd = [exe, "perf", "-b", "CPU", "-o", "MUL_MAT", "-p",
            "type_a=(%s),type_b=f32,m=%d,n=(%s),k=%d," % ("|".join(types), M,
                                                        "|".join(map(str, ns)), K)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     out = re.sub(r"\x1b\[[0-9;]*m", "", out)
     got = {}
     for m in LINE.finditer(out):
@@ -63,6 +89,7 @@ def main():
     ap.add_argument("--types", default="q4_0,q8_0,q4_K")
     ap.add_argument("--n", default="1,8,512")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--out")
     a = ap.parse_args()
     types, ns = a.types.split(","), [int(v) for v in a.n.split(",")]
@@ -73,10 +100,14 @@ def main():
         sys.exit("llama_compare: %s is not built (cmake -DLLAMA_BUILD_TESTS=ON, "
                  "--target test-backend-ops)" % a.llama)
     bench = os.path.join(a.bin, "spillway-bench")
-    threads = os.cpu_count()  # test-backend-ops uses every hardware thread
+    threads = a.threads
+    if not 1 <= threads <= os.cpu_count():
+        sys.exit("llama_compare: --threads %d: 1 to %d" % (threads, os.cpu_count()))
+    tmp = tempfile.mkdtemp(prefix="llama_compare-")
+    env = thread_env(threads, tmp)
     best_l, best_o, report, cmds = {}, {}, None, {}
     for r in range(a.rounds):
-        got, cmds["llama"] = llama_round(a.llama, types, ns)
+        got, cmds["llama"] = llama_round(a.llama, types, ns, env)
         for key, us in got.items():
             best_l[key] = min(us, best_l.get(key, us))
         for t in types:
@@ -84,6 +115,7 @@ def main():
             for key, us in got.items():
                 best_o[key] = min(us, best_o.get(key, us))
         print("round %d/%d done" % (r + 1, a.rounds), file=sys.stderr)
+    shutil.rmtree(tmp, ignore_errors=True)
     rows = []
     for t in types:
         for n in ns:
@@ -105,7 +137,8 @@ def main():
            .strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": commit, "threads": threads,
            "rounds": a.rounds, "operands": "hot (no flush, both sides)",
            "command": " ".join(sys.argv), "commands": {k: " ".join(v) for k, v in cmds.items()},
-           "llama_cpp": "test-backend-ops perf (ggml CPU backend, %d threads)" % threads,
+           "llama_cpp": "test-backend-ops perf (ggml CPU backend, %d threads%s)"
+           % (threads, ", hardware_concurrency() interposed" if "LD_PRELOAD" in env else ""),
            "host": report["host"] if report else None,
            "peaks": report["peaks"] if report else None, "rows": rows}
     print("%-5s %5s %12s %12s %9s %9s %9s %9s %7s" % ("type", "n", "llama_us", "ours_us",
