@@ -14,7 +14,8 @@ counts the bytes as spillway-bench does (the weights, x and out once each),
 GFLOPS 2 k m n, for both.
 
   bench/llama_compare.py [--llama PATH/test-backend-ops] [--types q4_0,q8_0,q4_K]
-                         [--n 1,8,512] [--threads N] [--rounds 3] [--out FILE.json]
+                         [--n 1,8,512] [--threads N] [--llama-env K=V] [--rounds 3]
+                         [--out FILE.json]
 """
 import argparse
 import datetime
@@ -90,6 +91,9 @@ def main():
     ap.add_argument("--n", default="1,8,512")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--llama-env", action="append", default=[], metavar="K=V",
+                    help="environment for test-backend-ops only, e.g. OMP_WAIT_POLICY=passive: "
+                         "on a loaded host ggml's OpenMP threads spin at barriers")
     ap.add_argument("--out")
     a = ap.parse_args()
     types, ns = a.types.split(","), [int(v) for v in a.n.split(",")]
@@ -105,6 +109,10 @@ def main():
         sys.exit("llama_compare: --threads %d: 1 to %d" % (threads, os.cpu_count()))
     tmp = tempfile.mkdtemp(prefix="llama_compare-")
     env = thread_env(threads, tmp)
+    for kv in a.llama_env:
+        if "=" not in kv:
+            sys.exit("llama_compare: --llama-env %r: want KEY=VALUE" % kv)
+        env[kv.split("=", 1)[0]] = kv.split("=", 1)[1]
     best_l, best_o, report, cmds = {}, {}, None, {}
     for r in range(a.rounds):
         got, cmds["llama"] = llama_round(a.llama, types, ns, env)
@@ -136,6 +144,7 @@ def main():
     out = {"bench": "llama_compare", "date": datetime.datetime.now(datetime.timezone.utc)
            .strftime("%Y-%m-%dT%H:%M:%SZ"), "commit": commit, "threads": threads,
            "rounds": a.rounds, "operands": "hot (no flush, both sides)",
+           "llama_env": a.llama_env,
            "command": " ".join(sys.argv), "commands": {k: " ".join(v) for k, v in cmds.items()},
            "llama_cpp": "test-backend-ops perf (ggml CPU backend, %d threads%s)"
            % (threads, ", hardware_concurrency() interposed" if "LD_PRELOAD" in env else ""),
