@@ -148,6 +148,18 @@ class Reduced:
             s = sig[name]
             assert 0 <= s["auroc"] <= 1 and 0 <= s["apgr"] <= 1 and 0 <= s["cpt80"] <= 1, s
         assert sig["precall"]["auroc"] > 0.9, sig["precall"]
+        # a fixed lambda instead of cross-validation's pick
+        fixed = path("lambda-router.json")
+        rtr("train", "-m", self.model, "--data", self.data, "--out", fixed, "-q", "--lambda", "7")
+        assert json.load(open(fixed))["classifier"]["lambda"] == 7
+        assert json.load(open(self.router))["classifier"]["lambda"] == 1  # the default
+        rtr("train", "-m", self.model, "--data", self.data, "--out", fixed, "-q", "--lambda", "cv")
+        assert json.load(open(fixed))["classifier"]["lambda"] in (3, 1, 0.3, 0.1, 0.03, 0.01,
+                                                                  0.003, 0.001)
+        for bad in ("0", "-1", "x", "1e9", "CV"):
+            r = rtr("train", "-m", self.model, "--data", self.data, "--out", fixed, "--lambda",
+                    bad, ok=False)
+            assert r.returncode == 2 and "--lambda" in r.stderr, r.stderr
         out = path("labelled.jsonl")
         r = rtr("label", "-m", self.model, "--data", self.data, "--out", out, "-q",
                 "--max-tokens", "8")

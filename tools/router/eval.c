@@ -14,7 +14,7 @@ const char *const k_sig_names[SIG_COUNT] = {"probe_window", "whole_answer", "nov
                                             "novel_min"};
 
 sw_status train_router(const dataset *d, const sw_rtr_spec *spec, int32_t folds, uint64_t seed,
-                       sw_rtr **out, double *oof_logit_rows, sw_err *err);
+                       double lambda_fixed, sw_rtr **out, double *oof_logit_rows, sw_err *err);
 
 void posthoc_signals(const item *it, int32_t probe_tokens, double out[SIG_COUNT]) {
     double win = 0, all = 0, nov = 0, nov_min = 0;
@@ -179,7 +179,7 @@ int cmd_eval(int argc, char **argv) {
         }
     } else {
         sw_rtr *tmp = NULL;
-        if (train_router(&d, &spec, folds, (uint64_t)seed, &tmp, pre_rows, &err) != SW_OK) goto fail;
+        if (train_router(&d, &spec, folds, (uint64_t)seed, 0, &tmp, pre_rows, &err) != SW_OK) goto fail;
         sw_rtr_free(tmp);
     }
     /* the feature table of the items that ran: [precall logit, post-hoc..., category prior] */

@@ -20,6 +20,8 @@ static void train_usage(FILE *f) {
                "      --no-text           leave out the cheap text features\n"
                "      --folds K           cross-validation folds (default 5)\n"
                "      --seed N            fold shuffle seed (default 1)\n"
+               "      --lambda L          L2 strength (default 1), or cv: cross-validation's pick\n"
+               "                          from 0.001..3\n"
                "  -t, --threads N         CPU threads (default 2)\n"
                "  -q, --quiet             no progress\n");
 }
@@ -50,7 +52,7 @@ int32_t build_matrix(const dataset *d, const sw_rtr_spec *spec, float **X, uint8
 
 /* Cross-validate, fit on everything, and return the router. */
 sw_status train_router(const dataset *d, const sw_rtr_spec *spec, int32_t folds, uint64_t seed,
-                       sw_rtr **out, double *oof_logit_rows, sw_err *err) {
+                       double lambda_fixed, sw_rtr **out, double *oof_logit_rows, sw_err *err) {
     float *X = NULL;
     uint8_t *y = NULL;
     int32_t *rows = NULL;
@@ -70,8 +72,9 @@ sw_status train_router(const dataset *d, const sw_rtr_spec *spec, int32_t folds,
         st = sw_err_set(err, SW_E_NOMEM, "out of memory");
         goto done;
     }
-    if ((st = sw_logreg_cv(X, y, n, dim, k_lambdas, N_LAMBDAS, folds, seed, &lambda, oof, per,
-                           err)) != SW_OK)
+    const double *grid = lambda_fixed > 0 ? &lambda_fixed : k_lambdas;
+    if ((st = sw_logreg_cv(X, y, n, dim, grid, lambda_fixed > 0 ? 1 : N_LAMBDAS, folds, seed,
+                           &lambda, oof, per, err)) != SW_OK)
         goto done;
     if ((st = sw_logreg_fit(&clf, X, y, n, dim, lambda, err)) != SW_OK) goto done;
     for (int32_t i = 0; i < n; i++) prob[i] = sw_sigmoid(oof[i]);
@@ -96,8 +99,9 @@ int cmd_train(int argc, char **argv) {
         {"no-text", no_argument, NULL, 'x'},       {"folds", required_argument, NULL, 'k'},
         {"seed", required_argument, NULL, 's'},    {"threads", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"lambda", required_argument, NULL, 'l'},  {NULL, 0, NULL, 0}};
     const char *model = NULL, *data = NULL, *out = NULL;
+    double lambda = RTR_DEFAULT_LAMBDA; /* 0: pick by cross-validation */
     int32_t threads = 2, folds = 5, seed = 1;
     unsigned hidden = RTR_DEFAULT_HIDDEN;
     bool text = true, quiet = false;
@@ -134,6 +138,16 @@ int cmd_train(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'l': {
+            char *end;
+            lambda = strcmp(optarg, "cv") ? strtod(optarg, &end) : 0;
+            if (strcmp(optarg, "cv") && (end == optarg || *end || !(lambda > 0 && lambda < 1e6))) {
+                fprintf(stderr, "spillway-router train: --lambda: '%s' is not cv or a number in "
+                                "(0, 1e6)\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'q': quiet = true; break;
         case 'h': train_usage(stdout); return 0;
         default: train_usage(stderr); return 2;
@@ -172,7 +186,7 @@ int cmd_train(int argc, char **argv) {
                         .prompt_id = prompt_id};
     if (runner_prompt_id(&r, prompt_id, &probe, &err) != SW_OK ||
         (spec.prompt_probe = probe, runner_run(&r, &d, &rp, &err)) != SW_OK ||
-        train_router(&d, &spec, folds, (uint64_t)seed, &rt, NULL, &err) != SW_OK ||
+        train_router(&d, &spec, folds, (uint64_t)seed, lambda, &rt, NULL, &err) != SW_OK ||
         sw_rtr_save(rt, out, &err) != SW_OK) {
         fprintf(stderr, "spillway-router train: %s\n", err.msg);
         rc = 1;
