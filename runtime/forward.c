@@ -39,6 +39,7 @@ typedef struct step {
     sw_tensor att;    /* [n_head * head_dim, T] */
     sw_tensor gu;     /* [2 n_ff, T]: gate, up of each token (then silu(gate) * up) */
     sw_tensor xo;     /* [n_embd, R] rows that produce logits */
+    sw_tensor ho;     /* [n_embd, R] their branch in the last layer (keep_out_rows) */
     sw_tensor logits; /* [n_vocab, R]; not allocated for an embed-only model */
 } step;
 
@@ -200,11 +201,12 @@ static sw_status prepare_activations(sw_model *m, step *s, sw_err *err) {
     s->att = carve(&off, SW_TYPE_F32, qd, T, 1);
     s->gu = carve(&off, SW_TYPE_F32, 2 * c->n_ff, T, 1);
     s->xo = carve(&off, SW_TYPE_F32, c->n_embd, R, 1);
+    s->ho = carve(&off, SW_TYPE_F32, c->n_embd, R, 1);
     if (!c->embed_only) s->logits = carve(&off, SW_TYPE_F32, c->n_vocab, R, 1);
     sw_status st = ensure_buffer(m->be, &m->rs.act, &m->rs.act_size, off, SW_BUF_COMPUTE,
                                  "activations", err);
     if (st != SW_OK) return st;
-    sw_tensor *acts[] = {&s->x, &s->h, &s->qkv, &s->att, &s->gu, &s->xo,
+    sw_tensor *acts[] = {&s->x, &s->h, &s->qkv, &s->att, &s->gu, &s->xo, &s->ho,
                          &s->logits}; /* logits last: an embed-only model has none */
     set_buf(acts, sizeof acts / sizeof acts[0] - (c->embed_only ? 1 : 0), m->rs.act);
     return SW_OK;
@@ -238,6 +240,8 @@ typedef struct fwd {
     bool want_hidden; /* every token's final state (sw_batch.hidden) ... */
     const sw_tensor *hidden; /* ... is left here by the architecture's step */
     bool want_logits; /* sw_batch's caller asked for logits */
+    sw_tensor *x, *h; /* the residual stream and its branch: s->x and s->h, or
+                       * s->xo and s->ho from keep_out_rows on */
 } fwd;
 
 static const sw_tensor *opt(const sw_tensor *t) { return t->buf ? t : NULL; }
@@ -373,9 +377,10 @@ static sw_status ffn(fwd *f, int64_t il, glu_act act, const sw_tensor *in, sw_te
     step *s = f->s;
     sw_status st;
     const sw_tensor *parts[2] = {&w->w_gate, &w->w_up};
-    TRY(project(f, in, &w->w_gate_up, NULL, parts, NULL, 2, &s->gu));
+    sw_tensor gu = sw_tensor_rows(&s->gu, 0, in->ne[1]); /* T rows, or R (keep_out_rows) */
+    TRY(project(f, in, &w->w_gate_up, NULL, parts, NULL, 2, &gu));
     const int64_t n_ff = f->c->n_ff;
-    sw_tensor gate = sw_tensor_cols(&s->gu, 0, n_ff), up = sw_tensor_cols(&s->gu, n_ff, n_ff);
+    sw_tensor gate = sw_tensor_cols(&gu, 0, n_ff), up = sw_tensor_cols(&gu, n_ff, n_ff);
     /* in place: elementwise, each output reads only its own inputs */
     if (act == GLU_GELU)
         TRY(sw_be_geglu(f->be, &gate, &up, &gate, f->err));
@@ -394,9 +399,27 @@ static sw_status output_head(fwd *f) {
     f->hidden = &s->h;
     if (f->want_hidden) TRY(norm(f, &s->x, &w->output_norm, &s->h));
     if (!f->want_logits) return SW_OK;
-    TRY(sw_be_get_rows(f->be, &s->x, &s->out_rows, &s->xo, f->err));
+    if (f->x != &s->xo) TRY(sw_be_get_rows(f->be, &s->x, &s->out_rows, &s->xo, f->err));
     TRY(norm(f, &s->xo, &w->output_norm, &s->xo));
     return sw_be_matmul(f->be, &w->output, &s->xo, NULL, &s->logits, f->err);
+}
+
+/* From the last layer's attention on, only the rows that produce logits
+ * matter when nobody asked for every token's final state: gather them (the
+ * residual x and the attention branch h) so that the last feed-forward block,
+ * the final norm and the classifier run on R rows instead of T, as llama.cpp
+ * does. Per row the arithmetic is the same; a prefill skips the last layer's
+ * FFN for every token but its last. */
+static sw_status keep_out_rows(fwd *f, int64_t il) {
+    step *s = f->s;
+    if (il != f->c->n_layer - 1 || f->want_hidden || !f->want_logits || s->R == s->T)
+        return SW_OK;
+    sw_status st;
+    TRY(sw_be_get_rows(f->be, &s->x, &s->out_rows, &s->xo, f->err));
+    TRY(sw_be_get_rows(f->be, &s->h, &s->out_rows, &s->ho, f->err));
+    f->x = &s->xo;
+    f->h = &s->ho;
+    return SW_OK;
 }
 
 /* ---- architectures ----------------------------------------------------------
@@ -417,9 +440,10 @@ static sw_status llama_layer(fwd *f, int64_t il, const attn_desc *d) {
      * x = x + ffn(...) (its output in h) is done by the op of this norm */
     TRY(add_norm(f, &s->x, il > 0 ? &s->h : NULL, &w->attn_norm, &s->h));
     TRY(self_attention(f, il, d, &s->h, &s->h));
+    TRY(keep_out_rows(f, il));
     /* x = x + h, and x = x + ffn(rmsnorm(x) * ffn_norm) (the add is left in h) */
-    TRY(add_norm(f, &s->x, &s->h, &w->ffn_norm, &s->h));
-    return ffn(f, il, GLU_SILU, &s->h, &s->h);
+    TRY(add_norm(f, f->x, f->h, &w->ffn_norm, f->h));
+    return ffn(f, il, GLU_SILU, f->h, f->h);
 }
 
 static sw_status llama_step(fwd *f) {
@@ -428,7 +452,7 @@ static sw_status llama_step(fwd *f) {
     TRY(embed(f));
     for (int64_t il = 0; il < f->c->n_layer; il++)
         TRY(in_layer(f, il, llama_layer(f, il, &d)));
-    TRY(residual(f, &f->s->x, &f->s->h)); /* the last layer's x = x + ffn(...) */
+    TRY(residual(f, f->x, f->h)); /* the last layer's x = x + ffn(...) */
     return output_head(f);
 }
 
@@ -510,11 +534,12 @@ static sw_status gemma3_layer(fwd *f, int64_t il, const attn_desc *global) {
     TRY(add_norm(f, &s->x, il > 0 ? &s->h : NULL, &w->attn_norm, &s->h));
     TRY(self_attention(f, il, &d, &s->h, &s->h));
     TRY(norm(f, &s->h, &w->post_attn_norm, &s->h));
+    TRY(keep_out_rows(f, il));
     /* x = x + h, and x = x + rmsnorm(geglu_ffn(rmsnorm(x) * ffn_norm)) *
      * post_ffn_norm (the add is left in h) */
-    TRY(add_norm(f, &s->x, &s->h, &w->ffn_norm, &s->h));
-    TRY(ffn(f, il, GLU_GELU, &s->h, &s->h));
-    return norm(f, &s->h, &w->post_ffn_norm, &s->h);
+    TRY(add_norm(f, f->x, f->h, &w->ffn_norm, f->h));
+    TRY(ffn(f, il, GLU_GELU, f->h, f->h));
+    return norm(f, f->h, &w->post_ffn_norm, f->h);
 }
 
 static sw_status gemma3_step(fwd *f) {
@@ -525,7 +550,7 @@ static sw_status gemma3_step(fwd *f) {
     TRY(sw_be_scale(f->be, &f->s->x, c->embd_scale, &f->s->x, f->err));
     for (int64_t il = 0; il < c->n_layer; il++)
         TRY(in_layer(f, il, gemma3_layer(f, il, &d)));
-    TRY(residual(f, &f->s->x, &f->s->h)); /* the last layer's x = x + h */
+    TRY(residual(f, f->x, f->h)); /* the last layer's x = x + h */
     TRY(output_head(f));
     if (f->want_logits && c->final_logit_softcap > 0)
         TRY(sw_be_softcap(f->be, &f->s->logits, c->final_logit_softcap, &f->s->logits, f->err));
@@ -608,7 +633,7 @@ sw_status sw_model_forward_out(sw_model *m, sw_kv_cache *kv, const sw_batch *b,
     if (!run)
         return sw_err_set(err, SW_E_UNSUPPORTED, "forward: no forward pass for architecture %s",
                           m->cfg.arch_name);
-    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL, NULL, out != NULL};
+    fwd f = {m, &m->cfg, m->be, kv, &s, err, b->hidden != NULL, NULL, out != NULL, &s.x, &s.h};
     if ((st = sw_be_begin(m->be, err)) != SW_OK) return st;
     st = run(&f);
     if (st != SW_OK) {
