@@ -74,6 +74,9 @@ size_t sw_utf8_decode(const char *s, size_t n, uint32_t *cp);
  * sequence becomes U+FFFD (as llama.cpp's decoder does). *out is malloc'd and
  * NUL-terminated; *out_len excludes the NUL. */
 sw_status sw_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len, sw_err *err);
+/* The same into out (room for 3 * len bytes, not NUL-terminated); returns the
+ * bytes written. */
+size_t sw_utf8_sanitize_into(const char *text, size_t len, char *out);
 
 /* Logging to stderr, filtered by level (SW_LOG env var: error|warn|info|debug). */
 typedef enum { SW_LOG_ERROR = 0, SW_LOG_WARN, SW_LOG_INFO, SW_LOG_DEBUG } sw_log_level;

@@ -139,6 +139,25 @@ size_t sw_utf8_decode(const char *str, size_t n, uint32_t *cp) {
     return len;
 }
 
+size_t sw_utf8_sanitize_into(const char *text, size_t len, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t k = sw_utf8_decode(text + i, len - i, &cp);
+        if (k == 0) {
+            /* one replacement character per bad byte, as llama.cpp's decoder */
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += 1;
+        } else {
+            memcpy(out + o, text + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    return o;
+}
+
 sw_status sw_utf8_sanitize(const char *text, size_t len, char **out, size_t *out_len,
                                sw_err *err) {
     /* Worst case: every byte becomes the 3-byte U+FFFD. */
@@ -146,21 +165,7 @@ sw_status sw_utf8_sanitize(const char *text, size_t len, char **out, size_t *out
         return sw_err_set(err, SW_E_RANGE, "UTF-8 text of %zu bytes too large", len);
     char *buf = malloc(len * 3 + 1);
     if (!buf) return sw_err_set(err, SW_E_NOMEM, "out of memory sanitizing UTF-8 (%zu bytes)", len);
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t k = sw_utf8_decode(text + i, len - i, &cp);
-        if (k == 0) {
-            /* one replacement character per bad byte, as llama.cpp's decoder */
-            memcpy(buf + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i += 1;
-        } else {
-            memcpy(buf + o, text + i, k);
-            o += k;
-            i += k;
-        }
-    }
+    size_t o = sw_utf8_sanitize_into(text, len, buf);
     buf[o] = '\0';
     *out = buf;
     *out_len = o;

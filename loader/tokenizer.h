@@ -69,13 +69,14 @@ sw_status sw_detokenize(const sw_tokenizer *t, const int32_t *ids, size_t n, boo
 
 /* Streaming detokenizer: push one token, receive the bytes that are now
  * complete UTF-8 (a character split across tokens is held back until it is
- * whole). Returns a pointer to an internal NUL-terminated buffer valid until
+ * whole; a byte that starts no valid sequence comes out as U+FFFD, as
+ * sw_utf8_sanitize writes it, so the output is always valid UTF-8). Returns a pointer to an internal NUL-terminated buffer valid until
  * the next call (may be ""). */
 typedef struct sw_detok sw_detok;
 sw_detok *sw_detok_create(const sw_tokenizer *t, bool render_special); /* t borrowed */
 void sw_detok_free(sw_detok *d);
 const char *sw_detok_push(sw_detok *d, int32_t id);
-const char *sw_detok_flush(sw_detok *d); /* held-back bytes, if any (may be invalid UTF-8) */
+const char *sw_detok_flush(sw_detok *d); /* held-back bytes, if any, as U+FFFD each */
 
 #ifdef __cplusplus
 }

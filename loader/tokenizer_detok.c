@@ -1,7 +1,8 @@
 /* tokenizer_detok.c — from ids back to bytes: the per-token piece cache
  * (built once at load), sw_token_to_piece, whole-sequence sw_detokenize, and
  * the streaming sw_detok that holds back an incomplete UTF-8 character until
- * the token that completes it arrives. */
+ * the token that completes it arrives and emits only valid UTF-8 (U+FFFD for
+ * each byte that does not start a valid sequence, as sw_utf8_sanitize). */
 #include "tokenizer_impl.h"
 
 #include <stdlib.h>
@@ -177,7 +178,8 @@ sw_status sw_detokenize(const sw_tokenizer *t, const int32_t *ids, size_t n, boo
 struct sw_detok {
     const sw_tokenizer *t; /* borrowed */
     bool render_special;
-    char *buf; /* output of the last call, NUL-terminated */
+    char *buf; /* output of the last call, NUL-terminated (room for 3 * cap + 1) */
+    char *raw; /* the held bytes and the new piece, before sanitizing */
     size_t cap;
     char held[4]; /* incomplete UTF-8 tail carried to the next push */
     size_t nheld;
@@ -190,8 +192,11 @@ sw_detok *sw_detok_create(const sw_tokenizer *t, bool render_special) {
     d->t = t;
     d->render_special = render_special;
     d->cap = 64;
-    d->buf = malloc(d->cap);
-    if (!d->buf) {
+    d->buf = malloc(3 * d->cap + 1);
+    d->raw = malloc(d->cap);
+    if (!d->buf || !d->raw) {
+        free(d->buf);
+        free(d->raw);
         free(d);
         return NULL;
     }
@@ -202,6 +207,7 @@ sw_detok *sw_detok_create(const sw_tokenizer *t, bool render_special) {
 void sw_detok_free(sw_detok *d) {
     if (!d) return;
     free(d->buf);
+    free(d->raw);
     free(d);
 }
 
@@ -224,12 +230,14 @@ const char *sw_detok_push(sw_detok *d, int32_t id) {
     size_t k = 0;
     const char *p = "";
     if (id >= 0 && id < d->t->n_vocab) p = piece_of(d->t, id, d->render_special, &k);
-    size_t need = d->nheld + k + 1;
+    size_t need = d->nheld + k;
     if (need > d->cap) {
         size_t cap = d->cap;
         while (cap < need)
             cap *= 2;
-        char *b = realloc(d->buf, cap);
+        char *r = realloc(d->raw, cap);
+        if (r) d->raw = r;
+        char *b = r ? realloc(d->buf, 3 * cap + 1) : NULL;
         if (!b) {
             /* Out of memory: say nothing now; the held bytes stay held. */
             d->buf[0] = '\0';
@@ -238,20 +246,20 @@ const char *sw_detok_push(sw_detok *d, int32_t id) {
         d->buf = b;
         d->cap = cap;
     }
-    memcpy(d->buf, d->held, d->nheld);
-    memcpy(d->buf + d->nheld, p, k);
+    memcpy(d->raw, d->held, d->nheld);
+    memcpy(d->raw + d->nheld, p, k);
     size_t n = d->nheld + k;
-    size_t tail = incomplete_tail(d->buf, n);
-    memcpy(d->held, d->buf + n - tail, tail);
+    size_t tail = incomplete_tail(d->raw, n);
+    memcpy(d->held, d->raw + n - tail, tail);
     d->nheld = tail;
-    d->buf[n - tail] = '\0';
+    d->buf[sw_utf8_sanitize_into(d->raw, n - tail, d->buf)] = '\0';
     return d->buf;
 }
 
 const char *sw_detok_flush(sw_detok *d) {
     if (!d) return "";
-    memcpy(d->buf, d->held, d->nheld); /* cap >= 64 > 3 */
-    d->buf[d->nheld] = '\0';
+    /* what is still held never completes: U+FFFD per byte (cap >= 64 > 3) */
+    d->buf[sw_utf8_sanitize_into(d->held, d->nheld, d->buf)] = '\0';
     d->nheld = 0;
     return d->buf;
 }

@@ -240,9 +240,77 @@ static void test_gbnf_outputs(void **state) {
     sw_engine_free(e);
 }
 
+/* Whether s[0..n) is valid UTF-8. */
+static bool valid_utf8(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = sw_utf8_decode(s + i, n - i, &cp);
+        if (k == 0) return false;
+        i += k;
+    }
+    return true;
+}
+
+/* Generation that ends in the middle of a character (max tokens over a
+ * grammar of Armenian text, which byte-level and byte-fallback vocabularies
+ * spell in single-byte tokens) still hands out valid UTF-8 only: the cut
+ * character's bytes become U+FFFD, never a bare lead byte. */
+static void test_cut_character_is_replaced(void **state) {
+    (void)state;
+    static const char k_word[] = "\xD5\x80\xD5\xA1\xD5\xB5\xD5\xA5\xD6\x80\xD5\xA5\xD5\xB6"; /* Հայերեն */
+    static const char k_gbnf[] = "root ::= \"\xD5\x80\xD5\xA1\xD5\xB5\xD5\xA5\xD6\x80\xD5\xA5\xD5\xB6\"\n";
+    sw_grammar *g;
+    sw_err err;
+    assert_int_equal(sw_grammar_from_gbnf(k_gbnf, strlen(k_gbnf), &g, &err), SW_OK);
+    sw_engine_params p;
+    sw_engine_params_default(&p);
+    p.n_ctx = 256;
+    sw_engine *e;
+    assert_int_equal(sw_engine_create(g_m, &p, &e, &err), SW_OK);
+    int32_t n;
+    int32_t *ids = prompt_ids("Armenian:", &n);
+    enum { K = 8 };
+    run r[K];
+    for (int i = 0; i < K; i++) {
+        run_init(&r[i]);
+        sw_request q = request(ids, n, g, &r[i], 0.0f, 1);
+        q.max_tokens = i + 1;
+        assert_int_equal(sw_engine_submit(e, &q, NULL, &err), SW_OK);
+    }
+    int cut = 0, ran = 0;
+    for (int i = 0; i < K; i++) {
+        run_wait(&r[i]);
+        if (r[i].reason == SW_FINISH_ERROR) { /* no token of this vocabulary starts the word */
+            printf("cut character: max_tokens %d: %s\n", i + 1, r[i].message);
+            continue;
+        }
+        ran++;
+        if (!valid_utf8(r[i].text, r[i].len))
+            fail_msg("max_tokens %d: output of %zu bytes is not valid UTF-8", i + 1, r[i].len);
+        /* whole characters of the word, then at most one U+FFFD per byte of a cut one */
+        size_t whole = 0;
+        while (whole < r[i].len && whole < sizeof k_word - 1 && r[i].text[whole] == k_word[whole]) whole++;
+        whole -= whole % 2; /* every character of the word has 2 bytes */
+        size_t rest = r[i].len - whole;
+        for (size_t j = whole; j < r[i].len; j += 3)
+            assert_memory_equal(r[i].text + j, "\xEF\xBF\xBD", 3);
+        assert_true(rest == 0 || rest == 3);
+        if (rest) cut++;
+        if (r[i].reason == SW_FINISH_STOP) assert_string_equal(r[i].text, k_word);
+    }
+    printf("cut character: %d of %d runs ended inside a character\n", cut, ran);
+    /* the vocabularies tested here (byte-level BPE, SPM byte fallback, the
+     * synthetic one) all spell the word in byte tokens: the cut must happen */
+    assert_true(ran > 0 && cut > 0);
+    free(ids);
+    sw_grammar_free(g);
+    sw_engine_free(e);
+}
+
 static const struct CMUnitTest k_tests[] = {
     cmocka_unit_test(test_schema_outputs_validate),
     cmocka_unit_test(test_gbnf_outputs),
+    cmocka_unit_test(test_cut_character_is_replaced),
 };
 
 static bool file_exists(const char *p) {

@@ -660,14 +660,26 @@ static void test_edge_cases(void **state) {
     free(s);
     assert_string_equal(sw_detok_push(d, SPM_BYTE(0x00)), "");
     assert_string_equal(sw_detok_push(d, SPM_A), "a");
-    /* a lone lead byte is held, then flushed as is */
+    /* a lone lead byte is held; at the end (max tokens, a stop, a cancel) it
+     * never completes and comes out as U+FFFD, never as a bare byte */
     assert_string_equal(sw_detok_push(d, SPM_BYTE(0xE4)), "");
-    assert_string_equal(sw_detok_flush(d), "\xE4");
+    assert_string_equal(sw_detok_flush(d), "\xEF\xBF\xBD");
     assert_string_equal(sw_detok_flush(d), "");
-    /* a lead byte followed by ASCII is invalid: emitted, not held forever */
+    /* two of a 4-byte emoji's bytes, then the end: U+FFFD per byte */
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0xF0)), "");
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0x9F)), "");
+    assert_string_equal(sw_detok_flush(d), "\xEF\xBF\xBD\xEF\xBF\xBD");
+    /* a lead byte followed by ASCII is invalid: U+FFFD, not held forever */
     assert_string_equal(sw_detok_push(d, SPM_BYTE(0xC3)), "");
-    assert_string_equal(sw_detok_push(d, SPM_A), "\xC3"
+    assert_string_equal(sw_detok_push(d, SPM_A), "\xEF\xBF\xBD"
                                                  "a");
+    /* a stray continuation byte and a byte no UTF-8 uses: U+FFFD each */
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0x80)), "\xEF\xBF\xBD");
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0xFF)), "\xEF\xBF\xBD");
+    /* a character split over byte tokens still comes out whole */
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0xD5)), "");
+    assert_string_equal(sw_detok_push(d, SPM_BYTE(0xA1)), "\xD5\xA1");
+    assert_string_equal(sw_detok_flush(d), "");
     sw_detok_free(d);
     sw_detok_free(NULL);
     sw_tokenizer_free(NULL);
