@@ -192,9 +192,19 @@ class Suite:
         def lines():
             with open(self.ledger) as f:
                 return [json.loads(x) for x in f if x.strip()]
-        wait_for(lambda: usage(self.port)["requests"]["total"] == len(lines()), "ledger settles")
-        ls = lines()
-        u = usage(self.port)
+        # One consistent snapshot: the usage totals the same before and after
+        # reading the ledger, and equal to its line count (a streamed request
+        # of an earlier test may still be recording while this one starts).
+        snap = {}
+
+        def settled():
+            u0 = usage(self.port)
+            ls = lines()
+            u = usage(self.port)
+            snap.update(ls=ls, u=u)
+            return u0["requests"]["total"] == u["requests"]["total"] == len(ls)
+        wait_for(settled, "ledger settles")
+        ls, u = snap["ls"], snap["u"]
         red = [x for x in ls if x["redacted"]]
         assert red and all(x["route"] == "cloud" for x in red), ls
         assert u["redacted"]["requests"] == len(red), u
