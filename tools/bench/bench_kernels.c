@@ -48,31 +48,30 @@ typedef struct opts {
 } opts;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: spillway-bench kernels [--backend cpu|vulkan|cuda|auto] [--op LIST]\n"
-            "         [--type LIST] [--shape K,N,T]... [--model FILE] [--tokens LIST]\n"
-            "         [--ctx LIST] [--threads N] [--reps R] [--per-step P] [--device D]\n"
-            "         [--probe-mib M] [--hot] [--plain] [--no-graphs] [--quick] [--json]\n"
-            "  every op of the decode step, each row against the peak of its bound\n"
-            "  (memory or compute), measured in the same run with the same threads:\n"
-            "  --op       matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu\n"
-            "             (default all; matmul alone when --shape is given)\n"
-            "  --type     weight types of matmul and get_rows (default: every type the\n"
-            "             backend supports for matmul, q4_0 for get_rows)\n"
-            "  --shape    matmul shape, repeatable (also KxNxT); default 4096,4096,1\n"
-            "             4096,14336,1 14336,4096,1 4096,4096,64\n"
-            "  --model    every distinct shape of this GGUF's decode step (its own types)\n"
-            "  --tokens   T of the other ops and of --model's matmuls (default 1,64)\n"
-            "  --ctx      attention context lengths (default 512,4096,32768)\n"
-            "  --reps     timed calls (CPU, default 10) or steps (GPUs, default 20)\n"
-            "  --per-step GPUs: at least P calls per timed step (default 32)\n"
-            "  --probe-mib the DRAM probe's buffer (CPU: default 4 x LLC, >= 256; GPUs:\n"
-            "             also the operand copies cycled per step; default 1024)\n"
-            "  --hot      operands stay cached between calls (compared with cache-level\n"
-            "             probes); default: every call finds its operands in DRAM\n"
-            "  --plain    weights in the raw GGUF layout (default: the engine's)\n"
-            "  --no-graphs CUDA: no graph replay (times include launch overhead)\n"
-            "  --quick    a quarter of the probe samples and 3 reps (tests; noisier)\n");
+    fprintf(f, "usage: spillway-bench kernels [--backend cpu|vulkan|cuda|auto] [--op LIST]\n"
+               "         [--type LIST] [--shape K,N,T]... [--model FILE] [--tokens LIST]\n"
+               "         [--ctx LIST] [--threads N] [--reps R] [--per-step P] [--device D]\n"
+               "         [--probe-mib M] [--hot] [--plain] [--no-graphs] [--quick] [--json]\n"
+               "  every op of the decode step, each row against the peak of its bound\n"
+               "  (memory or compute), measured in the same run with the same threads:\n"
+               "  --op       matmul,attention,rms_norm,rope,kv_write,get_rows,add,swiglu\n"
+               "             (default all; matmul alone when --shape is given)\n"
+               "  --type     weight types of matmul and get_rows (default: every type the\n"
+               "             backend supports for matmul, q4_0 for get_rows)\n"
+               "  --shape    matmul shape, repeatable (also KxNxT); default 4096,4096,1\n"
+               "             4096,14336,1 14336,4096,1 4096,4096,64\n"
+               "  --model    every distinct shape of this GGUF's decode step (its own types)\n"
+               "  --tokens   T of the other ops and of --model's matmuls (default 1,64)\n"
+               "  --ctx      attention context lengths (default 512,4096,32768)\n"
+               "  --reps     timed calls (CPU, default 10) or steps (GPUs, default 20)\n"
+               "  --per-step GPUs: at least P calls per timed step (default 32)\n"
+               "  --probe-mib the DRAM probe's buffer (CPU: default 4 x LLC, >= 256; GPUs:\n"
+               "             also the operand copies cycled per step; default 1024)\n"
+               "  --hot      operands stay cached between calls (compared with cache-level\n"
+               "             probes); default: every call finds its operands in DRAM\n"
+               "  --plain    weights in the raw GGUF layout (default: the engine's)\n"
+               "  --no-graphs CUDA: no graph replay (times include launch overhead)\n"
+               "  --quick    a quarter of the probe samples and 3 reps (tests; noisier)\n");
 }
 
 /* "a,b,c" of positive integers into v (at most MAX_LIST); -1 on a bad list. */
@@ -103,19 +102,44 @@ static int parse_args(int argc, char **argv, opts *o) {
     o->backend = "cpu";
     o->device = -1;
     o->graphs = true;
-    enum { O_BACKEND = 256, O_OP, O_TYPE, O_SHAPE, O_MODEL, O_TOKENS, O_CTX, O_THREADS, O_REPS,
-           O_PER_STEP, O_DEVICE, O_PROBE, O_HOT, O_PLAIN, O_NO_GRAPHS, O_JSON, O_QUICK };
-    static const struct option lo[] = {
-        {"backend", required_argument, NULL, O_BACKEND}, {"op", required_argument, NULL, O_OP},
-        {"type", required_argument, NULL, O_TYPE},       {"shape", required_argument, NULL, O_SHAPE},
-        {"model", required_argument, NULL, O_MODEL},     {"tokens", required_argument, NULL, O_TOKENS},
-        {"ctx", required_argument, NULL, O_CTX},         {"threads", required_argument, NULL, O_THREADS},
-        {"reps", required_argument, NULL, O_REPS},       {"per-step", required_argument, NULL, O_PER_STEP},
-        {"device", required_argument, NULL, O_DEVICE},   {"probe-mib", required_argument, NULL, O_PROBE},
-        {"hot", no_argument, NULL, O_HOT},               {"plain", no_argument, NULL, O_PLAIN},
-        {"no-graphs", no_argument, NULL, O_NO_GRAPHS},   {"json", no_argument, NULL, O_JSON},
-        {"quick", no_argument, NULL, O_QUICK},
-        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0}};
+    enum {
+        O_BACKEND = 256,
+        O_OP,
+        O_TYPE,
+        O_SHAPE,
+        O_MODEL,
+        O_TOKENS,
+        O_CTX,
+        O_THREADS,
+        O_REPS,
+        O_PER_STEP,
+        O_DEVICE,
+        O_PROBE,
+        O_HOT,
+        O_PLAIN,
+        O_NO_GRAPHS,
+        O_JSON,
+        O_QUICK
+    };
+    static const struct option lo[] = {{"backend", required_argument, NULL, O_BACKEND},
+                                       {"op", required_argument, NULL, O_OP},
+                                       {"type", required_argument, NULL, O_TYPE},
+                                       {"shape", required_argument, NULL, O_SHAPE},
+                                       {"model", required_argument, NULL, O_MODEL},
+                                       {"tokens", required_argument, NULL, O_TOKENS},
+                                       {"ctx", required_argument, NULL, O_CTX},
+                                       {"threads", required_argument, NULL, O_THREADS},
+                                       {"reps", required_argument, NULL, O_REPS},
+                                       {"per-step", required_argument, NULL, O_PER_STEP},
+                                       {"device", required_argument, NULL, O_DEVICE},
+                                       {"probe-mib", required_argument, NULL, O_PROBE},
+                                       {"hot", no_argument, NULL, O_HOT},
+                                       {"plain", no_argument, NULL, O_PLAIN},
+                                       {"no-graphs", no_argument, NULL, O_NO_GRAPHS},
+                                       {"json", no_argument, NULL, O_JSON},
+                                       {"quick", no_argument, NULL, O_QUICK},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
     optind = 1;
     opterr = 0;
     int c, li = -1;
@@ -124,18 +148,32 @@ static int parse_args(int argc, char **argv, opts *o) {
         bool ok = true;
         const char *name = li >= 0 ? lo[li].name : "-m";
         switch (c) {
-        case 'h': usage(stdout); return 1;
-        case O_BACKEND: o->backend = optarg; break;
-        case O_OP: o->ops = optarg; break;
-        case O_TYPE: o->types = optarg; break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case O_BACKEND:
+            o->backend = optarg;
+            break;
+        case O_OP:
+            o->ops = optarg;
+            break;
+        case O_TYPE:
+            o->types = optarg;
+            break;
         case 'm':
-        case O_MODEL: o->model = optarg; break;
+        case O_MODEL:
+            o->model = optarg;
+            break;
         case O_SHAPE:
             ok = o->n_shapes < MAX_LIST && parse_shape(optarg, o->shapes[o->n_shapes]) == 0;
             if (ok) o->n_shapes++;
             break;
-        case O_TOKENS: ok = (o->n_tokens = parse_ints(optarg, o->tokens)) > 0; break;
-        case O_CTX: ok = (o->n_ctxs = parse_ints(optarg, o->ctxs)) > 0; break;
+        case O_TOKENS:
+            ok = (o->n_tokens = parse_ints(optarg, o->tokens)) > 0;
+            break;
+        case O_CTX:
+            ok = (o->n_ctxs = parse_ints(optarg, o->ctxs)) > 0;
+            break;
         case O_DEVICE: {
             char *end;
             errno = 0;
@@ -150,17 +188,31 @@ static int parse_args(int argc, char **argv, opts *o) {
         case O_PROBE: {
             ok = parse_ints(optarg, one) == 1 && one[0] <= (c == O_PROBE ? 1 << 20 : 1 << 16);
             int v = ok ? (int)one[0] : 0;
-            if (c == O_THREADS) o->threads = v;
-            else if (c == O_REPS) o->reps = v;
-            else if (c == O_PER_STEP) o->per_step = v;
-            else o->probe_mib = v;
+            if (c == O_THREADS)
+                o->threads = v;
+            else if (c == O_REPS)
+                o->reps = v;
+            else if (c == O_PER_STEP)
+                o->per_step = v;
+            else
+                o->probe_mib = v;
             break;
         }
-        case O_HOT: o->hot = true; break;
-        case O_PLAIN: o->plain = true; break;
-        case O_NO_GRAPHS: o->graphs = false; break;
-        case O_JSON: o->json = true; break;
-        case O_QUICK: o->quick = true; break;
+        case O_HOT:
+            o->hot = true;
+            break;
+        case O_PLAIN:
+            o->plain = true;
+            break;
+        case O_NO_GRAPHS:
+            o->graphs = false;
+            break;
+        case O_JSON:
+            o->json = true;
+            break;
+        case O_QUICK:
+            o->quick = true;
+            break;
         case ':':
             fprintf(stderr, "kernels: %s needs a value\n", argv[optind - 1]);
             return 2;
@@ -213,8 +265,8 @@ typedef struct step_dims {
     bool swiglu, geglu; /* the FFN's gated activation (a model has one; the default step both) */
 } step_dims;
 
-static const step_dims k_llama3_8b = {4096, 14336, 1 << 20, 32, 8, 128, 128, 0, SW_TYPE_Q4_0,
-                                      128256, true, true};
+static const step_dims k_llama3_8b = {4096, 14336, 1 << 20,      32,     8,    128,
+                                      128,  0,     SW_TYPE_Q4_0, 128256, true, true};
 
 /* The ops other than matmul, at each token count and context length. */
 static sw_status push_step_ops(const opts *o, const bool *want, const step_dims *d,
@@ -229,16 +281,26 @@ static sw_status push_step_ops(const opts *o, const bool *want, const step_dims 
     if (want[BK_ATTENTION]) {
         for (int i = 0; i < n_ctx && st == SW_OK; i++) {
             if (ctx[i] > d->n_ctx_max) continue;
-            s = (bk_spec){.op = BK_ATTENTION, .type = SW_TYPE_F16, .T = 1, .n_seqs = 1,
-                          .ctx = (int32_t)ctx[i], .n_head = d->n_head, .n_head_kv = d->n_head_kv,
+            s = (bk_spec){.op = BK_ATTENTION,
+                          .type = SW_TYPE_F16,
+                          .T = 1,
+                          .n_seqs = 1,
+                          .ctx = (int32_t)ctx[i],
+                          .n_head = d->n_head,
+                          .n_head_kv = d->n_head_kv,
                           .head_dim = d->head_dim};
             snprintf(s.what, sizeof s.what, "decode");
             st = push(l, &s, err);
         }
         for (int i = 0; i < n_tok && st == SW_OK; i++) {
             if (tok[i] < 2 || tok[i] > d->n_ctx_max) continue;
-            s = (bk_spec){.op = BK_ATTENTION, .type = SW_TYPE_F16, .T = tok[i], .n_seqs = 1,
-                          .ctx = (int32_t)tok[i], .n_head = d->n_head, .n_head_kv = d->n_head_kv,
+            s = (bk_spec){.op = BK_ATTENTION,
+                          .type = SW_TYPE_F16,
+                          .T = tok[i],
+                          .n_seqs = 1,
+                          .ctx = (int32_t)tok[i],
+                          .n_head = d->n_head,
+                          .n_head_kv = d->n_head_kv,
                           .head_dim = d->head_dim};
             snprintf(s.what, sizeof s.what, "prefill");
             st = push(l, &s, err);
@@ -252,20 +314,32 @@ static sw_status push_step_ops(const opts *o, const bool *want, const step_dims 
             if ((st = push(l, &s, err))) break;
         }
         if (want[BK_ROPE]) {
-            s = (bk_spec){.op = BK_ROPE, .T = T, .n_head = d->n_head, .head_dim = d->head_dim,
-                          .n_rot = d->n_rot, .rope_mode = d->rope_mode};
+            s = (bk_spec){.op = BK_ROPE,
+                          .T = T,
+                          .n_head = d->n_head,
+                          .head_dim = d->head_dim,
+                          .n_rot = d->n_rot,
+                          .rope_mode = d->rope_mode};
             snprintf(s.what, sizeof s.what, "q");
             if ((st = push(l, &s, err))) break;
         }
         if (want[BK_KV_WRITE]) {
-            s = (bk_spec){.op = BK_KV_WRITE, .type = SW_TYPE_F16, .T = T,
-                          .n_head_kv = d->n_head_kv, .head_dim = d->head_dim};
+            s = (bk_spec){.op = BK_KV_WRITE,
+                          .type = SW_TYPE_F16,
+                          .T = T,
+                          .n_head_kv = d->n_head_kv,
+                          .head_dim = d->head_dim};
             if ((st = push(l, &s, err))) break;
         }
         if (want[BK_ROPE_KV_WRITE]) {
-            s = (bk_spec){.op = BK_ROPE_KV_WRITE, .type = SW_TYPE_F16, .T = T,
-                          .n_head = d->n_head, .n_head_kv = d->n_head_kv,
-                          .head_dim = d->head_dim, .n_rot = d->n_rot, .rope_mode = d->rope_mode};
+            s = (bk_spec){.op = BK_ROPE_KV_WRITE,
+                          .type = SW_TYPE_F16,
+                          .T = T,
+                          .n_head = d->n_head,
+                          .n_head_kv = d->n_head_kv,
+                          .head_dim = d->head_dim,
+                          .n_rot = d->n_rot,
+                          .rope_mode = d->rope_mode};
             snprintf(s.what, sizeof s.what, "q,k,kv cache");
             if ((st = push(l, &s, err))) break;
         }
@@ -313,7 +387,7 @@ static void tensor_role(const char *name, char *out, size_t n) {
 }
 
 static bool is_matmul_weight(const char *role) {
-    static const char *const r[] = {"attn_q", "attn_k", "attn_v", "attn_output", "attn_qkv",
+    static const char *const r[] = {"attn_q",   "attn_k", "attn_v",   "attn_output", "attn_qkv",
                                     "ffn_gate", "ffn_up", "ffn_down", "output"};
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
         if (!strcmp(role, r[i])) return true;
@@ -335,10 +409,18 @@ static sw_status model_specs(const opts *o, const bool *want, spec_list *l, sw_e
         sw_gguf_free(g);
         return sw_err_set(err, SW_E_FORMAT, "%s: no token_embd.weight", o->model);
     }
-    step_dims d = {cfg.n_embd, cfg.n_ff, cfg.n_ctx_train, (int32_t)cfg.n_head,
-                   (int32_t)cfg.n_head_kv, (int32_t)cfg.head_dim, (int32_t)cfg.n_rot,
-                   (int32_t)cfg.rope_mode, embd->type, embd->ne[1],
-                   cfg.arch != SW_ARCH_GEMMA3, cfg.arch == SW_ARCH_GEMMA3};
+    step_dims d = {cfg.n_embd,
+                   cfg.n_ff,
+                   cfg.n_ctx_train,
+                   (int32_t)cfg.n_head,
+                   (int32_t)cfg.n_head_kv,
+                   (int32_t)cfg.head_dim,
+                   (int32_t)cfg.n_rot,
+                   (int32_t)cfg.rope_mode,
+                   embd->type,
+                   embd->ne[1],
+                   cfg.arch != SW_ARCH_GEMMA3,
+                   cfg.arch == SW_ARCH_GEMMA3};
     static const int64_t def_tokens[] = {1, 64};
     const int64_t *tok = o->n_tokens ? o->tokens : def_tokens;
     const int n_tok = o->n_tokens ? o->n_tokens : 2;
@@ -357,13 +439,15 @@ static sw_status model_specs(const opts *o, const bool *want, spec_list *l, sw_e
                     l->v[j].T == tok[k])
                     dup = &l->v[j];
             if (dup) {
-                if (!strstr(dup->what, role) && strlen(dup->what) + strlen(role) + 2 < sizeof dup->what) {
+                if (!strstr(dup->what, role) &&
+                    strlen(dup->what) + strlen(role) + 2 < sizeof dup->what) {
                     strcat(dup->what, ",");
                     strcat(dup->what, role);
                 }
                 continue;
             }
-            bk_spec s = {.op = BK_MATMUL, .type = t->type, .K = t->ne[0], .N = t->ne[1], .T = tok[k]};
+            bk_spec s = {
+                .op = BK_MATMUL, .type = t->type, .K = t->ne[0], .N = t->ne[1], .T = tok[k]};
             snprintf(s.what, sizeof s.what, "%s", role);
             st = push(l, &s, err);
         }
@@ -380,7 +464,8 @@ static sw_status build_specs(const opts *o, sw_backend *be, spec_list *l, sw_err
     if (o->ops) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", o->ops);
-        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
             bool all = !strcmp(tok, "all"), found = all;
             for (int k = 0; k < BK_OP_COUNT; k++)
                 if (all || !strcmp(tok, bk_op_name((bk_op)k))) want[k] = found = true;
@@ -388,7 +473,8 @@ static sw_status build_specs(const opts *o, sw_backend *be, spec_list *l, sw_err
                 return sw_err_set(err, SW_E_INVALID_ARG,
                                   "--op '%s': unknown (matmul, attention, rms_norm, rope, "
                                   "kv_write, get_rows, add, swiglu, geglu, add_rms_norm, "
-                                  "rope_kv_write, all)", tok);
+                                  "rope_kv_write, all)",
+                                  tok);
         }
     }
     if (o->model) return model_specs(o, want, l, err);
@@ -402,8 +488,10 @@ static sw_status build_specs(const opts *o, sw_backend *be, spec_list *l, sw_err
     if (o->types) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", o->types);
-        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            if (n_types == MAX_LIST) return sw_err_set(err, SW_E_INVALID_ARG, "--type: too many types");
+        for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (n_types == MAX_LIST)
+                return sw_err_set(err, SW_E_INVALID_ARG, "--type: too many types");
             sw_status st = sw_type_from_name(tok, &types[n_types], err);
             if (st != SW_OK) return st;
             n_types++;
@@ -424,8 +512,8 @@ static sw_status build_specs(const opts *o, sw_backend *be, spec_list *l, sw_err
         }
     const sw_type q4 = SW_TYPE_Q4_0;
     if (st == SW_OK)
-        st = push_step_ops(o, want, &k_llama3_8b, o->types ? types : &q4, o->types ? n_types : 1,
-                           l, err);
+        st = push_step_ops(o, want, &k_llama3_8b, o->types ? types : &q4, o->types ? n_types : 1, l,
+                           err);
     return st;
 }
 
@@ -447,7 +535,8 @@ static void print_peaks(const bk_ctx *x) {
     printf("          (%s)\n", pk->mem_how);
     for (int k = 0; k < BK_C_COUNT; k++)
         if (pk->gops[k] > 0)
-            printf("  compute %-8s %10.1f Gop/s  (%s)\n", k_compute_names[k], pk->gops[k], pk->how[k]);
+            printf("  compute %-8s %10.1f Gop/s  (%s)\n", k_compute_names[k], pk->gops[k],
+                   pk->how[k]);
 }
 
 /* The type a row names: weights, table or KV cache; activations are f32. */
@@ -457,8 +546,10 @@ static const char *row_type(const bk_row *r) {
     case BK_GET_ROWS:
     case BK_ATTENTION:
     case BK_KV_WRITE:
-    case BK_ROPE_KV_WRITE: return sw_type_name(r->spec.type);
-    default: return "f32";
+    case BK_ROPE_KV_WRITE:
+        return sw_type_name(r->spec.type);
+    default:
+        return "f32";
     }
 }
 
@@ -473,10 +564,9 @@ static void print_table(const bk_row *rows, int n) {
         if (r->cpu_med >= 0) snprintf(cpu, sizeof cpu, "%.1f", r->cpu_med * 1e6);
         printf("%-13s %-5s %-26s %-22s %10.1f %10.1f %10s %5s %9.3f %9.2f %7.2f %-7s %-5s %8.2f "
                "%8.2f %5.1f%%\n",
-               bk_op_name(r->spec.op), row_type(r), r->shape,
-               r->spec.what[0] ? r->spec.what : "-", r->t_best * 1e6, r->t_med * 1e6, cpu, wait,
-               r->bytes / 1e6, r->ops / 1e6, r->ai, r->compute_bound ? "compute" : "mem",
-               r->level->level, r->gbps, r->gops, r->pct);
+               bk_op_name(r->spec.op), row_type(r), r->shape, r->spec.what[0] ? r->spec.what : "-",
+               r->t_best * 1e6, r->t_med * 1e6, cpu, wait, r->bytes / 1e6, r->ops / 1e6, r->ai,
+               r->compute_bound ? "compute" : "mem", r->level->level, r->gbps, r->gops, r->pct);
     }
 }
 
@@ -495,7 +585,8 @@ static void json_dims(cJSON *e, const bk_spec *s) {
     cJSON_AddNumberToObject(e, "head_dim", s->head_dim);
     if (s->op != BK_KV_WRITE) cJSON_AddNumberToObject(e, "n_head", s->n_head);
     if (s->op != BK_ROPE) cJSON_AddNumberToObject(e, "n_head_kv", s->n_head_kv);
-    if (s->op == BK_ROPE || s->op == BK_ROPE_KV_WRITE) cJSON_AddNumberToObject(e, "n_rot", s->n_rot);
+    if (s->op == BK_ROPE || s->op == BK_ROPE_KV_WRITE)
+        cJSON_AddNumberToObject(e, "n_rot", s->n_rot);
     if (s->op == BK_ATTENTION) {
         cJSON_AddNumberToObject(e, "ctx", s->ctx);
         cJSON_AddNumberToObject(e, "n_seqs", s->n_seqs);
@@ -572,8 +663,10 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
             cJSON_AddNumberToObject(e, "read_same_us", r->read_same * 1e6);
             cJSON_AddNumberToObject(e, "pct_read_same", 100 * r->read_same / r->t_best);
         }
-        if (r->working_set == SIZE_MAX) cJSON_AddStringToObject(e, "working_set", "dram (flushed)");
-        else cJSON_AddNumberToObject(e, "working_set", (double)r->working_set);
+        if (r->working_set == SIZE_MAX)
+            cJSON_AddStringToObject(e, "working_set", "dram (flushed)");
+        else
+            cJSON_AddNumberToObject(e, "working_set", (double)r->working_set);
         cJSON_AddNumberToObject(e, "copies", r->copies);
         cJSON_AddNumberToObject(e, "calls_per_step", r->per_step);
         cJSON_AddItemToArray(arr, e);
@@ -659,8 +752,10 @@ int sw_bench_kernels_main(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (x.kind == BK_CPU) bk_cpu_host(&x);
-    else bk_gpu_host(&x, o.device);
+    if (x.kind == BK_CPU)
+        bk_cpu_host(&x);
+    else
+        bk_gpu_host(&x, o.device);
     if (measure_peaks(&x, BK_FIRST, &err) != SW_OK) {
         fprintf(stderr, "kernels: peak probes: %s\n", err.msg);
         rc = 1;
@@ -717,8 +812,8 @@ int sw_bench_kernels_main(int argc, char **argv) {
     } else {
         printf("backend %s, %d threads, weights in the %s layout, operands %s (%s)\n%s%s%s\n",
                bname, x.threads, x.plain ? "plain GGUF" : "engine's", x.hot ? "hot" : "cold",
-               x.hot ? "reused, no flush" : x.cold_how, x.device_line,
-               x.device_line[0] ? "\n" : "", x.host_line);
+               x.hot ? "reused, no flush" : x.cold_how, x.device_line, x.device_line[0] ? "\n" : "",
+               x.host_line);
         print_peaks(&x);
         print_table(rows, n_rows);
 #ifdef SW_HAVE_CUDA

@@ -38,9 +38,9 @@ typedef enum bk_compute {
 typedef struct bk_peaks {
     bk_mem_probe mem[BK_MAX_LEVELS]; /* ascending bytes; the last is DRAM */
     int n_mem;
-    char mem_how[192];               /* what the memory probes run */
-    double gops[BK_C_COUNT];         /* 1e9 ops/s (a multiply-add is 2); 0 = not measured */
-    char how[BK_C_COUNT][64];        /* the loop or call, e.g. "vpdpbusd zmm" */
+    char mem_how[192];        /* what the memory probes run */
+    double gops[BK_C_COUNT];  /* 1e9 ops/s (a multiply-add is 2); 0 = not measured */
+    char how[BK_C_COUNT][64]; /* the loop or call, e.g. "vpdpbusd zmm" */
 } bk_peaks;
 
 typedef enum bk_kind { BK_CPU = 0, BK_VULKAN, BK_CUDA } bk_kind;
@@ -67,11 +67,11 @@ typedef struct bk_ctx {
     double step_budget; /* GPUs: seconds one step may take (caps the copies on slow devices) */
     size_t probe_bytes; /* CPU: the DRAM probe's buffer (default 4 x LLC, >= 256 MiB) */
     bk_peaks peaks;
-    bk_stream *dram;    /* CPU: the DRAM probe's buffer, kept for the samples between rows */
-    cJSON *host;        /* identification of the host and the device (owned) */
+    bk_stream *dram; /* CPU: the DRAM probe's buffer, kept for the samples between rows */
+    cJSON *host;     /* identification of the host and the device (owned) */
     char host_line[2048];
     char device_line[1024]; /* GPUs: the device ("" on the CPU) */
-    char cold_how[96];  /* how operands are kept cold, for the report */
+    char cold_how[96];      /* how operands are kept cold, for the report */
 } bk_ctx;
 
 /* CPU (bench_peak_cpu.c). */
@@ -115,8 +115,8 @@ typedef enum bk_op {
     BK_ADD,
     BK_SWIGLU,
     BK_GEGLU,
-    BK_ADD_RMS_NORM,   /* fused: residual add + rms_norm */
-    BK_ROPE_KV_WRITE,  /* fused: rope on q and k + kv_write */
+    BK_ADD_RMS_NORM,  /* fused: residual add + rms_norm */
+    BK_ROPE_KV_WRITE, /* fused: rope on q and k + kv_write */
     BK_OP_COUNT
 } bk_op;
 
@@ -125,35 +125,35 @@ const char *bk_op_name(bk_op op);
 /* One row to measure. */
 typedef struct bk_spec {
     bk_op op;
-    sw_type type;      /* matmul weights, get_rows table, attention / kv_write cache */
-    int64_t K, N, T;   /* matmul [K,N] x [K,T]; get_rows: K = row length, N = table rows;
-                        * rms_norm, add, swiglu, geglu, add_rms_norm: K = row length;
-                        * T = tokens */
+    sw_type type;    /* matmul weights, get_rows table, attention / kv_write cache */
+    int64_t K, N, T; /* matmul [K,N] x [K,T]; get_rows: K = row length, N = table rows;
+                      * rms_norm, add, swiglu, geglu, add_rms_norm: K = row length;
+                      * T = tokens */
     int32_t n_head, n_head_kv, head_dim, n_rot, rope_mode; /* attention, rope, kv_write,
                                                             * rope_kv_write */
     int32_t ctx, n_seqs; /* attention: context length of each sequence, sequences */
-    char what[48];     /* the model tensors or role this row stands for ("" = none) */
+    char what[48];       /* the model tensors or role this row stands for ("" = none) */
 } bk_spec;
 
 /* One measured row. */
 typedef struct bk_row {
     bk_spec spec;
     char shape[96];
-    bool int8;          /* compute-bound against the int8 peak (quantized matmul) */
-    double bytes, ops;  /* per call: operands read + written once each; 2 per multiply-add */
-    double written;     /* the part of bytes that is written */
+    bool int8;            /* compute-bound against the int8 peak (quantized matmul) */
+    double bytes, ops;    /* per call: operands read + written once each; 2 per multiply-add */
+    double written;       /* the part of bytes that is written */
     double t_med, t_best; /* seconds per call */
-    int clean;          /* CPU: calls no thread waited for a CPU during (< 2 %); -1 unknown */
-    double waited;      /* CPU: share of the best call's thread time spent waiting for a CPU */
-    double cpu_med;     /* CPU: the threads' CPU seconds per call, median (-1 unknown) */
-    size_t working_set; /* bytes cycled between reuses; SIZE_MAX: flushed to DRAM */
+    int clean;            /* CPU: calls no thread waited for a CPU during (< 2 %); -1 unknown */
+    double waited;        /* CPU: share of the best call's thread time spent waiting for a CPU */
+    double cpu_med;       /* CPU: the threads' CPU seconds per call, median (-1 unknown) */
+    size_t working_set;   /* bytes cycled between reuses; SIZE_MAX: flushed to DRAM */
     int copies, per_step;
     /* the verdict (bk_judge) */
     const bk_mem_probe *level;
     double gbps, gops, ai, ridge, peak_gbps, peak_gops, pct;
-    double pct_cpu;     /* one CPU thread: %peak of the median CPU time (-1: not given) */
-    double read_same;   /* CPU, cold matmul: seconds of a plain read of the bytes the row
-                         * reads, right after it (bk_cpu_read_time); 0: not measured */
+    double pct_cpu;          /* one CPU thread: %peak of the median CPU time (-1: not given) */
+    double read_same;        /* CPU, cold matmul: seconds of a plain read of the bytes the row
+                              * reads, right after it (bk_cpu_read_time); 0: not measured */
     bk_compute peak_compute; /* the compute peak the row is judged against */
     bool compute_bound;
 } bk_row;

@@ -32,8 +32,8 @@
 #define BLOCK 16 /* KV block size, as the engine's default */
 
 static const char *const k_op_names[BK_OP_COUNT] = {
-    "matmul", "attention", "rms_norm", "rope",   "kv_write",
-    "get_rows", "add", "swiglu", "geglu", "add_rms_norm", "rope_kv_write"};
+    "matmul", "attention", "rms_norm", "rope",         "kv_write",     "get_rows",
+    "add",    "swiglu",    "geglu",    "add_rms_norm", "rope_kv_write"};
 
 const char *bk_op_name(bk_op op) {
     return op < BK_OP_COUNT ? k_op_names[op] : "?";
@@ -45,7 +45,7 @@ typedef sw_status (*case_call)(sw_backend *be, bk_case *c, int copy, sw_err *err
 struct bk_case {
     const bk_spec *s;
     int n_slots, copies;
-    sw_tensor *t;            /* [copies][n_slots] operands */
+    sw_tensor *t; /* [copies][n_slots] operands */
     sw_buffer *bufs[MAX_BUFS];
     int n_bufs;
     sw_tensor seq_start, pos, tables, table; /* shared index tensors; get_rows' whole table */
@@ -103,7 +103,8 @@ static sw_status fill_random(sw_backend *be, const sw_tensor *t, sw_err *err) {
     }
     size_t n = sw_tensor_nbytes(t);
     if (t->type == SW_TYPE_F16)
-        return upload_pattern(be, t->buf, t->offset, n, (const uint8_t *)f16, sizeof(uint16_t) * PAT, err);
+        return upload_pattern(be, t->buf, t->offset, n, (const uint8_t *)f16,
+                              sizeof(uint16_t) * PAT, err);
     return upload_pattern(be, t->buf, t->offset, n, (const uint8_t *)f32, sizeof(float) * PAT, err);
 }
 
@@ -139,7 +140,8 @@ static sw_status upload_i32(sw_backend *be, const sw_tensor *t, const int32_t *v
 
 static sw_status new_buf(bk_ctx *x, bk_case *c, size_t n, sw_buf_usage u, sw_buffer **out,
                          sw_err *err) {
-    if (c->n_bufs == MAX_BUFS) return sw_err_set(err, SW_E_INTERNAL, "bench case: too many buffers");
+    if (c->n_bufs == MAX_BUFS)
+        return sw_err_set(err, SW_E_INTERNAL, "bench case: too many buffers");
     sw_status st = sw_be_buf_alloc(x->be, n, u, out, err);
     if (st == SW_OK) c->bufs[c->n_bufs++] = *out;
     return st;
@@ -149,22 +151,24 @@ typedef enum { FILL_NONE = 0, FILL_RANDOM, FILL_WEIGHT } fill_kind;
 
 /* Operand `s` of every copy: a contiguous tensor, each copy in its own
  * 256-byte aligned span of one buffer, filled as asked. */
-static sw_status operand(bk_ctx *x, bk_case *c, int s, sw_buf_usage u, fill_kind fill,
-                         sw_type type, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3,
-                         sw_err *err) {
+static sw_status operand(bk_ctx *x, bk_case *c, int s, sw_buf_usage u, fill_kind fill, sw_type type,
+                         int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3, sw_err *err) {
     sw_tensor proto = sw_tensor_make(NULL, 0, type, ne0, ne1, ne2, ne3);
     size_t nb = sw_tensor_nbytes(&proto);
     if (nb == 0)
-        return sw_err_set(err, SW_E_INVALID_ARG, "row length %lld is not a multiple of the %s block",
-                          (long long)ne0, sw_type_name(type));
+        return sw_err_set(err, SW_E_INVALID_ARG,
+                          "row length %lld is not a multiple of the %s block", (long long)ne0,
+                          sw_type_name(type));
     const size_t stride = (nb + 255) / 256 * 256;
     sw_buffer *b = NULL;
     sw_status st = new_buf(x, c, stride * (size_t)c->copies, u, &b, err);
     for (int i = 0; st == SW_OK && i < c->copies; i++) {
         sw_tensor *t = slot(c, i, s);
         *t = sw_tensor_make(b, stride * (size_t)i, type, ne0, ne1, ne2, ne3);
-        if (fill == FILL_RANDOM) st = fill_random(x->be, t, err);
-        else if (fill == FILL_WEIGHT) st = fill_weight(x, t, err);
+        if (fill == FILL_RANDOM)
+            st = fill_random(x->be, t, err);
+        else if (fill == FILL_WEIGHT)
+            st = fill_weight(x, t, err);
     }
     return st;
 }
@@ -213,8 +217,8 @@ static sw_status call_geglu(sw_backend *be, bk_case *c, int i, sw_err *err) {
 /* x = x + h in place: x grows by h (values in [-1, 1]) with every call, far
  * from any overflow over a row's calls; the time does not depend on it */
 static sw_status call_add_rms_norm(sw_backend *be, bk_case *c, int i, sw_err *err) {
-    return sw_be_add_rms_norm(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), 1e-5f,
-                              slot(c, i, 3), err);
+    return sw_be_add_rms_norm(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), 1e-5f, slot(c, i, 3),
+                              err);
 }
 static sw_status call_rope_kv_write(sw_backend *be, bk_case *c, int i, sw_err *err) {
     return sw_be_rope_kv_write(be, slot(c, i, 0), slot(c, i, 1), slot(c, i, 2), &c->pos, &c->rp,
@@ -239,8 +243,9 @@ static sw_status describe(const bk_spec *s, bk_row *r, size_t *per_copy, sw_err 
     case BK_MATMUL: {
         size_t row = sw_row_size(s->type, s->K);
         if (row == 0 || s->N < 1)
-            return sw_err_set(err, SW_E_INVALID_ARG, "matmul: K = %lld is not a multiple of the %s block",
-                              (long long)s->K, sw_type_name(s->type));
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "matmul: K = %lld is not a multiple of the %s block", (long long)s->K,
+                              sw_type_name(s->type));
         r->bytes = (double)row * (double)s->N + 4 * K * T + 4 * (double)s->N * T;
         r->written = 4 * (double)s->N * T;
         r->ops = 2 * K * (double)s->N * T;
@@ -295,7 +300,8 @@ static sw_status describe(const bk_spec *s, bk_row *r, size_t *per_copy, sw_err 
     case BK_GET_ROWS: {
         size_t row = sw_row_size(s->type, s->K);
         if (row == 0)
-            return sw_err_set(err, SW_E_INVALID_ARG, "get_rows: n = %lld is not a multiple of the %s block",
+            return sw_err_set(err, SW_E_INVALID_ARG,
+                              "get_rows: n = %lld is not a multiple of the %s block",
                               (long long)s->K, sw_type_name(s->type));
         r->bytes = (double)row * T + 4 * K * T;
         r->written = 4 * K * T;
@@ -372,7 +378,7 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
         break;
     default:
         c->n_slots = 3;
-        c->call = s->op == BK_RMS_NORM ? call_rms_norm
+        c->call = s->op == BK_RMS_NORM   ? call_rms_norm
                   : s->op == BK_GET_ROWS ? call_get_rows
                   : s->op == BK_ADD      ? call_add
                                          : call_swiglu;
@@ -432,7 +438,8 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
     case BK_ROPE:
         if ((st = operand(x, c, 0, A, FILL_RANDOM, SW_TYPE_F32, hd, s->n_head, T, 1, err)))
             return st;
-        if (!(v = malloc(sizeof(int32_t) * (size_t)T))) return sw_err_set(err, SW_E_NOMEM, "out of memory");
+        if (!(v = malloc(sizeof(int32_t) * (size_t)T)))
+            return sw_err_set(err, SW_E_NOMEM, "out of memory");
         for (int64_t t = 0; t < T; t++)
             v[t] = 100 + (int32_t)t;
         st = index_tensor(x, c, &c->pos, v, T, 1, err);
@@ -442,10 +449,13 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
         const int64_t kv = hd * s->n_head_kv, nb = (T + BLOCK - 1) / BLOCK;
         if ((st = operand(x, c, 0, A, FILL_RANDOM, SW_TYPE_F32, kv, T, 1, 1, err)) ||
             (st = operand(x, c, 1, A, FILL_RANDOM, SW_TYPE_F32, kv, T, 1, 1, err)) ||
-            (st = operand(x, c, 2, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb, err)) ||
-            (st = operand(x, c, 3, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb, err)))
+            (st = operand(x, c, 2, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb,
+                          err)) ||
+            (st = operand(x, c, 3, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb,
+                          err)))
             return st;
-        if (!(v = malloc(sizeof(int32_t) * (size_t)T))) return sw_err_set(err, SW_E_NOMEM, "out of memory");
+        if (!(v = malloc(sizeof(int32_t) * (size_t)T)))
+            return sw_err_set(err, SW_E_NOMEM, "out of memory");
         for (int64_t t = 0; t < T; t++)
             v[t] = (int32_t)t;
         st = index_tensor(x, c, &c->pos, v, T, 1, err); /* the slots */
@@ -462,7 +472,8 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
         if ((st = operand(x, c, 1, SW_BUF_HOST_VISIBLE, FILL_NONE, SW_TYPE_I32, T, 1, 1, 1, err)) ||
             (st = operand(x, c, 2, A, FILL_RANDOM, SW_TYPE_F32, s->K, T, 1, 1, err)))
             return st;
-        if (!(v = malloc(sizeof(int32_t) * (size_t)T))) return sw_err_set(err, SW_E_NOMEM, "out of memory");
+        if (!(v = malloc(sizeof(int32_t) * (size_t)T)))
+            return sw_err_set(err, SW_E_NOMEM, "out of memory");
         for (int i = 0; i < c->copies && st == SW_OK; i++) {
             *slot(c, i, 0) = sw_tensor_rows(&c->table, i * T, T); /* what the call reads */
             for (int64_t t = 0; t < T; t++)
@@ -495,8 +506,10 @@ static sw_status build(bk_ctx *x, bk_case *c, sw_err *err) {
         if ((st = operand(x, c, 0, A, FILL_RANDOM, SW_TYPE_F32, hd, s->n_head, T, 1, err)) ||
             (st = operand(x, c, 1, A, FILL_RANDOM, SW_TYPE_F32, hd, s->n_head_kv, T, 1, err)) ||
             (st = operand(x, c, 2, A, FILL_RANDOM, SW_TYPE_F32, hd * s->n_head_kv, T, 1, 1, err)) ||
-            (st = operand(x, c, 3, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb, err)) ||
-            (st = operand(x, c, 4, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb, err)))
+            (st = operand(x, c, 3, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb,
+                          err)) ||
+            (st = operand(x, c, 4, SW_BUF_KV, FILL_RANDOM, s->type, hd, s->n_head_kv, BLOCK, nb,
+                          err)))
             return st;
         if (!(v = malloc(2 * sizeof(int32_t) * (size_t)T)))
             return sw_err_set(err, SW_E_NOMEM, "out of memory");
@@ -609,8 +622,8 @@ sw_status bk_run(bk_ctx *x, const bk_spec *s, bk_row *row, sw_err *err) {
     } else {
         /* one copy first: how long one call takes decides how many copies fit a step */
         int want = x->hot ? 1
-                          : (int)SW_MIN((size_t)x->max_per_step,
-                                        (x->cold_bytes + per_copy - 1) / SW_MAX(per_copy, (size_t)1));
+                          : (int)SW_MIN((size_t)x->max_per_step, (x->cold_bytes + per_copy - 1) /
+                                                                     SW_MAX(per_copy, (size_t)1));
         want = SW_MAX(want, 1);
         if ((st = build(x, &c, err)) == SW_OK && want > 1) {
             double t1 = 0;
@@ -641,7 +654,9 @@ sw_status bk_run(bk_ctx *x, const bk_spec *s, bk_row *row, sw_err *err) {
         row->t_best = times[best];
         row->waited = waits[best];
         qsort(cpus, (size_t)n, sizeof *cpus, cmp_double);
-        row->cpu_med = cpus[0] < 0 ? -1 : n % 2 ? cpus[n / 2] : 0.5 * (cpus[n / 2 - 1] + cpus[n / 2]);
+        row->cpu_med = cpus[0] < 0 ? -1
+                       : n % 2     ? cpus[n / 2]
+                                   : 0.5 * (cpus[n / 2 - 1] + cpus[n / 2]);
         qsort(times, (size_t)n, sizeof *times, cmp_double);
         row->t_med = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
         row->copies = c.copies;
@@ -668,9 +683,12 @@ void bk_judge(const bk_ctx *x, bk_row *r) {
                  rd = r->bytes - r->written;
     r->peak_gbps = m->read_gbps > 0 && rd > 0 ? SW_MIN(best, m->read_gbps * r->bytes / rd) : best;
     bk_compute k;
-    if (x->kind == BK_CPU) k = r->int8 ? BK_C_INT8 : BK_C_F32;
-    else if (x->kind == BK_CUDA && r->int8 && pk->gops[BK_C_GEMM_I8] > 0) k = BK_C_GEMM_I8;
-    else k = BK_C_GEMM_F16;
+    if (x->kind == BK_CPU)
+        k = r->int8 ? BK_C_INT8 : BK_C_F32;
+    else if (x->kind == BK_CUDA && r->int8 && pk->gops[BK_C_GEMM_I8] > 0)
+        k = BK_C_GEMM_I8;
+    else
+        k = BK_C_GEMM_F16;
     r->peak_compute = k;
     r->peak_gops = pk->gops[k];
     r->gbps = r->bytes / r->t_best * 1e-9;
@@ -678,8 +696,10 @@ void bk_judge(const bk_ctx *x, bk_row *r) {
     r->ai = r->bytes > 0 ? r->ops / r->bytes : 0;
     r->ridge = r->peak_gbps > 0 ? r->peak_gops / r->peak_gbps : 0;
     r->compute_bound = r->ops > 0 && r->peak_gops > 0 && r->ai >= r->ridge;
-    if (r->compute_bound) r->pct = 100.0 * r->gops / r->peak_gops;
-    else r->pct = r->peak_gbps > 0 ? 100.0 * r->gbps / r->peak_gbps : 0;
+    if (r->compute_bound)
+        r->pct = 100.0 * r->gops / r->peak_gops;
+    else
+        r->pct = r->peak_gbps > 0 ? 100.0 * r->gbps / r->peak_gbps : 0;
     /* one thread: its CPU time is the kernel's own time, whatever the machine
      * ran meanwhile (with more threads it would count the pool's spinning) */
     r->pct_cpu = x->kind == BK_CPU && x->threads == 1 && r->cpu_med > 0

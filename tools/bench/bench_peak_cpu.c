@@ -61,9 +61,12 @@ static size_t read_size_file(const char *path) {
     if (fgets(buf, sizeof buf, f)) {
         char *end;
         v = (size_t)strtoull(buf, &end, 10);
-        if (*end == 'K') v <<= 10;
-        else if (*end == 'M') v <<= 20;
-        else if (*end == 'G') v <<= 30;
+        if (*end == 'K')
+            v <<= 10;
+        else if (*end == 'M')
+            v <<= 20;
+        else if (*end == 'G')
+            v <<= 30;
     }
     fclose(f);
     return v;
@@ -113,7 +116,8 @@ static int physical_cores(void) {
     if (f && fgets(buf, sizeof buf, f)) {
         /* "0", "0,64" or "0-1" */
         char *dash = strchr(buf, '-');
-        if (dash) per_core = atoi(dash + 1) - atoi(buf) + 1;
+        if (dash)
+            per_core = atoi(dash + 1) - atoi(buf) + 1;
         else
             for (char *p = buf; (p = strchr(p, ',')); p++)
                 per_core++;
@@ -129,7 +133,7 @@ size_t bk_cpu_llc_bytes(void) {
 /* ---- host identification -------------------------------------------------------- */
 
 static bool simd_flag(const char *f) {
-    static const char *const pre[] = {"avx", "amx", "fma", "f16c", "sse", "ssse3", "vnni",
+    static const char *const pre[] = {"avx",   "amx", "fma", "f16c", "sse",  "ssse3",  "vnni",
                                       "asimd", "sve", "sme", "i8mm", "bf16", "dotprod"};
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (!strncmp(f, pre[i], strlen(pre[i]))) return true;
@@ -249,8 +253,10 @@ void bk_cpu_flush(const void *ptr, size_t n) {
     if (opt < 0) opt = has_clflushopt();
     const uint8_t *p = (const uint8_t *)((uintptr_t)ptr & ~(uintptr_t)63);
     n += (size_t)((const uint8_t *)ptr - p);
-    if (opt) flush_opt(p, n);
-    else flush_plain(p, n);
+    if (opt)
+        flush_opt(p, n);
+    else
+        flush_plain(p, n);
 #else
     /* no user-mode line flush: evict by writing a buffer twice the LLC */
     static uint8_t *sweep;
@@ -273,12 +279,12 @@ typedef struct mem_job {
     mp_kind kind;
     const uint8_t *src; /* shared: the segment; private: slot s reads src + s * n */
     uint8_t *dst;
-    size_t n;           /* shared: segment bytes; private: bytes per slot */
+    size_t n; /* shared: segment bytes; private: bytes per slot */
     int n_tasks;
-    int inner;          /* private: passes over the slot's buffer per task */
-    bool private_;      /* each thread its own buffer (L1, L2) */
-    uint64_t sink[64];  /* per slot, keeps the sums alive */
-    double best_task[64]; /* private: per slot, the fastest task's seconds */
+    int inner;               /* private: passes over the slot's buffer per task */
+    bool private_;           /* each thread its own buffer (L1, L2) */
+    uint64_t sink[64];       /* per slot, keeps the sums alive */
+    double best_task[64];    /* private: per slot, the fastest task's seconds */
     double t0[256], t1[256]; /* shared: each task's start and end */
 } mem_job;
 
@@ -292,21 +298,24 @@ __attribute__((target("avx512f"))) static uint64_t read_avx512(const uint8_t *p,
         a3 = _mm512_add_epi64(a3, _mm512_load_si512((const void *)(p + i + 192)));
     }
     uint64_t v[8]; /* unsigned: the sums wrap, and the header's reduce adds signed */
-    _mm512_storeu_si512((void *)v, _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+    _mm512_storeu_si512((void *)v,
+                        _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
     return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
 }
 
-__attribute__((target("avx512f"))) static void copy_avx512(const uint8_t *s, uint8_t *d,
-                                                           size_t n, bool nt) {
+__attribute__((target("avx512f"))) static void copy_avx512(const uint8_t *s, uint8_t *d, size_t n,
+                                                           bool nt) {
     if (nt) {
         for (size_t i = 0; i + 256 <= n; i += 256)
             for (int j = 0; j < 256; j += 64)
-                _mm512_stream_si512((void *)(d + i + j), _mm512_load_si512((const void *)(s + i + j)));
+                _mm512_stream_si512((void *)(d + i + j),
+                                    _mm512_load_si512((const void *)(s + i + j)));
         _mm_sfence();
     } else {
         for (size_t i = 0; i + 256 <= n; i += 256)
             for (int j = 0; j < 256; j += 64)
-                _mm512_store_si512((void *)(d + i + j), _mm512_load_si512((const void *)(s + i + j)));
+                _mm512_store_si512((void *)(d + i + j),
+                                   _mm512_load_si512((const void *)(s + i + j)));
     }
 }
 
@@ -360,8 +369,10 @@ static int host_width(void) {
         g_width = 64;
 #if BK_X86
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) g_width = 512;
-        else if (__builtin_cpu_supports("avx2")) g_width = 256;
+        if (__builtin_cpu_supports("avx512f"))
+            g_width = 512;
+        else if (__builtin_cpu_supports("avx2"))
+            g_width = 256;
 #endif
     }
     return g_width;
@@ -410,8 +421,10 @@ static void mem_task(void *ctx, int64_t task, int slot) {
     uint64_t sum = 0;
     const double t0 = sw_time_s();
     for (int r = 0; r < (j->private_ ? j->inner : 1); r++) {
-        if (j->kind == MP_READ) sum += read_any(s, n);
-        else copy_any(s, d, n, j->kind == MP_COPY_NT);
+        if (j->kind == MP_READ)
+            sum += read_any(s, n);
+        else
+            copy_any(s, d, n, j->kind == MP_COPY_NT);
     }
     const double t1 = sw_time_s();
     if (j->private_) {
@@ -550,8 +563,10 @@ static sw_status probe_private(bk_ctx *x, sw_threadpool *tp, const char *level, 
             if (j.best_task[t] > 0) task = SW_MIN(task, j.best_task[t]);
         const double task_bytes = (double)j.n * j.inner * (k == MP_READ ? 1.0 : 2.0);
         best = SW_MAX(best, task_bytes / task * 1e-9 * cores);
-        if (k == MP_READ) m->read_gbps = best;
-        else m->copy_gbps = best;
+        if (k == MP_READ)
+            m->read_gbps = best;
+        else
+            m->copy_gbps = best;
     }
     m->level = level;
     m->bytes = n;
@@ -564,7 +579,7 @@ static sw_status probe_private(bk_ctx *x, sw_threadpool *tp, const char *level, 
 
 typedef struct comp_job {
     int64_t iters;
-    int isa;  /* 0 scalar, 1 avx2, 2 avxvnni, 3 avx512 */
+    int isa; /* 0 scalar, 1 avx2, 2 avxvnni, 3 avx512 */
     bool f32;
     volatile int64_t sink[64];
     double best_task[64]; /* per slot: the fastest task's seconds */
@@ -585,14 +600,25 @@ static double comp_ops_per_iter(int isa, bool f32) {
  * iteration: enough to cover the latency of every instruction below. They
  * start from different values: equal ones would let the compiler see twelve
  * identical chains and keep one. */
-#define ACC12(T, INIT) T c0 = INIT(0), c1 = INIT(1), c2 = INIT(2), c3 = INIT(3), c4 = INIT(4), \
-                         c5 = INIT(5), c6 = INIT(6), c7 = INIT(7), c8 = INIT(8), c9 = INIT(9),  \
-                         c10 = INIT(10), c11 = INIT(11)
-#define EACH12(STEP)                                                                             \
-    STEP(c0); STEP(c1); STEP(c2); STEP(c3); STEP(c4); STEP(c5);                                  \
-    STEP(c6); STEP(c7); STEP(c8); STEP(c9); STEP(c10); STEP(c11)
-#define SUM12(add) add(add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7))),      \
-                       add(add(c8, c9), add(c10, c11)))
+#define ACC12(T, INIT)                                                                             \
+    T c0 = INIT(0), c1 = INIT(1), c2 = INIT(2), c3 = INIT(3), c4 = INIT(4), c5 = INIT(5),          \
+      c6 = INIT(6), c7 = INIT(7), c8 = INIT(8), c9 = INIT(9), c10 = INIT(10), c11 = INIT(11)
+#define EACH12(STEP)                                                                               \
+    STEP(c0);                                                                                      \
+    STEP(c1);                                                                                      \
+    STEP(c2);                                                                                      \
+    STEP(c3);                                                                                      \
+    STEP(c4);                                                                                      \
+    STEP(c5);                                                                                      \
+    STEP(c6);                                                                                      \
+    STEP(c7);                                                                                      \
+    STEP(c8);                                                                                      \
+    STEP(c9);                                                                                      \
+    STEP(c10);                                                                                     \
+    STEP(c11)
+#define SUM12(add)                                                                                 \
+    add(add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7))),                         \
+        add(add(c8, c9), add(c10, c11)))
 
 /* One peak loop: vectors a and b hidden from the optimizer every iteration,
  * twelve accumulators each updated by STEP(c, a, b), summed at the end. */
@@ -639,14 +665,13 @@ __attribute__((target("avx2"))) static float hsum_ps_ymm(__m256 s) {
 #define FMA_Z(c) c = _mm512_fmadd_ps(c, a, b)
 #define FMA_Y(c) c = _mm256_fmadd_ps(c, a, b)
 PEAK_LOOP(i8_avx512, "avx512f,avx512bw,avx512vnni", __m512i, _mm512_set1_epi8(3),
-          _mm512_set1_epi8(-5), INIT_ZI, DPBUSD_Z, OPAQUE_Z, _mm512_add_epi32,
-          hsum_epi32_zmm)
-PEAK_LOOP(i8_avxvnni, "avx2,avxvnni", __m256i, _mm256_set1_epi8(3), _mm256_set1_epi8(-5),
-          INIT_YI, DPBUSD_Y, OPAQUE, _mm256_add_epi32, hsum_epi32_ymm)
-PEAK_LOOP(f32_avx512, "avx512f", __m512, _mm512_set1_ps(0.999f), _mm512_set1_ps(1e-3f),
-          INIT_ZF, FMA_Z, OPAQUE_Z, _mm512_add_ps, _mm512_reduce_add_ps)
-PEAK_LOOP(f32_avx2, "avx2,fma", __m256, _mm256_set1_ps(0.999f), _mm256_set1_ps(1e-3f),
-          INIT_YF, FMA_Y, OPAQUE, _mm256_add_ps, hsum_ps_ymm)
+          _mm512_set1_epi8(-5), INIT_ZI, DPBUSD_Z, OPAQUE_Z, _mm512_add_epi32, hsum_epi32_zmm)
+PEAK_LOOP(i8_avxvnni, "avx2,avxvnni", __m256i, _mm256_set1_epi8(3), _mm256_set1_epi8(-5), INIT_YI,
+          DPBUSD_Y, OPAQUE, _mm256_add_epi32, hsum_epi32_ymm)
+PEAK_LOOP(f32_avx512, "avx512f", __m512, _mm512_set1_ps(0.999f), _mm512_set1_ps(1e-3f), INIT_ZF,
+          FMA_Z, OPAQUE_Z, _mm512_add_ps, _mm512_reduce_add_ps)
+PEAK_LOOP(f32_avx2, "avx2,fma", __m256, _mm256_set1_ps(0.999f), _mm256_set1_ps(1e-3f), INIT_YF,
+          FMA_Y, OPAQUE, _mm256_add_ps, hsum_ps_ymm)
 
 /* The AVX2 kernels' int8 sequence: u8 x s8 pairs to i16 (vpmaddubsw), pairs
  * of i16 to i32 (vpmaddwd with ones), accumulate (vpaddd); eight chains (the
@@ -656,17 +681,24 @@ __attribute__((target("avx2"))) static int64_t i8_avx2(int64_t iters) {
     __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-5), ones = _mm256_set1_epi16(1);
     __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
             c7 = c0;
-#define STEP(c)                                                                                   \
-    OPAQUE(a);                                                                                    \
+#define STEP(c)                                                                                    \
+    OPAQUE(a);                                                                                     \
     c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones))
     for (int64_t i = 0; i < iters; i++) {
         OPAQUE(b);
-        STEP(c0); STEP(c1); STEP(c2); STEP(c3); STEP(c4); STEP(c5); STEP(c6); STEP(c7);
+        STEP(c0);
+        STEP(c1);
+        STEP(c2);
+        STEP(c3);
+        STEP(c4);
+        STEP(c5);
+        STEP(c6);
+        STEP(c7);
     }
 #undef STEP
-    return hsum_epi32_ymm(_mm256_add_epi32(
-        _mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
-        _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7))));
+    return hsum_epi32_ymm(
+        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), _mm256_add_epi32(c2, c3)),
+                         _mm256_add_epi32(_mm256_add_epi32(c4, c5), _mm256_add_epi32(c6, c7))));
 }
 #endif
 
@@ -716,14 +748,21 @@ static void comp_task(void *ctx, int64_t task, int slot) {
     const double t0 = sw_time_s();
 #if BK_X86
     if (j->f32) {
-        if (j->isa == 3) r = f32_avx512(j->iters);
-        else if (j->isa >= 1) r = f32_avx2(j->iters);
-        else r = f32_c(j->iters);
+        if (j->isa == 3)
+            r = f32_avx512(j->iters);
+        else if (j->isa >= 1)
+            r = f32_avx2(j->iters);
+        else
+            r = f32_c(j->iters);
     } else {
-        if (j->isa == 3) r = i8_avx512(j->iters);
-        else if (j->isa == 2) r = i8_avxvnni(j->iters);
-        else if (j->isa == 1) r = i8_avx2(j->iters);
-        else r = i8_c(j->iters);
+        if (j->isa == 3)
+            r = i8_avx512(j->iters);
+        else if (j->isa == 2)
+            r = i8_avxvnni(j->iters);
+        else if (j->isa == 1)
+            r = i8_avx2(j->iters);
+        else
+            r = i8_c(j->iters);
     }
 #else
     r = j->f32 ? f32_c(j->iters) : i8_c(j->iters);
@@ -732,7 +771,6 @@ static void comp_task(void *ctx, int64_t task, int slot) {
     j->sink[slot & 63] = r;
     if (j->best_task[slot & 63] == 0 || dt < j->best_task[slot & 63]) j->best_task[slot & 63] = dt;
 }
-
 
 /* Best Gop/s of samples(x) jobs of 8 tasks of about 0.4 ms per thread, or of
  * its fastest single task times the cores the threads have, whichever is
