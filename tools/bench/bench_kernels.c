@@ -523,13 +523,15 @@ static const char *const k_compute_names[BK_C_COUNT] = {"int8", "f32", "gemm_f16
 
 static void print_peaks(const bk_ctx *x) {
     const bk_peaks *pk = &x->peaks;
-    printf("peaks, measured in this run (best samples before, between and after the rows):\n");
+    printf("peaks, measured in this run (best samples before, between and after the rows; memory: "
+           "best whole pass):\n");
     for (int i = 0; i < pk->n_mem; i++) {
         const bk_mem_probe *m = &pk->mem[i];
         printf("  memory  %-5s %8.1f MiB:", m->level, (double)m->bytes / MIB);
         if (m->read_gbps > 0) printf("  read %8.2f GB/s", m->read_gbps);
         if (m->copy_gbps > 0) printf("  copy %8.2f GB/s", m->copy_gbps);
         if (m->add_gbps > 0) printf("  add %8.2f GB/s", m->add_gbps);
+        if (m->read_seg_gbps > 0) printf("  (read, best segment %.2f)", m->read_seg_gbps);
         printf("\n");
     }
     printf("          (%s)\n", pk->mem_how);
@@ -618,6 +620,8 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddStringToObject(e, "level", m->level);
         cJSON_AddNumberToObject(e, "bytes", (double)m->bytes);
         if (m->read_gbps > 0) cJSON_AddNumberToObject(e, "read_gbps", m->read_gbps);
+        if (m->read_seg_gbps > 0)
+            cJSON_AddNumberToObject(e, "read_best_segment_gbps", m->read_seg_gbps);
         if (m->copy_gbps > 0) cJSON_AddNumberToObject(e, "copy_gbps", m->copy_gbps);
         if (m->add_gbps > 0) cJSON_AddNumberToObject(e, "add_gbps", m->add_gbps);
         cJSON_AddItemToArray(mem, e);
@@ -659,10 +663,10 @@ static cJSON *json_report(const bk_ctx *x, const opts *o, const char *command, c
         cJSON_AddStringToObject(e, "peak_compute", k_compute_names[r->peak_compute]);
         cJSON_AddNumberToObject(e, "pct_peak", r->pct);
         if (r->pct_cpu >= 0) cJSON_AddNumberToObject(e, "pct_peak_cpu", r->pct_cpu);
-        if (r->read_same > 0 && !r->compute_bound) {
-            cJSON_AddNumberToObject(e, "read_same_us", r->read_same * 1e6);
+        cJSON_AddStringToObject(e, "peak_gbps_from", r->peak_same ? "read_same" : "probe");
+        if (r->read_same > 0) cJSON_AddNumberToObject(e, "read_same_us", r->read_same * 1e6);
+        if (r->read_same > 0 && !r->compute_bound)
             cJSON_AddNumberToObject(e, "pct_read_same", 100 * r->read_same / r->t_best);
-        }
         if (r->working_set == SIZE_MAX)
             cJSON_AddStringToObject(e, "working_set", "dram (flushed)");
         else

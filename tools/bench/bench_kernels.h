@@ -20,11 +20,12 @@
 #define BK_MAX_LEVELS 5
 
 typedef struct bk_mem_probe {
-    const char *level; /* "l1", "l2", "llc", "cache", "dram" (static) */
-    size_t bytes;      /* the buffer the probe streams over, all threads together */
-    double read_gbps;  /* read-only stream; 0 = not measured */
-    double copy_gbps;  /* copy: (bytes read + bytes written) / s; 0 = not measured */
-    double add_gbps;   /* GPUs: sw_be_add, 2 reads + 1 write through the backend; 0 = none */
+    const char *level;    /* "l1", "l2", "llc", "cache", "dram" (static) */
+    size_t bytes;         /* the buffer the probe streams over, all threads together */
+    double read_gbps;     /* read-only stream; 0 = not measured */
+    double read_seg_gbps; /* CPU: the best single segment of that stream (information only) */
+    double copy_gbps;     /* copy: (bytes read + bytes written) / s; 0 = not measured */
+    double add_gbps;      /* GPUs: sw_be_add, 2 reads + 1 write through the backend; 0 = none */
 } bk_mem_probe;
 
 typedef enum bk_compute {
@@ -152,6 +153,7 @@ typedef struct bk_row {
     const bk_mem_probe *level;
     double gbps, gops, ai, ridge, peak_gbps, peak_gops, pct;
     double pct_cpu;          /* one CPU thread: %peak of the median CPU time (-1: not given) */
+    bool peak_same;          /* peak_gbps is bytes / read_same (above the probe's) */
     double read_same;        /* CPU, cold matmul: seconds of a plain read of the bytes the row
                               * reads, right after it (bk_cpu_read_time); 0: not measured */
     bk_compute peak_compute; /* the compute peak the row is judged against */
