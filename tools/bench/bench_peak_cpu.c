@@ -5,7 +5,7 @@
  * Memory: a read-only stream (the widest loads the host has, into four
  * sums) and a copy (normal and streaming stores, alternately) over a buffer
  * of 4 x the LLC, STREAM-style: the figure is the best whole pass over the
- * buffer. A pass is made of segments of 4 MiB per thread, each flushed and
+ * buffer. A pass is made of segments of 16 MiB per thread, each flushed and
  * timed alone (so neither the flush nor a pause between segments counts),
  * and its time is the sum of its segments'. Segments run before the rows, a
  * few between every two rows and again after them, so passes span the run
@@ -38,7 +38,7 @@
 #endif
 
 #define MIB ((size_t)1 << 20)
-#define BK_SEG_PER_THREAD (4 * MIB)
+#define BK_SEG_PER_THREAD (16 * MIB)
 #define BK_READ_PREFETCH 8192 /* bytes ahead, for the prefetching read loop (as PF_AHEAD) */
 #define BK_SAMPLES 48         /* timed jobs per compute probe and per private cache level */
 
@@ -423,7 +423,7 @@ static void copy_any(const uint8_t *s, uint8_t *d, size_t n, bool nt) {
     memcpy(d, s, n);
 }
 
-/* Shared buffers (DRAM, LLC): 8 tasks per thread over consecutive slices of
+/* Shared buffers (DRAM, LLC): 4 tasks per thread over consecutive slices of
  * the segment; a sample runs from the first task's start to the last one's
  * end (the pool's dispatch is not the memory's time). On a shared machine a
  * worker may start late or not at all: such samples are slower, and only the
@@ -590,7 +590,7 @@ static void stream_run(bk_ctx *x, sw_threadpool *tp, bk_stream *s, size_t n_read
                        bk_mem_probe *m) {
     mem_job j;
     memset(&j, 0, sizeof j);
-    j.n_tasks = SW_MIN(8 * x->threads, MAX_TASKS);
+    j.n_tasks = SW_MIN(4 * x->threads, MAX_TASKS); /* as the decode matmul splits its rows */
     j.n = s->seg;
     j.kind = MP_READ;
     double bytes;
@@ -957,7 +957,7 @@ sw_status bk_cpu_peaks(bk_ctx *x, bk_phase phase, sw_err *err) {
         stream_run(x, tp, x->dram, x->quick ? 4 : 16, x->quick ? 4 : 16, dram);
         return SW_OK;
     }
-    stream_run(x, tp, x->dram, (x->quick ? 2 : 6) * pass, (x->quick ? 1 : 2) * pass, dram);
+    stream_run(x, tp, x->dram, (x->quick ? 2 : 12) * pass, (x->quick ? 1 : 2) * pass, dram);
     if (phase == BK_LAST) {
         stream_close(x->dram);
         x->dram = NULL;
@@ -981,14 +981,14 @@ double bk_cpu_read_time(bk_ctx *x, size_t bytes) {
     if (!buf) return -1;
     mem_job j;
     memset(&j, 0, sizeof j);
-    j.n_tasks = SW_MIN(8 * x->threads, MAX_TASKS);
+    j.n_tasks = SW_MIN(4 * x->threads, MAX_TASKS);
     j.n = bytes;
     j.kind = MP_READ;
     j.src = buf;
     /* the best undisturbed try (no thread waited for a CPU more than 2 % of
      * its runnable time, as the rows' best call), else the best try */
     double best = 0, best_clean = 0;
-    for (int r = 0; r < 2 * x->reps; r++) {
+    for (int r = 0; r < SW_MAX(2 * x->reps, 24); r++) {
         j.pf = r % 2 ? BK_READ_PREFETCH : 0; /* plain and prefetched, as the probe */
         bk_cpu_flush(buf, bytes);
         double c0, w0, c1, w1;
