@@ -41,8 +41,8 @@ static ALWAYS_INLINE void prefetch_unit(const uint8_t *u, int bytes, const int n
     for (int l = 0; l < bytes; l += 64)
         _mm_prefetch((const char *)u + PF_AHEAD + l, _MM_HINT_T0);
 }
-/* In two stages, for the 32-element block types: PF_AHEAD bytes ahead into
- * L2 only (PREFETCHT1: a request to L1 holds one of its few fill buffers for
+/* In two stages, for the 32-element block types and the K-quants: PF_AHEAD
+ * bytes ahead into L2 only (PREFETCHT1: a request to L1 holds one of its few fill buffers for
  * the whole DRAM latency, one to L2 does not), then PF_NEAR bytes ahead from
  * L2 into L1. With one thread on this host's Xeon (Emerald Rapids), over
  * 33 MB of flushed weights, Q4_0 decode measured 5-10% faster with the first

@@ -96,7 +96,7 @@ static ALWAYS_INLINE void pk_k4_nc(int64_t K, const uint8_t *w, const void *x, s
         acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / SW_QK_K; b++) {
         const uint8_t *u = w + (size_t)b * (five ? Q5K_UNIT : Q4K_UNIT);
-        prefetch_unit(u, five ? Q5K_UNIT : Q4K_UNIT, nc);
+        prefetch_unit_staged(u, five ? Q5K_UNIT : Q4K_UNIT, nc);
         __m256i sv[2], mv[2], isum[SW_CPU_MAX_COLS], corr[SW_CPU_MAX_COLS], scp[8];
         k4_decode(u + 8 * SW_PK_K4_SCALES, sv, mv);
         _Pragma("GCC unroll 8")
@@ -190,7 +190,7 @@ static ALWAYS_INLINE void pk_q6_K_nc(int64_t K, const uint8_t *w, const void *x,
         acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < K / SW_QK_K; b++) {
         const uint8_t *u = w + (size_t)b * Q6K_UNIT;
-        prefetch_unit(u, Q6K_UNIT, nc);
+        prefetch_unit_staged(u, Q6K_UNIT, nc);
         __m256i isum[SW_CPU_MAX_COLS], corr[SW_CPU_MAX_COLS], sc[16];
         _Pragma("GCC unroll 4")
         for (int c = 0; c < nc; c++)
