@@ -465,9 +465,8 @@ static void mem_task(void *ctx, int64_t task, int slot) {
     j->sink[slot & 63] += sum;
 }
 
-/* Time one job; return its GB/s (bytes = what its tasks read, plus written)
- * and, with `bytes_out`, those bytes. */
-static double mem_job_run(sw_threadpool *tp, mem_job *j, double *bytes_out) {
+/* Time one job; return its GB/s (bytes = what its tasks read, plus written). */
+static double mem_job_run(sw_threadpool *tp, mem_job *j) {
     double t0 = sw_time_s();
     sw_threadpool_run(tp, mem_task, j, j->n_tasks);
     double dt = sw_time_s() - t0;
@@ -481,7 +480,6 @@ static double mem_job_run(sw_threadpool *tp, mem_job *j, double *bytes_out) {
     }
     double per_task = j->private_ ? (double)j->n * j->inner : (double)j->n / j->n_tasks;
     double bytes = per_task * j->n_tasks * (j->kind == MP_READ ? 1.0 : 2.0);
-    if (bytes_out) *bytes_out = bytes;
     return dt > 0 ? bytes / dt * 1e-9 : 0.0;
 }
 
@@ -509,8 +507,9 @@ struct bk_stream {
     size_t cycle; /* segments in a pass */
     size_t reads; /* read segments timed so far (pass k = reads / cycle) */
     /* per segment of the buffer, its fastest read and copy so far (seconds;
-     * 0 = not yet timed) and the bytes that moved */
-    double *read_best, *copy_best, read_bytes, copy_bytes;
+     * 0 = not yet timed); either moves seg bytes (a copy reads and writes
+     * seg / 2) */
+    double *read_best, *copy_best;
     bool cold; /* DRAM: flush each segment before it is timed, as the rows' operands are */
 };
 
@@ -565,8 +564,9 @@ static sw_status stream_open(bk_ctx *x, size_t total, size_t seg, bk_stream **ou
     return SW_OK;
 }
 
-/* bytes / the sum of the fastest times of `from`'s segments of one kind
- * (every `every`-th, starting at `first`); 0 until each has been timed */
+/* bytes per segment over the sum of the fastest times of the segments of
+ * one kind (every `every`-th, starting at `first`); 0 until each has been
+ * timed */
 static double best_pass(const double *best, size_t cycle, size_t first, size_t every,
                         double bytes) {
     double t = 0, b = 0;
@@ -578,14 +578,20 @@ static double best_pass(const double *best, size_t cycle, size_t first, size_t e
     return t > 0 ? b / t * 1e-9 : 0;
 }
 
+/* Keep a segment's time if it is its fastest so far. */
+static void keep_fastest(double *best, double bytes, double gbps) {
+    const double t = gbps > 0 ? bytes / gbps * 1e-9 : 0;
+    if (t > 0 && (*best == 0 || t < *best)) *best = t;
+}
+
 /* The figure of a stream is its best whole pass, STREAM-style, built from
  * the buffer's segments: each segment's fastest time over the passes so far
  * (reads: alternately plain and with a software prefetch), summed over the
  * buffer. A segment that a preemption or a neighbour slowed in one pass is
  * taken from another, and one freak sample moves the figure by 1 / cycle of
  * its gain, not all of it (the best single segment, kept as information,
- * reached 51-54 GB/s here in one sample per run -- always the second --
- * where no other of ~1000 segments passed 36). */
+ * was 41-55 GB/s here from run to run, set by one sample -- the second, where
+ * traced -- where no other of ~1000 segments passed 36). */
 static void stream_run(bk_ctx *x, sw_threadpool *tp, bk_stream *s, size_t n_read, size_t n_copy,
                        bk_mem_probe *m) {
     mem_job j;
@@ -593,16 +599,13 @@ static void stream_run(bk_ctx *x, sw_threadpool *tp, bk_stream *s, size_t n_read
     j.n_tasks = SW_MIN(4 * x->threads, MAX_TASKS); /* as the decode matmul splits its rows */
     j.n = s->seg;
     j.kind = MP_READ;
-    double bytes;
     for (size_t i = 0; i < n_read; i++, s->reads++) {
         j.src = s->buf + s->read_off;
         j.pf = (s->reads / s->cycle) % 2 ? BK_READ_PREFETCH : 0;
         if (s->cold) bk_cpu_flush(j.src, j.n);
-        const double g = mem_job_run(tp, &j, &bytes);
+        const double g = mem_job_run(tp, &j);
         m->read_seg_gbps = SW_MAX(m->read_seg_gbps, g);
-        double *b = &s->read_best[s->read_off / s->seg];
-        if (g > 0 && (*b == 0 || bytes / g * 1e-9 < *b)) *b = bytes / g * 1e-9;
-        s->read_bytes = bytes;
+        keep_fastest(&s->read_best[s->read_off / s->seg], (double)s->seg, g);
         s->read_off = (s->read_off + s->seg * s->step) % s->total;
     }
     const size_t half = s->total / 2;
@@ -617,16 +620,14 @@ static void stream_run(bk_ctx *x, sw_threadpool *tp, bk_stream *s, size_t n_read
             bk_cpu_flush(j.src, j.n);
             bk_cpu_flush(j.dst, j.n);
         }
-        const double g = mem_job_run(tp, &j, &bytes);
-        double *b = &s->copy_best[k];
-        if (g > 0 && (*b == 0 || bytes / g * 1e-9 < *b)) *b = bytes / g * 1e-9;
-        s->copy_bytes = bytes;
+        keep_fastest(&s->copy_best[k], (double)s->seg, mem_job_run(tp, &j));
         s->copy_off = (s->copy_off + j.n * s->step) % half;
     }
-    m->read_gbps = SW_MAX(m->read_gbps, best_pass(s->read_best, s->cycle, 0, 1, s->read_bytes));
+    m->read_gbps = SW_MAX(m->read_gbps, best_pass(s->read_best, s->cycle, 0, 1, (double)s->seg));
     /* copies: the better of the normal-store and the streaming-store halves */
     for (size_t k = 0; k < 2; k++)
-        m->copy_gbps = SW_MAX(m->copy_gbps, best_pass(s->copy_best, s->cycle, k, 2, s->copy_bytes));
+        m->copy_gbps =
+            SW_MAX(m->copy_gbps, best_pass(s->copy_best, s->cycle, k, 2, (double)s->seg));
     m->bytes = s->total;
 }
 
@@ -657,7 +658,7 @@ static sw_status probe_private(bk_ctx *x, sw_threadpool *tp, const char *level, 
         memset(j.best_task, 0, sizeof j.best_task);
         double best = 0;
         for (int s = 0; s < samples(x); s++)
-            best = SW_MAX(best, mem_job_run(tp, &j, NULL));
+            best = SW_MAX(best, mem_job_run(tp, &j));
         /* a private cache serves its core alone: as for compute, the fastest
          * task times the cores is a bound no job can pass */
         double task = 1e30;
@@ -993,7 +994,7 @@ double bk_cpu_read_time(bk_ctx *x, size_t bytes) {
         bk_cpu_flush(buf, bytes);
         double c0, w0, c1, w1;
         const bool known0 = bk_cpu_sched(&c0, &w0);
-        const double g = mem_job_run(sw_backend_cpu_threadpool(x->be), &j, NULL);
+        const double g = mem_job_run(sw_backend_cpu_threadpool(x->be), &j);
         const bool known = bk_cpu_sched(&c1, &w1) && known0;
         const double dw = SW_MAX(0.0, w1 - w0), dc = SW_MAX(0.0, c1 - c0);
         best = SW_MAX(best, g);
